@@ -1,0 +1,62 @@
+"""Read-only views of stored documents and conversations, for citations and reloads."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from fastapi import APIRouter
+
+from app.api.deps import ComponentsDep
+from app.api.errors import ApiError
+from app.components import Components
+from app.store.conversations import message_dict
+from app.store.models import Conversation, Document
+
+router = APIRouter(prefix="/api", tags=["documents"])
+
+
+def _document(components: Components, document_id: str) -> dict[str, Any] | None:
+    with components.db.session() as session:
+        doc = session.get(Document, document_id)
+        if doc is None:
+            return None
+        return {
+            "id": doc.id,
+            "collection": doc.collection,
+            "source": doc.source,
+            "title": doc.title,
+            "updated_at": doc.updated_at.isoformat(),
+            "chunks": [{"ord": c.ord, "section": c.section, "text": c.text} for c in doc.chunks],
+        }
+
+
+def _conversation(components: Components, conversation_id: str) -> dict[str, Any] | None:
+    with components.db.session() as session:
+        conversation = session.get(Conversation, conversation_id)
+        if conversation is None:
+            return None
+        return {
+            "id": conversation.id,
+            "title": conversation.title,
+            "created_at": conversation.created_at.isoformat(),
+            "messages": [message_dict(m) for m in conversation.messages],
+        }
+
+
+@router.get("/documents/{document_id}")
+async def get_document(document_id: str, components: ComponentsDep) -> dict[str, Any]:
+    """A document's chunks in order: what a citation links to."""
+    found = await asyncio.to_thread(_document, components, document_id)
+    if found is None:
+        raise ApiError(404, "not_found", "no such document")
+    return found
+
+
+@router.get("/conversations/{conversation_id}")
+async def get_conversation(conversation_id: str, components: ComponentsDep) -> dict[str, Any]:
+    """A conversation's messages, so the chat page survives a reload."""
+    found = await asyncio.to_thread(_conversation, components, conversation_id)
+    if found is None:
+        raise ApiError(404, "not_found", "no such conversation")
+    return found

@@ -1,0 +1,36 @@
+"""Probes for orchestrators: /healthz (the process answers), /readyz (it can serve)."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from fastapi import APIRouter
+from fastapi.responses import JSONResponse
+
+from app.api.deps import ComponentsDep
+from app.store.db import ping
+
+router = APIRouter(tags=["health"])
+
+
+@router.get("/healthz")
+async def healthz() -> dict[str, str]:
+    """Alive: the event loop answers."""
+    return {"status": "ok"}
+
+
+@router.get("/readyz")
+async def readyz(components: ComponentsDep) -> JSONResponse:
+    """Ready: model loaded, vector store and database reachable."""
+    checks: dict[str, Any] = {"model": components.engine.model_id}
+    ok = True
+    for name, probe in (("database", lambda: ping(components.db.engine)), ("vectors", components.vectors.ping)):
+        try:
+            await asyncio.wait_for(asyncio.to_thread(probe), timeout=5)
+            checks[name] = "ok"
+        except Exception as exc:
+            # The exception's class only: its text may carry a URL with a password.
+            checks[name] = f"unavailable ({type(exc).__name__})"
+            ok = False
+    return JSONResponse({"status": "ready" if ok else "unavailable", "checks": checks}, status_code=200 if ok else 503)

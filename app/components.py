@@ -1,0 +1,85 @@
+"""Build the external systems from settings: the one place that knows them all."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from app.llm.embedder import Embedder
+from app.llm.engine import LlamaEngine
+from app.llm.provision import chat_model_path, embedding_model_path
+from app.rag.pipeline import Answerer
+from app.rag.retrieval import Retriever
+from app.settings import Settings
+from app.store.db import Database
+from app.store.vectors import VectorStore
+
+log = logging.getLogger(__name__)
+
+
+def open_database(settings: Settings) -> Database:
+    """The SQL database with its schema migrated to the newest revision."""
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    db = Database(settings.database_url)
+    db.migrate()
+    return db
+
+
+def open_vectors(settings: Settings, *, writer: bool) -> VectorStore:
+    """The vector store; a writer holds the embedded store exclusively."""
+    return VectorStore(url=settings.vectors.url, path=settings.chroma_path, writer=writer)
+
+
+def load_embedder(settings: Settings) -> Embedder:
+    """The embedding model from its folder."""
+    path = embedding_model_path(settings.embedding.model_path)
+    log.info("loading embedding model from %s", path)
+    return Embedder(path, device=settings.embedding.device, batch_size=settings.embedding.batch_size)
+
+
+def load_engine(settings: Settings) -> LlamaEngine:
+    """The chat model."""
+    path = chat_model_path(settings.llm.model_path)
+    log.info("loading chat model %s", path.name)
+    return LlamaEngine(settings.llm, path)
+
+
+@dataclass
+class Components:
+    """Everything the server needs, opened once at start-up."""
+
+    settings: Settings
+    db: Database
+    vectors: VectorStore
+    embedder: Embedder
+    engine: LlamaEngine
+
+    @property
+    def answerer(self) -> Answerer:
+        """The answer pipeline over these components."""
+        retriever = Retriever(
+            self.embedder,
+            self.vectors,
+            self.settings.vectors.collection,
+            top_k=self.settings.rag.top_k,
+            min_score=self.settings.rag.min_score,
+        )
+        return Answerer(retriever, self.engine, max_tokens=self.settings.llm.max_tokens)
+
+    def close(self) -> None:
+        """Release the model, the store lock and the database pool."""
+        self.engine.close()
+        self.vectors.close()
+        self.db.close()
+
+
+def build_components(settings: Settings) -> Components:
+    """Open every component (blocking: seconds, mostly model loading)."""
+    db = open_database(settings)
+    vectors = open_vectors(settings, writer=False)
+    try:
+        return Components(settings, db, vectors, load_embedder(settings), load_engine(settings))
+    except BaseException:
+        vectors.close()
+        db.close()
+        raise

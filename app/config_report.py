@@ -1,0 +1,64 @@
+"""`docchat config show`: every effective setting, masked if secret, with its origin."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, SecretStr
+from pydantic_settings import (
+    DotEnvSettingsSource,
+    EnvSettingsSource,
+    NestedSecretsSettingsSource,
+    SecretsSettingsSource,
+)
+
+from app.settings import ENV_PREFIX, Settings, settings_files
+
+MASK = "**********"
+
+
+def _has(tree: dict[str, Any], path: list[str]) -> bool:
+    node: Any = tree
+    for part in path:
+        if not isinstance(node, dict):
+            return False
+        lowered = {str(k).lower(): v for k, v in node.items()}
+        if part not in lowered:
+            return False
+        node = lowered[part]
+    return True
+
+
+def _leaves(model: BaseModel, prefix: list[str]) -> list[tuple[list[str], Any]]:
+    out: list[tuple[list[str], Any]] = []
+    for name in type(model).model_fields:
+        value = getattr(model, name)
+        if isinstance(value, BaseModel):
+            out += _leaves(value, [*prefix, name])
+        else:
+            out.append(([*prefix, name], value))
+    return out
+
+
+def settings_report(settings: Settings) -> list[dict[str, Any]]:
+    """Rows of name, value (secrets masked) and source, in declaration order."""
+    env_file, secrets_dir = settings_files()
+    sources = [
+        (f"environment ({ENV_PREFIX}…)", EnvSettingsSource(Settings)()),
+        (f"{env_file} file", DotEnvSettingsSource(Settings, env_file=env_file)()),
+        (
+            f"secrets dir {secrets_dir}",
+            NestedSecretsSettingsSource(SecretsSettingsSource(Settings, secrets_dir=secrets_dir))(),
+        ),
+    ]
+    rows = []
+    for path, value in _leaves(settings, []):
+        origin = next((label for label, tree in sources if _has(tree, path)), "default")
+        if isinstance(value, SecretStr):
+            shown: Any = MASK if value.get_secret_value() else "(empty)"
+        elif value is None:
+            shown = None
+        else:
+            shown = value if isinstance(value, int | float | bool) else str(value)
+        rows.append({"name": ".".join(path), "value": shown, "source": origin, "env": ENV_PREFIX + "__".join(path).upper()})
+    return rows

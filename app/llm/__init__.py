@@ -1,0 +1,1 @@
+"""The models: llama.cpp for answers, sentence-transformers for embeddings."""

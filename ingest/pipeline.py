@@ -1,0 +1,349 @@
+"""The incremental ingest: discover files, skip the unchanged, replace the changed,
+remove the deleted, and record what happened.
+
+Crash safety comes from the order of writes. For each file: (1) its SQL row is marked
+"pending" with the new hash, (2) the new chunks are upserted under ids derived from
+their content, (3) the file's chunks of any other hash are deleted from the vectors,
+(4) the SQL chunks are replaced and the row marked "indexed", in one transaction.
+A run killed anywhere leaves a row that is not "indexed" (or no row), which the next
+run processes again; every step is idempotent, so it converges to the same state.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+from sqlalchemy import delete, select
+
+from app.store.db import Database
+from app.store.models import Chunk, Document, IngestIssue, IngestRun, utcnow
+from app.store.vectors import VectorStore
+from ingest.chunking import ChunkDraft, Chunker, embedding_text
+from ingest.document import LoadedDocument, LoadError
+from ingest.loaders import SUPPORTED_SUFFIXES, load_file
+from ingest.quality import check_chunks, check_document
+
+
+class EmbeddingModel(Protocol):
+    """What ingest needs of the embedder."""
+
+    name: str
+
+    def embed(self, texts: list[str]) -> list[list[float]]: ...
+
+    def count_tokens(self, texts: list[str]) -> list[int]: ...
+
+
+@dataclass(frozen=True)
+class SourceFile:
+    """A file found under one of the ingest roots."""
+
+    path: Path  # absolute, resolved
+    source: str  # shown in citations: relative to the folder the user named
+
+
+@dataclass
+class Finding:
+    """A problem with one file: an error skips it, a warning is only reported."""
+
+    source: str
+    severity: str
+    reason: str
+
+
+@dataclass
+class IngestSummary:
+    """The outcome of a run, as printed and as stored."""
+
+    run_id: int | None = None
+    collection: str = ""
+    new: int = 0
+    changed: int = 0
+    unchanged: int = 0
+    deleted: int = 0
+    failed: int = 0
+    skipped: int = 0
+    chunks_written: int = 0
+    seconds: float = 0.0
+    status: str = "running"
+    dry_run: bool = False
+    findings: list[Finding] = field(default_factory=list)
+
+    @property
+    def partial(self) -> bool:
+        """Some files failed; the rest were ingested."""
+        return self.failed > 0
+
+
+# Called after each file with (source, outcome, chunks written).
+ProgressCallback = Callable[[str, str, int], None]
+
+
+def discover(roots: list[Path]) -> tuple[list[SourceFile], list[Path]]:
+    """Supported files under the roots, and the unsupported ones (skipped).
+
+    Links are not followed out of a root: a link may point anywhere on the machine.
+    Hidden files and folders (.git, .venv...) are left out.
+    """
+    found: dict[Path, SourceFile] = {}
+    unsupported: list[Path] = []
+    for root in roots:
+        root = root.expanduser().resolve()
+        if root.is_file():
+            candidates: Iterator[tuple[Path, Path]] = iter([(root, root.parent)])
+        else:
+            candidates = ((p, root.parent) for p in _walk(root))
+        for path, base in candidates:
+            if path.suffix.lower() not in SUPPORTED_SUFFIXES:
+                unsupported.append(path)
+                continue
+            found.setdefault(path, SourceFile(path, path.relative_to(base).as_posix()))
+    return sorted(found.values(), key=lambda f: f.source), unsupported
+
+
+def _walk(root: Path) -> Iterator[Path]:
+    for folder, dirs, files in os.walk(root, followlinks=False):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        for name in sorted(files):
+            if name.startswith("."):
+                continue
+            path = Path(folder) / name
+            real = path.resolve()
+            if path.is_symlink() and not real.is_relative_to(root):
+                continue
+            if real.is_file():
+                yield path.absolute() if path.is_symlink() else real
+
+
+def chunk_id(collection: str, path: str, draft: ChunkDraft) -> str:
+    """Deterministic id: the same chunk of the same file always gets the same id."""
+    key = f"{collection}\0{path}\0{draft.ord}\0{draft.content_hash}"
+    return hashlib.sha256(key.encode("utf-8")).hexdigest()[:40]
+
+
+class Ingestor:
+    """Runs ingests of folders into one collection of the stores."""
+
+    def __init__(
+        self,
+        db: Database,
+        vectors: VectorStore | None,
+        embedder: EmbeddingModel,
+        *,
+        chunk_tokens: int,
+        chunk_overlap: int,
+        max_file_bytes: int,
+    ) -> None:
+        self.db = db
+        self.vectors = vectors
+        self.embedder = embedder
+        self.chunker = Chunker(embedder.count_tokens, max_tokens=chunk_tokens, overlap=chunk_overlap)
+        self.max_file_bytes = max_file_bytes
+
+    def run(
+        self,
+        roots: list[Path],
+        collection: str,
+        *,
+        dry_run: bool = False,
+        progress: ProgressCallback | None = None,
+        on_start: Callable[[int], None] | None = None,
+    ) -> IngestSummary:
+        """Bring the collection in line with the files under `roots`."""
+        missing = [str(r) for r in roots if not r.exists()]
+        if missing:
+            raise FileNotFoundError(f"no such file or folder: {', '.join(missing)}")
+        if not dry_run and self.vectors is None:
+            raise ValueError("a vector store is needed unless this is a dry run")
+        started = time.perf_counter()
+        summary = IngestSummary(collection=collection, dry_run=dry_run)
+        files, unsupported = discover(roots)
+        summary.skipped = len(unsupported)
+        resolved_roots = [r.expanduser().resolve() for r in roots]
+        known = self._known_documents(collection, resolved_roots)
+        summary.run_id = self._start_run(collection, resolved_roots, dry_run)
+        if on_start:
+            on_start(len(files))
+        seen_hashes: dict[str, str] = {}
+        try:
+            for file in files:
+                outcome, written = self._ingest_file(file, collection, known, summary, seen_hashes)
+                if progress:
+                    progress(file.source, outcome, written)
+            present = {str(f.path) for f in files}
+            for path, (doc_id, _hash, _status) in known.items():
+                if path not in present:
+                    if not dry_run:
+                        self._delete_document(collection, doc_id, path)
+                    summary.deleted += 1
+                    if progress:
+                        progress(path, "deleted", 0)
+            summary.status = "partial" if summary.partial else "completed"
+        except BaseException:
+            summary.status = "interrupted"
+            raise
+        finally:
+            summary.seconds = time.perf_counter() - started
+            self._finish_run(summary)
+        return summary
+
+    def _known_documents(
+        self, collection: str, roots: list[Path]
+    ) -> dict[str, tuple[str, str, str]]:
+        """Documents already stored under these roots: path -> (id, hash, status)."""
+        with self.db.session() as session:
+            rows = session.execute(
+                select(Document.path, Document.id, Document.content_hash, Document.status).where(
+                    Document.collection == collection
+                )
+            ).all()
+        known = {}
+        for path, doc_id, content_hash, status in rows:
+            p = Path(path)
+            if any(p == r or p.is_relative_to(r) for r in roots):
+                known[path] = (doc_id, content_hash, status)
+        return known
+
+    def _ingest_file(
+        self,
+        file: SourceFile,
+        collection: str,
+        known: dict[str, tuple[str, str, str]],
+        summary: IngestSummary,
+        seen_hashes: dict[str, str],
+    ) -> tuple[str, int]:
+        path = str(file.path)
+        previous = known.get(path)
+        try:
+            size = file.path.stat().st_size
+            if size > self.max_file_bytes:
+                raise LoadError(
+                    f"file too large ({size / 1e6:.1f} MB; the limit is "
+                    f"{self.max_file_bytes / 1e6:.1f} MB)"
+                )
+            content_hash = hashlib.sha256(file.path.read_bytes()).hexdigest()
+        except OSError as exc:
+            return self._fail(file, summary, f"cannot read file: {exc.strerror or exc}")
+        except LoadError as exc:
+            return self._fail(file, summary, str(exc))
+        if content_hash in seen_hashes:
+            summary.findings.append(
+                Finding(file.source, "warning", f"same content as {seen_hashes[content_hash]}")
+            )
+        seen_hashes.setdefault(content_hash, file.source)
+        if previous and previous[1] == content_hash and previous[2] == "indexed":
+            summary.unchanged += 1
+            return "unchanged", 0
+        try:
+            doc = load_file(file.path)
+            for warning in check_document(doc):
+                summary.findings.append(Finding(file.source, "warning", warning))
+        except LoadError as exc:
+            return self._fail(file, summary, str(exc))
+        except Exception as exc:  # a loader bug must not stop the other files
+            return self._fail(file, summary, f"could not be parsed: {type(exc).__name__}: {exc}")
+        drafts = self.chunker.chunk(doc)
+        for warning in check_chunks(drafts):
+            summary.findings.append(Finding(file.source, "warning", warning))
+        outcome = "changed" if previous else "new"
+        if not summary.dry_run:
+            self._store(file, collection, content_hash, doc, drafts, previous)
+        setattr(summary, outcome, getattr(summary, outcome) + 1)
+        summary.chunks_written += len(drafts)
+        return outcome, len(drafts)
+
+    def _fail(self, file: SourceFile, summary: IngestSummary, reason: str) -> tuple[str, int]:
+        # A file that was indexed before keeps its old chunks: a broken edit loses nothing.
+        summary.failed += 1
+        summary.findings.append(Finding(file.source, "error", reason))
+        return "failed", 0
+
+    def _store(
+        self,
+        file: SourceFile,
+        collection: str,
+        content_hash: str,
+        doc: LoadedDocument,
+        drafts: list[ChunkDraft],
+        previous: tuple[str, str, str] | None,
+    ) -> None:
+        assert self.vectors is not None
+        path = str(file.path)
+        with self.db.session() as session:
+            row = session.get(Document, previous[0]) if previous else None
+            if row is None:
+                row = Document(collection=collection, path=path)
+                session.add(row)
+            row.source, row.title = file.source, doc.title[:512]
+            row.content_hash, row.status = content_hash, "pending"
+            session.flush()
+            doc_id = row.id
+        ids = [chunk_id(collection, path, d) for d in drafts]
+        texts = [embedding_text(doc.title, d.section, d.text) for d in drafts]
+        vectors = self.embedder.embed(texts)
+        metadatas = [
+            {
+                "path": path,
+                "source": file.source,
+                "title": doc.title,
+                "section": d.section,
+                "document_id": doc_id,
+                "ord": d.ord,
+                "doc_hash": content_hash,
+                "n_tokens": d.n_tokens,
+            }
+            for d in drafts
+        ]
+        self.vectors.upsert(collection, ids, vectors, [d.text for d in drafts], metadatas)
+        self.vectors.delete(
+            collection, {"$and": [{"path": path}, {"doc_hash": {"$ne": content_hash}}]}
+        )
+        with self.db.session() as session:
+            session.execute(delete(Chunk).where(Chunk.document_id == doc_id))
+            session.add_all(
+                Chunk(
+                    id=chunk_ids,
+                    document_id=doc_id,
+                    ord=d.ord,
+                    section=d.section[:512],
+                    text=d.text,
+                    content_hash=d.content_hash,
+                    n_tokens=d.n_tokens,
+                )
+                for chunk_ids, d in zip(ids, drafts, strict=True)
+            )
+            row = session.get_one(Document, doc_id)
+            row.status, row.n_chunks = "indexed", len(drafts)
+
+    def _delete_document(self, collection: str, doc_id: str, path: str) -> None:
+        assert self.vectors is not None
+        self.vectors.delete(collection, {"path": path})
+        with self.db.session() as session:
+            session.execute(delete(Document).where(Document.id == doc_id))
+
+    def _start_run(self, collection: str, roots: list[Path], dry_run: bool) -> int:
+        with self.db.session() as session:
+            run = IngestRun(
+                collection=collection, roots="\n".join(map(str, roots)), dry_run=dry_run
+            )
+            session.add(run)
+            session.flush()
+            return run.id
+
+    def _finish_run(self, summary: IngestSummary) -> None:
+        with self.db.session() as session:
+            run = session.get_one(IngestRun, summary.run_id)
+            for name in ("new", "changed", "unchanged", "deleted", "failed", "skipped"):
+                setattr(run, name, getattr(summary, name))
+            run.chunks_written, run.seconds = summary.chunks_written, summary.seconds
+            run.status, run.finished_at = summary.status, utcnow()
+            run.issues = [
+                IngestIssue(path=f.source, severity=f.severity, reason=f.reason)
+                for f in summary.findings
+            ]
