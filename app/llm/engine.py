@@ -73,7 +73,16 @@ class LlamaEngine:
         self._formatter: Any = Jinja2ChatFormatter(template, eos_token=eos, bos_token=bos)
         # One thread runs every llama.cpp call: contexts are not thread-safe.
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="llama")
-        self._lock = asyncio.Lock()
+        self._locks: dict[asyncio.AbstractEventLoop, asyncio.Lock] = {}
+
+    def _lock(self) -> asyncio.Lock:
+        # An asyncio.Lock belongs to one event loop; tests run several apps (and loops)
+        # on one engine. The single executor thread serializes llama.cpp in any case.
+        loop = asyncio.get_running_loop()
+        if loop not in self._locks:
+            self._locks = {l: k for l, k in self._locks.items() if not l.is_closed()}
+            self._locks[loop] = asyncio.Lock()
+        return self._locks[loop]
 
     @property
     def n_ctx(self) -> int:
@@ -115,7 +124,7 @@ class LlamaEngine:
         stats = stats if stats is not None else GenerationStats()
         stats.prompt_tokens = len(prompt.tokens)
         queued = time.perf_counter()
-        async with self._lock:
+        async with self._lock():
             started = time.perf_counter()
             stats.queued_s = started - queued
             loop = asyncio.get_running_loop()

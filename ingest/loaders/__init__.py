@@ -61,7 +61,7 @@ def _format_of(name: str) -> str:
     """The format name for a file name's suffix; LoadError if it is not supported."""
     suffix = PurePosixPath(name.replace("\\", "/")).suffix.lower()
     if suffix not in SUPPORTED_SUFFIXES:
-        raise LoadError(f"unsupported file type {suffix}" if suffix else "unsupported file type (no suffix)")
+        raise LoadError(f"unsupported file type {suffix or '(no suffix)'}")
     return SUPPORTED_SUFFIXES[suffix]
 
 

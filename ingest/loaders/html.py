@@ -162,7 +162,8 @@ def _table_text(table: Tag) -> str:
     for tr in table.find_all("tr"):
         if tr.find_parent("table") is not table:
             continue
-        cells = [_block_text(c).replace("\n", " ") for c in tr.find_all(["td", "th"], recursive=False)]
-        if any(cells):
-            rows.append(" | ".join(cells))
+        cells = tr.find_all(["td", "th"], recursive=False)
+        texts = [_block_text(cell).replace("\n", " ") for cell in cells]
+        if any(texts):
+            rows.append(" | ".join(texts))
     return "\n".join(rows)

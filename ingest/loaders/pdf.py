@@ -6,7 +6,7 @@ from io import BytesIO
 
 from pypdf import PasswordType, PdfReader
 
-from ingest.document import LoadError, LoadedDocument, Section
+from ingest.document import LoadedDocument, LoadError, Section
 from ingest.loaders.text import split_paragraphs
 
 _MAX_TITLE_CHARS = 100

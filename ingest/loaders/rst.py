@@ -7,8 +7,8 @@ import re
 import textwrap
 from typing import Any
 
-from docutils import nodes  # type: ignore[import-untyped]
-from docutils.core import publish_doctree  # type: ignore[import-untyped]
+from docutils import nodes
+from docutils.core import publish_doctree
 
 from ingest.document import LoadedDocument, Section
 
@@ -24,7 +24,7 @@ _SETTINGS = {
     # Keep the top heading a section, so levels are simply the nesting depth.
     "doctitle_xform": False,
 }
-# Sphinx cross-reference syntax left over from an unknown role: :ref:`Title <label>`, :py:func:`~a.b`.
+# Leftovers of unknown (Sphinx) roles: :ref:`Title <label>`, :py:func:`~a.b`.
 _ROLE = re.compile(r"^:[\w.+-]+(?::[\w.+-]+)*:`(.*)`$", re.DOTALL)
 _EXPLICIT_TARGET = re.compile(r"^(.+?)\s*<[^<>]+>$", re.DOTALL)
 _ROLE_IN_TEXT = re.compile(r":[\w.+-]+(?::[\w.+-]+)*:`[^`]*`")
@@ -37,7 +37,8 @@ _SKIPPED_DIRECTIVES = {"toctree", "autosummary", "only"}
 
 def load(text: str, stem: str) -> LoadedDocument:
     """Turn reST into sections; unknown Sphinx roles and directives degrade to plain text."""
-    doctree = publish_doctree(text, settings_overrides=dict(_SETTINGS, warning_stream=io.StringIO()))
+    settings = {**_SETTINGS, "warning_stream": io.StringIO()}
+    doctree = publish_doctree(text, settings_overrides=settings)
     _clean(doctree)
     sections = [Section(heading="")]
     _walk(doctree, 0, sections)

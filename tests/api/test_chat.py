@@ -1,0 +1,161 @@
+"""POST /api/chat and the read views, against the real models and stores."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi.testclient import TestClient
+
+from app.rag.prompt import NO_CONTEXT_ANSWER
+from tests.sse import parse_sse
+
+PORT_QUESTION = "What port does the widget server listen on by default?"
+
+
+def stream_chat(client: TestClient, body: dict[str, Any]) -> list[tuple[str, Any]]:
+    with client.stream("POST", "/api/chat", json=body) as response:
+        assert response.status_code == 200
+        assert response.headers["content-type"].startswith("text/event-stream")
+        return parse_sse(response.iter_lines())
+
+
+def test_streamed_answer_cites_the_source(client: TestClient) -> None:
+    events = stream_chat(client, {"question": PORT_QUESTION})
+    names = [name for name, _ in events]
+    assert names[0] == "start"
+    assert names[-1] == "done"
+    assert names.count("token") >= 2
+    done = events[-1][1]
+    streamed = "".join(data["text"] for name, data in events if name == "token")
+    assert done["answer"] == streamed.strip()
+    assert "7421" in done["answer"]
+    assert done["answered_from_docs"] is True
+    top = done["citations"][0]
+    assert top["source"] == "corpus/guide.md"
+    assert top["title"] == "Getting started"
+    assert top["section"]
+    assert 0.3 <= top["score"] <= 1.0
+    assert top["url"] == f"/sources/{top['document_id']}#chunk-{top['chunk']}"
+    assert done["conversation_id"] == events[0][1]["conversation_id"]
+    assert done["message_id"] == events[0][1]["message_id"]
+
+
+def test_json_answer_has_the_same_fields(client: TestClient) -> None:
+    response = client.post("/api/chat", json={"question": PORT_QUESTION, "stream": False})
+    assert response.status_code == 200
+    body = response.json()
+    assert {"conversation_id", "message_id", "answer", "citations", "answered_from_docs"} <= set(body)
+    assert "7421" in body["answer"]
+    assert body["citations"][0]["source"] == "corpus/guide.md"
+    assert body["usage"]["prompt_tokens"] > 0
+
+
+def test_follow_up_uses_stored_history(client: TestClient) -> None:
+    first = client.post(
+        "/api/chat", json={"question": "How are backups made and when do they run?", "stream": False}
+    ).json()
+    assert any(c["source"] == "corpus/admin/backup.rst" for c in first["citations"])
+    # Means little alone; the stored first question brings back the backup page.
+    follow = client.post(
+        "/api/chat",
+        json={
+            "question": "For how many days are they kept?",
+            "conversation_id": first["conversation_id"],
+            "stream": False,
+        },
+    ).json()
+    assert follow["conversation_id"] == first["conversation_id"]
+    assert any(c["source"] == "corpus/admin/backup.rst" for c in follow["citations"])
+    stored = client.get(f"/api/conversations/{first['conversation_id']}").json()
+    assert [m["role"] for m in stored["messages"]] == ["user", "assistant", "user", "assistant"]
+    assert stored["messages"][3]["content"] == follow["answer"]
+    assert stored["messages"][3]["status"] == "complete"
+    assert stored["messages"][1]["citations"] == first["citations"]
+
+
+def test_unrelated_question_is_not_answered_from_thin_air(client: TestClient) -> None:
+    events = stream_chat(client, {"question": "What is the boiling point of tungsten?"})
+    done = events[-1][1]
+    assert done["answered_from_docs"] is False
+    assert done["answer"] == NO_CONTEXT_ANSWER
+    assert done["citations"] == []
+
+
+def test_unknown_conversation_is_404(client: TestClient) -> None:
+    response = client.post("/api/chat", json={"question": "hello", "conversation_id": "nope"})
+    assert response.status_code == 404
+    assert response.json()["error"]["type"] == "not_found"
+    assert client.get("/api/conversations/nope").status_code == 404
+
+
+def test_malformed_requests_get_clear_errors(client: TestClient) -> None:
+    cases = [
+        ({}, "question"),
+        ({"question": ""}, "question"),
+        ({"question": 42}, "question"),
+        ({"question": "ok", "stream": "maybe"}, "stream"),
+    ]
+    for body, field in cases:
+        response = client.post("/api/chat", json=body)
+        assert response.status_code == 422, body
+        assert field in response.json()["error"]["message"]
+    response = client.post(
+        "/api/chat", content=b"{not json", headers={"content-type": "application/json"}
+    )
+    assert response.status_code == 422
+    assert client.post("/api/chat", json={"question": "   "}).status_code == 422
+
+
+def test_overlong_question_is_refused(client: TestClient) -> None:
+    limit = client.app.state.settings.rag.max_question_chars  # type: ignore[attr-defined]
+    response = client.post("/api/chat", json={"question": "x " * limit})
+    assert response.status_code == 413
+    assert response.json()["error"]["type"] == "question_too_long"
+
+
+def test_cited_document_is_served(client: TestClient) -> None:
+    done = client.post("/api/chat", json={"question": PORT_QUESTION, "stream": False}).json()
+    citation = done["citations"][0]
+    document = client.get(f"/api/documents/{citation['document_id']}").json()
+    assert document["source"] == "corpus/guide.md"
+    chunk = next(c for c in document["chunks"] if c["ord"] == citation["chunk"])
+    assert "7421" in chunk["text"]
+    assert client.get("/api/documents/unknown").status_code == 404
+    page = client.get(citation["url"].split("#")[0])
+    assert page.status_code == 200
+    assert "text/html" in page.headers["content-type"]
+
+
+def test_health_and_readiness(client: TestClient) -> None:
+    assert client.get("/healthz").json() == {"status": "ok"}
+    ready = client.get("/readyz")
+    assert ready.status_code == 200
+    assert ready.json()["checks"] == {
+        "model": "SmolLM2-135M-Instruct.Q4_1",
+        "database": "ok",
+        "vectors": "ok",
+    }
+
+
+def test_chat_page_is_served(client: TestClient) -> None:
+    page = client.get("/")
+    assert page.status_code == 200
+    assert "/static/chat.js" in page.text
+    assert client.get("/static/chat.js").status_code == 200
+
+
+def test_readiness_fails_when_the_database_is_unreachable(components, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import dataclasses
+
+    from app.main import create_app
+    from app.store.db import Database
+
+    # A directory where the SQLite file should be: every connection fails.
+    (tmp_path / "db.sqlite").mkdir()
+    broken = dataclasses.replace(components, db=Database(f"sqlite:///{tmp_path / 'db.sqlite'}"))
+    with TestClient(create_app(components.settings, broken)) as client:
+        response = client.get("/readyz")
+        assert client.get("/healthz").status_code == 200
+    assert response.status_code == 503
+    assert response.json()["checks"]["database"].startswith("unavailable")
+    assert response.json()["checks"]["vectors"] == "ok"

@@ -1,0 +1,130 @@
+"""Shared fixtures: the real small models, loaded once, and apps on temporary stores.
+
+Nothing here is a stand-in: SmolLM2 through llama.cpp, all-MiniLM through
+sentence-transformers, an on-disk Chroma and a SQLite file, each in a temp folder.
+"""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import uvicorn
+from fastapi.testclient import TestClient
+
+from app.components import Components, open_database, open_vectors
+from app.llm.embedder import Embedder
+from app.llm.engine import LlamaEngine
+from app.llm.provision import default_chat_model, default_embedding_model
+from app.main import create_app
+from app.settings import Settings
+from ingest.pipeline import Ingestor
+
+FIXTURES = Path(__file__).parent / "fixtures"
+CORPUS = FIXTURES / "corpus"
+
+
+@dataclass
+class Models:
+    """The two real models, shared by the whole session (loading costs seconds)."""
+
+    embedder: Embedder
+    engine: LlamaEngine
+
+
+@pytest.fixture(scope="session")
+def models() -> Iterator[Models]:
+    embedder = Embedder(default_embedding_model())
+    settings = Settings(llm={"n_ctx": 4096, "temperature": 0.0, "max_tokens": 96})
+    engine = LlamaEngine(settings.llm, default_chat_model())
+    yield Models(embedder, engine)
+    engine.close()
+
+
+def make_settings(data_dir: Path, **overrides: object) -> Settings:
+    """Settings on a temp data dir; greedy decoding so answers repeat."""
+    values: dict[str, object] = {
+        "env": "test",
+        "data_dir": data_dir,
+        "llm": {"n_ctx": 4096, "temperature": 0.0, "max_tokens": 96},
+    }
+    values.update(overrides)
+    # _env_file=None and a missing secrets dir: tests ignore the developer's own .env.
+    return Settings(_env_file=None, _secrets_dir=str(data_dir / "no-secrets"), **values)  # type: ignore[arg-type]
+
+
+def ingest_into(settings: Settings, embedder: Embedder, *roots: Path) -> None:
+    """Run a real ingest into the settings' stores, then release the writer lock."""
+    db = open_database(settings)
+    vectors = open_vectors(settings, writer=True)
+    try:
+        Ingestor(
+            db,
+            vectors,
+            embedder,
+            chunk_tokens=settings.ingest.chunk_tokens,
+            chunk_overlap=settings.ingest.chunk_overlap,
+            max_file_bytes=10_000_000,
+        ).run(list(roots), settings.vectors.collection)
+    finally:
+        vectors.close()
+        db.close()
+
+
+@pytest.fixture(scope="session")
+def corpus_settings(tmp_path_factory: pytest.TempPathFactory, models: Models) -> Settings:
+    """A data dir holding the fixture corpus, ingested once for the session."""
+    root = tmp_path_factory.mktemp("corpus-data")
+    corpus = root / "corpus"
+    shutil.copytree(CORPUS, corpus)
+    settings = make_settings(root / "data")
+    ingest_into(settings, models.embedder, corpus)
+    return settings
+
+
+@pytest.fixture(scope="session")
+def components(corpus_settings: Settings, models: Models) -> Iterator[Components]:
+    db = open_database(corpus_settings)
+    vectors = open_vectors(corpus_settings, writer=False)
+    yield Components(corpus_settings, db, vectors, models.embedder, models.engine)
+    vectors.close()
+    db.close()
+
+
+@pytest.fixture
+def client(components: Components) -> Iterator[TestClient]:
+    """The real app in-process; the context manager runs start-up and shutdown."""
+    with TestClient(create_app(components.settings, components)) as test_client:
+        yield test_client
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def live_server(components: Components) -> Iterator[str]:
+    """The real app behind uvicorn on a loopback port, for real HTTP clients."""
+    port = free_port()
+    config = uvicorn.Config(
+        create_app(components.settings, components), host="127.0.0.1", port=port, log_level="warning"
+    )
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError("live server did not start")
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    thread.join(timeout=30)
