@@ -87,7 +87,7 @@ def _inline(node: SyntaxTreeNode) -> str:
             parts.append(child.content)
         elif child.type in ("softbreak", "hardbreak"):
             parts.append("\n")
-        elif child.type != "html_inline":
+        else:  # links, emphasis, images (alt text); raw HTML tags have no children: dropped
             parts.append(_inline(child))
     return "".join(parts)
 

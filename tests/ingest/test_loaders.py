@@ -86,6 +86,17 @@ def test_markdown_setext_headings_and_fences() -> None:
     assert doc.sections[2].paragraphs == ["Text under the deep heading."]
 
 
+def test_markdown_inline_html_and_lists() -> None:
+    source = (
+        "Press <kbd>Ctrl</kbd>+<kbd>C</kbd> to stop <!-- INLINE-COMMENT --> the server.\n\n"
+        "1. First step\n2. Second step\n   - nested detail\n\nAfter the list.\n"
+    )
+    paragraphs = load_bytes(source.encode(), "inline.md").sections[0].paragraphs
+    assert " ".join(paragraphs[0].split()) == "Press Ctrl+C to stop the server."
+    assert paragraphs[1] == "1. First step\n2. Second step\n   - nested detail"
+    assert paragraphs[2] == "After the list."
+
+
 def test_markdown_title_fallbacks_and_front_matter_quoting() -> None:
     source = b"---\ntitle: 'It''s: quoted'\n---\n\n# Heading\n\nBody text that is long enough.\n"
     quoted = load_bytes(source, "q.md")
@@ -163,6 +174,31 @@ def test_html_sphinx_noise_and_content_root() -> None:
     ]
     for noise in ("¶", "RELATED-BAR", "Navigation", "Quick search", "SIDEBAR-TEXT", "FOOTER-TEXT"):
         assert noise not in doc.text
+
+
+def test_html_block_structure() -> None:
+    page = (
+        "<body><div>Loose text before.<div>Inner loose text.</div>Loose text after.</div>"
+        "<ul><li><p>Step one.</p><p>More about step one.</p></li><li>Step two.</li></ul>"
+        "<blockquote><p>Quoted one.</p><p>Quoted two.</p></blockquote></body>"
+    )
+    doc = load_bytes(page.encode(), "blocks.html")
+    assert doc.sections[0].paragraphs == [
+        "Loose text before.",
+        "Inner loose text.",
+        "Loose text after.",
+        "Step one.\nMore about step one.",
+        "Step two.",
+        "Quoted one.\nQuoted two.",
+    ]
+
+
+@pytest.mark.parametrize("root", ["main", "div role='main'", "article", "div class='body'"])
+def test_html_content_root(root: str) -> None:
+    tag = root.split()[0]
+    page = f"<body><div>OUTSIDE-THE-ROOT</div><{root}><p>The text inside the content root.</p></{tag}>"
+    doc = load_bytes(page.encode(), "root.html")
+    assert doc.text == "The text inside the content root."
 
 
 def test_html_title_fallbacks_and_article_header() -> None:
