@@ -141,7 +141,9 @@ def ingest(
             )
             bar.update(task, description="done")
     except KeyboardInterrupt:
-        raise _fail("interrupted; the store is consistent, run the same command to finish", 130) from None
+        raise _fail(
+            "interrupted; the store is consistent, run the same command to finish", 130
+        ) from None
     finally:
         if vectors is not None:
             vectors.close()
@@ -152,15 +154,30 @@ def ingest(
         table.add_column(name.replace("_", " "), justify="right")
     table.add_column("seconds", justify="right")
     table.add_row(
-        *(str(getattr(summary, n)) for n in ("new", "changed", "unchanged", "deleted", "failed", "skipped", "chunks_written")),
+        *(
+            str(getattr(summary, n))
+            for n in (
+                "new",
+                "changed",
+                "unchanged",
+                "deleted",
+                "failed",
+                "skipped",
+                "chunks_written",
+            )
+        ),
         f"{summary.seconds:.1f}",
     )
     console.print(table)
     for finding in summary.findings:
         colour = "red" if finding.severity == "error" else "yellow"
-        console.print(f"[{colour}]{finding.severity}[/] {finding.source}: {finding.reason}", highlight=False)
+        console.print(
+            f"[{colour}]{finding.severity}[/] {finding.source}: {finding.reason}", highlight=False
+        )
     if summary.partial:
-        err.print(f"partial run: {summary.failed} file(s) failed and were skipped (exit {EXIT_PARTIAL})")
+        err.print(
+            f"partial run: {summary.failed} file(s) failed and were skipped (exit {EXIT_PARTIAL})"
+        )
         raise typer.Exit(EXIT_PARTIAL)
 
 
@@ -200,7 +217,9 @@ def ask(
         console.print("\n[bold]Sources[/]")
         for c in sources:
             section = f" — {c['section']}" if c["section"] else ""
-            console.print(f"  [{c['n']}] {c['source']}{section} (score {c['score']:.2f})", highlight=False)
+            console.print(
+                f"  [{c['n']}] {c['source']}{section} (score {c['score']:.2f})", highlight=False
+            )
 
 
 @config_app.command("show")

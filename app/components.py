@@ -34,7 +34,9 @@ def load_embedder(settings: Settings) -> Embedder:
     """The embedding model from its folder."""
     path = embedding_model_path(settings.embedding.model_path)
     log.info("loading embedding model from %s", path)
-    return Embedder(path, device=settings.embedding.device, batch_size=settings.embedding.batch_size)
+    return Embedder(
+        path, device=settings.embedding.device, batch_size=settings.embedding.batch_size
+    )
 
 
 def load_engine(settings: Settings) -> LlamaEngine:

@@ -60,5 +60,12 @@ def settings_report(settings: Settings) -> list[dict[str, Any]]:
             shown = None
         else:
             shown = value if isinstance(value, int | float | bool) else str(value)
-        rows.append({"name": ".".join(path), "value": shown, "source": origin, "env": ENV_PREFIX + "__".join(path).upper()})
+        rows.append(
+            {
+                "name": ".".join(path),
+                "value": shown,
+                "source": origin,
+                "env": ENV_PREFIX + "__".join(path).upper(),
+            }
+        )
     return rows

@@ -16,6 +16,10 @@ from ingest.document import LoadedDocument
 TokenCounter = Callable[[list[str]], list[int]]
 
 _SENTENCE_END = re.compile(r"(?<=[.!?;:])\s+")
+# A section smaller than this (a heading over one short line) is merged into the next:
+# alone it is too short to be found. Larger small sections stay apart, because a
+# focused chunk retrieves better than one diluted by an unrelated neighbour.
+MIN_SECTION_TOKENS = 24
 
 
 @dataclass(frozen=True)
@@ -66,19 +70,20 @@ class Chunker:
             header_tokens = self.count([embedding_text(doc.title, section.heading, "")])[0]
             budget = max(self.max_tokens - header_tokens, self.max_tokens // 2)
             units = self._units(paragraphs, budget)
+            heading = section.heading
             if pending is not None:
                 # A tiny section is merged into the next one rather than left as a
-                # chunk too short to be found; its heading stays in the text.
-                heading, small = pending
+                # chunk too short to be found; the next heading stays in the text.
+                first_heading, small = pending
                 pending = None
-                merged = [*small, *self._units([section.heading], budget)] if section.heading else small
+                merged = [*small, *self._units([heading], budget)] if heading else small
                 if sum(u.tokens for u in merged) + units[0].tokens <= budget:
-                    units = merged + units
+                    units, heading = merged + units, first_heading
                 else:
-                    drafts.extend(self._pack(heading, small, budget, len(drafts)))
-            packed = self._pack(section.heading, units, budget, len(drafts))
-            if len(packed) == 1 and packed[0].n_tokens < budget // 4:
-                pending = (section.heading, units)
+                    drafts.extend(self._pack(first_heading, small, budget, len(drafts)))
+            packed = self._pack(heading, units, budget, len(drafts))
+            if len(packed) == 1 and packed[0].n_tokens < MIN_SECTION_TOKENS:
+                pending = (heading, units)
                 continue
             drafts.extend(packed)
         if pending is not None:

@@ -143,7 +143,9 @@ class Ingestor:
         self.db = db
         self.vectors = vectors
         self.embedder = embedder
-        self.chunker = Chunker(embedder.count_tokens, max_tokens=chunk_tokens, overlap=chunk_overlap)
+        self.chunker = Chunker(
+            embedder.count_tokens, max_tokens=chunk_tokens, overlap=chunk_overlap
+        )
         self.max_file_bytes = max_file_bytes
 
     def run(

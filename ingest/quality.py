@@ -42,5 +42,7 @@ def check_chunks(drafts: list[ChunkDraft]) -> list[str]:
     """Warnings about chunks too short to be useful on their own."""
     short = [d for d in drafts if d.n_tokens < SHORT_CHUNK_TOKENS]
     if short and len(drafts) > 1:
-        return [f"{len(short)} of {len(drafts)} chunks are shorter than {SHORT_CHUNK_TOKENS} tokens"]
+        return [
+            f"{len(short)} of {len(drafts)} chunks are shorter than {SHORT_CHUNK_TOKENS} tokens"
+        ]
     return []

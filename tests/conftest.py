@@ -115,7 +115,10 @@ def live_server(components: Components) -> Iterator[str]:
     """The real app behind uvicorn on a loopback port, for real HTTP clients."""
     port = free_port()
     config = uvicorn.Config(
-        create_app(components.settings, components), host="127.0.0.1", port=port, log_level="warning"
+        create_app(components.settings, components),
+        host="127.0.0.1",
+        port=port,
+        log_level="warning",
     )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)

@@ -27,7 +27,9 @@ class ChatRequest(BaseModel):
     """A question, optionally continuing a conversation."""
 
     question: str = Field(min_length=1, description="The user's question.")
-    conversation_id: str | None = Field(None, max_length=64, description="Conversation to continue.")
+    conversation_id: str | None = Field(
+        None, max_length=64, description="Conversation to continue."
+    )
     stream: bool = Field(True, description="Stream server-sent events (default) or return JSON.")
 
 
@@ -139,7 +141,9 @@ async def chat(request: ChatRequest, components: ComponentsDep) -> StreamingResp
         except Exception:
             status = "error"
             log.exception("answer failed in conversation %s", conversation_id)
-            yield sse("error", {"error": {"type": "internal_error", "message": "the answer failed"}})
+            yield sse(
+                "error", {"error": {"type": "internal_error", "message": "the answer failed"}}
+            )
         finally:
             text = "".join(pieces).strip()
             # Shielded: the write must happen even while this task is being cancelled.

@@ -25,7 +25,10 @@ async def readyz(components: ComponentsDep) -> JSONResponse:
     """Ready: model loaded, vector store and database reachable."""
     checks: dict[str, Any] = {"model": components.engine.model_id}
     ok = True
-    for name, probe in (("database", lambda: ping(components.db.engine)), ("vectors", components.vectors.ping)):
+    for name, probe in (
+        ("database", lambda: ping(components.db.engine)),
+        ("vectors", components.vectors.ping),
+    ):
         try:
             await asyncio.wait_for(asyncio.to_thread(probe), timeout=5)
             checks[name] = "ok"
@@ -33,4 +36,7 @@ async def readyz(components: ComponentsDep) -> JSONResponse:
             # The exception's class only: its text may carry a URL with a password.
             checks[name] = f"unavailable ({type(exc).__name__})"
             ok = False
-    return JSONResponse({"status": "ready" if ok else "unavailable", "checks": checks}, status_code=200 if ok else 503)
+    return JSONResponse(
+        {"status": "ready" if ok else "unavailable", "checks": checks},
+        status_code=200 if ok else 503,
+    )

@@ -105,12 +105,16 @@ async def chat_completions(
     question = request.messages[last].text.strip()
     limit = components.settings.rag.max_question_chars
     if len(question) > limit:
-        raise ApiError(413, "question_too_long", f"messages: last user message over {limit} characters")
+        raise ApiError(
+            413, "question_too_long", f"messages: last user message over {limit} characters"
+        )
     extra_system = "\n".join(
         m.text for m in request.messages if m.role in ("system", "developer") and m.text
     )
-    history = [
-        (m.role, m.text) for m in request.messages[:last] if m.role in ("user", "assistant") and m.text
+    history: list[tuple[str, str]] = [
+        (m.role, m.text)
+        for m in request.messages[:last]
+        if m.role in ("user", "assistant") and m.text
     ]
     previous = next((text for role, text in reversed(history) if role == "user"), None)
     answerer = components.answerer
@@ -137,7 +141,9 @@ async def chat_completions(
         return "length" if prepared.stats.finish_reason == "length" else "stop"
 
     if not request.stream:
-        text = "".join([piece async for piece in answerer.stream(prepared, temperature=request.temperature)])
+        text = "".join(
+            [piece async for piece in answerer.stream(prepared, temperature=request.temperature)]
+        )
         return JSONResponse(
             {
                 "id": completion_id,
@@ -185,4 +191,6 @@ async def chat_completions(
             yield f"data: {json.dumps(body)}\n\n"
         yield "data: [DONE]\n\n"
 
-    return StreamingResponse(events(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
+    return StreamingResponse(
+        events(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"}
+    )

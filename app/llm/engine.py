@@ -80,7 +80,7 @@ class LlamaEngine:
         # on one engine. The single executor thread serializes llama.cpp in any case.
         loop = asyncio.get_running_loop()
         if loop not in self._locks:
-            self._locks = {l: k for l, k in self._locks.items() if not l.is_closed()}
+            self._locks = {lp: lk for lp, lk in self._locks.items() if not lp.is_closed()}
             self._locks[loop] = asyncio.Lock()
         return self._locks[loop]
 

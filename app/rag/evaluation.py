@@ -39,7 +39,9 @@ def read_qa_file(path: Path) -> list[QACase]:
             item = json.loads(line)
             cases.append(QACase(str(item["question"]), tuple(item["sources"])))
         except (ValueError, KeyError, TypeError) as exc:
-            raise ValueError(f"{path}:{number}: not a {{question, sources}} object ({exc})") from exc
+            raise ValueError(
+                f"{path}:{number}: not a {{question, sources}} object ({exc})"
+            ) from exc
     if not cases:
         raise ValueError(f"{path}: no questions")
     return cases
@@ -71,7 +73,9 @@ def evaluate_retrieval(retriever: Retriever, cases: list[QACase], *, k: int) -> 
         ranked = ranked_sources(retriever, case.question, k)
         rank = next((i for i, s in enumerate(ranked, start=1) if matches(s, case.sources)), None)
         if rank is None:
-            report.misses.append({"question": case.question, "expected": case.sources, "got": ranked[:3]})
+            report.misses.append(
+                {"question": case.question, "expected": case.sources, "got": ranked[:3]}
+            )
             continue
         hits += 1
         first += rank == 1

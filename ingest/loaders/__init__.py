@@ -43,13 +43,13 @@ def load_bytes(data: bytes, name: str) -> LoadedDocument:
     if not data.strip():
         raise LoadError("empty file")
     stem = PurePosixPath(name.replace("\\", "/")).stem
-    if fmt == "pdf":
-        doc = pdf.load(data, stem)
-    else:
-        decoded = _decode(data, fmt)
-        if not decoded.strip():
-            raise LoadError("empty file")
-        doc = _TEXT_LOADERS[fmt](decoded, stem)
+    decoded = "" if fmt == "pdf" else _decode(data, fmt)
+    if fmt != "pdf" and not decoded.strip():
+        raise LoadError("empty file")
+    try:
+        doc = pdf.load(data, stem) if fmt == "pdf" else _TEXT_LOADERS[fmt](decoded, stem)
+    except RecursionError as exc:  # the parsers and tree walks recurse once per nesting level
+        raise LoadError("too deeply nested to read") from exc
     if sum(not c.isspace() for c in doc.text) < MIN_TEXT_CHARS:
         if fmt == "pdf":
             raise LoadError("no extractable text (scanned or image-only PDF?)")

@@ -11,8 +11,23 @@ from ingest.document import LoadedDocument, Section
 
 # Never content: code, chrome around the page, widgets. Embedded media fallbacks are noise too.
 _REMOVED_TAGS = [
-    "script", "style", "noscript", "template", "nav", "header", "footer", "aside", "form",
-    "iframe", "svg", "button", "select", "textarea", "canvas", "object", "embed",
+    "script",
+    "style",
+    "noscript",
+    "template",
+    "nav",
+    "header",
+    "footer",
+    "aside",
+    "form",
+    "iframe",
+    "svg",
+    "button",
+    "select",
+    "textarea",
+    "canvas",
+    "object",
+    "embed",
 ]
 # Sphinx chrome: permalink pilcrows, sidebar, prev/next bar and footer.
 _SPHINX_NOISE = "a.headerlink, div.sphinxsidebar, div.related, div.footer"
@@ -21,9 +36,37 @@ _HEADINGS = {"h1", "h2", "h3", "h4", "h5", "h6"}
 _BLOCKS = _HEADINGS | {"p", "pre", "li", "dt", "dd", "blockquote", "table", "figcaption"}
 # Elements whose text flows into the surrounding line; every other tag breaks the line.
 _INLINE = {
-    "a", "abbr", "b", "bdi", "bdo", "cite", "code", "data", "del", "dfn", "em", "font", "i",
-    "ins", "kbd", "label", "mark", "q", "s", "samp", "small", "span", "strong", "sub", "sup",
-    "time", "tt", "u", "var", "wbr", "img",
+    "a",
+    "abbr",
+    "b",
+    "bdi",
+    "bdo",
+    "cite",
+    "code",
+    "data",
+    "del",
+    "dfn",
+    "em",
+    "font",
+    "i",
+    "ins",
+    "kbd",
+    "label",
+    "mark",
+    "q",
+    "s",
+    "samp",
+    "small",
+    "span",
+    "strong",
+    "sub",
+    "sup",
+    "time",
+    "tt",
+    "u",
+    "var",
+    "wbr",
+    "img",
 }
 _HIDDEN_STYLE = re.compile(r"display\s*:\s*none|visibility\s*:\s*hidden", re.IGNORECASE)
 _META_CHARSET = re.compile(rb"<meta[^>]+charset\s*=\s*[\"']?\s*([A-Za-z0-9_.:-]+)", re.IGNORECASE)
@@ -38,7 +81,8 @@ def declared_charset(data: bytes) -> str | None:
 def load(text: str, stem: str) -> LoadedDocument:
     """Turn an HTML page into a title and sections of paragraphs."""
     soup = BeautifulSoup(text, "lxml")
-    page_title = soup.title.get_text(" ", strip=True) if soup.title else ""
+    title_tag = soup.select_one("head > title")  # not an SVG <title> in the body
+    page_title = title_tag.get_text(" ", strip=True) if title_tag else ""
     _strip_noise(soup)
     root = next((r for sel in _CONTENT_ROOTS if (r := soup.select_one(sel)) is not None), soup)
     sections = _Walker().run(root)

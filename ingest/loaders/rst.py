@@ -32,7 +32,7 @@ _BLANK_LINES = re.compile(r"\n\s*\n")
 _DIRECTIVE = re.compile(r"^\.\.\s+([\w:.+-]+)::[ \t]*(.*)$")
 _DROPPED = (nodes.comment, nodes.substitution_definition, nodes.pending, nodes.raw)
 # Unknown directives whose body is not prose (lists of document names and the like).
-_SKIPPED_DIRECTIVES = {"toctree", "autosummary", "only"}
+_SKIPPED_DIRECTIVES = {"toctree", "autosummary"}
 
 
 def load(text: str, stem: str) -> LoadedDocument:
@@ -99,8 +99,17 @@ def _walk(node: Any, depth: int, sections: list[Section]) -> None:
             continue
         elif isinstance(child, nodes.topic) and "contents" in child["classes"]:
             continue  # a generated table of contents
-        elif isinstance(child, (nodes.Admonition, nodes.block_quote, nodes.container,
-                                nodes.compound, nodes.topic, nodes.sidebar)):
+        elif isinstance(
+            child,
+            (
+                nodes.Admonition,
+                nodes.block_quote,
+                nodes.container,
+                nodes.compound,
+                nodes.topic,
+                nodes.sidebar,
+            ),
+        ):
             _walk(child, depth, sections)
         elif text := _body_text(child):
             sections[-1].paragraphs.append(text)
@@ -111,8 +120,10 @@ def _body_text(node: Any) -> str:
     if isinstance(node, (nodes.bullet_list, nodes.enumerated_list)):
         return _list_text(node)
     if isinstance(node, nodes.table):
-        rows = [" | ".join(" ".join(e.astext().split()) for e in row.children)
-                for row in node.findall(nodes.row)]
+        rows = [
+            " | ".join(" ".join(e.astext().split()) for e in row.children)
+            for row in node.findall(nodes.row)
+        ]
         return "\n".join(rows)
     if isinstance(node, (nodes.literal_block, nodes.doctest_block)):
         return str(node.astext()).strip("\n")

@@ -44,7 +44,9 @@ def test_json_answer_has_the_same_fields(client: TestClient) -> None:
     response = client.post("/api/chat", json={"question": PORT_QUESTION, "stream": False})
     assert response.status_code == 200
     body = response.json()
-    assert {"conversation_id", "message_id", "answer", "citations", "answered_from_docs"} <= set(body)
+    assert {"conversation_id", "message_id", "answer", "citations", "answered_from_docs"} <= set(
+        body
+    )
     assert "7421" in body["answer"]
     assert body["citations"][0]["source"] == "corpus/guide.md"
     assert body["usage"]["prompt_tokens"] > 0
@@ -52,7 +54,8 @@ def test_json_answer_has_the_same_fields(client: TestClient) -> None:
 
 def test_follow_up_uses_stored_history(client: TestClient) -> None:
     first = client.post(
-        "/api/chat", json={"question": "How are backups made and when do they run?", "stream": False}
+        "/api/chat",
+        json={"question": "How are backups made and when do they run?", "stream": False},
     ).json()
     assert any(c["source"] == "corpus/admin/backup.rst" for c in first["citations"])
     # Means little alone; the stored first question brings back the backup page.

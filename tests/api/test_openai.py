@@ -60,8 +60,10 @@ def test_streaming_completion(client: openai.OpenAI) -> None:
     text = "".join(pieces)
     assert "/v2/widgets" in text
     assert finish in ("stop", "length")
-    assert sources and sources[0]["source"] == "corpus/reference/api.html"
-    assert usage is not None and usage.completion_tokens > 0
+    assert sources
+    assert sources[0]["source"] == "corpus/reference/api.html"
+    assert usage is not None
+    assert usage.completion_tokens > 0
 
 
 def test_unknown_model_is_an_openai_error(client: openai.OpenAI) -> None:

@@ -196,7 +196,8 @@ def test_html_block_structure() -> None:
 @pytest.mark.parametrize("root", ["main", "div role='main'", "article", "div class='body'"])
 def test_html_content_root(root: str) -> None:
     tag = root.split()[0]
-    page = f"<body><div>OUTSIDE-THE-ROOT</div><{root}><p>The text inside the content root.</p></{tag}>"
+    content = "<p>The text inside the content root.</p>"
+    page = f"<body><div>OUTSIDE-THE-ROOT</div><{root}>{content}</{tag}></body>"
     doc = load_bytes(page.encode(), "root.html")
     assert doc.text == "The text inside the content root."
 
@@ -289,9 +290,7 @@ Uses |product| here.
     assert (out, err) == ("", "")
     assert headings(doc) == [(0, ""), (1, "Title")]
     assert doc.title == "Title"
-    assert doc.sections[0].paragraphs == [
-        "Intro with pkg.mod.func and The Guide, and *bad markup."
-    ]
+    assert doc.sections[0].paragraphs == ["Intro with pkg.mod.func and The Guide, and *bad markup."]
     assert doc.sections[1].paragraphs == [
         "Uses SUBSTITUTED-PRODUCT here.",
         "no-such-directive argument\nBody of the unknown directive.",
@@ -394,10 +393,16 @@ def test_bad_files(name: str, reason: str) -> None:
         (b"\xef\xbb\xbf  \n", "bom-only.txt", r"^empty file$"),
         (b"x" * 50, "README", r"^unsupported file type \(no suffix\)$"),
         (b"Hello, world.", "short.txt", r"^no text left after cleaning$"),
-        (b"<script>var lots = 'of code but no text';</script><p>Hi</p>", "s.html",
-         r"^no text left after cleaning$"),
-        (b"<p>Hello\x00world, quite a long page indeed.</p>", "nul.html",
-         r"^binary content, not text \(NUL bytes found\)$"),
+        (
+            b"<script>var lots = 'of code but no text';</script><p>Hi</p>",
+            "s.html",
+            r"^no text left after cleaning$",
+        ),
+        (
+            b"<p>Hello\x00world, quite a long page indeed.</p>",
+            "nul.html",
+            r"^binary content, not text \(NUL bytes found\)$",
+        ),
         ("Hello in UTF-16".encode("utf-16"), "wide.txt", r"^not valid UTF-8 text: UTF-16"),
         (b"   \n", "blank.pdf", r"^empty file$"),
     ],
@@ -405,6 +410,12 @@ def test_bad_files(name: str, reason: str) -> None:
 def test_common_checks(data: bytes, name: str, reason: str) -> None:
     with pytest.raises(LoadError, match=reason):
         load_bytes(data, name)
+
+
+def test_absurd_nesting_is_a_load_error() -> None:
+    page = "<div>" * 5000 + "<p>Text at the bottom of the nesting.</p>" + "</div>" * 5000
+    with pytest.raises(LoadError, match=r"^too deeply nested to read"):
+        load_bytes(page.encode(), "deep.html")
 
 
 def test_utf8_bom_and_upper_case_suffix() -> None:
@@ -441,8 +452,14 @@ def test_python_manual_json_page() -> None:
     assert "Serialize obj as a JSON formatted stream to fp" in basic
     assert "¶" not in doc.text
     assert all("¶" not in h for _, h in found)
-    for chrome in ("Table of Contents", "Previous topic", "Quick search", "Report a Bug",
-                   "Show Source", "Python Software Foundation"):
+    for chrome in (
+        "Table of Contents",
+        "Previous topic",
+        "Quick search",
+        "Report a Bug",
+        "Show Source",
+        "Python Software Foundation",
+    ):
         assert chrome not in doc.text
     # Code examples keep their prompts and line breaks.
     assert ">>> import json\n>>> json.dumps(['foo', {'bar': ('baz', None, 1.0, 2)}])" in doc.text

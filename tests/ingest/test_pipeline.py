@@ -20,7 +20,7 @@ from app.store.models import Chunk, Document, IngestRun
 from app.store.vectors import VectorStore, VectorStoreBusy
 from ingest.chunking import Chunker
 from ingest.loaders import load_file
-from ingest.pipeline import IngestSummary, Ingestor
+from ingest.pipeline import Ingestor, IngestSummary
 from tests.conftest import CORPUS, Models, make_settings
 
 GOOD = ["admin/backup.rst", "guide.md", "manual.pdf", "notes.txt", "reference/api.html"]
@@ -89,7 +89,9 @@ def corpus(tmp_path: Path) -> Path:
     return target
 
 
-def test_folder_with_every_format_and_bad_files(tmp_path: Path, corpus: Path, models: Models) -> None:
+def test_folder_with_every_format_and_bad_files(
+    tmp_path: Path, corpus: Path, models: Models
+) -> None:
     settings = make_settings(tmp_path / "data")
     summary = run(settings, models, corpus)
     assert (summary.new, summary.changed, summary.unchanged, summary.deleted) == (5, 0, 0, 0)
@@ -109,7 +111,12 @@ def test_folder_with_every_format_and_bad_files(tmp_path: Path, corpus: Path, mo
     db = open_database(settings)
     with db.session() as session:
         stored = session.scalars(select(IngestRun)).one()
-        assert (stored.status, stored.new, stored.failed, stored.chunks_written) == ("partial", 5, 4, want)
+        assert (stored.status, stored.new, stored.failed, stored.chunks_written) == (
+            "partial",
+            5,
+            4,
+            want,
+        )
         assert {i.path for i in stored.issues if i.severity == "error"} == set(errors)
     db.close()
 
@@ -161,7 +168,9 @@ def test_incremental_edit_add_delete(tmp_path: Path, corpus: Path, models: Model
     assert stored_state(fresh) == state
 
 
-def test_broken_edit_keeps_the_previous_version(tmp_path: Path, corpus: Path, models: Models) -> None:
+def test_broken_edit_keeps_the_previous_version(
+    tmp_path: Path, corpus: Path, models: Models
+) -> None:
     settings = make_settings(tmp_path / "data")
     run(settings, models, corpus / "notes.txt")
     before = stored_state(settings)
@@ -209,7 +218,10 @@ def test_interrupted_store_converges(
 
     db = open_database(settings)
     with db.session() as session:
-        assert session.scalars(select(IngestRun.status).order_by(IngestRun.id.desc())).first() == "interrupted"
+        assert (
+            session.scalars(select(IngestRun.status).order_by(IngestRun.id.desc())).first()
+            == "interrupted"
+        )
         guide = session.scalars(select(Document).where(Document.source == "corpus/guide.md")).one()
         assert guide.status == "pending"
     db.close()
@@ -239,7 +251,11 @@ def test_killed_cli_ingest_then_rerun_converges(tmp_path: Path, models: Models) 
         body = "\n\n".join(f"## Part {j}\n\n{i}-{j}: {paragraph}" for j in range(6))
         (docs / f"page{i:02}.md").write_text(f"# Page {i}\n\n{body}\n")
     data = tmp_path / "data"
-    env = {**os.environ, "DOCCHAT_DATA_DIR": str(data), "DOCCHAT_SECRETS_DIR": str(tmp_path / "none")}
+    env = {
+        **os.environ,
+        "DOCCHAT_DATA_DIR": str(data),
+        "DOCCHAT_SECRETS_DIR": str(tmp_path / "none"),
+    }
     process = subprocess.Popen(
         [sys.executable, "-m", "app.cli", "ingest", str(docs)],
         env=env,

@@ -1,0 +1,86 @@
+"""The `docchat` command as a user runs it: real processes, real models."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from app.components import Components
+from app.settings import Settings
+from tests.conftest import CORPUS
+
+
+def docchat(*args: str, data_dir: Path, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    env = {
+        **os.environ,
+        "DOCCHAT_DATA_DIR": str(data_dir),
+        "DOCCHAT_SECRETS_DIR": str(data_dir / "no-secrets"),
+        "DOCCHAT_LLM__TEMPERATURE": "0",
+        "DOCCHAT_LLM__MAX_TOKENS": "64",
+        "COLUMNS": "200",
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "app.cli", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def test_ingest_reports_partial_run(tmp_path: Path) -> None:
+    corpus = tmp_path / "corpus"
+    shutil.copytree(CORPUS, corpus)
+    result = docchat("ingest", str(corpus), "--collection", "acme-docs", data_dir=tmp_path / "data")
+    assert result.returncode == 3, result.stderr
+    assert "partial run: 4 file(s) failed" in result.stderr
+    assert "corpus/bad/latin1.txt: not valid UTF-8" in result.stdout
+    assert "corpus/bad/empty.md: empty file" in result.stdout
+    # Second run: nothing to do but the bad files, which are reported again.
+    again = docchat("ingest", str(corpus), "--collection", "acme-docs", data_dir=tmp_path / "data")
+    assert again.returncode == 3
+    row = next(line for line in again.stdout.splitlines() if line.strip().startswith("│"))
+    assert [cell.strip() for cell in row.strip("│ ").split("│")][:6] == [
+        "0",
+        "0",
+        "5",
+        "0",
+        "4",
+        "1",
+    ]
+
+
+def test_ingest_of_clean_folder_exits_zero(tmp_path: Path) -> None:
+    result = docchat("ingest", str(CORPUS / "guide.md"), data_dir=tmp_path / "data")
+    assert result.returncode == 0, result.stderr
+
+
+def test_ingest_errors_are_clear(tmp_path: Path) -> None:
+    missing = docchat("ingest", str(tmp_path / "nowhere"), data_dir=tmp_path / "data")
+    assert missing.returncode == 1
+    assert "no such file or folder" in missing.stderr
+    bad_name = docchat("ingest", str(CORPUS), "--collection", "x", data_dir=tmp_path / "data")
+    assert bad_name.returncode == 1
+    assert "invalid collection name" in bad_name.stderr
+
+
+def test_ingest_refused_while_the_server_holds_the_store(components: Components) -> None:
+    # `components` holds the embedded store open for reading, as a running server does.
+    settings: Settings = components.settings
+    result = docchat("ingest", str(CORPUS / "guide.md"), data_dir=settings.data_dir)
+    assert result.returncode == 1
+    assert "busy" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_ask_answers_with_sources(components: Components) -> None:
+    result = docchat(
+        "ask", "Where are the server logs written?", data_dir=components.settings.data_dir
+    )
+    assert result.returncode == 0, result.stderr
+    assert "/var/log/widget/server.log" in result.stdout
+    assert "Sources" in result.stdout
+    assert "corpus/manual.pdf — Page 2" in result.stdout
