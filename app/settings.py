@@ -53,6 +53,12 @@ class LLMSettings(BaseModel):
     temperature: float = Field(
         0.2, ge=0.0, le=2.0, description="Sampling temperature; 0 is greedy decoding."
     )
+    repeat_penalty: float = Field(
+        1.1,
+        ge=1.0,
+        le=2.0,
+        description="Penalty on repeating recent tokens; small models loop without it.",
+    )
     seed: int = Field(1234, description="Sampling seed, for reproducible answers.")
 
 

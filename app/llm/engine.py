@@ -145,6 +145,7 @@ class LlamaEngine:
                         max_tokens=max_tokens,
                         temperature=temperature,
                         seed=self.settings.seed,
+                        repeat_penalty=self.settings.repeat_penalty,
                         stop=prompt.stop,
                         stream=True,
                     )
