@@ -145,9 +145,11 @@ def main() -> None:
         llama_prompt_eval_s=round(native_s, 3),
         api_overhead=round(api_s / native_s - 1, 4),
     )
-    print(f"time to first token, {len(prepared.prompt.tokens)}-token prompt, median of {args.repeats}:")
+    overhead = 100 * (api_s / native_s - 1)
+    tokens = len(prepared.prompt.tokens)
+    print(f"time to first token, {tokens}-token prompt, median of {args.repeats}:")
     print(f"  llama.cpp prompt evaluation  {native_s:6.3f} s")
-    print(f"  docchat API (HTTP, SSE)      {api_s:6.3f} s   (+{100 * (api_s / native_s - 1):.1f}%, target < 15%)")
+    print(f"  docchat API (HTTP, SSE)      {api_s:6.3f} s   (+{overhead:.1f}%, target < 15%)")
     components.close()
     if args.json:
         args.json.write_text(json.dumps(figures, indent=2))
