@@ -169,6 +169,9 @@ def ingest(
         f"{summary.seconds:.1f}",
     )
     console.print(table)
+    if summary.stages:
+        spent = ", ".join(f"{name} {secs:.1f} s" for name, secs in summary.stages.items())
+        console.print(f"time by stage: {spent}", highlight=False)
     for finding in summary.findings:
         colour = "red" if finding.severity == "error" else "yellow"
         console.print(

@@ -99,6 +99,9 @@ def main() -> None:
     )
     print(f"ingest: {files} files ({first.failed} failed), {first.chunks_written} chunks")
     print(f"  first run      {first.seconds:8.1f} s   {figures['chunks_per_s']} chunks/s")
+    stages = ", ".join(f"{k} {v:.1f} s" for k, v in sorted(first.stages.items()))
+    print(f"  stages: {stages}")
+    figures.update({f"stage_{k}_s": round(v, 2) for k, v in first.stages.items()})
     print(
         f"  unchanged run  {second.seconds:8.2f} s   "
         f"{100 * second.seconds / first.seconds:.2f}% of the first (target < 5%)"

@@ -74,6 +74,12 @@ class IngestSummary:
     status: str = "running"
     dry_run: bool = False
     findings: list[Finding] = field(default_factory=list)
+    # Seconds spent per stage (load, chunk, embed, store): where a slow run goes.
+    stages: dict[str, float] = field(default_factory=dict)
+
+    def timed(self, stage: str, started: float) -> None:
+        """Add the time since `started` (a perf_counter value) to a stage."""
+        self.stages[stage] = self.stages.get(stage, 0.0) + time.perf_counter() - started
 
     @property
     def partial(self) -> bool:
@@ -242,6 +248,7 @@ class Ingestor:
         if previous and previous[1] == content_hash and previous[2] == "indexed":
             summary.unchanged += 1
             return "unchanged", 0
+        began = time.perf_counter()
         try:
             doc = load_file(file.path)
             for warning in check_document(doc):
@@ -250,12 +257,15 @@ class Ingestor:
             return self._fail(file, summary, str(exc))
         except Exception as exc:  # a loader bug must not stop the other files
             return self._fail(file, summary, f"could not be parsed: {type(exc).__name__}: {exc}")
+        summary.timed("load", began)
+        began = time.perf_counter()
         drafts = self.chunker.chunk(doc)
+        summary.timed("chunk", began)
         for warning in check_chunks(drafts):
             summary.findings.append(Finding(file.source, "warning", warning))
         outcome = "changed" if previous else "new"
         if not summary.dry_run:
-            self._store(file, collection, content_hash, doc, drafts, previous)
+            self._store(file, collection, content_hash, doc, drafts, previous, summary)
         setattr(summary, outcome, getattr(summary, outcome) + 1)
         summary.chunks_written += len(drafts)
         return outcome, len(drafts)
@@ -274,9 +284,11 @@ class Ingestor:
         doc: LoadedDocument,
         drafts: list[ChunkDraft],
         previous: tuple[str, str, str] | None,
+        summary: IngestSummary,
     ) -> None:
         assert self.vectors is not None
         path = str(file.path)
+        began = time.perf_counter()
         with self.db.session() as session:
             row = session.get(Document, previous[0]) if previous else None
             if row is None:
@@ -288,7 +300,11 @@ class Ingestor:
             doc_id = row.id
         ids = [chunk_id(collection, path, d) for d in drafts]
         texts = [embedding_text(doc.title, d.section, d.text) for d in drafts]
+        summary.timed("store", began)
+        began = time.perf_counter()
         vectors = self.embedder.embed(texts)
+        summary.timed("embed", began)
+        began = time.perf_counter()
         metadatas = [
             {
                 "path": path,
@@ -322,6 +338,7 @@ class Ingestor:
             )
             row = session.get_one(Document, doc_id)
             row.status, row.n_chunks = "indexed", len(drafts)
+        summary.timed("store", began)
 
     def _delete_document(self, collection: str, doc_id: str, path: str) -> None:
         assert self.vectors is not None
