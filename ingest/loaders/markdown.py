@@ -8,6 +8,7 @@ from markdown_it import MarkdownIt
 from markdown_it.tree import SyntaxTreeNode
 
 from ingest.document import LoadedDocument, Section
+from ingest.loaders.blocks import list_text
 from ingest.loaders.html import fragment_text
 
 _PARSER = MarkdownIt("commonmark").enable(["table", "strikethrough"])
@@ -96,14 +97,8 @@ def _list_text(node: SyntaxTreeNode) -> str:
     """A list as lines "- item" / "1. item", nested lists indented under their item."""
     ordered = node.type == "ordered_list"
     start = int(node.attrs.get("start", 1)) if ordered else 1
-    lines: list[str] = []
-    for number, item in enumerate(node.children, start=start):
-        marker = f"{number}." if ordered else "-"
-        text = "\n".join(t for c in item.children if (t := _block_text(c)))
-        first, *rest = text.splitlines() or [""]
-        lines.append(f"{marker} {first}".rstrip())
-        lines.extend(" " * (len(marker) + 1) + line if line else "" for line in rest)
-    return "\n".join(lines)
+    items = ["\n".join(t for c in item.children if (t := _block_text(c))) for item in node.children]
+    return list_text(items, ordered=ordered, start=start)
 
 
 def _table_text(node: SyntaxTreeNode) -> str:

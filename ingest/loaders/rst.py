@@ -11,6 +11,7 @@ from docutils import nodes
 from docutils.core import publish_doctree
 
 from ingest.document import LoadedDocument, Section
+from ingest.loaders.blocks import list_text
 
 _SETTINGS = {
     # Never print, never stop: problems become system_message nodes, which are dropped.
@@ -133,12 +134,6 @@ def _body_text(node: Any) -> str:
 
 def _list_text(node: Any) -> str:
     """A list as lines "- item" / "1. item", nested lists indented under their item."""
+    items = ["\n".join(t for c in item.children if (t := _body_text(c))) for item in node.children]
     ordered = isinstance(node, nodes.enumerated_list)
-    lines: list[str] = []
-    for number, item in enumerate(node.children, start=int(node.get("start", 1))):
-        marker = f"{number}." if ordered else "-"
-        text = "\n".join(t for c in item.children if (t := _body_text(c)))
-        first, *rest = text.splitlines() or [""]
-        lines.append(f"{marker} {first}".rstrip())
-        lines.extend(" " * (len(marker) + 1) + line if line else "" for line in rest)
-    return "\n".join(lines)
+    return list_text(items, ordered=ordered, start=int(node.get("start", 1)))
