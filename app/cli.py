@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import logging
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -23,8 +22,10 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 config_app = typer.Typer(help="Inspect the settings.", no_args_is_help=True)
+keys_app = typer.Typer(help="Manage API keys (shown once, stored hashed).", no_args_is_help=True)
 eval_app = typer.Typer(help="Measure answer and retrieval quality.", no_args_is_help=True)
 app.add_typer(config_app, name="config")
+app.add_typer(keys_app, name="keys")
 app.add_typer(eval_app, name="eval")
 
 console = Console()
@@ -34,13 +35,16 @@ EXIT_PARTIAL = 3
 
 
 def _settings(**overrides: Any) -> Settings:
-    settings = load_settings(**overrides)
-    logging.basicConfig(
-        level=settings.logging.level,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-    for noisy in ("alembic", "chromadb", "sentence_transformers", "httpx", "urllib3"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+    """Settings, with logging that masks every secret (tracebacks included)."""
+    from app.security import redaction
+    from app.security.secrets import ConfigError, all_secret_values
+
+    try:
+        settings = load_settings(**overrides)
+        secrets = all_secret_values(settings)
+    except (ValueError, ConfigError) as exc:
+        raise _fail(str(exc)) from None
+    redaction.install(redaction.Redactor(secrets), settings.logging.level)
     return settings
 
 
@@ -61,13 +65,19 @@ def serve(
     import uvicorn
 
     from app.main import create_app
+    from app.security.secrets import ConfigError
 
     settings = _settings()
+    try:
+        application = create_app(settings)
+    except ConfigError as exc:
+        raise _fail(str(exc), 2) from None
     uvicorn.run(
-        create_app(settings),
+        application,
         host=host or settings.server.host,
         port=port or settings.server.port,
         log_level=settings.logging.level.lower(),
+        log_config=None,  # keep the redacting handler installed above
         timeout_graceful_shutdown=30,
     )
 
@@ -199,7 +209,7 @@ def ask(
     overrides = {"vectors": {"collection": collection}} if collection else {}
     settings = _settings(**overrides)
     try:
-        components = build_components(settings)
+        components = build_components(settings, writer=False)
     except VectorStoreBusy as exc:
         raise _fail(str(exc)) from None
 
@@ -223,6 +233,75 @@ def ask(
             console.print(
                 f"  [{c['n']}] {c['source']}{section} (score {c['score']:.2f})", highlight=False
             )
+
+
+def _key_store(settings: Settings) -> Any:
+    from app.components import open_database
+    from app.security.keys import KeyStore
+    from app.security.secrets import resolve_pepper
+
+    pepper, previous = resolve_pepper(settings)
+    return KeyStore(open_database(settings), pepper, previous)
+
+
+@keys_app.command("create")
+def keys_create(
+    name: Annotated[str, typer.Option(help="A unique name, e.g. the team or tool using it.")],
+    scope: Annotated[str, typer.Option(help="chat, ingest (includes chat) or admin (all).")],
+    expires: Annotated[
+        float | None, typer.Option(help="Days until the key stops working.", min=0.001)
+    ] = None,
+) -> None:
+    """Create an API key and print it once; only its keyed hash is stored.
+
+    Example: docchat keys create --name support-bot --scope chat --expires 90
+    """
+    settings = _settings()
+    try:
+        key = _key_store(settings).create(name, scope, expires)
+    except ValueError as exc:
+        raise _fail(str(exc)) from None
+    err.print(f"key {name!r} ({scope}) created. It is shown once; store it now:")
+    sys.stdout.write(key + "\n")
+
+
+@keys_app.command("list")
+def keys_list(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
+    """List keys: name, scope, created, last used, expiry, state (never the key)."""
+    keys = _key_store(_settings()).list()
+
+    def when(moment: Any) -> str:
+        return moment.strftime("%Y-%m-%d %H:%M") if moment else "-"
+
+    rows = [
+        {
+            "id": k.id,
+            "name": k.name,
+            "scope": k.scope,
+            "created": when(k.created_at),
+            "last_used": when(k.last_used_at),
+            "expires": when(k.expires_at),
+            "state": k.state,
+        }
+        for k in keys
+    ]
+    if as_json:
+        console.print_json(json.dumps(rows))
+        return
+    table = Table(title="API keys")
+    for column in ("id", "name", "scope", "created", "last_used", "expires", "state"):
+        table.add_column(column.replace("_", " "))
+    for row in rows:
+        table.add_row(*(row[c] for c in row))
+    console.print(table)
+
+
+@keys_app.command("revoke")
+def keys_revoke(name_or_id: Annotated[str, typer.Argument(help="Key name or id.")]) -> None:
+    """Revoke a key; it is refused from the next request on."""
+    if not _key_store(_settings()).revoke(name_or_id):
+        raise _fail(f"no active key named or with id {name_or_id!r}")
+    console.print(f"revoked {name_or_id}")
 
 
 @config_app.command("show")

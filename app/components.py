@@ -10,6 +10,10 @@ from app.llm.engine import LlamaEngine
 from app.llm.provision import chat_model_path, embedding_model_path
 from app.rag.pipeline import Answerer
 from app.rag.retrieval import Retriever
+from app.security.keys import KeyStore
+from app.security.output_guard import OutputGuard, new_canary
+from app.security.redaction import Redactor
+from app.security.secrets import all_secret_values, resolve_pepper
 from app.settings import Settings
 from app.store.db import Database
 from app.store.vectors import VectorStore
@@ -47,6 +51,26 @@ def load_engine(settings: Settings) -> LlamaEngine:
 
 
 @dataclass
+class Guards:
+    """The security pieces built from the secrets: key store, output guard, redactor."""
+
+    keys: KeyStore
+    output: OutputGuard
+    redactor: Redactor
+
+
+def build_guards(settings: Settings, db: Database) -> Guards:
+    """Key store and checks; the pepper (generated outside production) counts as a secret."""
+    pepper, previous = resolve_pepper(settings)
+    values = all_secret_values(settings)
+    return Guards(
+        KeyStore(db, pepper, previous),
+        OutputGuard(values, new_canary(), settings.security.blocked_output_patterns),
+        Redactor(values),
+    )
+
+
+@dataclass
 class Components:
     """Everything the server needs, opened once at start-up."""
 
@@ -55,6 +79,7 @@ class Components:
     vectors: VectorStore
     embedder: Embedder
     engine: LlamaEngine
+    guards: Guards
 
     @property
     def answerer(self) -> Answerer:
@@ -66,7 +91,12 @@ class Components:
             top_k=self.settings.rag.top_k,
             min_score=self.settings.rag.min_score,
         )
-        return Answerer(retriever, self.engine, max_tokens=self.settings.llm.max_tokens)
+        return Answerer(
+            retriever,
+            self.engine,
+            max_tokens=self.settings.llm.max_tokens,
+            guard=self.guards.output,
+        )
 
     def close(self) -> None:
         """Release the model, the store lock and the database pool."""
@@ -75,12 +105,19 @@ class Components:
         self.db.close()
 
 
-def build_components(settings: Settings) -> Components:
-    """Open every component (blocking: seconds, mostly model loading)."""
+def build_components(settings: Settings, *, writer: bool = True) -> Components:
+    """Open every component (blocking: seconds, mostly model loading).
+
+    The server is a writer (documents can be uploaded), so it holds the embedded store
+    alone; one-shot commands such as `ask` open it as readers.
+    """
     db = open_database(settings)
-    vectors = open_vectors(settings, writer=False)
+    vectors = open_vectors(settings, writer=writer)
     try:
-        return Components(settings, db, vectors, load_embedder(settings), load_engine(settings))
+        guards = build_guards(settings, db)
+        return Components(
+            settings, db, vectors, load_embedder(settings), load_engine(settings), guards
+        )
     except BaseException:
         vectors.close()
         db.close()

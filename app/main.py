@@ -9,21 +9,32 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 
 from app import __version__
-from app.api import chat, documents, health, openai
+from app.api import admin, chat, documents, health, openai
 from app.api.errors import install_error_handlers
 from app.components import Components, build_components
+from app.security.keys import KeyStore
+from app.security.limits import RateLimiter
+from app.security.middleware import (
+    AuthMiddleware,
+    BodySizeLimitMiddleware,
+    SecurityHeadersMiddleware,
+)
+from app.security.secrets import check_production
 from app.settings import Settings
 
 log = logging.getLogger(__name__)
 STATIC = Path(__file__).parent / "web" / "static"
+OPENAPI_PATH = "/openapi.json"
 
 
 def create_app(settings: Settings, components: Components | None = None) -> FastAPI:
     """The app; it opens its components at start-up unless given open ones (tests)."""
+    check_production(settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -38,11 +49,27 @@ def create_app(settings: Settings, components: Components | None = None) -> Fast
             if owned:
                 app.state.components.close()
 
-    app = FastAPI(title="docchat", version=__version__, lifespan=lifespan)
+    # No Swagger/ReDoc pages: they load scripts from a CDN, which the CSP (and the
+    # no-byte-leaves rule) forbids. The schema itself is served outside production.
+    app = FastAPI(
+        title="docchat",
+        version=__version__,
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=OPENAPI_PATH if settings.api_docs_enabled else None,
+    )
     app.state.settings = settings
     install_error_handlers(app)
-    for module in (health, chat, openai, documents):
-        app.include_router(module.router)
+    for router in (
+        health.router,
+        chat.router,
+        openai.router,
+        documents.router,
+        admin.admin,
+        admin.uploads,
+    ):
+        app.include_router(router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
     @app.get("/", include_in_schema=False)
@@ -53,4 +80,31 @@ def create_app(settings: Settings, components: Components | None = None) -> Fast
     async def source_page(document_id: str) -> FileResponse:
         return FileResponse(STATIC / "source.html")
 
+    def keys() -> KeyStore:
+        # Opened in the lifespan, after the middleware stack is built.
+        store: KeyStore = app.state.components.guards.keys
+        return store
+
+    security = settings.security
+    # Added innermost first: headers wrap everything, CORS sees requests before auth.
+    app.add_middleware(
+        AuthMiddleware,
+        enabled=settings.auth_enabled,
+        keys=keys,
+        limiter=RateLimiter(security.rate_limit_per_minute),
+        public_extra=frozenset({OPENAPI_PATH}) if settings.api_docs_enabled else frozenset(),
+    )
+    if security.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=security.cors_origins,
+            allow_methods=["GET", "POST", "DELETE"],
+            allow_headers=["Authorization", "X-API-Key", "Content-Type", "X-Request-ID"],
+        )
+    app.add_middleware(
+        BodySizeLimitMiddleware,
+        limit=security.max_body_bytes,
+        limits_by_path={admin.UPLOAD_PATH: security.max_upload_bytes},
+    )
+    app.add_middleware(SecurityHeadersMiddleware)
     return app

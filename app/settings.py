@@ -143,6 +143,52 @@ class ServerSettings(BaseModel):
     port: int = Field(8000, ge=1, le=65535, description="TCP port to listen on.")
 
 
+class SecuritySettings(BaseModel):
+    """Who may call the API, how much, and what may never leave it."""
+
+    auth_enabled: bool | None = Field(
+        None,
+        description="Require an API key on every route but /healthz, /readyz and the "
+        "static chat page. Empty: on in production, off otherwise.",
+    )
+    key_pepper: SecretStr | None = Field(
+        None,
+        description="Secret mixed into API-key hashes (HMAC-SHA256). Required in "
+        "production; elsewhere one is generated into <data_dir>/secrets/key_pepper "
+        "(mode 600).",
+    )
+    key_pepper_previous: SecretStr | None = Field(
+        None,
+        description="The pepper before a rotation: keys hashed with it still work and are "
+        "re-hashed with the new one on their next use.",
+    )
+    rate_limit_per_minute: int = Field(
+        120,
+        ge=0,
+        description="Requests per minute per API key (per client address when "
+        "authentication is off); 0 turns the limit off.",
+    )
+    max_body_bytes: int = Field(
+        1_000_000, ge=1024, description="Largest request body accepted (413 beyond it)."
+    )
+    max_upload_bytes: int = Field(
+        20_000_000, ge=1024, description="Largest upload request to the admin document route."
+    )
+    max_upload_files: int = Field(20, ge=1, description="Most files in one upload.")
+    cors_origins: list[str] = Field(
+        default_factory=list,
+        description="Origins allowed to call the API from a browser; empty closes CORS.",
+    )
+    blocked_output_patterns: list[str] = Field(
+        default_factory=list,
+        description="Regular expressions that an answer must never contain (e.g. internal "
+        "host names); a match withholds the answer and is recorded.",
+    )
+    expose_api_docs: bool | None = Field(
+        None, description="Serve /docs and /openapi.json. Empty: only outside production."
+    )
+
+
 class LoggingSettings(BaseModel):
     """Logs."""
 
@@ -180,6 +226,7 @@ class Settings(BaseSettings):
     ingest: IngestSettings = Field(default_factory=IngestSettings)
     rag: RagSettings = Field(default_factory=RagSettings)
     server: ServerSettings = Field(default_factory=ServerSettings)
+    security: SecuritySettings = Field(default_factory=SecuritySettings)
     logging: LoggingSettings = Field(default_factory=LoggingSettings)
 
     @field_validator("data_dir")
@@ -200,6 +247,20 @@ class Settings(BaseSettings):
         # The nested source maps a file named ``database__url`` to ``database.url``.
         secrets = NestedSecretsSettingsSource(file_secret_settings)
         return init_settings, env_settings, dotenv_settings, secrets
+
+    @property
+    def auth_enabled(self) -> bool:
+        """Whether API keys are required (the setting, or on in production)."""
+        if self.security.auth_enabled is None:
+            return self.env == "production"
+        return self.security.auth_enabled
+
+    @property
+    def api_docs_enabled(self) -> bool:
+        """Whether /docs and /openapi.json are served."""
+        if self.security.expose_api_docs is None:
+            return self.env != "production"
+        return self.security.expose_api_docs
 
     @property
     def chroma_path(self) -> Path:

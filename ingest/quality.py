@@ -6,6 +6,7 @@ import unicodedata
 
 from ingest.chunking import ChunkDraft
 from ingest.document import LoadedDocument, LoadError
+from ingest.injection import injection_findings
 
 # More replacement or control characters than this share of the text means the
 # bytes were decoded wrongly or the file is not really text.
@@ -35,6 +36,9 @@ def check_document(doc: LoadedDocument) -> list[str]:
     warnings = list(doc.warnings)
     if len(text.strip()) < NEAR_EMPTY_CHARS:
         warnings.append(f"near-empty: only {len(text.strip())} characters of text")
+    # Headings are scanned too: the section heading is shown with each excerpt in the prompt.
+    headings = [doc.title, *(s.heading for s in doc.sections)]
+    warnings += injection_findings("\n\n".join([*headings, text]))
     return warnings
 
 

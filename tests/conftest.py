@@ -18,7 +18,7 @@ import pytest
 import uvicorn
 from fastapi.testclient import TestClient
 
-from app.components import Components, open_database, open_vectors
+from app.components import Components, build_guards, open_database, open_vectors
 from app.llm.embedder import Embedder
 from app.llm.engine import LlamaEngine
 from app.llm.provision import default_chat_model, default_embedding_model
@@ -53,6 +53,8 @@ def make_settings(data_dir: Path, **overrides: object) -> Settings:
         "env": "test",
         "data_dir": data_dir,
         "llm": {"n_ctx": 4096, "temperature": 0.0, "max_tokens": 96},
+        # Off here: the suite sends more than a user would; tests/security covers it.
+        "security": {"rate_limit_per_minute": 0},
     }
     values.update(overrides)
     # _env_file=None and a missing secrets dir: tests ignore the developer's own .env.
@@ -91,8 +93,10 @@ def corpus_settings(tmp_path_factory: pytest.TempPathFactory, models: Models) ->
 @pytest.fixture(scope="session")
 def components(corpus_settings: Settings, models: Models) -> Iterator[Components]:
     db = open_database(corpus_settings)
+    # A reader, unlike the real server, so that `docchat ask` may run beside it in tests.
     vectors = open_vectors(corpus_settings, writer=False)
-    yield Components(corpus_settings, db, vectors, models.embedder, models.engine)
+    guards = build_guards(corpus_settings, db)
+    yield Components(corpus_settings, db, vectors, models.embedder, models.engine, guards)
     vectors.close()
     db.close()
 
@@ -110,16 +114,10 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-@pytest.fixture(scope="session")
-def live_server(components: Components) -> Iterator[str]:
-    """The real app behind uvicorn on a loopback port, for real HTTP clients."""
+def serve_in_thread(app: object) -> Iterator[str]:
+    """Run an app behind uvicorn on a free loopback port until the generator closes."""
     port = free_port()
-    config = uvicorn.Config(
-        create_app(components.settings, components),
-        host="127.0.0.1",
-        port=port,
-        log_level="warning",
-    )
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning")  # type: ignore[arg-type]
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
@@ -131,3 +129,31 @@ def live_server(components: Components) -> Iterator[str]:
     yield f"http://127.0.0.1:{port}"
     server.should_exit = True
     thread.join(timeout=30)
+
+
+@pytest.fixture(scope="session")
+def live_server(components: Components) -> Iterator[str]:
+    """The real app behind uvicorn on a loopback port, for real HTTP clients."""
+    yield from serve_in_thread(create_app(components.settings, components))
+
+
+def with_auth(settings: Settings, **security: object) -> Settings:
+    """The same settings with API keys required (and any other security values)."""
+    return settings.model_copy(
+        update={"security": settings.security.model_copy(update={"auth_enabled": True, **security})}
+    )
+
+
+@pytest.fixture(scope="session")
+def keys(components: Components) -> dict[str, str]:
+    """One key per scope, in the corpus database."""
+    store = components.guards.keys
+    return {scope: store.create(f"test-{scope}", scope) for scope in ("chat", "ingest", "admin")}  # type: ignore[arg-type]
+
+
+@pytest.fixture(scope="session")
+def live_server_auth(components: Components, keys: dict[str, str]) -> Iterator[tuple[str, str]]:
+    """The real app with authentication on, and a chat key for it."""
+    app = create_app(with_auth(components.settings), components)
+    for base in serve_in_thread(app):
+        yield base, keys["chat"]

@@ -37,3 +37,32 @@ def test_downgrade_to_base_and_back(tmp_path: Path) -> None:
     db.migrate()
     assert set(Base.metadata.tables) <= set(inspect(db.engine).get_table_names())
     db.close()
+
+
+def test_upgrade_in_place_keeps_existing_rows(tmp_path: Path) -> None:
+    """A database made by the first release upgrades with its conversations intact."""
+    from sqlalchemy import text
+
+    db = Database(f"sqlite:///{tmp_path / 'x.db'}")
+    command.upgrade(alembic_config(db.engine), "0001")
+    with db.engine.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO conversations (id, title, created_at) VALUES ('c1', 't', '2026-01-01')"
+            )
+        )
+        conn.execute(
+            text(
+                "INSERT INTO messages (id, conversation_id, seq, role, content, status, citations,"
+                " created_at) VALUES ('m1', 'c1', 1, 'user', 'hello', 'complete', '[]',"
+                " '2026-01-01')"
+            )
+        )
+    db.migrate()
+    with db.session() as session:
+        from app.store.models import Message
+
+        message = session.get_one(Message, "m1")
+        assert message.content == "hello"
+        assert message.checks == {}
+    db.close()

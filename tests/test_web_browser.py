@@ -7,21 +7,30 @@ Server" fixture corpus).
 DOM hooks used (kept stable by ``app/web/static/chat.js`` / ``source.js``):
 
 * ``#chat-form[data-state]``: ``loading`` (fetching history), ``streaming``
-  (an answer is being received) or ``idle``.
+  (an answer is being received), ``idle``, or ``auth`` (waiting for an API key;
+  Send is disabled).
 * ``#question`` textarea, ``#send`` button, ``#new-conversation`` button.
 * ``#messages > .msg.user`` / ``.msg.assistant``; a finished answer has class
   ``done``, a failed one ``error`` (message in ``.msg-error``), an answer not
   based on the docs ``notice``. Answer text is in ``.msg-body``, citations are
   ``.citations li a``.
-* Source page: ``body[data-state]`` is ``loading`` / ``ready`` / ``error``;
-  chunks are ``#chunks > .chunk#chunk-<ord>``; the one named in the URL hash
-  gets class ``highlight``.
+* Source page: ``body[data-state]`` is ``loading`` / ``ready`` / ``error`` /
+  ``auth``; chunks are ``#chunks > .chunk#chunk-<ord>``; the one named in the
+  URL hash gets class ``highlight``.
+* API key (both pages, when the server has authentication on): on a 401 the
+  form ``#key-form`` is shown (``#key-form:not([hidden])``) with the password
+  field ``#api-key``; ``#key-error`` says "That key was not accepted." when a
+  stored key was refused. The key lives only in
+  ``sessionStorage["docchat.api_key"]`` and is sent as ``Authorization: Bearer``.
+  ``#forget-key`` (shown only while a key is stored) removes it. A 403 or 429
+  shows its message in ``.msg-error`` (chat) or ``#doc-status`` (source page).
 * ``window.docchat.renderMarkdown(text) -> Node`` (and ``renderCitations``).
 """
 
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
 import tempfile
 import time
@@ -50,6 +59,7 @@ from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
 pytestmark = pytest.mark.browser
 
 STORAGE_KEY = "docchat.conversation_id"
+KEY_STORAGE = "docchat.api_key"  # sessionStorage
 QUESTION = "What port does the widget server listen on by default?"
 ANSWER_TIMEOUT_S = 120  # the real model is slow
 PAGE_TIMEOUT_S = 30
@@ -118,7 +128,7 @@ def _wait_idle(drv, timeout=PAGE_TIMEOUT_S):
 
 def _open_fresh_chat(drv, base_url):
     drv.get(base_url + "/")
-    drv.execute_script("window.localStorage.clear();")
+    drv.execute_script("window.localStorage.clear(); window.sessionStorage.clear();")
     drv.get(base_url + "/")
     _wait_idle(drv)
     assert drv.find_elements(By.CSS_SELECTOR, "#messages .msg") == []
@@ -147,6 +157,65 @@ def _norm(text: str) -> str:
     return " ".join(text.split())
 
 
+def _wait_answer(drv):
+    """Wait for the last answer to finish; fail with its error message if it failed."""
+    WebDriverWait(drv, ANSWER_TIMEOUT_S).until(
+        lambda d: d.find_elements(
+            By.CSS_SELECTOR, "#messages .msg.assistant.done, #messages .msg.assistant.error"
+        ),
+        message=f"no finished answer within {ANSWER_TIMEOUT_S}s",
+    )
+    _wait_idle(drv)
+    assistant = drv.find_elements(By.CSS_SELECTOR, "#messages .msg.assistant")[-1]
+    classes = assistant.get_attribute("class").split()
+    if "error" in classes:
+        errors = assistant.find_elements(By.CSS_SELECTOR, ".msg-error")
+        pytest.fail("answer failed: " + (errors[0].text if errors else assistant.text))
+    assert "done" in classes
+    return assistant
+
+
+def _wait_source(drv, states=("ready", "error")):
+    WebDriverWait(drv, PAGE_TIMEOUT_S).until(
+        lambda d: d.find_element(By.TAG_NAME, "body").get_attribute("data-state") in states,
+        message="source page did not finish loading",
+    )
+    return drv.find_element(By.TAG_NAME, "body").get_attribute("data-state")
+
+
+def _key_form_shown(drv) -> bool:
+    return bool(drv.find_elements(By.CSS_SELECTOR, "#key-form:not([hidden])"))
+
+
+def _wait_key_form(drv, error=""):
+    WebDriverWait(drv, PAGE_TIMEOUT_S).until(
+        lambda d: _key_form_shown(d) and d.find_element(By.ID, "key-error").text == error,
+        message=f"key form (message {error!r}) was not shown",
+    )
+
+
+def _session_key(drv):
+    return drv.execute_script("return window.sessionStorage.getItem(arguments[0]);", KEY_STORAGE)
+
+
+def _key_leaks(drv, key: str) -> list[str]:
+    """Places other than sessionStorage where the key shows up (should be none)."""
+    return drv.execute_script(
+        """
+        const key = arguments[0], found = [];
+        for (let i = 0; i < window.localStorage.length; i++) {
+          const name = window.localStorage.key(i);
+          const value = window.localStorage.getItem(name) || '';
+          if (name.includes(key) || value.includes(key)) found.push('localStorage:' + name);
+        }
+        if (document.cookie.includes(key)) found.push('cookie');
+        if (window.location.href.includes(key)) found.push('url');
+        return found;
+        """,
+        key,
+    )
+
+
 # --------------------------------------------------------------------------- tests
 
 
@@ -165,19 +234,7 @@ def test_chat_streams_answer_with_citations_survives_reload_and_opens_source(dri
         lambda d: d.find_elements(By.CSS_SELECTOR, "#messages .msg.user"),
         message="question was not added to the conversation",
     )
-    WebDriverWait(driver, ANSWER_TIMEOUT_S).until(
-        lambda d: d.find_elements(
-            By.CSS_SELECTOR, "#messages .msg.assistant.done, #messages .msg.assistant.error"
-        ),
-        message=f"no finished answer within {ANSWER_TIMEOUT_S}s",
-    )
-    _wait_idle(driver)
-    assistant = driver.find_elements(By.CSS_SELECTOR, "#messages .msg.assistant")[-1]
-    classes = assistant.get_attribute("class").split()
-    if "error" in classes:
-        errors = assistant.find_elements(By.CSS_SELECTOR, ".msg-error")
-        pytest.fail("answer failed: " + (errors[0].text if errors else assistant.text))
-    assert "done" in classes
+    assistant = _wait_answer(driver)
 
     question_shown = driver.find_element(By.CSS_SELECTOR, "#messages .msg.user .msg-body").text
     assert _norm(question_shown) == _norm(QUESTION)
@@ -231,14 +288,7 @@ def test_chat_streams_answer_with_citations_survives_reload_and_opens_source(dri
         lambda d: urlsplit(d.current_url).path.startswith("/sources/"),
         message="citation did not open the source page",
     )
-    WebDriverWait(driver, PAGE_TIMEOUT_S).until(
-        lambda d: (
-            d.find_element(By.TAG_NAME, "body").get_attribute("data-state") in ("ready", "error")
-        ),
-        message="source page did not finish loading",
-    )
-    body = driver.find_element(By.TAG_NAME, "body")
-    assert body.get_attribute("data-state") == "ready", driver.find_element(By.ID, "main").text
+    assert _wait_source(driver) == "ready", driver.find_element(By.ID, "main").text
     chunks = driver.find_elements(By.CSS_SELECTOR, "#chunks .chunk")
     assert chunks, "source page shows no chunks"
     assert all((c.get_attribute("id") or "").startswith("chunk-") for c in chunks)
@@ -324,3 +374,175 @@ def test_unknown_stored_conversation_is_forgotten(driver, live_server):
     assert _stored_id(driver) is None
     assert driver.find_elements(By.CSS_SELECTOR, "#messages .msg") == []
     assert driver.find_element(By.ID, "send").is_enabled()
+
+
+@pytest.mark.slow  # waits for the real model's answer
+def test_api_key_is_asked_for_kept_in_session_storage_and_forgotten(driver, live_server_auth):
+    base, api_key = live_server_auth
+    base = base.rstrip("/")
+    _open_fresh_chat(driver, base)  # the page shell itself needs no key
+    assert not _key_form_shown(driver)
+    assert not driver.find_element(By.ID, "forget-key").is_displayed()
+
+    box = driver.find_element(By.ID, "question")
+    box.send_keys(QUESTION)
+    box.send_keys(Keys.ENTER)
+
+    # 401: the key form appears, no answer yet, the question waits in the composer.
+    _wait_key_form(driver)
+    assert driver.find_element(By.ID, "api-key").get_attribute("type") == "password"
+    assert "kept for this browser tab only" in driver.find_element(By.ID, "key-form").text
+    assert driver.find_elements(By.CSS_SELECTOR, "#messages .msg.assistant") == []
+    assert _norm(box.get_attribute("value")) == _norm(QUESTION)
+    assert driver.find_element(By.ID, "chat-form").get_attribute("data-state") == "auth"
+    assert not driver.find_element(By.ID, "send").is_enabled()
+
+    # A wrong key is refused, dropped, and asked for again.
+    wrong = "dck_" + secrets.token_urlsafe(30)
+    key_field = driver.find_element(By.ID, "api-key")
+    key_field.send_keys(wrong)
+    key_field.send_keys(Keys.ENTER)
+    _wait_key_form(driver, "That key was not accepted.")
+    assert _session_key(driver) is None
+    assert driver.find_elements(By.CSS_SELECTOR, "#messages .msg.assistant") == []
+    assert _norm(box.get_attribute("value")) == _norm(QUESTION)
+
+    # The right key: the pending question is sent and answered with citations.
+    key_field = driver.find_element(By.ID, "api-key")
+    key_field.send_keys(api_key)
+    key_field.send_keys(Keys.ENTER)
+    WebDriverWait(driver, PAGE_TIMEOUT_S).until(
+        lambda d: not _key_form_shown(d), message="key form did not go away"
+    )
+    assistant = _wait_answer(driver)
+    users = driver.find_elements(By.CSS_SELECTOR, "#messages .msg.user .msg-body")
+    assert [_norm(u.text) for u in users] == [_norm(QUESTION)]
+    assert box.get_attribute("value") == ""
+    answer_text = assistant.find_element(By.CSS_SELECTOR, ".msg-body").text
+    assert answer_text.strip(), "answer is empty"
+    links = _citation_links(assistant)
+    assert _guide_links(assistant), f"no citation of guide.md linking to /sources/: {links}"
+
+    assert _session_key(driver) == api_key
+    assert _key_leaks(driver, api_key) == []
+    assert _key_leaks(driver, wrong) == []
+    assert driver.find_element(By.ID, "forget-key").is_displayed()
+    conversation_id = _stored_id(driver)
+    assert conversation_id
+    assert _browser_problems(driver) == []
+
+    # Reload (same tab): the conversation comes back without asking again.
+    driver.refresh()
+    WebDriverWait(driver, PAGE_TIMEOUT_S).until(
+        lambda d: d.find_elements(By.CSS_SELECTOR, "#messages .msg.assistant.done"),
+        message="conversation was not restored after reload",
+    )
+    _wait_idle(driver)
+    assert not _key_form_shown(driver)
+    restored = driver.find_elements(By.CSS_SELECTOR, "#messages .msg.assistant.done")
+    assert len(restored) == 1
+    assert _norm(restored[0].find_element(By.CSS_SELECTOR, ".msg-body").text) == _norm(answer_text)
+    assert _stored_id(driver) == conversation_id
+    assert _session_key(driver) == api_key
+
+    # The citation opens the source page, which reads the key from sessionStorage.
+    href = _guide_links(restored[0])[0][0]
+    link = next(
+        a
+        for a in restored[0].find_elements(By.CSS_SELECTOR, ".citations li a")
+        if a.get_attribute("href") == href
+    )
+    driver.execute_script("arguments[0].scrollIntoView({block: 'center'});", link)
+    link.click()
+    WebDriverWait(driver, PAGE_TIMEOUT_S).until(
+        lambda d: urlsplit(d.current_url).path.startswith("/sources/"),
+        message="citation did not open the source page",
+    )
+    assert _wait_source(driver, ("ready", "error", "auth")) == "ready", driver.find_element(
+        By.ID, "main"
+    ).text
+    assert not _key_form_shown(driver)
+    assert "7421" in driver.find_element(By.ID, "chunks").text
+    fragment = urlsplit(href).fragment
+    if fragment:
+        highlighted = driver.find_elements(By.CSS_SELECTOR, ".chunk.highlight")
+        assert [h.get_attribute("id") for h in highlighted] == [fragment]
+    assert _key_leaks(driver, api_key) == []
+    assert _browser_problems(driver) == []
+
+    # "Forget key" removes it; the source page then asks with its own form.
+    forget = driver.find_element(By.ID, "forget-key")
+    assert forget.is_displayed()
+    forget.click()
+    assert _session_key(driver) is None
+    assert not forget.is_displayed()
+    driver.refresh()
+    assert _wait_source(driver, ("ready", "error", "auth")) == "auth"
+    _wait_key_form(driver)
+    key_field = driver.find_element(By.ID, "api-key")
+    key_field.send_keys(api_key)
+    key_field.send_keys(Keys.ENTER)
+    assert _wait_source(driver) == "ready", driver.find_element(By.ID, "main").text
+    assert "7421" in driver.find_element(By.ID, "chunks").text
+    assert _session_key(driver) == api_key
+    driver.find_element(By.ID, "forget-key").click()
+    assert _session_key(driver) is None
+    assert _browser_problems(driver) == []
+
+
+# Replaces window.fetch in the page for /api/ URLs (the server cannot be made to
+# refuse a key on demand): records the request headers, answers with a canned status.
+FAKE_API = """
+window.__requests = [];
+const realFetch = window.fetch.bind(window);
+window.fetch = function (url, init) {
+  if (!String(url).startsWith('/api/')) return realFetch(url, init);
+  window.__requests.push({url: String(url), headers: (init && init.headers) || {}});
+  const [status, headers, type] = window.__reply;
+  return Promise.resolve(new Response(
+    JSON.stringify({error: {type: type, message: 'refused by the fake'}}),
+    {status: status, headers: Object.assign({'Content-Type': 'application/json'}, headers)}));
+};
+"""
+
+
+def test_key_refusals_and_rate_limits_are_shown_inline(driver, live_server):
+    base = live_server.rstrip("/")
+    _open_fresh_chat(driver, base)
+    key = "dck_" + secrets.token_urlsafe(30)
+    driver.execute_script(
+        "window.sessionStorage.setItem(arguments[0], arguments[1]);", KEY_STORAGE, key
+    )
+    driver.refresh()
+    _wait_idle(driver)
+    assert driver.find_element(By.ID, "forget-key").is_displayed()
+    driver.execute_script(FAKE_API)
+
+    def ask(reply):
+        driver.execute_script("window.__reply = arguments[0];", reply)
+        driver.find_element(By.ID, "new-conversation").click()
+        box = driver.find_element(By.ID, "question")
+        box.send_keys("Is this allowed?")
+        box.send_keys(Keys.ENTER)
+        WebDriverWait(driver, PAGE_TIMEOUT_S).until(
+            lambda d: d.find_elements(By.CSS_SELECTOR, "#messages .msg.assistant.error"),
+            message="no inline error",
+        )
+        _wait_idle(driver)
+        return driver.find_element(By.CSS_SELECTOR, "#messages .msg-error").text
+
+    assert ask([403, {}, "forbidden"]) == "This key may not use the chat."
+    assert ask([429, {"Retry-After": "17"}, "rate_limited"]) == (
+        "Too many requests — try again in 17 s"
+    )
+    # the refused question stays in the composer, ready to be sent again
+    assert driver.find_element(By.ID, "question").get_attribute("value") == "Is this allowed?"
+    assert not _key_form_shown(driver)
+    assert _session_key(driver) == key  # a 403/429 does not drop the key
+    sent = driver.execute_script("return window.__requests;")
+    assert [r["headers"].get("Authorization") for r in sent] == [f"Bearer {key}"] * 2
+
+    driver.find_element(By.ID, "forget-key").click()
+    assert _session_key(driver) is None
+    assert not driver.find_element(By.ID, "forget-key").is_displayed()
+    assert _browser_problems(driver) == []

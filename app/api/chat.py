@@ -12,15 +12,16 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, Field
 
-from app.api.deps import ComponentsDep
+from app.api.deps import ComponentsDep, IdentityDep, may_read, owner_of, require_scope
 from app.api.errors import ApiError
 from app.components import Components
-from app.rag.pipeline import PreparedAnswer
+from app.rag.pipeline import Answerer, PreparedAnswer
+from app.security.keys import Identity
 from app.store import conversations
 from app.store.models import Conversation
 
 log = logging.getLogger(__name__)
-router = APIRouter(prefix="/api", tags=["chat"])
+router = APIRouter(prefix="/api", tags=["chat"], dependencies=[require_scope("chat")])
 
 
 class ChatRequest(BaseModel):
@@ -38,10 +39,14 @@ def sse(event: str, data: dict[str, Any]) -> str:
     return f"event: {event}\ndata: {json.dumps(data, ensure_ascii=False)}\n\n"
 
 
-def _history(components: Components, conversation_id: str) -> tuple[list[tuple[str, str]], str]:
+def _history(
+    components: Components, conversation_id: str, identity: Identity | None
+) -> tuple[list[tuple[str, str]], str]:
     """Earlier turns and the last question of an existing conversation (404 if unknown)."""
     with components.db.session() as session:
-        if session.get(Conversation, conversation_id) is None:
+        conversation = session.get(Conversation, conversation_id)
+        # Another key's conversation looks exactly like a missing one.
+        if conversation is None or not may_read(identity, conversation.owner):
             raise ApiError(404, "not_found", "no such conversation")
         turns = components.settings.rag.history_turns
         history = conversations.history(session, conversation_id, turns)
@@ -49,12 +54,16 @@ def _history(components: Components, conversation_id: str) -> tuple[list[tuple[s
 
 
 def _store_turn(
-    components: Components, conversation_id: str | None, question: str, prepared: PreparedAnswer
+    components: Components,
+    conversation_id: str | None,
+    question: str,
+    prepared: PreparedAnswer,
+    owner: str | None,
 ) -> tuple[str, str]:
     """Save the question and a placeholder answer; return the conversation and answer ids."""
     with components.db.session() as session:
         if conversation_id is None:
-            conversation_id = conversations.create(session, question).id
+            conversation_id = conversations.create(session, question, owner).id
         conversations.add_message(session, conversation_id, "user", content=question)
         answer = conversations.add_message(
             session,
@@ -79,11 +88,14 @@ def _finish_turn(
             status=status,
             prompt_tokens=prepared.stats.prompt_tokens or None,
             completion_tokens=prepared.stats.completion_tokens or None,
+            checks=dict(prepared.checks),
         )
 
 
 @router.post("/chat", response_model=None)
-async def chat(request: ChatRequest, components: ComponentsDep) -> StreamingResponse | JSONResponse:
+async def chat(
+    request: ChatRequest, components: ComponentsDep, identity: IdentityDep
+) -> StreamingResponse | JSONResponse:
     """Answer a question from the documentation, with citations."""
     question = request.question.strip()
     limit = components.settings.rag.max_question_chars
@@ -94,12 +106,14 @@ async def chat(request: ChatRequest, components: ComponentsDep) -> StreamingResp
     history: list[tuple[str, str]] = []
     previous = None
     if request.conversation_id:
-        history, previous = await asyncio.to_thread(_history, components, request.conversation_id)
+        history, previous = await asyncio.to_thread(
+            _history, components, request.conversation_id, identity
+        )
     answerer = components.answerer
     # Prepared before any byte is sent, so a prompt that cannot fit is a clean 400.
     prepared = await answerer.prepare(question, history, previous_question=previous)
     conversation_id, message_id = await asyncio.to_thread(
-        _store_turn, components, request.conversation_id, question, prepared
+        _store_turn, components, request.conversation_id, question, prepared, owner_of(identity)
     )
     citations = [c.as_dict() for c in prepared.citations]
 
@@ -110,11 +124,18 @@ async def chat(request: ChatRequest, components: ComponentsDep) -> StreamingResp
             "answer": text,
             "answered_from_docs": prepared.answered_from_docs,
             "citations": citations,
+            "checks": dict(prepared.checks),
             "usage": {
                 "prompt_tokens": prepared.stats.prompt_tokens,
                 "completion_tokens": prepared.stats.completion_tokens,
             },
         }
+
+    def outcome(pieces: list[str], status: str) -> tuple[str, str]:
+        # A withheld answer is stored as the notice, never as what the model wrote.
+        if prepared.blocked:
+            return Answerer.final_text(prepared, ""), "blocked"
+        return "".join(pieces).strip(), status
 
     if not request.stream:
         pieces: list[str] = []
@@ -124,7 +145,7 @@ async def chat(request: ChatRequest, components: ComponentsDep) -> StreamingResp
                 pieces.append(piece)
             status = "complete"
         finally:
-            text = "".join(pieces).strip()
+            text, status = outcome(pieces, status)
             await asyncio.to_thread(_finish_turn, components, message_id, text, status, prepared)
         return JSONResponse(final(text))
 
@@ -137,7 +158,7 @@ async def chat(request: ChatRequest, components: ComponentsDep) -> StreamingResp
                 pieces.append(piece)
                 yield sse("token", {"text": piece})
             status = "complete"
-            yield sse("done", final("".join(pieces).strip()))
+            yield sse("done", final(outcome(pieces, status)[0]))
         except Exception:
             status = "error"
             log.exception("answer failed in conversation %s", conversation_id)
@@ -145,7 +166,7 @@ async def chat(request: ChatRequest, components: ComponentsDep) -> StreamingResp
                 "error", {"error": {"type": "internal_error", "message": "the answer failed"}}
             )
         finally:
-            text = "".join(pieces).strip()
+            text, status = outcome(pieces, status)
             # Shielded: the write must happen even while this task is being cancelled.
             await asyncio.shield(
                 asyncio.to_thread(_finish_turn, components, message_id, text, status, prepared)

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from collections.abc import Callable
+from typing import Annotated, Any
 
 from fastapi import Depends, Request
 
+from app.api.errors import ApiError
 from app.components import Components
+from app.security.keys import Identity, Scope
 from app.settings import Settings
 
 
@@ -22,5 +25,40 @@ def get_settings(request: Request) -> Settings:
     return settings
 
 
+def get_identity(request: Request) -> Identity | None:
+    """The caller's key, as authenticated by the middleware (None with auth off)."""
+    identity: Identity | None = getattr(request.state, "identity", None)
+    return identity
+
+
+def require_scope(needed: Scope) -> Any:
+    """A router dependency: the caller's key must cover `needed` (when auth is on)."""
+
+    def check(request: Request) -> None:
+        if not get_settings(request).auth_enabled:
+            return
+        identity = get_identity(request)
+        if identity is None:
+            raise ApiError(401, "unauthorized", "a valid API key is required")
+        if not identity.allows(needed):
+            raise ApiError(403, "forbidden", f"this key's scope does not allow {needed}")
+
+    # Read by the route inventory test: every non-public route must declare a scope.
+    marked: Callable[[Request], None] = check
+    marked.required_scope = needed  # type: ignore[attr-defined]
+    return Depends(marked)
+
+
+def owner_of(identity: Identity | None) -> str | None:
+    """What conversations started by this caller are tagged with."""
+    return identity.key_id if identity else None
+
+
+def may_read(identity: Identity | None, owner: str | None) -> bool:
+    """Whether a caller may see a conversation: its owner or an admin (or auth off)."""
+    return identity is None or identity.allows("admin") or owner == identity.key_id
+
+
 ComponentsDep = Annotated[Components, Depends(get_components)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
+IdentityDep = Annotated[Identity | None, Depends(get_identity)]

@@ -7,13 +7,14 @@ from typing import Any
 
 from fastapi import APIRouter
 
-from app.api.deps import ComponentsDep
+from app.api.deps import ComponentsDep, IdentityDep, may_read, require_scope
 from app.api.errors import ApiError
 from app.components import Components
+from app.security.keys import Identity
 from app.store.conversations import message_dict
 from app.store.models import Conversation, Document
 
-router = APIRouter(prefix="/api", tags=["documents"])
+router = APIRouter(prefix="/api", tags=["documents"], dependencies=[require_scope("chat")])
 
 
 def _document(components: Components, document_id: str) -> dict[str, Any] | None:
@@ -31,10 +32,12 @@ def _document(components: Components, document_id: str) -> dict[str, Any] | None
         }
 
 
-def _conversation(components: Components, conversation_id: str) -> dict[str, Any] | None:
+def _conversation(
+    components: Components, conversation_id: str, identity: Identity | None
+) -> dict[str, Any] | None:
     with components.db.session() as session:
         conversation = session.get(Conversation, conversation_id)
-        if conversation is None:
+        if conversation is None or not may_read(identity, conversation.owner):
             return None
         return {
             "id": conversation.id,
@@ -54,9 +57,11 @@ async def get_document(document_id: str, components: ComponentsDep) -> dict[str,
 
 
 @router.get("/conversations/{conversation_id}")
-async def get_conversation(conversation_id: str, components: ComponentsDep) -> dict[str, Any]:
+async def get_conversation(
+    conversation_id: str, components: ComponentsDep, identity: IdentityDep
+) -> dict[str, Any]:
     """A conversation's messages, so the chat page survives a reload."""
-    found = await asyncio.to_thread(_conversation, components, conversation_id)
+    found = await asyncio.to_thread(_conversation, components, conversation_id, identity)
     if found is None:
         raise ApiError(404, "not_found", "no such conversation")
     return found

@@ -16,10 +16,11 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from app.api.deps import ComponentsDep
+from app.api.deps import ComponentsDep, require_scope
 from app.api.errors import ApiError
+from app.rag.pipeline import Answerer
 
-router = APIRouter(prefix="/v1", tags=["openai"])
+router = APIRouter(prefix="/v1", tags=["openai"], dependencies=[require_scope("chat")])
 
 MODEL_ALIAS = "docchat"
 
@@ -138,7 +139,8 @@ async def chat_completions(
         }
 
     def finish_reason() -> str:
-        return "length" if prepared.stats.finish_reason == "length" else "stop"
+        reason = prepared.stats.finish_reason
+        return reason if reason in ("length", "content_filter") else "stop"
 
     if not request.stream:
         text = "".join(
@@ -153,7 +155,10 @@ async def chat_completions(
                 "choices": [
                     {
                         "index": 0,
-                        "message": {"role": "assistant", "content": text.strip()},
+                        "message": {
+                            "role": "assistant",
+                            "content": Answerer.final_text(prepared, text),
+                        },
                         "finish_reason": finish_reason(),
                         "logprobs": None,
                     }
@@ -178,6 +183,9 @@ async def chat_completions(
         yield chunk({"role": "assistant", "content": ""})
         async for piece in answerer.stream(prepared, temperature=request.temperature):
             yield chunk({"content": piece})
+        if prepared.blocked:
+            # What was sent stopped short of the restricted part; say why it ends here.
+            yield chunk({"content": "\n\n" + Answerer.final_text(prepared, "")})
         yield chunk({}, finish_reason(), sources=sources)
         if request.stream_options and request.stream_options.include_usage:
             body = {

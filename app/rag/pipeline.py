@@ -9,8 +9,9 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
 from app.llm.engine import GenerationStats, LlamaEngine, Prompt, PromptTooLong
-from app.rag.prompt import NO_CONTEXT_ANSWER, build_messages
+from app.rag.prompt import NO_CONTEXT_ANSWER, build_messages, system_prompt
 from app.rag.retrieval import Citation, Retriever, citations
+from app.security.output_guard import WITHHELD_ANSWER, OutputGuard
 from app.store.vectors import Hit
 
 
@@ -22,6 +23,13 @@ class PreparedAnswer:
     prompt: Prompt | None  # None: nothing relevant was found, no model call
     max_tokens: int
     stats: GenerationStats = field(default_factory=GenerationStats)
+    # Results of the answer checks, e.g. {"blocked": "secret value"}; stored with it.
+    checks: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def blocked(self) -> bool:
+        """Whether the output guard withheld the answer."""
+        return "blocked" in self.checks
 
     @property
     def answered_from_docs(self) -> bool:
@@ -37,10 +45,19 @@ class PreparedAnswer:
 class Answerer:
     """Turns a question (and earlier turns) into a streamed, cited answer."""
 
-    def __init__(self, retriever: Retriever, engine: LlamaEngine, *, max_tokens: int) -> None:
+    def __init__(
+        self,
+        retriever: Retriever,
+        engine: LlamaEngine,
+        *,
+        max_tokens: int,
+        guard: OutputGuard,
+    ) -> None:
         self.retriever = retriever
         self.engine = engine
         self.max_tokens = max_tokens
+        self.guard = guard
+        self.system = system_prompt(guard.canary)
 
     async def prepare(
         self,
@@ -77,7 +94,8 @@ class Answerer:
         """Drop the oldest turns, then the weakest excerpts, until the prompt fits."""
         history = list(history)
         while True:
-            prompt = self.engine.format(build_messages(question, hits, history, extra_system))
+            messages = build_messages(self.system, question, hits, history, extra_system)
+            prompt = self.engine.format(messages)
             if len(prompt.tokens) + max_tokens <= self.engine.n_ctx:
                 return prompt, hits
             if history:
@@ -91,16 +109,28 @@ class Answerer:
     async def stream(
         self, prepared: PreparedAnswer, *, temperature: float | None = None
     ) -> AsyncIterator[str]:
-        """The answer's text in pieces, as the model writes it."""
+        """The answer's text in pieces, as the model writes it, after the output guard.
+
+        A withheld answer ends early; `prepared.blocked` is then set and the caller
+        replaces what it showed with WITHHELD_ANSWER.
+        """
         if prepared.prompt is None:
             for piece in re.findall(r"\S+\s*", NO_CONTEXT_ANSWER):
                 yield piece
             prepared.stats.finish_reason = "stop"
             return
-        async for piece in self.engine.stream(
+        generated = self.engine.stream(
             prepared.prompt,
             max_tokens=prepared.max_tokens,
             temperature=temperature,
             stats=prepared.stats,
-        ):
+        )
+        async for piece in self.guard.filter(generated, prepared.checks):
             yield piece
+        if prepared.blocked:
+            prepared.stats.finish_reason = "content_filter"
+
+    @staticmethod
+    def final_text(prepared: PreparedAnswer, streamed: str) -> str:
+        """What the user is finally given: the answer, or the withheld notice."""
+        return WITHHELD_ANSWER if prepared.blocked else streamed.strip()

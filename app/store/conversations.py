@@ -10,9 +10,9 @@ from sqlalchemy.orm import Session
 from app.store.models import Conversation, Message
 
 
-def create(session: Session, title: str) -> Conversation:
+def create(session: Session, title: str, owner: str | None = None) -> Conversation:
     """A new, empty conversation titled by its first question."""
-    conversation = Conversation(title=title[:200])
+    conversation = Conversation(title=title[:200], owner=owner)
     session.add(conversation)
     session.flush()
     return conversation
@@ -80,5 +80,6 @@ def message_dict(message: Message) -> dict[str, Any]:
         "status": message.status,
         "citations": message.citations or [],
         "answered_from_docs": message.answered_from_docs,
+        "checks": message.checks or {},
         "created_at": message.created_at.isoformat(),
     }

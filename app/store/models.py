@@ -140,6 +140,8 @@ class Conversation(Base):
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
     title: Mapped[str] = mapped_column(String(200), default="")
+    # Id of the API key that started it; other keys cannot read or continue it.
+    owner: Mapped[str | None] = mapped_column(String(16), default=None, index=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     messages: Mapped[list[Message]] = relationship(
@@ -167,6 +169,24 @@ class Message(Base):
     model: Mapped[str | None] = mapped_column(String(200), default=None)
     prompt_tokens: Mapped[int | None] = mapped_column(Integer, default=None)
     completion_tokens: Mapped[int | None] = mapped_column(Integer, default=None)
+    # Results of the checks run on the answer, e.g. {"blocked": "secret"}.
+    checks: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     conversation: Mapped[Conversation] = relationship(back_populates="messages")
+
+
+class ApiKey(Base):
+    """An API key: only its keyed hash is stored, never the key."""
+
+    __tablename__ = "api_keys"
+
+    # The public part of the key (dck_<id>_<secret>): finds the row without the secret.
+    id: Mapped[str] = mapped_column(String(16), primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    scope: Mapped[str] = mapped_column(String(16))  # chat | ingest | admin
+    key_hash: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_used_at: Mapped[datetime | None] = mapped_column(default=None)
+    expires_at: Mapped[datetime | None] = mapped_column(default=None)
+    revoked_at: Mapped[datetime | None] = mapped_column(default=None)

@@ -4,11 +4,15 @@
  * text are untrusted. They only ever reach the DOM through textContent /
  * createTextNode (never innerHTML & co.), and links are only built from
  * citation URLs that pass safeHref().
+ *
+ * API keys (when the server has authentication on) live only in
+ * sessionStorage["docchat.api_key"]: never localStorage, a cookie or a URL.
  */
 (function () {
   "use strict";
 
   const STORAGE_KEY = "docchat.conversation_id";
+  const KEY_STORAGE = "docchat.api_key"; // sessionStorage only (this tab)
 
   /* ------------------------------------------------------------------ *
    * Small DOM helper                                                    *
@@ -341,6 +345,148 @@
   }
 
   /* ------------------------------------------------------------------ *
+   * API key (sessionStorage only) and the inline key form              *
+   * (source.js carries a copy of this block: no build step, no modules)*
+   * ------------------------------------------------------------------ */
+
+  let memoryKey = null; // only used where sessionStorage is unavailable
+
+  function getKey() {
+    try {
+      return window.sessionStorage.getItem(KEY_STORAGE) || null;
+    } catch (e) {
+      return memoryKey;
+    }
+  }
+
+  function setKey(key) {
+    try {
+      window.sessionStorage.setItem(KEY_STORAGE, key);
+      memoryKey = null;
+    } catch (e) {
+      memoryKey = key; // kept in this page only
+    }
+  }
+
+  function forgetKey() {
+    memoryKey = null;
+    try {
+      window.sessionStorage.removeItem(KEY_STORAGE);
+    } catch (e) {
+      /* nothing stored */
+    }
+  }
+
+  // Request headers plus the key (when there is one) as a bearer token.
+  function withKey(headers, key) {
+    if (key) headers.Authorization = "Bearer " + key;
+    return headers;
+  }
+
+  // A pasted key, trimmed (and without a pasted "Bearer "); null if it could
+  // not be sent in a header.
+  function normaliseKey(raw) {
+    const key = String(raw === undefined || raw === null ? "" : raw)
+      .trim()
+      .replace(/^bearer\s+/i, "");
+    return /^[\x21-\x7e]{1,512}$/.test(key) ? key : null;
+  }
+
+  function retryAfterSeconds(response) {
+    const raw = (response.headers.get("Retry-After") || "").trim();
+    if (/^\d+$/.test(raw)) return parseInt(raw, 10);
+    const when = raw ? Date.parse(raw) : NaN;
+    if (!isNaN(when)) return Math.max(0, Math.ceil((when - Date.now()) / 1000));
+    return null;
+  }
+
+  function rateLimitMessage(response) {
+    const seconds = retryAfterSeconds(response);
+    return seconds === null
+      ? "Too many requests — try again later"
+      : "Too many requests — try again in " + seconds + " s";
+  }
+
+  // Wires <form id="key-form"> and the "Forget key" button.
+  //   onKey(key): a key was entered and stored (retry what failed).
+  //   onForget(): the stored key was removed.
+  function createKeyPrompt(onKey, onForget) {
+    const form = document.getElementById("key-form");
+    const input = document.getElementById("api-key");
+    const error = document.getElementById("key-error");
+    const forgetBtn = document.getElementById("forget-key");
+
+    function refresh() {
+      if (forgetBtn) forgetBtn.hidden = !getKey();
+    }
+
+    function setMessage(message) {
+      if (!error) return;
+      error.textContent = message || "";
+      error.hidden = !message;
+    }
+
+    function show(message) {
+      refresh();
+      if (!form) return;
+      setMessage(message);
+      form.hidden = false;
+      input.value = "";
+      input.focus();
+    }
+
+    function hide() {
+      if (!form) return;
+      form.hidden = true;
+      setMessage("");
+      input.value = "";
+    }
+
+    if (form) {
+      form.addEventListener("submit", function (ev) {
+        ev.preventDefault();
+        const key = normaliseKey(input.value);
+        if (!key) {
+          setMessage("That does not look like an API key.");
+          input.focus();
+          return;
+        }
+        setKey(key);
+        hide();
+        refresh();
+        onKey(key);
+      });
+    }
+
+    if (forgetBtn) {
+      forgetBtn.addEventListener("click", function () {
+        forgetKey();
+        refresh();
+        if (onForget) onForget();
+      });
+    }
+
+    refresh();
+    return {
+      show: show,
+      hide: hide,
+      refresh: refresh,
+      visible: function () {
+        return !!form && !form.hidden;
+      },
+      focus: function () {
+        if (form && !form.hidden) input.focus();
+      },
+      // A request made with usedKey got a 401: drop that key if it is still
+      // the stored one and ask for another.
+      rejected: function (usedKey) {
+        if (usedKey && getKey() === usedKey) forgetKey();
+        show(usedKey ? "That key was not accepted." : "");
+      },
+    };
+  }
+
+  /* ------------------------------------------------------------------ *
    * Chat page                                                          *
    * ------------------------------------------------------------------ */
 
@@ -374,6 +520,47 @@
     let conversationId = getStoredId();
     let controller = null; // AbortController of the running request
     let generation = 0; // bumps on "New conversation" to ignore stale work
+    let pending = null; // what to retry once an API key has been entered
+
+    const keyPrompt = createKeyPrompt(
+      function () {
+        const retry = pending;
+        pending = null;
+        setState("idle");
+        input.focus({ preventScroll: true });
+        if (retry) retry();
+      },
+      function () {
+        input.focus({ preventScroll: true });
+      }
+    );
+
+    // The server wants a (different) key: show the key form and remember
+    // what to do once one is entered. State "auth" keeps Send disabled.
+    function requireKey(usedKey, retry) {
+      pending = retry;
+      setState("auth");
+      keyPrompt.rejected(usedKey);
+    }
+
+    // Send whatever the composer holds (the question that needed a key, or
+    // the user's edit of it).
+    function sendComposer() {
+      const question = input.value.trim();
+      if (!question) return;
+      input.value = "";
+      autoGrow();
+      ask(question);
+    }
+
+    // Put an unanswered question back into the composer unless the user has
+    // started typing something else; true if it is there now.
+    function restoreQuestion(question) {
+      if (input.value.trim() !== "" && input.value.trim() !== question) return false;
+      input.value = question;
+      autoGrow();
+      return true;
+    }
 
     function setState(state) {
       form.dataset.state = state;
@@ -490,14 +677,26 @@
         return;
       }
       const gen = generation;
+      const key = getKey();
+      let needKey = false;
       setState("loading");
       list.setAttribute("aria-busy", "true");
       try {
         const res = await fetch("/api/conversations/" + encodeURIComponent(conversationId), {
-          headers: { Accept: "application/json" },
+          headers: withKey({ Accept: "application/json" }, key),
         });
         if (gen !== generation) return;
-        if (res.status === 404) {
+        if (res.status === 401) {
+          needKey = true;
+        } else if (res.status === 403 || res.status === 429) {
+          const parts = addAssistantMessage();
+          parts.msg.classList.add("error");
+          setError(
+            parts.msg,
+            "Could not load the conversation: " +
+              (res.status === 403 ? "This key may not use the chat." : rateLimitMessage(res))
+          );
+        } else if (res.status === 404) {
           conversationId = null;
           setStoredId(null);
         } else if (!res.ok) {
@@ -519,14 +718,17 @@
         if (gen === generation) {
           list.removeAttribute("aria-busy");
           setState("idle");
+          if (needKey) requireKey(key, loadConversation);
         }
       }
     }
 
     async function ask(question) {
       const gen = generation;
+      const key = getKey();
+      let needKey = false;
       setState("streaming");
-      addUserMessage(question);
+      const userMsg = addUserMessage(question);
       const parts = addAssistantMessage();
       parts.msg.classList.add("streaming");
       parts.msg.setAttribute("aria-busy", "true");
@@ -597,11 +799,26 @@
       try {
         const res = await fetch("/api/chat", {
           method: "POST",
-          headers: { "Content-Type": "application/json", Accept: "text/event-stream" },
+          headers: withKey({ "Content-Type": "application/json", Accept: "text/event-stream" }, key),
           body: JSON.stringify({ question: question, conversation_id: conversationId || null, stream: true }),
           signal: controller.signal,
         });
-        if (!res.ok) {
+        if (res.status === 401) {
+          // Not asked yet: take the question back out of the log; it waits
+          // in the composer and is sent again once a key has been entered.
+          finished = true;
+          needKey = gen === generation;
+          if (needKey) {
+            userMsg.remove();
+            parts.msg.remove();
+            updateEmptyState();
+          }
+        } else if (res.status === 403) {
+          fail("This key may not use the chat.");
+        } else if (res.status === 429) {
+          fail(rateLimitMessage(res));
+          if (gen === generation) restoreQuestion(question); // ready to send again later
+        } else if (!res.ok) {
           fail(await readError(res));
         } else if (!res.body) {
           fail("This browser cannot read streamed answers.");
@@ -628,6 +845,17 @@
           parts.msg.classList.remove("streaming");
           showTyping(parts.msg, false);
           setState("idle");
+          if (needKey) {
+            const inComposer = restoreQuestion(question);
+            requireKey(
+              key,
+              inComposer
+                ? sendComposer
+                : function () {
+                    ask(question);
+                  }
+            );
+          }
         }
       }
     }
@@ -648,6 +876,10 @@
     input.addEventListener("keydown", function (ev) {
       if (ev.key === "Enter" && !ev.shiftKey && !ev.isComposing && !ev.altKey && !ev.ctrlKey && !ev.metaKey) {
         ev.preventDefault();
+        if (keyPrompt.visible()) {
+          keyPrompt.focus(); // a key is needed first
+          return;
+        }
         if (typeof form.requestSubmit === "function") form.requestSubmit();
         else form.dispatchEvent(new Event("submit", { cancelable: true }));
       }
@@ -659,6 +891,8 @@
       generation++;
       if (controller) controller.abort();
       controller = null;
+      pending = null;
+      keyPrompt.hide();
       conversationId = null;
       setStoredId(null);
       list.replaceChildren();

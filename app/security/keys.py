@@ -1,0 +1,142 @@
+"""API keys: created once and shown once, stored as an HMAC of the key, checked in
+constant time, scoped, expiring and revocable."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+import secrets
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Literal
+
+from sqlalchemy import select
+
+from app.store.db import Database
+from app.store.models import ApiKey, utcnow
+
+Scope = Literal["chat", "ingest", "admin"]
+SCOPES: tuple[Scope, ...] = ("chat", "ingest", "admin")
+# Each scope includes the ones before it: an admin key may also chat and ingest.
+SCOPE_LEVEL = {scope: level for level, scope in enumerate(SCOPES)}
+KEY_FORMAT = re.compile(r"^dck_([0-9a-f]{12})_([A-Za-z0-9_-]{40,})$")
+# last_used_at is written at most this often per key, not on every request.
+LAST_USED_RESOLUTION = timedelta(minutes=1)
+
+
+@dataclass(frozen=True)
+class Identity:
+    """Who is calling: the key's id, name and scope (never the key)."""
+
+    key_id: str
+    name: str
+    scope: Scope
+
+    def allows(self, needed: Scope) -> bool:
+        """Whether this key's scope covers `needed`."""
+        return SCOPE_LEVEL[self.scope] >= SCOPE_LEVEL[needed]
+
+
+@dataclass(frozen=True)
+class KeyInfo:
+    """What `keys list` shows."""
+
+    id: str
+    name: str
+    scope: str
+    created_at: datetime
+    last_used_at: datetime | None
+    expires_at: datetime | None
+    revoked_at: datetime | None
+
+    @property
+    def state(self) -> str:
+        """active, expired or revoked."""
+        if self.revoked_at is not None:
+            return "revoked"
+        if self.expires_at is not None and _aware(self.expires_at) <= utcnow():
+            return "expired"
+        return "active"
+
+
+def _aware(moment: datetime) -> datetime:
+    # SQLite hands back naive datetimes; everything docchat stores is UTC.
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+class KeyStore:
+    """API keys in the SQL database, hashed with the pepper."""
+
+    def __init__(self, db: Database, pepper: bytes, previous_pepper: bytes | None = None) -> None:
+        self.db = db
+        self._pepper = pepper
+        self._previous = previous_pepper
+
+    def _hash(self, key: str, pepper: bytes | None = None) -> str:
+        return hmac.new(pepper or self._pepper, key.encode(), hashlib.sha256).hexdigest()
+
+    def create(self, name: str, scope: Scope, expires_days: float | None = None) -> str:
+        """Store a new key and return it: the only time it is ever seen."""
+        if scope not in SCOPES:
+            raise ValueError(f"scope must be one of {', '.join(SCOPES)}")
+        key_id = secrets.token_hex(6)
+        key = f"dck_{key_id}_{secrets.token_urlsafe(32)}"
+        expires = utcnow() + timedelta(days=expires_days) if expires_days else None
+        with self.db.session() as session:
+            if session.scalar(select(ApiKey.id).where(ApiKey.name == name)):
+                raise ValueError(f"a key named {name!r} already exists")
+            session.add(
+                ApiKey(
+                    id=key_id, name=name, scope=scope, key_hash=self._hash(key), expires_at=expires
+                )
+            )
+        return key
+
+    def authenticate(self, key: str) -> Identity | None:
+        """The identity of a valid key; None for a wrong, expired or revoked one."""
+        match = KEY_FORMAT.match(key)
+        # Unknown ids still cost a hash, so timing does not tell which ids exist.
+        digest = self._hash(key)
+        if match is None:
+            return None
+        with self.db.session() as session:
+            row = session.get(ApiKey, match.group(1))
+            if row is None:
+                hmac.compare_digest(digest, digest)
+                return None
+            valid = hmac.compare_digest(digest, row.key_hash)
+            if not valid and self._previous is not None:
+                valid = hmac.compare_digest(self._hash(key, self._previous), row.key_hash)
+                if valid:
+                    row.key_hash = digest  # re-hash with the current pepper
+            if not valid or row.revoked_at is not None:
+                return None
+            now = utcnow()
+            if row.expires_at is not None and _aware(row.expires_at) <= now:
+                return None
+            if row.last_used_at is None or now - _aware(row.last_used_at) > LAST_USED_RESOLUTION:
+                row.last_used_at = now
+            return Identity(row.id, row.name, row.scope)  # type: ignore[arg-type]
+
+    def list(self) -> list[KeyInfo]:
+        """Every key, newest first."""
+        with self.db.session() as session:
+            rows = session.scalars(select(ApiKey).order_by(ApiKey.created_at.desc())).all()
+            return [
+                KeyInfo(
+                    r.id, r.name, r.scope, r.created_at, r.last_used_at, r.expires_at, r.revoked_at
+                )
+                for r in rows
+            ]
+
+    def revoke(self, name_or_id: str) -> bool:
+        """Revoke a key by name or id; True if one was found and active."""
+        with self.db.session() as session:
+            row = session.scalar(
+                select(ApiKey).where((ApiKey.name == name_or_id) | (ApiKey.id == name_or_id))
+            )
+            if row is None or row.revoked_at is not None:
+                return False
+            row.revoked_at = utcnow()
+            return True

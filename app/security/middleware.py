@@ -1,0 +1,199 @@
+"""ASGI middleware, outermost first: security headers, body size cap, authentication
+and rate limit. Pure ASGI, so streamed answers pass through untouched."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+
+from app.security.keys import Identity, KeyStore
+from app.security.limits import RateLimiter
+
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Message, Receive, Send], Awaitable[None]]
+
+CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self'; "
+    "connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; "
+    "form-action 'self'"
+)
+SECURITY_HEADERS = [
+    (b"content-security-policy", CSP.encode()),
+    (b"x-content-type-options", b"nosniff"),
+    (b"x-frame-options", b"DENY"),
+    (b"referrer-policy", b"no-referrer"),
+    (b"permissions-policy", b"camera=(), microphone=(), geolocation=()"),
+    (b"cross-origin-opener-policy", b"same-origin"),
+]
+
+# Reachable without a key: probes and the static shell of the chat page, which holds no
+# data (it asks for a key and fetches everything through the API).
+PUBLIC_EXACT = frozenset({"/healthz", "/readyz", "/", "/favicon.ico"})
+PUBLIC_PREFIXES = ("/static/", "/sources/")
+
+
+def is_public(path: str, extra: frozenset[str] = frozenset()) -> bool:
+    """Whether a path needs no key."""
+    return path in PUBLIC_EXACT or path in extra or path.startswith(PUBLIC_PREFIXES)
+
+
+async def send_error(
+    send: Send, status: int, type_: str, message: str, headers: tuple[tuple[bytes, bytes], ...] = ()
+) -> None:
+    """A JSON error in the app's one error shape."""
+    body = json.dumps(
+        {"error": {"type": type_, "message": message, "param": None, "code": type_}}
+    ).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+                *headers,
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
+class SecurityHeadersMiddleware:
+    """Adds CSP and the usual hardening headers to every response."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Message, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", []), *SECURITY_HEADERS]
+            await send(message)
+
+        await self.app(scope, receive, with_headers)
+
+
+class _BodyTooLarge(Exception):
+    pass
+
+
+class BodySizeLimitMiddleware:
+    """413 for a body over the limit: at once from Content-Length, or as soon as a
+    streamed body passes it, so an oversized body is never read in full."""
+
+    def __init__(self, app: ASGIApp, *, limit: int, limits_by_path: dict[str, int]) -> None:
+        self.app = app
+        self.limit = limit
+        self.limits_by_path = limits_by_path
+
+    async def __call__(self, scope: Message, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        limit = self.limits_by_path.get(scope["path"], self.limit)
+        headers = dict(scope.get("headers", []))
+        declared = headers.get(b"content-length")
+        if declared is not None and (not declared.isdigit() or int(declared) > limit):
+            await send_error(send, 413, "body_too_large", f"request body over {limit} bytes")
+            return
+        received = 0
+        started = False
+
+        async def counting_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > limit:
+                    raise _BodyTooLarge
+            return message
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, counting_receive, tracking_send)
+        except _BodyTooLarge:
+            if not started:
+                await send_error(send, 413, "body_too_large", f"request body over {limit} bytes")
+
+
+def _credential(scope: Message) -> str | None:
+    """The key from `Authorization: Bearer …` or `X-API-Key: …`."""
+    headers: list[tuple[bytes, bytes]] = scope.get("headers", [])
+    for name, raw in headers:
+        value = raw.decode("latin-1").strip()
+        if name == b"authorization":
+            kind, _, token = value.partition(" ")
+            if kind.lower() == "bearer" and token.strip():
+                return token.strip()
+        elif name == b"x-api-key" and value:
+            return value
+    return None
+
+
+class AuthMiddleware:
+    """Authenticates every non-public request and applies the per-caller rate limit.
+
+    Deny by default: a route added later needs a key unless it is listed as public.
+    What a key may do (its scope) is checked by each router's dependency.
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        enabled: bool,
+        keys: Callable[[], KeyStore],
+        limiter: RateLimiter,
+        public_extra: frozenset[str] = frozenset(),
+    ) -> None:
+        self.app = app
+        self.enabled = enabled
+        self.keys = keys
+        self.limiter = limiter
+        self.public_extra = public_extra
+
+    async def __call__(self, scope: Message, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or is_public(scope["path"], self.public_extra):
+            await self.app(scope, receive, send)
+            return
+        identity: Identity | None = None
+        if self.enabled:
+            key = _credential(scope)
+            if key is not None:
+                identity = await asyncio.to_thread(self.keys().authenticate, key)
+            if identity is None:
+                # One answer for missing, wrong, expired and revoked keys alike.
+                await send_error(
+                    send,
+                    401,
+                    "unauthorized",
+                    "a valid API key is required",
+                    ((b"www-authenticate", b"Bearer"),),
+                )
+                return
+        client = scope.get("client") or ("unknown", 0)
+        caller = f"key:{identity.key_id}" if identity else f"addr:{client[0]}"
+        retry_after = self.limiter.hit(caller)
+        if retry_after:
+            await send_error(
+                send,
+                429,
+                "rate_limited",
+                f"too many requests; retry in {retry_after} s",
+                ((b"retry-after", str(retry_after).encode()),),
+            )
+            return
+        scope.setdefault("state", {})["identity"] = identity
+        await self.app(scope, receive, send)
