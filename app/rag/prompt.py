@@ -26,7 +26,7 @@ def excerpt_block(hits: list[Hit]) -> str:
     for i, hit in enumerate(hits, start=1):
         source = hit.metadata.get("source", "")
         section = hit.metadata.get("section", "")
-        where = f"{source} — {section}" if section else str(source)
+        where = strip_control_tokens(f"{source} — {section}" if section else str(source))
         # Excerpts cannot close their own fence or open a chat turn.
         text = strip_control_tokens(hit.text).replace("</excerpt>", "</ excerpt>")
         parts.append(f"[{i}] ({where})\n<excerpt>\n{text}\n</excerpt>")
