@@ -1,0 +1,167 @@
+"""Authentication and scopes on the running app, including the route inventory."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+
+import openai
+import pytest
+from fastapi.routing import APIRoute, RouteContext, iter_route_contexts
+from fastapi.testclient import TestClient
+from starlette.routing import Mount
+
+from app.components import Components
+from app.main import create_app
+from app.security.keys import SCOPE_LEVEL
+from app.security.middleware import is_public
+from tests.conftest import with_auth
+
+QUESTION = "What port does the widget server listen on by default?"
+UNAUTHORIZED = {
+    "error": {
+        "type": "unauthorized",
+        "message": "a valid API key is required",
+        "param": None,
+        "code": "unauthorized",
+    }
+}
+
+
+@pytest.fixture
+def auth_client(components: Components) -> Iterator[TestClient]:
+    app = create_app(with_auth(components.settings), components)
+    with TestClient(app) as client:
+        yield client
+
+
+def bearer(key: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {key}"}
+
+
+def api_routes(client: TestClient) -> list[RouteContext]:
+    """Every effective route (FastAPI keeps included routers nested)."""
+    contexts = list(iter_route_contexts(client.app.routes))  # type: ignore[attr-defined]
+    assert len(contexts) >= 12
+    return contexts
+
+
+def required_scope(route: RouteContext) -> str | None:
+    assert route.dependant is not None
+    for dependency in route.dependant.dependencies:
+        scope = getattr(dependency.call, "required_scope", None)
+        if scope:
+            return str(scope)
+    return None
+
+
+def test_every_route_is_public_or_scoped(auth_client: TestClient) -> None:
+    """The inventory: a route added without protection fails here."""
+    for route in api_routes(auth_client):
+        if isinstance(route.original_route, Mount):
+            assert is_public(route.path + "/"), route.path
+            continue
+        if not isinstance(route.original_route, APIRoute):
+            assert route.path == "/openapi.json"  # served outside production only
+            continue
+        if is_public(re.sub(r"\{[^}]+\}", "x", route.path)):
+            assert route.path in ("/", "/healthz", "/readyz", "/sources/{document_id}"), route.path
+            continue
+        assert required_scope(route) in SCOPE_LEVEL, f"{route.path} declares no scope"
+
+
+def test_every_route_refuses_missing_and_wrong_keys(
+    auth_client: TestClient, keys: dict[str, str]
+) -> None:
+    """Walk every route with no key, a bad key and each scope's key."""
+    checked = 0
+    for route in api_routes(auth_client):
+        if not isinstance(route.original_route, APIRoute):
+            continue
+        path = re.sub(r"\{[^}]+\}", "x", route.path)
+        if is_public(path):
+            continue
+        needed = required_scope(route)
+        assert needed is not None
+        for method in route.methods:
+            for headers in ({}, bearer("dck_000000000000_" + "x" * 43), {"X-API-Key": "nope"}):
+                # A malformed body must not get past authentication either.
+                response = auth_client.request(method, path, headers=headers, content=b"{bad")
+                assert response.status_code == 401, (method, path)
+                assert response.json() == UNAUTHORIZED
+                assert response.headers["www-authenticate"] == "Bearer"
+            for scope, key in keys.items():
+                response = auth_client.request(method, path, headers=bearer(key), json={})
+                if SCOPE_LEVEL[scope] < SCOPE_LEVEL[needed]:
+                    assert response.status_code == 403, (method, path, scope)
+                    assert response.json()["error"]["type"] == "forbidden"
+                else:
+                    assert response.status_code not in (401, 403), (method, path, scope)
+            checked += 1
+    assert checked >= 8
+
+
+def test_public_routes_need_no_key(auth_client: TestClient) -> None:
+    assert auth_client.get("/healthz").status_code == 200
+    assert auth_client.get("/readyz").status_code == 200
+    assert auth_client.get("/").status_code == 200
+    assert auth_client.get("/static/chat.js").status_code == 200
+    assert auth_client.get("/sources/abc").status_code == 200
+
+
+def test_chat_with_bearer_and_x_api_key(auth_client: TestClient, keys: dict[str, str]) -> None:
+    for headers in (bearer(keys["chat"]), {"X-API-Key": keys["chat"]}):
+        response = auth_client.post(
+            "/api/chat", json={"question": QUESTION, "stream": False}, headers=headers
+        )
+        assert response.status_code == 200
+        assert "7421" in response.json()["answer"]
+
+
+def test_revocation_takes_effect_on_the_next_request(
+    auth_client: TestClient, components: Components
+) -> None:
+    key = components.guards.keys.create("soon-revoked", "chat")
+    assert auth_client.get("/v1/models", headers=bearer(key)).status_code == 200
+    components.guards.keys.revoke("soon-revoked")
+    response = auth_client.get("/v1/models", headers=bearer(key))
+    assert response.status_code == 401
+    assert response.json() == UNAUTHORIZED
+
+
+def test_conversations_are_private_to_their_key(
+    auth_client: TestClient, components: Components, keys: dict[str, str]
+) -> None:
+    other = components.guards.keys.create("other-user", "chat")
+    started = auth_client.post(
+        "/api/chat", json={"question": QUESTION, "stream": False}, headers=bearer(keys["chat"])
+    ).json()
+    path = f"/api/conversations/{started['conversation_id']}"
+    assert auth_client.get(path, headers=bearer(keys["chat"])).status_code == 200
+    assert auth_client.get(path, headers=bearer(other)).status_code == 404
+    assert auth_client.get(path, headers=bearer(keys["admin"])).status_code == 200
+    follow = auth_client.post(
+        "/api/chat",
+        json={"question": "and?", "conversation_id": started["conversation_id"]},
+        headers=bearer(other),
+    )
+    assert follow.status_code == 404
+
+
+def test_openai_client_sends_its_key(live_server_auth: tuple[str, str]) -> None:
+    base, key = live_server_auth
+    good = openai.OpenAI(base_url=f"{base}/v1", api_key=key, max_retries=0)
+    assert [m.id for m in good.models.list()][-1] == "docchat"
+    bad = openai.OpenAI(base_url=f"{base}/v1", api_key="sk-wrong", max_retries=0)
+    with pytest.raises(openai.AuthenticationError):
+        bad.models.list()
+
+
+def test_admin_routes(auth_client: TestClient, keys: dict[str, str]) -> None:
+    listed = auth_client.get("/api/admin/keys", headers=bearer(keys["admin"])).json()
+    assert {"test-chat", "test-ingest", "test-admin"} <= {k["name"] for k in listed}
+    assert all("key_hash" not in k and "key" not in k for k in listed)
+    assert not any(v.startswith("dck_") for k in listed for v in map(str, k.values()))
+    runs = auth_client.get("/api/admin/ingest-runs", headers=bearer(keys["admin"])).json()
+    assert runs[-1]["status"] == "partial"
+    assert any(i["severity"] == "error" for i in runs[-1]["issues"])
