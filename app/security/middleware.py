@@ -81,8 +81,9 @@ class SecurityHeadersMiddleware:
         await self.app(scope, receive, with_headers)
 
 
-class _BodyTooLarge(Exception):
-    pass
+class _BodyTooLarge(BaseException):
+    """Not an Exception: FastAPI turns any Exception raised while it reads a body into
+    a 400, and this must reach the middleware to become a 413."""
 
 
 class BodySizeLimitMiddleware:
