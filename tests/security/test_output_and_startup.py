@@ -65,6 +65,7 @@ def test_guard_reasons(text: str, reason: str) -> None:
     guard = OutputGuard([], "DOCCHAT-CANARY-x", [r"\b\w+\.corp\.internal\b"])
     sent, verdict = run_guard(guard, *text.split(" "))
     assert verdict["blocked"] == reason
+    assert text.split(" ")[-1] not in "".join(sent)
 
 
 def test_secret_in_the_docs_is_withheld_end_to_end(tmp_path: Path, models: Models) -> None:
@@ -146,7 +147,7 @@ def test_production_refuses_unsafe_settings(tmp_path: Path) -> None:
             "database": prod.database.model_copy(update={"url": SecretStr("changeme")}),
         }
     )
-    with pytest.raises(ConfigError, match="database.url still has a placeholder"):
+    with pytest.raises(ConfigError, match=r"database\.url still has a placeholder"):
         check_production(placeholder)
     good = prod.model_copy(
         update={"security": prod.security.model_copy(update={"key_pepper": pepper})}
