@@ -121,10 +121,9 @@ def _walk(root: Path) -> Iterator[Path]:
                 continue
             path = Path(folder) / name
             real = path.resolve()
-            if path.is_symlink() and not real.is_relative_to(root):
-                continue
-            if real.is_file():
-                yield path.absolute() if path.is_symlink() else real
+            # A link inside the tree is the file it points to (counted once).
+            if real.is_relative_to(root) and real.is_file():
+                yield real
 
 
 def chunk_id(collection: str, path: str, draft: ChunkDraft) -> str:

@@ -290,3 +290,20 @@ def test_second_writer_is_refused(tmp_path: Path) -> None:
         reader.close()
     writer = open_vectors(settings, writer=True)
     writer.close()
+
+
+def test_links_out_of_the_folder_are_not_followed(tmp_path: Path, models: Models) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "private.md").write_text("# Private\n\nThe salary table lives here. " * 5)
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "page.md").write_text("# Page\n\nWidgets are configured in widget.toml. " * 5)
+    (docs / "escape.md").symlink_to(outside / "private.md")
+    (docs / "escape-dir").symlink_to(outside, target_is_directory=True)
+    (docs / "inside.md").symlink_to(docs / "page.md")
+    settings = make_settings(tmp_path / "data")
+    summary = run(settings, models, docs)
+    assert summary.new == 1  # page.md once; the inside link resolves to the same file
+    state = stored_state(settings)
+    assert {d[0] for d in state["docs"]} == {"docs/page.md"}  # type: ignore[attr-defined]
