@@ -89,6 +89,10 @@ def ingest(
         str | None, typer.Option(help="Collection to write (default: vectors.collection).")
     ] = None,
     dry_run: Annotated[bool, typer.Option(help="Report what would change; write nothing.")] = False,
+    exclude: Annotated[
+        list[str] | None,
+        typer.Option(help="Glob of paths to leave out (repeatable), besides ingest.exclude."),
+    ] = None,
 ) -> None:
     """Ingest Markdown, HTML, reST, text and PDF files; re-runs only process changes.
 
@@ -116,13 +120,8 @@ def ingest(
         raise _fail(str(exc)) from None
     db = open_database(settings)
     try:
-        ingestor = Ingestor(
-            db,
-            vectors,
-            load_embedder(settings),
-            chunk_tokens=settings.ingest.chunk_tokens,
-            chunk_overlap=settings.ingest.chunk_overlap,
-            max_file_bytes=int(settings.ingest.max_file_mb * 1_000_000),
+        ingestor = Ingestor.configured(
+            settings.ingest, db, vectors, load_embedder(settings), extra_exclude=exclude or []
         )
         with Progress(
             TextColumn("[progress.description]{task.description}"),

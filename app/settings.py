@@ -117,6 +117,12 @@ class IngestSettings(BaseModel):
         32, ge=0, description="Tokens of the previous chunk repeated at the start of the next."
     )
     max_file_mb: float = Field(50.0, gt=0, description="Files larger than this are refused.")
+    exclude: list[str] = Field(
+        default_factory=lambda: ["_sources/*", "_static/*", "_images/*", "node_modules/*"],
+        description="Glob patterns of paths (relative to the ingested folder, matched at "
+        "any depth) to leave out. The defaults skip build artefacts such as Sphinx's copies "
+        "of the page sources.",
+    )
 
 
 class RagSettings(BaseModel):

@@ -22,6 +22,7 @@ import httpx
 import uvicorn
 
 from app.components import Components, load_embedder, load_engine, open_database, open_vectors
+from app.llm.embedder import Embedder
 from app.main import create_app
 from app.settings import Settings
 from ingest.pipeline import Ingestor, IngestSummary
@@ -30,18 +31,11 @@ DEFAULT_DOCS = Path("/usr/share/doc/python3.11/html")
 QUESTION = "How do I pretty-print a dictionary as JSON with indentation?"
 
 
-def ingest(settings: Settings, docs: Path, components_embedder: object) -> IngestSummary:
+def ingest(settings: Settings, docs: Path, embedder: Embedder) -> IngestSummary:
     db = open_database(settings)
     vectors = open_vectors(settings, writer=True)
     try:
-        ingestor = Ingestor(
-            db,
-            vectors,
-            components_embedder,  # type: ignore[arg-type]
-            chunk_tokens=settings.ingest.chunk_tokens,
-            chunk_overlap=settings.ingest.chunk_overlap,
-            max_file_bytes=int(settings.ingest.max_file_mb * 1e6),
-        )
+        ingestor = Ingestor.configured(settings.ingest, db, vectors, embedder)
         return ingestor.run([docs], settings.vectors.collection)
     finally:
         vectors.close()

@@ -14,13 +14,15 @@ from __future__ import annotations
 import hashlib
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from fnmatch import fnmatch
 from pathlib import Path
 from typing import Protocol
 
 from sqlalchemy import delete, select
 
+from app.settings import IngestSettings
 from app.store.db import Database
 from app.store.models import Chunk, Document, IngestIssue, IngestRun, utcnow
 from app.store.vectors import VectorStore
@@ -91,11 +93,17 @@ class IngestSummary:
 ProgressCallback = Callable[[str, str, int], None]
 
 
-def discover(roots: list[Path]) -> tuple[list[SourceFile], list[Path]]:
+def excluded(relative: str, patterns: Sequence[str]) -> bool:
+    """Whether a path (relative to its root) matches a pattern, at any depth."""
+    return any(fnmatch(relative, p) or fnmatch(relative, "*/" + p) for p in patterns)
+
+
+def discover(roots: list[Path], exclude: Sequence[str] = ()) -> tuple[list[SourceFile], list[Path]]:
     """Supported files under the roots, and the unsupported ones (skipped).
 
     Links are not followed out of a root: a link may point anywhere on the machine.
-    Hidden files and folders (.git, .venv...) are left out.
+    Hidden files and folders (.git, .venv...) are left out, and so are paths matching
+    an `exclude` glob (relative to the root, e.g. "_sources/*").
     """
     found: dict[Path, SourceFile] = {}
     unsupported: list[Path] = []
@@ -106,6 +114,8 @@ def discover(roots: list[Path]) -> tuple[list[SourceFile], list[Path]]:
         else:
             candidates = ((p, root.parent) for p in _walk(root))
         for path, base in candidates:
+            if path != root and excluded(path.relative_to(root).as_posix(), exclude):
+                continue
             if path.suffix.lower() not in SUPPORTED_SUFFIXES:
                 unsupported.append(path)
                 continue
@@ -144,6 +154,7 @@ class Ingestor:
         chunk_tokens: int,
         chunk_overlap: int,
         max_file_bytes: int,
+        exclude: Sequence[str] = (),
     ) -> None:
         self.db = db
         self.vectors = vectors
@@ -152,6 +163,29 @@ class Ingestor:
             embedder.count_tokens, max_tokens=chunk_tokens, overlap=chunk_overlap
         )
         self.max_file_bytes = max_file_bytes
+        self.exclude = tuple(exclude)
+
+    @classmethod
+    def configured(
+        cls,
+        settings: IngestSettings,
+        db: Database,
+        vectors: VectorStore | None,
+        embedder: EmbeddingModel,
+        *,
+        max_file_bytes: int | None = None,
+        extra_exclude: Sequence[str] = (),
+    ) -> Ingestor:
+        """An ingestor set up as the settings say (the size cap may be tighter)."""
+        return cls(
+            db,
+            vectors,
+            embedder,
+            chunk_tokens=settings.chunk_tokens,
+            chunk_overlap=settings.chunk_overlap,
+            max_file_bytes=max_file_bytes or int(settings.max_file_mb * 1_000_000),
+            exclude=[*settings.exclude, *extra_exclude],
+        )
 
     def run(
         self,
@@ -170,7 +204,7 @@ class Ingestor:
             raise ValueError("a vector store is needed unless this is a dry run")
         started = time.perf_counter()
         summary = IngestSummary(collection=collection, dry_run=dry_run)
-        files, unsupported = discover(roots)
+        files, unsupported = discover(roots, self.exclude)
         summary.skipped = len(unsupported)
         resolved_roots = [r.expanduser().resolve() for r in roots]
         known = self._known_documents(collection, resolved_roots)

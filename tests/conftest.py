@@ -66,14 +66,9 @@ def ingest_into(settings: Settings, embedder: Embedder, *roots: Path) -> None:
     db = open_database(settings)
     vectors = open_vectors(settings, writer=True)
     try:
-        Ingestor(
-            db,
-            vectors,
-            embedder,
-            chunk_tokens=settings.ingest.chunk_tokens,
-            chunk_overlap=settings.ingest.chunk_overlap,
-            max_file_bytes=10_000_000,
-        ).run(list(roots), settings.vectors.collection)
+        Ingestor.configured(settings.ingest, db, vectors, embedder, max_file_bytes=10_000_000).run(
+            list(roots), settings.vectors.collection
+        )
     finally:
         vectors.close()
         db.close()

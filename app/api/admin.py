@@ -89,12 +89,11 @@ async def ingest_runs(components: ComponentsDep, limit: int = 20) -> list[dict[s
 def _ingest(components: Components, files: list[Path], collection: str) -> dict[str, Any]:
     settings = components.settings
     with _ingest_lock:
-        summary = Ingestor(
+        summary = Ingestor.configured(
+            settings.ingest,
             components.db,
             components.vectors,
             components.embedder,
-            chunk_tokens=settings.ingest.chunk_tokens,
-            chunk_overlap=settings.ingest.chunk_overlap,
             max_file_bytes=settings.security.max_upload_bytes,
         ).run(files, collection)
     return {

@@ -190,8 +190,7 @@ class LlamaEngine:
 
     def prompt_eval_seconds(self, prompt: Prompt) -> float:
         """llama.cpp's own time to evaluate `prompt` from an empty cache (benchmarks)."""
-        self._llm.reset()
-        self._llm._ctx.kv_cache_clear()
+        self.reset_cache()
         started = time.perf_counter()
         self._llm.eval(prompt.tokens)
         return time.perf_counter() - started

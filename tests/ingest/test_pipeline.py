@@ -36,13 +36,8 @@ def run(settings: Settings, models: Models, *roots: Path, dry_run: bool = False)
     db = open_database(settings)
     vectors = None if dry_run else open_vectors(settings, writer=True)
     try:
-        ingestor = Ingestor(
-            db,
-            vectors,
-            models.embedder,
-            chunk_tokens=settings.ingest.chunk_tokens,
-            chunk_overlap=settings.ingest.chunk_overlap,
-            max_file_bytes=1_000_000,
+        ingestor = Ingestor.configured(
+            settings.ingest, db, vectors, models.embedder, max_file_bytes=1_000_000
         )
         return ingestor.run(list(roots), settings.vectors.collection, dry_run=dry_run)
     finally:
@@ -307,3 +302,28 @@ def test_links_out_of_the_folder_are_not_followed(tmp_path: Path, models: Models
     assert summary.new == 1  # page.md once; the inside link resolves to the same file
     state = stored_state(settings)
     assert {d[0] for d in state["docs"]} == {"docs/page.md"}  # type: ignore[attr-defined]
+
+
+def test_build_artefacts_and_excluded_paths_are_left_out(tmp_path: Path, models: Models) -> None:
+    docs = tmp_path / "html"
+    (docs / "_sources" / "library").mkdir(parents=True)
+    (docs / "library").mkdir()
+    (docs / "library" / "json.html").write_text(
+        "<html><body><h1>json</h1><p>Encode and decode JSON documents. " * 5 + "</p></body></html>"
+    )
+    (docs / "_sources" / "library" / "json.rst.txt").write_text("json\n====\n\nEncode JSON. " * 5)
+    (docs / "drafts").mkdir()
+    (docs / "drafts" / "wip.md").write_text("# WIP\n\nNot ready for readers yet. " * 5)
+    settings = make_settings(tmp_path / "data")
+    db = open_database(settings)
+    vectors = open_vectors(settings, writer=True)
+    try:
+        ingestor = Ingestor.configured(
+            settings.ingest, db, vectors, models.embedder, extra_exclude=["drafts/*"]
+        )
+        summary = ingestor.run([docs], settings.vectors.collection)
+    finally:
+        vectors.close()
+        db.close()
+    assert (summary.new, summary.skipped) == (1, 0)
+    assert {d[0] for d in stored_state(settings)["docs"]} == {"html/library/json.html"}  # type: ignore[attr-defined]
