@@ -24,9 +24,11 @@ app = typer.Typer(
 config_app = typer.Typer(help="Inspect the settings.", no_args_is_help=True)
 keys_app = typer.Typer(help="Manage API keys (shown once, stored hashed).", no_args_is_help=True)
 eval_app = typer.Typer(help="Measure answer and retrieval quality.", no_args_is_help=True)
+quality_app = typer.Typer(help="Data-quality findings of ingest runs.", no_args_is_help=True)
 app.add_typer(config_app, name="config")
 app.add_typer(keys_app, name="keys")
 app.add_typer(eval_app, name="eval")
+app.add_typer(quality_app, name="quality")
 
 console = Console()
 err = Console(stderr=True)
@@ -36,15 +38,16 @@ EXIT_PARTIAL = 3
 
 def _settings(**overrides: Any) -> Settings:
     """Settings, with logging that masks every secret (tracebacks included)."""
-    from app.security import redaction
+    from app.security.redaction import Redactor
     from app.security.secrets import ConfigError, all_secret_values
+    from app.telemetry import logging as logs
 
     try:
         settings = load_settings(**overrides)
         secrets = all_secret_values(settings)
     except (ValueError, ConfigError) as exc:
         raise _fail(str(exc)) from None
-    redaction.install(redaction.Redactor(secrets), settings.logging.level)
+    logs.install(Redactor(secrets), settings.logging.level, settings.log_format)
     return settings
 
 
@@ -78,6 +81,7 @@ def serve(
         port=port or settings.server.port,
         log_level=settings.logging.level.lower(),
         log_config=None,  # keep the redacting handler installed above
+        access_log=False,  # docchat logs each request with its context
         timeout_graceful_shutdown=30,
     )
 
@@ -159,24 +163,20 @@ def ingest(
         db.close()
 
     table = Table(title=f"ingest into {target!r}" + (" (dry run)" if dry_run else ""))
-    for name in ("new", "changed", "unchanged", "deleted", "failed", "skipped", "chunks_written"):
+    counts = (
+        "new",
+        "changed",
+        "unchanged",
+        "deleted",
+        "failed",
+        "skipped",
+        "quarantined",
+        "chunks_written",
+    )
+    for name in counts:
         table.add_column(name.replace("_", " "), justify="right")
     table.add_column("seconds", justify="right")
-    table.add_row(
-        *(
-            str(getattr(summary, n))
-            for n in (
-                "new",
-                "changed",
-                "unchanged",
-                "deleted",
-                "failed",
-                "skipped",
-                "chunks_written",
-            )
-        ),
-        f"{summary.seconds:.1f}",
-    )
+    table.add_row(*(str(getattr(summary, n)) for n in counts), f"{summary.seconds:.1f}")
     console.print(table)
     if summary.stages:
         spent = ", ".join(f"{name} {secs:.1f} s" for name, secs in summary.stages.items())
@@ -186,6 +186,10 @@ def ingest(
         console.print(
             f"[{colour}]{finding.severity}[/] {finding.source}: {finding.reason}", highlight=False
         )
+    errors = sum(1 for f in summary.findings if f.severity == "error")
+    console.print(
+        f"findings: {errors} errors, {len(summary.findings) - errors} warnings", highlight=False
+    )
     if summary.partial:
         err.print(
             f"partial run: {summary.failed} file(s) failed and were skipped (exit {EXIT_PARTIAL})"
@@ -322,6 +326,42 @@ def config_show(
     for row in rows:
         table.add_row(row["name"], str(row["value"]), row["source"])
     console.print(table)
+
+
+@quality_app.command("report")
+def quality_report(
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    collection: Annotated[
+        str | None, typer.Option(help="Collection (default: vectors.collection).")
+    ] = None,
+    run: Annotated[
+        int | None, typer.Option(help="Run id (default: the collection's last run).")
+    ] = None,
+) -> None:
+    """Show the data-quality findings of the last ingest run, grouped by check.
+
+    Example: docchat quality report --collection docs --json
+    """
+    from app.components import open_database
+    from app.quality_report import build_report, find_run, format_report
+
+    settings = _settings()
+    # A run id needs no collection; one named with it must match.
+    target = collection if run is not None else collection or settings.vectors.collection
+    db = open_database(settings)
+    try:
+        run_id = find_run(db, target, run)
+        report = build_report(db, run_id) if run_id is not None else None
+    finally:
+        db.close()
+    if report is None and run is not None:
+        raise _fail(f"no ingest run {run}" + (f" of collection {target!r}" if target else ""))
+    if report is None:
+        raise _fail(f"no ingest run of collection {target!r} yet: run `docchat ingest` first")
+    if as_json:
+        sys.stdout.write(json.dumps(report, indent=2) + "\n")
+        return
+    typer.echo("\n".join(format_report(report)))
 
 
 @eval_app.command("retrieval")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from app.llm.embedder import Embedder
 from app.llm.engine import LlamaEngine
@@ -17,6 +17,10 @@ from app.security.secrets import all_secret_values, resolve_pepper
 from app.settings import Settings
 from app.store.db import Database
 from app.store.vectors import VectorStore
+from app.telemetry.alerts import AlertManager, WebhookSender
+from app.telemetry.metrics import Metrics
+from app.telemetry.telemetry import Telemetry
+from app.telemetry.tracing import make_tracer
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +74,22 @@ def build_guards(settings: Settings, db: Database) -> Guards:
     )
 
 
+def build_telemetry(settings: Settings, db: Database, engine: LlamaEngine) -> Telemetry:
+    """Metrics bound to the engine's queue and the ingest records, and the tracer."""
+    metrics = Metrics()
+    metrics.bind_engine(lambda: engine.waiting, lambda: engine.running)
+    metrics.bind_database(db)
+    tracer, provider = make_tracer(settings.telemetry)
+    alerts = settings.alerts
+    token = alerts.webhook_token.get_secret_value() if alerts.webhook_token else None
+    manager = AlertManager(
+        alerts,
+        WebhookSender(alerts.webhooks, token, retries=alerts.retries),
+        on_state=lambda name, firing: metrics.alerts_firing.labels(name).set(int(firing)),
+    )
+    return Telemetry(tracer, metrics, provider, manager)
+
+
 @dataclass
 class Components:
     """Everything the server needs, opened once at start-up."""
@@ -80,6 +100,7 @@ class Components:
     embedder: Embedder
     engine: LlamaEngine
     guards: Guards
+    telemetry: Telemetry = field(default_factory=Telemetry)
 
     @property
     def answerer(self) -> Answerer:
@@ -90,16 +111,20 @@ class Components:
             self.settings.vectors.collection,
             top_k=self.settings.rag.top_k,
             min_score=self.settings.rag.min_score,
+            telemetry=self.telemetry,
         )
         return Answerer(
             retriever,
             self.engine,
             max_tokens=self.settings.llm.max_tokens,
             guard=self.guards.output,
+            grounding_threshold=self.settings.rag.grounding_threshold,
+            ungrounded_action=self.settings.rag.ungrounded_action,
         )
 
     def close(self) -> None:
         """Release the model, the store lock and the database pool."""
+        self.telemetry.shutdown()
         self.engine.close()
         self.vectors.close()
         self.db.close()
@@ -115,8 +140,9 @@ def build_components(settings: Settings, *, writer: bool = True) -> Components:
     vectors = open_vectors(settings, writer=writer)
     try:
         guards = build_guards(settings, db)
+        embedder, engine = load_embedder(settings), load_engine(settings)
         return Components(
-            settings, db, vectors, load_embedder(settings), load_engine(settings), guards
+            settings, db, vectors, embedder, engine, guards, build_telemetry(settings, db, engine)
         )
     except BaseException:
         vectors.close()

@@ -14,7 +14,7 @@ from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 
 from app import __version__
-from app.api import admin, chat, documents, health, openai
+from app.api import admin, chat, documents, health, metrics, openai
 from app.api.errors import install_error_handlers
 from app.components import Components, build_components
 from app.security.keys import KeyStore
@@ -26,6 +26,8 @@ from app.security.middleware import (
 )
 from app.security.secrets import check_production
 from app.settings import Settings
+from app.telemetry.middleware import RequestTelemetryMiddleware, RouteNames
+from app.telemetry.telemetry import Telemetry
 
 log = logging.getLogger(__name__)
 STATIC = Path(__file__).parent / "web" / "static"
@@ -42,10 +44,19 @@ def create_app(settings: Settings, components: Components | None = None) -> Fast
         app.state.components = (
             await asyncio.to_thread(build_components, settings) if owned else components
         )
-        log.info("docchat ready: model %s", app.state.components.engine.model_id)
+        ready: Components = app.state.components
+        ready.telemetry.metrics.model_info.info(
+            {"model": ready.engine.model_id, "embedding_model": ready.embedder.name}
+        )
+        log.info("docchat ready: model %s", ready.engine.model_id)
+        alerts = ready.telemetry.alerts
+        monitor = asyncio.create_task(alerts.run()) if alerts is not None else None
         try:
             yield
         finally:
+            if monitor is not None and alerts is not None:
+                monitor.cancel()
+                await alerts.drain()
             if owned:
                 app.state.components.close()
 
@@ -68,6 +79,7 @@ def create_app(settings: Settings, components: Components | None = None) -> Fast
         documents.router,
         admin.admin,
         admin.uploads,
+        metrics.router,
     ):
         app.include_router(router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
@@ -85,14 +97,22 @@ def create_app(settings: Settings, components: Components | None = None) -> Fast
         store: KeyStore = app.state.components.guards.keys
         return store
 
+    def telemetry() -> Telemetry:
+        found: Telemetry = app.state.components.telemetry
+        return found
+
     security = settings.security
-    # Added innermost first: headers wrap everything, CORS sees requests before auth.
+    public = {OPENAPI_PATH} if settings.api_docs_enabled else set()
+    if not settings.telemetry.metrics_require_key:
+        public.add(metrics.METRICS_PATH)
+    # Added innermost first: request telemetry wraps everything (its id and log line
+    # cover refusals too), then headers, the body cap, CORS, and authentication.
     app.add_middleware(
         AuthMiddleware,
         enabled=settings.auth_enabled,
         keys=keys,
         limiter=RateLimiter(security.rate_limit_per_minute),
-        public_extra=frozenset({OPENAPI_PATH}) if settings.api_docs_enabled else frozenset(),
+        public_extra=frozenset(public),
     )
     if security.cors_origins:
         app.add_middleware(
@@ -107,4 +127,7 @@ def create_app(settings: Settings, components: Components | None = None) -> Fast
         limits_by_path={admin.UPLOAD_PATH: security.max_upload_bytes},
     )
     app.add_middleware(SecurityHeadersMiddleware)
+    app.add_middleware(
+        RequestTelemetryMiddleware, telemetry=telemetry, routes=RouteNames(app.routes)
+    )
     return app

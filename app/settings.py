@@ -140,6 +140,18 @@ class RagSettings(BaseModel):
         3, ge=0, description="Earlier question/answer pairs of a conversation put in the prompt."
     )
     max_question_chars: int = Field(4000, ge=1, description="Longest question accepted.")
+    grounding_threshold: float = Field(
+        0.5,
+        ge=0,
+        le=1,
+        description="Grounding score (share of the answer supported by the retrieved "
+        "chunks) below which an answer counts as ungrounded.",
+    )
+    ungrounded_action: Literal["flag", "replace"] = Field(
+        "flag",
+        description="flag: return an ungrounded answer marked as such; replace: answer "
+        "that the docs do not cover it, still listing the closest sources.",
+    )
 
 
 class ServerSettings(BaseModel):
@@ -201,6 +213,60 @@ class LoggingSettings(BaseModel):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         "INFO", description="Lowest level that is logged."
     )
+    format: Literal["json", "console"] | None = Field(
+        None,
+        description="json: one JSON object per line; console: readable lines. Empty: "
+        "console in development, json otherwise.",
+    )
+
+
+class TelemetrySettings(BaseModel):
+    """Metrics and traces."""
+
+    metrics_require_key: bool = Field(
+        False,
+        description="Whether /metrics needs an admin API key (when authentication is on). "
+        "Off: Prometheus scrapes without one; keep the port internal.",
+    )
+    otlp_endpoint: str | None = Field(
+        None,
+        description="OpenTelemetry collector for traces (OTLP/gRPC, e.g. "
+        "http://otel-collector:4317). Empty: tracing is off.",
+    )
+    service_name: str = Field("docchat", description="service.name of the exported traces.")
+
+
+class AlertSettings(BaseModel):
+    """Rolling-window monitors and the webhooks their alerts go to."""
+
+    webhooks: list[str] = Field(
+        default_factory=list, description="URLs that receive alerts as JSON POSTs."
+    )
+    webhook_token: SecretStr | None = Field(
+        None, description="Sent to the webhooks as `Authorization: Bearer <token>`."
+    )
+    window_s: float = Field(300, gt=0, description="Length of the rolling window, seconds.")
+    min_events: int = Field(
+        10, ge=1, description="Events a window needs before any rate in it can alert."
+    )
+    error_rate: float = Field(0.05, ge=0, le=1, description="Share of 5xx responses that alerts.")
+    latency_p95_s: float = Field(
+        30.0, gt=0, description="95th percentile of chat request time that alerts, seconds."
+    )
+    ungrounded_rate: float = Field(
+        0.3, ge=0, le=1, description="Share of answers not supported by their sources that alerts."
+    )
+    no_context_rate: float = Field(
+        0.5, ge=0, le=1, description="Share of questions the docs did not cover that alerts."
+    )
+    min_retrieval_score: float = Field(
+        0.35, description="Mean top retrieval score below which retrieval is alerted as weak."
+    )
+    cooldown_s: float = Field(
+        600, ge=0, description="After an alert, the same alert is not sent again for this long."
+    )
+    check_interval_s: float = Field(15, gt=0, description="How often the monitors are evaluated.")
+    retries: int = Field(3, ge=0, description="Retries of a failed webhook delivery (back-off).")
 
 
 class Settings(BaseSettings):
@@ -234,6 +300,8 @@ class Settings(BaseSettings):
     server: ServerSettings = Field(default_factory=ServerSettings)
     security: SecuritySettings = Field(default_factory=SecuritySettings)
     logging: LoggingSettings = Field(default_factory=LoggingSettings)
+    telemetry: TelemetrySettings = Field(default_factory=TelemetrySettings)
+    alerts: AlertSettings = Field(default_factory=AlertSettings)
 
     @field_validator("data_dir")
     @classmethod
@@ -267,6 +335,11 @@ class Settings(BaseSettings):
         if self.security.expose_api_docs is None:
             return self.env != "production"
         return self.security.expose_api_docs
+
+    @property
+    def log_format(self) -> str:
+        """json or console, as set or by environment."""
+        return self.logging.format or ("console" if self.env == "development" else "json")
 
     @property
     def chroma_path(self) -> Path:

@@ -7,6 +7,12 @@ their content, (3) the file's chunks of any other hash are deleted from the vect
 (4) the SQL chunks are replaced and the row marked "indexed", in one transaction.
 A run killed anywhere leaves a row that is not "indexed" (or no row), which the next
 run processes again; every step is idempotent, so it converges to the same state.
+
+Every loaded document goes through the checks of ingest/quality.py. A file whose text
+duplicates a document already indexed (or kept earlier in the run) is quarantined: not
+indexed, and its own previous version is removed, row last (see `_quarantine`). The
+stored text hash and signature of each document let later runs compare new files with
+it without reloading it; rows from before they existed get them on the next run.
 """
 
 from __future__ import annotations
@@ -29,7 +35,18 @@ from app.store.vectors import VectorStore
 from ingest.chunking import ChunkDraft, Chunker, embedding_text
 from ingest.document import LoadedDocument, LoadError
 from ingest.loaders import SUPPORTED_SUFFIXES, load_file
-from ingest.quality import check_chunks, check_document
+from ingest.quality import (
+    Issue,
+    SeenDocuments,
+    check_boilerplate,
+    check_chunks,
+    check_document,
+    check_duplicate,
+    check_near_duplicate,
+    paragraph_fingerprints,
+    signature,
+    text_hash,
+)
 
 
 class EmbeddingModel(Protocol):
@@ -52,11 +69,25 @@ class SourceFile:
 
 @dataclass
 class Finding:
-    """A problem with one file: an error skips it, a warning is only reported."""
+    """A problem with one file: an error keeps it out of the index, a warning is reported."""
 
     source: str
     severity: str
     reason: str
+    check: str  # which check found it: one of ingest.quality.CHECKS
+
+
+@dataclass(frozen=True)
+class StoredDocument:
+    """A document row of the collection, as a run finds it."""
+
+    id: str
+    path: str
+    source: str
+    content_hash: str
+    status: str
+    text_hash: str | None  # None: stored before the quality checks, not yet filled in
+    signature: list[int] | None
 
 
 @dataclass
@@ -71,6 +102,8 @@ class IngestSummary:
     deleted: int = 0
     failed: int = 0
     skipped: int = 0
+    # Kept out of the index by a check (an exact duplicate): not a failure of the run.
+    quarantined: int = 0
     chunks_written: int = 0
     seconds: float = 0.0
     status: str = "running"
@@ -134,6 +167,32 @@ def _walk(root: Path) -> Iterator[Path]:
             # A link inside the tree is the file it points to (counted once).
             if real.is_relative_to(root) and real.is_file():
                 yield real
+
+
+@dataclass
+class _RunState:
+    """What one run carries from file to file."""
+
+    collection: str
+    summary: IngestSummary
+    known: dict[str, StoredDocument]  # documents stored under the run's roots, by path
+    seen: SeenDocuments  # what each loaded document is compared with
+    # Paragraph fingerprints and sources of the documents loaded and kept, by path.
+    paragraphs: dict[str, list[tuple[int, int]]] = field(default_factory=dict)
+    sources: dict[str, str] = field(default_factory=dict)
+
+
+def _seen_documents(stored: dict[str, StoredDocument], gone: set[str]) -> SeenDocuments:
+    """The collection's indexed documents, less those the run will delete (no originals)."""
+    seen = SeenDocuments()
+    for doc in stored.values():
+        if doc.status == "indexed" and doc.text_hash is not None and doc.path not in gone:
+            seen.add(doc.path, doc.source, doc.text_hash, doc.signature or [])
+    return seen
+
+
+def _finding(source: str, issue: Issue) -> Finding:
+    return Finding(source, issue.severity, issue.reason, issue.check)
 
 
 def chunk_id(collection: str, path: str, draft: ChunkDraft) -> str:
@@ -207,24 +266,33 @@ class Ingestor:
         files, unsupported = discover(roots, self.exclude)
         summary.skipped = len(unsupported)
         resolved_roots = [r.expanduser().resolve() for r in roots]
-        known = self._known_documents(collection, resolved_roots)
+        stored = self._stored_documents(collection)
+        known = {
+            path: doc
+            for path, doc in stored.items()
+            if any(Path(path) == r or Path(path).is_relative_to(r) for r in resolved_roots)
+        }
+        present = {str(f.path) for f in files}
+        gone = set(known) - present
+        state = _RunState(collection, summary, known, _seen_documents(stored, gone))
         summary.run_id = self._start_run(collection, resolved_roots, dry_run)
         if on_start:
             on_start(len(files))
-        seen_hashes: dict[str, str] = {}
         try:
             for file in files:
-                outcome, written = self._ingest_file(file, collection, known, summary, seen_hashes)
+                outcome, written = self._ingest_file(file, state)
                 if progress:
                     progress(file.source, outcome, written)
-            present = {str(f.path) for f in files}
-            for path, (doc_id, _hash, _status) in known.items():
-                if path not in present:
-                    if not dry_run:
-                        self._delete_document(collection, doc_id, path)
-                    summary.deleted += 1
-                    if progress:
-                        progress(path, "deleted", 0)
+            began = time.perf_counter()
+            for path, issue in check_boilerplate(state.paragraphs).items():
+                summary.findings.append(_finding(state.sources[path], issue))
+            summary.timed("checks", began)
+            for path in sorted(gone):
+                if not dry_run:
+                    self._delete_document(collection, known[path].id, path)
+                summary.deleted += 1
+                if progress:
+                    progress(path, "deleted", 0)
             summary.status = "partial" if summary.partial else "completed"
         except BaseException:
             summary.status = "interrupted"
@@ -234,33 +302,26 @@ class Ingestor:
             self._finish_run(summary)
         return summary
 
-    def _known_documents(
-        self, collection: str, roots: list[Path]
-    ) -> dict[str, tuple[str, str, str]]:
-        """Documents already stored under these roots: path -> (id, hash, status)."""
+    def _stored_documents(self, collection: str) -> dict[str, StoredDocument]:
+        """Every document row of the collection, by path."""
         with self.db.session() as session:
             rows = session.execute(
-                select(Document.path, Document.id, Document.content_hash, Document.status).where(
-                    Document.collection == collection
-                )
+                select(
+                    Document.id,
+                    Document.path,
+                    Document.source,
+                    Document.content_hash,
+                    Document.status,
+                    Document.text_hash,
+                    Document.signature,
+                ).where(Document.collection == collection)
             ).all()
-        known = {}
-        for path, doc_id, content_hash, status in rows:
-            p = Path(path)
-            if any(p == r or p.is_relative_to(r) for r in roots):
-                known[path] = (doc_id, content_hash, status)
-        return known
+        return {row.path: StoredDocument(*row) for row in rows}
 
-    def _ingest_file(
-        self,
-        file: SourceFile,
-        collection: str,
-        known: dict[str, tuple[str, str, str]],
-        summary: IngestSummary,
-        seen_hashes: dict[str, str],
-    ) -> tuple[str, int]:
+    def _ingest_file(self, file: SourceFile, state: _RunState) -> tuple[str, int]:
         path = str(file.path)
-        previous = known.get(path)
+        summary = state.summary
+        previous = state.known.get(path)
         try:
             size = file.path.stat().st_size
             if size > self.max_file_bytes:
@@ -273,57 +334,111 @@ class Ingestor:
             return self._fail(file, summary, f"cannot read file: {exc.strerror or exc}")
         except LoadError as exc:
             return self._fail(file, summary, str(exc))
-        if content_hash in seen_hashes:
-            summary.findings.append(
-                Finding(file.source, "warning", f"same content as {seen_hashes[content_hash]}")
-            )
-        seen_hashes.setdefault(content_hash, file.source)
-        if previous and previous[1] == content_hash and previous[2] == "indexed":
+        unchanged = (
+            previous is not None
+            and previous.content_hash == content_hash
+            and previous.status == "indexed"
+        )
+        if unchanged and previous is not None and previous.text_hash is not None:
             summary.unchanged += 1
             return "unchanged", 0
         began = time.perf_counter()
         try:
             doc = load_file(file.path)
-            for warning in check_document(doc):
-                summary.findings.append(Finding(file.source, "warning", warning))
         except LoadError as exc:
             return self._fail(file, summary, str(exc))
         except Exception as exc:  # a loader bug must not stop the other files
             return self._fail(file, summary, f"could not be parsed: {type(exc).__name__}: {exc}")
         summary.timed("load", began)
+
+        began = time.perf_counter()
+        issues = check_document(doc)
+        digest, sig = text_hash(doc.text), signature(doc.text)
+        duplicate = check_duplicate(path, digest, state.seen)
+        near = None if duplicate else check_near_duplicate(path, sig, state.seen)
+        summary.timed("checks", began)
+        error = next((i for i in issues if i.severity == "error"), None)
+        if error is not None:  # garbled text: the file's own content is broken
+            return self._fail(file, summary, error.reason, error.check)
+        if duplicate is not None:
+            return self._quarantine(file, duplicate, state)
+        summary.findings += [_finding(file.source, i) for i in [*issues, *([near] if near else [])]]
+        state.seen.add(path, file.source, digest, sig)
+        state.paragraphs[path] = paragraph_fingerprints(doc)
+        state.sources[path] = file.source
+
+        if unchanged and previous is not None:
+            # Indexed before the quality checks existed: its chunks are current, only its
+            # text hash and signature are missing (until they are written, each run loads
+            # the file again).
+            if not summary.dry_run:
+                self._fill_in_fingerprints(previous.id, digest, sig)
+            summary.unchanged += 1
+            return "unchanged", 0
+
         began = time.perf_counter()
         drafts = self.chunker.chunk(doc)
         summary.timed("chunk", began)
-        for warning in check_chunks(drafts):
-            summary.findings.append(Finding(file.source, "warning", warning))
+        summary.findings += [_finding(file.source, i) for i in check_chunks(drafts)]
         outcome = "changed" if previous else "new"
         if not summary.dry_run:
-            self._store(file, collection, content_hash, doc, drafts, previous, summary)
+            fingerprints = (digest, sig)
+            self._store(
+                file, state.collection, content_hash, fingerprints, doc, drafts, previous, summary
+            )
         setattr(summary, outcome, getattr(summary, outcome) + 1)
         summary.chunks_written += len(drafts)
         return outcome, len(drafts)
 
-    def _fail(self, file: SourceFile, summary: IngestSummary, reason: str) -> tuple[str, int]:
+    def _fail(
+        self, file: SourceFile, summary: IngestSummary, reason: str, check: str = "load"
+    ) -> tuple[str, int]:
         # A file that was indexed before keeps its old chunks: a broken edit loses nothing.
         summary.failed += 1
-        summary.findings.append(Finding(file.source, "error", reason))
+        summary.findings.append(Finding(file.source, "error", reason, check))
         return "failed", 0
+
+    def _quarantine(self, file: SourceFile, issue: Issue, state: _RunState) -> tuple[str, int]:
+        """Keep a file out of the index, and remove the version of it indexed before.
+
+        Unlike a load failure, where the previous version stays (a broken edit loses
+        nothing), a quarantined file loses its previous version too: a file that became
+        a duplicate of another would otherwise be served twice, its old text under its
+        name and the same text under the original's. The row is marked pending before
+        the vectors go, so a run killed in between leaves a row the next run redoes.
+        """
+        path = str(file.path)
+        state.summary.quarantined += 1
+        state.summary.findings.append(_finding(file.source, issue))
+        state.seen.remove(path)
+        previous = state.known.get(path)
+        if previous is not None and not state.summary.dry_run:
+            with self.db.session() as session:
+                session.get_one(Document, previous.id).status = "pending"
+            self._delete_document(state.collection, previous.id, path)
+        return "quarantined", 0
+
+    def _fill_in_fingerprints(self, doc_id: str, digest: str, sig: list[int]) -> None:
+        with self.db.session() as session:
+            row = session.get_one(Document, doc_id)
+            row.text_hash, row.signature = digest, sig
 
     def _store(
         self,
         file: SourceFile,
         collection: str,
         content_hash: str,
+        fingerprints: tuple[str, list[int]],
         doc: LoadedDocument,
         drafts: list[ChunkDraft],
-        previous: tuple[str, str, str] | None,
+        previous: StoredDocument | None,
         summary: IngestSummary,
     ) -> None:
         assert self.vectors is not None
         path = str(file.path)
         began = time.perf_counter()
         with self.db.session() as session:
-            row = session.get(Document, previous[0]) if previous else None
+            row = session.get(Document, previous.id) if previous else None
             if row is None:
                 row = Document(collection=collection, path=path)
                 session.add(row)
@@ -371,6 +486,7 @@ class Ingestor:
             )
             row = session.get_one(Document, doc_id)
             row.status, row.n_chunks = "indexed", len(drafts)
+            row.text_hash, row.signature = fingerprints
         summary.timed("store", began)
 
     def _delete_document(self, collection: str, doc_id: str, path: str) -> None:
@@ -391,11 +507,12 @@ class Ingestor:
     def _finish_run(self, summary: IngestSummary) -> None:
         with self.db.session() as session:
             run = session.get_one(IngestRun, summary.run_id)
-            for name in ("new", "changed", "unchanged", "deleted", "failed", "skipped"):
+            names = ("new", "changed", "unchanged", "deleted", "failed", "skipped", "quarantined")
+            for name in names:
                 setattr(run, name, getattr(summary, name))
             run.chunks_written, run.seconds = summary.chunks_written, summary.seconds
             run.status, run.finished_at = summary.status, utcnow()
             run.issues = [
-                IngestIssue(path=f.source, severity=f.severity, reason=f.reason)
+                IngestIssue(path=f.source, severity=f.severity, reason=f.reason, check=f.check)
                 for f in summary.findings
             ]

@@ -18,7 +18,13 @@ import pytest
 import uvicorn
 from fastapi.testclient import TestClient
 
-from app.components import Components, build_guards, open_database, open_vectors
+from app.components import (
+    Components,
+    build_guards,
+    build_telemetry,
+    open_database,
+    open_vectors,
+)
 from app.llm.embedder import Embedder
 from app.llm.engine import LlamaEngine
 from app.llm.provision import default_chat_model, default_embedding_model
@@ -91,7 +97,10 @@ def components(corpus_settings: Settings, models: Models) -> Iterator[Components
     # A reader, unlike the real server, so that `docchat ask` may run beside it in tests.
     vectors = open_vectors(corpus_settings, writer=False)
     guards = build_guards(corpus_settings, db)
-    yield Components(corpus_settings, db, vectors, models.embedder, models.engine, guards)
+    telemetry = build_telemetry(corpus_settings, db, models.engine)
+    yield Components(
+        corpus_settings, db, vectors, models.embedder, models.engine, guards, telemetry
+    )
     vectors.close()
     db.close()
 

@@ -15,7 +15,7 @@ from pydantic import BaseModel, Field
 from app.api.deps import ComponentsDep, IdentityDep, may_read, owner_of, require_scope
 from app.api.errors import ApiError
 from app.components import Components
-from app.rag.pipeline import Answerer, PreparedAnswer
+from app.rag.pipeline import PreparedAnswer
 from app.security.keys import Identity
 from app.store import conversations
 from app.store.models import Conversation
@@ -124,6 +124,8 @@ async def chat(
             "answer": text,
             "answered_from_docs": prepared.answered_from_docs,
             "citations": citations,
+            "grounded": prepared.grounded,
+            "grounding_score": prepared.checks.get("grounding_score"),
             "checks": dict(prepared.checks),
             "usage": {
                 "prompt_tokens": prepared.stats.prompt_tokens,
@@ -133,9 +135,8 @@ async def chat(
 
     def outcome(pieces: list[str], status: str) -> tuple[str, str]:
         # A withheld answer is stored as the notice, never as what the model wrote.
-        if prepared.blocked:
-            return Answerer.final_text(prepared, ""), "blocked"
-        return "".join(pieces).strip(), status
+        text = answerer.final_text(prepared, "".join(pieces))
+        return text, "blocked" if prepared.blocked else status
 
     if not request.stream:
         pieces: list[str] = []

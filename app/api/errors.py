@@ -10,6 +10,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app.llm.engine import PromptTooLong
+from app.telemetry.context import current
 
 log = logging.getLogger(__name__)
 
@@ -24,9 +25,20 @@ class ApiError(Exception):
         self.message = message
 
 
-def error_body(type_: str, message: str) -> dict[str, object]:
-    """The JSON body; `param` and `code` make it match OpenAI's error shape too."""
-    return {"error": {"type": type_, "message": message, "param": None, "code": type_}}
+def error_body(type_: str, message: str, exc: BaseException | None = None) -> dict[str, object]:
+    """The JSON body; `param` and `code` make it match OpenAI's error shape too.
+
+    The error is also noted on the request, whose one log line then carries it (and
+    the traceback of an unexpected one), with the request id the client gets here.
+    """
+    context = current.get()
+    error: dict[str, object] = {"type": type_, "message": message, "param": None, "code": type_}
+    if context is not None:
+        context.error = {"type": type_, "message": message}
+        if exc is not None:
+            context.error["exc_info"] = (type(exc), exc, exc.__traceback__)
+        error["request_id"] = context.request_id
+    return {"error": error}
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -59,8 +71,9 @@ def install_error_handlers(app: FastAPI) -> None:
         )
 
     @app.exception_handler(Exception)
-    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
-        log.exception("unhandled error on %s %s", request.method, request.url.path)
+    async def _unexpected(_request: Request, exc: Exception) -> JSONResponse:
+        # Logged once, by the request's log line, with the traceback: never sent.
         return JSONResponse(
-            error_body("internal_error", "internal error; see the server log"), status_code=500
+            error_body("internal_error", "internal error; see the server log", exc),
+            status_code=500,
         )

@@ -18,7 +18,6 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from app.api.deps import ComponentsDep, require_scope
 from app.api.errors import ApiError
-from app.rag.pipeline import Answerer
 
 router = APIRouter(prefix="/v1", tags=["openai"], dependencies=[require_scope("chat")])
 
@@ -157,7 +156,7 @@ async def chat_completions(
                         "index": 0,
                         "message": {
                             "role": "assistant",
-                            "content": Answerer.final_text(prepared, text),
+                            "content": answerer.final_text(prepared, text),
                         },
                         "finish_reason": finish_reason(),
                         "logprobs": None,
@@ -165,6 +164,8 @@ async def chat_completions(
                 ],
                 "usage": usage(),
                 "sources": sources,
+                "grounded": prepared.grounded,
+                "grounding_score": prepared.checks.get("grounding_score"),
             }
         )
 
@@ -183,10 +184,17 @@ async def chat_completions(
         yield chunk({"role": "assistant", "content": ""})
         async for piece in answerer.stream(prepared, temperature=request.temperature):
             yield chunk({"content": piece})
-        if prepared.blocked:
-            # What was sent stopped short of the restricted part; say why it ends here.
-            yield chunk({"content": "\n\n" + Answerer.final_text(prepared, "")})
-        yield chunk({}, finish_reason(), sources=sources)
+        if prepared.blocked or prepared.grounded is False:
+            final = answerer.final_text(prepared, "")
+            if final:  # a notice replaces the answer: it follows what was streamed
+                yield chunk({"content": "\n\n" + final})
+        yield chunk(
+            {},
+            finish_reason(),
+            sources=sources,
+            grounded=prepared.grounded,
+            grounding_score=prepared.checks.get("grounding_score"),
+        )
         if request.stream_options and request.stream_options.include_usage:
             body = {
                 "id": completion_id,

@@ -74,6 +74,9 @@ class LlamaEngine:
         # One thread runs every llama.cpp call: contexts are not thread-safe.
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="llama")
         self._locks: dict[asyncio.AbstractEventLoop, asyncio.Lock] = {}
+        # Read by the metrics: requests waiting for the model, generations running.
+        self.waiting = 0
+        self.running = 0
 
     def _lock(self) -> asyncio.Lock:
         # An asyncio.Lock belongs to one event loop; tests run several apps (and loops)
@@ -124,7 +127,13 @@ class LlamaEngine:
         stats = stats if stats is not None else GenerationStats()
         stats.prompt_tokens = len(prompt.tokens)
         queued = time.perf_counter()
-        async with self._lock():
+        self.waiting += 1
+        try:
+            await self._lock().acquire()
+        finally:
+            self.waiting -= 1
+        self.running += 1
+        try:
             started = time.perf_counter()
             stats.queued_s = started - queued
             loop = asyncio.get_running_loop()
@@ -187,6 +196,9 @@ class LlamaEngine:
                     stats.completion_tokens = self.count_tokens("".join(pieces))
                 if stats.finish_reason is None:
                     stats.finish_reason = "cancelled"
+        finally:
+            self.running -= 1
+            self._lock().release()
 
     def prompt_eval_seconds(self, prompt: Prompt) -> float:
         """llama.cpp's own time to evaluate `prompt` from an empty cache (benchmarks)."""

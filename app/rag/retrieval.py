@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from app.llm.embedder import Embedder
 from app.store.vectors import Hit, VectorStore
+from app.telemetry.telemetry import Telemetry
 
 
 @dataclass(frozen=True)
@@ -67,17 +68,25 @@ class Retriever:
         *,
         top_k: int,
         min_score: float,
+        telemetry: Telemetry | None = None,
     ) -> None:
         self.embedder = embedder
         self.vectors = vectors
         self.collection = collection
         self.top_k = top_k
         self.min_score = min_score
+        self.telemetry = telemetry or Telemetry()
 
     def search_sync(self, query: str, k: int | None = None) -> list[Hit]:
         """All of the k nearest chunks, best first, whatever their score."""
-        vector = self.embedder.embed([query])[0]
-        return self.vectors.query(self.collection, vector, k or self.top_k)
+        with self.telemetry.stage("embed"):
+            vector = self.embedder.embed([query])[0]
+        with self.telemetry.stage("retrieve") as span:
+            hits = self.vectors.query(self.collection, vector, k or self.top_k)
+            span.set_attribute("docchat.hits", len(hits))
+            if hits:
+                span.set_attribute("docchat.top_score", hits[0].score)
+        return hits
 
     async def search(self, query: str, k: int | None = None) -> list[Hit]:
         """search_sync off the event loop (embedding is CPU-bound)."""
@@ -89,8 +98,11 @@ class Retriever:
         A follow-up such as "and how do I undo it?" means little alone: when the
         question finds nothing, it is tried again together with the previous one.
         """
-        hits = [h for h in await self.search(question) if h.score >= self.min_score]
+        found = await self.search(question)
+        hits = [h for h in found if h.score >= self.min_score]
         if not hits and previous_question:
-            combined = f"{previous_question}\n{question}"
-            hits = [h for h in await self.search(combined) if h.score >= self.min_score]
+            found = await self.search(f"{previous_question}\n{question}")
+            hits = [h for h in found if h.score >= self.min_score]
+        if found:
+            self.telemetry.metrics.retrieval_top_score.observe(found[0].score)
         return hits

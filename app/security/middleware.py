@@ -8,8 +8,10 @@ import json
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
+from app.api.errors import error_body
 from app.security.keys import Identity, KeyStore
 from app.security.limits import RateLimiter
+from app.telemetry.context import annotate
 
 Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
@@ -44,10 +46,8 @@ def is_public(path: str, extra: frozenset[str] = frozenset()) -> bool:
 async def send_error(
     send: Send, status: int, type_: str, message: str, headers: tuple[tuple[bytes, bytes], ...] = ()
 ) -> None:
-    """A JSON error in the app's one error shape."""
-    body = json.dumps(
-        {"error": {"type": type_, "message": message, "param": None, "code": type_}}
-    ).encode()
+    """A JSON error in the app's one error shape (noted on the request for its log line)."""
+    body = json.dumps(error_body(type_, message)).encode()
     await send(
         {
             "type": "http.response.start",
@@ -197,4 +197,6 @@ class AuthMiddleware:
             )
             return
         scope.setdefault("state", {})["identity"] = identity
+        if identity is not None:
+            annotate(key_name=identity.name)
         await self.app(scope, receive, send)

@@ -65,6 +65,11 @@ class Document(Base):
     # "pending" while its chunks are being replaced; "indexed" once they are all in.
     status: Mapped[str] = mapped_column(String(16), default="pending")
     n_chunks: Mapped[int] = mapped_column(Integer, default=0)
+    # sha256 of the cleaned text, and the bottom-k MinHash of its word 5-shingles (a JSON
+    # list of ints, see ingest/quality.py): later runs find duplicates and near-duplicates
+    # of it without reloading the file. NULL for rows stored before the checks existed.
+    text_hash: Mapped[str | None] = mapped_column(String(64), default=None)
+    signature: Mapped[list[int] | None] = mapped_column(JSON, default=None)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
     chunks: Mapped[list[Chunk]] = relationship(
@@ -109,6 +114,8 @@ class IngestRun(Base):
     deleted: Mapped[int] = mapped_column(Integer, default=0)
     failed: Mapped[int] = mapped_column(Integer, default=0)
     skipped: Mapped[int] = mapped_column(Integer, default=0)
+    # Kept out of the index by a quality check (e.g. an exact duplicate).
+    quarantined: Mapped[int] = mapped_column(Integer, default=0)
     chunks_written: Mapped[int] = mapped_column(Integer, default=0)
     seconds: Mapped[float] = mapped_column(Float, default=0.0)
 
@@ -118,7 +125,7 @@ class IngestRun(Base):
 
 
 class IngestIssue(Base):
-    """A data-quality finding of an ingest run: an error (file skipped) or a warning."""
+    """A data-quality finding of an ingest run: an error (file not indexed) or a warning."""
 
     __tablename__ = "ingest_issues"
 
@@ -128,6 +135,8 @@ class IngestIssue(Base):
     )
     path: Mapped[str] = mapped_column(String(1024))
     severity: Mapped[str] = mapped_column(String(8))  # error | warning
+    # The check that found it (ingest.quality.CHECKS): "load", "duplicate", ...
+    check: Mapped[str] = mapped_column(String(32), default="load")
     reason: Mapped[str] = mapped_column(Text)
 
     run: Mapped[IngestRun] = relationship(back_populates="issues")

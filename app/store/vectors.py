@@ -29,6 +29,7 @@ class Hit:
     text: str
     score: float
     metadata: dict[str, Any]
+    embedding: list[float] | None = None
 
 
 class _DirLock:
@@ -121,17 +122,21 @@ class VectorStore:
         result = self._collection(collection).query(
             query_embeddings=[list(embedding)],
             n_results=k,
-            include=["documents", "metadatas", "distances"],
+            include=["documents", "metadatas", "distances", "embeddings"],
         )
         hits = []
-        for chunk_id, text, meta, distance in zip(
+        for chunk_id, text, meta, distance, vector in zip(
             result["ids"][0],
             result["documents"][0],
             result["metadatas"][0],
             result["distances"][0],
+            result["embeddings"][0],
             strict=True,
         ):
-            hits.append(Hit(chunk_id, text or "", 1.0 - float(distance), dict(meta or {})))
+            score = 1.0 - float(distance)
+            hits.append(
+                Hit(chunk_id, text or "", score, dict(meta or {}), [float(x) for x in vector])
+            )
         return hits
 
     def count(self, collection: str) -> int:

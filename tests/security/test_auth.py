@@ -30,9 +30,20 @@ UNAUTHORIZED = {
 
 @pytest.fixture
 def auth_client(components: Components) -> Iterator[TestClient]:
-    app = create_app(with_auth(components.settings), components)
+    settings = with_auth(components.settings)
+    # /metrics open to scrapers is the default; here it is a protected route like others.
+    telemetry = settings.telemetry.model_copy(update={"metrics_require_key": True})
+    app = create_app(settings.model_copy(update={"telemetry": telemetry}), components)
     with TestClient(app) as client:
         yield client
+
+
+def unauthorized(response: object) -> None:
+    """The one 401 answer: same body for every cause, with the request's id."""
+    assert response.status_code == 401  # type: ignore[attr-defined]
+    body = response.json()  # type: ignore[attr-defined]
+    assert body["error"].pop("request_id") == response.headers["x-request-id"]  # type: ignore[attr-defined]
+    assert body == UNAUTHORIZED
 
 
 def bearer(key: str) -> dict[str, str]:
@@ -87,8 +98,7 @@ def test_every_route_refuses_missing_and_wrong_keys(
             for headers in ({}, bearer("dck_000000000000_" + "x" * 43), {"X-API-Key": "nope"}):
                 # A malformed body must not get past authentication either.
                 response = auth_client.request(method, path, headers=headers, content=b"{bad")
-                assert response.status_code == 401, (method, path)
-                assert response.json() == UNAUTHORIZED
+                unauthorized(response)
                 assert response.headers["www-authenticate"] == "Bearer"
             for scope, key in keys.items():
                 response = auth_client.request(method, path, headers=bearer(key), json={})
@@ -124,9 +134,7 @@ def test_revocation_takes_effect_on_the_next_request(
     key = components.guards.keys.create("soon-revoked", "chat")
     assert auth_client.get("/v1/models", headers=bearer(key)).status_code == 200
     components.guards.keys.revoke("soon-revoked")
-    response = auth_client.get("/v1/models", headers=bearer(key))
-    assert response.status_code == 401
-    assert response.json() == UNAUTHORIZED
+    unauthorized(auth_client.get("/v1/models", headers=bearer(key)))
 
 
 def test_conversations_are_private_to_their_key(

@@ -98,11 +98,12 @@ def test_secret_in_the_docs_is_withheld_end_to_end(tmp_path: Path, models: Model
             done = events[-1][1]
             assert canary not in streamed
             assert done["answer"] == WITHHELD_ANSWER
-            assert done["checks"] == {"blocked": "secret value"}
+            assert done["checks"]["blocked"] == "secret value"
+            assert "grounding_score" not in done["checks"]  # not judged: never shown
             stored = client.get(f"/api/conversations/{done['conversation_id']}").json()
             answer = stored["messages"][1]
             assert answer["status"] == "blocked"
-            assert answer["checks"] == {"blocked": "secret value"}
+            assert answer["checks"]["blocked"] == "secret value"
             assert canary not in json.dumps(stored)
             body = {"model": "docchat", "messages": [{"role": "user", "content": question}]}
             completion = client.post("/v1/chat/completions", json=body).json()

@@ -632,10 +632,26 @@
       box.textContent = message;
     }
 
-    function finishAssistant(parts, answer, citations, answeredFromDocs) {
+    // A warning under an answer its sources do not support (checks.grounded false).
+    function groundingWarning(checks) {
+      if (!checks || typeof checks !== "object" || checks.grounded !== false) return null;
+      const score = Number(checks.grounding_score);
+      const note = el("p", "grounding-warning");
+      note.setAttribute("role", "note");
+      note.textContent =
+        "Check this answer: the documentation found does not clearly support it" +
+        (Number.isFinite(score) ? " (grounding " + score.toFixed(2) + ")." : ".");
+      return note;
+    }
+
+    function finishAssistant(parts, answer, citations, answeredFromDocs, checks) {
       parts.body.replaceChildren(renderMarkdown(answer));
       const old = parts.msg.querySelector(".citations");
       if (old) old.remove();
+      const oldWarning = parts.msg.querySelector(".grounding-warning");
+      if (oldWarning) oldWarning.remove();
+      const warning = groundingWarning(checks);
+      if (warning) parts.msg.appendChild(warning);
       const cites = renderCitations(citations);
       if (cites) parts.msg.appendChild(cites);
       if (answeredFromDocs === false) {
@@ -659,7 +675,8 @@
             parts,
             m.content || "",
             m.citations,
-            typeof m.answered_from_docs === "boolean" ? m.answered_from_docs : undefined
+            typeof m.answered_from_docs === "boolean" ? m.answered_from_docs : undefined,
+            m.checks
           );
           if (m.status && /^(error|failed)$/i.test(String(m.status))) {
             parts.msg.classList.add("error");
@@ -788,7 +805,8 @@
             parts,
             typeof data.answer === "string" ? data.answer : text,
             data.citations,
-            data.answered_from_docs
+            data.answered_from_docs,
+            data.checks
           );
         } else if (name === "error") {
           fail(errorMessageFromBody(data, "The answer could not be generated."));

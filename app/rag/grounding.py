@@ -1,0 +1,139 @@
+"""How much of an answer its sources support: sentence by sentence, by meaning
+(embedding similarity to the retrieved chunks) and by words (lexical overlap)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+import numpy as np
+
+from app.llm.embedder import Embedder
+from app.store.vectors import Hit
+
+_SENTENCE = re.compile(r"(?<=[.!?])\s+|\n+")
+_WORD = re.compile(r"[A-Za-z0-9_./:-]+")
+# Words that say nothing about support; a sentence made only of them is not judged.
+_STOP = frozenset(
+    [
+        "a",
+        "an",
+        "the",
+        "and",
+        "or",
+        "but",
+        "if",
+        "then",
+        "of",
+        "to",
+        "in",
+        "on",
+        "at",
+        "by",
+        "for",
+        "with",
+        "from",
+        "as",
+        "is",
+        "are",
+        "was",
+        "were",
+        "be",
+        "been",
+        "it",
+        "its",
+        "this",
+        "that",
+        "these",
+        "those",
+        "you",
+        "your",
+        "we",
+        "our",
+        "they",
+        "their",
+        "he",
+        "she",
+        "can",
+        "could",
+        "will",
+        "would",
+        "should",
+        "may",
+        "might",
+        "do",
+        "does",
+        "did",
+        "not",
+        "no",
+        "yes",
+        "so",
+        "such",
+        "there",
+        "here",
+        "what",
+        "which",
+        "who",
+        "how",
+        "when",
+        "where",
+        "why",
+        "also",
+        "more",
+        "most",
+        "some",
+        "any",
+        "each",
+        "all",
+        "than",
+        "into",
+        "about",
+        "over",
+        "under",
+        "use",
+        "used",
+        "using",
+        "i",
+        "me",
+        "my",
+    ]
+)
+# A sentence counts as supported at this blend of similarity and word overlap.
+SUPPORTED = 0.55
+
+
+def sentences(text: str) -> list[str]:
+    """The answer's sentences (and list items), without the empty ones."""
+    return [s.strip() for s in _SENTENCE.split(text) if s and len(s.strip()) > 1]
+
+
+def content_words(text: str) -> set[str]:
+    """Lower-cased words that carry meaning."""
+    return {w.strip(".:").lower() for w in _WORD.findall(text)} - _STOP - {""}
+
+
+def grounding_score(
+    answer: str, hits: Sequence[Hit], embedder: Embedder
+) -> tuple[float, list[dict[str, object]]]:
+    """Share of the answer (by words) in supported sentences, and the per-sentence detail."""
+    parts = [s for s in sentences(answer) if content_words(s)]
+    if not parts or not hits:
+        return 0.0, []
+    source_words = set().union(*(content_words(h.text) for h in hits))
+    chunk_vectors = np.array([h.embedding for h in hits if h.embedding is not None])
+    if len(chunk_vectors) != len(hits):
+        chunk_vectors = np.array(embedder.embed([h.text for h in hits]))
+    sentence_vectors = np.array(embedder.embed(parts))
+    similarity = (sentence_vectors @ chunk_vectors.T).max(axis=1)
+    detail: list[dict[str, object]] = []
+    supported_weight = total_weight = 0.0
+    for text, semantic in zip(parts, similarity, strict=True):
+        words = content_words(text)
+        lexical = len(words & source_words) / len(words)
+        support = 0.5 * float(semantic) + 0.5 * lexical
+        weight = float(len(words))
+        total_weight += weight
+        if support >= SUPPORTED:
+            supported_weight += weight
+        detail.append({"sentence": text[:200], "support": round(support, 3)})
+    return supported_weight / total_weight, detail

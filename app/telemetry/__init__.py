@@ -1,0 +1,1 @@
+"""Seeing inside: logs, metrics, traces, answer-quality monitors and alerts."""

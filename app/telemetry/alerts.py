@@ -1,0 +1,240 @@
+"""Rolling-window monitors over requests and answers, and the webhooks they alert.
+
+Each monitor compares one figure of the last `window_s` seconds with its threshold.
+When it crosses, one alert is sent (then nothing for `cooldown_s`, so one problem is
+one alert); when it clears, a "resolved" message follows. Deliveries are retried with
+exponential back-off and never block a request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+
+from app.settings import AlertSettings
+
+log = logging.getLogger(__name__)
+CHAT_ROUTES = frozenset({"/api/chat", "/v1/chat/completions"})
+
+
+@dataclass
+class Window:
+    """(time, value) events of the last `seconds`."""
+
+    seconds: float
+    events: deque[tuple[float, float]] = field(default_factory=deque)
+
+    def add(self, now: float, value: float) -> None:
+        """Record one event."""
+        self.events.append((now, value))
+
+    def values(self, now: float) -> list[float]:
+        """The values still inside the window."""
+        while self.events and self.events[0][0] < now - self.seconds:
+            self.events.popleft()
+        return [v for _, v in self.events]
+
+
+@dataclass
+class Monitor:
+    """One condition: a figure over a window, compared with a threshold."""
+
+    name: str
+    description: str
+    window: Window
+    figure: Callable[[list[float]], float]
+    threshold: float
+    above: bool  # alert when the figure is above (True) or below (False) the threshold
+    firing: bool = False
+    last_sent: float = -math.inf
+
+    def check(self, now: float, min_events: int) -> float | None:
+        """The figure now, or None while the window holds too few events to judge."""
+        values = self.window.values(now)
+        return self.figure(values) if len(values) >= min_events else None
+
+    def crossed(self, value: float) -> bool:
+        """Whether the figure is on the alerting side of the threshold."""
+        return value > self.threshold if self.above else value < self.threshold
+
+
+def _share(values: list[float]) -> float:
+    return sum(values) / len(values)
+
+
+def _p95(values: list[float]) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, math.ceil(0.95 * len(ordered)) - 1)]
+
+
+class WebhookSender:
+    """POSTs alert payloads as JSON, retrying failures with exponential back-off."""
+
+    def __init__(
+        self, urls: list[str], token: str | None, *, retries: int, base_delay: float = 0.5
+    ) -> None:
+        self.urls = urls
+        self.headers = {"Authorization": f"Bearer {token}"} if token else {}
+        self.retries = retries
+        self.base_delay = base_delay
+
+    async def send(self, payload: dict[str, Any]) -> None:
+        """Deliver to every URL; a URL that keeps failing is logged, never raised."""
+        async with httpx.AsyncClient(timeout=10) as client:
+            for url in self.urls:
+                for attempt in range(self.retries + 1):
+                    try:
+                        response = await client.post(url, json=payload, headers=self.headers)
+                        if response.status_code < 500:
+                            break
+                        problem = f"HTTP {response.status_code}"
+                    except httpx.HTTPError as exc:
+                        problem = type(exc).__name__
+                    if attempt == self.retries:
+                        log.error("alert %s not delivered: %s", payload["alert"], problem)
+                    else:
+                        await asyncio.sleep(self.base_delay * 2**attempt)
+
+
+class AlertManager:
+    """Feeds the monitors and sends their alerts."""
+
+    def __init__(
+        self,
+        settings: AlertSettings,
+        sender: WebhookSender | None,
+        *,
+        on_state: Callable[[str, bool], None] = lambda _name, _firing: None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.settings = settings
+        self.sender = sender
+        self.on_state = on_state
+        self.clock = clock
+        window = settings.window_s
+
+        def monitor(
+            name: str,
+            description: str,
+            figure: Callable[[list[float]], float],
+            threshold: float,
+            above: bool = True,
+        ) -> Monitor:
+            return Monitor(name, description, Window(window), figure, threshold, above)
+
+        self.errors = monitor(
+            "error_rate", "share of requests answered with a 5xx", _share, settings.error_rate
+        )
+        self.latency = monitor(
+            "latency_p95", "95th percentile of chat request seconds", _p95, settings.latency_p95_s
+        )
+        self.ungrounded = monitor(
+            "ungrounded_rate",
+            "share of answers not supported by their sources",
+            _share,
+            settings.ungrounded_rate,
+        )
+        self.no_context = monitor(
+            "no_context_rate",
+            "share of questions the docs did not cover",
+            _share,
+            settings.no_context_rate,
+        )
+        self.retrieval = monitor(
+            "retrieval_score",
+            "mean top retrieval score",
+            _share,
+            settings.min_retrieval_score,
+            above=False,
+        )
+        self.monitors = [
+            self.errors,
+            self.latency,
+            self.ungrounded,
+            self.no_context,
+            self.retrieval,
+        ]
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def request_done(self, route: str, status: int, seconds: float) -> None:
+        """Count a finished request (probes and metrics scrapes are not traffic)."""
+        if route in ("/healthz", "/readyz", "/metrics"):
+            return
+        now = self.clock()
+        self.errors.window.add(now, 1.0 if status >= 500 else 0.0)
+        if route in CHAT_ROUTES and status < 400:
+            self.latency.window.add(now, seconds)
+
+    def answer_done(self, verdict: str, top_score: float | None) -> None:
+        """Count a finished answer by its verdict, and its best retrieval score."""
+        now = self.clock()
+        if verdict in ("grounded", "ungrounded"):
+            self.ungrounded.window.add(now, 1.0 if verdict == "ungrounded" else 0.0)
+        if verdict in ("grounded", "ungrounded", "no_context", "blocked"):
+            self.no_context.window.add(now, 1.0 if verdict == "no_context" else 0.0)
+        if top_score is not None:
+            self.retrieval.window.add(now, top_score)
+
+    async def evaluate(self) -> list[dict[str, Any]]:
+        """Check every monitor; send (in the background) and return the messages due."""
+        now = self.clock()
+        due = []
+        for monitor in self.monitors:
+            value = monitor.check(now, self.settings.min_events)
+            if value is None:
+                continue
+            crossed = monitor.crossed(value)
+            if crossed and not monitor.firing:
+                monitor.firing = True
+                if now - monitor.last_sent >= self.settings.cooldown_s:
+                    monitor.last_sent = now
+                    due.append(self._payload(monitor, "firing", value))
+            elif not crossed and monitor.firing:
+                monitor.firing = False
+                due.append(self._payload(monitor, "resolved", value))
+            self.on_state(monitor.name, monitor.firing)
+        for payload in due:
+            log.warning(
+                "alert %s %s", payload["alert"], payload["status"], extra={"alert": payload}
+            )
+            if self.sender is not None and self.sender.urls:
+                task = asyncio.create_task(self.sender.send(payload))
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
+        return due
+
+    def _payload(self, monitor: Monitor, status: str, value: float) -> dict[str, Any]:
+        return {
+            "service": "docchat",
+            "alert": monitor.name,
+            "status": status,
+            "value": round(value, 4),
+            "threshold": monitor.threshold,
+            "condition": "above" if monitor.above else "below",
+            "window_s": self.settings.window_s,
+            "description": monitor.description,
+            "time": datetime.now(UTC).isoformat(timespec="seconds"),
+        }
+
+    async def run(self) -> None:
+        """Evaluate every `check_interval_s` until cancelled."""
+        while True:
+            await asyncio.sleep(self.settings.check_interval_s)
+            try:
+                await self.evaluate()
+            except Exception:
+                log.exception("alert evaluation failed")
+
+    async def drain(self) -> None:
+        """Wait for deliveries still under way (at shutdown)."""
+        if self._tasks:
+            await asyncio.wait(self._tasks, timeout=15)
