@@ -150,7 +150,7 @@ def signature(text: str) -> list[int]:
     }
     hashes = {
         # 63 bits: the values stay within a signed 64-bit integer wherever they are stored.
-        hash(s) & (2**63 - 1)
+        int.from_bytes(hashlib.blake2b(s.encode("utf-8"), digest_size=8).digest()) >> 1
         for s in shingles
     }
     return sorted(heapq.nsmallest(SIGNATURE_SIZE, hashes))

@@ -1,0 +1,309 @@
+"""Continuous batching on one llama.cpp context: several sequences decode together.
+
+One worker thread owns the context. Each step it admits waiting requests into free
+sequence slots (their prompts evaluated, the shared system-prompt prefix copied from a
+cached sequence instead of evaluated again), then decodes one token for every running
+sequence in a single `llama_decode`, samples each with its own sampler, and hands the
+text to the request's event loop. Throughput grows with concurrent users instead of
+staying flat, and a cancelled request frees its slot at the next step.
+"""
+
+from __future__ import annotations
+
+import codecs
+import ctypes
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import llama_cpp as ll
+
+log = logging.getLogger(__name__)
+PREFIX_SEQ = 0  # holds the cached prompt prefix; requests use the ids after it
+
+
+@dataclass
+class Job:
+    """One generation as the worker sees it."""
+
+    tokens: list[int]
+    max_tokens: int
+    temperature: float
+    seed: int
+    repeat_penalty: float
+    deadline: float
+    # Called from the worker thread: ("text", str) | ("end", reason) | ("error", exc)
+    emit: Callable[[str, Any], None]
+    cancel: threading.Event = field(default_factory=threading.Event)
+    admitted_at: float | None = None
+    prefix_reused: int = 0
+    # Worker state.
+    seq: int = -1
+    pos: int = 0
+    produced: int = 0
+    last: int = 0
+    sampler: Any = None
+    decoder: Any = field(default_factory=lambda: codecs.getincrementaldecoder("utf-8")("ignore"))
+
+
+class BatchedContext:
+    """The llama.cpp context, batch and samplers, used only by the worker thread."""
+
+    def __init__(
+        self,
+        model: Any,
+        *,
+        n_ctx_per_seq: int,
+        n_parallel: int,
+        n_batch: int,
+        n_threads: int,
+    ) -> None:
+        self.model = model
+        self.vocab = ll.llama_model_get_vocab(model)
+        self.n_ctx_per_seq = n_ctx_per_seq
+        self.n_parallel = n_parallel
+        params = ll.llama_context_default_params()
+        # One extra sequence keeps the cached prefix; the KV cache is shared (unified),
+        # so a copied prefix costs no extra cells.
+        params.n_seq_max = n_parallel + 1
+        params.n_ctx = n_ctx_per_seq * (n_parallel + 1)
+        params.n_batch = max(n_batch, n_parallel)
+        params.n_ubatch = max(n_batch, n_parallel)
+        params.n_threads = n_threads
+        params.n_threads_batch = n_threads
+        params.kv_unified = True
+        self.ctx = ll.llama_init_from_model(model, params)
+        if not self.ctx:
+            raise RuntimeError("llama.cpp could not create the batched context")
+        self.n_batch = params.n_batch
+        self.batch = ll.llama_batch_init(self.n_batch, 0, params.n_seq_max)
+        self.memory = ll.llama_get_memory(self.ctx)
+        self.prefix: list[int] = []
+
+    def _fill(self, entries: list[tuple[int, int, int, bool]]) -> None:
+        """entries: (token, position, sequence, wants logits)."""
+        b = self.batch
+        for i, (token, pos, seq, logits) in enumerate(entries):
+            b.token[i] = token
+            b.pos[i] = pos
+            b.n_seq_id[i] = 1
+            b.seq_id[i][0] = seq
+            b.logits[i] = logits
+        b.n_tokens = len(entries)
+
+    def decode(self, entries: list[tuple[int, int, int, bool]]) -> None:
+        """One llama_decode; raises on failure (e.g. no KV cells left)."""
+        self._fill(entries)
+        result = ll.llama_decode(self.ctx, self.batch)
+        if result != 0:
+            raise RuntimeError(f"llama_decode failed ({result})")
+
+    def prefill(self, seq: int, tokens: list[int], start: int) -> None:
+        """Evaluate tokens[start:] for `seq` in chunks; logits only for the last one."""
+        for chunk in range(start, len(tokens), self.n_batch):
+            piece = tokens[chunk : chunk + self.n_batch]
+            last = chunk + len(piece) == len(tokens)
+            self.decode(
+                [
+                    (t, chunk + i, seq, last and i == len(piece) - 1)
+                    for i, t in enumerate(piece)
+                ]
+            )
+
+    def set_prefix(self, tokens: list[int]) -> None:
+        """Evaluate a prompt prefix once into the cache sequence."""
+        ll.llama_memory_seq_rm(self.memory, PREFIX_SEQ, -1, -1)
+        self.prefix = []
+        if tokens:
+            self.prefill(PREFIX_SEQ, tokens, 0)
+            self.prefix = list(tokens)
+
+    def reuse_prefix(self, seq: int, tokens: list[int]) -> int:
+        """Copy the cached prefix into `seq` when the prompt starts with it; its length."""
+        n = len(self.prefix)
+        # The last prompt token must be evaluated here to get its logits.
+        if n == 0 or len(tokens) <= n or tokens[:n] != self.prefix:
+            return 0
+        ll.llama_memory_seq_cp(self.memory, PREFIX_SEQ, seq, 0, n)
+        return n
+
+    def free_seq(self, seq: int) -> None:
+        """Drop a sequence's cells."""
+        ll.llama_memory_seq_rm(self.memory, seq, -1, -1)
+
+    def new_sampler(self, job: Job) -> Any:
+        """Penalties, then greedy (temperature 0) or temperature + seeded sampling."""
+        chain = ll.llama_sampler_chain_init(ll.llama_sampler_chain_default_params())
+        if job.repeat_penalty != 1.0:
+            ll.llama_sampler_chain_add(
+                chain, ll.llama_sampler_init_penalties(64, job.repeat_penalty, 0.0, 0.0)
+            )
+        if job.temperature <= 0:
+            ll.llama_sampler_chain_add(chain, ll.llama_sampler_init_greedy())
+        else:
+            ll.llama_sampler_chain_add(chain, ll.llama_sampler_init_temp(job.temperature))
+            ll.llama_sampler_chain_add(chain, ll.llama_sampler_init_dist(job.seed))
+        return chain
+
+    def sample(self, job: Job, index: int) -> int:
+        """Sample (and accept) the next token of `job` from batch row `index`."""
+        return int(ll.llama_sampler_sample(job.sampler, self.ctx, index))
+
+    def is_end(self, token: int) -> bool:
+        """End of generation (EOS, end of turn)."""
+        return bool(ll.llama_vocab_is_eog(self.vocab, token))
+
+    def piece(self, token: int) -> bytes:
+        """The bytes a token stands for."""
+        buffer = ctypes.create_string_buffer(64)
+        n = ll.llama_token_to_piece(self.vocab, token, buffer, len(buffer), 0, False)
+        if n < 0:
+            buffer = ctypes.create_string_buffer(-n)
+            n = ll.llama_token_to_piece(self.vocab, token, buffer, len(buffer), 0, False)
+        return buffer.raw[:n]
+
+    def close(self) -> None:
+        """Free the batch and the context (the model belongs to its owner)."""
+        ll.llama_batch_free(self.batch)
+        ll.llama_free(self.ctx)
+
+
+class BatchScheduler:
+    """Runs the worker thread; requests come in through a thread-safe queue."""
+
+    def __init__(self, context: BatchedContext) -> None:
+        self.context = context
+        self.incoming: queue.Queue[Job | None] = queue.Queue()
+        self.free = list(range(1, context.n_parallel + 1))
+        self.active: list[Job] = []
+        self.steps = 0
+        self._thread = threading.Thread(target=self._run, name="llama-batch", daemon=True)
+        self._control: queue.Queue[tuple[Callable[[], Any], queue.Queue[Any]]] = queue.Queue()
+        self._thread.start()
+
+    def submit(self, job: Job) -> None:
+        """Hand a job to the worker."""
+        self.incoming.put(job)
+
+    def call(self, fn: Callable[[], Any]) -> Any:
+        """Run `fn` on the worker thread between steps (the context is not thread-safe)."""
+        reply: queue.Queue[Any] = queue.Queue(maxsize=1)
+        self._control.put((fn, reply))
+        self.incoming.put(None)  # wake the worker if it is idle
+        outcome, value = reply.get()
+        if outcome == "error":
+            raise value
+        return value
+
+    def stop(self) -> None:
+        """Cancel everything and end the worker."""
+        for job in self.active:
+            job.cancel.set()
+        self.incoming.put(None)
+        self._stopping = True
+        self._thread.join(timeout=30)
+
+    _stopping = False
+
+    def _run(self) -> None:
+        while not self._stopping:
+            self._run_control()
+            self._admit(block=not self.active)
+            if self.active:
+                try:
+                    self._step()
+                except Exception as exc:  # a failed decode ends every running job
+                    log.exception("batched decode failed")
+                    for job in list(self.active):
+                        self._finish(job, "error", exc)
+        for job in list(self.active):
+            self._finish(job, "end", "cancelled")
+
+    def _run_control(self) -> None:
+        while True:
+            try:
+                fn, reply = self._control.get_nowait()
+            except queue.Empty:
+                return
+            try:
+                reply.put(("ok", fn()))
+            except Exception as exc:
+                reply.put(("error", exc))
+
+    def _admit(self, *, block: bool) -> None:
+        while self.free:
+            try:
+                job = self.incoming.get(timeout=0.5) if block else self.incoming.get_nowait()
+            except queue.Empty:
+                return
+            block = False
+            if job is None:
+                continue
+            if job.cancel.is_set():
+                job.emit("end", "cancelled")
+                continue
+            if time.monotonic() > job.deadline:
+                job.emit("error", TimeoutError("the request waited past its deadline"))
+                continue
+            self._start(job)
+
+    def _start(self, job: Job) -> None:
+        ctx = self.context
+        job.seq = self.free.pop(0)
+        job.admitted_at = time.monotonic()
+        job.sampler = ctx.new_sampler(job)
+        try:
+            job.prefix_reused = ctx.reuse_prefix(job.seq, job.tokens)
+            ctx.prefill(job.seq, job.tokens, job.prefix_reused)
+        except Exception as exc:
+            self._finish(job, "error", exc)
+            return
+        job.pos = len(job.tokens)
+        self.active.append(job)
+        self._accept(job, ctx.sample(job, ctx.batch.n_tokens - 1))
+
+    def _step(self) -> None:
+        ctx = self.context
+        jobs = list(self.active)
+        ctx.decode([(job.last, job.pos - 1, job.seq, True) for job in jobs])
+        self.steps += 1
+        for index, job in enumerate(jobs):
+            if job in self.active:
+                self._accept(job, ctx.sample(job, index))
+
+    def _accept(self, job: Job, token: int) -> None:
+        """Emit a sampled token, or finish the job; the token is decoded next step."""
+        ctx = self.context
+        if job.cancel.is_set():
+            self._finish(job, "end", "cancelled")
+            return
+        if ctx.is_end(token):
+            self._finish(job, "end", "stop")
+            return
+        text = job.decoder.decode(ctx.piece(token))
+        if text:
+            job.emit("text", text)
+        job.produced += 1
+        job.last = token
+        job.pos += 1
+        if job.produced >= job.max_tokens or job.pos >= ctx.n_ctx_per_seq:
+            self._finish(job, "end", "length")
+        elif time.monotonic() > job.deadline:
+            self._finish(job, "error", TimeoutError("the answer ran past its deadline"))
+
+    def _finish(self, job: Job, kind: str, value: Any) -> None:
+        if job in self.active:
+            self.active.remove(job)
+        if job.seq > 0:
+            self.context.free_seq(job.seq)
+            self.free.append(job.seq)
+            self.free.sort()
+            job.seq = -1
+        if job.sampler is not None:
+            ll.llama_sampler_free(job.sampler)
+            job.sampler = None
+        job.emit(kind, value)
