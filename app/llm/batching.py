@@ -108,10 +108,7 @@ class BatchedContext:
             piece = tokens[chunk : chunk + self.n_batch]
             last = chunk + len(piece) == len(tokens)
             self.decode(
-                [
-                    (t, chunk + i, seq, last and i == len(piece) - 1)
-                    for i, t in enumerate(piece)
-                ]
+                [(t, chunk + i, seq, last and i == len(piece) - 1) for i, t in enumerate(piece)]
             )
 
     def set_prefix(self, tokens: list[int]) -> None:
