@@ -68,7 +68,15 @@ def _runs(components: Components, limit: int) -> list[dict[str, Any]]:
                 "finished_at": r.finished_at.isoformat() if r.finished_at else None,
                 "counts": {
                     n: getattr(r, n)
-                    for n in ("new", "changed", "unchanged", "deleted", "failed", "skipped")
+                    for n in (
+                        "new",
+                        "changed",
+                        "unchanged",
+                        "deleted",
+                        "failed",
+                        "skipped",
+                        "quarantined",
+                    )
                 },
                 "chunks_written": r.chunks_written,
                 "seconds": r.seconds,
@@ -103,9 +111,10 @@ def _ingest(components: Components, files: list[Path], collection: str) -> dict[
         "changed": summary.changed,
         "unchanged": summary.unchanged,
         "failed": summary.failed,
+        "quarantined": summary.quarantined,
         "chunks_written": summary.chunks_written,
         "findings": [
-            {"source": f.source, "severity": f.severity, "reason": f.reason}
+            {"source": f.source, "check": f.check, "severity": f.severity, "reason": f.reason}
             for f in summary.findings
         ],
     }
