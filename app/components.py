@@ -122,6 +122,10 @@ class Components:
             ungrounded_action=self.settings.rag.ungrounded_action,
         )
 
+    def warm(self) -> None:
+        """Evaluate the shared system prompt once, so each request skips it."""
+        self.engine.set_prefix(self.answerer.shared_prefix())
+
     def close(self) -> None:
         """Release the model, the store lock and the database pool."""
         self.telemetry.shutdown()
@@ -141,9 +145,11 @@ def build_components(settings: Settings, *, writer: bool = True) -> Components:
     try:
         guards = build_guards(settings, db)
         embedder, engine = load_embedder(settings), load_engine(settings)
-        return Components(
+        components = Components(
             settings, db, vectors, embedder, engine, guards, build_telemetry(settings, db, engine)
         )
+        components.warm()
+        return components
     except BaseException:
         vectors.close()
         db.close()

@@ -60,6 +60,22 @@ class LLMSettings(BaseModel):
         description="Penalty on repeating recent tokens; small models loop without it.",
     )
     seed: int = Field(1234, description="Sampling seed, for reproducible answers.")
+    parallel: int = Field(
+        4,
+        ge=1,
+        le=64,
+        description="Answers generated together in one batched llama.cpp context; more "
+        "raises throughput under concurrent use (each needs n_ctx tokens of KV cache).",
+    )
+    queue_size: int = Field(
+        16,
+        ge=0,
+        description="Requests that may wait for a free generation slot; beyond it a new "
+        "request gets 429 with Retry-After at once.",
+    )
+    request_timeout_s: float = Field(
+        300.0, gt=0, description="Deadline of one answer, waiting included, in seconds."
+    )
 
 
 class EmbeddingSettings(BaseModel):

@@ -98,9 +98,11 @@ def components(corpus_settings: Settings, models: Models) -> Iterator[Components
     vectors = open_vectors(corpus_settings, writer=False)
     guards = build_guards(corpus_settings, db)
     telemetry = build_telemetry(corpus_settings, db, models.engine)
-    yield Components(
+    components = Components(
         corpus_settings, db, vectors, models.embedder, models.engine, guards, telemetry
     )
+    components.warm()
+    yield components
     vectors.close()
     db.close()
 

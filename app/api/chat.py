@@ -15,6 +15,7 @@ from pydantic import BaseModel, Field
 from app.api.deps import ComponentsDep, IdentityDep, may_read, owner_of, require_scope
 from app.api.errors import ApiError
 from app.components import Components
+from app.llm.engine import GenerationTimeout
 from app.rag.pipeline import PreparedAnswer
 from app.security.keys import Identity
 from app.store import conversations
@@ -112,6 +113,8 @@ async def chat(
     answerer = components.answerer
     # Prepared before any byte is sent, so a prompt that cannot fit is a clean 400.
     prepared = await answerer.prepare(question, history, previous_question=previous)
+    if prepared.answered_from_docs:
+        components.engine.ensure_capacity()  # a full queue is a 429 now, not a hang later
     conversation_id, message_id = await asyncio.to_thread(
         _store_turn, components, request.conversation_id, question, prepared, owner_of(identity)
     )
@@ -160,6 +163,9 @@ async def chat(
                 yield sse("token", {"text": piece})
             status = "complete"
             yield sse("done", final(outcome(pieces, status)[0]))
+        except GenerationTimeout as exc:
+            status = "error"
+            yield sse("error", {"error": {"type": "timeout", "message": str(exc)}})
         except Exception:
             status = "error"
             log.exception("answer failed in conversation %s", conversation_id)

@@ -9,7 +9,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from app.llm.engine import PromptTooLong
+from app.llm.engine import EngineBusy, GenerationTimeout, PromptTooLong
 from app.telemetry.context import current
 
 log = logging.getLogger(__name__)
@@ -51,6 +51,18 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(PromptTooLong)
     async def _too_long(_request: Request, exc: PromptTooLong) -> JSONResponse:
         return JSONResponse(error_body("context_length_exceeded", str(exc)), status_code=400)
+
+    @app.exception_handler(EngineBusy)
+    async def _busy(_request: Request, exc: EngineBusy) -> JSONResponse:
+        return JSONResponse(
+            error_body("model_busy", str(exc)),
+            status_code=429,
+            headers={"Retry-After": str(exc.retry_after)},
+        )
+
+    @app.exception_handler(GenerationTimeout)
+    async def _timeout(_request: Request, exc: GenerationTimeout) -> JSONResponse:
+        return JSONResponse(error_body("timeout", str(exc)), status_code=504)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:

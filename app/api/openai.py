@@ -125,6 +125,8 @@ async def chat_completions(
         extra_system=extra_system,
         max_tokens=request.max_completion_tokens or request.max_tokens,
     )
+    if prepared.answered_from_docs:
+        engine.ensure_capacity()
     sources = [c.as_dict() for c in prepared.citations]
     completion_id = f"chatcmpl-{uuid.uuid4().hex}"
     created = int(time.time())

@@ -1,22 +1,36 @@
-"""llama.cpp behind an async interface: one generation at a time owns the model."""
+"""llama.cpp behind an async interface: a bounded queue in front of a continuous
+batching scheduler (app/llm/batching.py) that owns the model's context."""
 
 from __future__ import annotations
 
 import asyncio
+import math
 import os
 import threading
 import time
 from collections.abc import AsyncIterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from app.llm.batching import BatchedContext, BatchScheduler, Job
 from app.settings import LLMSettings
 
 
 class PromptTooLong(ValueError):
     """The prompt leaves no room in the context window for an answer."""
+
+
+class EngineBusy(RuntimeError):
+    """The wait queue is full: the caller should retry after `retry_after` seconds."""
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__(f"the model is busy; retry in {retry_after} s")
+        self.retry_after = retry_after
+
+
+class GenerationTimeout(TimeoutError):
+    """A request passed its deadline, waiting or generating."""
 
 
 @dataclass
@@ -38,11 +52,12 @@ class GenerationStats:
     time_to_first_token_s: float | None = None
     total_s: float = 0.0
     finish_reason: str | None = None
+    prefix_reused: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
 
 
 class LlamaEngine:
-    """A GGUF chat model loaded by llama-cpp-python."""
+    """A GGUF chat model: tokenizer and chat template, and a batched generator."""
 
     def __init__(self, settings: LLMSettings, model_path: Path) -> None:
         from llama_cpp import Llama
@@ -52,12 +67,12 @@ class LlamaEngine:
         self.model_path = model_path
         self.model_id = settings.model_id or model_path.stem
         self.n_threads = settings.n_threads or os.cpu_count() or 1
+        # The Llama object loads the weights and gives the tokenizer and template; its
+        # own context is kept small, since generation runs in the batched context.
         self._llm: Any = Llama(
             model_path=str(model_path),
-            n_ctx=settings.n_ctx,
+            n_ctx=256,
             n_threads=self.n_threads,
-            n_threads_batch=self.n_threads,
-            n_batch=settings.n_batch,
             n_gpu_layers=settings.n_gpu_layers,
             seed=settings.seed,
             verbose=False,
@@ -71,26 +86,33 @@ class LlamaEngine:
         eos = self._llm.detokenize([self._llm.token_eos()]).decode("utf-8", "ignore")
         bos = self._llm.detokenize([self._llm.token_bos()]).decode("utf-8", "ignore")
         self._formatter: Any = Jinja2ChatFormatter(template, eos_token=eos, bos_token=bos)
-        # One thread runs every llama.cpp call: contexts are not thread-safe.
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="llama")
-        self._locks: dict[asyncio.AbstractEventLoop, asyncio.Lock] = {}
-        # Read by the metrics: requests waiting for the model, generations running.
-        self.waiting = 0
-        self.running = 0
-
-    def _lock(self) -> asyncio.Lock:
-        # An asyncio.Lock belongs to one event loop; tests run several apps (and loops)
-        # on one engine. The single executor thread serializes llama.cpp in any case.
-        loop = asyncio.get_running_loop()
-        if loop not in self._locks:
-            self._locks = {lp: lk for lp, lk in self._locks.items() if not lp.is_closed()}
-            self._locks[loop] = asyncio.Lock()
-        return self._locks[loop]
+        self.context = BatchedContext(
+            self._llm._model.model,
+            n_ctx_per_seq=settings.n_ctx,
+            n_parallel=settings.parallel,
+            n_batch=settings.n_batch,
+            n_threads=self.n_threads,
+        )
+        self.scheduler = BatchScheduler(self.context)
+        self._jobs: set[Job] = set()
+        self._jobs_lock = threading.Lock()
 
     @property
     def n_ctx(self) -> int:
-        """Context window in tokens."""
-        return int(self._llm.n_ctx())
+        """Context window of one conversation, in tokens."""
+        return self.settings.n_ctx
+
+    @property
+    def waiting(self) -> int:
+        """Requests submitted but not yet given a sequence slot."""
+        with self._jobs_lock:
+            return sum(1 for job in self._jobs if job.admitted_at is None)
+
+    @property
+    def running(self) -> int:
+        """Requests generating now."""
+        with self._jobs_lock:
+            return sum(1 for job in self._jobs if job.admitted_at is not None)
 
     def format(self, messages: list[dict[str, str]]) -> Prompt:
         """Apply the model's chat template and tokenize the result."""
@@ -112,6 +134,19 @@ class LlamaEngine:
                 f"{max_tokens}, more than the model's context of {self.n_ctx} tokens"
             )
 
+    def ensure_capacity(self) -> None:
+        """Raise EngineBusy when the wait queue is full (checked before answering)."""
+        if self.waiting >= self.settings.queue_size:
+            # A slot frees every few seconds on average; say when to try again.
+            per_answer = self.settings.max_tokens / 20
+            rounds = (self.waiting + 1) / max(1, self.settings.parallel)
+            raise EngineBusy(max(1, math.ceil(rounds * per_answer / 4)))
+
+    def set_prefix(self, prompt: Prompt) -> None:
+        """Cache the evaluation of a prompt prefix shared by every request (the system
+        prompt): requests starting with it skip evaluating it."""
+        self.scheduler.call(lambda: self.context.set_prefix(prompt.tokens))
+
     async def stream(
         self,
         prompt: Prompt,
@@ -120,99 +155,84 @@ class LlamaEngine:
         temperature: float | None = None,
         stats: GenerationStats | None = None,
     ) -> AsyncIterator[str]:
-        """Yield the answer's text piece by piece; closing the iterator stops generation."""
+        """Yield the answer's text piece by piece; closing the iterator cancels it."""
         max_tokens = max_tokens or self.settings.max_tokens
         temperature = self.settings.temperature if temperature is None else temperature
         self.check_fits(prompt, max_tokens)
+        self.ensure_capacity()
         stats = stats if stats is not None else GenerationStats()
         stats.prompt_tokens = len(prompt.tokens)
-        queued = time.perf_counter()
-        self.waiting += 1
-        try:
-            await self._lock().acquire()
-        finally:
-            self.waiting -= 1
-        self.running += 1
-        try:
-            started = time.perf_counter()
-            stats.queued_s = started - queued
-            loop = asyncio.get_running_loop()
-            queue: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
-            cancel = threading.Event()
+        loop = asyncio.get_running_loop()
+        events: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
 
-            def put(kind: str, value: Any) -> None:
-                # The loop may be gone when the server shuts down mid-answer.
-                try:
-                    loop.call_soon_threadsafe(queue.put_nowait, (kind, value))
-                except RuntimeError:
-                    cancel.set()
-
-            def work() -> None:
-                try:
-                    chunks = self._llm.create_completion(
-                        prompt.tokens,
-                        max_tokens=max_tokens,
-                        temperature=temperature,
-                        seed=self.settings.seed,
-                        repeat_penalty=self.settings.repeat_penalty,
-                        stop=prompt.stop,
-                        stream=True,
-                    )
-                    finish = None
-                    for chunk in chunks:
-                        if cancel.is_set():
-                            finish = "cancelled"
-                            break
-                        choice = chunk["choices"][0]
-                        if choice["text"]:
-                            put("text", choice["text"])
-                        finish = choice.get("finish_reason") or finish
-                    put("end", finish)
-                except Exception as exc:  # handed to the awaiting coroutine
-                    put("error", exc)
-
-            future = loop.run_in_executor(self._executor, work)
-            pieces: list[str] = []
+        def emit(kind: str, value: Any) -> None:
+            # From the worker thread; the loop may be gone at shutdown.
             try:
-                while True:
-                    kind, value = await queue.get()
-                    if kind == "text":
-                        if stats.time_to_first_token_s is None:
-                            stats.time_to_first_token_s = time.perf_counter() - started
-                        pieces.append(value)
-                        yield value
-                    elif kind == "end":
-                        stats.finish_reason = value
-                        break
-                    else:
-                        raise value
-            finally:
-                # Stop the worker within a token and wait for it, so the model is
-                # free before the lock is: the next request must find it idle.
-                cancel.set()
-                await asyncio.shield(future)
-                stats.total_s = time.perf_counter() - started
-                if pieces:
-                    stats.completion_tokens = self.count_tokens("".join(pieces))
-                if stats.finish_reason is None:
-                    stats.finish_reason = "cancelled"
+                loop.call_soon_threadsafe(events.put_nowait, (kind, value))
+            except RuntimeError:
+                job.cancel.set()
+
+        started = time.monotonic()
+        job = Job(
+            tokens=prompt.tokens,
+            max_tokens=max_tokens,
+            temperature=temperature,
+            seed=self.settings.seed,
+            repeat_penalty=self.settings.repeat_penalty,
+            deadline=started + self.settings.request_timeout_s,
+            emit=emit,
+        )
+        with self._jobs_lock:
+            self._jobs.add(job)
+        self.scheduler.submit(job)
+        pieces: list[str] = []
+        try:
+            while True:
+                kind, value = await events.get()
+                if kind == "text":
+                    if stats.time_to_first_token_s is None:
+                        stats.time_to_first_token_s = time.monotonic() - started
+                    pieces.append(value)
+                    yield value
+                elif kind == "end":
+                    stats.finish_reason = value
+                    break
+                elif isinstance(value, TimeoutError):
+                    raise GenerationTimeout(
+                        f"{value} ({self.settings.request_timeout_s:g} s)"
+                    ) from None
+                else:
+                    raise value
         finally:
-            self.running -= 1
-            self._lock().release()
+            # A client that left (or a shutdown) cancels: the slot frees at the next step.
+            job.cancel.set()
+            with self._jobs_lock:
+                self._jobs.discard(job)
+            stats.total_s = time.monotonic() - started
+            if job.admitted_at is not None:
+                stats.queued_s = job.admitted_at - started
+            stats.prefix_reused = job.prefix_reused
+            stats.completion_tokens = job.produced
+            if stats.finish_reason is None:
+                stats.finish_reason = "cancelled"
 
     def prompt_eval_seconds(self, prompt: Prompt) -> float:
-        """llama.cpp's own time to evaluate `prompt` from an empty cache (benchmarks)."""
-        self.reset_cache()
-        started = time.perf_counter()
-        self._llm.eval(prompt.tokens)
-        return time.perf_counter() - started
+        """llama.cpp's own time to evaluate `prompt` in a fresh sequence (benchmarks)."""
 
-    def reset_cache(self) -> None:
-        """Forget the cached prompt prefix, so the next prompt is evaluated in full."""
-        self._llm.reset()
-        self._llm._ctx.kv_cache_clear()
+        def evaluate() -> float:
+            seq = self.context.n_parallel  # the last slot; benchmarks run it idle
+            self.context.free_seq(seq)
+            began = time.perf_counter()
+            self.context.prefill(seq, prompt.tokens, 0)
+            elapsed = time.perf_counter() - began
+            self.context.free_seq(seq)
+            return elapsed
+
+        seconds: float = self.scheduler.call(evaluate)
+        return seconds
 
     def close(self) -> None:
-        """Free the model and its thread."""
-        self._executor.shutdown(wait=True)
+        """Stop the scheduler and free the model."""
+        self.scheduler.stop()
+        self.context.close()
         self._llm.close()

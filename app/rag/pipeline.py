@@ -89,6 +89,19 @@ class Answerer:
         self.telemetry = telemetry or retriever.telemetry
         self.system = system_prompt(guard.canary)
 
+    def shared_prefix(self) -> Prompt:
+        """The tokens every prompt starts with (the system turn in the model's template),
+        for the engine to evaluate once and reuse."""
+        # Two chats that differ from the first character of the user turn: what they
+        # share is the system turn and the user header, a prefix of every real prompt.
+        system = {"role": "system", "content": self.system}
+        a = self.engine.format([system, {"role": "user", "content": "A"}])
+        b = self.engine.format([system, {"role": "user", "content": "Z"}])
+        n = 0
+        while n < min(len(a.tokens), len(b.tokens)) and a.tokens[n] == b.tokens[n]:
+            n += 1
+        return Prompt(a.text, a.tokens[:n], [])
+
     async def prepare(
         self,
         question: str,

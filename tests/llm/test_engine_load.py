@@ -1,0 +1,241 @@
+"""The engine under load: batching, the bounded queue, cancellation, drain — with the
+real model."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+
+import httpx
+import pytest
+
+from app.components import Components
+from app.llm.engine import GenerationStats, LlamaEngine
+from app.llm.provision import default_chat_model
+from app.main import create_app
+from app.settings import LLMSettings
+from tests.conftest import CORPUS, free_port, serve_in_thread
+
+QUESTIONS = [
+    "What port does the widget server listen on by default?",
+    "When do backups run?",
+    "Which endpoint creates a widget?",
+    "What does error code E42 mean?",
+    "Where are the logs written?",
+    "What is the codename of version 3.2?",
+]
+
+
+def small_engine(**overrides: object) -> LlamaEngine:
+    values: dict[str, object] = {"n_ctx": 2048, "temperature": 0.0, "max_tokens": 48}
+    values.update(overrides)
+    return LlamaEngine(LLMSettings(**values), default_chat_model())  # type: ignore[arg-type]
+
+
+def test_batched_answers_equal_answers_made_alone(components: Components) -> None:
+    """Greedy decoding gives the same text in a batch of four as alone.
+
+    Short prompts: with long ones (a few hundred tokens) llama.cpp sizes each step's
+    attention window by the longest sequence in the batch, and answers can drift apart
+    after a dozen tokens through float rounding (README "Load testing" says so).
+    """
+    engine = components.engine  # parallel=4, greedy
+
+    async def answer(question: str) -> str:
+        prompt = engine.format([{"role": "user", "content": question}])
+        return "".join([p async for p in engine.stream(prompt, max_tokens=40)])
+
+    questions = ["Name three colors.", "What is Python?", "Count to five.", "Say hello in French."]
+
+    async def run() -> tuple[list[str], list[str]]:
+        alone = [await answer(q) for q in questions]
+        together = await asyncio.gather(*(answer(q) for q in questions))
+        return alone, list(together)
+
+    alone, together = asyncio.run(run())
+    assert together == alone
+    assert all(alone)
+
+
+@pytest.fixture
+def busy_server(components: Components) -> Iterator[tuple[str, LlamaEngine]]:
+    """A live app whose engine has 2 slots and a wait queue of 8."""
+    engine = small_engine(parallel=2, queue_size=8)
+    busy = replace(components, engine=engine)
+    busy.warm()
+    try:
+        for base in serve_in_thread(create_app(components.settings, busy)):
+            yield base, engine
+    finally:
+        engine.close()
+
+
+def test_twenty_concurrent_requests_with_a_queue_of_eight(
+    busy_server: tuple[str, LlamaEngine],
+) -> None:
+    base, engine = busy_server
+
+    async def ask(client: httpx.AsyncClient, i: int) -> tuple[int, float, str | None]:
+        started = time.monotonic()
+        response = await client.post(
+            "/api/chat", json={"question": QUESTIONS[i % len(QUESTIONS)], "stream": False}
+        )
+        return response.status_code, time.monotonic() - started, response.headers.get("retry-after")
+
+    async def run() -> list[tuple[int, float, str | None]]:
+        async with httpx.AsyncClient(base_url=base, timeout=300) as client:
+            return await asyncio.gather(*(ask(client, i) for i in range(20)))
+
+    results = asyncio.run(run())
+    statuses = [status for status, _, _ in results]
+    assert set(statuses) <= {200, 429}, statuses
+    # The queue holds 8; the 2 slots take requests as the worker admits them (one
+    # prompt evaluation at a time), so 8 to 10 get in, and the rest are refused.
+    assert 8 <= statuses.count(200) <= 10, statuses
+    refused = [(seconds, retry) for status, seconds, retry in results if status == 429]
+    assert refused, "the queue never filled"
+    assert all(seconds < 2.0 for seconds, _ in refused)  # refused at once, not after a wait
+    assert all(retry is not None and int(retry) >= 1 for _, retry in refused)
+    assert engine.running == 0
+    assert engine.waiting == 0
+    with httpx.Client(base_url=base) as client:
+        assert client.get("/healthz").status_code == 200
+
+
+async def short_answer(engine: LlamaEngine) -> GenerationStats:
+    stats = GenerationStats()
+    prompt = engine.format([{"role": "user", "content": "Say hi."}])
+    async for _ in engine.stream(prompt, max_tokens=4, stats=stats):
+        pass
+    return stats
+
+
+def test_disconnected_stream_frees_the_engine(components: Components) -> None:
+    engine = small_engine(parallel=1, max_tokens=300, temperature=0.7)
+    single = replace(components, engine=engine)
+    try:
+        for base in serve_in_thread(create_app(components.settings, single)):
+            with httpx.Client(base_url=base, timeout=120) as client:
+                body = {"question": QUESTIONS[0]}
+                with client.stream("POST", "/api/chat", json=body) as response:
+                    for line in response.iter_lines():
+                        if line.startswith("event: token"):
+                            break  # first token: now walk away
+                deadline = time.monotonic() + 5
+                while engine.running:
+                    assert time.monotonic() < deadline, "the generation kept running"
+                    time.sleep(0.02)
+                # The only slot is free again: the next answer starts at once.
+                stats = asyncio.run(short_answer(engine))
+                assert stats.queued_s < 0.5
+    finally:
+        engine.close()
+
+
+def test_health_answers_fast_while_the_model_is_busy(busy_server: tuple[str, LlamaEngine]) -> None:
+    base, engine = busy_server
+
+    async def run() -> list[float]:
+        async with httpx.AsyncClient(base_url=base, timeout=300) as client:
+            answers = [
+                asyncio.create_task(client.post("/api/chat", json={"question": q, "stream": False}))
+                for q in QUESTIONS[:4]
+            ]
+            await asyncio.sleep(0.5)
+            timings = []
+            for _ in range(10):
+                started = time.monotonic()
+                assert (await client.get("/healthz")).status_code == 200
+                timings.append(time.monotonic() - started)
+                await asyncio.sleep(0.05)
+            assert engine.running > 0  # measured while busy
+            await asyncio.gather(*answers)
+            return timings
+
+    timings = asyncio.run(run())
+    assert max(timings) < 0.25, timings
+
+
+def test_sigterm_drains_an_answer_in_flight(tmp_path: Path) -> None:
+    """A real `docchat serve`: SIGTERM during a streamed answer lets it finish."""
+    data = tmp_path / "data"
+    env = {
+        **os.environ,
+        "DOCCHAT_DATA_DIR": str(data),
+        "DOCCHAT_SECRETS_DIR": str(tmp_path / "none"),
+        "DOCCHAT_LLM__MAX_TOKENS": "64",
+    }
+    subprocess.run(
+        [sys.executable, "-m", "app.cli", "ingest", str(CORPUS / "guide.md")],
+        env=env,
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
+    port = free_port()
+    log = (tmp_path / "server.log").open("w")
+    server = subprocess.Popen(
+        [sys.executable, "-m", "app.cli", "serve", "--port", str(port)],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert time.monotonic() < deadline
+            time.sleep(0.3)
+        events = []
+        with httpx.stream(
+            "POST", f"{base}/api/chat", json={"question": QUESTIONS[0]}, timeout=120
+        ) as response:
+            for line in response.iter_lines():
+                if line.startswith("event: token") and "token" not in events:
+                    server.send_signal(signal.SIGTERM)  # mid-answer
+                if line.startswith("event:"):
+                    events.append(line.split(":", 1)[1].strip())
+                if line.startswith("data:") and events[-1] == "done":
+                    done = json.loads(line[5:])
+        assert events[-1] == "done"
+        assert "7421" in done["answer"]
+        try:
+            code = server.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            code = None
+        log_text = (tmp_path / "server.log").read_text()
+        # uvicorn re-raises the signal once it has shut down cleanly.
+        assert code in (0, -signal.SIGTERM), log_text[-3000:]
+        assert "Application shutdown complete" in log_text
+        assert log_text.index("Shutting down") < log_text.index("POST /api/chat 200")
+    finally:
+        if server.poll() is None:
+            server.kill()
+
+
+def test_real_prompts_reuse_the_cached_system_prompt(components: Components) -> None:
+    answerer = components.answerer
+    prefix = answerer.shared_prefix()
+    assert len(prefix.tokens) > 50
+
+    async def run() -> GenerationStats:
+        prepared = await answerer.prepare(QUESTIONS[0], [])
+        async for _ in answerer.stream(prepared):
+            pass
+        return prepared.stats
+
+    stats = asyncio.run(run())
+    assert stats.prefix_reused == len(prefix.tokens)
