@@ -136,11 +136,15 @@ def test_upload_checks_type_count_and_size(components: Components, keys: dict[st
         assert upload(("../../etc/x.md", guide)).status_code == 200  # name reduced to x.md
         assert upload(("a.md", guide), ("b.md", guide), ("c.md", guide)).status_code == 400  # type: ignore[attr-defined]
         assert upload(("big.md", b"word " * 20_000)).status_code == 413  # type: ignore[attr-defined]
-        ok = upload(("guide-copy.md", guide))
+        fresh = b"# Widget colours\n\nThe default widget colour is teal. " * 5
+        ok = upload(("colours.md", fresh))
         assert ok.status_code == 200  # type: ignore[attr-defined]
         summary = ok.json()  # type: ignore[attr-defined]
         assert summary["new"] == 1
         assert summary["chunks_written"] > 0
+        copy = upload(("guide-copy.md", guide)).json()  # type: ignore[attr-defined]
+        assert copy["quarantined"] == 1  # the same text as x.md: kept out of the index
+        assert "exact duplicate" in copy["findings"][0]["reason"]
         assert (
             client.post(
                 "/api/documents",
@@ -150,7 +154,7 @@ def test_upload_checks_type_count_and_size(components: Components, keys: dict[st
             == 403
         )
     uploads = components.settings.data_dir / "uploads" / "uploads-test"
-    assert sorted(p.name for p in uploads.iterdir()) == ["guide-copy.md", "x.md"]
+    assert sorted(p.name for p in uploads.iterdir()) == ["colours.md", "guide-copy.md", "x.md"]
     assert not (components.settings.data_dir.parent / "etc").exists()
 
 
