@@ -13,7 +13,7 @@ LLAMA_FLAGS_ID := $(shell printf '%s' '$(LLAMA_CMAKE_ARGS)' | sha1sum | cut -c1-
 WHEELHOUSE ?= $(HOME)/.cache/docchat/wheels/llama-cpp-python-$(LLAMA_VERSION)-$(LLAMA_FLAGS_ID)
 STAMP := $(VENV)/.installed
 
-.PHONY: install run serve ingest test lint typecheck pytest bench eval clean
+.PHONY: install run serve ingest test lint typecheck pytest bench eval gate gate-smoke clean
 
 install: $(STAMP)
 
@@ -55,6 +55,13 @@ test: lint typecheck pytest
 # Figures, not pass/fail: see README "Benchmarks".
 bench: install
 	$(BIN)/python benchmarks/ingest_and_ttft.py
+
+# The release gate (README "Load testing"); gate-smoke is CI's small run of it.
+gate: install
+	$(BIN)/python loadtests/gate --users 8 --duration 5m
+
+gate-smoke: install
+	$(BIN)/python loadtests/gate --users 3 --duration 60s
 
 eval: install
 	$(BIN)/docchat ingest /usr/share/doc/python3.11/html --collection python311 || [ $$? -eq 3 ]
