@@ -137,8 +137,11 @@ class BatchedContext:
         ll.llama_memory_seq_rm(self.memory, seq, -1, -1)
 
     def new_sampler(self, job: Job) -> Any:
-        """Penalties, then greedy (temperature 0) or temperature + seeded sampling."""
+        """Top-k, penalties, then greedy (temperature 0) or temperature + seeded sampling."""
         chain = ll.llama_sampler_chain_init(ll.llama_sampler_chain_default_params())
+        # Candidates cut to the top 40 first: the penalty sampler (and greedy) would
+        # otherwise scan the whole vocabulary for every token of every sequence.
+        ll.llama_sampler_chain_add(chain, ll.llama_sampler_init_top_k(40))
         if job.repeat_penalty != 1.0:
             ll.llama_sampler_chain_add(
                 chain,
