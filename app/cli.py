@@ -107,7 +107,7 @@ def ingest(
     """
     from app.components import load_embedder, open_database, open_vectors
     from app.store.vectors import VectorStoreBusy
-    from ingest.pipeline import Ingestor
+    from ingest.pipeline import OUTCOMES, Ingestor
 
     settings = _settings()
     target = collection or settings.vectors.collection
@@ -163,16 +163,7 @@ def ingest(
         db.close()
 
     table = Table(title=f"ingest into {target!r}" + (" (dry run)" if dry_run else ""))
-    counts = (
-        "new",
-        "changed",
-        "unchanged",
-        "deleted",
-        "failed",
-        "skipped",
-        "quarantined",
-        "chunks_written",
-    )
+    counts = (*OUTCOMES, "chunks_written")
     for name in counts:
         table.add_column(name.replace("_", " "), justify="right")
     table.add_column("seconds", justify="right")

@@ -90,6 +90,10 @@ class StoredDocument:
     signature: list[int] | None
 
 
+# The per-file outcomes a run counts, as IngestSummary and IngestRun name them.
+OUTCOMES = ("new", "changed", "unchanged", "deleted", "failed", "skipped", "quarantined")
+
+
 @dataclass
 class IngestSummary:
     """The outcome of a run, as printed and as stored."""
@@ -507,8 +511,7 @@ class Ingestor:
     def _finish_run(self, summary: IngestSummary) -> None:
         with self.db.session() as session:
             run = session.get_one(IngestRun, summary.run_id)
-            names = ("new", "changed", "unchanged", "deleted", "failed", "skipped", "quarantined")
-            for name in names:
+            for name in OUTCOMES:
                 setattr(run, name, getattr(summary, name))
             run.chunks_written, run.seconds = summary.chunks_written, summary.seconds
             run.status, run.finished_at = summary.status, utcnow()

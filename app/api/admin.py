@@ -18,7 +18,7 @@ from app.api.errors import ApiError
 from app.components import Components
 from app.store.models import IngestRun
 from ingest.loaders import SUPPORTED_SUFFIXES
-from ingest.pipeline import Ingestor
+from ingest.pipeline import OUTCOMES, Ingestor
 
 admin = APIRouter(prefix="/api/admin", tags=["admin"], dependencies=[require_scope("admin")])
 uploads = APIRouter(prefix="/api", tags=["ingest"], dependencies=[require_scope("ingest")])
@@ -66,18 +66,7 @@ def _runs(components: Components, limit: int) -> list[dict[str, Any]]:
                 "dry_run": r.dry_run,
                 "started_at": r.started_at.isoformat(),
                 "finished_at": r.finished_at.isoformat() if r.finished_at else None,
-                "counts": {
-                    n: getattr(r, n)
-                    for n in (
-                        "new",
-                        "changed",
-                        "unchanged",
-                        "deleted",
-                        "failed",
-                        "skipped",
-                        "quarantined",
-                    )
-                },
+                "counts": {n: getattr(r, n) for n in OUTCOMES},
                 "chunks_written": r.chunks_written,
                 "seconds": r.seconds,
                 "issues": [

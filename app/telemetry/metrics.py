@@ -15,6 +15,7 @@ from sqlalchemy import func, select
 
 from app.store.db import Database
 from app.store.models import IngestRun
+from ingest.pipeline import OUTCOMES
 
 LATENCY_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 4, 8, 15, 30, 60, 120)
 # From 0 up: prometheus_client drops a histogram's _sum when a bucket is negative, and
@@ -42,7 +43,7 @@ class IngestCollector(Collector):
         last = GaugeMetricFamily(
             "docchat_ingest_last_run_timestamp_seconds", "End of the last finished ingest run."
         )
-        outcomes = ("new", "changed", "unchanged", "deleted", "failed", "skipped")
+        outcomes = OUTCOMES
         with self.db.session() as session:
             for status, count in session.execute(
                 select(IngestRun.status, func.count())

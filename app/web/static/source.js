@@ -2,151 +2,14 @@
  *
  * Document text is untrusted: it only reaches the DOM via textContent.
  * The API key (when the server wants one) is shared with the chat page through
- * sessionStorage["docchat.api_key"] (this tab only; never localStorage).
+ * sessionStorage["docchat.api_key"] (this tab only; never localStorage); the
+ * key handling itself is in auth.js (window.docchat.auth).
  */
 (function () {
   "use strict";
 
-  const KEY_STORAGE = "docchat.api_key"; // sessionStorage only (this tab)
-
-  /* API key helpers: a copy of the block in chat.js (no build step). */
-
-  let memoryKey = null; // only used where sessionStorage is unavailable
-
-  function getKey() {
-    try {
-      return window.sessionStorage.getItem(KEY_STORAGE) || null;
-    } catch (e) {
-      return memoryKey;
-    }
-  }
-
-  function setKey(key) {
-    try {
-      window.sessionStorage.setItem(KEY_STORAGE, key);
-      memoryKey = null;
-    } catch (e) {
-      memoryKey = key; // kept in this page only
-    }
-  }
-
-  function forgetKey() {
-    memoryKey = null;
-    try {
-      window.sessionStorage.removeItem(KEY_STORAGE);
-    } catch (e) {
-      /* nothing stored */
-    }
-  }
-
-  // Request headers plus the key (when there is one) as a bearer token.
-  function withKey(headers, key) {
-    if (key) headers.Authorization = "Bearer " + key;
-    return headers;
-  }
-
-  // A pasted key, trimmed (and without a pasted "Bearer "); null if it could
-  // not be sent in a header.
-  function normaliseKey(raw) {
-    const key = String(raw === undefined || raw === null ? "" : raw)
-      .trim()
-      .replace(/^bearer\s+/i, "");
-    return /^[\x21-\x7e]{1,512}$/.test(key) ? key : null;
-  }
-
-  function retryAfterSeconds(response) {
-    const raw = (response.headers.get("Retry-After") || "").trim();
-    if (/^\d+$/.test(raw)) return parseInt(raw, 10);
-    const when = raw ? Date.parse(raw) : NaN;
-    if (!isNaN(when)) return Math.max(0, Math.ceil((when - Date.now()) / 1000));
-    return null;
-  }
-
-  function rateLimitMessage(response) {
-    const seconds = retryAfterSeconds(response);
-    return seconds === null
-      ? "Too many requests — try again later"
-      : "Too many requests — try again in " + seconds + " s";
-  }
-
-  // Wires <form id="key-form"> and the "Forget key" button.
-  //   onKey(key): a key was entered and stored (retry what failed).
-  //   onForget(): the stored key was removed.
-  function createKeyPrompt(onKey, onForget) {
-    const form = document.getElementById("key-form");
-    const input = document.getElementById("api-key");
-    const error = document.getElementById("key-error");
-    const forgetBtn = document.getElementById("forget-key");
-
-    function refresh() {
-      if (forgetBtn) forgetBtn.hidden = !getKey();
-    }
-
-    function setMessage(message) {
-      if (!error) return;
-      error.textContent = message || "";
-      error.hidden = !message;
-    }
-
-    function show(message) {
-      refresh();
-      if (!form) return;
-      setMessage(message);
-      form.hidden = false;
-      input.value = "";
-      input.focus();
-    }
-
-    function hide() {
-      if (!form) return;
-      form.hidden = true;
-      setMessage("");
-      input.value = "";
-    }
-
-    if (form) {
-      form.addEventListener("submit", function (ev) {
-        ev.preventDefault();
-        const key = normaliseKey(input.value);
-        if (!key) {
-          setMessage("That does not look like an API key.");
-          input.focus();
-          return;
-        }
-        setKey(key);
-        hide();
-        refresh();
-        onKey(key);
-      });
-    }
-
-    if (forgetBtn) {
-      forgetBtn.addEventListener("click", function () {
-        forgetKey();
-        refresh();
-        if (onForget) onForget();
-      });
-    }
-
-    refresh();
-    return {
-      show: show,
-      hide: hide,
-      refresh: refresh,
-      visible: function () {
-        return !!form && !form.hidden;
-      },
-      focus: function () {
-        if (form && !form.hidden) input.focus();
-      },
-      // A request made with usedKey got a 401: drop that key if it is still
-      // the stored one and ask for another.
-      rejected: function (usedKey) {
-        if (usedKey && getKey() === usedKey) forgetKey();
-        show(usedKey ? "That key was not accepted." : "");
-      },
-    };
-  }
+  // API key helpers and the key form: auth.js (loaded first).
+  const { getKey, withKey, refusalMessage, createKeyPrompt } = window.docchat.auth;
 
   function el(tag, className, text) {
     const node = document.createElement(tag);
@@ -277,9 +140,9 @@
       }
       if (!res.ok) {
         titleEl.textContent = res.status === 404 ? "Document not found" : "Could not load document";
-        if (res.status === 403) status.textContent = "This key may not read documents.";
-        else if (res.status === 429) status.textContent = rateLimitMessage(res);
-        else status.textContent = errorMessage(body, "Request failed (" + res.status + ").");
+        status.textContent =
+          refusalMessage(res, "This key may not read documents.") ||
+          errorMessage(body, "Request failed (" + res.status + ").");
         status.classList.add("error-text");
         document.body.dataset.state = "error";
         return;
