@@ -20,6 +20,7 @@ from app.rag.pipeline import PreparedAnswer
 from app.security.keys import Identity
 from app.store import conversations
 from app.store.models import Conversation
+from app.telemetry.context import annotate
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/api", tags=["chat"], dependencies=[require_scope("chat")])
@@ -118,6 +119,7 @@ async def chat(
     conversation_id, message_id = await asyncio.to_thread(
         _store_turn, components, request.conversation_id, question, prepared, owner_of(identity)
     )
+    annotate(conversation_id=conversation_id)  # on this request's log line
     citations = [c.as_dict() for c in prepared.citations]
 
     def final(text: str) -> dict[str, Any]:

@@ -175,6 +175,7 @@ def test_logs_are_json_lines_with_the_request_id(client: TestClient, keys: dict[
     try:
         ok = client.get("/healthz", headers={"X-Request-ID": "req-abc-123"})
         missing = client.get("/api/conversations/nope")
+        answered = client.post("/api/chat", json={"question": QUESTION, "stream": False})
         logging.getLogger("docchat.test").warning("token is SUPERSECRETVALUE")
     finally:
         root.removeHandler(handler)
@@ -185,6 +186,7 @@ def test_logs_are_json_lines_with_the_request_id(client: TestClient, keys: dict[
     assert health["request_id"] == "req-abc-123"
     assert health["status"] == 200
     assert health["duration_ms"] >= 0
+    chat_line = next(e for e in events if e.get("path") == "/api/chat")
     failed = [e for e in events if e.get("path") == "/api/conversations/nope"]
     assert len(failed) == 1  # an error is logged once
     assert failed[0]["level"] == "WARNING"
@@ -192,6 +194,7 @@ def test_logs_are_json_lines_with_the_request_id(client: TestClient, keys: dict[
     assert failed[0]["request_id"] == missing.headers["x-request-id"]
     assert missing.json()["error"]["request_id"] == missing.headers["x-request-id"]
     assert any(e["message"] == "token is [REDACTED]" for e in events)
+    assert chat_line["conversation_id"] == answered.json()["conversation_id"]
 
 
 def test_a_malformed_request_id_is_replaced(client: TestClient) -> None:
