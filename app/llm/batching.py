@@ -186,6 +186,7 @@ class BatchScheduler:
         self.free = list(range(1, context.n_parallel + 1))
         self.active: list[Job] = []
         self.steps = 0
+        self._stopping = False
         self._thread = threading.Thread(target=self._run, name="llama-batch", daemon=True)
         self._control: queue.Queue[tuple[Callable[[], Any], queue.Queue[Any]]] = queue.Queue()
         self._thread.start()
@@ -208,11 +209,9 @@ class BatchScheduler:
         """Cancel everything and end the worker."""
         for job in self.active:
             job.cancel.set()
-        self.incoming.put(None)
         self._stopping = True
+        self.incoming.put(None)  # wake the worker if it is idle
         self._thread.join(timeout=30)
-
-    _stopping = False
 
     def _run(self) -> None:
         while not self._stopping:

@@ -9,7 +9,7 @@ import os
 import threading
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -53,7 +53,6 @@ class GenerationStats:
     total_s: float = 0.0
     finish_reason: str | None = None
     prefix_reused: int = 0
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 class LlamaEngine:
