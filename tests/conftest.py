@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import shutil
 import socket
+import subprocess
 import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
 import pytest
 import uvicorn
 from fastapi.testclient import TestClient
@@ -118,6 +120,22 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def wait_ready(
+    base: str, process: subprocess.Popen[bytes], log: Path, timeout: float = 120
+) -> None:
+    """Wait until a `docchat serve` process answers /readyz (fail if it dies)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        assert process.poll() is None, log.read_text()
+        try:
+            if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        assert time.monotonic() < deadline, "docchat did not become ready"
+        time.sleep(0.3)
 
 
 def serve_in_thread(app: object) -> Iterator[str]:

@@ -22,7 +22,7 @@ from app.llm.engine import GenerationStats, LlamaEngine
 from app.llm.provision import default_chat_model
 from app.main import create_app
 from app.settings import LLMSettings
-from tests.conftest import CORPUS, free_port, serve_in_thread
+from tests.conftest import CORPUS, free_port, serve_in_thread, wait_ready
 
 QUESTIONS = [
     "What port does the widget server listen on by default?",
@@ -190,15 +190,7 @@ def test_sigterm_drains_an_answer_in_flight(tmp_path: Path) -> None:
     )
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert time.monotonic() < deadline
-            time.sleep(0.3)
+        wait_ready(base, server, tmp_path / "server.log")
         events = []
         with httpx.stream(
             "POST", f"{base}/api/chat", json={"question": QUESTIONS[0]}, timeout=120

@@ -10,7 +10,6 @@ import secrets
 import shutil
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,7 +18,7 @@ import pytest
 
 from app.security.secrets import secret_fields
 from app.settings import Settings
-from tests.conftest import CORPUS, free_port
+from tests.conftest import CORPUS, free_port, wait_ready
 
 
 @pytest.fixture(scope="module")
@@ -101,16 +100,7 @@ def world(
             cwd=root,
         )
         base = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 120
-        while True:
-            assert server.poll() is None, log_path.read_text()
-            try:
-                if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert time.monotonic() < deadline
-            time.sleep(0.3)
+        wait_ready(base, server, log_path)
         try:
             yield {
                 "base": base,
