@@ -130,6 +130,7 @@ def test_no_canary_anywhere(world: dict[str, object], canaries: dict[str, str]) 
         ("GET", "/readyz", {}, {}),
         ("GET", "/", {}, {}),
         ("GET", "/openapi.json", {}, {}),
+        ("GET", "/metrics", {}, {}),
         ("POST", "/api/chat", chat, {"json": {"question": ask_pepper}}),
         ("POST", "/api/chat", chat, {"json": {"question": "Where are logs?", "stream": False}}),
         ("POST", "/api/chat", chat, {"content": b"{not json", "headers_ct": "application/json"}),
@@ -159,6 +160,7 @@ def test_no_canary_anywhere(world: dict[str, object], canaries: dict[str, str]) 
             {"files": [("files", ("n.md", io.BytesIO(b"# N\n\nnotes on widgets " * 20)))]},
         ),
         ("GET", "/nowhere", chat, {}),
+        ("GET", "/metrics", admin, {}),
     ]
     statuses = []
     with httpx.Client(base_url=base, timeout=300) as client:
