@@ -7,6 +7,7 @@ docchat answers with retrieval; the peer gets the exact messages docchat built f
 the same questions (system prompt, excerpts, question), so both evaluate the same
 prompts. Needs a data folder with the fixture corpus ingested (made here).
 
+    .venv/bin/pip install -e '.[bench]'    # the peer server's own dependencies
     .venv/bin/python benchmarks/peer_server.py [--tokens 64]
 """
 
