@@ -216,8 +216,13 @@ def ask(
         sys.stdout.write("\n")
         return [c.as_dict() for c in prepared.citations]
 
+    from app.llm.engine import PromptTooLong
+    from app.rag.pipeline import QuestionTooLong
+
     try:
         sources = asyncio.run(run())
+    except (QuestionTooLong, PromptTooLong) as exc:
+        raise _fail(str(exc)) from None
     finally:
         components.close()
     if sources:

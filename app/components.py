@@ -120,6 +120,7 @@ class Components:
             guard=self.guards.output,
             grounding_threshold=self.settings.rag.grounding_threshold,
             ungrounded_action=self.settings.rag.ungrounded_action,
+            max_question_chars=self.settings.rag.max_question_chars,
         )
 
     def warm(self) -> None:

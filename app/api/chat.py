@@ -100,11 +100,8 @@ async def chat(
 ) -> StreamingResponse | JSONResponse:
     """Answer a question from the documentation, with citations."""
     question = request.question.strip()
-    limit = components.settings.rag.max_question_chars
     if not question:
         raise ApiError(422, "invalid_request", "question: must not be blank")
-    if len(question) > limit:
-        raise ApiError(413, "question_too_long", f"question: longer than {limit} characters")
     history: list[tuple[str, str]] = []
     previous = None
     if request.conversation_id:
@@ -113,9 +110,8 @@ async def chat(
         )
     answerer = components.answerer
     # Prepared before any byte is sent, so a prompt that cannot fit is a clean 400.
+    # A full model queue is a 429 here, not a hang later.
     prepared = await answerer.prepare(question, history, previous_question=previous)
-    if prepared.answered_from_docs:
-        components.engine.ensure_capacity()  # a full queue is a 429 now, not a hang later
     conversation_id, message_id = await asyncio.to_thread(
         _store_turn, components, request.conversation_id, question, prepared, owner_of(identity)
     )

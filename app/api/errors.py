@@ -10,6 +10,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app.llm.engine import EngineBusy, GenerationTimeout, PromptTooLong
+from app.rag.pipeline import QuestionTooLong
 from app.telemetry.context import current
 
 log = logging.getLogger(__name__)
@@ -51,6 +52,10 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(PromptTooLong)
     async def _too_long(_request: Request, exc: PromptTooLong) -> JSONResponse:
         return JSONResponse(error_body("context_length_exceeded", str(exc)), status_code=400)
+
+    @app.exception_handler(QuestionTooLong)
+    async def _question_too_long(_request: Request, exc: QuestionTooLong) -> JSONResponse:
+        return JSONResponse(error_body("question_too_long", str(exc)), status_code=413)
 
     @app.exception_handler(EngineBusy)
     async def _busy(_request: Request, exc: EngineBusy) -> JSONResponse:

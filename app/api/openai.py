@@ -103,11 +103,6 @@ async def chat_completions(
         raise ApiError(400, "invalid_request", "messages: a non-empty user message is required")
     last = user_turns[-1]
     question = request.messages[last].text.strip()
-    limit = components.settings.rag.max_question_chars
-    if len(question) > limit:
-        raise ApiError(
-            413, "question_too_long", f"messages: last user message over {limit} characters"
-        )
     extra_system = "\n".join(
         m.text for m in request.messages if m.role in ("system", "developer") and m.text
     )
@@ -125,8 +120,6 @@ async def chat_completions(
         extra_system=extra_system,
         max_tokens=request.max_completion_tokens or request.max_tokens,
     )
-    if prepared.answered_from_docs:
-        engine.ensure_capacity()
     sources = [c.as_dict() for c in prepared.citations]
     completion_id = f"chatcmpl-{uuid.uuid4().hex}"
     created = int(time.time())

@@ -16,6 +16,11 @@ from app.security.output_guard import WITHHELD_ANSWER, OutputGuard
 from app.store.vectors import Hit
 from app.telemetry.telemetry import Telemetry
 
+
+class QuestionTooLong(ValueError):
+    """A question over the configured length; refused before any work is done."""
+
+
 UNGROUNDED_ANSWER = (
     "The documentation does not clearly cover this question: the answer I drafted was "
     "not supported by the passages I found. The closest sources are listed below."
@@ -78,6 +83,7 @@ class Answerer:
         guard: OutputGuard,
         grounding_threshold: float = 0.5,
         ungrounded_action: Literal["flag", "replace"] = "flag",
+        max_question_chars: int | None = None,
         telemetry: Telemetry | None = None,
     ) -> None:
         self.retriever = retriever
@@ -86,6 +92,7 @@ class Answerer:
         self.guard = guard
         self.grounding_threshold = grounding_threshold
         self.ungrounded_action = ungrounded_action
+        self.max_question_chars = max_question_chars
         self.telemetry = telemetry or retriever.telemetry
         self.system = system_prompt(guard.canary)
 
@@ -111,11 +118,20 @@ class Answerer:
         extra_system: str = "",
         max_tokens: int | None = None,
     ) -> PreparedAnswer:
-        """Retrieve and build a prompt that fits; raises PromptTooLong if none can."""
+        """Retrieve and build a prompt that fits, for every caller alike.
+
+        Raises QuestionTooLong before any work, EngineBusy when the model's queue is
+        full (a question the docs do not cover needs no model), and PromptTooLong when
+        no prompt fits the context.
+        """
+        limit = self.max_question_chars
+        if limit is not None and len(question) > limit:
+            raise QuestionTooLong(f"the question is longer than {limit} characters")
         hits = await self.retriever.relevant(question, previous_question)
         budget = min(max_tokens or self.max_tokens, self.max_tokens)
         if not hits:
             return PreparedAnswer([], None, budget)
+        self.engine.ensure_capacity()
         prompt, hits = await asyncio.to_thread(
             self._fit, question, hits, history, extra_system, budget
         )
