@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 
+from app.llm.base import ChatEngine
 from app.llm.embedder import Embedder
 from app.llm.engine import LlamaEngine
 from app.llm.provision import chat_model_path, embedding_model_path
@@ -47,8 +48,14 @@ def load_embedder(settings: Settings) -> Embedder:
     )
 
 
-def load_engine(settings: Settings) -> LlamaEngine:
-    """The chat model."""
+def load_engine(settings: Settings) -> ChatEngine:
+    """The chat model: loaded here, or a client of the remote server (nothing loaded)."""
+    if settings.llm.backend == "remote":
+        from app.llm.remote import RemoteEngine
+
+        remote = RemoteEngine(settings.llm)
+        log.info("chat model %s on a remote server", remote.model_id)
+        return remote
     path = chat_model_path(settings.llm.model_path)
     log.info("loading chat model %s", path.name)
     return LlamaEngine(settings.llm, path)
@@ -74,7 +81,7 @@ def build_guards(settings: Settings, db: Database) -> Guards:
     )
 
 
-def build_telemetry(settings: Settings, db: Database, engine: LlamaEngine) -> Telemetry:
+def build_telemetry(settings: Settings, db: Database, engine: ChatEngine) -> Telemetry:
     """Metrics bound to the engine's queue and the ingest records, and the tracer."""
     metrics = Metrics()
     metrics.bind_engine(lambda: engine.waiting, lambda: engine.running)
@@ -98,7 +105,7 @@ class Components:
     db: Database
     vectors: VectorStore
     embedder: Embedder
-    engine: LlamaEngine
+    engine: ChatEngine
     guards: Guards
     telemetry: Telemetry = field(default_factory=Telemetry)
 

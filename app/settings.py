@@ -14,7 +14,7 @@ import os
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, SecretStr, field_validator
+from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     NestedSecretsSettingsSource,
@@ -27,8 +27,39 @@ DEFAULT_SECRETS_DIR = "/run/secrets"
 
 
 class LLMSettings(BaseModel):
-    """The chat model, run in-process by llama.cpp."""
+    """The chat model: run in-process by llama.cpp, or on an OpenAI-compatible server."""
 
+    backend: Literal["local", "remote"] = Field(
+        "local",
+        description="local: load model_path into this process (llama.cpp). remote: send "
+        "generation to an OpenAI-compatible server (llama.cpp's llama-server, "
+        "llama-cpp-python's server, vLLM) at remote_url; no model is loaded here, and "
+        "n_ctx, max_tokens, parallel, queue_size and request_timeout_s apply to it.",
+    )
+    remote_url: str | None = Field(
+        None,
+        description="Base URL of the remote server's OpenAI API, e.g. http://llm:8080/v1 "
+        "(no credentials in it: use remote_api_key). Required with backend=remote.",
+    )
+    remote_model: str | None = Field(
+        None,
+        description="Model name sent to the remote server (one it lists at /v1/models); "
+        "docchat announces it unless model_id is set. Required with backend=remote.",
+    )
+    remote_api_key: SecretStr | None = Field(
+        None,
+        description="Bearer key of the remote server: DOCCHAT_LLM__REMOTE_API_KEY or the "
+        "secrets file llm__remote_api_key. Kept out of every answer and log line.",
+    )
+    remote_connect_timeout_s: float = Field(
+        5.0, gt=0, description="Seconds to connect to the remote server before it counts as down."
+    )
+    remote_read_timeout_s: float = Field(
+        120.0,
+        gt=0,
+        description="Longest silence of the remote server within one answer (its own queue "
+        "and prompt evaluation before the first token included) before the answer fails.",
+    )
     model_path: Path | None = Field(
         None,
         description="GGUF file of the chat model. Empty: the SmolLM2-135M-Instruct file "
@@ -76,6 +107,17 @@ class LLMSettings(BaseModel):
     request_timeout_s: float = Field(
         300.0, gt=0, description="Deadline of one answer, waiting included, in seconds."
     )
+
+    @model_validator(mode="after")
+    def _remote_needs_a_server(self) -> LLMSettings:
+        if self.backend == "remote":
+            if not self.remote_url or not self.remote_model:
+                raise ValueError("backend=remote needs llm.remote_url and llm.remote_model")
+            if not self.remote_url.startswith(("http://", "https://")):
+                raise ValueError("llm.remote_url must start with http:// or https://")
+            if "@" in self.remote_url.split("/")[2]:
+                raise ValueError("llm.remote_url must not hold credentials: use remote_api_key")
+        return self
 
 
 class EmbeddingSettings(BaseModel):

@@ -15,7 +15,7 @@ from pydantic import BaseModel, Field
 from app.api.deps import ComponentsDep, IdentityDep, may_read, owner_of, require_scope
 from app.api.errors import ApiError
 from app.components import Components
-from app.llm.engine import GenerationTimeout
+from app.llm.base import EngineBusy, EngineUnavailable, GenerationTimeout
 from app.rag.pipeline import PreparedAnswer
 from app.security.keys import Identity
 from app.store import conversations
@@ -164,6 +164,11 @@ async def chat(
         except GenerationTimeout as exc:
             status = "error"
             yield sse("error", {"error": {"type": "timeout", "message": str(exc)}})
+        except (EngineUnavailable, EngineBusy) as exc:
+            # After the first byte the status is sent: the error travels as an event.
+            status = "error"
+            kind = exc.type if isinstance(exc, EngineUnavailable) else "model_busy"
+            yield sse("error", {"error": {"type": kind, "message": str(exc)}})
         except Exception:
             status = "error"
             log.exception("answer failed in conversation %s", conversation_id)

@@ -9,7 +9,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from app.llm.engine import EngineBusy, GenerationTimeout, PromptTooLong
+from app.llm.base import EngineBusy, EngineUnavailable, GenerationTimeout, PromptTooLong
 from app.rag.pipeline import QuestionTooLong
 from app.telemetry.context import current
 
@@ -64,6 +64,11 @@ def install_error_handlers(app: FastAPI) -> None:
             status_code=429,
             headers={"Retry-After": str(exc.retry_after)},
         )
+
+    @app.exception_handler(EngineUnavailable)
+    async def _unavailable(_request: Request, exc: EngineUnavailable) -> JSONResponse:
+        headers = {"Retry-After": "5"} if exc.status == 503 else None
+        return JSONResponse(error_body(exc.type, str(exc)), status_code=exc.status, headers=headers)
 
     @app.exception_handler(GenerationTimeout)
     async def _timeout(_request: Request, exc: GenerationTimeout) -> JSONResponse:

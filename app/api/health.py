@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import Any
 
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
 from app.api.deps import ComponentsDep
+from app.llm.base import EngineUnavailable
 from app.store.db import ping
 
 router = APIRouter(tags=["health"])
@@ -22,16 +24,22 @@ async def healthz() -> dict[str, str]:
 
 @router.get("/readyz")
 async def readyz(components: ComponentsDep) -> JSONResponse:
-    """Ready: model loaded, vector store and database reachable."""
+    """Ready: model loaded (or its server reachable), vector store and database reachable."""
     checks: dict[str, Any] = {"model": components.engine.model_id}
     ok = True
-    for name, probe in (
+    probes: list[tuple[str, Callable[[], None]]] = [
         ("database", lambda: ping(components.db.engine)),
         ("vectors", components.vectors.ping),
-    ):
+    ]
+    if components.settings.llm.backend == "remote":
+        probes.append(("model_server", components.engine.ping))
+    for name, probe in probes:
         try:
             await asyncio.wait_for(asyncio.to_thread(probe), timeout=5)
             checks[name] = "ok"
+        except EngineUnavailable as exc:
+            checks[name] = f"unavailable ({exc})"  # written to be shown
+            ok = False
         except Exception as exc:
             # The exception's class only: its text may carry a URL with a password.
             checks[name] = f"unavailable ({type(exc).__name__})"

@@ -17,7 +17,8 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from app.api.deps import ComponentsDep, require_scope
-from app.api.errors import ApiError
+from app.api.errors import ApiError, error_body
+from app.llm.base import EngineBusy, EngineUnavailable, GenerationTimeout
 
 router = APIRouter(prefix="/v1", tags=["openai"], dependencies=[require_scope("chat")])
 
@@ -79,7 +80,7 @@ def _check_model(requested: str, model_id: str) -> None:
 @router.get("/models")
 async def list_models(components: ComponentsDep) -> dict[str, Any]:
     """The one model this server answers with (and its alias)."""
-    created = int(components.engine.model_path.stat().st_mtime)
+    created = components.engine.created
     return {
         "object": "list",
         "data": [
@@ -177,8 +178,17 @@ async def chat_completions(
 
     async def events() -> AsyncIterator[str]:
         yield chunk({"role": "assistant", "content": ""})
-        async for piece in answerer.stream(prepared, temperature=request.temperature):
-            yield chunk({"content": piece})
+        try:
+            async for piece in answerer.stream(prepared, temperature=request.temperature):
+                yield chunk({"content": piece})
+        except (EngineUnavailable, EngineBusy, GenerationTimeout) as exc:
+            # The status is sent already: an error object in the stream, as OpenAI does
+            # (its client raises APIError on it).
+            kind = "timeout" if isinstance(exc, GenerationTimeout) else "model_busy"
+            if isinstance(exc, EngineUnavailable):
+                kind = exc.type
+            yield f"data: {json.dumps(error_body(kind, str(exc)))}\n\n"
+            return
         if prepared.blocked or prepared.grounded is False:
             final = answerer.final_text(prepared, "")
             if final:  # a notice replaces the answer: it follows what was streamed

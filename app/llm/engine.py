@@ -4,55 +4,21 @@ batching scheduler (app/llm/batching.py) that owns the model's context."""
 from __future__ import annotations
 
 import asyncio
-import math
 import os
 import threading
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from app.llm.base import EngineBusy as EngineBusy
+from app.llm.base import GenerationStats as GenerationStats
+from app.llm.base import GenerationTimeout as GenerationTimeout
+from app.llm.base import Prompt as Prompt
+from app.llm.base import PromptTooLong as PromptTooLong
+from app.llm.base import busy
 from app.llm.batching import BatchedContext, BatchScheduler, Job
 from app.settings import LLMSettings
-
-
-class PromptTooLong(ValueError):
-    """The prompt leaves no room in the context window for an answer."""
-
-
-class EngineBusy(RuntimeError):
-    """The wait queue is full: the caller should retry after `retry_after` seconds."""
-
-    def __init__(self, retry_after: int) -> None:
-        super().__init__(f"the model is busy; retry in {retry_after} s")
-        self.retry_after = retry_after
-
-
-class GenerationTimeout(TimeoutError):
-    """A request passed its deadline, waiting or generating."""
-
-
-@dataclass
-class Prompt:
-    """A chat formatted with the model's own template, tokenized."""
-
-    text: str
-    tokens: list[int]
-    stop: list[str]
-
-
-@dataclass
-class GenerationStats:
-    """What one generation cost; filled in as it runs."""
-
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    queued_s: float = 0.0
-    time_to_first_token_s: float | None = None
-    total_s: float = 0.0
-    finish_reason: str | None = None
-    prefix_reused: int = 0
 
 
 class LlamaEngine:
@@ -102,6 +68,11 @@ class LlamaEngine:
         return self.settings.n_ctx
 
     @property
+    def created(self) -> int:
+        """The model file's modification time (OpenAI's `created`)."""
+        return int(self.model_path.stat().st_mtime)
+
+    @property
     def waiting(self) -> int:
         """Requests submitted but not yet given a sequence slot."""
         with self._jobs_lock:
@@ -136,10 +107,7 @@ class LlamaEngine:
     def ensure_capacity(self) -> None:
         """Raise EngineBusy when the wait queue is full (checked before answering)."""
         if self.waiting >= self.settings.queue_size:
-            # A slot frees every few seconds on average; say when to try again.
-            per_answer = self.settings.max_tokens / 20
-            rounds = (self.waiting + 1) / max(1, self.settings.parallel)
-            raise EngineBusy(max(1, math.ceil(rounds * per_answer / 4)))
+            raise busy(self.settings, self.waiting)
 
     def set_prefix(self, prompt: Prompt) -> None:
         """Cache the evaluation of a prompt prefix shared by every request (the system
@@ -229,6 +197,9 @@ class LlamaEngine:
 
         seconds: float = self.scheduler.call(evaluate)
         return seconds
+
+    def ping(self) -> None:
+        """Loaded in this process: always ready."""
 
     def close(self) -> None:
         """Stop the scheduler and free the model."""

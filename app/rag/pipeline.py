@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from app.llm.engine import GenerationStats, LlamaEngine, Prompt, PromptTooLong
+from app.llm.base import ChatEngine, GenerationStats, Prompt, PromptTooLong
 from app.rag.grounding import grounding_score
 from app.rag.prompt import NO_CONTEXT_ANSWER, build_messages, system_prompt
 from app.rag.retrieval import Citation, Retriever, citations
@@ -77,7 +77,7 @@ class Answerer:
     def __init__(
         self,
         retriever: Retriever,
-        engine: LlamaEngine,
+        engine: ChatEngine,
         *,
         max_tokens: int,
         guard: OutputGuard,
@@ -152,15 +152,16 @@ class Answerer:
         while True:
             messages = build_messages(self.system, question, hits, history, extra_system)
             prompt = self.engine.format(messages)
-            if len(prompt.tokens) + max_tokens <= self.engine.n_ctx:
-                return prompt, hits
-            if history:
-                history = history[2:]
-            elif len(hits) > 1:
-                hits = hits[:-1]
-            else:
+            try:
                 self.engine.check_fits(prompt, max_tokens)
-                raise PromptTooLong("the question is too long for the model's context")
+                return prompt, hits
+            except PromptTooLong:
+                if history:
+                    history = history[2:]
+                elif len(hits) > 1:
+                    hits = hits[:-1]
+                else:
+                    raise
 
     async def stream(
         self, prepared: PreparedAnswer, *, temperature: float | None = None

@@ -1,0 +1,410 @@
+"""The chat model on an OpenAI-compatible server (llama.cpp's llama-server,
+llama-cpp-python's server, vLLM): streamed /chat/completions over httpx, with docchat's
+own guarantees in front of it: a bounded number of requests in flight (llm.parallel),
+a bounded wait queue (llm.queue_size, 429 beyond it), a deadline per answer, the
+upstream stream closed when the client leaves, and upstream failures turned into
+clear errors that never carry the key."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import math
+import threading
+import time
+from collections import deque
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+
+from app.llm.base import (
+    EngineUnavailable,
+    GenerationStats,
+    GenerationTimeout,
+    Prompt,
+    PromptTooLong,
+    busy,
+)
+from app.settings import LLMSettings
+
+log = logging.getLogger(__name__)
+
+# Tokens a chat template adds around each message (role header, end marker) and for the
+# assistant turn it opens; generous for ChatML, Llama 3 and Gemma templates alike.
+TEMPLATE_TOKENS_PER_MESSAGE = 8
+# Without the server's tokenizer: UTF-8 bytes per token, low (so the estimate is high)
+# for code and non-English text, which BPE vocabularies split finer than English prose.
+BYTES_PER_TOKEN_ESTIMATE = 3
+# Tokenizer routes relative to the server root, tried in order (same reply shape,
+# {"tokens": [...]}): llama-cpp-python's server, then llama.cpp's llama-server and vLLM
+# (the first reads "content", the second "prompt").
+TOKENIZE_ROUTES = ("/extras/tokenize", "/tokenize")
+# How long a count may wait. llama.cpp's llama-server and vLLM tokenize at once, but
+# llama-cpp-python's server takes its model lock for it, so while it generates a count
+# waits for the whole answer (and such a request would sit outside docchat's own queue
+# bound): past this wait, and then whenever docchat has answers in flight, the prompt
+# is estimated instead.
+TOKENIZE_WAIT_S = 1.0
+
+
+class Slots:
+    """At most `size` holders, the others wait in FIFO order.
+
+    Unlike asyncio.Semaphore it is not bound to one event loop: the server has one, but
+    tests and one-shot commands may use the engine from several in turn.
+    """
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.held = 0
+        self._waiters: deque[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = deque()
+        self._lock = threading.Lock()
+
+    @property
+    def waiting(self) -> int:
+        """Callers waiting for a slot."""
+        return len(self._waiters)
+
+    async def acquire(self) -> None:
+        """Wait for a slot (cancellable: a cancelled waiter leaves the line)."""
+        loop = asyncio.get_running_loop()
+        with self._lock:
+            if self.held < self.size and not self._waiters:
+                self.held += 1
+                return
+            waiter: asyncio.Future[None] = loop.create_future()
+            self._waiters.append((loop, waiter))
+        try:
+            await waiter
+        except BaseException:
+            with self._lock:
+                if (loop, waiter) in self._waiters:
+                    self._waiters.remove((loop, waiter))
+                    raise
+            self.release()  # the slot was handed over as the wait was cancelled
+            raise
+
+    def release(self) -> None:
+        """Hand the slot to the first waiter, or free it."""
+        with self._lock:
+            while self._waiters:
+                loop, waiter = self._waiters.popleft()
+                with contextlib.suppress(RuntimeError):  # its loop is closed: skip it
+                    loop.call_soon_threadsafe(_wake, waiter)
+                    return
+            self.held -= 1
+
+
+def _wake(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)
+
+
+class RemoteEngine:
+    """A chat model served by an OpenAI-compatible server."""
+
+    def __init__(self, settings: LLMSettings) -> None:
+        if not settings.remote_url or not settings.remote_model:
+            raise ValueError("the remote backend needs llm.remote_url and llm.remote_model")
+        self.settings = settings
+        self.base_url = settings.remote_url.rstrip("/")
+        # The tokenizer routes sit beside /v1, at the server's root.
+        self.root_url = self.base_url.removesuffix("/v1")
+        self.remote_model = settings.remote_model
+        self.model_id = settings.model_id or settings.remote_model
+        self._created = int(time.time())
+        self._headers: dict[str, str] = {}
+        if settings.remote_api_key is not None:
+            key = settings.remote_api_key.get_secret_value()
+            self._headers["Authorization"] = f"Bearer {key}"
+        self._timeout = httpx.Timeout(
+            settings.remote_read_timeout_s,
+            connect=settings.remote_connect_timeout_s,
+            pool=settings.remote_connect_timeout_s,
+        )
+        # Blocking client for counting tokens and readiness (both run in threads).
+        self._sync = httpx.Client(timeout=self._timeout, headers=self._headers)
+        self._tokenize_timeout = httpx.Timeout(
+            TOKENIZE_WAIT_S, connect=settings.remote_connect_timeout_s
+        )
+        self._tokenize_route: str | None = None  # found on first use
+        self._tokenizer_missing = False
+        self._tokenizer_waits = False  # the server tokenizes only between answers
+        self._slots = Slots(settings.parallel)
+
+    @property
+    def n_ctx(self) -> int:
+        """The server's context window per conversation, as configured (llm.n_ctx)."""
+        return self.settings.n_ctx
+
+    @property
+    def created(self) -> int:
+        """When this process started using the model (the server does not say)."""
+        return self._created
+
+    @property
+    def waiting(self) -> int:
+        """Requests waiting for one of the llm.parallel slots."""
+        return self._slots.waiting
+
+    @property
+    def running(self) -> int:
+        """Requests streaming from the server now."""
+        return self._slots.held
+
+    def format(self, messages: list[dict[str, str]]) -> Prompt:
+        """The messages as they are: the server applies the model's chat template."""
+        copied = [{"role": m["role"], "content": m["content"]} for m in messages]
+        text = "\n\n".join(f"{m['role']}: {m['content']}" for m in copied)
+        return Prompt(text, [], [], messages=copied)
+
+    def check_fits(self, prompt: Prompt, max_tokens: int) -> None:
+        """Raise PromptTooLong unless the prompt plus `max_tokens` fit llm.n_ctx.
+
+        The server owns the tokenizer and the chat template. Its tokenizer route counts
+        the messages' text exactly; the template's own tokens are an allowance per
+        message. A server without a tokenizer route, or one whose tokenizer waits for
+        the answer it is generating (TOKENIZE_WAIT_S), gets a byte-based estimate that
+        errs high for prose. The count is meant to be at least the real one, so a prompt
+        that passes here is not cut off or refused upstream; the price is some context.
+        Blocking (an HTTP call): run it off the event loop.
+        """
+        if prompt.count is None:
+            prompt.count = self.count_tokens(prompt)
+        if prompt.count + max_tokens > self.n_ctx:
+            raise PromptTooLong(
+                f"the prompt has about {prompt.count} tokens and the answer may take "
+                f"{max_tokens}, more than the model's context of {self.n_ctx} tokens"
+            )
+
+    def count_tokens(self, prompt: Prompt) -> int:
+        """Tokens of a prompt as the server will see it, counted high (see check_fits)."""
+        text = "\n".join(m["content"] for m in prompt.messages)
+        counted = self._tokenize(text)
+        if counted is None:
+            counted = math.ceil(len(text.encode("utf-8")) / BYTES_PER_TOKEN_ESTIMATE)
+        return counted + TEMPLATE_TOKENS_PER_MESSAGE * (len(prompt.messages) + 1)
+
+    def _tokenize(self, text: str) -> int | None:
+        """Tokens of `text` by the server's tokenizer; None when it offers none."""
+        if self._tokenizer_missing or (self._tokenizer_waits and self.running):
+            return None
+        routes = [self._tokenize_route] if self._tokenize_route else TOKENIZE_ROUTES
+        body = {"input": text, "content": text, "prompt": text, "model": self.remote_model}
+        for route in routes:
+            assert route is not None
+            with _translated("tokenize"):
+                try:
+                    response = self._sync.post(
+                        self.root_url + route, json=body, timeout=self._tokenize_timeout
+                    )
+                except httpx.ReadTimeout:
+                    log.info("the model server tokenizes only between answers: estimating")
+                    self._tokenizer_waits = True
+                    return None
+            if response.status_code in (400, 404, 405, 422):
+                continue
+            _raise_for_status(response, "tokenize")
+            tokens = response.json().get("tokens")
+            if isinstance(tokens, list):
+                self._tokenize_route = route
+                return len(tokens)
+        log.info("the model server has no tokenizer route: prompt sizes are estimated")
+        self._tokenizer_missing = True
+        return None
+
+    def ensure_capacity(self) -> None:
+        """Raise EngineBusy when every slot is taken and the wait queue is full."""
+        if self._slots.held >= self._slots.size and self.waiting >= self.settings.queue_size:
+            raise busy(self.settings, self.waiting)
+
+    def set_prefix(self, prompt: Prompt) -> None:
+        """Nothing to do: llama.cpp's servers keep the previous prompt's evaluation per
+        slot and reuse its common prefix themselves (vLLM's prefix caching likewise)."""
+
+    async def stream(
+        self,
+        prompt: Prompt,
+        *,
+        max_tokens: int | None = None,
+        temperature: float | None = None,
+        stats: GenerationStats | None = None,
+    ) -> AsyncIterator[str]:
+        """Yield the answer's text piece by piece; closing the iterator closes the
+        upstream stream, which stops the server generating."""
+        max_tokens = max_tokens or self.settings.max_tokens
+        temperature = self.settings.temperature if temperature is None else temperature
+        if prompt.count is None:
+            await asyncio.to_thread(self.check_fits, prompt, max_tokens)
+        else:
+            self.check_fits(prompt, max_tokens)
+        self.ensure_capacity()
+        stats = stats if stats is not None else GenerationStats()
+        stats.prompt_tokens = prompt.n_tokens
+        started = time.monotonic()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.settings.request_timeout_s
+        try:
+            async with asyncio.timeout_at(deadline):
+                await self._slots.acquire()
+        except TimeoutError:
+            stats.total_s = time.monotonic() - started
+            stats.finish_reason = "cancelled"
+            raise self._timeout_error() from None
+        stats.queued_s = time.monotonic() - started
+        body = {
+            "model": self.remote_model,
+            "messages": prompt.messages,
+            "stream": True,
+            "stream_options": {"include_usage": True},
+            "max_tokens": max_tokens,
+            "temperature": temperature,
+            "seed": self.settings.seed,
+            # llama.cpp's name for it; servers that do not know it ignore it.
+            "repeat_penalty": self.settings.repeat_penalty,
+        }
+        produced = 0
+        try:
+            async with contextlib.AsyncExitStack() as stack:
+                client = await stack.enter_async_context(
+                    httpx.AsyncClient(timeout=self._timeout, headers=self._headers)
+                )
+                with _translated("chat"):
+                    async with asyncio.timeout_at(deadline):
+                        response = await stack.enter_async_context(
+                            client.stream(
+                                "POST",
+                                self.base_url + "/chat/completions",
+                                json=body,
+                                headers={"Accept": "text/event-stream"},
+                            )
+                        )
+                        if response.status_code != 200:
+                            await response.aread()
+                    _raise_for_status(response, "chat")
+                    lines = response.aiter_lines()
+                    while True:
+                        async with asyncio.timeout_at(deadline):
+                            line = await anext(lines, None)
+                        if line is None:
+                            raise EngineUnavailable(
+                                502, "model_server_error", "the model server ended the answer early"
+                            )
+                        if not line.startswith("data:"):
+                            continue  # blank separators, comments (pings), event names
+                        data = line[5:].strip()
+                        if data == "[DONE]":
+                            break
+                        chunk = _parse_chunk(data)
+                        usage = chunk.get("usage") or {}
+                        if usage.get("prompt_tokens"):
+                            stats.prompt_tokens = int(usage["prompt_tokens"])
+                        if usage.get("completion_tokens"):
+                            produced = int(usage["completion_tokens"])
+                        for choice in chunk.get("choices") or []:
+                            piece = (choice.get("delta") or {}).get("content")
+                            if choice.get("finish_reason"):
+                                stats.finish_reason = str(choice["finish_reason"])
+                            if piece:
+                                if stats.time_to_first_token_s is None:
+                                    stats.time_to_first_token_s = time.monotonic() - started
+                                # One streamed piece per token on llama.cpp's servers:
+                                # the count until (unless) the server reports usage.
+                                stats.completion_tokens += 1
+                                yield piece
+        except TimeoutError:
+            raise self._timeout_error() from None
+        finally:
+            self._slots.release()
+            stats.total_s = time.monotonic() - started
+            stats.completion_tokens = max(produced, stats.completion_tokens)
+            if stats.finish_reason is None:
+                stats.finish_reason = "cancelled"
+
+    def _timeout_error(self) -> GenerationTimeout:
+        return GenerationTimeout(
+            f"the answer passed its deadline ({self.settings.request_timeout_s:g} s)"
+        )
+
+    def ping(self) -> None:
+        """Raise EngineUnavailable unless the server lists models with our key."""
+        with _translated("models"):
+            response = self._sync.get(
+                self.base_url + "/models", timeout=self.settings.remote_connect_timeout_s
+            )
+        _raise_for_status(response, "models")
+
+    def close(self) -> None:
+        """Close the pooled connections."""
+        self._sync.close()
+
+
+@contextlib.contextmanager
+def _translated(what: str) -> Any:
+    """Transport failures as EngineUnavailable; exception text (URLs) stays in the log."""
+    try:
+        yield
+    except httpx.TimeoutException as exc:
+        if isinstance(exc, httpx.ConnectTimeout | httpx.PoolTimeout):
+            log.warning("model server unreachable (%s): %s", what, type(exc).__name__)
+            raise EngineUnavailable(
+                503, "model_unavailable", "the model server cannot be reached; try again later"
+            ) from None
+        log.warning("model server silent too long (%s): %s", what, type(exc).__name__)
+        raise EngineUnavailable(
+            504, "model_timeout", "the model server stopped answering in time"
+        ) from None
+    except httpx.ConnectError as exc:
+        log.warning("model server unreachable (%s): %s", what, type(exc).__name__)
+        raise EngineUnavailable(
+            503, "model_unavailable", "the model server cannot be reached; try again later"
+        ) from None
+    except httpx.HTTPError as exc:
+        log.warning("model server connection failed (%s): %s", what, type(exc).__name__)
+        raise EngineUnavailable(
+            502, "model_server_error", "the connection to the model server failed"
+        ) from None
+
+
+def _raise_for_status(response: httpx.Response, what: str) -> None:
+    """Map an upstream refusal to a docchat error (its body goes to the log only)."""
+    status = response.status_code
+    if status < 400:
+        return
+    detail = response.text[:300]  # read already: a streamed error reply is read first
+    log.warning("model server answered %s to %s: %s", status, what, detail)
+    if status in (401, 403):
+        raise EngineUnavailable(
+            502,
+            "model_server_auth",
+            f"the model server refused docchat's API key (HTTP {status}); check llm.remote_api_key",
+        )
+    if status == 400 and "context" in detail.lower():
+        raise PromptTooLong("the prompt does not fit the model server's context window")
+    if status in (429, 503):
+        raise EngineUnavailable(
+            503, "model_unavailable", f"the model server is busy or starting (HTTP {status})"
+        )
+    raise EngineUnavailable(
+        502, "model_server_error", f"the model server failed the request (HTTP {status})"
+    )
+
+
+def _parse_chunk(data: str) -> dict[str, Any]:
+    try:
+        chunk = json.loads(data)
+    except ValueError:
+        raise EngineUnavailable(
+            502, "model_server_error", "the model server sent an unreadable answer"
+        ) from None
+    if not isinstance(chunk, dict):
+        return {}
+    if "error" in chunk:
+        log.warning("model server error in the stream: %s", str(chunk["error"])[:300])
+        raise EngineUnavailable(
+            502, "model_server_error", "the model server failed while answering"
+        )
+    return chunk
