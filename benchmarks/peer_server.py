@@ -1,20 +1,23 @@
 """Benchmark: docchat's OpenAI-compatible endpoint against llama-cpp-python's own server
 (`python -m llama_cpp.server`, the peer a user would otherwise pick), same model file,
-same threads, same prompts, 1/2/4/8 concurrent streaming clients. Prints aggregate
-tokens/s and median time to first token per level; asserts nothing.
+same threads, same prompts: first 1/2/4/8 concurrent streaming clients of this script's
+own (aggregate tokens/s, median time to first token), then the same locust load on each
+(loadtests/openai_stream.py: N users streaming completions for a fixed time; TTFT p50/p95,
+tokens/s per answer, answers per minute, failures). Prints figures; asserts nothing.
 
 docchat answers with retrieval; the peer gets the exact messages docchat built for
 the same questions (system prompt, excerpts, question), so both evaluate the same
 prompts. Needs a data folder with the fixture corpus ingested (made here).
 
     .venv/bin/pip install -e '.[bench]'    # the peer server's own dependencies
-    .venv/bin/python benchmarks/peer_server.py [--tokens 64]
+    .venv/bin/python benchmarks/peer_server.py [--tokens 64] [--locust-users 4 --locust-seconds 90]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import csv
 import json
 import os
 import shutil
@@ -99,9 +102,53 @@ async def level(
     return sum(t for _, t in results) / seconds, statistics.median(f for f, _ in results)
 
 
+def locust_run(
+    base: str, path: str, bodies: list[dict[str, Any]], users: int, seconds: int, work: Path
+) -> dict[str, float]:
+    """The same locust load against one server; figures read from locust's CSV."""
+    (work / "bodies.json").write_text(json.dumps(bodies))
+    prefix = work / f"locust_{free_port()}"
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "locust",
+            "-f",
+            str(ROOT / "loadtests" / "openai_stream.py"),
+            "--headless",
+            "-u",
+            str(users),
+            "-r",
+            str(users),
+            "-t",
+            f"{seconds}s",
+            "--host",
+            base,
+            "--csv",
+            str(prefix),
+            "--only-summary",
+        ],
+        env={**os.environ, "LOAD_PATH": path, "LOAD_BODIES": str(work / "bodies.json")},
+        capture_output=True,
+        check=False,
+    )
+    with open(f"{prefix}_stats.csv", newline="") as stats:
+        rows = {row["Name"]: row for row in csv.DictReader(stats)}
+    answers, ttft, rate = rows[path], rows["time to first token"], rows["tokens per second"]
+    return {
+        "answers_per_min": int(answers["Request Count"]) * 60 / seconds,
+        "failures": int(answers["Failure Count"]),
+        "ttft_p50_s": float(ttft["50%"]) / 1000,
+        "ttft_p95_s": float(ttft["95%"]) / 1000,
+        "tokens_per_s_per_answer": float(rate["Average Response Time"]),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tokens", type=int, default=64)
+    parser.add_argument("--locust-users", type=int, default=4, help="0: no locust run")
+    parser.add_argument("--locust-seconds", type=int, default=90)
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="docchat-peer-"))
     env = {
@@ -169,6 +216,16 @@ def main() -> None:
         u: asyncio.run(level(servers["docchat"][1], "/v1/chat/completions", docchat_bodies, u))
         for u in (1, 2, 4, 8)
     }
+    loads: dict[str, dict[str, float]] = {}
+    if args.locust_users:
+        loads["docchat"] = locust_run(
+            servers["docchat"][1],
+            "/v1/chat/completions",
+            docchat_bodies,
+            args.locust_users,
+            args.locust_seconds,
+            work,
+        )
     servers["docchat"][0].terminate()
     servers["docchat"][0].wait()
     port = free_port()
@@ -205,6 +262,10 @@ def main() -> None:
     figures["llama_cpp.server"] = {
         u: asyncio.run(level(base, "/v1/completions", peer_bodies, u)) for u in (1, 2, 4, 8)
     }
+    if args.locust_users:
+        loads["llama_cpp.server"] = locust_run(
+            base, "/v1/completions", peer_bodies, args.locust_users, args.locust_seconds, work
+        )
     peer.terminate()
     peer.wait()
     shutil.rmtree(work, ignore_errors=True)
@@ -215,6 +276,13 @@ def main() -> None:
                 f"{name:17} {users} client(s): {rate:6.1f} tokens/s ({rate / one_rate:.2f}x), "
                 f"median TTFT {ttft:5.2f} s"
             )
+    for name, load in loads.items():
+        print(
+            f"{name:17} locust {args.locust_users} users {args.locust_seconds} s: "
+            f"{load['answers_per_min']:.1f} answers/min, TTFT p50 {load['ttft_p50_s']:.2f} s "
+            f"p95 {load['ttft_p95_s']:.2f} s, {load['tokens_per_s_per_answer']:.1f} tokens/s "
+            f"per answer, {load['failures']} failures"
+        )
 
 
 if __name__ == "__main__":
