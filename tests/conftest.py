@@ -34,6 +34,9 @@ from app.main import create_app
 from app.settings import Settings
 from ingest.pipeline import Ingestor
 
+# The PostgreSQL and Chroma servers of the scale-out storage tests.
+pytest_plugins = ["tests.servers"]
+
 FIXTURES = Path(__file__).parent / "fixtures"
 CORPUS = FIXTURES / "corpus"
 

@@ -1,18 +1,33 @@
-"""The Alembic migrations create the schema the models describe."""
+"""The Alembic migrations create the schema the models describe, on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
+import time
 from pathlib import Path
+from typing import Any
 
+import pytest
 from alembic import command
-from sqlalchemy import inspect
+from sqlalchemy import inspect, text
 
 from app.store.db import Database, alembic_config
-from app.store.models import Base
+from app.store.models import Base, Message
+from tests.servers import PostgresServer
 
 
-def test_upgrade_creates_every_table_and_is_idempotent(tmp_path: Path) -> None:
-    db = Database(f"sqlite:///{tmp_path / 'x.db'}")
+@pytest.fixture(params=["sqlite", "postgresql"])
+def url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """An empty database of each kind docchat supports."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'x.db'}"
+    server: PostgresServer = request.getfixturevalue("postgres")
+    return server.new_database()
+
+
+def test_upgrade_creates_every_table_and_is_idempotent(url: str) -> None:
+    db = Database(url)
     db.migrate()
     db.migrate()  # a second start-up must not fail or change anything
     tables = set(inspect(db.engine).get_table_names())
@@ -21,16 +36,16 @@ def test_upgrade_creates_every_table_and_is_idempotent(tmp_path: Path) -> None:
     db.close()
 
 
-def test_models_and_migrations_agree(tmp_path: Path) -> None:
+def test_models_and_migrations_agree(url: str) -> None:
     """Fails when a model changes without a new migration (alembic's own check)."""
-    db = Database(f"sqlite:///{tmp_path / 'x.db'}")
+    db = Database(url)
     db.migrate()
     command.check(alembic_config(db.engine))
     db.close()
 
 
-def test_downgrade_to_base_and_back(tmp_path: Path) -> None:
-    db = Database(f"sqlite:///{tmp_path / 'x.db'}")
+def test_downgrade_to_base_and_back(url: str) -> None:
+    db = Database(url)
     db.migrate()
     command.downgrade(alembic_config(db.engine), "base")
     assert set(inspect(db.engine).get_table_names()) == {"alembic_version"}
@@ -39,11 +54,9 @@ def test_downgrade_to_base_and_back(tmp_path: Path) -> None:
     db.close()
 
 
-def test_upgrade_in_place_keeps_existing_rows(tmp_path: Path) -> None:
+def test_upgrade_in_place_keeps_existing_rows(url: str) -> None:
     """A database made by the first release upgrades with its conversations intact."""
-    from sqlalchemy import text
-
-    db = Database(f"sqlite:///{tmp_path / 'x.db'}")
+    db = Database(url)
     command.upgrade(alembic_config(db.engine), "0001")
     with db.engine.begin() as conn:
         conn.execute(
@@ -60,9 +73,75 @@ def test_upgrade_in_place_keeps_existing_rows(tmp_path: Path) -> None:
         )
     db.migrate()
     with db.session() as session:
-        from app.store.models import Message
-
         message = session.get_one(Message, "m1")
         assert message.content == "hello"
         assert message.checks == {}
+        assert message.created_at.tzinfo is not None or db.engine.dialect.name == "sqlite"
+    db.close()
+
+
+def _schema(db: Database) -> dict[str, Any]:
+    """Tables with their columns, nullability, keys, indexes and constraints, by name."""
+    found = inspect(db.engine)
+    schema: dict[str, Any] = {}
+    for table in sorted(found.get_table_names()):
+        schema[table] = {
+            "columns": {(c["name"], c["nullable"]) for c in found.get_columns(table)},
+            "pk": tuple(found.get_pk_constraint(table)["constrained_columns"]),
+            "fks": {
+                (tuple(f["constrained_columns"]), f["referred_table"], f["options"].get("ondelete"))
+                for f in found.get_foreign_keys(table)
+            },
+            "indexes": {
+                (i["name"], tuple(i["column_names"]), bool(i["unique"]))
+                for i in found.get_indexes(table)
+                # PostgreSQL also lists the index behind each unique constraint.
+                if "duplicates_constraint" not in i
+            },
+            "unique": {
+                (u["name"], tuple(u["column_names"])) for u in found.get_unique_constraints(table)
+            },
+        }
+    return schema
+
+
+def test_postgresql_and_sqlite_get_the_same_schema(
+    tmp_path: Path, postgres: PostgresServer
+) -> None:
+    lite, pg = Database(f"sqlite:///{tmp_path / 'x.db'}"), Database(postgres.new_database())
+    for db in (lite, pg):
+        db.migrate()
+    assert _schema(pg) == _schema(lite)
+    lite.close()
+    pg.close()
+
+
+# Separate processes, as in a deployment: Alembic's `op` and `context` are module-level
+# proxies, so migrations cannot run in two threads of one process.
+_MIGRATE_AT = """
+import sys, time
+from app.store.db import Database
+time.sleep(max(0.0, float(sys.argv[2]) - time.time()))
+Database(sys.argv[1]).migrate()
+"""
+
+
+def test_concurrent_first_starts_migrate_once(postgres: PostgresServer) -> None:
+    """Server, CLI and replicas starting together on an empty PostgreSQL database all succeed."""
+    url = postgres.new_database()
+    start_at = str(time.time() + 8)  # after every process has imported its modules
+    processes = [
+        subprocess.Popen(
+            [sys.executable, "-c", _MIGRATE_AT, url, start_at],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        for _ in range(6)
+    ]
+    outputs = [p.communicate(timeout=120)[0] for p in processes]
+    assert [p.returncode for p in processes] == [0] * 6, "\n".join(outputs)
+    db = Database(url)
+    with db.engine.connect() as conn:
+        assert conn.scalar(text("SELECT version_num FROM alembic_version")) == "0003"
     db.close()

@@ -16,9 +16,33 @@ from sqlalchemy.orm import Session, sessionmaker
 MIGRATIONS = Path(__file__).parent / "migrations"
 
 
+# A server process runs its database calls in worker threads (asyncio.to_thread), so it
+# may hold several connections at once; with replicas, mind PostgreSQL's max_connections
+# (100 by default): each process opens at most POOL_SIZE + POOL_OVERFLOW.
+POOL_SIZE = 5
+POOL_OVERFLOW = 10
+# Idle connections are dropped by firewalls, proxies and server restarts; recycle them
+# before that and test each one on checkout instead of failing the request that gets it.
+POOL_RECYCLE_S = 1800
+CONNECT_TIMEOUT_S = 10
+
+
 def make_engine(url: str) -> Engine:
     """An engine for `url`; SQLite gets WAL and a busy timeout so CLI and server can share it."""
     parsed = make_url(url)
+    if parsed.get_backend_name() == "postgresql":
+        return create_engine(
+            url,
+            pool_pre_ping=True,
+            pool_size=POOL_SIZE,
+            max_overflow=POOL_OVERFLOW,
+            pool_recycle=POOL_RECYCLE_S,
+            # How long a caller waits for a free pooled connection before an error.
+            pool_timeout=CONNECT_TIMEOUT_S,
+            # Fail fast when the server is down, rather than after the OS's TCP timeout;
+            # the name shows which connections are docchat's in pg_stat_activity.
+            connect_args={"connect_timeout": CONNECT_TIMEOUT_S, "application_name": "docchat"},
+        )
     if parsed.get_backend_name() != "sqlite":
         return create_engine(url, pool_pre_ping=True)
     if parsed.database and parsed.database != ":memory:":

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 from alembic import context
-from sqlalchemy import Engine, create_engine
+from sqlalchemy import Engine, create_engine, text
 
 from app.store.models import Base
 
 config = context.config
 target_metadata = Base.metadata
+
+# Any fixed number, the same in every process: PostgreSQL's advisory lock on it serializes
+# migrations ("docchat" in ASCII).
+MIGRATION_LOCK_KEY = 0x646F6363686174
 
 
 def run_migrations_online() -> None:
@@ -24,6 +28,12 @@ def run_migrations_online() -> None:
             render_as_batch=connection.dialect.name == "sqlite",
         )
         with context.begin_transaction():
+            if connection.dialect.name == "postgresql":
+                # Replicas, the server and the CLI may start together on an empty database:
+                # the first migrates, the others wait here, then find the schema current.
+                connection.execute(
+                    text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY}
+                )
             context.run_migrations()
         connection.commit()
 
