@@ -8,7 +8,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import pytest
 from alembic import command
 from sqlalchemy import inspect, text
 
@@ -17,17 +16,8 @@ from app.store.models import Base, Message
 from tests.servers import PostgresServer
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """An empty database of each kind docchat supports."""
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'x.db'}"
-    server: PostgresServer = request.getfixturevalue("postgres")
-    return server.new_database()
-
-
-def test_upgrade_creates_every_table_and_is_idempotent(url: str) -> None:
-    db = Database(url)
+def test_upgrade_creates_every_table_and_is_idempotent(database_url: str) -> None:
+    db = Database(database_url)
     db.migrate()
     db.migrate()  # a second start-up must not fail or change anything
     tables = set(inspect(db.engine).get_table_names())
@@ -36,16 +26,16 @@ def test_upgrade_creates_every_table_and_is_idempotent(url: str) -> None:
     db.close()
 
 
-def test_models_and_migrations_agree(url: str) -> None:
+def test_models_and_migrations_agree(database_url: str) -> None:
     """Fails when a model changes without a new migration (alembic's own check)."""
-    db = Database(url)
+    db = Database(database_url)
     db.migrate()
     command.check(alembic_config(db.engine))
     db.close()
 
 
-def test_downgrade_to_base_and_back(url: str) -> None:
-    db = Database(url)
+def test_downgrade_to_base_and_back(database_url: str) -> None:
+    db = Database(database_url)
     db.migrate()
     command.downgrade(alembic_config(db.engine), "base")
     assert set(inspect(db.engine).get_table_names()) == {"alembic_version"}
@@ -54,9 +44,9 @@ def test_downgrade_to_base_and_back(url: str) -> None:
     db.close()
 
 
-def test_upgrade_in_place_keeps_existing_rows(url: str) -> None:
+def test_upgrade_in_place_keeps_existing_rows(database_url: str) -> None:
     """A database made by the first release upgrades with its conversations intact."""
-    db = Database(url)
+    db = Database(database_url)
     command.upgrade(alembic_config(db.engine), "0001")
     with db.engine.begin() as conn:
         conn.execute(

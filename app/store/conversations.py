@@ -4,15 +4,24 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from app.store.models import Conversation, Message
 
 
+def storable(text: str) -> str:
+    """The text without NUL characters, which PostgreSQL text cannot hold.
+
+    A NUL means nothing in a question or an answer; dropping it on every backend keeps
+    SQLite and PostgreSQL storing the same thing (instead of a 500 on PostgreSQL only).
+    """
+    return text.replace("\x00", "")
+
+
 def create(session: Session, title: str, owner: str | None = None) -> Conversation:
     """A new, empty conversation titled by its first question."""
-    conversation = Conversation(title=title[:200], owner=owner)
+    conversation = Conversation(title=storable(title)[:200], owner=owner)
     session.add(conversation)
     session.flush()
     return conversation
@@ -53,6 +62,17 @@ def last_question(session: Session, conversation_id: str) -> str | None:
 
 def add_message(session: Session, conversation_id: str, role: str, **fields: Any) -> Message:
     """Append a message at the end of the conversation."""
+    # Two requests adding to one conversation at once must not both read the same
+    # max(seq). A no-op UPDATE first locks the conversation's row on PostgreSQL and takes
+    # the database's write lock on SQLite (a SELECT takes neither), so they take turns.
+    session.execute(
+        update(Conversation)
+        .where(Conversation.id == conversation_id)
+        .values(id=Conversation.id)
+        .execution_options(synchronize_session=False)
+    )
+    if "content" in fields:
+        fields["content"] = storable(fields["content"])
     seq = session.scalar(
         select(func.coalesce(func.max(Message.seq), 0)).where(
             Message.conversation_id == conversation_id
@@ -67,6 +87,8 @@ def add_message(session: Session, conversation_id: str, role: str, **fields: Any
 def update_message(session: Session, message_id: str, **fields: Any) -> None:
     """Set fields of a stored message (the answer once it is final)."""
     message = session.get_one(Message, message_id)
+    if "content" in fields:
+        fields["content"] = storable(fields["content"])
     for name, value in fields.items():
         setattr(message, name, value)
 
