@@ -12,6 +12,7 @@ import contextlib
 import json
 import logging
 import math
+import ssl
 import threading
 import time
 from collections import deque
@@ -126,7 +127,8 @@ class RemoteEngine:
             pool=settings.remote_connect_timeout_s,
         )
         # Blocking client for counting tokens and readiness (both run in threads).
-        self._sync = httpx.Client(timeout=self._timeout, headers=self._headers)
+        self._tls = ssl.create_default_context()  # honours SSL_CERT_FILE / SSL_CERT_DIR
+        self._sync = httpx.Client(timeout=self._timeout, headers=self._headers, verify=self._tls)
         self._tokenize_timeout = httpx.Timeout(
             TOKENIZE_WAIT_S, connect=settings.remote_connect_timeout_s
         )
@@ -208,7 +210,10 @@ class RemoteEngine:
             if response.status_code in (400, 404, 405, 422):
                 continue
             _raise_for_status(response, "tokenize")
-            tokens = response.json().get("tokens")
+            try:
+                tokens = response.json().get("tokens")
+            except (ValueError, AttributeError):
+                tokens = None
             if isinstance(tokens, list):
                 self._tokenize_route = route
                 return len(tokens)
@@ -269,8 +274,12 @@ class RemoteEngine:
         produced = 0
         try:
             async with contextlib.AsyncExitStack() as stack:
+                # A client per answer, not one pooled: its connections would belong to
+                # one event loop. The TLS context, the costly part, is shared.
                 client = await stack.enter_async_context(
-                    httpx.AsyncClient(timeout=self._timeout, headers=self._headers)
+                    httpx.AsyncClient(
+                        timeout=self._timeout, headers=self._headers, verify=self._tls
+                    )
                 )
                 with _translated("chat"):
                     async with asyncio.timeout_at(deadline):
