@@ -216,12 +216,12 @@ def ask(
         sys.stdout.write("\n")
         return [c.as_dict() for c in prepared.citations]
 
-    from app.llm.engine import PromptTooLong
+    from app.llm.base import EngineUnavailable, GenerationTimeout, PromptTooLong
     from app.rag.pipeline import QuestionTooLong
 
     try:
         sources = asyncio.run(run())
-    except (QuestionTooLong, PromptTooLong) as exc:
+    except (QuestionTooLong, PromptTooLong, EngineUnavailable, GenerationTimeout) as exc:
         raise _fail(str(exc)) from None
     finally:
         components.close()

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import secrets
 import signal
 import subprocess
@@ -470,3 +471,32 @@ def test_stats_count_the_streamed_tokens(remote: Components) -> None:
     assert stats.finish_reason == "length"
     assert stats.prompt_tokens > 0
     assert stats.time_to_first_token_s is not None
+
+
+def test_docchat_ask_uses_the_remote_server_and_reports_it_gone(
+    components: Components, upstream: Upstream
+) -> None:
+    def ask(url: str) -> subprocess.CompletedProcess[str]:
+        data_dir = components.settings.data_dir
+        env = {
+            **os.environ,
+            "DOCCHAT_DATA_DIR": str(data_dir),
+            "DOCCHAT_SECRETS_DIR": str(data_dir / "no-secrets"),
+            "DOCCHAT_LLM__BACKEND": "remote",
+            "DOCCHAT_LLM__REMOTE_URL": url,
+            "DOCCHAT_LLM__REMOTE_MODEL": REMOTE_MODEL,
+            "DOCCHAT_LLM__REMOTE_API_KEY": upstream.key,
+            "DOCCHAT_LLM__MAX_TOKENS": "48",
+            "COLUMNS": "200",
+        }
+        command = [sys.executable, "-m", "app.cli", "ask", QUESTION]
+        return subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+
+    answered = ask(upstream.url)
+    assert answered.returncode == 0, answered.stderr
+    assert "corpus/reference/api.html" in answered.stdout
+    gone = ask(f"http://127.0.0.1:{free_port()}/v1")  # nothing listens there
+    assert gone.returncode == 1
+    assert "the model server cannot be reached" in gone.stderr
+    assert "Traceback" not in gone.stderr
+    assert upstream.key not in answered.stdout + answered.stderr + gone.stdout + gone.stderr
