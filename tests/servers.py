@@ -25,7 +25,7 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import httpx
 import pytest
@@ -37,7 +37,7 @@ PG_BINDIRS = sorted(Path("/usr/lib/postgresql").glob("*/bin"), reverse=True)
 STARTUP_TIMEOUT_S = 60
 
 
-def unavailable(reason: str) -> None:
+def unavailable(reason: str) -> NoReturn:
     """Skip, or fail under CI, where a server the test needs cannot be started."""
     if os.environ.get("CI"):
         pytest.fail(f"{reason} (CI is set, so this is a failure, not a skip)")
@@ -101,81 +101,74 @@ def postgres() -> Iterator[PostgresServer]:
     bindir = _pg_bindir()
     if bindir is None:
         unavailable("PostgreSQL server binaries not found (apt-get install postgresql)")
-    assert bindir is not None
     try:
         import psycopg  # noqa: F401
     except ImportError:
         unavailable("psycopg is not installed (pip install -e '.[postgres]')")
-
-    # PostgreSQL refuses to run as root: as root, the cluster belongs to the postgres
-    # user, so its folder lies outside pytest's root-only temp tree.
+    # PostgreSQL refuses to run as root: then the cluster belongs to the postgres user.
     as_user: dict[str, Any] = {}
-    root = Path(tempfile.mkdtemp(prefix="docchat-pg-"))
     if os.geteuid() == 0:
         try:
             account = pwd.getpwnam("postgres")
         except KeyError:
-            shutil.rmtree(root)
             unavailable("running as root and there is no postgres user to run PostgreSQL as")
-        os.chown(root, account.pw_uid, account.pw_gid)
         as_user = {"user": account.pw_uid, "group": account.pw_gid, "extra_groups": []}
+    # Outside pytest's temp tree, which only root may enter.
+    root = Path(tempfile.mkdtemp(prefix="docchat-pg-"))
+    try:
+        with _postgres_cluster(bindir, root, as_user) as server:
+            yield server
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def _postgres_cluster(
+    bindir: Path, root: Path, as_user: dict[str, Any]
+) -> Iterator[PostgresServer]:
+    """initdb a cluster in `root`, run it on a free loopback port until the block ends."""
+    if as_user:
+        os.chown(root, as_user["user"], as_user["group"])
     password = secrets.token_urlsafe(16)
     pwfile = root / "pw"
     pwfile.write_text(password)
     if as_user:
         os.chown(pwfile, as_user["user"], as_user["group"])
     data = root / "data"
-    subprocess.run(
+    initdb = subprocess.run(
         [
-            str(bindir / "initdb"),
-            "-D",
-            str(data),
-            "-U",
-            "docchat",
-            "--pwfile",
-            str(pwfile),
+            *(str(bindir / "initdb"), "-D", str(data), "-U", "docchat", "--pwfile", str(pwfile)),
             # Password over TCP, as a deployment has it; the socket is not used.
-            "--auth-host=scram-sha-256",
-            "--auth-local=scram-sha-256",
-            "-E",
-            "UTF8",
-            "--locale=C.UTF-8",
+            *("--auth-host=scram-sha-256", "--auth-local=scram-sha-256"),
+            *("-E", "UTF8", "--locale=C.UTF-8"),
         ],
-        check=True,
         capture_output=True,
+        text=True,
         timeout=120,
         cwd=root,
         **as_user,
     )
+    assert initdb.returncode == 0, initdb.stdout + initdb.stderr
     port = free_port()
-    log = (root / "postgres.log").open("w")
-    process = subprocess.Popen(
-        [
-            str(bindir / "postgres"),
-            "-D",
-            str(data),
-            "-p",
-            str(port),
-            "-k",
-            str(root),
-            "-c",
-            "listen_addresses=127.0.0.1",
-            # Throwaway data: durability costs time and buys nothing here.
-            "-c",
-            "fsync=off",
-            "-c",
-            "max_connections=200",
-        ],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        cwd=root,
-        **as_user,
-    )
+    log_path = root / "postgres.log"
+    with log_path.open("w") as log:
+        process = subprocess.Popen(
+            [
+                *(str(bindir / "postgres"), "-D", str(data), "-p", str(port), "-k", str(root)),
+                *("-c", "listen_addresses=127.0.0.1", "-c", "max_connections=200"),
+                # Throwaway data: durability costs time and buys nothing here.
+                *("-c", "fsync=off"),
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=root,
+            **as_user,
+        )
     server = PostgresServer(port=port, user="docchat", password=password)
     try:
         deadline = time.monotonic() + STARTUP_TIMEOUT_S
         while True:
-            assert process.poll() is None, (root / "postgres.log").read_text()
+            assert process.poll() is None, log_path.read_text()[-3000:]
             try:
                 server.connect().close()
                 break
@@ -186,8 +179,6 @@ def postgres() -> Iterator[PostgresServer]:
         yield server
     finally:
         _stop(process, signal.SIGINT)  # SIGINT: PostgreSQL's fast shutdown
-        log.close()
-        shutil.rmtree(root, ignore_errors=True)
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -225,7 +216,6 @@ def chroma_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ChromaSe
             [*command, "--port", str(port)],
             stdout=log,
             stderr=subprocess.STDOUT,
-            env={**os.environ, "ANONYMIZED_TELEMETRY": "False"},
         )
     url = f"http://127.0.0.1:{port}"
     try:
