@@ -106,7 +106,8 @@ def ingest(
     1 the run could not be done.
     """
     from app.components import load_embedder, open_database, open_vectors
-    from app.store.vectors import VectorStoreBusy
+    from app.store.db import DatabaseUnavailable
+    from app.store.vectors import VectorStoreBusy, VectorStoreUnavailable
     from ingest.pipeline import OUTCOMES, Ingestor
 
     settings = _settings()
@@ -120,9 +121,14 @@ def ingest(
         raise _fail(f"no such file or folder: {', '.join(missing)}")
     try:
         vectors = None if dry_run else open_vectors(settings, writer=True)
-    except VectorStoreBusy as exc:
+    except (VectorStoreBusy, VectorStoreUnavailable) as exc:
         raise _fail(str(exc)) from None
-    db = open_database(settings)
+    try:
+        db = open_database(settings)
+    except DatabaseUnavailable as exc:
+        if vectors is not None:
+            vectors.close()
+        raise _fail(str(exc)) from None
     try:
         ingestor = Ingestor.configured(
             settings.ingest, db, vectors, load_embedder(settings), extra_exclude=exclude or []

@@ -11,9 +11,14 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+class DatabaseUnavailable(RuntimeError):
+    """The database cannot be reached (server down, wrong host or credentials)."""
 
 
 # A server process runs its database calls in worker threads (asyncio.to_thread), so it
@@ -87,8 +92,15 @@ class Database:
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
 
     def migrate(self) -> None:
-        """Upgrade the schema to the newest revision."""
-        migrate(self.engine)
+        """Upgrade the schema to the newest revision (the first contact at start-up)."""
+        try:
+            migrate(self.engine)
+        except (OperationalError, InterfaceError) as exc:
+            # The driver's own message names host and port, never the password.
+            raise DatabaseUnavailable(
+                f"cannot reach the database: {' '.join(str(exc.orig).split())}; check "
+                "database.url (DOCCHAT_DATABASE__URL)"
+            ) from exc
 
     @contextmanager
     def session(self) -> Iterator[Session]:

@@ -21,6 +21,10 @@ class VectorStoreBusy(RuntimeError):
     """The embedded store is held by another process in a way that excludes this one."""
 
 
+class VectorStoreUnavailable(RuntimeError):
+    """The Chroma server set in vectors.url does not answer."""
+
+
 @dataclass(frozen=True)
 class Hit:
     """A retrieved chunk with its cosine similarity to the query."""
@@ -72,12 +76,18 @@ class VectorStore:
         if url:
             parsed = urlparse(url)
             self.location = url
-            self._client: Any = chromadb.HttpClient(
-                host=parsed.hostname or "localhost",
-                port=parsed.port or (443 if parsed.scheme == "https" else 8000),
-                ssl=parsed.scheme == "https",
-                settings=chroma_settings,
-            )
+            try:
+                self._client: Any = chromadb.HttpClient(
+                    host=parsed.hostname or "localhost",
+                    port=parsed.port or (443 if parsed.scheme == "https" else 8000),
+                    ssl=parsed.scheme == "https",
+                    settings=chroma_settings,
+                )
+            except ValueError as exc:  # what chromadb raises when the server does not answer
+                raise VectorStoreUnavailable(
+                    f"cannot reach the Chroma server at {url} ({exc}); check vectors.url "
+                    "(DOCCHAT_VECTORS__URL) and that `chroma run` is up"
+                ) from exc
         else:
             self.location = str(path)
             self._lock = _DirLock(path, exclusive=writer)

@@ -229,3 +229,29 @@ def test_second_writer_is_refused_on_the_embedded_store(tmp_path: Path) -> None:
         "docs/admin/backup.rst",
         "docs/notes.txt",
     }
+
+
+def test_ingest_says_which_server_it_cannot_reach(tmp_path: Path) -> None:
+    closed = free_port()  # nothing listens there
+    no_chroma = cli(
+        docchat_env(tmp_path / "a", vectors__url=f"http://127.0.0.1:{closed}"),
+        "ingest",
+        str(CORPUS / "guide.md"),
+    )
+    assert no_chroma.returncode == 1
+    assert f"cannot reach the Chroma server at http://127.0.0.1:{closed}" in no_chroma.stderr
+    assert "Traceback" not in no_chroma.stderr
+
+    no_database = cli(
+        docchat_env(
+            tmp_path / "b",
+            database__url=f"postgresql+psycopg://docchat:pw-canary-4711@127.0.0.1:{closed}/x",
+        ),
+        "ingest",
+        str(CORPUS / "guide.md"),
+    )
+    assert no_database.returncode == 1
+    assert "cannot reach the database" in no_database.stderr
+    assert "DOCCHAT_DATABASE__URL" in no_database.stderr
+    assert "Traceback" not in no_database.stderr
+    assert "pw-canary-4711" not in no_database.stdout + no_database.stderr
