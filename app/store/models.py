@@ -8,11 +8,13 @@ from typing import Any, ClassVar
 
 from sqlalchemy import (
     JSON,
+    CheckConstraint,
     DateTime,
     Float,
     ForeignKey,
     Integer,
     MetaData,
+    SmallInteger,
     String,
     Text,
     UniqueConstraint,
@@ -183,6 +185,26 @@ class Message(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     conversation: Mapped[Conversation] = relationship(back_populates="messages")
+
+
+class Feedback(Base):
+    """A user's rating of an answer: one per answer and API key, replaced when given again."""
+
+    __tablename__ = "feedback"
+    __table_args__ = (
+        # Also the index that finds an answer's feedback (message_id comes first).
+        UniqueConstraint("message_id", "given_by"),
+        CheckConstraint("rating IN (1, -1)", name="rating"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    message_id: Mapped[str] = mapped_column(ForeignKey("messages.id", ondelete="CASCADE"))
+    rating: Mapped[int] = mapped_column(SmallInteger)  # 1 up, -1 down
+    comment: Mapped[str | None] = mapped_column(Text, default=None)
+    # Name of the API key that gave it (never the key); "" when authentication is off.
+    given_by: Mapped[str] = mapped_column(String(100), default="")
+    # When it was given; a replacement sets it anew.
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
 
 
 class ApiKey(Base):
