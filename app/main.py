@@ -14,7 +14,7 @@ from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 
 from app import __version__
-from app.api import admin, chat, documents, health, metrics, openai
+from app.api import admin, chat, documents, feedback, health, metrics, openai
 from app.api.errors import install_error_handlers
 from app.components import Components, build_components
 from app.security.keys import KeyStore
@@ -77,6 +77,8 @@ def create_app(settings: Settings, components: Components | None = None) -> Fast
         chat.router,
         openai.router,
         documents.router,
+        feedback.router,
+        feedback.review,
         admin.admin,
         admin.uploads,
         metrics.router,

@@ -54,6 +54,11 @@ def owner_of(identity: Identity | None) -> str | None:
     return identity.key_id if identity else None
 
 
+def feedback_name(identity: Identity | None) -> str:
+    """Whom feedback is stored as: the key's name (never the key); "" with auth off."""
+    return identity.name if identity else ""
+
+
 def may_read(identity: Identity | None, owner: str | None) -> bool:
     """Whether a caller may see a conversation: its owner or an admin (or auth off)."""
     return identity is None or identity.allows("admin") or owner == identity.key_id

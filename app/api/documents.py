@@ -7,10 +7,11 @@ from typing import Any
 
 from fastapi import APIRouter
 
-from app.api.deps import ComponentsDep, IdentityDep, may_read, require_scope
+from app.api.deps import ComponentsDep, IdentityDep, feedback_name, may_read, require_scope
 from app.api.errors import ApiError
 from app.components import Components
 from app.security.keys import Identity
+from app.store import feedback
 from app.store.conversations import message_dict
 from app.store.models import Conversation, Document
 
@@ -39,11 +40,21 @@ def _conversation(
         conversation = session.get(Conversation, conversation_id)
         if conversation is None or not may_read(identity, conversation.owner):
             return None
+        messages = conversation.messages
+        # The caller's own ratings: what the page shows as chosen.
+        mine = feedback.given_by(
+            session,
+            [m.id for m in messages if m.role == "assistant"],
+            feedback_name(identity),
+        )
         return {
             "id": conversation.id,
             "title": conversation.title,
             "created_at": conversation.created_at.isoformat(),
-            "messages": [message_dict(m) for m in conversation.messages],
+            "messages": [
+                message_dict(m, feedback.feedback_dict(mine[m.id]) if m.id in mine else None)
+                for m in messages
+            ],
         }
 
 

@@ -93,8 +93,8 @@ def update_message(session: Session, message_id: str, **fields: Any) -> None:
         setattr(message, name, value)
 
 
-def message_dict(message: Message) -> dict[str, Any]:
-    """A message as the API shows it."""
+def message_dict(message: Message, feedback: dict[str, Any] | None = None) -> dict[str, Any]:
+    """A message as the API shows it, with the caller's feedback on it (None if none)."""
     return {
         "id": message.id,
         "role": message.role,
@@ -104,4 +104,5 @@ def message_dict(message: Message) -> dict[str, Any]:
         "answered_from_docs": message.answered_from_docs,
         "checks": message.checks or {},
         "created_at": message.created_at.isoformat(),
+        "feedback": feedback,
     }

@@ -122,6 +122,14 @@ class Metrics:
             ["verdict"],
             registry=r,
         )
+        self.feedback = Counter(
+            "docchat_feedback",
+            "Ratings users gave answers, by rating (up, down); a changed rating counts again.",
+            ["rating"],
+            registry=r,
+        )
+        for rating in ("up", "down"):
+            self.feedback.labels(rating)  # both series exist from the start, at 0
         self.llm_waiting = Gauge(
             "docchat_llm_waiting_requests", "Requests waiting for the model.", registry=r
         )
