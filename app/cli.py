@@ -67,16 +67,34 @@ def serve(
     """
     import uvicorn
 
+    from app.components import build_components
+    from app.llm.base import EngineUnavailable
+    from app.llm.provision import ModelNotFound
     from app.main import create_app
-    from app.security.secrets import ConfigError
+    from app.security.secrets import ConfigError, check_production
+    from app.store.db import DatabaseUnavailable
+    from app.store.vectors import VectorStoreBusy, VectorStoreUnavailable
 
     settings = _settings()
     try:
-        application = create_app(settings)
+        check_production(settings)  # before seconds of model loading
     except ConfigError as exc:
         raise _fail(str(exc), 2) from None
+    # Opened here rather than in the app's lifespan, so that an unreachable store or a
+    # missing model is one clear line and exit 1, not a traceback from uvicorn.
+    try:
+        components = build_components(settings)
+    except (
+        DatabaseUnavailable,
+        VectorStoreBusy,
+        VectorStoreUnavailable,
+        ModelNotFound,
+        EngineUnavailable,
+    ) as exc:
+        raise _fail(f"cannot start: {exc}") from None
+    # The app closes them at shutdown: uvicorn may end the process by re-raising SIGTERM.
     uvicorn.run(
-        application,
+        create_app(settings, components, owns_components=True),
         host=host or settings.server.host,
         port=port or settings.server.port,
         log_level=settings.logging.level.lower(),

@@ -34,15 +34,24 @@ STATIC = Path(__file__).parent / "web" / "static"
 OPENAPI_PATH = "/openapi.json"
 
 
-def create_app(settings: Settings, components: Components | None = None) -> FastAPI:
-    """The app; it opens its components at start-up unless given open ones (tests)."""
+def create_app(
+    settings: Settings,
+    components: Components | None = None,
+    *,
+    owns_components: bool | None = None,
+) -> FastAPI:
+    """The app; it opens its components at start-up unless given open ones (tests, or
+    `docchat serve`, which opens them first to report failures plainly). It closes them
+    at shutdown when it opened them or `owns_components` says so."""
     check_production(settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        owned = components is None
+        owned = components is None if owns_components is None else owns_components
         app.state.components = (
-            await asyncio.to_thread(build_components, settings) if owned else components
+            components
+            if components is not None
+            else await asyncio.to_thread(build_components, settings)
         )
         ready: Components = app.state.components
         ready.telemetry.metrics.model_info.info(
