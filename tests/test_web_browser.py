@@ -24,6 +24,10 @@ DOM hooks used (kept stable by ``app/web/static/chat.js`` / ``source.js``):
   ``sessionStorage["docchat.api_key"]`` and is sent as ``Authorization: Bearer``.
   ``#forget-key`` (shown only while a key is stored) removes it. A 403 or 429
   shows its message in ``.msg-error`` (chat) or ``#doc-status`` (source page).
+* Feedback under a finished answer: ``.feedback`` with ``data-state`` ``idle`` /
+  ``sending`` / ``saved`` / ``error`` and ``data-rating`` (``up``, ``down`` or empty),
+  buttons ``.feedback-up`` / ``.feedback-down`` (``aria-pressed``), then the optional
+  comment form ``form.feedback-comment`` (input ``.feedback-comment-input``).
 * ``window.docchat.renderMarkdown(text) -> Node`` (and ``renderCitations``).
 """
 
@@ -37,6 +41,7 @@ import time
 import uuid
 from urllib.parse import urlsplit
 
+import httpx
 import pytest
 
 CHROMIUM = "/usr/bin/chromium"
@@ -216,6 +221,45 @@ def _key_leaks(drv, key: str) -> list[str]:
     )
 
 
+def _rate(drv, message, rating: str, comment: str = "") -> None:
+    """Click a thumb under an answer (and send a comment); wait until it is saved."""
+    box = message.find_element(By.CSS_SELECTOR, ".feedback")
+    button = box.find_element(By.CSS_SELECTOR, f".feedback-{rating}")
+    drv.execute_script("arguments[0].scrollIntoView({block: 'center'});", button)
+    button.click()
+    WebDriverWait(drv, PAGE_TIMEOUT_S).until(
+        lambda d: box.get_attribute("data-state") in ("saved", "error"),
+        message="feedback was not saved",
+    )
+    status = box.find_element(By.CSS_SELECTOR, ".feedback-status").text
+    assert box.get_attribute("data-state") == "saved", status
+    assert box.get_attribute("data-rating") == rating
+    assert button.get_attribute("aria-pressed") == "true"
+    other = "down" if rating == "up" else "up"
+    assert (
+        box.find_element(By.CSS_SELECTOR, f".feedback-{other}").get_attribute("aria-pressed")
+        == "false"
+    )
+    if comment:
+        field = box.find_element(By.CSS_SELECTOR, ".feedback-comment .feedback-comment-input")
+        assert field.is_displayed()
+        field.send_keys(comment)
+        field.send_keys(Keys.ENTER)
+        WebDriverWait(drv, PAGE_TIMEOUT_S).until(
+            lambda d: box.get_attribute("data-state") == "saved" and "comment" in box.text,
+            message="comment was not sent",
+        )
+        assert not field.is_displayed()
+
+
+def _stored_feedback(base: str, conversation_id: str, key: str | None = None):
+    """The feedback the server holds on the conversation's first answer."""
+    headers = {"Authorization": f"Bearer {key}"} if key else {}
+    response = httpx.get(f"{base}/api/conversations/{conversation_id}", headers=headers)
+    assert response.status_code == 200
+    return response.json()["messages"][1]["feedback"]
+
+
 # --------------------------------------------------------------------------- tests
 
 
@@ -256,6 +300,10 @@ def test_chat_streams_answer_with_citations_survives_reload_and_opens_source(dri
     assert conversation_id, "conversation id was not stored in localStorage"
     assert _browser_problems(driver) == []
 
+    # ---- thumbs up: stored on the server
+    _rate(driver, assistant, "up")
+    assert _stored_feedback(base, conversation_id)["rating"] == "up"
+
     # ---- reload: the conversation comes back from /api/conversations/{id}
     driver.refresh()
     _wait_idle(driver)
@@ -270,6 +318,7 @@ def test_chat_streams_answer_with_citations_survives_reload_and_opens_source(dri
     restored = assistants[0]
     assert _norm(restored.find_element(By.CSS_SELECTOR, ".msg-body").text) == _norm(answer_text)
     assert sorted(_citation_links(restored)) == sorted(links)
+    assert restored.find_element(By.CSS_SELECTOR, ".feedback").get_attribute("data-rating") == "up"
     restored_guide = _guide_links(restored)
     assert restored_guide
     assert _stored_id(driver) == conversation_id
@@ -431,6 +480,15 @@ def test_api_key_is_asked_for_kept_in_session_storage_and_forgotten(driver, live
     assert conversation_id
     assert _browser_problems(driver) == []
 
+    # Thumbs up, then down with a comment, sent with the stored key: the server keeps the
+    # last choice as this key's feedback.
+    _rate(driver, assistant, "up")
+    _rate(driver, assistant, "down", "Name the config file.")
+    stored = _stored_feedback(base, conversation_id, api_key)
+    assert (stored["rating"], stored["comment"]) == ("down", "Name the config file.")
+    assert stored["given_by"] == "test-chat"
+    assert _browser_problems(driver) == []
+
     # Reload (same tab): the conversation comes back without asking again.
     driver.refresh()
     WebDriverWait(driver, PAGE_TIMEOUT_S).until(
@@ -444,6 +502,11 @@ def test_api_key_is_asked_for_kept_in_session_storage_and_forgotten(driver, live
     assert _norm(restored[0].find_element(By.CSS_SELECTOR, ".msg-body").text) == _norm(answer_text)
     assert _stored_id(driver) == conversation_id
     assert _session_key(driver) == api_key
+    shown = restored[0].find_element(By.CSS_SELECTOR, ".feedback")
+    assert shown.get_attribute("data-rating") == "down"
+    assert shown.find_element(By.CSS_SELECTOR, ".feedback-down").get_attribute("aria-pressed") == (
+        "true"
+    )
 
     # The citation opens the source page, which reads the key from sessionStorage.
     href = _guide_links(restored[0])[0][0]
