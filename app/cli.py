@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -12,6 +13,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from rich.text import Text
 
 from app.settings import Settings, load_settings
 
@@ -25,10 +27,12 @@ config_app = typer.Typer(help="Inspect the settings.", no_args_is_help=True)
 keys_app = typer.Typer(help="Manage API keys (shown once, stored hashed).", no_args_is_help=True)
 eval_app = typer.Typer(help="Measure answer and retrieval quality.", no_args_is_help=True)
 quality_app = typer.Typer(help="Data-quality findings of ingest runs.", no_args_is_help=True)
+feedback_app = typer.Typer(help="Users' ratings of answers.", no_args_is_help=True)
 app.add_typer(config_app, name="config")
 app.add_typer(keys_app, name="keys")
 app.add_typer(eval_app, name="eval")
 app.add_typer(quality_app, name="quality")
+app.add_typer(feedback_app, name="feedback")
 
 console = Console()
 err = Console(stderr=True)
@@ -382,6 +386,61 @@ def quality_report(
         sys.stdout.write(json.dumps(report, indent=2) + "\n")
         return
     typer.echo("\n".join(format_report(report)))
+
+
+class RatingChoice(StrEnum):
+    """What `feedback list --rating` takes."""
+
+    up = "up"
+    down = "down"
+
+
+@feedback_app.command("list")
+def feedback_list(
+    rating: Annotated[RatingChoice | None, typer.Option(help="Only up or only down.")] = None,
+    limit: Annotated[int, typer.Option(help="How many, newest first.", min=1)] = 20,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Recent ratings of answers, with the question, the answer and its sources.
+
+    Example: docchat feedback list --rating down --limit 50
+    """
+    from app.components import open_database
+    from app.store import feedback
+
+    settings = _settings()
+    db = open_database(settings)
+    try:
+        with db.session() as session:
+            items = feedback.recent(session, rating.value if rating else None, limit)
+    finally:
+        db.close()
+    if as_json:
+        sys.stdout.write(json.dumps(items, indent=2, ensure_ascii=False) + "\n")
+        return
+    if not items:
+        console.print("no feedback yet" + (f" rated {rating.value}" if rating else ""))
+        return
+    table = Table(title="Feedback, newest first")
+    for column in ("when", "rating", "by", "question", "comment", "top source"):
+        table.add_column(column)
+    for item in items:
+        top = item["citations"][0]["source"] if item["citations"] else "-"
+        # Text, not markup: users wrote the question and comment ("[/]" must not break it).
+        table.add_row(
+            item["created_at"][:16].replace("T", " "),
+            item["rating"],
+            *(
+                Text(value)
+                for value in (
+                    item["given_by"] or "-",
+                    item["question"] or "-",
+                    item["comment"] or "",
+                    top,
+                )
+            ),
+        )
+    console.print(table)
 
 
 @eval_app.command("retrieval")

@@ -1,7 +1,8 @@
 """A realistic mix of docchat traffic for locust.
 
 Streaming chats (new questions and follow-ups, drawn from questions.txt), OpenAI-
-compatible calls, feedback-style reads of past conversations, and health probes.
+compatible calls, ratings of answers (thumbs up or down, sometimes with a comment),
+reads of past conversations, and health probes.
 Streamed answers are read to the end here, because locust's own timing of a streamed
 request stops at the headers; two metrics of our own are reported:
   - "time to first token" (request type SSE): from sending to the first token event;
@@ -29,6 +30,11 @@ QUESTIONS = [
     if line.strip() and not line.startswith("#")
 ]
 FOLLOW_UPS = ["Can you say more about that?", "Where is that configured?", "And how do I undo it?"]
+COMMENTS = ["Wrong version.", "The page it cites is outdated.", "Missing the config file name."]
+# Most answers are never rated; of those that are, most are thumbs up.
+RATE_SHARE = 0.5
+UP_SHARE = 0.7
+COMMENT_SHARE = 0.3
 
 
 def fire(
@@ -54,6 +60,7 @@ class DocchatUser(HttpUser):
         key = os.environ.get("DOCCHAT_API_KEY")
         self.headers = {"Authorization": f"Bearer {key}"} if key else {}
         self.conversation: str | None = None
+        self.unrated: str | None = None  # message id of the last answer, until rated
 
     def _stream_chat(self, question: str, name: str) -> None:
         body: dict[str, Any] = {"question": question}
@@ -94,6 +101,7 @@ class DocchatUser(HttpUser):
             response.success()
         ended = time.perf_counter()
         self.conversation = done["conversation_id"]
+        self.unrated = done["message_id"]
         if first is not None:
             fire("time to first token", "SSE", (first - started) * 1000)
             # A "not covered" notice is not generated: it would inflate the rate.
@@ -127,9 +135,25 @@ class DocchatUser(HttpUser):
             else:
                 response.failure(f"HTTP {response.status_code}")
 
+    @task(2)
+    def rate_answer(self) -> None:
+        # The thumbs under an answer: about one answer in eight gets rated.
+        if self.unrated is None or random.random() > RATE_SHARE:
+            return
+        body: dict[str, Any] = {"rating": "up" if random.random() < UP_SHARE else "down"}
+        if random.random() < COMMENT_SHARE:
+            body["comment"] = random.choice(COMMENTS)
+        self.client.post(
+            f"/api/messages/{self.unrated}/feedback",
+            json=body,
+            headers=self.headers,
+            name="/api/messages/{id}/feedback",
+        )
+        self.unrated = None
+
     @task(1)
     def read_conversation(self) -> None:
-        # The feedback path: a person returns to an answer (the page reloads it).
+        # A person returns to an answer (the page reloads it).
         if self.conversation:
             self.client.get(
                 f"/api/conversations/{self.conversation}",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -84,3 +85,46 @@ def test_ask_answers_with_sources(components: Components) -> None:
     assert "/var/log/widget/server.log" in result.stdout
     assert "Sources" in result.stdout
     assert "corpus/manual.pdf — Page 2" in result.stdout
+
+
+def test_feedback_list_shows_what_to_fix(tmp_path: Path) -> None:
+    from app.components import open_database
+    from app.store import conversations, feedback
+    from tests.conftest import make_settings
+
+    data = tmp_path / "data"
+    db = open_database(make_settings(data))
+    with db.session() as session:
+        conversation = conversations.create(session, "q").id
+        for n, (question, rating, comment) in enumerate(
+            [("How to install?", "up", None), ("Which [bold]port[/]?", "down", "[/] wrong port")]
+        ):
+            conversations.add_message(session, conversation, "user", content=question)
+            answer = conversations.add_message(
+                session,
+                conversation,
+                "assistant",
+                content=f"answer {n}",
+                citations=[{"source": f"doc{n}.md", "title": "t", "section": "", "score": 0.5}],
+            )
+            feedback.give(session, answer.id, "support-bot", rating, comment)
+    db.close()
+
+    listed = docchat("feedback", "list", "--rating", "down", "--json", data_dir=data)
+    assert listed.returncode == 0, listed.stderr
+    (item,) = json.loads(listed.stdout)
+    assert (item["question"], item["comment"], item["given_by"]) == (
+        "Which [bold]port[/]?",
+        "[/] wrong port",
+        "support-bot",
+    )
+    assert item["citations"][0]["source"] == "doc1.md"
+    table = docchat("feedback", "list", data_dir=data)
+    assert table.returncode == 0, table.stderr
+    # User text is shown as written, never read as markup.
+    assert "Which [bold]port[/]?" in table.stdout
+    assert "How to install?" in table.stdout
+    assert table.stdout.index("Which") < table.stdout.index("How to install")
+    bad = docchat("feedback", "list", "--rating", "sideways", data_dir=data)
+    assert bad.returncode == 2
+    assert "sideways" in bad.stderr
