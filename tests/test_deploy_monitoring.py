@@ -251,6 +251,7 @@ def test_dashboard_has_the_wanted_views() -> None:
         "docchat_ingest_last_run_timestamp_seconds",
         "docchat_model_info",
         "docchat_alerts_firing",
+        "docchat_feedback_total",
     }
     assert wanted <= used, f"not on the dashboard: {sorted(wanted - used)}"
 
