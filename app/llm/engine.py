@@ -105,8 +105,10 @@ class LlamaEngine:
             )
 
     def ensure_capacity(self) -> None:
-        """Raise EngineBusy when the wait queue is full (checked before answering)."""
-        if self.waiting >= self.settings.queue_size:
+        """Raise EngineBusy when every slot is taken and the wait queue is full (checked
+        before answering). Counted as a whole: a request counts as waiting until the
+        worker admits it, even while a slot is free, so `queue_size=0` still serves."""
+        if self.waiting + self.running >= self.settings.parallel + self.settings.queue_size:
             raise busy(self.settings, self.waiting)
 
     def set_prefix(self, prompt: Prompt) -> None:
