@@ -38,6 +38,9 @@ class Job:
     deadline: float
     # Called from the worker thread: ("text", str) | ("end", reason) | ("error", exc)
     emit: Callable[[str, Any], None]
+    # Decode all max_tokens even past an end-of-generation token (benchmarks, whose
+    # figures would otherwise mix in answers that ended early).
+    ignore_eos: bool = False
     cancel: threading.Event = field(default_factory=threading.Event)
     admitted_at: float | None = None
     prefix_reused: int = 0
@@ -285,7 +288,7 @@ class BatchScheduler:
         if job.cancel.is_set():
             self._finish(job, "end", "cancelled")
             return
-        if ctx.is_end(token):
+        if ctx.is_end(token) and not job.ignore_eos:
             self._finish(job, "end", "stop")
             return
         text = job.decoder.decode(ctx.piece(token))

@@ -123,8 +123,10 @@ class LlamaEngine:
         max_tokens: int | None = None,
         temperature: float | None = None,
         stats: GenerationStats | None = None,
+        ignore_eos: bool = False,
     ) -> AsyncIterator[str]:
-        """Yield the answer's text piece by piece; closing the iterator cancels it."""
+        """Yield the answer's text piece by piece; closing the iterator cancels it.
+        `ignore_eos` decodes all `max_tokens` (benchmarks of decode speed)."""
         max_tokens = max_tokens or self.settings.max_tokens
         temperature = self.settings.temperature if temperature is None else temperature
         self.check_fits(prompt, max_tokens)
@@ -150,6 +152,7 @@ class LlamaEngine:
             repeat_penalty=self.settings.repeat_penalty,
             deadline=started + self.settings.request_timeout_s,
             emit=emit,
+            ignore_eos=ignore_eos,
         )
         with self._jobs_lock:
             self._jobs.add(job)

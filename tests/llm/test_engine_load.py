@@ -22,7 +22,7 @@ from app.llm.engine import EngineBusy, GenerationStats, LlamaEngine
 from app.llm.provision import default_chat_model
 from app.main import create_app
 from app.settings import LLMSettings
-from tests.conftest import CORPUS, free_port, serve_in_thread, wait_ready
+from tests.conftest import CORPUS, docchat_serve, serve_in_thread
 
 QUESTIONS = [
     "What port does the widget server listen on by default?",
@@ -63,6 +63,26 @@ def test_batched_answers_equal_answers_made_alone(components: Components) -> Non
     alone, together = asyncio.run(run())
     assert together == alone
     assert all(alone)
+
+
+def test_ignore_eos_decodes_past_the_end_of_the_answer(components: Components) -> None:
+    """The benchmarks' switch: an answer that ends by itself runs on to max_tokens."""
+    engine = components.engine
+    prompt = engine.format([{"role": "user", "content": "Reply with just the word yes."}])
+
+    async def run(max_tokens: int, ignore_eos: bool) -> GenerationStats:
+        stats = GenerationStats()
+        async for _ in engine.stream(
+            prompt, max_tokens=max_tokens, stats=stats, ignore_eos=ignore_eos
+        ):
+            pass
+        return stats
+
+    natural = asyncio.run(run(64, False))
+    assert natural.finish_reason == "stop"  # the precondition: this answer ends early
+    forced = asyncio.run(run(natural.completion_tokens + 12, True))
+    assert forced.finish_reason == "length"
+    assert forced.completion_tokens == natural.completion_tokens + 12
 
 
 def test_a_queue_of_zero_serves_the_free_slot_and_refuses_the_rest() -> None:
@@ -206,20 +226,11 @@ def test_sigterm_drains_an_answer_in_flight(tmp_path: Path) -> None:
         capture_output=True,
         timeout=300,
     )
-    port = free_port()
-    log = (tmp_path / "server.log").open("w")
-    server = subprocess.Popen(
-        [sys.executable, "-m", "app.cli", "serve", "--port", str(port)],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        wait_ready(base, server, tmp_path / "server.log")
+    with docchat_serve(env, tmp_path / "server.log") as served:
+        server = served.process
         events = []
         with httpx.stream(
-            "POST", f"{base}/api/chat", json={"question": QUESTIONS[0]}, timeout=120
+            "POST", f"{served.base}/api/chat", json={"question": QUESTIONS[0]}, timeout=120
         ) as response:
             for line in response.iter_lines():
                 if line.startswith("event: token") and "token" not in events:
@@ -234,14 +245,11 @@ def test_sigterm_drains_an_answer_in_flight(tmp_path: Path) -> None:
             code = server.wait(timeout=60)
         except subprocess.TimeoutExpired:
             code = None
-        log_text = (tmp_path / "server.log").read_text()
+        log_text = served.log.read_text()
         # uvicorn re-raises the signal once it has shut down cleanly.
         assert code in (0, -signal.SIGTERM), log_text[-3000:]
         assert "Application shutdown complete" in log_text
         assert log_text.index("Shutting down") < log_text.index("POST /api/chat 200")
-    finally:
-        if server.poll() is None:
-            server.kill()
 
 
 def test_real_prompts_reuse_the_cached_system_prompt(components: Components) -> None:
