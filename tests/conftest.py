@@ -7,11 +7,14 @@ sentence-transformers, an on-disk Chroma and a SQLite file, each in a temp folde
 from __future__ import annotations
 
 import shutil
+import signal
 import socket
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -139,6 +142,42 @@ def wait_ready(
             pass
         assert time.monotonic() < deadline, "docchat did not become ready"
         time.sleep(0.3)
+
+
+@dataclass
+class Served:
+    """A running `docchat serve` process and where it answers."""
+
+    base: str
+    process: subprocess.Popen[bytes]
+    log: Path
+
+
+@contextmanager
+def docchat_serve(env: dict[str, str], log: Path, cwd: Path | None = None) -> Iterator[Served]:
+    """A real `docchat serve` subprocess on a free loopback port, ready when yielded;
+    stopped with SIGTERM afterwards (killed if it has not exited within 60 s)."""
+    port = free_port()
+    with log.open("w") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "app.cli", "serve", "--port", str(port)],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            cwd=cwd,
+        )
+    served = Served(f"http://127.0.0.1:{port}", process, log)
+    try:
+        wait_ready(served.base, process, log)
+        yield served
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
 
 
 def serve_in_thread(app: object) -> Iterator[str]:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import threading
@@ -23,7 +22,7 @@ from typing import Any
 import httpx
 
 from app.settings import Settings
-from tests.conftest import CORPUS, free_port, make_settings, wait_ready
+from tests.conftest import CORPUS, docchat_serve, free_port, make_settings
 from tests.ingest.test_pipeline import stored_state
 from tests.servers import ChromaServer, PostgresServer
 
@@ -66,25 +65,8 @@ def cli(env: dict[str, str], *args: str, timeout: float = 300) -> subprocess.Com
 @contextmanager
 def serving(env: dict[str, str], log_path: Path) -> Iterator[str]:
     """A `docchat serve` process on a free port, stopped (SIGTERM) afterwards."""
-    port = free_port()
-    with log_path.open("w") as log:
-        server = subprocess.Popen(
-            [sys.executable, "-m", "app.cli", "serve", "--port", str(port)],
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        wait_ready(base, server, log_path)
-        yield base
-    finally:
-        server.send_signal(signal.SIGTERM)
-        try:
-            server.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
+    with docchat_serve(env, log_path) as served:
+        yield served.base
 
 
 def ask(base: str, question: str) -> dict[str, Any]:

@@ -18,7 +18,7 @@ import pytest
 
 from app.security.secrets import secret_fields
 from app.settings import Settings
-from tests.conftest import CORPUS, free_port, wait_ready
+from tests.conftest import CORPUS, docchat_serve
 
 
 @pytest.fixture(scope="module")
@@ -89,30 +89,16 @@ def world(
         created = cli("keys", "create", "--name", f"k-{scope}", "--scope", scope)
         assert created.returncode == 0, created.stderr
         keys[scope] = created.stdout.strip()
-    port = free_port()
     log_path = root / "server.log"
-    with log_path.open("w") as log:
-        server = subprocess.Popen(
-            [sys.executable, "-m", "app.cli", "serve", "--port", str(port)],
-            env={**env, "DOCCHAT_LOGGING__LEVEL": "DEBUG"},
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            cwd=root,
-        )
-        base = f"http://127.0.0.1:{port}"
-        wait_ready(base, server, log_path)
-        try:
-            yield {
-                "base": base,
-                "keys": keys,
-                "cli": cli,
-                "outputs": outputs,
-                "log": log_path,
-                "root": root,
-            }
-        finally:
-            server.terminate()
-            server.wait(timeout=60)
+    with docchat_serve({**env, "DOCCHAT_LOGGING__LEVEL": "DEBUG"}, log_path, cwd=root) as served:
+        yield {
+            "base": served.base,
+            "keys": keys,
+            "cli": cli,
+            "outputs": outputs,
+            "log": log_path,
+            "root": root,
+        }
 
 
 def test_no_canary_anywhere(world: dict[str, object], canaries: dict[str, str]) -> None:
