@@ -29,7 +29,11 @@ log = logging.getLogger(__name__)
 def open_database(settings: Settings) -> Database:
     """The SQL database with its schema migrated to the newest revision."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    db = Database(settings.database_url)
+    db = Database(
+        settings.database_url,
+        pool_size=settings.database.pool_size,
+        pool_overflow=settings.database.pool_overflow,
+    )
     db.migrate()
     return db
 

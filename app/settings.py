@@ -160,6 +160,19 @@ class DatabaseSettings(BaseModel):
         description="SQLAlchemy URL, e.g. postgresql+psycopg://user:pass@host/db. It may "
         "hold a password, so it is a secret. Empty: SQLite at <data_dir>/docchat.db.",
     )
+    pool_size: int = Field(
+        5,
+        ge=1,
+        description="PostgreSQL: connections each process keeps open. A server runs its "
+        "database calls in worker threads, so it may use several at once.",
+    )
+    pool_overflow: int = Field(
+        10,
+        ge=0,
+        description="PostgreSQL: connections opened beyond pool_size under load and closed "
+        "after. Each process opens at most pool_size + pool_overflow: with replicas, keep "
+        "the sum over all processes under the server's max_connections (100 by default).",
+    )
 
 
 class IngestSettings(BaseModel):

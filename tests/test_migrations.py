@@ -12,8 +12,10 @@ from alembic import command
 from alembic.script import ScriptDirectory
 from sqlalchemy import inspect, text
 
+from app.components import open_database
 from app.store.db import Database, alembic_config
 from app.store.models import Base, Message
+from tests.conftest import make_settings
 from tests.servers import PostgresServer
 
 
@@ -105,6 +107,17 @@ def test_postgresql_and_sqlite_get_the_same_schema(
     assert _schema(pg) == _schema(lite)
     lite.close()
     pg.close()
+
+
+def test_postgresql_pool_sizes_come_from_the_settings(
+    tmp_path: Path, postgres: PostgresServer
+) -> None:
+    database = {"url": postgres.new_database(), "pool_size": 2, "pool_overflow": 1}
+    settings = make_settings(tmp_path, database=database)
+    db = open_database(settings)
+    pool: Any = db.engine.pool
+    assert (pool.size(), pool._max_overflow) == (2, 1)
+    db.close()
 
 
 # Separate processes, as in a deployment: Alembic's `op` and `context` are module-level

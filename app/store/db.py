@@ -21,26 +21,22 @@ class DatabaseUnavailable(RuntimeError):
     """The database cannot be reached (server down, wrong host or credentials)."""
 
 
-# A server process runs its database calls in worker threads (asyncio.to_thread), so it
-# may hold several connections at once; with replicas, mind PostgreSQL's max_connections
-# (100 by default): each process opens at most POOL_SIZE + POOL_OVERFLOW.
-POOL_SIZE = 5
-POOL_OVERFLOW = 10
 # Idle connections are dropped by firewalls, proxies and server restarts; recycle them
 # before that and test each one on checkout instead of failing the request that gets it.
 POOL_RECYCLE_S = 1800
 CONNECT_TIMEOUT_S = 10
 
 
-def make_engine(url: str) -> Engine:
-    """An engine for `url`; SQLite gets WAL and a busy timeout so CLI and server can share it."""
+def make_engine(url: str, *, pool_size: int = 5, pool_overflow: int = 10) -> Engine:
+    """An engine for `url`; SQLite gets WAL and a busy timeout so CLI and server can share it.
+    The pool sizes apply to PostgreSQL (settings `database.pool_size`, `pool_overflow`)."""
     parsed = make_url(url)
     if parsed.get_backend_name() == "postgresql":
         return create_engine(
             url,
             pool_pre_ping=True,
-            pool_size=POOL_SIZE,
-            max_overflow=POOL_OVERFLOW,
+            pool_size=pool_size,
+            max_overflow=pool_overflow,
             pool_recycle=POOL_RECYCLE_S,
             # How long a caller waits for a free pooled connection before an error.
             pool_timeout=CONNECT_TIMEOUT_S,
@@ -87,8 +83,8 @@ def ping(engine: Engine) -> None:
 class Database:
     """The engine plus a session factory: what the rest of the app holds."""
 
-    def __init__(self, url: str) -> None:
-        self.engine = make_engine(url)
+    def __init__(self, url: str, *, pool_size: int = 5, pool_overflow: int = 10) -> None:
+        self.engine = make_engine(url, pool_size=pool_size, pool_overflow=pool_overflow)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
 
     def migrate(self) -> None:
