@@ -5,16 +5,19 @@ from __future__ import annotations
 import subprocess
 import sys
 import time
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
 from alembic import command
 from alembic.script import ScriptDirectory
-from sqlalchemy import inspect, text
+from sqlalchemy import inspect, select, text
 
 from app.components import open_database
 from app.store.db import Database, alembic_config
-from app.store.models import Base, Message
+from app.store.models import Base, IngestRun, Message, utcnow
+from app.telemetry.metrics import IngestCollector
 from tests.conftest import make_settings
 from tests.servers import PostgresServer
 
@@ -151,3 +154,29 @@ def test_concurrent_first_starts_migrate_once(postgres: PostgresServer) -> None:
     head = ScriptDirectory.from_config(alembic_config(db.engine)).get_current_head()
     assert version == head
     db.close()
+
+
+def test_datetimes_come_back_in_utc_whatever_the_local_zone(
+    database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SQLite has no zoned type: its naive values are UTC and must read as such, or the
+    ingest timestamp metric is off by the machine's zone (as it was before)."""
+    db = Database(database_url)
+    db.migrate()
+    finished = utcnow()
+    with db.session() as session:
+        session.add(IngestRun(collection="c", roots="r", finished_at=finished, status="completed"))
+    monkeypatch.setenv("TZ", "Asia/Tokyo")  # UTC+9: a naive value would be 9 hours off
+    time.tzset()
+    try:
+        with db.session() as session:
+            run = session.scalars(select(IngestRun)).one()
+        assert run.finished_at == finished
+        assert run.finished_at.utcoffset() == timedelta(0)
+        metric = {m.name: m for m in IngestCollector(db).collect()}
+        value = metric["docchat_ingest_last_run_timestamp_seconds"].samples[0].value
+        assert abs(value - finished.timestamp()) < 1
+    finally:
+        monkeypatch.undo()
+        time.tzset()
+        db.close()

@@ -8,7 +8,7 @@ import hmac
 import re
 import secrets
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Literal
 
 from sqlalchemy import select
@@ -55,14 +55,9 @@ class KeyInfo:
         """active, expired or revoked."""
         if self.revoked_at is not None:
             return "revoked"
-        if self.expires_at is not None and _aware(self.expires_at) <= utcnow():
+        if self.expires_at is not None and self.expires_at <= utcnow():
             return "expired"
         return "active"
-
-
-def _aware(moment: datetime) -> datetime:
-    # SQLite hands back naive datetimes; everything docchat stores is UTC.
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 class KeyStore:
@@ -113,9 +108,9 @@ class KeyStore:
             if not valid or row.revoked_at is not None:
                 return None
             now = utcnow()
-            if row.expires_at is not None and _aware(row.expires_at) <= now:
+            if row.expires_at is not None and row.expires_at <= now:
                 return None
-            if row.last_used_at is None or now - _aware(row.last_used_at) > LAST_USED_RESOLUTION:
+            if row.last_used_at is None or now - row.last_used_at > LAST_USED_RESOLUTION:
                 row.last_used_at = now
             return Identity(row.id, row.name, row.scope)  # type: ignore[arg-type]
 
