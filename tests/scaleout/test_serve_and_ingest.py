@@ -13,8 +13,6 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -60,13 +58,6 @@ def cli(env: dict[str, str], *args: str, timeout: float = 300) -> subprocess.Com
         text=True,
         timeout=timeout,
     )
-
-
-@contextmanager
-def serving(env: dict[str, str], log_path: Path) -> Iterator[str]:
-    """A `docchat serve` process on a free port, stopped (SIGTERM) afterwards."""
-    with docchat_serve(env, log_path) as served:
-        yield served.base
 
 
 def ask(base: str, question: str) -> dict[str, Any]:
@@ -150,7 +141,8 @@ def test_cli_ingest_while_the_server_answers_on_chroma_server_and_postgresql(
     first = cli(env, "ingest", str(docs))
     assert first.returncode == 0, first.stderr
 
-    with serving(env, tmp_path / "server.log") as base:
+    with docchat_serve(env, tmp_path / "server.log") as served:
+        base = served.base
         before = ask(base, BACKUP_QUESTION)
         assert "docs/admin/backup.rst" not in sources(before)
 
@@ -187,7 +179,8 @@ def test_second_writer_is_refused_on_the_embedded_store(tmp_path: Path) -> None:
     settings: Settings = make_settings(data)
     before = stored_state(settings)
 
-    with serving(env, tmp_path / "server.log") as base:
+    with docchat_serve(env, tmp_path / "server.log") as served:
+        base = served.base
         assert "docs/guide.md" in sources(ask(base, PORT_QUESTION))
         add_more(docs)
         started = time.monotonic()
