@@ -123,6 +123,7 @@ def create_app(
         enabled=settings.auth_enabled,
         keys=keys,
         limiter=RateLimiter(security.rate_limit_per_minute),
+        failures=RateLimiter(security.auth_failures_per_minute),
         public_extra=frozenset(public),
     )
     if security.cors_origins:

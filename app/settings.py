@@ -319,6 +319,16 @@ class AlertSettings(BaseModel):
     window_s: float = Field(300, gt=0, description="Length of the rolling window, seconds.")
     min_events: int = Field(
         10, ge=1, description="Events a window needs before any rate in it can alert."
+    auth_failures_per_minute: int = Field(
+        20,
+        ge=0,
+        description="Wrong API keys accepted per minute from one client address (a token "
+        "bucket: this many at once, then one every 60/N seconds). An address over it gets "
+        "429 with Retry-After on every route that needs a key, a valid key included (it "
+        "cannot be told from a guess without the work the limit saves), until its budget "
+        "refills. Behind a proxy the address is the proxy's unless uvicorn trusts its "
+        "X-Forwarded-For (FORWARDED_ALLOW_IPS). 0 turns the limit off.",
+    )
     )
     error_rate: float = Field(0.05, ge=0, le=1, description="Share of 5xx responses that alerts.")
     latency_p95_s: float = Field(

@@ -67,8 +67,9 @@ def make_settings(data_dir: Path, **overrides: object) -> Settings:
         "env": "test",
         "data_dir": data_dir,
         "llm": {"n_ctx": 4096, "temperature": 0.0, "max_tokens": 96},
-        # Off here: the suite sends more than a user would; tests/security covers it.
-        "security": {"rate_limit_per_minute": 0},
+        # Off here: the suite sends more than a user would (and many wrong keys on
+        # purpose); tests/security covers both limits.
+        "security": {"rate_limit_per_minute": 0, "auth_failures_per_minute": 0},
     }
     values.update(overrides)
     # _env_file=None and a missing secrets dir: tests ignore the developer's own .env.

@@ -23,12 +23,25 @@ class RateLimiter:
         if self.capacity <= 0:
             return 0
         now = time.monotonic()
-        tokens, last = self._buckets.get(caller, (self.capacity, now))
-        tokens = min(self.capacity, tokens + (now - last) * self.rate)
+        tokens = self._tokens(caller, now)
         if tokens < 1:
             self._buckets[caller] = (tokens, now)
-            return max(1, math.ceil((1 - tokens) / self.rate))
+            return self._wait(tokens)
         if len(self._buckets) >= self.max_callers and caller not in self._buckets:
             self._buckets.clear()  # bounded memory; forgetting only loosens the limit
         self._buckets[caller] = (tokens - 1, now)
         return 0
+
+    def retry_after(self, caller: str) -> int:
+        """Seconds until `caller` has a token again (0: it has one); takes nothing."""
+        if self.capacity <= 0 or caller not in self._buckets:
+            return 0
+        tokens = self._tokens(caller, time.monotonic())
+        return 0 if tokens >= 1 else self._wait(tokens)
+
+    def _tokens(self, caller: str, now: float) -> float:
+        tokens, last = self._buckets.get(caller, (self.capacity, now))
+        return min(self.capacity, tokens + (now - last) * self.rate)
+
+    def _wait(self, tokens: float) -> int:
+        return max(1, math.ceil((1 - tokens) / self.rate))

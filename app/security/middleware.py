@@ -143,11 +143,31 @@ def _credential(scope: Message) -> str | None:
     return None
 
 
+def _client_address(scope: Message) -> str:
+    """The peer's address (a proxy's, unless uvicorn trusts its forwarded headers)."""
+    client = scope.get("client") or ("unknown", 0)
+    return str(client[0])
+
+
+async def _too_many(send: Send, retry_after: int, message: str) -> None:
+    await send_error(
+        send,
+        429,
+        "rate_limited",
+        f"{message}; retry in {retry_after} s",
+        ((b"retry-after", str(retry_after).encode()),),
+    )
+
+
 class AuthMiddleware:
     """Authenticates every non-public request and applies the per-caller rate limit.
 
     Deny by default: a route added later needs a key unless it is listed as public.
     What a key may do (its scope) is checked by each router's dependency.
+
+    Wrong keys are limited per client address by `failures`: an address over that
+    budget is refused with 429 before its key is hashed or looked up, whatever the key,
+    since telling a valid key from a guess is the very work being saved.
     """
 
     def __init__(
@@ -157,12 +177,14 @@ class AuthMiddleware:
         enabled: bool,
         keys: Callable[[], KeyStore],
         limiter: RateLimiter,
+        failures: RateLimiter | None = None,
         public_extra: frozenset[str] = frozenset(),
     ) -> None:
         self.app = app
         self.enabled = enabled
         self.keys = keys
         self.limiter = limiter
+        self.failures = failures or RateLimiter(0)
         self.public_extra = public_extra
 
     async def __call__(self, scope: Message, receive: Receive, send: Send) -> None:
@@ -170,10 +192,17 @@ class AuthMiddleware:
             await self.app(scope, receive, send)
             return
         identity: Identity | None = None
+        address = _client_address(scope)
         if self.enabled:
+            blocked = self.failures.retry_after(address)
+            if blocked:
+                await _too_many(send, blocked, "too many failed authentications from this address")
+                return
             key = _credential(scope)
             if key is not None:
                 identity = await asyncio.to_thread(self.keys().authenticate, key)
+                if identity is None:
+                    self.failures.hit(address)
             if identity is None:
                 # One answer for missing, wrong, expired and revoked keys alike.
                 await send_error(
@@ -184,17 +213,10 @@ class AuthMiddleware:
                     ((b"www-authenticate", b"Bearer"),),
                 )
                 return
-        client = scope.get("client") or ("unknown", 0)
-        caller = f"key:{identity.key_id}" if identity else f"addr:{client[0]}"
+        caller = f"key:{identity.key_id}" if identity else f"addr:{address}"
         retry_after = self.limiter.hit(caller)
         if retry_after:
-            await send_error(
-                send,
-                429,
-                "rate_limited",
-                f"too many requests; retry in {retry_after} s",
-                ((b"retry-after", str(retry_after).encode()),),
-            )
+            await _too_many(send, retry_after, "too many requests")
             return
         scope.setdefault("state", {})["identity"] = identity
         if identity is not None:
