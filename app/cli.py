@@ -11,6 +11,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from rich.text import Text
@@ -50,13 +51,28 @@ def _settings(**overrides: Any) -> Settings:
         settings = load_settings(**overrides)
         secrets = all_secret_values(settings)
     except (ValueError, ConfigError) as exc:
-        raise _fail(str(exc)) from None
+        raise _fail(_describe(exc)) from None
     logs.install(Redactor(secrets), settings.logging.level, settings.log_format)
     return settings
 
 
+def _describe(exc: Exception) -> str:
+    """An error as lines for a person; pydantic's errors without their inputs or links."""
+    from pydantic import ValidationError
+
+    if not isinstance(exc, ValidationError):
+        return str(exc)
+    lines = []
+    for error in exc.errors(include_url=False, include_input=False, include_context=False):
+        where = ".".join(str(part) for part in error["loc"])
+        message = error["msg"].removeprefix("Value error, ")
+        lines.append(f"  - {message}" if message.startswith(where) else f"  - {where}: {message}")
+    return "invalid settings:\n" + "\n".join(lines)
+
+
 def _fail(message: str, code: int = 1) -> typer.Exit:
-    err.print(f"[bold red]error:[/] {message}", highlight=False)
+    # Escaped: a message may quote text with [brackets] that rich would read as markup.
+    err.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
     return typer.Exit(code)
 
 
@@ -75,15 +91,15 @@ def serve(
     from app.llm.base import EngineUnavailable
     from app.llm.provision import ModelNotFound
     from app.main import create_app
-    from app.security.secrets import ConfigError, check_production
+    from app.security.secrets import ConfigError, check_startup
     from app.store.db import DatabaseUnavailable
     from app.store.vectors import VectorStoreBusy, VectorStoreUnavailable
 
     settings = _settings()
     try:
-        check_production(settings)  # before seconds of model loading
+        check_startup(settings)  # every problem at once, before seconds of model loading
     except ConfigError as exc:
-        raise _fail(str(exc), 2) from None
+        raise _fail(str(exc)) from None
     # Opened here rather than in the app's lifespan, so that an unreachable store or a
     # missing model is one clear line and exit 1, not a traceback from uvicorn.
     try:
@@ -226,13 +242,14 @@ def ask(
     Example: docchat ask "How do I install docchat?"
     """
     from app.components import build_components
+    from app.security.secrets import ConfigError
     from app.store.vectors import VectorStoreBusy
 
     overrides = {"vectors": {"collection": collection}} if collection else {}
     settings = _settings(**overrides)
     try:
         components = build_components(settings, writer=False)
-    except VectorStoreBusy as exc:
+    except (VectorStoreBusy, ConfigError) as exc:
         raise _fail(str(exc)) from None
 
     async def run() -> list[dict[str, Any]]:
@@ -265,9 +282,12 @@ def ask(
 def _key_store(settings: Settings) -> Any:
     from app.components import open_database
     from app.security.keys import KeyStore
-    from app.security.secrets import resolve_pepper
+    from app.security.secrets import ConfigError, resolve_pepper
 
-    pepper, previous = resolve_pepper(settings)
+    try:
+        pepper, previous = resolve_pepper(settings)
+    except ConfigError as exc:
+        raise _fail(str(exc)) from None
     return KeyStore(open_database(settings), pepper, previous)
 
 

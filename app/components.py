@@ -14,7 +14,7 @@ from app.rag.retrieval import Retriever
 from app.security.keys import KeyStore
 from app.security.output_guard import OutputGuard, new_canary
 from app.security.redaction import Redactor
-from app.security.secrets import all_secret_values, resolve_pepper
+from app.security.secrets import all_secret_values, check_startup, resolve_pepper
 from app.settings import Settings
 from app.store.db import Database
 from app.store.vectors import VectorStore
@@ -75,7 +75,12 @@ class Guards:
 
 
 def build_guards(settings: Settings, db: Database) -> Guards:
-    """Key store and checks; the pepper (generated outside production) counts as a secret."""
+    """Key store and checks; the pepper (generated outside production) counts as a secret.
+
+    Start-up problems are raised first, all together: a missing production pepper is
+    one of them, not a lone error from resolving it.
+    """
+    check_startup(settings)
     pepper, previous = resolve_pepper(settings)
     values = all_secret_values(settings)
     return Guards(

@@ -12,9 +12,12 @@ from pydantic_settings import (
     SecretsSettingsSource,
 )
 
+from app.security.secrets import masked_url
 from app.settings import ENV_PREFIX, Settings, settings_files
 
 MASK = "**********"
+# Plain strings that are secrets all the same: shown as scheme and host only.
+SECRET_URL_LISTS = frozenset({"alerts.webhooks"})
 
 
 def _has(tree: dict[str, Any], path: list[str]) -> bool:
@@ -56,6 +59,8 @@ def settings_report(settings: Settings) -> list[dict[str, Any]]:
         origin = next((label for label, tree in sources if _has(tree, path)), "default")
         if isinstance(value, SecretStr):
             shown: Any = MASK if value.get_secret_value() else "(empty)"
+        elif ".".join(path) in SECRET_URL_LISTS:
+            shown = str([masked_url(url) for url in value])
         elif value is None:
             shown = None
         else:

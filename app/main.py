@@ -24,7 +24,7 @@ from app.security.middleware import (
     BodySizeLimitMiddleware,
     SecurityHeadersMiddleware,
 )
-from app.security.secrets import check_production
+from app.security.secrets import check_startup
 from app.settings import Settings
 from app.telemetry.middleware import RequestTelemetryMiddleware, RouteNames
 from app.telemetry.telemetry import Telemetry
@@ -43,7 +43,7 @@ def create_app(
     """The app; it opens its components at start-up unless given open ones (tests, or
     `docchat serve`, which opens them first to report failures plainly). It closes them
     at shutdown when it opened them or `owns_components` says so."""
-    check_production(settings)
+    check_startup(settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -11,10 +11,12 @@ pip installs.
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
-from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     NestedSecretsSettingsSource,
@@ -24,10 +26,31 @@ from pydantic_settings import (
 
 ENV_PREFIX = "DOCCHAT_"
 DEFAULT_SECRETS_DIR = "/run/secrets"
+# Pydantic quotes the offending input in its errors, and a section's input holds its
+# secrets: no error message may carry them.
+SECTION_CONFIG = ConfigDict(hide_input_in_errors=True)
+
+
+def invalid_patterns(name: str, patterns: list[str]) -> list[str]:
+    """One problem per pattern that is not a valid regular expression, by its index."""
+    problems = []
+    for index, pattern in enumerate(patterns):
+        try:
+            re.compile(pattern)
+        except re.error as exc:
+            problems.append(f"{name}[{index}] is not a valid regular expression ({exc})")
+    return problems
+
+
+def has_user_info(url: str) -> bool:
+    """Whether a URL carries credentials before its host (user:password@)."""
+    return "@" in urlsplit(url).netloc
 
 
 class LLMSettings(BaseModel):
     """The chat model: run in-process by llama.cpp, or on an OpenAI-compatible server."""
+
+    model_config = SECTION_CONFIG
 
     backend: Literal["local", "remote"] = Field(
         "local",
@@ -123,6 +146,8 @@ class LLMSettings(BaseModel):
 class EmbeddingSettings(BaseModel):
     """The sentence-transformers model that embeds chunks and questions alike."""
 
+    model_config = SECTION_CONFIG
+
     model_path: Path | None = Field(
         None,
         description="Folder of a sentence-transformers model. Empty: all-MiniLM-L6-v2 "
@@ -134,6 +159,8 @@ class EmbeddingSettings(BaseModel):
 
 class VectorSettings(BaseModel):
     """Where chunk vectors live: an on-disk Chroma, or a Chroma server."""
+
+    model_config = SECTION_CONFIG
 
     url: str | None = Field(
         None,
@@ -154,6 +181,8 @@ class VectorSettings(BaseModel):
 
 class DatabaseSettings(BaseModel):
     """The SQL database: documents, ingest runs, conversations and messages."""
+
+    model_config = SECTION_CONFIG
 
     url: SecretStr | None = Field(
         None,
@@ -178,6 +207,8 @@ class DatabaseSettings(BaseModel):
 class IngestSettings(BaseModel):
     """How documents are cut into chunks."""
 
+    model_config = SECTION_CONFIG
+
     chunk_tokens: int = Field(
         200,
         ge=32,
@@ -198,6 +229,8 @@ class IngestSettings(BaseModel):
 
 class RagSettings(BaseModel):
     """Retrieval and prompting."""
+
+    model_config = SECTION_CONFIG
 
     top_k: int = Field(4, ge=1, le=50, description="Chunks put into the prompt.")
     min_score: float = Field(
@@ -228,12 +261,16 @@ class RagSettings(BaseModel):
 class ServerSettings(BaseModel):
     """The HTTP server."""
 
+    model_config = SECTION_CONFIG
+
     host: str = Field("127.0.0.1", description="Interface to listen on.")
     port: int = Field(8000, ge=1, le=65535, description="TCP port to listen on.")
 
 
 class SecuritySettings(BaseModel):
     """Who may call the API, how much, and what may never leave it."""
+
+    model_config = SECTION_CONFIG
 
     auth_enabled: bool | None = Field(
         None,
@@ -257,6 +294,16 @@ class SecuritySettings(BaseModel):
         description="Requests per minute per API key (per client address when "
         "authentication is off); 0 turns the limit off.",
     )
+    auth_failures_per_minute: int = Field(
+        20,
+        ge=0,
+        description="Wrong API keys accepted per minute from one client address (a token "
+        "bucket: this many at once, then one every 60/N seconds). An address over it gets "
+        "429 with Retry-After on every route that needs a key, a valid key included (it "
+        "cannot be told from a guess without the work the limit saves), until its budget "
+        "refills. Behind a proxy the address is the proxy's unless uvicorn trusts its "
+        "X-Forwarded-For (FORWARDED_ALLOW_IPS). 0 turns the limit off.",
+    )
     max_body_bytes: int = Field(
         1_000_000, ge=1024, description="Largest request body accepted (413 beyond it)."
     )
@@ -273,6 +320,15 @@ class SecuritySettings(BaseModel):
         description="Regular expressions that an answer must never contain (e.g. internal "
         "host names); a match withholds the answer and is recorded.",
     )
+
+    @field_validator("blocked_output_patterns")
+    @classmethod
+    def _patterns_compile(cls, patterns: list[str]) -> list[str]:
+        problems = invalid_patterns("security.blocked_output_patterns", patterns)
+        if problems:
+            raise ValueError("; ".join(problems))
+        return patterns
+
     expose_api_docs: bool | None = Field(
         None, description="Serve /docs and /openapi.json. Empty: only outside production."
     )
@@ -280,6 +336,8 @@ class SecuritySettings(BaseModel):
 
 class LoggingSettings(BaseModel):
     """Logs."""
+
+    model_config = SECTION_CONFIG
 
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         "INFO", description="Lowest level that is logged."
@@ -293,6 +351,8 @@ class LoggingSettings(BaseModel):
 
 class TelemetrySettings(BaseModel):
     """Metrics and traces."""
+
+    model_config = SECTION_CONFIG
 
     metrics_require_key: bool = Field(
         False,
@@ -310,25 +370,25 @@ class TelemetrySettings(BaseModel):
 class AlertSettings(BaseModel):
     """Rolling-window monitors and the webhooks their alerts go to."""
 
+    model_config = SECTION_CONFIG
+
     webhooks: list[str] = Field(
-        default_factory=list, description="URLs that receive alerts as JSON POSTs."
+        default_factory=list,
+        repr=False,
+        description="URLs that receive alerts as JSON POSTs. Treated as secrets (a "
+        "Slack-style URL is its own credential): masked to scheme and host in `config show`, "
+        "redacted from logs and answers. Credentials in a URL (https://user:pass@host/…) are "
+        "sent as HTTP Basic auth to that URL; they cannot be combined with webhook_token.",
     )
     webhook_token: SecretStr | None = Field(
-        None, description="Sent to the webhooks as `Authorization: Bearer <token>`."
+        None,
+        description="Sent to the webhooks as `Authorization: Bearer <token>`. Refused "
+        "together with a webhook URL that holds its own credentials: one request can carry "
+        "only one Authorization header, so one of them would be dropped unseen.",
     )
     window_s: float = Field(300, gt=0, description="Length of the rolling window, seconds.")
     min_events: int = Field(
         10, ge=1, description="Events a window needs before any rate in it can alert."
-    auth_failures_per_minute: int = Field(
-        20,
-        ge=0,
-        description="Wrong API keys accepted per minute from one client address (a token "
-        "bucket: this many at once, then one every 60/N seconds). An address over it gets "
-        "429 with Retry-After on every route that needs a key, a valid key included (it "
-        "cannot be told from a guess without the work the limit saves), until its budget "
-        "refills. Behind a proxy the address is the proxy's unless uvicorn trusts its "
-        "X-Forwarded-For (FORWARDED_ALLOW_IPS). 0 turns the limit off.",
-    )
     )
     error_rate: float = Field(0.05, ge=0, le=1, description="Share of 5xx responses that alerts.")
     latency_p95_s: float = Field(
@@ -349,6 +409,21 @@ class AlertSettings(BaseModel):
     check_interval_s: float = Field(15, gt=0, description="How often the monitors are evaluated.")
     retries: int = Field(3, ge=0, description="Retries of a failed webhook delivery (back-off).")
 
+    @model_validator(mode="after")
+    def _webhooks_are_usable(self) -> AlertSettings:
+        # Errors name the URL by index only: the URL itself is a secret.
+        for index, url in enumerate(self.webhooks):
+            name = f"alerts.webhooks[{index}]"
+            if not url.startswith(("http://", "https://")):
+                raise ValueError(f"{name} must start with http:// or https://")
+            if self.webhook_token is not None and has_user_info(url):
+                raise ValueError(
+                    f"{name} holds credentials (user:password@) and alerts.webhook_token is "
+                    "set too: use one of them (the URL's credentials go as Basic auth, the "
+                    "token as a Bearer header; a request carries only one)"
+                )
+        return self
+
 
 class Settings(BaseSettings):
     """All of docchat's settings."""
@@ -362,6 +437,7 @@ class Settings(BaseSettings):
         secrets_dir_missing="ok",
         secrets_nested_delimiter="__",
         secrets_prefix="",
+        hide_input_in_errors=True,
     )
 
     env: Literal["development", "test", "production"] = Field(

@@ -1,18 +1,22 @@
 """Secret settings: collecting their values (to keep them out of every output), the
-generated development pepper, and the production start-up check."""
+generated development pepper, and the start-up checks."""
 
 from __future__ import annotations
 
 import contextlib
 import os
+import re
 import secrets
+from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import SplitResult, unquote, urlsplit
 
 from pydantic import BaseModel, SecretStr
 from sqlalchemy.engine import make_url
 
-from app.settings import Settings
+from app.settings import Settings, invalid_patterns
 
+# Whole values that were never meant to be used.
 PLACEHOLDERS = {
     "changeme",
     "change-me",
@@ -26,8 +30,42 @@ PLACEHOLDERS = {
     "todo",
     "xxx",
     "test",
+    "dummy",
+    "default",
 }
+# Anywhere in a value: the words example files use to say "put yours here".
+PLACEHOLDER_WORDS = re.compile(
+    r"change[-_ ]?me|place[-_ ]?holder|replace[-_ ]?me|fill[-_ ]?me[-_ ]?in"
+    r"|(your|insert)[\W_].*[\W_]here",
+    re.IGNORECASE,
+)
+# Whole-value shapes: <your-key>, ${VAR} or {{ var }} left unexpanded, password1,
+# secret123!, admin2024.
+PLACEHOLDER_SHAPES = re.compile(
+    r"<[^<>]*>|\$\{[^{}]*\}|\{\{[^{}]*\}\}"
+    r"|(password|passwd|passw0rd|secret|admin|letmein|qwerty|token|api[-_]?key|test)[-_.]?\d*\W*",
+    re.IGNORECASE,
+)
 MIN_PEPPER_CHARS = 32
+# A webhook path this long is taken for a credential (Slack's /services/T…/B…/…); a
+# shorter one (/alerts) is an ordinary word that redacting would blank out everywhere.
+MIN_SECRET_PATH_CHARS = 16
+
+
+@dataclass(frozen=True)
+class Strength:
+    """What a secret needs in production: characters besides surrounding spaces, and
+    distinct characters (a cheap stand-in for entropy: `aaaa…` or `abab…` fail)."""
+
+    min_chars: int
+    min_distinct: int
+
+
+PEPPER = Strength(MIN_PEPPER_CHARS, 10)
+TOKEN = Strength(16, 6)
+# Every other secret setting is judged as a token; URLs only for placeholders.
+STRENGTH = {"security.key_pepper": PEPPER, "security.key_pepper_previous": PEPPER}
+URL_SECRETS = frozenset({"database.url"})
 
 
 class ConfigError(RuntimeError):
@@ -60,7 +98,35 @@ def secret_values(settings: Settings) -> list[str]:
             password = None
         if password:
             values.append(str(password))
+    for url in settings.alerts.webhooks:
+        values += webhook_secrets(url)
     return values
+
+
+def webhook_secrets(url: str) -> list[str]:
+    """A webhook URL is a credential as a whole (a Slack-style URL carries its token in
+    the path): the URL, itself without credentials, its password, a long path, a query."""
+    parts = urlsplit(url)
+    values = [url, parts._replace(netloc=_host(parts)).geturl()]
+    if parts.password:
+        values += [parts.password, unquote(parts.password)]
+    if len(parts.path) >= MIN_SECRET_PATH_CHARS:
+        values.append(parts.path)
+    if parts.query:
+        values.append(parts.query)
+    return values
+
+
+def _host(parts: SplitResult) -> str:
+    """host[:port] of a URL, without any user:password@ before it."""
+    return parts.netloc.rpartition("@")[2]
+
+
+def masked_url(url: str) -> str:
+    """Scheme and host of a secret URL, the rest elided: https://hooks.slack.com/…"""
+    parts = urlsplit(url)
+    host = _host(parts)
+    return f"{parts.scheme}://{host}/…" if parts.scheme and host else "…"
 
 
 def pepper_file(settings: Settings) -> Path:
@@ -92,6 +158,59 @@ def resolve_pepper(settings: Settings) -> tuple[bytes, bytes | None]:
     return path.read_text().strip().encode(), old
 
 
+def looks_like_placeholder(value: str) -> bool:
+    """Whether a secret is still an example's stand-in (changeme, <your-key>, password1…)."""
+    core = value.strip()
+    return (
+        core.lower() in PLACEHOLDERS
+        or PLACEHOLDER_WORDS.search(core) is not None
+        or PLACEHOLDER_SHAPES.fullmatch(core) is not None
+    )
+
+
+def weakness(value: str, strength: Strength) -> str | None:
+    """Why a secret is too weak for production (None: it is not); never quotes it."""
+    if looks_like_placeholder(value):
+        return "still has a placeholder value"
+    core = value.strip()
+    if len(core) < strength.min_chars:
+        return f"is shorter than {strength.min_chars} characters (spaces around it not counted)"
+    distinct = len(set(core))
+    if distinct < strength.min_distinct:
+        return (
+            f"has only {distinct} distinct characters (at least {strength.min_distinct}): "
+            "use a random value"
+        )
+    return None
+
+
+def _url_weakness(url: str) -> str | None:
+    """A URL is not random as a whole: only placeholders, in it or as its password."""
+    if looks_like_placeholder(url):
+        return "still has a placeholder value"
+    try:
+        password = make_url(url).password
+    except Exception:
+        return None
+    if password is not None and looks_like_placeholder(str(password)):
+        return "holds a placeholder password"
+    return None
+
+
+def secret_problems(settings: Settings) -> list[str]:
+    """Every secret setting that is set but too weak, each with its reason."""
+    problems = []
+    for name, secret in secret_fields(settings):
+        value = secret.get_secret_value()
+        if name in URL_SECRETS:
+            reason = _url_weakness(value)
+        else:
+            reason = weakness(value, STRENGTH.get(name, TOKEN))
+        if reason:
+            problems.append(f"{name} {reason}")
+    return problems
+
+
 def production_problems(settings: Settings) -> list[str]:
     """Why these settings must not serve in production (empty: they may)."""
     if settings.env != "production":
@@ -99,29 +218,41 @@ def production_problems(settings: Settings) -> list[str]:
     problems = []
     if not settings.auth_enabled:
         problems.append("authentication is off (security.auth_enabled)")
-    pepper = settings.security.key_pepper
-    if pepper is None:
+    if settings.security.key_pepper is None:
         problems.append("security.key_pepper is missing")
-    elif len(pepper.get_secret_value()) < MIN_PEPPER_CHARS:
-        problems.append(f"security.key_pepper is shorter than {MIN_PEPPER_CHARS} characters")
-    for name, secret in secret_fields(settings):
-        value = secret.get_secret_value().strip().lower()
-        if value in PLACEHOLDERS or "changeme" in value or "placeholder" in value:
-            problems.append(f"{name} still has a placeholder value")
-    return problems
+    return problems + secret_problems(settings)
 
 
-def check_production(settings: Settings) -> None:
-    """Raise ConfigError listing every problem of a production configuration."""
-    problems = production_problems(settings)
+def startup_problems(settings: Settings) -> list[str]:
+    """Everything that stops these settings from serving, in any environment (patterns
+    that do not compile) and in production; all of it, not the first found."""
+    # Validated when settings load; checked again for settings built by copying.
+    patterns = settings.security.blocked_output_patterns
+    return invalid_patterns("security.blocked_output_patterns", patterns) + production_problems(
+        settings
+    )
+
+
+def check_startup(settings: Settings) -> None:
+    """Raise one ConfigError listing every start-up problem (see startup_problems)."""
+    problems = startup_problems(settings)
     if problems:
+        where = "in production" if settings.env == "production" else "with these settings"
         raise ConfigError(
-            "refusing to start in production: " + "; ".join(problems) + ". See README 'Security'."
+            f"refusing to start {where}:\n"
+            + "\n".join(f"  - {problem}" for problem in problems)
+            + "\nSee docs/security.md (Production start-up)."
         )
 
 
 def all_secret_values(settings: Settings) -> list[str]:
-    """Every secret that must stay inside: settings secrets and the API-key peppers."""
+    """Every secret that must stay inside: settings secrets and the API-key peppers.
+
+    A production pepper that is missing is left out rather than raised: the start-up
+    check reports it together with every other problem.
+    """
+    if settings.env == "production" and settings.security.key_pepper is None:
+        return secret_values(settings)
     pepper, previous = resolve_pepper(settings)
     values = [*secret_values(settings), pepper.decode()]
     if previous:

@@ -17,9 +17,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
 import httpx
 
+from app.security.secrets import masked_url
 from app.settings import AlertSettings
 
 log = logging.getLogger(__name__)
@@ -76,13 +78,41 @@ def _p95(values: list[float]) -> float:
     return ordered[min(len(ordered) - 1, math.ceil(0.95 * len(ordered)) - 1)]
 
 
+@dataclass(frozen=True)
+class Webhook:
+    """One destination: the URL without credentials, its Basic auth if the URL had
+    user:password@, and the masked form that is the only one ever logged."""
+
+    url: str
+    auth: httpx.Auth
+    label: str
+
+    @classmethod
+    def parse(cls, url: str) -> Webhook:
+        """Split the credentials out of a webhook URL."""
+        parts = urlsplit(url)
+        auth = httpx.Auth()  # sends nothing
+        if parts.username is not None or parts.password is not None:
+            auth = httpx.BasicAuth(unquote(parts.username or ""), unquote(parts.password or ""))
+        bare = parts._replace(netloc=parts.netloc.rpartition("@")[2]).geturl()
+        return cls(bare, auth, masked_url(url))
+
+
 class WebhookSender:
-    """POSTs alert payloads as JSON, retrying failures with exponential back-off."""
+    """POSTs alert payloads as JSON, retrying failures with exponential back-off.
+
+    A URL's own credentials (user:password@) are sent as Basic auth to it; otherwise
+    the token, if any, as a Bearer header. Both at once is refused: a request carries
+    one Authorization header, and one of them would be dropped unseen.
+    """
 
     def __init__(
         self, urls: list[str], token: str | None, *, retries: int, base_delay: float = 0.5
     ) -> None:
         self.urls = urls
+        self.hooks = [Webhook.parse(url) for url in urls]
+        if token and any(isinstance(hook.auth, httpx.BasicAuth) for hook in self.hooks):
+            raise ValueError("a webhook URL with credentials cannot be combined with a token")
         self.headers = {"Authorization": f"Bearer {token}"} if token else {}
         self.retries = retries
         self.base_delay = base_delay
@@ -90,17 +120,24 @@ class WebhookSender:
     async def send(self, payload: dict[str, Any]) -> None:
         """Deliver to every URL; a URL that keeps failing is logged, never raised."""
         async with httpx.AsyncClient(timeout=10) as client:
-            for url in self.urls:
+            for hook in self.hooks:
                 for attempt in range(self.retries + 1):
                     try:
-                        response = await client.post(url, json=payload, headers=self.headers)
+                        response = await client.post(
+                            hook.url, json=payload, headers=self.headers, auth=hook.auth
+                        )
                         if response.status_code < 500:
                             break
                         problem = f"HTTP {response.status_code}"
                     except httpx.HTTPError as exc:
-                        problem = type(exc).__name__
+                        problem = type(exc).__name__  # its text would quote the URL
                     if attempt == self.retries:
-                        log.error("alert %s not delivered: %s", payload["alert"], problem)
+                        log.error(
+                            "alert %s not delivered to %s: %s",
+                            payload["alert"],
+                            hook.label,
+                            problem,
+                        )
                     else:
                         await asyncio.sleep(self.base_delay * 2**attempt)
 
