@@ -91,6 +91,7 @@ def serve(
     from app.llm.base import EngineUnavailable
     from app.llm.provision import ModelNotFound
     from app.main import create_app
+    from app.security.head_limits import head_limited_protocol
     from app.security.secrets import ConfigError, check_startup
     from app.store.db import DatabaseUnavailable
     from app.store.vectors import VectorStoreBusy, VectorStoreUnavailable
@@ -121,6 +122,10 @@ def serve(
         log_config=None,  # keep the redacting handler installed above
         access_log=False,  # docchat logs each request with its context
         timeout_graceful_shutdown=30,
+        # httptools with a cap on request heads (uvicorn's own has none).
+        http=head_limited_protocol(
+            settings.server.max_header_bytes, settings.server.max_header_count
+        ),
     )
 
 

@@ -265,6 +265,19 @@ class ServerSettings(BaseModel):
 
     host: str = Field("127.0.0.1", description="Interface to listen on.")
     port: int = Field(8000, ge=1, le=65535, description="TCP port to listen on.")
+    max_header_bytes: int = Field(
+        32 * 1024,
+        ge=1024,
+        description="Largest request head accepted, in bytes: the request line and every "
+        "header line. Beyond it the server answers 431 and closes the connection while "
+        "still reading, so an oversized head is never read in full or held in memory.",
+    )
+    max_header_count: int = Field(
+        100,
+        ge=16,
+        description="Most header fields one request may have (431 and the connection "
+        "closed beyond it).",
+    )
 
 
 class SecuritySettings(BaseModel):
