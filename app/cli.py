@@ -257,22 +257,30 @@ def ask(
     except (VectorStoreBusy, ConfigError) as exc:
         raise _fail(str(exc)) from None
 
-    async def run() -> list[dict[str, Any]]:
-        answerer = components.answerer
-        prepared = await answerer.prepare(question, [])
-        async for piece in answerer.stream(prepared):
-            sys.stdout.write(piece)
-            sys.stdout.flush()
-        sys.stdout.write("\n")
-        return [c.as_dict() for c in prepared.citations]
+    from app.chat.events import Failed, Finished, Token
+    from app.chat.service import Question
+    from app.problems import ApiError, problem_from
 
-    from app.llm.base import EngineUnavailable, GenerationTimeout, PromptTooLong
-    from app.rag.pipeline import QuestionTooLong
+    async def run() -> list[dict[str, Any]]:
+        answer = await components.chat.open(Question(question, store=False))
+        async for event in answer.events():
+            if isinstance(event, Token):
+                sys.stdout.write(event.text)
+                sys.stdout.flush()
+            elif isinstance(event, Finished) and event.notice:
+                sys.stdout.write("\n\n" + event.notice)
+            elif isinstance(event, Failed):
+                raise ApiError.of(event.problem)
+        sys.stdout.write("\n")
+        return [c.as_dict() for c in answer.started.citations]
 
     try:
         sources = asyncio.run(run())
-    except (QuestionTooLong, PromptTooLong, EngineUnavailable, GenerationTimeout) as exc:
-        raise _fail(str(exc)) from None
+    except Exception as exc:
+        problem = problem_from(exc)
+        if problem is None:
+            raise
+        raise _fail(problem.message) from None
     finally:
         components.close()
     if sources:

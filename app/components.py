@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from functools import cached_property
 
+from app.chat.service import ChatService
 from app.llm.base import ChatEngine
 from app.llm.embedder import Embedder
 from app.llm.engine import LlamaEngine
 from app.llm.provision import chat_model_path, embedding_model_path
-from app.rag.pipeline import Answerer
+from app.rag.prompt import system_prompt
 from app.rag.retrieval import Retriever
 from app.security.keys import KeyStore
 from app.security.output_guard import OutputGuard, new_canary
@@ -83,9 +85,11 @@ def build_guards(settings: Settings, db: Database) -> Guards:
     check_startup(settings)
     pepper, previous = resolve_pepper(settings)
     values = all_secret_values(settings)
+    canary = new_canary()
+    patterns = settings.security.blocked_output_patterns
     return Guards(
         KeyStore(db, pepper, previous),
-        OutputGuard(values, new_canary(), settings.security.blocked_output_patterns),
+        OutputGuard(values, canary, patterns, system_prompt(canary)),
         Redactor(values),
     )
 
@@ -118,9 +122,9 @@ class Components:
     guards: Guards
     telemetry: Telemetry = field(default_factory=Telemetry)
 
-    @property
-    def answerer(self) -> Answerer:
-        """The answer pipeline over these components."""
+    @cached_property
+    def chat(self) -> ChatService:
+        """The chat service over these components (built once)."""
         retriever = Retriever(
             self.embedder,
             self.vectors,
@@ -129,19 +133,19 @@ class Components:
             min_score=self.settings.rag.min_score,
             telemetry=self.telemetry,
         )
-        return Answerer(
+        return ChatService(
             retriever,
             self.engine,
-            max_tokens=self.settings.llm.max_tokens,
-            guard=self.guards.output,
-            grounding_threshold=self.settings.rag.grounding_threshold,
-            ungrounded_action=self.settings.rag.ungrounded_action,
-            max_question_chars=self.settings.rag.max_question_chars,
+            self.guards.output,
+            self.db,
+            rag=self.settings.rag,
+            llm=self.settings.llm,
+            telemetry=self.telemetry,
         )
 
     def warm(self) -> None:
         """Evaluate the shared system prompt once, so each request skips it."""
-        self.engine.set_prefix(self.answerer.shared_prefix())
+        self.engine.set_prefix(self.chat.shared_prefix())
 
     def close(self) -> None:
         """Release the model, the store lock and the database pool."""

@@ -244,6 +244,18 @@ class RagSettings(BaseModel):
         3, ge=0, description="Earlier question/answer pairs of a conversation put in the prompt."
     )
     max_question_chars: int = Field(4000, ge=1, description="Longest question accepted.")
+    max_messages: int = Field(
+        256,
+        ge=2,
+        description="Most messages one OpenAI-style request may carry (system, history and "
+        "question together); more is refused with 413 before any work is done.",
+    )
+    max_request_chars: int = Field(
+        100_000,
+        ge=1000,
+        description="Most characters in all messages of one request together; more is "
+        "refused with 413. Only the newest turns that fit the context reach the model.",
+    )
     grounding_threshold: float = Field(
         0.5,
         ge=0,

@@ -21,7 +21,7 @@ from typing import Any
 
 import llama_cpp
 
-from app.llm.engine import GenerationStats, LlamaEngine
+from app.llm.engine import LlamaEngine
 from app.settings import LLMSettings
 
 QUESTIONS = [
@@ -53,10 +53,10 @@ def gpu_memory_mib() -> int | None:
 
 
 async def answer(engine: LlamaEngine, question: str, tokens: int) -> tuple[str, int]:
-    stats = GenerationStats()
     prompt = engine.format([{"role": "user", "content": question}])
-    text = "".join([p async for p in engine.stream(prompt, max_tokens=tokens, stats=stats)])
-    return text, stats.completion_tokens
+    generation = engine.stream(prompt, max_tokens=tokens)
+    text = "".join([p async for p in generation])
+    return text, generation.stats.completion_tokens
 
 
 async def throughput(engine: LlamaEngine, streams: int, tokens: int) -> float:

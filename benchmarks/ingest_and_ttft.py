@@ -100,15 +100,15 @@ def measure_ttft(args: argparse.Namespace, settings: Settings, figures: dict[str
         time.sleep(0.05)
     port = server.servers[0].sockets[0].getsockname()[1]
     base = f"http://127.0.0.1:{port}"
-    answerer, engine = components.answerer, components.engine
-    prepared = asyncio.run(answerer.prepare(args.question, []))
-    if prepared.prompt is None:
+    chat, engine = components.chat, components.engine
+    prompt = asyncio.run(chat.prompt_for(args.question))
+    if prompt is None:
         raise SystemExit("the question retrieved nothing; pick another")
-    prefix = answerer.shared_prefix()
+    prefix = chat.shared_prefix()
     api_cached, api_full, native = [], [], []
     api_ttft(base, args.question)  # warm-up: first-call allocations
     for _ in range(args.repeats):
-        native.append(engine.prompt_eval_seconds(prepared.prompt))
+        native.append(engine.prompt_eval_seconds(prompt))
         api_cached.append(api_ttft(base, args.question))
         engine.set_prefix(Prompt("", [], []))  # no cached system prompt: all evaluated
         api_full.append(api_ttft(base, args.question))
@@ -118,7 +118,7 @@ def measure_ttft(args: argparse.Namespace, settings: Settings, figures: dict[str
     components.close()
     native_s = statistics.median(native)
     full_s, cached_s = statistics.median(api_full), statistics.median(api_cached)
-    tokens = len(prepared.prompt.tokens)
+    tokens = len(prompt.tokens)
     figures.update(
         prompt_tokens=tokens,
         prefix_tokens=len(prefix.tokens),

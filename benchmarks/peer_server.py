@@ -175,8 +175,7 @@ def main() -> None:
         "c = build_components(load_settings(), writer=False)\n"
         "out = []\n"
         "for q in json.loads(sys.argv[1]):\n"
-        "    p = asyncio.run(c.answerer.prepare(q, []))\n"
-        "    out.append(p.prompt.text)\n"
+        "    out.append(asyncio.run(c.chat.prompt_for(q)).text)\n"
         "c.close()\n"
         "print(json.dumps(out))\n"
     )

@@ -7,9 +7,11 @@ from typing import Annotated, Any
 
 from fastapi import Depends, Request
 
-from app.api.errors import ApiError
+from app.chat.service import ChatService
 from app.components import Components
+from app.problems import ApiError
 from app.security.keys import Identity, Scope
+from app.security.keys import may_read as may_read
 from app.settings import Settings
 
 
@@ -17,6 +19,11 @@ def get_components(request: Request) -> Components:
     """The components opened at start-up."""
     components: Components = request.app.state.components
     return components
+
+
+def get_chat(request: Request) -> ChatService:
+    """The chat service."""
+    return get_components(request).chat
 
 
 def get_settings(request: Request) -> Settings:
@@ -59,11 +66,7 @@ def feedback_name(identity: Identity | None) -> str:
     return identity.name if identity else ""
 
 
-def may_read(identity: Identity | None, owner: str | None) -> bool:
-    """Whether a caller may see a conversation: its owner or an admin (or auth off)."""
-    return identity is None or identity.allows("admin") or owner == identity.key_id
-
-
 ComponentsDep = Annotated[Components, Depends(get_components)]
+ChatDep = Annotated[ChatService, Depends(get_chat)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 IdentityDep = Annotated[Identity | None, Depends(get_identity)]

@@ -1,29 +1,56 @@
-"""One error shape for every failure a client sees: {"error": {"type", "message"}}."""
+"""One error shape for every failure a client sees: {"error": {"type", "message"}}.
+
+Which status and type an exception stands for is decided once, in app/problems.py;
+here it becomes a response.
+"""
 
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app.llm.base import EngineBusy, EngineUnavailable, GenerationTimeout, PromptTooLong
-from app.rag.pipeline import QuestionTooLong
+from app.problems import INTERNAL, ApiError, Problem, problem_from
 from app.telemetry.context import current
 
 log = logging.getLogger(__name__)
 
 
-class ApiError(Exception):
-    """An error with an HTTP status, a stable type and a message safe to show."""
+class ErrorDetail(BaseModel):
+    """What went wrong, safe to show."""
 
-    def __init__(self, status: int, type_: str, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.type = type_
-        self.message = message
+    type: str
+    message: str
+    param: str | None = None
+    code: str | None = None
+    request_id: str | None = None
+
+
+class ErrorBody(BaseModel):
+    """Every error docchat answers with (OpenAI's error shape too)."""
+
+    error: ErrorDetail
+
+
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    status: {"model": ErrorBody, "description": text}
+    for status, text in (
+        (400, "The prompt cannot fit the model's context."),
+        (401, "No valid API key."),
+        (403, "The key's scope does not allow this route."),
+        (404, "No such conversation."),
+        (413, "The question or the request is over its limit."),
+        (422, "The request is malformed."),
+        (429, "The model's queue is full, or the caller's rate limit is spent (Retry-After)."),
+        (504, "The request passed its deadline."),
+    )
+}
 
 
 def error_body(type_: str, message: str, exc: BaseException | None = None) -> dict[str, object]:
@@ -42,37 +69,24 @@ def error_body(type_: str, message: str, exc: BaseException | None = None) -> di
     return {"error": error}
 
 
+def problem_response(problem: Problem, exc: BaseException | None = None) -> JSONResponse:
+    """A problem as a JSON response with its headers (Retry-After)."""
+    return JSONResponse(
+        error_body(problem.type, problem.message, exc),
+        status_code=problem.status,
+        headers=problem.headers or None,
+    )
+
+
 def install_error_handlers(app: FastAPI) -> None:
     """Map every exception to the one error shape, and never leak internals."""
 
-    @app.exception_handler(ApiError)
-    async def _api_error(_request: Request, exc: ApiError) -> JSONResponse:
-        return JSONResponse(error_body(exc.type, exc.message), status_code=exc.status)
+    async def _known(_request: Request, exc: Exception) -> JSONResponse:
+        problem = problem_from(exc)
+        return problem_response(problem or INTERNAL, None if problem else exc)
 
-    @app.exception_handler(PromptTooLong)
-    async def _too_long(_request: Request, exc: PromptTooLong) -> JSONResponse:
-        return JSONResponse(error_body("context_length_exceeded", str(exc)), status_code=400)
-
-    @app.exception_handler(QuestionTooLong)
-    async def _question_too_long(_request: Request, exc: QuestionTooLong) -> JSONResponse:
-        return JSONResponse(error_body("question_too_long", str(exc)), status_code=413)
-
-    @app.exception_handler(EngineBusy)
-    async def _busy(_request: Request, exc: EngineBusy) -> JSONResponse:
-        return JSONResponse(
-            error_body("model_busy", str(exc)),
-            status_code=429,
-            headers={"Retry-After": str(exc.retry_after)},
-        )
-
-    @app.exception_handler(EngineUnavailable)
-    async def _unavailable(_request: Request, exc: EngineUnavailable) -> JSONResponse:
-        headers = {"Retry-After": "5"} if exc.status == 503 else None
-        return JSONResponse(error_body(exc.type, str(exc)), status_code=exc.status, headers=headers)
-
-    @app.exception_handler(GenerationTimeout)
-    async def _timeout(_request: Request, exc: GenerationTimeout) -> JSONResponse:
-        return JSONResponse(error_body("timeout", str(exc)), status_code=504)
+    for kind in (ApiError, EngineBusy, EngineUnavailable, GenerationTimeout, PromptTooLong):
+        app.add_exception_handler(kind, _known)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -95,7 +109,4 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(Exception)
     async def _unexpected(_request: Request, exc: Exception) -> JSONResponse:
         # Logged once, by the request's log line, with the traceback: never sent.
-        return JSONResponse(
-            error_body("internal_error", "internal error; see the server log", exc),
-            status_code=500,
-        )
+        return problem_response(INTERNAL, exc)

@@ -9,8 +9,8 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
 from app.api.deps import ComponentsDep, IdentityDep, feedback_name, may_read, require_scope
-from app.api.errors import ApiError
 from app.components import Components
+from app.problems import ApiError
 from app.security.keys import Identity
 from app.store import feedback
 from app.store.feedback import COMMENT_MAX_CHARS, Rating

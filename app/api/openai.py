@@ -12,13 +12,16 @@ import uuid
 from collections.abc import AsyncIterator
 from typing import Any, Literal
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse, StreamingResponse
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
-from app.api.deps import ComponentsDep, require_scope
-from app.api.errors import ApiError, error_body
-from app.llm.base import EngineBusy, EngineUnavailable, GenerationTimeout
+from app.api.deps import ChatDep, ComponentsDep, IdentityDep, require_scope
+from app.api.errors import ERROR_RESPONSES, error_body
+from app.api.streaming import until_disconnected
+from app.chat.events import Failed, Finished, Token
+from app.chat.service import Answer, Question
+from app.problems import ApiError
 
 router = APIRouter(prefix="/v1", tags=["openai"], dependencies=[require_scope("chat")])
 
@@ -60,7 +63,7 @@ class CompletionRequest(BaseModel):
     model_config = ConfigDict(extra="allow")
     model: str
     messages: list[ChatMessage] = Field(min_length=1)
-    stream: bool = False
+    stream: StrictBool = False
     max_tokens: int | None = Field(None, ge=1)
     max_completion_tokens: int | None = Field(None, ge=1)
     temperature: float | None = Field(None, ge=0.0, le=2.0)
@@ -90,128 +93,159 @@ async def list_models(components: ComponentsDep) -> dict[str, Any]:
     }
 
 
-@router.post("/chat/completions", response_model=None)
-async def chat_completions(
-    request: CompletionRequest, components: ComponentsDep
-) -> JSONResponse | StreamingResponse:
-    """Answer the last user message from the documentation."""
-    engine = components.engine
-    _check_model(request.model, engine.model_id)
-    if request.n != 1:
-        raise ApiError(400, "invalid_request", "n: only 1 choice is supported")
+def question_of(request: CompletionRequest, caller: Any) -> Question:
+    """The last user message as the question, the turns before it as its history."""
     user_turns = [i for i, m in enumerate(request.messages) if m.role == "user"]
     if not user_turns or not request.messages[user_turns[-1]].text.strip():
         raise ApiError(400, "invalid_request", "messages: a non-empty user message is required")
     last = user_turns[-1]
-    question = request.messages[last].text.strip()
-    extra_system = "\n".join(
-        m.text for m in request.messages if m.role in ("system", "developer") and m.text
-    )
-    history: list[tuple[str, str]] = [
-        (m.role, m.text)
-        for m in request.messages[:last]
-        if m.role in ("user", "assistant") and m.text
-    ]
-    previous = next((text for role, text in reversed(history) if role == "user"), None)
-    answerer = components.answerer
-    prepared = await answerer.prepare(
-        question,
-        history,
-        previous_question=previous,
-        extra_system=extra_system,
+    return Question(
+        request.messages[last].text,
+        history=tuple(
+            (m.role, m.text)
+            for m in request.messages[:last]
+            if m.role in ("user", "assistant") and m.text
+        ),
+        extra_system="\n".join(
+            m.text for m in request.messages if m.role in ("system", "developer") and m.text
+        ),
         max_tokens=request.max_completion_tokens or request.max_tokens,
+        temperature=request.temperature,
+        store=False,
+        caller=caller,
     )
-    sources = [c.as_dict() for c in prepared.citations]
-    completion_id = f"chatcmpl-{uuid.uuid4().hex}"
-    created = int(time.time())
 
-    def usage() -> dict[str, int]:
-        prompt, completion = prepared.stats.prompt_tokens, prepared.stats.completion_tokens
+
+def finish_reason(done: Finished) -> str:
+    """OpenAI's finish reasons: stop, length or content_filter."""
+    reason = done.finish_reason
+    return reason if reason in ("length", "content_filter") else "stop"
+
+
+def usage_body(done: Finished) -> dict[str, int]:
+    """OpenAI's usage object."""
+    return {
+        "prompt_tokens": done.usage.prompt_tokens,
+        "completion_tokens": done.usage.completion_tokens,
+        "total_tokens": done.usage.total_tokens,
+    }
+
+
+@router.post("/chat/completions", response_model=None, responses=ERROR_RESPONSES)
+async def chat_completions(
+    body: CompletionRequest,
+    chat: ChatDep,
+    identity: IdentityDep,
+    request: Request,
+) -> Response:
+    """Answer the last user message from the documentation."""
+    _check_model(body.model, chat.engine.model_id)
+    if body.n != 1:
+        raise ApiError(400, "invalid_request", "n: only 1 choice is supported")
+    question = question_of(body, identity)
+    # Every refusal (a full queue included) is decided here, before any byte is sent.
+    answer = await until_disconnected(request, chat.open(question))
+    if answer is None:
+        return Response(status_code=499)  # the client left; nobody reads this
+    completion = Completion(body, answer)
+    if not body.stream:
+        outcome = await until_disconnected(request, answer.result())
+        if outcome is None:
+            return Response(status_code=499)
+        if isinstance(outcome, Failed):
+            raise ApiError.of(outcome.problem)
+        return JSONResponse(completion.whole(outcome))
+    return StreamingResponse(
+        completion.chunks(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"}
+    )
+
+
+class Completion:
+    """One answer framed as OpenAI's chat completion (whole, or as chunks)."""
+
+    def __init__(self, request: CompletionRequest, answer: Answer) -> None:
+        self.request = request
+        self.answer = answer
+        self.id = f"chatcmpl-{uuid.uuid4().hex}"
+        self.created = int(time.time())
+        self.sources = [c.as_dict() for c in answer.started.citations]
+
+    def whole(self, done: Finished) -> dict[str, Any]:
+        """The non-streamed response."""
         return {
-            "prompt_tokens": prompt,
-            "completion_tokens": completion,
-            "total_tokens": prompt + completion,
+            "id": self.id,
+            "object": "chat.completion",
+            "created": self.created,
+            "model": self.request.model,
+            "choices": [
+                {
+                    "index": 0,
+                    "message": {"role": "assistant", "content": done.text},
+                    "finish_reason": finish_reason(done),
+                    "logprobs": None,
+                }
+            ],
+            "usage": usage_body(done),
+            "sources": self.sources,
+            "grounded": done.checks.grounded,
+            "grounding_score": done.checks.grounding_score,
         }
 
-    def finish_reason() -> str:
-        reason = prepared.stats.finish_reason
-        return reason if reason in ("length", "content_filter") else "stop"
-
-    if not request.stream:
-        text = "".join(
-            [piece async for piece in answerer.stream(prepared, temperature=request.temperature)]
-        )
-        return JSONResponse(
-            {
-                "id": completion_id,
-                "object": "chat.completion",
-                "created": created,
-                "model": request.model,
-                "choices": [
-                    {
-                        "index": 0,
-                        "message": {
-                            "role": "assistant",
-                            "content": answerer.final_text(prepared, text),
-                        },
-                        "finish_reason": finish_reason(),
-                        "logprobs": None,
-                    }
-                ],
-                "usage": usage(),
-                "sources": sources,
-                "grounded": prepared.grounded,
-                "grounding_score": prepared.checks.get("grounding_score"),
-            }
-        )
-
-    def chunk(delta: dict[str, Any], finish: str | None = None, **extra: Any) -> str:
+    def chunk(self, delta: dict[str, Any], finish: str | None = None, **extra: Any) -> str:
+        """One `data:` line of the stream."""
         body = {
-            "id": completion_id,
+            "id": self.id,
             "object": "chat.completion.chunk",
-            "created": created,
-            "model": request.model,
+            "created": self.created,
+            "model": self.request.model,
             "choices": [{"index": 0, "delta": delta, "finish_reason": finish, "logprobs": None}],
             **extra,
         }
         return f"data: {json.dumps(body, ensure_ascii=False)}\n\n"
 
-    async def events() -> AsyncIterator[str]:
-        yield chunk({"role": "assistant", "content": ""})
+    async def chunks(self) -> AsyncIterator[str]:
+        """The streamed response; closing it (the client left) cancels the answer."""
         try:
-            async for piece in answerer.stream(prepared, temperature=request.temperature):
-                yield chunk({"content": piece})
-        except (EngineUnavailable, EngineBusy, GenerationTimeout) as exc:
-            # The status is sent already: an error object in the stream, as OpenAI does
-            # (its client raises APIError on it).
-            kind = "timeout" if isinstance(exc, GenerationTimeout) else "model_busy"
-            if isinstance(exc, EngineUnavailable):
-                kind = exc.type
-            yield f"data: {json.dumps(error_body(kind, str(exc)))}\n\n"
-            return
-        if prepared.blocked or prepared.grounded is False:
-            final = answerer.final_text(prepared, "")
-            if final:  # a notice replaces the answer: it follows what was streamed
-                yield chunk({"content": "\n\n" + final})
-        yield chunk(
-            {},
-            finish_reason(),
-            sources=sources,
-            grounded=prepared.grounded,
-            grounding_score=prepared.checks.get("grounding_score"),
-        )
-        if request.stream_options and request.stream_options.include_usage:
-            body = {
-                "id": completion_id,
-                "object": "chat.completion.chunk",
-                "created": created,
-                "model": request.model,
-                "choices": [],
-                "usage": usage(),
-            }
-            yield f"data: {json.dumps(body)}\n\n"
-        yield "data: [DONE]\n\n"
+            yield self.chunk({"role": "assistant", "content": ""})
+            async for event in self.answer.events():
+                if isinstance(event, Token):
+                    yield self.chunk({"content": event.text})
+                elif isinstance(event, Failed):
+                    # The status is sent already: an error object in the stream, as
+                    # OpenAI does (its client raises APIError on it).
+                    problem = event.problem
+                    yield f"data: {json.dumps(error_body(problem.type, problem.message))}\n\n"
+                    return
+                else:
+                    for line in self.ending(event):
+                        yield line
+        finally:
+            await self.answer.cancel()  # nothing to do when the events ran
 
-    return StreamingResponse(
-        events(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"}
-    )
+    def ending(self, done: Finished) -> list[str]:
+        """The notice that replaced the answer (if one did), the finish, usage, [DONE]."""
+        lines = []
+        if done.notice:  # it follows what was streamed
+            lines.append(self.chunk({"content": "\n\n" + done.notice}))
+        lines.append(
+            self.chunk(
+                {},
+                finish_reason(done),
+                sources=self.sources,
+                grounded=done.checks.grounded,
+                grounding_score=done.checks.grounding_score,
+            )
+        )
+        options = self.request.stream_options
+        if options and options.include_usage:
+            usage = {
+                "id": self.id,
+                "object": "chat.completion.chunk",
+                "created": self.created,
+                "model": self.request.model,
+                "choices": [],
+                "usage": usage_body(done),
+            }
+            lines.append(f"data: {json.dumps(usage)}\n\n")
+        lines.append("data: [DONE]\n\n")
+        return lines

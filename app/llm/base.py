@@ -5,7 +5,8 @@ errors both report."""
 from __future__ import annotations
 
 import math
-from collections.abc import AsyncIterator
+import threading
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -78,6 +79,78 @@ def busy(settings: LLMSettings, waiting: int) -> EngineBusy:
     return EngineBusy(max(1, math.ceil(rounds * per_answer / 4)))
 
 
+class Ticket:
+    """A place in the engine, held from admission until the answer ends.
+
+    Admission is decided once, before a response starts: a request that gets a ticket
+    will be generated (or time out), so it never turns into a 200 followed by "busy".
+    """
+
+    def __init__(self, admission: Admission) -> None:
+        self._admission = admission
+        self._held = True
+
+    def release(self) -> None:
+        """Give the place back (idempotent)."""
+        if self._held:
+            self._held = False
+            self._admission.release()
+
+
+class Admission:
+    """Counts the answers an engine has taken on (reserved, waiting or generating)
+    against its slots plus its wait queue."""
+
+    def __init__(self, settings: LLMSettings) -> None:
+        self.settings = settings
+        self.capacity = settings.parallel + settings.queue_size
+        self.held = 0
+        self._lock = threading.Lock()
+
+    def reserve(self) -> Ticket:
+        """A ticket, or EngineBusy (429 with Retry-After) when every place is taken."""
+        with self._lock:
+            if self.held >= self.capacity:
+                raise busy(self.settings, self.held - self.settings.parallel)
+            self.held += 1
+        return Ticket(self)
+
+    def release(self) -> None:
+        """One place fewer taken."""
+        with self._lock:
+            self.held -= 1
+
+
+class Generation:
+    """One answer as the engine writes it: iterate for the text; `stats` is complete
+    once iteration ends. Closing it early cancels the answer; either way its ticket is
+    given back."""
+
+    def __init__(
+        self, pieces: AsyncGenerator[str, None], stats: GenerationStats, ticket: Ticket
+    ) -> None:
+        self._pieces = pieces
+        self._ticket = ticket
+        self.stats = stats
+
+    def __aiter__(self) -> Generation:
+        return self
+
+    async def __anext__(self) -> str:
+        try:
+            return await anext(self._pieces)
+        except BaseException:
+            self._ticket.release()
+            raise
+
+    async def aclose(self) -> None:
+        """Stop generating (the engine frees the slot at its next step)."""
+        try:
+            await self._pieces.aclose()
+        finally:
+            self._ticket.release()
+
+
 class ChatEngine(Protocol):
     """A chat model behind a bounded queue, streaming answers with deadlines."""
 
@@ -112,8 +185,13 @@ class ChatEngine(Protocol):
         (blocking: run it off the event loop)."""
         ...
 
-    def ensure_capacity(self) -> None:
-        """Raise EngineBusy when the wait queue is full."""
+    def reserve(self) -> Ticket:
+        """A place for one answer, or EngineBusy when slots and queue are full."""
+        ...
+
+    def message_tokens(self, message: dict[str, str]) -> int:
+        """Tokens one chat message adds to a prompt, template included (cheap; may
+        count high, never much low: prompts are checked exactly once fitted)."""
         ...
 
     def set_prefix(self, prompt: Prompt) -> None:
@@ -126,9 +204,12 @@ class ChatEngine(Protocol):
         *,
         max_tokens: int | None = None,
         temperature: float | None = None,
-        stats: GenerationStats | None = None,
-    ) -> AsyncIterator[str]:
-        """Yield the answer's text piece by piece; closing the iterator cancels it."""
+        deadline: float | None = None,
+        ticket: Ticket | None = None,
+    ) -> Generation:
+        """The answer, piece by piece. It runs on `ticket` (reserved now when None,
+        which may raise EngineBusy) and releases it when it ends; `deadline` is a
+        time.monotonic() value (default: llm.request_timeout_s from now)."""
         ...
 
     def ping(self) -> None:

@@ -7,16 +7,16 @@ import asyncio
 import os
 import threading
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from pathlib import Path
 from typing import Any
 
+from app.llm.base import Admission, Generation, Ticket
 from app.llm.base import EngineBusy as EngineBusy
 from app.llm.base import GenerationStats as GenerationStats
 from app.llm.base import GenerationTimeout as GenerationTimeout
 from app.llm.base import Prompt as Prompt
 from app.llm.base import PromptTooLong as PromptTooLong
-from app.llm.base import busy
 from app.llm.batching import BatchedContext, BatchScheduler, Job
 from app.settings import LLMSettings
 
@@ -59,6 +59,8 @@ class LlamaEngine:
             n_threads=self.n_threads,
         )
         self.scheduler = BatchScheduler(self.context)
+        self.admission = Admission(settings)
+        self._message_overhead: int | None = None
         self._jobs: set[Job] = set()
         self._jobs_lock = threading.Lock()
 
@@ -104,35 +106,56 @@ class LlamaEngine:
                 f"{max_tokens}, more than the model's context of {self.n_ctx} tokens"
             )
 
-    def ensure_capacity(self) -> None:
-        """Raise EngineBusy when every slot is taken and the wait queue is full (checked
-        before answering). Counted as a whole: a request counts as waiting until the
-        worker admits it, even while a slot is free, so `queue_size=0` still serves."""
-        if self.waiting + self.running >= self.settings.parallel + self.settings.queue_size:
-            raise busy(self.settings, self.waiting)
+    def reserve(self) -> Ticket:
+        """A place for one answer among the slots and the wait queue, or EngineBusy.
+        Counted as a whole: `queue_size=0` still serves the free slots."""
+        return self.admission.reserve()
+
+    def message_tokens(self, message: dict[str, str]) -> int:
+        """Tokens of the message's text plus what the chat template wraps it in."""
+        if self._message_overhead is None:
+            # Measured once: a chat with one more message, minus that message's text.
+            system = {"role": "system", "content": "s"}
+            one = self.format([system])
+            two = self.format([system, {"role": "user", "content": "x"}])
+            self._message_overhead = max(0, len(two.tokens) - len(one.tokens) - 1) + 1
+        return self.count_tokens(message["content"]) + self._message_overhead
 
     def set_prefix(self, prompt: Prompt) -> None:
         """Cache the evaluation of a prompt prefix shared by every request (the system
         prompt): requests starting with it skip evaluating it."""
         self.scheduler.call(lambda: self.context.set_prefix(prompt.tokens))
 
-    async def stream(
+    def stream(
         self,
         prompt: Prompt,
         *,
         max_tokens: int | None = None,
         temperature: float | None = None,
-        stats: GenerationStats | None = None,
+        deadline: float | None = None,
+        ticket: Ticket | None = None,
         ignore_eos: bool = False,
-    ) -> AsyncIterator[str]:
-        """Yield the answer's text piece by piece; closing the iterator cancels it.
-        `ignore_eos` decodes all `max_tokens` (benchmarks of decode speed)."""
+    ) -> Generation:
+        """The answer, piece by piece; closing it cancels the generation. Without a
+        ticket one is reserved now (EngineBusy when full). `ignore_eos` decodes all
+        `max_tokens` (benchmarks of decode speed)."""
         max_tokens = max_tokens or self.settings.max_tokens
-        temperature = self.settings.temperature if temperature is None else temperature
         self.check_fits(prompt, max_tokens)
-        self.ensure_capacity()
-        stats = stats if stats is not None else GenerationStats()
-        stats.prompt_tokens = len(prompt.tokens)
+        ticket = ticket or self.reserve()
+        job = Job(
+            tokens=prompt.tokens,
+            max_tokens=max_tokens,
+            temperature=self.settings.temperature if temperature is None else temperature,
+            seed=self.settings.seed,
+            repeat_penalty=self.settings.repeat_penalty,
+            deadline=deadline or time.monotonic() + self.settings.request_timeout_s,
+            emit=lambda kind, value: None,  # bound to the loop once iteration starts
+            ignore_eos=ignore_eos,
+        )
+        stats = GenerationStats(prompt_tokens=len(prompt.tokens))
+        return Generation(self._run(job, stats), stats, ticket)
+
+    async def _run(self, job: Job, stats: GenerationStats) -> AsyncGenerator[str, None]:
         loop = asyncio.get_running_loop()
         events: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
 
@@ -143,28 +166,17 @@ class LlamaEngine:
             except RuntimeError:
                 job.cancel.set()
 
+        job.emit = emit
         started = time.monotonic()
-        job = Job(
-            tokens=prompt.tokens,
-            max_tokens=max_tokens,
-            temperature=temperature,
-            seed=self.settings.seed,
-            repeat_penalty=self.settings.repeat_penalty,
-            deadline=started + self.settings.request_timeout_s,
-            emit=emit,
-            ignore_eos=ignore_eos,
-        )
         with self._jobs_lock:
             self._jobs.add(job)
         self.scheduler.submit(job)
-        pieces: list[str] = []
         try:
             while True:
                 kind, value = await events.get()
                 if kind == "text":
                     if stats.time_to_first_token_s is None:
                         stats.time_to_first_token_s = time.monotonic() - started
-                    pieces.append(value)
                     yield value
                 elif kind == "end":
                     stats.finish_reason = value

@@ -16,18 +16,20 @@ import ssl
 import threading
 import time
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from typing import Any
 
 import httpx
 
 from app.llm.base import (
+    Admission,
     EngineUnavailable,
+    Generation,
     GenerationStats,
     GenerationTimeout,
     Prompt,
     PromptTooLong,
-    busy,
+    Ticket,
 )
 from app.settings import LLMSettings
 
@@ -136,6 +138,7 @@ class RemoteEngine:
         self._tokenizer_missing = False
         self._tokenizer_waits = False  # the server tokenizes only between answers
         self._slots = Slots(settings.parallel)
+        self.admission = Admission(settings)
 
     @property
     def n_ctx(self) -> int:
@@ -221,37 +224,55 @@ class RemoteEngine:
         self._tokenizer_missing = True
         return None
 
-    def ensure_capacity(self) -> None:
-        """Raise EngineBusy when every slot is taken and the wait queue is full."""
-        if self._slots.held >= self._slots.size and self.waiting >= self.settings.queue_size:
-            raise busy(self.settings, self.waiting)
+    def reserve(self) -> Ticket:
+        """A place among the llm.parallel slots and the wait queue, or EngineBusy."""
+        return self.admission.reserve()
+
+    def message_tokens(self, message: dict[str, str]) -> int:
+        """An estimate that errs high (no network call): exact counts come once the
+        prompt is fitted, from check_fits."""
+        size = len(message["content"].encode("utf-8"))
+        return math.ceil(size / BYTES_PER_TOKEN_ESTIMATE) + TEMPLATE_TOKENS_PER_MESSAGE
 
     def set_prefix(self, prompt: Prompt) -> None:
         """Nothing to do: llama.cpp's servers keep the previous prompt's evaluation per
         slot and reuse its common prefix themselves (vLLM's prefix caching likewise)."""
 
-    async def stream(
+    def stream(
         self,
         prompt: Prompt,
         *,
         max_tokens: int | None = None,
         temperature: float | None = None,
-        stats: GenerationStats | None = None,
-    ) -> AsyncIterator[str]:
-        """Yield the answer's text piece by piece; closing the iterator closes the
-        upstream stream, which stops the server generating."""
+        deadline: float | None = None,
+        ticket: Ticket | None = None,
+    ) -> Generation:
+        """The answer, piece by piece; closing it closes the upstream stream, which
+        stops the server generating. Without a ticket one is reserved now."""
         max_tokens = max_tokens or self.settings.max_tokens
-        temperature = self.settings.temperature if temperature is None else temperature
-        if prompt.count is None:
-            await asyncio.to_thread(self.check_fits, prompt, max_tokens)
-        else:
+        if prompt.count is not None:
             self.check_fits(prompt, max_tokens)
-        self.ensure_capacity()
-        stats = stats if stats is not None else GenerationStats()
-        stats.prompt_tokens = prompt.n_tokens
+        ticket = ticket or self.reserve()
+        stats = GenerationStats(prompt_tokens=prompt.n_tokens)
+        deadline = deadline or time.monotonic() + self.settings.request_timeout_s
+        temperature = self.settings.temperature if temperature is None else temperature
+        pieces = self._run(prompt, max_tokens, temperature, deadline, stats)
+        return Generation(pieces, stats, ticket)
+
+    async def _run(
+        self,
+        prompt: Prompt,
+        max_tokens: int,
+        temperature: float,
+        monotonic_deadline: float,
+        stats: GenerationStats,
+    ) -> AsyncGenerator[str, None]:
+        if prompt.count is None:  # counting may be an HTTP call
+            await asyncio.to_thread(self.check_fits, prompt, max_tokens)
+            stats.prompt_tokens = prompt.n_tokens
         started = time.monotonic()
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.settings.request_timeout_s
+        deadline = loop.time() + (monotonic_deadline - started)
         try:
             async with asyncio.timeout_at(deadline):
                 await self._slots.acquire()

@@ -38,6 +38,11 @@ class Identity:
         return SCOPE_LEVEL[self.scope] >= SCOPE_LEVEL[needed]
 
 
+def may_read(caller: Identity | None, owner: str | None) -> bool:
+    """Whether a caller may see a conversation: its owner or an admin (or auth off)."""
+    return caller is None or caller.allows("admin") or owner == caller.key_id
+
+
 @dataclass(frozen=True)
 class KeyInfo:
     """What `keys list` shows."""

@@ -1,9 +1,10 @@
 """The last check before an answer leaves: no secret, no API key, no system-prompt
-canary, no configured pattern.
+canary or near copy of it or of the system prompt, no configured pattern.
 
 Streaming holds back only a tail that could be the start of a secret (or of an API
-key), so ordinary text flows at once and no character of a secret is sent before it
-can be recognised. Configured patterns are checked on the whole text at every step.
+key, or of a garbled canary), so ordinary text flows at once and no character of a
+secret is sent before it can be recognised. Configured patterns are checked on the
+whole text at every step.
 """
 
 from __future__ import annotations
@@ -12,12 +13,17 @@ import re
 import secrets
 from collections.abc import AsyncIterator
 
+from app.security.leak_check import LeakCheck
 from app.security.redaction import API_KEY_PATTERN, MIN_SECRET_CHARS
 
 WITHHELD_ANSWER = (
     "The answer was withheld because it contained restricted content. The attempt was "
     "recorded; please rephrase your question."
 )
+# A word still being written is held back up to this length, so that a garbled canary
+# is judged whole; longer runs without a space (code, URLs) flow on.
+HELD_WORD_CHARS = 40
+_TRAILING_WORD = re.compile(r"[A-Za-z0-9_-]+\Z")
 
 
 def new_canary() -> str:
@@ -29,15 +35,18 @@ def new_canary() -> str:
 class OutputGuard:
     """Finds restricted content in model output."""
 
-    def __init__(self, secrets_: list[str], canary: str, patterns: list[str]) -> None:
+    def __init__(
+        self, secrets_: list[str], canary: str, patterns: list[str], system_prompt: str = ""
+    ) -> None:
         self.canary = canary
         self._secrets = [s for s in secrets_ if len(s) >= MIN_SECRET_CHARS]
         self._patterns = [re.compile(p) for p in patterns]
         self._literals = [*self._secrets, canary]
+        self.leaks = LeakCheck(canary, system_prompt)
 
     def violation(self, text: str) -> str | None:
         """The kind of restricted content in `text`, or None."""
-        if self.canary in text:
+        if self.canary in text or self.leaks.canary_copy(text):
             return "system prompt canary"
         if any(s in text for s in self._secrets):
             return "secret value"
@@ -46,6 +55,8 @@ class OutputGuard:
         for number, pattern in enumerate(self._patterns, start=1):
             if pattern.search(text):
                 return f"blocked pattern {number}"
+        if self.leaks.system_prompt_copy(text):
+            return "system prompt copy"
         return None
 
     def releasable(self, text: str) -> int:
@@ -63,34 +74,43 @@ class OutputGuard:
             if text.endswith("dck_"[:k]):
                 hold = min(hold, end - k)
                 break
+        word = _TRAILING_WORD.search(text, max(0, end - HELD_WORD_CHARS - 1))
+        if word is not None and word.end() - word.start() <= HELD_WORD_CHARS:
+            hold = min(hold, word.start())
         return hold
 
-    async def filter(
-        self, pieces: AsyncIterator[str], verdict: dict[str, str]
-    ) -> AsyncIterator[str]:
-        """Pass pieces on, holding back what could begin a secret; stop at the first
-        violation and record it in `verdict["blocked"]`. Closing early stops the
-        generation."""
+    def watch(self, pieces: AsyncIterator[str]) -> GuardedStream:
+        """The pieces as they may be sent; see GuardedStream."""
+        return GuardedStream(self, pieces)
+
+
+class GuardedStream:
+    """Passes pieces on, holding back what could begin a secret, and stops at the first
+    violation, whose kind is then in `violation`. Closing it early (or a violation)
+    closes the pieces, which stops the generation."""
+
+    def __init__(self, guard: OutputGuard, pieces: AsyncIterator[str]) -> None:
+        self.guard = guard
+        self.pieces = pieces
+        self.violation: str | None = None
+
+    async def __aiter__(self) -> AsyncIterator[str]:
         text = ""
         sent = 0
         try:
-            async for piece in pieces:
+            async for piece in self.pieces:
                 text += piece
-                reason = self.violation(text)
-                if reason:
-                    verdict["blocked"] = reason
+                self.violation = self.guard.violation(text)
+                if self.violation:
                     return
-                safe_end = self.releasable(text)
+                safe_end = self.guard.releasable(text)
                 if safe_end > sent:
                     yield text[sent:safe_end]
                     sent = safe_end
-            reason = self.violation(text)
-            if reason:
-                verdict["blocked"] = reason
-                return
-            if len(text) > sent:
+            self.violation = self.guard.violation(text)
+            if self.violation is None and len(text) > sent:
                 yield text[sent:]
         finally:
-            close = getattr(pieces, "aclose", None)
+            close = getattr(self.pieces, "aclose", None)
             if close is not None:
                 await close()

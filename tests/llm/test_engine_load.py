@@ -17,6 +17,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from app.chat.events import Failed, Finished
+from app.chat.service import Question
 from app.components import Components
 from app.llm.engine import EngineBusy, GenerationStats, LlamaEngine
 from app.llm.provision import default_chat_model
@@ -71,12 +73,10 @@ def test_ignore_eos_decodes_past_the_end_of_the_answer(components: Components) -
     prompt = engine.format([{"role": "user", "content": "Reply with just the word yes."}])
 
     async def run(max_tokens: int, ignore_eos: bool) -> GenerationStats:
-        stats = GenerationStats()
-        async for _ in engine.stream(
-            prompt, max_tokens=max_tokens, stats=stats, ignore_eos=ignore_eos
-        ):
+        generation = engine.stream(prompt, max_tokens=max_tokens, ignore_eos=ignore_eos)
+        async for _ in generation:
             pass
-        return stats
+        return generation.stats
 
     natural = asyncio.run(run(64, False))
     assert natural.finish_reason == "stop"  # the precondition: this answer ends early
@@ -94,14 +94,14 @@ def test_a_queue_of_zero_serves_the_free_slot_and_refuses_the_rest() -> None:
         first = engine.stream(prompt)
         assert await anext(first)  # the one slot is generating
         with pytest.raises(EngineBusy) as refused:
-            engine.ensure_capacity()
+            engine.reserve()
         assert refused.value.retry_after >= 1
         await first.aclose()  # cancelled: the slot frees
         for _ in range(100):
             if engine.running == 0:
                 break
             await asyncio.sleep(0.05)
-        engine.ensure_capacity()  # room again
+        engine.reserve().release()  # room again
         text = "".join([piece async for piece in engine.stream(prompt, max_tokens=4)])
         assert text
 
@@ -157,11 +157,11 @@ def test_twenty_concurrent_requests_with_a_queue_of_eight(
 
 
 async def short_answer(engine: LlamaEngine) -> GenerationStats:
-    stats = GenerationStats()
     prompt = engine.format([{"role": "user", "content": "Say hi."}])
-    async for _ in engine.stream(prompt, max_tokens=4, stats=stats):
+    generation = engine.stream(prompt, max_tokens=4)
+    async for _ in generation:
         pass
-    return stats
+    return generation.stats
 
 
 def test_disconnected_stream_frees_the_engine(components: Components) -> None:
@@ -253,15 +253,15 @@ def test_sigterm_drains_an_answer_in_flight(tmp_path: Path) -> None:
 
 
 def test_real_prompts_reuse_the_cached_system_prompt(components: Components) -> None:
-    answerer = components.answerer
-    prefix = answerer.shared_prefix()
+    chat = components.chat
+    prefix = chat.shared_prefix()
     assert len(prefix.tokens) > 50
 
-    async def run() -> GenerationStats:
-        prepared = await answerer.prepare(QUESTIONS[0], [])
-        async for _ in answerer.stream(prepared):
-            pass
-        return prepared.stats
+    async def run() -> Finished | Failed:
+        answer = await chat.open(Question(QUESTIONS[0], store=False))
+        return await answer.result()
 
-    stats = asyncio.run(run())
-    assert stats.prefix_reused == len(prefix.tokens)
+    done = asyncio.run(run())
+    assert isinstance(done, Finished)
+    assert done.stats is not None
+    assert done.stats.prefix_reused == len(prefix.tokens)

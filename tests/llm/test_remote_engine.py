@@ -24,7 +24,7 @@ from fastapi.testclient import TestClient
 
 from app.api.openai import MODEL_ALIAS
 from app.components import Components, build_guards, build_telemetry, load_engine
-from app.llm.base import EngineUnavailable, GenerationStats
+from app.llm.base import EngineUnavailable
 from app.llm.provision import default_chat_model
 from app.llm.remote import RemoteEngine
 from app.main import create_app
@@ -259,11 +259,11 @@ def test_openai_endpoint_on_top_of_the_remote_model(remote: Components) -> None:
 def test_prompt_count_is_never_below_the_real_one(remote: Components, models: Models) -> None:
     """The remote count (server tokenizer plus a template allowance) against the exact
     count of the same model's template, applied locally."""
-    answerer = remote.answerer
-    hits = asyncio.run(answerer.retriever.relevant(QUESTION, None))
+    chat = remote.chat
+    hits = asyncio.run(chat.retriever.relevant(QUESTION, None))
     from app.rag.prompt import build_messages
 
-    messages = build_messages(answerer.system, QUESTION, hits, [], "")
+    messages = build_messages(chat.system, QUESTION, hits, [], "")
     exact = len(models.engine.format(messages).tokens)
     prompt = remote.engine.format(messages)
     remote.engine.check_fits(prompt, 1)
@@ -468,12 +468,13 @@ def test_the_deadline_ends_a_slow_answer(components: Components, upstream: Upstr
 def test_stats_count_the_streamed_tokens(remote: Components) -> None:
     engine = remote.engine
     prompt = engine.format([{"role": "user", "content": "Count from one to twenty."}])
-    stats = GenerationStats()
+    generation = engine.stream(prompt, max_tokens=8)
 
     async def generate() -> str:
-        return "".join([p async for p in engine.stream(prompt, max_tokens=8, stats=stats)])
+        return "".join([p async for p in generation])
 
     assert asyncio.run(generate())
+    stats = generation.stats
     assert stats.completion_tokens == 8
     assert stats.finish_reason == "length"
     assert stats.prompt_tokens > 0

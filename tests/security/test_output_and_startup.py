@@ -30,12 +30,13 @@ async def pieces(*texts: str) -> AsyncIterator[str]:
 
 
 def run_guard(guard: OutputGuard, *texts: str) -> tuple[list[str], dict[str, str]]:
-    verdict: dict[str, str] = {}
+    watched = guard.watch(pieces(*texts))
 
     async def collect() -> list[str]:
-        return [p async for p in guard.filter(pieces(*texts), verdict)]
+        return [p async for p in watched]
 
-    return asyncio.run(collect()), verdict
+    sent = asyncio.run(collect())
+    return sent, {"blocked": watched.violation} if watched.violation else {}
 
 
 def test_guard_never_sends_any_part_of_a_secret() -> None:

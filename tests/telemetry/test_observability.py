@@ -13,10 +13,10 @@ from fastapi.testclient import TestClient
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from prometheus_client.parser import text_string_to_metric_families
 
+from app.chat.service import UNGROUNDED_ANSWER
 from app.components import Components
 from app.main import create_app
 from app.rag.grounding import grounding_score
-from app.rag.pipeline import UNGROUNDED_ANSWER
 from app.security.redaction import Redactor
 from app.settings import TelemetrySettings
 from app.telemetry import logging as logs

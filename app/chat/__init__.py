@@ -1,0 +1,1 @@
+"""The chat service: one answer from question to stored message, as typed events."""

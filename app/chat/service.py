@@ -1,0 +1,418 @@
+"""The chat service: one answer from question to stored message.
+
+`open` decides everything before a response starts (bounds, the stored conversation,
+retrieval, a place in the model's queue, the prompt) under the request's deadline, so
+that every refusal is a plain HTTP error. The `Answer` it returns then yields typed
+events (tokens, then finished or failed) and stores the outcome however the answer
+ends: complete, withheld, failed, or cancelled because the client left.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+from app.chat.events import AnswerChecks, AnswerEvent, Failed, Finished, Started, Token, Usage
+from app.llm.base import ChatEngine, GenerationStats, GenerationTimeout, Prompt, Ticket
+from app.problems import INTERNAL, ApiError, QuestionTooLong, RequestTooLarge, problem_from
+from app.rag.fitting import fit_prompt
+from app.rag.grounding import grounding_score
+from app.rag.prompt import NO_CONTEXT_ANSWER, system_prompt
+from app.rag.retrieval import Retriever, citations
+from app.security.keys import Identity, may_read
+from app.security.output_guard import WITHHELD_ANSWER, OutputGuard
+from app.settings import LLMSettings, RagSettings
+from app.store import conversations
+from app.store.db import Database
+from app.store.models import Conversation
+from app.store.vectors import Hit
+from app.telemetry.telemetry import Telemetry
+
+log = logging.getLogger(__name__)
+
+UNGROUNDED_ANSWER = (
+    "The documentation does not clearly cover this question: the answer I drafted was "
+    "not supported by the passages I found. The closest sources are listed below."
+)
+
+
+@dataclass(frozen=True)
+class Question:
+    """A question and what it continues."""
+
+    text: str
+    # A stored conversation to continue (its history is read from the database) ...
+    conversation_id: str | None = None
+    # ... or the earlier turns the caller holds itself (OpenAI clients), oldest first.
+    history: tuple[tuple[str, str], ...] = ()
+    extra_system: str = ""  # the caller's own system instructions, appended
+    max_tokens: int | None = None
+    temperature: float | None = None
+    store: bool = True  # keep the question and answer as a conversation
+    caller: Identity | None = None  # None: authentication is off
+
+
+class ChatService:
+    """Answers questions from the documentation, with citations and checks."""
+
+    def __init__(
+        self,
+        retriever: Retriever,
+        engine: ChatEngine,
+        guard: OutputGuard,
+        db: Database,
+        *,
+        rag: RagSettings,
+        llm: LLMSettings,
+        telemetry: Telemetry | None = None,
+    ) -> None:
+        self.retriever = retriever
+        self.engine = engine
+        self.guard = guard
+        self.db = db
+        self.rag = rag
+        self.llm = llm
+        self.telemetry = telemetry or retriever.telemetry
+        self.system = system_prompt(guard.canary)
+
+    def shared_prefix(self) -> Prompt:
+        """The tokens every prompt starts with (the system turn in the model's template),
+        for the engine to evaluate once and reuse."""
+        # Two chats that differ from the first character of the user turn: what they
+        # share is the system turn and the user header, a prefix of every real prompt.
+        system = {"role": "system", "content": self.system}
+        a = self.engine.format([system, {"role": "user", "content": "A"}])
+        b = self.engine.format([system, {"role": "user", "content": "Z"}])
+        n = 0
+        while n < min(len(a.tokens), len(b.tokens)) and a.tokens[n] == b.tokens[n]:
+            n += 1
+        return Prompt(a.text, a.tokens[:n], [])
+
+    async def prompt_for(self, text: str) -> Prompt | None:
+        """The prompt a new question gets (benchmarks and tools: nothing is reserved or
+        stored); None when the docs do not cover it."""
+        hits = await self.retriever.relevant(text)
+        if not hits:
+            return None
+        budget = self.llm.max_tokens
+        fitted = await asyncio.to_thread(
+            fit_prompt, self.engine, self.system, text, hits, [], "", budget
+        )
+        return fitted.prompt
+
+    async def open(self, question: Question) -> Answer:
+        """Decide everything before the first byte: refusals raise here (ApiError and
+        its kinds, EngineBusy, PromptTooLong, GenerationTimeout), never later."""
+        deadline = time.monotonic() + self.llm.request_timeout_s
+        text = question.text.strip()
+        if not text:
+            raise ApiError(422, "invalid_request", "question: must not be blank")
+        self._check_size(question, text)
+        history = list(question.history)
+        previous = next((t for role, t in reversed(history) if role == "user"), None)
+        if question.conversation_id is not None:
+            history, previous = await asyncio.to_thread(
+                self._stored_history, question.conversation_id, question.caller
+            )
+        budget = min(question.max_tokens or self.llm.max_tokens, self.llm.max_tokens)
+        ticket: Ticket | None = None
+        prompt: Prompt | None = None
+        try:
+            async with asyncio.timeout(deadline - time.monotonic()):
+                hits = await self.retriever.relevant(text, previous)
+                if hits:  # a question the docs do not cover needs no model
+                    ticket = self.engine.reserve()
+                    fitted = await asyncio.to_thread(
+                        fit_prompt,
+                        self.engine,
+                        self.system,
+                        text,
+                        hits,
+                        history,
+                        question.extra_system,
+                        budget,
+                    )
+                    prompt, hits = fitted.prompt, fitted.hits
+            ids: tuple[str | None, str | None] = (None, None)
+            if question.store:
+                ids = await asyncio.to_thread(self._store_question, question, text, hits)
+        except TimeoutError:
+            if ticket is not None:
+                ticket.release()
+            raise GenerationTimeout(
+                f"the request passed its deadline ({self.llm.request_timeout_s:g} s) "
+                "before the model was reached"
+            ) from None
+        except BaseException:
+            if ticket is not None:
+                ticket.release()
+            raise
+        return Answer(
+            self,
+            Started(ids[0], ids[1], citations(hits)),
+            hits=hits,
+            prompt=prompt,
+            budget=budget,
+            temperature=question.temperature,
+            deadline=deadline,
+            ticket=ticket,
+        )
+
+    def _check_size(self, question: Question, text: str) -> None:
+        if len(text) > self.rag.max_question_chars:
+            raise QuestionTooLong(self.rag.max_question_chars)
+        messages = len(question.history) + 1 + (1 if question.extra_system else 0)
+        if messages > self.rag.max_messages:
+            raise RequestTooLarge(
+                f"messages: {messages} is more than the {self.rag.max_messages} accepted"
+            )
+        chars = len(text) + len(question.extra_system) + sum(len(c) for _, c in question.history)
+        if chars > self.rag.max_request_chars:
+            raise RequestTooLarge(
+                f"messages: {chars} characters in all is more than the "
+                f"{self.rag.max_request_chars} accepted"
+            )
+
+    def _stored_history(
+        self, conversation_id: str, caller: Identity | None
+    ) -> tuple[list[tuple[str, str]], str]:
+        """Earlier turns and the last question of a conversation the caller may read."""
+        with self.db.session() as session:
+            conversation = session.get(Conversation, conversation_id)
+            # Another key's conversation looks exactly like a missing one.
+            if conversation is None or not may_read(caller, conversation.owner):
+                raise ApiError(404, "not_found", "no such conversation")
+            history = conversations.history(session, conversation_id, self.rag.history_turns)
+            return history, conversations.last_question(session, conversation_id) or ""
+
+    def _store_question(self, question: Question, text: str, hits: list[Hit]) -> tuple[str, str]:
+        """Save the question and a placeholder answer; the conversation and answer ids."""
+        owner = question.caller.key_id if question.caller else None
+        with self.db.session() as session:
+            conversation_id = question.conversation_id
+            if conversation_id is None:
+                conversation_id = conversations.create(session, text, owner).id
+            conversations.add_message(session, conversation_id, "user", content=text)
+            answer = conversations.add_message(
+                session,
+                conversation_id,
+                "assistant",
+                status="streaming",
+                citations=[c.as_dict() for c in citations(hits)],
+                answered_from_docs=bool(hits),
+                model=self.engine.model_id,
+            )
+            return conversation_id, answer.id
+
+    def _store_outcome(
+        self, message_id: str, text: str, status: str, usage: Usage, checks: AnswerChecks
+    ) -> None:
+        with self.db.session() as session:
+            conversations.update_message(
+                session,
+                message_id,
+                content=text,
+                status=status,
+                prompt_tokens=usage.prompt_tokens or None,
+                completion_tokens=usage.completion_tokens or None,
+                checks=checks.as_dict(),
+            )
+
+    async def check_grounding(self, text: str, hits: list[Hit]) -> tuple[float, bool]:
+        """How much of the answer the retrieved chunks support, and the verdict."""
+        with self.telemetry.stage("check") as span:
+            score, _detail = await asyncio.to_thread(
+                grounding_score, text, hits, self.retriever.embedder
+            )
+            span.set_attribute("docchat.grounding_score", score)
+        self.telemetry.metrics.grounding_score.observe(score)
+        return round(score, 4), score >= self.rag.grounding_threshold
+
+    def record_generation(self, stats: GenerationStats, span: Any) -> None:
+        """What one generation cost, in its span and the metrics."""
+        metrics = self.telemetry.metrics
+        span.set_attribute("docchat.prompt_tokens", stats.prompt_tokens)
+        span.set_attribute("docchat.completion_tokens", stats.completion_tokens)
+        span.set_attribute("docchat.finish_reason", stats.finish_reason or "")
+        span.end()
+        metrics.prompt_tokens.inc(stats.prompt_tokens)
+        metrics.completion_tokens.inc(stats.completion_tokens)
+        if stats.time_to_first_token_s is not None:
+            metrics.stage_duration.labels("prompt").observe(stats.time_to_first_token_s)
+            decode_s = stats.total_s - stats.time_to_first_token_s
+            if stats.completion_tokens > 1 and decode_s > 0:
+                metrics.tokens_per_second.observe((stats.completion_tokens - 1) / decode_s)
+        metrics.stage_duration.labels("generate").observe(stats.total_s)
+
+
+class Answer:
+    """An admitted answer: its ids and sources now, its text as events."""
+
+    def __init__(
+        self,
+        service: ChatService,
+        started: Started,
+        *,
+        hits: list[Hit],
+        prompt: Prompt | None,
+        budget: int,
+        temperature: float | None,
+        deadline: float,
+        ticket: Ticket | None,
+    ) -> None:
+        self.service = service
+        self.started = started
+        self.hits = hits
+        self.prompt = prompt  # None: nothing relevant was found, no model call
+        self.budget = budget
+        self.temperature = temperature
+        self.deadline = deadline
+        self.ticket = ticket
+        self._begun = False
+
+    @property
+    def answered_from_docs(self) -> bool:
+        """Whether the answer is built on retrieved documentation."""
+        return self.prompt is not None
+
+    async def events(self) -> AsyncIterator[AnswerEvent]:
+        """Tokens, then Finished or Failed. Closing the iteration early cancels the
+        answer; the outcome is stored however it ends."""
+        self._begun = True
+        service = self.service
+        pieces: list[str] = []
+        status = "cancelled"  # unless the answer ends: the client went away
+        final: Finished | None = None
+        usage, checks = Usage(), AnswerChecks()
+        stats: GenerationStats | None = None
+        try:
+            if self.prompt is None:
+                for piece in re.findall(r"\S+\s*", NO_CONTEXT_ANSWER):
+                    pieces.append(piece)
+                    yield Token(piece)
+                final = self._finished("".join(pieces), None, checks, "stop")
+            else:
+                generation = service.engine.stream(
+                    self.prompt,
+                    max_tokens=self.budget,
+                    temperature=self.temperature,
+                    deadline=self.deadline,
+                    ticket=self.ticket,
+                )
+                guarded = service.guard.watch(generation)
+                # Not made current: a span current across `yield`s would leak its context.
+                span = service.telemetry.tracer.start_span("generate")
+                try:
+                    async for piece in guarded:
+                        pieces.append(piece)
+                        yield Token(piece)
+                finally:
+                    stats = generation.stats
+                    usage = Usage(stats.prompt_tokens, stats.completion_tokens)
+                    service.record_generation(stats, span)
+                checks = AnswerChecks(retrieval_score=round(self.hits[0].score, 4))
+                final = await self._checked("".join(pieces), stats, checks, guarded.violation)
+            status = "blocked" if final.checks.blocked else "complete"
+            top = self.hits[0].score if self.hits else None
+            service.telemetry.answer_done(final.verdict, top)
+            yield final
+        except Exception as exc:
+            status = "error"
+            problem = problem_from(exc)
+            if problem is None:
+                log.exception("answer failed in conversation %s", self.started.conversation_id)
+                problem = INTERNAL
+            yield Failed(problem)
+        finally:
+            if self.ticket is not None:
+                self.ticket.release()
+            if self.started.message_id is not None:
+                text = final.text if final is not None else "".join(pieces).strip()
+                checks = final.checks if final is not None else checks
+                # Shielded: the write must happen even while this task is being cancelled.
+                await asyncio.shield(
+                    asyncio.to_thread(
+                        service._store_outcome,
+                        self.started.message_id,
+                        text,
+                        status,
+                        usage,
+                        checks,
+                    )
+                )
+
+    async def _checked(
+        self, text: str, stats: GenerationStats, checks: AnswerChecks, violation: str | None
+    ) -> Finished:
+        """The finished answer after the output guard's verdict, a check for a reworded
+        system prompt (too costly per token: it embeds the answer) and grounding."""
+        service = self.service
+        if violation is None and text.strip():
+            leaks, embed = service.guard.leaks, service.retriever.embedder.embed
+            if await asyncio.to_thread(leaks.paraphrase, text, embed):
+                violation = "system prompt paraphrase"
+        if violation is not None:
+            blocked = AnswerChecks(retrieval_score=checks.retrieval_score, blocked=violation)
+            return self._finished(
+                WITHHELD_ANSWER, WITHHELD_ANSWER, blocked, "content_filter", stats
+            )
+        score, grounded = await self.service.check_grounding(text, self.hits)
+        checks = AnswerChecks(checks.retrieval_score, score, grounded)
+        notice = None
+        if not grounded and self.service.rag.ungrounded_action == "replace":
+            notice = UNGROUNDED_ANSWER
+        reason = stats.finish_reason or "stop"
+        return self._finished(notice or text, notice, checks, reason, stats)
+
+    def _finished(
+        self,
+        text: str,
+        notice: str | None,
+        checks: AnswerChecks,
+        reason: str,
+        stats: GenerationStats | None = None,
+    ) -> Finished:
+        usage = Usage(stats.prompt_tokens, stats.completion_tokens) if stats else Usage()
+        return Finished(
+            text=text.strip(),
+            notice=notice,
+            citations=self.started.citations,
+            answered_from_docs=self.answered_from_docs,
+            checks=checks,
+            usage=usage,
+            finish_reason=reason,
+            model=self.service.engine.model_id,
+            conversation_id=self.started.conversation_id,
+            message_id=self.started.message_id,
+            stats=stats,
+        )
+
+    async def result(self) -> Finished | Failed:
+        """Run the answer to its end (the non-streamed routes)."""
+        last: AnswerEvent | None = None
+        async for event in self.events():
+            last = event
+        assert isinstance(last, Finished | Failed)
+        return last
+
+    async def cancel(self) -> None:
+        """Give up an answer that was opened but never run (its client left first)."""
+        if self._begun:
+            return
+        self._begun = True
+        if self.ticket is not None:
+            self.ticket.release()
+        if self.started.message_id is not None:
+            await asyncio.to_thread(
+                self.service._store_outcome,
+                self.started.message_id,
+                "",
+                "cancelled",
+                Usage(),
+                AnswerChecks(),
+            )

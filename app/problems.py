@@ -1,0 +1,76 @@
+"""What a client is told when something fails: a status, a stable type and a message
+that is safe to show. One mapping from exceptions to problems serves the HTTP error
+handlers, the streamed routes (whose status is already sent) and the CLI alike."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+from app.llm.base import EngineBusy, EngineUnavailable, GenerationTimeout, PromptTooLong
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One failure as the client sees it."""
+
+    status: int
+    type: str
+    message: str
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+class ApiError(Exception):
+    """An error with an HTTP status, a stable type and a message safe to show."""
+
+    def __init__(
+        self, status: int, type_: str, message: str, headers: dict[str, str] | None = None
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.type = type_
+        self.message = message
+        self.headers = headers or {}
+
+    @classmethod
+    def of(cls, problem: Problem) -> ApiError:
+        """The problem raised as an error (the routes that answer with one JSON body)."""
+        return cls(problem.status, problem.type, problem.message, problem.headers)
+
+
+class QuestionTooLong(ApiError):
+    """A question over rag.max_question_chars; refused before any work is done."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(
+            413, "question_too_long", f"the question is longer than {limit} characters"
+        )
+
+
+class RequestTooLarge(ApiError):
+    """A request over rag.max_messages or rag.max_request_chars; refused before any work."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(413, "request_too_large", message)
+
+
+def problem_from(exc: BaseException) -> Problem | None:
+    """The problem a known exception stands for; None for an unexpected one (a 500
+    whose details belong in the log only)."""
+    if isinstance(exc, ApiError):
+        return Problem(exc.status, exc.type, exc.message, exc.headers)
+    if isinstance(exc, EngineBusy):
+        return Problem(429, "model_busy", str(exc), {"Retry-After": str(exc.retry_after)})
+    if isinstance(exc, EngineUnavailable):
+        headers = {"Retry-After": "5"} if exc.status == 503 else {}
+        return Problem(exc.status, exc.type, str(exc), headers)
+    if isinstance(exc, GenerationTimeout):
+        return Problem(504, "timeout", str(exc))
+    if isinstance(exc, PromptTooLong):
+        return Problem(400, "context_length_exceeded", str(exc))
+    return None
+
+
+INTERNAL = Problem(500, "internal_error", "internal error; see the server log")

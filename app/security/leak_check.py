@@ -1,0 +1,104 @@
+"""Near copies of what the system prompt holds: the canary with characters changed,
+and the prompt's sentences copied with small edits or reworded.
+
+An exact match is not enough: sampling at a temperature above zero garbles a copied
+marker (a probe saw 10 of its 16 hex characters right) and rewords a copied sentence.
+Thresholds were set by measurement (benchmarks/leak_check.py prints them again):
+copies with light edits score 79-95 on the lexical scale and 0.92 on the semantic
+one, while no sentence of 17,000 windows of real documentation and code scored over
+69 lexically, and none of docs/ or the test corpus over 0.70 semantically.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+
+import numpy as np
+from rapidfuzz import fuzz
+from rapidfuzz.distance import Levenshtein
+
+# A canary's random part with at most this many edits (of 16 characters) still counts:
+# 9 of 16 right is caught, and no run in 31 MB of code and HTML matched by chance.
+CANARY_EDITS = 7
+# Runs of letters and digits shorter than this are never judged against the canary.
+MIN_RUN_CHARS = 10
+# The marker's name, however it is spelled out.
+MARKER_NAME = re.compile(r"docchat\W{0,3}canary", re.IGNORECASE)
+# Lexical similarity (0-100, rapidfuzz's ratio of the normalized sentences) from which
+# an answer sentence is a copy of a system-prompt sentence.
+COPY_RATIO = 78.0
+# Cosine similarity of sentence embeddings from which an answer sentence rewords one.
+PARAPHRASE_COSINE = 0.85
+# System-prompt sentences need this many words to be judged (shorter ones are common).
+MIN_WORDS = 4
+
+_RUN = re.compile(r"[A-Za-z0-9]+")
+_WORD = re.compile(r"[a-z0-9]+")
+_SENTENCE = re.compile(r"(?<=[.!?:;])\s+|\n+")
+
+Embed = Callable[[list[str]], list[list[float]]]
+
+
+def normalized(text: str) -> str:
+    """Lower-case words, punctuation gone."""
+    return " ".join(_WORD.findall(text.lower()))
+
+
+def sentences(text: str) -> list[str]:
+    """The sentences of `text` long enough to judge."""
+    return [s for s in _SENTENCE.split(text) if len(_WORD.findall(s.lower())) >= MIN_WORDS]
+
+
+class LeakCheck:
+    """Knows the canary and the system prompt; judges answers against them."""
+
+    def __init__(self, canary: str, system_prompt: str) -> None:
+        self.canary_part = canary.rsplit("-", 1)[-1].lower()
+        # The marker line is left to the canary checks: its words are few and common.
+        self.system_sentences = [s for s in sentences(system_prompt) if canary not in s]
+        self._normalized = [normalized(s) for s in self.system_sentences]
+        self._vectors: np.ndarray | None = None
+
+    def canary_copy(self, text: str) -> bool:
+        """Whether the marker's name, or a run of letters and digits within a few edits
+        of its random part, is in `text`."""
+        if MARKER_NAME.search(text):
+            return True
+        needle = self.canary_part
+        # Edits allowed in proportion to the part's length (new_canary makes 16).
+        allowed = CANARY_EDITS * len(needle) // 16
+        if len(needle) < MIN_RUN_CHARS:
+            return False  # too short to judge by distance (tests plant such canaries)
+        for match in _RUN.finditer(text):
+            run = match.group().lower()
+            if len(run) < MIN_RUN_CHARS:
+                continue
+            # The run may carry more than the random part ("canary3fa2…"): judge every
+            # window of the needle's length, give or take a few characters.
+            for size in {min(len(run), len(needle) + d) for d in (-2, 0, 2)}:
+                for start in range(len(run) - size + 1):
+                    window = run[start : start + size]
+                    if Levenshtein.distance(needle, window, score_cutoff=allowed) <= allowed:
+                        return True
+        return False
+
+    def system_prompt_copy(self, text: str) -> bool:
+        """Whether a sentence of `text` is a near copy of a system-prompt sentence."""
+        for sentence in sentences(text):
+            words = normalized(sentence)
+            for system in self._normalized:
+                if fuzz.ratio(words, system, score_cutoff=COPY_RATIO):
+                    return True
+        return False
+
+    def paraphrase(self, text: str, embed: Embed) -> bool:
+        """Whether a sentence of `text` means what a system-prompt sentence says
+        (blocking: it embeds the answer's sentences)."""
+        found = sentences(text)
+        if not found or not self.system_sentences:
+            return False
+        if self._vectors is None:
+            self._vectors = np.asarray(embed(self.system_sentences), dtype=np.float32)
+        vectors = np.asarray(embed(found), dtype=np.float32)
+        return bool((vectors @ self._vectors.T).max() >= PARAPHRASE_COSINE)
