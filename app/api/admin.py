@@ -7,15 +7,16 @@ import asyncio
 import re
 import threading
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query, Request
 from sqlalchemy import select
 from starlette.datastructures import UploadFile
 
 from app.api.deps import ComponentsDep, SettingsDep, require_scope
-from app.api.errors import ApiError
+from app.api.errors import ERROR_RESPONSES
 from app.components import Components
+from app.problems import ApiError
 from app.store.models import IngestRun
 from ingest.loaders import SUPPORTED_SUFFIXES
 from ingest.pipeline import OUTCOMES, Ingestor
@@ -78,13 +79,17 @@ def _runs(components: Components, limit: int) -> list[dict[str, Any]]:
 
 
 @admin.get("/ingest-runs")
-async def ingest_runs(components: ComponentsDep, limit: int = 20) -> list[dict[str, Any]]:
+async def ingest_runs(
+    components: ComponentsDep,
+    limit: Annotated[int, Query(ge=1, le=200, description="How many, newest first.")] = 20,
+) -> list[dict[str, Any]]:
     """The latest ingest runs with their summaries and findings."""
-    return await asyncio.to_thread(_runs, components, max(1, min(limit, 200)))
+    return await asyncio.to_thread(_runs, components, limit)
 
 
 def _ingest(components: Components, files: list[Path], collection: str) -> dict[str, Any]:
     settings = components.settings
+    outcomes: dict[str, str] = {}
     with _ingest_lock:
         summary = Ingestor.configured(
             settings.ingest,
@@ -92,7 +97,11 @@ def _ingest(components: Components, files: list[Path], collection: str) -> dict[
             components.vectors,
             components.embedder,
             max_file_bytes=settings.security.max_upload_bytes,
-        ).run(files, collection)
+        ).run(
+            files,
+            collection,
+            progress=lambda source, outcome, _written: outcomes.__setitem__(source, outcome),
+        )
     return {
         "run_id": summary.run_id,
         "status": summary.status,
@@ -106,10 +115,36 @@ def _ingest(components: Components, files: list[Path], collection: str) -> dict[
             {"source": f.source, "check": f.check, "severity": f.severity, "reason": f.reason}
             for f in summary.findings
         ],
+        "outcomes": outcomes,
     }
 
 
-@uploads.post("/documents")
+# The form is read by hand (to bound files and fields before parsing them all), so its
+# shape is declared here for the OpenAPI document.
+UPLOAD_FORM = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": ["files"],
+                    "properties": {
+                        "files": {
+                            "type": "array",
+                            "items": {"type": "string", "format": "binary"},
+                            "description": "Documents: Markdown, HTML, reST, text or PDF.",
+                        },
+                        "collection": {"type": "string", "description": "Target collection."},
+                    },
+                }
+            }
+        },
+    }
+}
+
+
+@uploads.post("/documents", openapi_extra=UPLOAD_FORM, responses=ERROR_RESPONSES)
 async def upload_documents(
     request: Request, components: ComponentsDep, settings: SettingsDep
 ) -> dict[str, Any]:
@@ -141,14 +176,33 @@ async def upload_documents(
     # Nothing is written until every file passed the checks.
     target = settings.data_dir / "uploads" / collection
     saved = await asyncio.to_thread(_save, target, accepted)
-    return await asyncio.to_thread(_ingest, components, saved, collection)
+    try:
+        result = await asyncio.to_thread(_ingest, components, list(saved), collection)
+    except BaseException:
+        await asyncio.to_thread(_undo, saved, set(saved))
+        raise
+    failed = {path for path in saved if result["outcomes"].get(path.name) == "failed"}
+    await asyncio.to_thread(_undo, saved, failed)
+    return result
 
 
-def _save(folder: Path, files: list[tuple[str, bytes]]) -> list[Path]:
+def _save(folder: Path, files: list[tuple[str, bytes]]) -> dict[Path, bytes | None]:
+    """Write the files; what each path held before (None: nothing)."""
     folder.mkdir(parents=True, exist_ok=True)
-    paths = []
+    previous: dict[Path, bytes | None] = {}
     for name, data in files:
         path = folder / name
+        previous[path] = path.read_bytes() if path.is_file() else None
         path.write_bytes(data)
-        paths.append(path)
-    return paths
+    return previous
+
+
+def _undo(previous: dict[Path, bytes | None], paths: set[Path]) -> None:
+    """Put back what `paths` held before the upload: a file that failed to ingest keeps
+    no copy on disk, and the version still in the index stays beside it."""
+    for path in paths:
+        before = previous[path]
+        if before is None:
+            path.unlink(missing_ok=True)
+        else:
+            path.write_bytes(before)

@@ -8,8 +8,8 @@ from typing import Any
 from fastapi import APIRouter
 
 from app.api.deps import ComponentsDep, IdentityDep, feedback_name, may_read, require_scope
-from app.api.errors import ApiError
 from app.components import Components
+from app.problems import ApiError
 from app.security.keys import Identity
 from app.store import feedback
 from app.store.conversations import message_dict
@@ -18,10 +18,18 @@ from app.store.models import Conversation, Document
 router = APIRouter(prefix="/api", tags=["documents"], dependencies=[require_scope("chat")])
 
 
-def _document(components: Components, document_id: str) -> dict[str, Any] | None:
+def _document(
+    components: Components, document_id: str, identity: Identity | None
+) -> dict[str, Any] | None:
     with components.db.session() as session:
         doc = session.get(Document, document_id)
         if doc is None:
+            return None
+        # A chat key reads the collection the server answers from, as its answers do;
+        # other collections in the same store (ingested with --collection) are an
+        # admin's to read. One that is hidden looks exactly like a missing one.
+        serving = components.settings.vectors.collection
+        if identity is not None and not identity.allows("admin") and doc.collection != serving:
             return None
         return {
             "id": doc.id,
@@ -59,9 +67,11 @@ def _conversation(
 
 
 @router.get("/documents/{document_id}")
-async def get_document(document_id: str, components: ComponentsDep) -> dict[str, Any]:
+async def get_document(
+    document_id: str, components: ComponentsDep, identity: IdentityDep
+) -> dict[str, Any]:
     """A document's chunks in order: what a citation links to."""
-    found = await asyncio.to_thread(_document, components, document_id)
+    found = await asyncio.to_thread(_document, components, document_id, identity)
     if found is None:
         raise ApiError(404, "not_found", "no such document")
     return found

@@ -24,7 +24,16 @@ metrics_access.required_scope = "admin"  # type: ignore[attr-defined]
 router = APIRouter(tags=["metrics"], dependencies=[Depends(metrics_access)])
 
 
-@router.get(METRICS_PATH)
+@router.get(
+    METRICS_PATH,
+    response_class=Response,
+    responses={
+        200: {
+            "content": {"text/plain": {"schema": {"type": "string"}}},
+            "description": "The Prometheus text exposition format.",
+        }
+    },
+)
 async def metrics(components: ComponentsDep) -> Response:
     """Every docchat metric (README "Observability" lists them)."""
     registry = components.telemetry.metrics.registry
