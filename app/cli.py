@@ -150,8 +150,9 @@ def ingest(
     """
     from app.components import load_embedder, open_database, open_vectors
     from app.store.db import DatabaseUnavailable
+    from app.store.models import OUTCOMES
     from app.store.vectors import VectorStoreBusy, VectorStoreUnavailable
-    from ingest.pipeline import OUTCOMES, Ingestor
+    from ingest.pipeline import Ingestor
 
     settings = _settings()
     target = collection or settings.vectors.collection

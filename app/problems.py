@@ -8,6 +8,7 @@ import logging
 from dataclasses import dataclass, field
 
 from app.llm.base import EngineBusy, EngineUnavailable, GenerationTimeout, PromptTooLong
+from app.telemetry.context import current
 
 log = logging.getLogger(__name__)
 
@@ -74,3 +75,19 @@ def problem_from(exc: BaseException) -> Problem | None:
 
 
 INTERNAL = Problem(500, "internal_error", "internal error; see the server log")
+
+
+def error_body(type_: str, message: str, exc: BaseException | None = None) -> dict[str, object]:
+    """The JSON body; `param` and `code` make it match OpenAI's error shape too.
+
+    The error is also noted on the request, whose one log line then carries it (and
+    the traceback of an unexpected one), with the request id the client gets here.
+    """
+    context = current.get()
+    error: dict[str, object] = {"type": type_, "message": message, "param": None, "code": type_}
+    if context is not None:
+        context.error = {"type": type_, "message": message}
+        if exc is not None:
+            context.error["exc_info"] = (type(exc), exc, exc.__traceback__)
+        error["request_id"] = context.request_id
+    return {"error": error}

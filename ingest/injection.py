@@ -5,29 +5,18 @@ its job is to tell an operator that a page tries to talk to the model. The patte
 deliberately narrow: a warning on ordinary technical prose would teach people to ignore
 them. Chat-template control tokens are different: the engine tokenizes the prompt with
 special tokens enabled, so such a token in retrieved text would really open a new turn.
-`strip_control_tokens` removes them.
+common.control_tokens strips them; here they are reported.
 """
 
 from __future__ import annotations
 
 import re
 
+from common.control_tokens import CONTROL_TOKEN
+
 FINDING_PREFIX = "possible prompt injection"
 MAX_FINDINGS = 5
 MAX_SNIPPET_CHARS = 60
-
-# Chat-template control tokens of the common model families. `<|...|>` covers ChatML
-# (<|im_start|>, <|im_end|>), <|endoftext|>, Phi/Zephyr (<|system|>, <|end|>) and Llama 3
-# (<|eot_id|>, <|start_header_id|>...); the rest are Llama 2 / Mistral and Gemma.
-# Tokenizers match these case-sensitively; only the `<|...|>` form, which never occurs in
-# prose, is matched in any case ("[inst]" does occur, e.g. in changelogs).
-_CONTROL_TOKEN = re.compile(
-    r"<\|[A-Za-z0-9_.\-]{1,40}\|>"
-    r"|\[/?INST\]"
-    r"|\[/?SYSTEM_PROMPT\]"
-    r"|<</?SYS>>"
-    r"|<(?:start|end)_of_turn>"
-)
 
 _FLAGS = re.IGNORECASE | re.MULTILINE
 _OBJECTS = r"(?:instructions?|rules|prompts?|directions|directives|guidelines|commands)"
@@ -86,7 +75,7 @@ PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
         ),
     ),
     # Chat-template control tokens: text that would open or close a chat turn.
-    ("control-token", _CONTROL_TOKEN),
+    ("control-token", CONTROL_TOKEN),
     # Instruction-tuning role headers at line start: "### Instruction:", "### System:"
     # (two or more hashes: "# Response: ..." is an ordinary code comment).
     (
@@ -162,16 +151,6 @@ def injection_findings(text: str) -> list[str]:
         if len(findings) == MAX_FINDINGS:
             break
     return findings
-
-
-def strip_control_tokens(text: str) -> str:
-    """Remove chat-template control tokens, so that text can never open a new chat turn."""
-    # Repeat: removing "<|im_end|>" from "<|im_<|im_end|>start|>" forms a new token.
-    while True:
-        stripped = _CONTROL_TOKEN.sub("", text)
-        if stripped == text:
-            return text
-        text = stripped
 
 
 def _snippet(matched: str) -> str:

@@ -30,7 +30,7 @@ from sqlalchemy import delete, select
 
 from app.settings import IngestSettings
 from app.store.db import Database
-from app.store.models import Chunk, Document, IngestIssue, IngestRun, utcnow
+from app.store.models import OUTCOMES, Chunk, Document, IngestIssue, IngestRun, utcnow
 from app.store.vectors import VectorStore
 from ingest.chunking import ChunkDraft, Chunker, embedding_text
 from ingest.document import LoadedDocument, LoadError
@@ -88,10 +88,6 @@ class StoredDocument:
     status: str
     text_hash: str | None  # None: stored before the quality checks, not yet filled in
     signature: list[int] | None
-
-
-# The per-file outcomes a run counts, as IngestSummary and IngestRun name them.
-OUTCOMES = ("new", "changed", "unchanged", "deleted", "failed", "skipped", "quarantined")
 
 
 @dataclass

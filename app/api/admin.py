@@ -17,9 +17,9 @@ from app.api.deps import ComponentsDep, SettingsDep, require_scope
 from app.api.errors import ERROR_RESPONSES
 from app.components import Components
 from app.problems import ApiError
-from app.store.models import IngestRun
+from app.store.models import OUTCOMES, IngestRun
 from ingest.loaders import SUPPORTED_SUFFIXES
-from ingest.pipeline import OUTCOMES, Ingestor
+from ingest.pipeline import Ingestor
 
 admin = APIRouter(prefix="/api/admin", tags=["admin"], dependencies=[require_scope("admin")])
 uploads = APIRouter(prefix="/api", tags=["ingest"], dependencies=[require_scope("ingest")])

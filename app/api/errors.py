@@ -16,8 +16,7 @@ from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app.llm.base import EngineBusy, EngineUnavailable, GenerationTimeout, PromptTooLong
-from app.problems import INTERNAL, ApiError, Problem, problem_from
-from app.telemetry.context import current
+from app.problems import INTERNAL, ApiError, Problem, error_body, problem_from
 
 log = logging.getLogger(__name__)
 
@@ -51,22 +50,6 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
         (504, "The request passed its deadline."),
     )
 }
-
-
-def error_body(type_: str, message: str, exc: BaseException | None = None) -> dict[str, object]:
-    """The JSON body; `param` and `code` make it match OpenAI's error shape too.
-
-    The error is also noted on the request, whose one log line then carries it (and
-    the traceback of an unexpected one), with the request id the client gets here.
-    """
-    context = current.get()
-    error: dict[str, object] = {"type": type_, "message": message, "param": None, "code": type_}
-    if context is not None:
-        context.error = {"type": type_, "message": message}
-        if exc is not None:
-            context.error["exc_info"] = (type(exc), exc, exc.__traceback__)
-        error["request_id"] = context.request_id
-    return {"error": error}
 
 
 def problem_response(problem: Problem, exc: BaseException | None = None) -> JSONResponse:

@@ -17,11 +17,11 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
 from app.api.deps import ChatDep, ComponentsDep, IdentityDep, require_scope
-from app.api.errors import ERROR_RESPONSES, error_body
+from app.api.errors import ERROR_RESPONSES
 from app.api.streaming import until_disconnected
 from app.chat.events import Failed, Finished, Token
 from app.chat.service import Answer, Question
-from app.problems import ApiError
+from app.problems import ApiError, error_body
 
 router = APIRouter(prefix="/v1", tags=["openai"], dependencies=[require_scope("chat")])
 

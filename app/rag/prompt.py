@@ -4,7 +4,7 @@ then earlier turns, then the excerpts and the question."""
 from __future__ import annotations
 
 from app.store.vectors import Hit
-from ingest.injection import strip_control_tokens
+from common.control_tokens import strip_control_tokens
 
 SYSTEM_PROMPT = (
     "You are docchat, an assistant that answers questions about a product's "

@@ -5,18 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Awaitable, Callable, MutableMapping
-from typing import Any
+from collections.abc import Callable
 
-from app.api.errors import error_body
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from app.problems import error_body
 from app.security.keys import Identity, KeyStore
 from app.security.limits import RateLimiter
 from app.telemetry.context import annotate
-
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
-ASGIApp = Callable[[Message, Receive, Send], Awaitable[None]]
 
 CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self'; "
@@ -68,7 +64,7 @@ class SecurityHeadersMiddleware:
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
 
-    async def __call__(self, scope: Message, receive: Receive, send: Send) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
@@ -95,7 +91,7 @@ class BodySizeLimitMiddleware:
         self.limit = limit
         self.limits_by_path = limits_by_path
 
-    async def __call__(self, scope: Message, receive: Receive, send: Send) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
@@ -129,7 +125,7 @@ class BodySizeLimitMiddleware:
                 await send_error(send, 413, "body_too_large", f"request body over {limit} bytes")
 
 
-def _credential(scope: Message) -> str | None:
+def _credential(scope: Scope) -> str | None:
     """The key from `Authorization: Bearer …` or `X-API-Key: …`."""
     headers: list[tuple[bytes, bytes]] = scope.get("headers", [])
     for name, raw in headers:
@@ -143,7 +139,7 @@ def _credential(scope: Message) -> str | None:
     return None
 
 
-def _client_address(scope: Message) -> str:
+def _client_address(scope: Scope) -> str:
     """The peer's address (a proxy's, unless uvicorn trusts its forwarded headers)."""
     client = scope.get("client") or ("unknown", 0)
     return str(client[0])
@@ -187,7 +183,7 @@ class AuthMiddleware:
         self.failures = failures or RateLimiter(0)
         self.public_extra = public_extra
 
-    async def __call__(self, scope: Message, receive: Receive, send: Send) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or is_public(scope["path"], self.public_extra):
             await self.app(scope, receive, send)
             return

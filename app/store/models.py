@@ -118,8 +118,12 @@ class Chunk(Base):
     document: Mapped[Document] = relationship(back_populates="chunks")
 
 
+# What a run can do with a file: the run vocabulary, and the IngestRun counters below.
+OUTCOMES = ("new", "changed", "unchanged", "deleted", "failed", "skipped", "quarantined")
+
+
 class IngestRun(Base):
-    """One `docchat ingest` run and its summary."""
+    """One `docchat ingest` run and its summary (a counter per name in OUTCOMES)."""
 
     __tablename__ = "ingest_runs"
 

@@ -14,8 +14,7 @@ from prometheus_client.registry import Collector
 from sqlalchemy import func, select
 
 from app.store.db import Database
-from app.store.models import IngestRun
-from ingest.pipeline import OUTCOMES
+from app.store.models import OUTCOMES, IngestRun
 
 LATENCY_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 4, 8, 15, 30, 60, 120)
 # From 0 up: prometheus_client drops a histogram's _sum when a bucket is negative, and

@@ -12,8 +12,8 @@ from typing import Any
 from fastapi.routing import iter_route_contexts
 from opentelemetry.trace import SpanKind, Status, StatusCode
 from starlette.routing import BaseRoute, compile_path
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.security.middleware import ASGIApp, Message, Receive, Send
 from app.telemetry.context import REQUEST_ID_HEADER, RequestContext, current, request_id_from
 from app.telemetry.telemetry import Telemetry
 
@@ -53,7 +53,7 @@ class RequestTelemetryMiddleware:
         self.telemetry = telemetry  # a callable returning the Telemetry (set at start-up)
         self.routes = routes
 
-    async def __call__(self, scope: Message, receive: Receive, send: Send) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return

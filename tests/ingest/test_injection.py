@@ -12,6 +12,7 @@ from sqlalchemy import select
 
 from app.components import open_database, open_vectors
 from app.store.models import Chunk, Document, IngestRun
+from common.control_tokens import strip_control_tokens
 from ingest.document import LoadedDocument, Section
 from ingest.injection import (
     FINDING_PREFIX,
@@ -19,7 +20,6 @@ from ingest.injection import (
     MAX_SNIPPET_CHARS,
     PATTERNS,
     injection_findings,
-    strip_control_tokens,
 )
 from ingest.loaders import load_file
 from ingest.pipeline import IngestSummary

@@ -1,0 +1,1 @@
+"""What both `app` and `ingest` need, below both: nothing here imports either."""
