@@ -148,11 +148,10 @@ def ingest(
     Exit status: 0 all files ingested, 3 partial (some files failed and were skipped),
     1 the run could not be done.
     """
-    from app.components import load_embedder, open_database, open_vectors
+    from app.components import open_ingestor
     from app.store.db import DatabaseUnavailable
     from app.store.models import OUTCOMES
     from app.store.vectors import VectorStoreBusy, VectorStoreUnavailable
-    from ingest.pipeline import Ingestor
 
     settings = _settings()
     target = collection or settings.vectors.collection
@@ -164,28 +163,18 @@ def ingest(
     if missing:
         raise _fail(f"no such file or folder: {', '.join(missing)}")
     try:
-        vectors = None if dry_run else open_vectors(settings, writer=True)
-    except (VectorStoreBusy, VectorStoreUnavailable) as exc:
-        raise _fail(str(exc)) from None
-    try:
-        db = open_database(settings)
-    except DatabaseUnavailable as exc:
-        if vectors is not None:
-            vectors.close()
-        raise _fail(str(exc)) from None
-    try:
-        ingestor = Ingestor.configured(
-            settings.ingest, db, vectors, load_embedder(settings), extra_exclude=exclude or []
-        )
-        with Progress(
-            TextColumn("[progress.description]{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("files · {task.fields[chunks]} chunks"),
-            TimeElapsedColumn(),
-            console=err,
-            transient=False,
-        ) as bar:
+        with (
+            open_ingestor(settings, dry_run=dry_run, extra_exclude=exclude or []) as ingestor,
+            Progress(
+                TextColumn("[progress.description]{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn("files · {task.fields[chunks]} chunks"),
+                TimeElapsedColumn(),
+                console=err,
+                transient=False,
+            ) as bar,
+        ):
             task = bar.add_task("ingesting", total=None, chunks=0)
             written = 0
 
@@ -197,20 +186,18 @@ def ingest(
                 written += chunks
                 if outcome != "deleted":
                     bar.advance(task)
-                bar.update(task, chunks=written, description=f"{outcome:>9} {source[-40:]}")
+                bar.update(task, chunks=written, description=f"{outcome:>9} {escape(source[-40:])}")
 
             summary = ingestor.run(
                 paths, target, dry_run=dry_run, progress=on_file, on_start=on_start
             )
             bar.update(task, description="done")
+    except (VectorStoreBusy, VectorStoreUnavailable, DatabaseUnavailable) as exc:
+        raise _fail(str(exc)) from None
     except KeyboardInterrupt:
         raise _fail(
             "interrupted; the store is consistent, run the same command to finish", 130
         ) from None
-    finally:
-        if vectors is not None:
-            vectors.close()
-        db.close()
 
     table = Table(title=f"ingest into {target!r}" + (" (dry run)" if dry_run else ""))
     counts = (*OUTCOMES, "chunks_written")
@@ -401,7 +388,7 @@ def quality_report(
     Example: docchat quality report --collection docs --json
     """
     from app.components import open_database
-    from app.quality_report import build_report, find_run, format_report
+    from ingest.quality_report import build_report, find_run, format_report
 
     settings = _settings()
     # A run id needs no collection; one named with it must match.

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field, replace
 from functools import cached_property
+from typing import Any
 
 from app.chat.service import ChatService
 from app.llm.base import ChatEngine
@@ -24,6 +27,7 @@ from app.telemetry.alerts import AlertManager, WebhookSender
 from app.telemetry.metrics import Metrics
 from app.telemetry.telemetry import Telemetry
 from app.telemetry.tracing import make_tracer
+from ingest.pipeline import Ingestor
 
 log = logging.getLogger(__name__)
 
@@ -112,7 +116,11 @@ def build_telemetry(settings: Settings, db: Database, engine: ChatEngine) -> Tel
 
 @dataclass
 class Components:
-    """Everything the server needs, opened once at start-up."""
+    """Everything the server needs, opened once at start-up.
+
+    It closes only the parts it opened (`closers`): parts handed to build_components
+    stay their owner's, so tests can share one loaded model across many apps.
+    """
 
     settings: Settings
     db: Database
@@ -121,6 +129,7 @@ class Components:
     engine: ChatEngine
     guards: Guards
     telemetry: Telemetry = field(default_factory=Telemetry)
+    closers: list[Callable[[], None]] = field(default_factory=list, repr=False)
 
     @cached_property
     def chat(self) -> ChatService:
@@ -143,35 +152,95 @@ class Components:
             telemetry=self.telemetry,
         )
 
+    def using(self, **parts: Any) -> Components:
+        """These components with some parts swapped (settings, engine, telemetry...).
+        The copy owns nothing: closing it closes none of the parts."""
+        return replace(self, closers=[], **parts)
+
+    def ingestor(self, *, max_file_bytes: int | None = None) -> Ingestor:
+        """An ingestor over these stores and embedder (the server's uploads)."""
+        return Ingestor.configured(
+            self.settings.ingest,
+            self.db,
+            self.vectors,
+            self.embedder,
+            max_file_bytes=max_file_bytes,
+        )
+
     def warm(self) -> None:
         """Evaluate the shared system prompt once, so each request skips it."""
         self.engine.set_prefix(self.chat.shared_prefix())
 
     def close(self) -> None:
-        """Release the model, the store lock and the database pool."""
-        self.telemetry.shutdown()
-        self.engine.close()
-        self.vectors.close()
-        self.db.close()
+        """Release what these components opened, newest first."""
+        while self.closers:
+            self.closers.pop()()
 
 
-def build_components(settings: Settings, *, writer: bool = True) -> Components:
-    """Open every component (blocking: seconds, mostly model loading).
+def build_components(
+    settings: Settings,
+    *,
+    writer: bool = True,
+    db: Database | None = None,
+    vectors: VectorStore | None = None,
+    embedder: Embedder | None = None,
+    engine: ChatEngine | None = None,
+    telemetry: Telemetry | None = None,
+) -> Components:
+    """Open every component the settings choose, or take the parts given (blocking:
+    seconds, mostly model loading).
 
     The server is a writer (documents can be uploaded), so it holds the embedded store
     alone; one-shot commands such as `ask` open it as readers.
     """
-    db = open_database(settings)
-    vectors = open_vectors(settings, writer=writer)
-    try:
+    with ExitStack() as opened:
+        if db is None:
+            db = open_database(settings)
+            opened.callback(db.close)
+        if vectors is None:
+            vectors = open_vectors(settings, writer=writer)
+            opened.callback(vectors.close)
         guards = build_guards(settings, db)
-        embedder, engine = load_embedder(settings), load_engine(settings)
-        components = Components(
-            settings, db, vectors, embedder, engine, guards, build_telemetry(settings, db, engine)
-        )
+        if embedder is None:
+            embedder = load_embedder(settings)
+        if engine is None:
+            engine = load_engine(settings)
+            opened.callback(engine.close)
+        if telemetry is None:
+            telemetry = build_telemetry(settings, db, engine)
+            opened.callback(telemetry.shutdown)
+        components = Components(settings, db, vectors, embedder, engine, guards, telemetry)
         components.warm()
+        closers = opened.pop_all()
+        components.closers.append(closers.close)
         return components
-    except BaseException:
-        vectors.close()
-        db.close()
-        raise
+    raise AssertionError("unreachable")  # mypy: ExitStack may swallow exceptions
+
+
+@contextmanager
+def open_ingestor(
+    settings: Settings,
+    *,
+    dry_run: bool = False,
+    embedder: Embedder | None = None,
+    extra_exclude: Sequence[str] = (),
+    max_file_bytes: int | None = None,
+) -> Iterator[Ingestor]:
+    """An ingestor over the settings' stores, closed afterwards: the vector store is
+    opened first and as the one writer (none for a dry run, which writes nothing), so
+    a busy store is reported before anything else is loaded."""
+    with ExitStack() as opened:
+        vectors = None
+        if not dry_run:
+            vectors = open_vectors(settings, writer=True)
+            opened.callback(vectors.close)
+        db = open_database(settings)
+        opened.callback(db.close)
+        yield Ingestor.configured(
+            settings.ingest,
+            db,
+            vectors,
+            embedder or load_embedder(settings),
+            max_file_bytes=max_file_bytes,
+            extra_exclude=extra_exclude,
+        )

@@ -44,6 +44,9 @@ def create_app(
     `docchat serve`, which opens them first to report failures plainly). It closes them
     at shutdown when it opened them or `owns_components` says so."""
     check_startup(settings)
+    if components is not None and components.settings is not settings:
+        # One source of settings: the components answer with the app's.
+        components = components.using(settings=settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -79,7 +82,6 @@ def create_app(
         redoc_url=None,
         openapi_url=OPENAPI_PATH if settings.api_docs_enabled else None,
     )
-    app.state.settings = settings
     install_error_handlers(app)
     for router in (
         health.router,

@@ -23,26 +23,20 @@ from typing import Any
 import httpx
 import uvicorn
 
-from app.components import build_components, load_embedder, open_database, open_vectors
+from app.components import build_components, load_embedder, open_ingestor
 from app.llm.embedder import Embedder
 from app.llm.engine import Prompt
 from app.main import create_app
 from app.settings import Settings
-from ingest.pipeline import Ingestor, IngestSummary
+from ingest.pipeline import IngestSummary
 
 DEFAULT_DOCS = Path("/usr/share/doc/python3.11/html")
 QUESTION = "How do I pretty-print a dictionary as JSON with indentation?"
 
 
 def ingest(settings: Settings, docs: Path, embedder: Embedder) -> IngestSummary:
-    db = open_database(settings)
-    vectors = open_vectors(settings, writer=True)
-    try:
-        ingestor = Ingestor.configured(settings.ingest, db, vectors, embedder)
+    with open_ingestor(settings, embedder=embedder) as ingestor:
         return ingestor.run([docs], settings.vectors.collection)
-    finally:
-        vectors.close()
-        db.close()
 
 
 def api_ttft(base: str, question: str) -> float:

@@ -30,7 +30,7 @@ sys.path.insert(0, str(ROOT))
 
 from app.chat.events import Finished  # noqa: E402
 from app.chat.service import Question  # noqa: E402
-from app.components import build_components  # noqa: E402
+from app.components import build_components, open_ingestor  # noqa: E402
 from app.rag.prompt import system_prompt  # noqa: E402
 from app.security.output_guard import OutputGuard, new_canary  # noqa: E402
 from app.settings import Settings  # noqa: E402
@@ -121,16 +121,10 @@ def answer_false_positives(count: int, qa: Path | None) -> None:
             data_dir=Path(tmp),
             llm={"temperature": 0.7, "max_tokens": 160},
         )
-        from app.components import load_embedder, open_database, open_vectors
-        from ingest.pipeline import Ingestor
-
-        db, vectors = open_database(settings), open_vectors(settings, writer=True)
-        embedder = load_embedder(settings)
-        Ingestor.configured(settings.ingest, db, vectors, embedder, max_file_bytes=10**8).run(
-            [ROOT / "docs", ROOT / "tests/fixtures/corpus"], settings.vectors.collection
-        )
-        vectors.close()
-        db.close()
+        with open_ingestor(settings) as ingestor:
+            ingestor.run(
+                [ROOT / "docs", ROOT / "tests/fixtures/corpus"], settings.vectors.collection
+            )
         components = build_components(settings, writer=False)
         guard = components.guards.output
         withheld, answered, seconds = [], 0, []

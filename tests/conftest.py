@@ -23,19 +23,12 @@ import pytest
 import uvicorn
 from fastapi.testclient import TestClient
 
-from app.components import (
-    Components,
-    build_guards,
-    build_telemetry,
-    open_database,
-    open_vectors,
-)
+from app.components import Components, build_components, open_ingestor
 from app.llm.embedder import Embedder
 from app.llm.engine import LlamaEngine
 from app.llm.provision import default_chat_model, default_embedding_model
 from app.main import create_app
 from app.settings import Settings
-from ingest.pipeline import Ingestor
 
 # The PostgreSQL and Chroma servers of the scale-out storage tests.
 pytest_plugins = ["tests.servers"]
@@ -78,15 +71,8 @@ def make_settings(data_dir: Path, **overrides: object) -> Settings:
 
 def ingest_into(settings: Settings, embedder: Embedder, *roots: Path) -> None:
     """Run a real ingest into the settings' stores, then release the writer lock."""
-    db = open_database(settings)
-    vectors = open_vectors(settings, writer=True)
-    try:
-        Ingestor.configured(settings.ingest, db, vectors, embedder, max_file_bytes=10_000_000).run(
-            list(roots), settings.vectors.collection
-        )
-    finally:
-        vectors.close()
-        db.close()
+    with open_ingestor(settings, embedder=embedder, max_file_bytes=10_000_000) as ingestor:
+        ingestor.run(list(roots), settings.vectors.collection)
 
 
 @pytest.fixture(scope="session")
@@ -102,18 +88,12 @@ def corpus_settings(tmp_path_factory: pytest.TempPathFactory, models: Models) ->
 
 @pytest.fixture(scope="session")
 def components(corpus_settings: Settings, models: Models) -> Iterator[Components]:
-    db = open_database(corpus_settings)
     # A reader, unlike the real server, so that `docchat ask` may run beside it in tests.
-    vectors = open_vectors(corpus_settings, writer=False)
-    guards = build_guards(corpus_settings, db)
-    telemetry = build_telemetry(corpus_settings, db, models.engine)
-    components = Components(
-        corpus_settings, db, vectors, models.embedder, models.engine, guards, telemetry
+    components = build_components(
+        corpus_settings, writer=False, embedder=models.embedder, engine=models.engine
     )
-    components.warm()
     yield components
-    vectors.close()
-    db.close()
+    components.close()  # the stores it opened; the shared models stay open
 
 
 @pytest.fixture

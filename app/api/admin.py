@@ -19,7 +19,6 @@ from app.components import Components
 from app.problems import ApiError
 from app.store.models import OUTCOMES, IngestRun
 from ingest.loaders import SUPPORTED_SUFFIXES
-from ingest.pipeline import Ingestor
 
 admin = APIRouter(prefix="/api/admin", tags=["admin"], dependencies=[require_scope("admin")])
 uploads = APIRouter(prefix="/api", tags=["ingest"], dependencies=[require_scope("ingest")])
@@ -91,13 +90,7 @@ def _ingest(components: Components, files: list[Path], collection: str) -> dict[
     settings = components.settings
     outcomes: dict[str, str] = {}
     with _ingest_lock:
-        summary = Ingestor.configured(
-            settings.ingest,
-            components.db,
-            components.vectors,
-            components.embedder,
-            max_file_bytes=settings.security.max_upload_bytes,
-        ).run(
+        summary = components.ingestor(max_file_bytes=settings.security.max_upload_bytes).run(
             files,
             collection,
             progress=lambda source, outcome, _written: outcomes.__setitem__(source, outcome),

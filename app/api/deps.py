@@ -28,8 +28,7 @@ def get_chat(request: Request) -> ChatService:
 
 def get_settings(request: Request) -> Settings:
     """The settings the app was created with."""
-    settings: Settings = request.app.state.settings
-    return settings
+    return get_components(request).settings
 
 
 def get_identity(request: Request) -> Identity | None:

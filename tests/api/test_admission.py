@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Iterator
-from dataclasses import replace
 from typing import Any
 
 import httpx
@@ -122,7 +121,7 @@ def test_the_deadline_covers_retrieval_and_fitting(
     hurried = settings.model_copy(
         update={"llm": settings.llm.model_copy(update={"request_timeout_s": 0.001})}
     )
-    for base in serve_in_thread(create_app(hurried, replace(components, settings=hurried))):
+    for base in serve_in_thread(create_app(hurried, components.using(settings=hurried))):
         response = httpx.post(
             f"{base}/v1/chat/completions",
             json=completion([*history(40), {"role": "user", "content": QUESTION}]),
@@ -139,7 +138,7 @@ def one_slot(components: Components) -> Iterator[tuple[str, LlamaEngine, Compone
     """A live app whose engine has one slot and no waiting room beyond two requests,
     with long sampled answers (so that one is still running when a client leaves)."""
     engine = small_engine(parallel=1, queue_size=2, max_tokens=400, temperature=0.8)
-    single = replace(components, engine=engine)
+    single = components.using(engine=engine)
     single.warm()
     try:
         for base in serve_in_thread(create_app(components.settings, single)):
@@ -195,15 +194,24 @@ def test_a_client_that_leaves_a_non_streamed_answer_cancels_it(
     # The slot frees at the next decode step, not when the answer would have ended.
     assert wait_idle(engine, 2.0) < 2.0
     if path == "/api/chat":
-        with components.db.session() as session:
-            newest = (
-                session.query(Message)
-                .filter(Message.role == "assistant")
-                .order_by(Message.created_at.desc())
-                .first()
-            )
-            assert newest is not None
-            assert newest.status == "cancelled"
+        # Stored just after the slot frees (the write runs in a thread).
+        deadline = time.monotonic() + 5
+        while (status := newest_answer_status(components)) == "streaming":
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        assert status == "cancelled"
+
+
+def newest_answer_status(components: Components) -> str:
+    with components.db.session() as session:
+        newest = (
+            session.query(Message)
+            .filter(Message.role == "assistant")
+            .order_by(Message.created_at.desc())
+            .first()
+        )
+        assert newest is not None
+        return newest.status
 
 
 async def flood(base: str, path: str, body: dict[str, Any], n: int) -> list[tuple[int, str, Any]]:

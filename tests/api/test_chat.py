@@ -110,7 +110,7 @@ def test_malformed_requests_get_clear_errors(client: TestClient) -> None:
 
 
 def test_overlong_question_is_refused(client: TestClient) -> None:
-    limit = client.app.state.settings.rag.max_question_chars  # type: ignore[attr-defined]
+    limit = client.app.state.components.settings.rag.max_question_chars  # type: ignore[attr-defined]
     response = client.post("/api/chat", json={"question": "x " * limit})
     assert response.status_code == 413
     assert response.json()["error"]["type"] == "question_too_long"
@@ -148,14 +148,13 @@ def test_chat_page_is_served(client: TestClient) -> None:
 
 
 def test_readiness_fails_when_the_database_is_unreachable(components, tmp_path) -> None:  # type: ignore[no-untyped-def]
-    import dataclasses
 
     from app.main import create_app
     from app.store.db import Database
 
     # A directory where the SQLite file should be: every connection fails.
     (tmp_path / "db.sqlite").mkdir()
-    broken = dataclasses.replace(components, db=Database(f"sqlite:///{tmp_path / 'db.sqlite'}"))
+    broken = components.using(db=Database(f"sqlite:///{tmp_path / 'db.sqlite'}"))
     with TestClient(create_app(components.settings, broken)) as client:
         response = client.get("/readyz")
         assert client.get("/healthz").status_code == 200

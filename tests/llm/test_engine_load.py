@@ -11,7 +11,6 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from dataclasses import replace
 from pathlib import Path
 
 import httpx
@@ -115,7 +114,7 @@ def test_a_queue_of_zero_serves_the_free_slot_and_refuses_the_rest() -> None:
 def busy_server(components: Components) -> Iterator[tuple[str, LlamaEngine]]:
     """A live app whose engine has 2 slots and a wait queue of 8."""
     engine = small_engine(parallel=2, queue_size=8)
-    busy = replace(components, engine=engine)
+    busy = components.using(engine=engine)
     busy.warm()
     try:
         for base in serve_in_thread(create_app(components.settings, busy)):
@@ -166,7 +165,7 @@ async def short_answer(engine: LlamaEngine) -> GenerationStats:
 
 def test_disconnected_stream_frees_the_engine(components: Components) -> None:
     engine = small_engine(parallel=1, max_tokens=300, temperature=0.7)
-    single = replace(components, engine=engine)
+    single = components.using(engine=engine)
     try:
         for base in serve_in_thread(create_app(components.settings, single)):
             with httpx.Client(base_url=base, timeout=120) as client:

@@ -14,7 +14,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -23,7 +23,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from app.api.openai import MODEL_ALIAS
-from app.components import Components, build_guards, build_telemetry, load_engine
+from app.components import Components, build_components, load_engine
 from app.llm.base import EngineUnavailable
 from app.llm.provision import default_chat_model
 from app.llm.remote import RemoteEngine
@@ -127,13 +127,8 @@ def remote_settings(settings: Settings, upstream: Upstream, **llm: object) -> Se
 def remote_components(components: Components, settings: Settings) -> Components:
     """The session's stores and embedder, with the engine and guards these settings
     choose (the guards then know the remote key as a secret)."""
-    engine = load_engine(settings)
-    return replace(
-        components,
-        settings=settings,
-        engine=engine,
-        guards=build_guards(settings, components.db),
-        telemetry=build_telemetry(settings, components.db, engine),
+    return build_components(
+        settings, db=components.db, vectors=components.vectors, embedder=components.embedder
     )
 
 

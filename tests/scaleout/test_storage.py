@@ -15,7 +15,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from app.components import Components, build_guards, build_telemetry, open_database, open_vectors
+from app.components import Components, build_components, open_database
 from app.main import create_app
 from app.settings import Settings
 from app.store.models import IngestRun
@@ -82,21 +82,9 @@ def servers_components(
     shutil.copytree(CORPUS, root / "corpus")
     settings = scaleout_settings(root / "data", postgres, chroma_server)
     run(settings, models, root / "corpus")
-    db = open_database(settings)
-    vectors = open_vectors(settings, writer=True)
-    components = Components(
-        settings,
-        db,
-        vectors,
-        models.embedder,
-        models.engine,
-        build_guards(settings, db),
-        build_telemetry(settings, db, models.engine),
-    )
-    components.warm()
+    components = build_components(settings, embedder=models.embedder, engine=models.engine)
     yield components
-    vectors.close()
-    db.close()
+    components.close()
 
 
 @pytest.fixture

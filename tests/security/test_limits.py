@@ -7,7 +7,6 @@ import http.client
 import io
 import time
 from collections.abc import Iterator
-from dataclasses import replace
 from urllib.parse import urlsplit
 
 import pytest
@@ -24,7 +23,7 @@ def app_with(components: Components, **security: object) -> TestClient:
     settings = components.settings.model_copy(
         update={"security": components.settings.security.model_copy(update=security)}
     )
-    return TestClient(create_app(settings, replace(components, settings=settings)))
+    return TestClient(create_app(settings, components.using(settings=settings)))
 
 
 def test_body_over_the_cap_is_refused_before_it_is_read(components: Components) -> None:
@@ -67,7 +66,7 @@ def test_chunked_body_is_cut_off_at_the_cap(small_body_server: str) -> None:
 
 
 def test_max_tokens_has_a_server_side_ceiling(client: TestClient) -> None:
-    ceiling = client.app.state.settings.llm.max_tokens  # type: ignore[attr-defined]
+    ceiling = client.app.state.components.settings.llm.max_tokens  # type: ignore[attr-defined]
     body = {
         "model": "docchat",
         "messages": [{"role": "user", "content": "Describe everything about backups in detail."}],
@@ -83,7 +82,7 @@ def test_prompt_that_cannot_fit_is_a_clear_400(components: Components) -> None:
         update={"rag": components.settings.rag.model_copy(update={"max_question_chars": 100_000})}
     )
     question = "What port does the widget server use? " + "widget port " * 4000
-    with TestClient(create_app(settings, replace(components, settings=settings))) as client:
+    with TestClient(create_app(settings, components.using(settings=settings))) as client:
         response = client.post("/api/chat", json={"question": question})
         assert response.status_code == 400
         error = response.json()["error"]

@@ -8,7 +8,6 @@ import json
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -144,7 +143,7 @@ def test_the_running_app_alerts_on_questions_the_docs_do_not_cover(
     )
     settings = components.settings.model_copy(update={"alerts": alerts})
     telemetry = build_telemetry(settings, components.db, components.engine)
-    app = create_app(settings, replace(components, settings=settings, telemetry=telemetry))
+    app = create_app(settings, components.using(settings=settings, telemetry=telemetry))
     with TestClient(app) as client:
         for question in (
             "Who painted the Mona Lisa?",

@@ -124,7 +124,7 @@ def test_ungrounded_answer_is_replaced_when_asked(components: Components) -> Non
         update={"grounding_threshold": 1.01, "ungrounded_action": "replace"}
     )
     settings = components.settings.model_copy(update={"rag": rag})
-    with TestClient(create_app(settings, replace(components, settings=settings))) as client:
+    with TestClient(create_app(settings, components.using(settings=settings))) as client:
         body = client.post("/api/chat", json={"question": QUESTION, "stream": False}).json()
     assert body["grounded"] is False
     assert body["answer"] == UNGROUNDED_ANSWER
@@ -137,7 +137,7 @@ def traced(components: Components) -> Iterator[tuple[TestClient, InMemorySpanExp
     tracer, provider = make_tracer(TelemetrySettings(), exporter)
     telemetry = replace(components.telemetry, tracer=tracer, provider=provider)
     with TestClient(
-        create_app(components.settings, replace(components, telemetry=telemetry))
+        create_app(components.settings, components.using(telemetry=telemetry))
     ) as client:
         yield client, exporter, telemetry
 
