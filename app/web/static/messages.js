@@ -1,0 +1,84 @@
+/* docchat chat log entries: how a question, an answer, its typing indicator
+ * and its error line look. Where they go and when is chat.js's business.
+ */
+
+import { renderCitations } from "./citations.js";
+import { el } from "./dom.js";
+import { renderMarkdown } from "./markdown.js";
+
+// A question as shown in the log (plain text, never Markdown).
+export function userMessage(text, id) {
+  const msg = el("article", "msg user");
+  msg.setAttribute("aria-label", "You");
+  if (id) msg.dataset.messageId = id;
+  msg.appendChild(el("p", "msg-role", "You"));
+  msg.appendChild(el("div", "msg-body user-text", text));
+  return msg;
+}
+
+// An answer, empty until it streams in or is finished: {msg, body}.
+export function assistantMessage(id) {
+  const msg = el("article", "msg assistant");
+  msg.setAttribute("aria-label", "docchat");
+  if (id) msg.dataset.messageId = id;
+  msg.appendChild(el("p", "msg-role", "docchat"));
+  const body = el("div", "msg-body answer");
+  msg.appendChild(body);
+  return { msg: msg, body: body };
+}
+
+export function showTyping(msg, on) {
+  let dots = msg.querySelector(".typing");
+  if (on && !dots) {
+    dots = el("div", "typing");
+    dots.setAttribute("role", "status");
+    dots.appendChild(el("span", "visually-hidden", "docchat is writing an answer"));
+    for (let i = 0; i < 3; i++) dots.appendChild(el("span", "dot"));
+    msg.appendChild(dots);
+  } else if (!on && dots) {
+    dots.remove();
+  }
+}
+
+export function setError(msg, message) {
+  let box = msg.querySelector(".msg-error");
+  if (!box) {
+    box = el("p", "msg-error");
+    box.setAttribute("role", "alert");
+    msg.appendChild(box);
+  }
+  box.textContent = message;
+}
+
+// A warning under an answer its sources do not support (checks.grounded false).
+function groundingWarning(checks) {
+  if (!checks || typeof checks !== "object" || checks.grounded !== false) return null;
+  const score = Number(checks.grounding_score);
+  const note = el("p", "grounding-warning");
+  note.setAttribute("role", "note");
+  note.textContent =
+    "Check this answer: the documentation found does not clearly support it" +
+    (Number.isFinite(score) ? " (grounding " + score.toFixed(2) + ")." : ".");
+  return note;
+}
+
+// The final answer (it replaces what was streamed) with its grounding
+// warning and sources; safe to call again on the same message.
+export function finishAssistant(parts, answer, citations, answeredFromDocs, checks) {
+  parts.body.replaceChildren(renderMarkdown(answer));
+  const old = parts.msg.querySelector(".citations");
+  if (old) old.remove();
+  const oldWarning = parts.msg.querySelector(".grounding-warning");
+  if (oldWarning) oldWarning.remove();
+  const warning = groundingWarning(checks);
+  if (warning) parts.msg.appendChild(warning);
+  const cites = renderCitations(citations);
+  if (cites) parts.msg.appendChild(cites);
+  if (answeredFromDocs === false) {
+    parts.msg.classList.add("notice");
+    parts.body.setAttribute("role", "note");
+  }
+  parts.msg.classList.add("done");
+  parts.msg.removeAttribute("aria-busy");
+}
+
