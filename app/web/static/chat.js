@@ -242,14 +242,20 @@ function initChat() {
       setError(parts.msg, message);
     };
 
+    // "start" and "done" both carry the ids: the conversation's (kept so a
+    // reload finds it) and the answer's (what feedback is given on).
+    const noteIds = function (data) {
+      if (data.conversation_id) {
+        conversationId = String(data.conversation_id);
+        setStoredId(conversationId);
+      }
+      if (data.message_id) parts.msg.dataset.messageId = String(data.message_id);
+    };
+
     const onEvent = function (name, data) {
       if (finished || gen !== generation) return;
       if (name === "start") {
-        if (data.conversation_id) {
-          conversationId = String(data.conversation_id);
-          setStoredId(conversationId);
-        }
-        if (data.message_id) parts.msg.dataset.messageId = String(data.message_id);
+        noteIds(data);
       } else if (name === "token") {
         if (typeof data.text === "string" && data.text) {
           text += data.text;
@@ -260,11 +266,7 @@ function initChat() {
         }
       } else if (name === "done") {
         finished = true;
-        if (data.conversation_id) {
-          conversationId = String(data.conversation_id);
-          setStoredId(conversationId);
-        }
-        if (data.message_id) parts.msg.dataset.messageId = String(data.message_id);
+        noteIds(data);
         finishAssistant(
           parts,
           typeof data.answer === "string" ? data.answer : text,
