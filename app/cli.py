@@ -44,12 +44,12 @@ EXIT_PARTIAL = 3
 def _settings(**overrides: Any) -> Settings:
     """Settings, with logging that masks every secret (tracebacks included)."""
     from app.security.redaction import Redactor
-    from app.security.secrets import ConfigError, all_secret_values
+    from app.security.secrets import ConfigError, known_secrets
     from app.telemetry import logging as logs
 
     try:
         settings = load_settings(**overrides)
-        secrets = all_secret_values(settings)
+        secrets = known_secrets(settings)
     except (ValueError, ConfigError) as exc:
         raise _fail(_describe(exc)) from None
     logs.install(Redactor(secrets), settings.logging.level, settings.log_format)

@@ -19,7 +19,7 @@ from app.rag.retrieval import Retriever
 from app.security.keys import KeyStore
 from app.security.output_guard import OutputGuard, new_canary
 from app.security.redaction import Redactor
-from app.security.secrets import all_secret_values, check_startup, resolve_pepper
+from app.security.secrets import check_startup, known_secrets, resolve_pepper
 from app.settings import Settings
 from app.store.db import Database
 from app.store.vectors import VectorStore
@@ -88,7 +88,7 @@ def build_guards(settings: Settings, db: Database) -> Guards:
     """
     check_startup(settings)
     pepper, previous = resolve_pepper(settings)
-    values = all_secret_values(settings)
+    values = known_secrets(settings)
     canary = new_canary()
     patterns = settings.security.blocked_output_patterns
     return Guards(

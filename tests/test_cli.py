@@ -128,3 +128,14 @@ def test_feedback_list_shows_what_to_fix(tmp_path: Path) -> None:
     bad = docchat("feedback", "list", "--rating", "sideways", data_dir=data)
     assert bad.returncode == 2
     assert "sideways" in bad.stderr
+
+
+def test_looking_at_the_settings_writes_nothing(tmp_path: Path) -> None:
+    """`config show` used to generate the development pepper file as a side effect."""
+    data = tmp_path / "data"
+    result = docchat("config", "show", data_dir=data)
+    assert result.returncode == 0, result.stderr
+    assert not (data / "secrets" / "key_pepper").exists()
+    created = docchat("keys", "create", "--name", "ci", "--scope", "chat", data_dir=data)
+    assert created.returncode == 0, created.stderr
+    assert (data / "secrets" / "key_pepper").is_file()  # made when a key needs it

@@ -84,7 +84,7 @@ def secret_fields(model: BaseModel, prefix: str = "") -> list[tuple[str, SecretS
     return found
 
 
-def secret_values(settings: Settings) -> list[str]:
+def setting_secrets(settings: Settings) -> list[str]:
     """Every secret in clear, plus parts of it that are secret alone (a URL's password)."""
     values: list[str] = []
     for _name, secret in secret_fields(settings):
@@ -245,16 +245,16 @@ def check_startup(settings: Settings) -> None:
         )
 
 
-def all_secret_values(settings: Settings) -> list[str]:
-    """Every secret that must stay inside: settings secrets and the API-key peppers.
-
-    A production pepper that is missing is left out rather than raised: the start-up
-    check reports it together with every other problem.
-    """
-    if settings.env == "production" and settings.security.key_pepper is None:
-        return secret_values(settings)
-    pepper, previous = resolve_pepper(settings)
-    values = [*secret_values(settings), pepper.decode()]
-    if previous:
-        values.append(previous.decode())
+def known_secrets(settings: Settings) -> list[str]:
+    """Every secret that must stay inside: the settings' secrets and the API-key peppers
+    that exist. A generated pepper file is read, never written: commands that only look
+    (config show, ingest) change nothing on disk; resolve_pepper makes one when keys
+    need it."""
+    values = setting_secrets(settings)
+    security = settings.security
+    for pepper in (security.key_pepper, security.key_pepper_previous):
+        if pepper is not None and pepper.get_secret_value():
+            values.append(pepper.get_secret_value())
+    if security.key_pepper is None and pepper_file(settings).is_file():
+        values.append(pepper_file(settings).read_text().strip())
     return values

@@ -28,7 +28,7 @@ from app.llm.base import EngineUnavailable
 from app.llm.provision import default_chat_model
 from app.llm.remote import RemoteEngine
 from app.main import create_app
-from app.security.secrets import all_secret_values
+from app.security.secrets import known_secrets
 from app.settings import LLMSettings, Settings, load_settings
 from tests.conftest import Models, free_port, serve_in_thread
 
@@ -176,10 +176,10 @@ def test_remote_key_comes_from_the_secrets_file_and_counts_as_a_secret(
     assert settings.llm.remote_api_key is not None
     assert settings.llm.remote_api_key.get_secret_value() == "sk-from-the-file-0123456789"
     assert "sk-from-the-file" not in repr(settings)
-    assert "sk-from-the-file-0123456789" in all_secret_values(settings)
+    assert "sk-from-the-file-0123456789" in known_secrets(settings)
     # The environment wins over the file, as for every setting.
     monkeypatch.setenv("DOCCHAT_LLM__REMOTE_API_KEY", "sk-from-the-environment-98765")
-    assert "sk-from-the-environment-98765" in all_secret_values(load_settings(data_dir=tmp_path))
+    assert "sk-from-the-environment-98765" in known_secrets(load_settings(data_dir=tmp_path))
 
 
 def test_remote_backend_loads_no_local_model(corpus_settings: Settings) -> None:

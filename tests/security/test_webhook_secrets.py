@@ -20,7 +20,7 @@ from pydantic import ValidationError
 from app.config_report import settings_report
 from app.security.output_guard import OutputGuard, new_canary
 from app.security.redaction import Redactor
-from app.security.secrets import secret_values
+from app.security.secrets import setting_secrets
 from app.settings import AlertSettings, Settings
 from app.telemetry.alerts import WebhookSender
 from tests.telemetry.test_alerts import Receiver
@@ -70,7 +70,7 @@ def test_config_show_prints_scheme_and_host_only(tmp_path: Path) -> None:
 
 
 def test_webhook_urls_are_secret_values_for_redactor_and_guard() -> None:
-    values = secret_values(settings_with([SLACK, WITH_USER_INFO]))
+    values = setting_secrets(settings_with([SLACK, WITH_USER_INFO]))
     assert {SLACK, SLACK_PATH, WITH_USER_INFO, "Hunter2-canary-pw"} <= set(values)
     redactor = Redactor(values)
     line = f"posting to {SLACK} and https://alerts.example.org/hook as Hunter2-canary-pw"
@@ -82,7 +82,7 @@ def test_webhook_urls_are_secret_values_for_redactor_and_guard() -> None:
     assert guard.violation("Alerts go to https://alerts.example.org/hook.") == "secret value"
     assert guard.violation("Alerts go to the /hook route.") is None
     # A short path is an ordinary word, not a credential: it is not blanked out.
-    assert "/alerts" not in secret_values(settings_with(["https://example.org/alerts"]))
+    assert "/alerts" not in setting_secrets(settings_with(["https://example.org/alerts"]))
 
 
 def test_credentials_in_a_url_and_a_token_are_refused_together() -> None:
