@@ -25,7 +25,7 @@ from app.store.db import Database
 from app.store.vectors import VectorStore
 from app.telemetry.alerts import AlertManager, WebhookSender
 from app.telemetry.metrics import Metrics
-from app.telemetry.telemetry import Telemetry
+from app.telemetry.reporter import Telemetry
 from app.telemetry.tracing import make_tracer
 from ingest.pipeline import Ingestor
 

@@ -27,7 +27,7 @@ from app.security.middleware import (
 from app.security.secrets import check_startup
 from app.settings import Settings
 from app.telemetry.middleware import RequestTelemetryMiddleware, RouteNames
-from app.telemetry.telemetry import Telemetry
+from app.telemetry.reporter import Telemetry
 
 log = logging.getLogger(__name__)
 STATIC = Path(__file__).parent / "web" / "static"

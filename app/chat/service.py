@@ -31,7 +31,7 @@ from app.store import conversations
 from app.store.db import Database
 from app.store.models import Conversation
 from app.store.vectors import Hit
-from app.telemetry.telemetry import Telemetry
+from app.telemetry.reporter import Telemetry
 
 log = logging.getLogger(__name__)
 

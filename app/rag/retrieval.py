@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from app.llm.embedder import Embedder
 from app.store.vectors import Hit, VectorStore
-from app.telemetry.telemetry import Telemetry
+from app.telemetry.reporter import Telemetry
 
 
 @dataclass(frozen=True)

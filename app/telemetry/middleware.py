@@ -15,7 +15,7 @@ from starlette.routing import BaseRoute, compile_path
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.telemetry.context import REQUEST_ID_HEADER, RequestContext, current, request_id_from
-from app.telemetry.telemetry import Telemetry
+from app.telemetry.reporter import Telemetry
 
 log = logging.getLogger("docchat.request")
 

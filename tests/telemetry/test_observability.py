@@ -20,7 +20,7 @@ from app.rag.grounding import grounding_score
 from app.security.redaction import Redactor
 from app.settings import TelemetrySettings
 from app.telemetry import logging as logs
-from app.telemetry.telemetry import Telemetry
+from app.telemetry.reporter import Telemetry
 from app.telemetry.tracing import make_tracer
 
 QUESTION = "What port does the widget server listen on by default?"

@@ -1,4 +1,5 @@
-"""The tracer and the metrics, handed to the parts that report stages."""
+"""Where the parts of docchat report: the tracer, the metrics and the alert monitors,
+behind one object handed to every part that times a stage or counts an outcome."""
 
 from __future__ import annotations
 
