@@ -7,14 +7,22 @@ import asyncio
 import re
 import threading
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
 from sqlalchemy import select
 from starlette.datastructures import UploadFile
 
-from app.api.deps import ComponentsDep, SettingsDep, require_scope
+from app.api.deps import ComponentsDep, SessionDep, SettingsDep, require_scope
 from app.api.errors import ERROR_RESPONSES
+from app.api.schemas import (
+    FindingOut,
+    IngestIssueOut,
+    IngestRunOut,
+    KeyOut,
+    Revoked,
+    UploadResult,
+)
 from app.components import Components
 from app.problems import ApiError
 from app.store.models import OUTCOMES, IngestRun
@@ -29,64 +37,59 @@ SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._ -]{0,199}$")
 _ingest_lock = threading.Lock()
 
 
-@admin.get("/keys")
-async def list_keys(components: ComponentsDep) -> list[dict[str, Any]]:
+@admin.get("/keys", responses=ERROR_RESPONSES)
+def list_keys(components: ComponentsDep) -> list[KeyOut]:
     """Every API key: name, scope, dates and state — never the key or its hash."""
-    keys = await asyncio.to_thread(components.guards.keys.list)
     return [
-        {
-            "id": k.id,
-            "name": k.name,
-            "scope": k.scope,
-            "state": k.state,
-            "created_at": k.created_at.isoformat(),
-            "last_used_at": k.last_used_at.isoformat() if k.last_used_at else None,
-            "expires_at": k.expires_at.isoformat() if k.expires_at else None,
-        }
-        for k in keys
+        KeyOut(
+            id=k.id,
+            name=k.name,
+            scope=k.scope,
+            state=k.state,
+            created_at=k.created_at.isoformat(),
+            last_used_at=k.last_used_at.isoformat() if k.last_used_at else None,
+            expires_at=k.expires_at.isoformat() if k.expires_at else None,
+        )
+        for k in components.guards.keys.list()
     ]
 
 
-@admin.delete("/keys/{key_id}")
-async def revoke_key(key_id: str, components: ComponentsDep) -> dict[str, str]:
+@admin.delete("/keys/{key_id}", responses=ERROR_RESPONSES)
+def revoke_key(key_id: str, components: ComponentsDep) -> Revoked:
     """Revoke a key by id or name; it stops working on the next request."""
-    if not await asyncio.to_thread(components.guards.keys.revoke, key_id):
+    if not components.guards.keys.revoke(key_id):
         raise ApiError(404, "not_found", "no such active key")
-    return {"revoked": key_id}
+    return Revoked(revoked=key_id)
 
 
-def _runs(components: Components, limit: int) -> list[dict[str, Any]]:
-    with components.db.session() as session:
-        rows = session.scalars(select(IngestRun).order_by(IngestRun.id.desc()).limit(limit))
-        return [
-            {
-                "id": r.id,
-                "collection": r.collection,
-                "status": r.status,
-                "dry_run": r.dry_run,
-                "started_at": r.started_at.isoformat(),
-                "finished_at": r.finished_at.isoformat() if r.finished_at else None,
-                "counts": {n: getattr(r, n) for n in OUTCOMES},
-                "chunks_written": r.chunks_written,
-                "seconds": r.seconds,
-                "issues": [
-                    {"source": i.path, "severity": i.severity, "reason": i.reason} for i in r.issues
-                ],
-            }
-            for r in rows
-        ]
-
-
-@admin.get("/ingest-runs")
-async def ingest_runs(
-    components: ComponentsDep,
+@admin.get("/ingest-runs", responses=ERROR_RESPONSES)
+def ingest_runs(
+    session: SessionDep,
     limit: Annotated[int, Query(ge=1, le=200, description="How many, newest first.")] = 20,
-) -> list[dict[str, Any]]:
+) -> list[IngestRunOut]:
     """The latest ingest runs with their summaries and findings."""
-    return await asyncio.to_thread(_runs, components, limit)
+    runs = session.scalars(select(IngestRun).order_by(IngestRun.id.desc()).limit(limit))
+    return [
+        IngestRunOut(
+            id=r.id,
+            collection=r.collection,
+            status=r.status,
+            dry_run=r.dry_run,
+            started_at=r.started_at.isoformat(),
+            finished_at=r.finished_at.isoformat() if r.finished_at else None,
+            counts={n: getattr(r, n) for n in OUTCOMES},
+            chunks_written=r.chunks_written,
+            seconds=r.seconds,
+            issues=[
+                IngestIssueOut(source=i.path, severity=i.severity, reason=i.reason)
+                for i in r.issues
+            ],
+        )
+        for r in runs
+    ]
 
 
-def _ingest(components: Components, files: list[Path], collection: str) -> dict[str, Any]:
+def _ingest(components: Components, files: list[Path], collection: str) -> UploadResult:
     settings = components.settings
     outcomes: dict[str, str] = {}
     with _ingest_lock:
@@ -95,21 +98,21 @@ def _ingest(components: Components, files: list[Path], collection: str) -> dict[
             collection,
             progress=lambda source, outcome, _written: outcomes.__setitem__(source, outcome),
         )
-    return {
-        "run_id": summary.run_id,
-        "status": summary.status,
-        "new": summary.new,
-        "changed": summary.changed,
-        "unchanged": summary.unchanged,
-        "failed": summary.failed,
-        "quarantined": summary.quarantined,
-        "chunks_written": summary.chunks_written,
-        "findings": [
-            {"source": f.source, "check": f.check, "severity": f.severity, "reason": f.reason}
+    return UploadResult(
+        run_id=summary.run_id,
+        status=summary.status,
+        new=summary.new,
+        changed=summary.changed,
+        unchanged=summary.unchanged,
+        failed=summary.failed,
+        quarantined=summary.quarantined,
+        chunks_written=summary.chunks_written,
+        findings=[
+            FindingOut(source=f.source, check=f.check, severity=f.severity, reason=f.reason)
             for f in summary.findings
         ],
-        "outcomes": outcomes,
-    }
+        outcomes=outcomes,
+    )
 
 
 # The form is read by hand (to bound files and fields before parsing them all), so its
@@ -140,7 +143,7 @@ UPLOAD_FORM = {
 @uploads.post("/documents", openapi_extra=UPLOAD_FORM, responses=ERROR_RESPONSES)
 async def upload_documents(
     request: Request, components: ComponentsDep, settings: SettingsDep
-) -> dict[str, Any]:
+) -> UploadResult:
     """Upload documents (multipart, field `files`) and ingest them into the collection."""
     limits = settings.security
     try:
@@ -174,7 +177,7 @@ async def upload_documents(
     except BaseException:
         await asyncio.to_thread(_undo, saved, set(saved))
         raise
-    failed = {path for path in saved if result["outcomes"].get(path.name) == "failed"}
+    failed = {path for path in saved if result.outcomes.get(path.name) == "failed"}
     await asyncio.to_thread(_undo, saved, failed)
     return result
 

@@ -15,6 +15,7 @@ from pydantic import BaseModel, Field, StrictBool
 
 from app.api.deps import ChatDep, IdentityDep, require_scope
 from app.api.errors import ERROR_RESPONSES
+from app.api.schemas import ChatAnswer
 from app.api.streaming import sse, until_disconnected
 from app.chat.events import Failed, Finished, Token
 from app.chat.service import Answer, Question
@@ -34,40 +35,6 @@ class ChatRequest(BaseModel):
     stream: StrictBool = Field(
         True, description="Stream server-sent events (default) or return JSON."
     )
-
-
-class CitationOut(BaseModel):
-    """A source of the answer, numbered as the answer refers to it ([1] first)."""
-
-    n: int
-    source: str = Field(description="The file, relative to the ingested folder.")
-    title: str
-    section: str
-    score: float = Field(description="Cosine similarity of the chunk to the question.")
-    document_id: str
-    chunk: int
-    url: str = Field(description="Where the chat page shows the chunk in its document.")
-
-
-class UsageOut(BaseModel):
-    """Tokens the answer cost."""
-
-    prompt_tokens: int
-    completion_tokens: int
-
-
-class ChatAnswer(BaseModel):
-    """A finished answer (the JSON response, and the data of the `done` event)."""
-
-    conversation_id: str
-    message_id: str
-    answer: str
-    answered_from_docs: bool
-    citations: list[CitationOut]
-    grounded: bool | None
-    grounding_score: float | None
-    checks: dict[str, Any]
-    usage: UsageOut
 
 
 def answer_body(done: Finished) -> dict[str, Any]:

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
+from sqlalchemy.orm import Session
 
 from app.chat.service import ChatService
 from app.components import Components
@@ -65,7 +66,16 @@ def feedback_name(identity: Identity | None) -> str:
     return identity.name if identity else ""
 
 
+def get_session(request: Request) -> Iterator[Session]:
+    """A database session for one request: committed when the route returns, before the
+    response is sent, and rolled back if it raises. Routes that take one are plain
+    `def`s, so their blocking database work runs in the thread pool."""
+    with get_components(request).db.session() as session:
+        yield session
+
+
 ComponentsDep = Annotated[Components, Depends(get_components)]
+SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 ChatDep = Annotated[ChatService, Depends(get_chat)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 IdentityDep = Annotated[Identity | None, Depends(get_identity)]

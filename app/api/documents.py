@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
-from typing import Any
-
 from fastapi import APIRouter
 
-from app.api.deps import ComponentsDep, IdentityDep, feedback_name, may_read, require_scope
-from app.components import Components
+from app.api.deps import IdentityDep, SessionDep, SettingsDep, feedback_name, require_scope
+from app.api.errors import ERROR_RESPONSES
+from app.api.schemas import ChunkOut, ConversationOut, DocumentOut
 from app.problems import ApiError
-from app.security.keys import Identity
+from app.security.keys import may_read
 from app.store import feedback
 from app.store.conversations import message_dict
 from app.store.models import Conversation, Document
@@ -18,44 +16,43 @@ from app.store.models import Conversation, Document
 router = APIRouter(prefix="/api", tags=["documents"], dependencies=[require_scope("chat")])
 
 
-def _document(
-    components: Components, document_id: str, identity: Identity | None
-) -> dict[str, Any] | None:
-    with components.db.session() as session:
-        doc = session.get(Document, document_id)
-        if doc is None:
-            return None
-        # A chat key reads the collection the server answers from, as its answers do;
-        # other collections in the same store (ingested with --collection) are an
-        # admin's to read. One that is hidden looks exactly like a missing one.
-        serving = components.settings.vectors.collection
-        if identity is not None and not identity.allows("admin") and doc.collection != serving:
-            return None
-        return {
-            "id": doc.id,
-            "collection": doc.collection,
-            "source": doc.source,
-            "title": doc.title,
-            "updated_at": doc.updated_at.isoformat(),
-            "chunks": [{"ord": c.ord, "section": c.section, "text": c.text} for c in doc.chunks],
-        }
+@router.get("/documents/{document_id}", responses=ERROR_RESPONSES)
+def get_document(
+    document_id: str, session: SessionDep, settings: SettingsDep, identity: IdentityDep
+) -> DocumentOut:
+    """A document's chunks in order: what a citation links to."""
+    doc = session.get(Document, document_id)
+    # A chat key reads the collection the server answers from, as its answers do;
+    # other collections in the same store (ingested with --collection) are an admin's
+    # to read. One that is hidden looks exactly like a missing one.
+    admin = identity is None or identity.allows("admin")
+    if doc is None or (not admin and doc.collection != settings.vectors.collection):
+        raise ApiError(404, "not_found", "no such document")
+    return DocumentOut(
+        id=doc.id,
+        collection=doc.collection,
+        source=doc.source,
+        title=doc.title,
+        updated_at=doc.updated_at.isoformat(),
+        chunks=[ChunkOut(ord=c.ord, section=c.section, text=c.text) for c in doc.chunks],
+    )
 
 
-def _conversation(
-    components: Components, conversation_id: str, identity: Identity | None
-) -> dict[str, Any] | None:
-    with components.db.session() as session:
-        conversation = session.get(Conversation, conversation_id)
-        if conversation is None or not may_read(identity, conversation.owner):
-            return None
-        messages = conversation.messages
-        # The caller's own ratings: what the page shows as chosen.
-        mine = feedback.given_by(
-            session,
-            [m.id for m in messages if m.role == "assistant"],
-            feedback_name(identity),
-        )
-        return {
+@router.get("/conversations/{conversation_id}", responses=ERROR_RESPONSES)
+def get_conversation(
+    conversation_id: str, session: SessionDep, identity: IdentityDep
+) -> ConversationOut:
+    """A conversation's messages, so the chat page survives a reload."""
+    conversation = session.get(Conversation, conversation_id)
+    if conversation is None or not may_read(identity, conversation.owner):
+        raise ApiError(404, "not_found", "no such conversation")
+    messages = conversation.messages
+    # The caller's own ratings: what the page shows as chosen.
+    mine = feedback.given_by(
+        session, [m.id for m in messages if m.role == "assistant"], feedback_name(identity)
+    )
+    return ConversationOut.model_validate(
+        {
             "id": conversation.id,
             "title": conversation.title,
             "created_at": conversation.created_at.isoformat(),
@@ -64,25 +61,4 @@ def _conversation(
                 for m in messages
             ],
         }
-
-
-@router.get("/documents/{document_id}")
-async def get_document(
-    document_id: str, components: ComponentsDep, identity: IdentityDep
-) -> dict[str, Any]:
-    """A document's chunks in order: what a citation links to."""
-    found = await asyncio.to_thread(_document, components, document_id, identity)
-    if found is None:
-        raise ApiError(404, "not_found", "no such document")
-    return found
-
-
-@router.get("/conversations/{conversation_id}")
-async def get_conversation(
-    conversation_id: str, components: ComponentsDep, identity: IdentityDep
-) -> dict[str, Any]:
-    """A conversation's messages, so the chat page survives a reload."""
-    found = await asyncio.to_thread(_conversation, components, conversation_id, identity)
-    if found is None:
-        raise ApiError(404, "not_found", "no such conversation")
-    return found
+    )

@@ -10,6 +10,7 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
 from app.api.deps import ComponentsDep
+from app.api.schemas import Health, Readiness
 from app.llm.base import EngineUnavailable
 from app.store.db import ping
 
@@ -17,12 +18,16 @@ router = APIRouter(tags=["health"])
 
 
 @router.get("/healthz")
-async def healthz() -> dict[str, str]:
+async def healthz() -> Health:
     """Alive: the event loop answers."""
-    return {"status": "ok"}
+    return Health(status="ok")
 
 
-@router.get("/readyz")
+@router.get(
+    "/readyz",
+    response_model=Readiness,
+    responses={503: {"model": Readiness, "description": "A dependency is unavailable."}},
+)
 async def readyz(components: ComponentsDep) -> JSONResponse:
     """Ready: model loaded (or its server reachable), vector store and database reachable."""
     checks: dict[str, Any] = {"model": components.engine.model_id}

@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
 from app.api.deps import ChatDep, ComponentsDep, IdentityDep, require_scope
 from app.api.errors import ERROR_RESPONSES
+from app.api.schemas import ModelList, ModelOut
 from app.api.streaming import until_disconnected
 from app.chat.events import Failed, Finished, Token
 from app.chat.service import Answer, Question
@@ -80,17 +81,16 @@ def _check_model(requested: str, model_id: str) -> None:
         )
 
 
-@router.get("/models")
-async def list_models(components: ComponentsDep) -> dict[str, Any]:
+@router.get("/models", responses=ERROR_RESPONSES)
+async def list_models(components: ComponentsDep) -> ModelList:
     """The one model this server answers with (and its alias)."""
     created = components.engine.created
-    return {
-        "object": "list",
-        "data": [
-            {"id": mid, "object": "model", "created": created, "owned_by": "docchat"}
+    return ModelList(
+        data=[
+            ModelOut(id=mid, created=created, owned_by="docchat")
             for mid in (components.engine.model_id, MODEL_ALIAS)
-        ],
-    }
+        ]
+    )
 
 
 def question_of(request: CompletionRequest, caller: Any) -> Question:
