@@ -1,52 +1,40 @@
 """The incremental ingest: discover files, skip the unchanged, replace the changed,
 remove the deleted, and record what happened.
 
-Crash safety comes from the order of writes. For each file: (1) its SQL row is marked
-"pending" with the new hash, (2) the new chunks are upserted under ids derived from
-their content, (3) the file's chunks of any other hash are deleted from the vectors,
-(4) the SQL chunks are replaced and the row marked "indexed", in one transaction.
-A run killed anywhere leaves a row that is not "indexed" (or no row), which the next
-run processes again; every step is idempotent, so it converges to the same state.
+A run goes: find the files under the roots (ingest/discovery.py); for each, skip it if
+its bytes are unchanged, else load it, put it through the quality gate
+(ingest/quality_gate.py), chunk, embed and write it (ingest/index_writer.py); then the
+run-wide checks; then remove the documents whose files are gone; then record the run.
+The index writer holds the order of writes that lets a killed run converge on the next.
 
-Every loaded document goes through the checks of ingest/quality.py. A file whose text
-duplicates a document already indexed (or kept earlier in the run) is quarantined: not
-indexed, and its own previous version is removed, row last (see `_quarantine`). The
-stored text hash and signature of each document let later runs compare new files with
-it without reloading it; rows from before they existed get them on the next run.
+A file that fails to load, or whose text is garbled, keeps its previous version: a
+broken edit loses nothing. A file whose text duplicates a document already indexed (or
+kept earlier in the run) is quarantined: not indexed, and its own previous version is
+removed (see `_quarantine`). The stored text hash and signature of each document let
+later runs compare new files with it without reloading it; rows from before they
+existed get them on the next run.
 """
 
 from __future__ import annotations
 
 import hashlib
-import os
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from fnmatch import fnmatch
 from pathlib import Path
 from typing import Protocol
 
-from sqlalchemy import delete, select
-
 from app.settings import IngestSettings
 from app.store.db import Database
-from app.store.models import OUTCOMES, Chunk, Document, IngestIssue, IngestRun, utcnow
+from app.store.models import OUTCOMES, IngestIssue, IngestRun, utcnow
 from app.store.vectors import VectorStore
 from ingest.chunking import ChunkDraft, Chunker, embedding_text
+from ingest.discovery import SourceFile, discover
 from ingest.document import LoadedDocument, LoadError
-from ingest.loaders import SUPPORTED_SUFFIXES, load_file
-from ingest.quality import (
-    Issue,
-    SeenDocuments,
-    check_boilerplate,
-    check_chunks,
-    check_document,
-    check_duplicate,
-    check_near_duplicate,
-    paragraph_fingerprints,
-    signature,
-    text_hash,
-)
+from ingest.index_writer import IndexEntry, IndexWriter, StoredDocument
+from ingest.loaders import load_file
+from ingest.quality import Issue, SeenDocuments
+from ingest.quality_gate import QualityGate
 
 
 class EmbeddingModel(Protocol):
@@ -59,14 +47,6 @@ class EmbeddingModel(Protocol):
     def count_tokens(self, texts: list[str]) -> list[int]: ...
 
 
-@dataclass(frozen=True)
-class SourceFile:
-    """A file found under one of the ingest roots."""
-
-    path: Path  # absolute, resolved
-    source: str  # shown in citations: relative to the folder the user named
-
-
 @dataclass
 class Finding:
     """A problem with one file: an error keeps it out of the index, a warning is reported."""
@@ -75,19 +55,6 @@ class Finding:
     severity: str
     reason: str
     check: str  # which check found it: one of ingest.quality.CHECKS
-
-
-@dataclass(frozen=True)
-class StoredDocument:
-    """A document row of the collection, as a run finds it."""
-
-    id: str
-    path: str
-    source: str
-    content_hash: str
-    status: str
-    text_hash: str | None  # None: stored before the quality checks, not yet filled in
-    signature: list[int] | None
 
 
 @dataclass
@@ -126,60 +93,15 @@ class IngestSummary:
 ProgressCallback = Callable[[str, str, int], None]
 
 
-def excluded(relative: str, patterns: Sequence[str]) -> bool:
-    """Whether a path (relative to its root) matches a pattern, at any depth."""
-    return any(fnmatch(relative, p) or fnmatch(relative, "*/" + p) for p in patterns)
-
-
-def discover(roots: list[Path], exclude: Sequence[str] = ()) -> tuple[list[SourceFile], list[Path]]:
-    """Supported files under the roots, and the unsupported ones (skipped).
-
-    Links are not followed out of a root: a link may point anywhere on the machine.
-    Hidden files and folders (.git, .venv...) are left out, and so are paths matching
-    an `exclude` glob (relative to the root, e.g. "_sources/*").
-    """
-    found: dict[Path, SourceFile] = {}
-    unsupported: list[Path] = []
-    for root in roots:
-        root = root.expanduser().resolve()
-        if root.is_file():
-            candidates: Iterator[tuple[Path, Path]] = iter([(root, root.parent)])
-        else:
-            candidates = ((p, root.parent) for p in _walk(root))
-        for path, base in candidates:
-            if path != root and excluded(path.relative_to(root).as_posix(), exclude):
-                continue
-            if path.suffix.lower() not in SUPPORTED_SUFFIXES:
-                unsupported.append(path)
-                continue
-            found.setdefault(path, SourceFile(path, path.relative_to(base).as_posix()))
-    return sorted(found.values(), key=lambda f: f.source), unsupported
-
-
-def _walk(root: Path) -> Iterator[Path]:
-    for folder, dirs, files in os.walk(root, followlinks=False):
-        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-        for name in sorted(files):
-            if name.startswith("."):
-                continue
-            path = Path(folder) / name
-            real = path.resolve()
-            # A link inside the tree is the file it points to (counted once).
-            if real.is_relative_to(root) and real.is_file():
-                yield real
-
-
 @dataclass
 class _RunState:
     """What one run carries from file to file."""
 
-    collection: str
     summary: IngestSummary
+    index: IndexWriter
     known: dict[str, StoredDocument]  # documents stored under the run's roots, by path
-    seen: SeenDocuments  # what each loaded document is compared with
-    # Paragraph fingerprints and sources of the documents loaded and kept, by path.
-    paragraphs: dict[str, list[tuple[int, int]]] = field(default_factory=dict)
-    sources: dict[str, str] = field(default_factory=dict)
+    gone: set[str]  # paths of known documents whose files are no longer there
+    gate: QualityGate
 
 
 def _seen_documents(stored: dict[str, StoredDocument], gone: set[str]) -> SeenDocuments:
@@ -193,12 +115,6 @@ def _seen_documents(stored: dict[str, StoredDocument], gone: set[str]) -> SeenDo
 
 def _finding(source: str, issue: Issue) -> Finding:
     return Finding(source, issue.severity, issue.reason, issue.check)
-
-
-def chunk_id(collection: str, path: str, draft: ChunkDraft) -> str:
-    """Deterministic id: the same chunk of the same file always gets the same id."""
-    key = f"{collection}\0{path}\0{draft.ord}\0{draft.content_hash}"
-    return hashlib.sha256(key.encode("utf-8")).hexdigest()[:40]
 
 
 class Ingestor:
@@ -265,17 +181,7 @@ class Ingestor:
         summary = IngestSummary(collection=collection, dry_run=dry_run)
         files, unsupported = discover(roots, self.exclude)
         summary.skipped = len(unsupported)
-        resolved_roots = [r.expanduser().resolve() for r in roots]
-        stored = self._stored_documents(collection)
-        known = {
-            path: doc
-            for path, doc in stored.items()
-            if any(Path(path) == r or Path(path).is_relative_to(r) for r in resolved_roots)
-        }
-        present = {str(f.path) for f in files}
-        gone = set(known) - present
-        state = _RunState(collection, summary, known, _seen_documents(stored, gone))
-        summary.run_id = self._start_run(collection, resolved_roots, dry_run)
+        state = self._begin(summary, roots, files)
         if on_start:
             on_start(len(files))
         try:
@@ -284,12 +190,11 @@ class Ingestor:
                 if progress:
                     progress(file.source, outcome, written)
             began = time.perf_counter()
-            for path, issue in check_boilerplate(state.paragraphs).items():
-                summary.findings.append(_finding(state.sources[path], issue))
+            summary.findings += [_finding(source, i) for source, i in state.gate.finish()]
             summary.timed("checks", began)
-            for path in sorted(gone):
+            for path in sorted(state.gone):
                 if not dry_run:
-                    self._delete_document(collection, known[path].id, path)
+                    state.index.remove(state.known[path])
                 summary.deleted += 1
                 if progress:
                     progress(path, "deleted", 0)
@@ -302,34 +207,31 @@ class Ingestor:
             self._finish_run(summary)
         return summary
 
-    def _stored_documents(self, collection: str) -> dict[str, StoredDocument]:
-        """Every document row of the collection, by path."""
-        with self.db.session() as session:
-            rows = session.execute(
-                select(
-                    Document.id,
-                    Document.path,
-                    Document.source,
-                    Document.content_hash,
-                    Document.status,
-                    Document.text_hash,
-                    Document.signature,
-                ).where(Document.collection == collection)
-            ).all()
-        return {row.path: StoredDocument(*row) for row in rows}
+    def _begin(
+        self, summary: IngestSummary, roots: list[Path], files: list[SourceFile]
+    ) -> _RunState:
+        """What the collection holds under the roots, what is gone, and the run recorded."""
+        collection = summary.collection
+        resolved = [r.expanduser().resolve() for r in roots]
+        index = IndexWriter(self.db, None if summary.dry_run else self.vectors, collection)
+        stored = index.stored_documents()
+        known = {
+            path: doc
+            for path, doc in stored.items()
+            if any(Path(path) == r or Path(path).is_relative_to(r) for r in resolved)
+        }
+        gone = set(known) - {str(f.path) for f in files}
+        gate = QualityGate(_seen_documents(stored, gone))
+        summary.run_id = self._start_run(collection, resolved, summary.dry_run)
+        return _RunState(summary, index, known, gone, gate)
 
     def _ingest_file(self, file: SourceFile, state: _RunState) -> tuple[str, int]:
+        """One file: skip it if unchanged, else load, check, chunk, embed and write it."""
         path = str(file.path)
         summary = state.summary
         previous = state.known.get(path)
         try:
-            size = file.path.stat().st_size
-            if size > self.max_file_bytes:
-                raise LoadError(
-                    f"file too large ({size / 1e6:.1f} MB; the limit is "
-                    f"{self.max_file_bytes / 1e6:.1f} MB)"
-                )
-            content_hash = hashlib.sha256(file.path.read_bytes()).hexdigest()
+            content_hash = self._content_hash(file)
         except OSError as exc:
             return self._fail(file, summary, f"cannot read file: {exc.strerror or exc}")
         except LoadError as exc:
@@ -352,43 +254,66 @@ class Ingestor:
         summary.timed("load", began)
 
         began = time.perf_counter()
-        issues = check_document(doc)
-        digest, sig = text_hash(doc.text), signature(doc.text)
-        duplicate = check_duplicate(path, digest, state.seen)
-        near = None if duplicate else check_near_duplicate(path, sig, state.seen)
+        verdict = state.gate.check(path, file.source, doc)
         summary.timed("checks", began)
-        error = next((i for i in issues if i.severity == "error"), None)
-        if error is not None:  # garbled text: the file's own content is broken
-            return self._fail(file, summary, error.reason, error.check)
-        if duplicate is not None:
-            return self._quarantine(file, duplicate, state)
-        summary.findings += [_finding(file.source, i) for i in [*issues, *([near] if near else [])]]
-        state.seen.add(path, file.source, digest, sig)
-        state.paragraphs[path] = paragraph_fingerprints(doc)
-        state.sources[path] = file.source
+        rejection = verdict.rejection
+        if rejection is not None and rejection.check == "duplicate":
+            return self._quarantine(file, rejection, state)
+        if rejection is not None:  # garbled text: the file's own content is broken
+            return self._fail(file, summary, rejection.reason, rejection.check)
+        summary.findings += [_finding(file.source, i) for i in verdict.issues]
 
         if unchanged and previous is not None:
             # Indexed before the quality checks existed: its chunks are current, only its
             # text hash and signature are missing (until they are written, each run loads
             # the file again).
             if not summary.dry_run:
-                self._fill_in_fingerprints(previous.id, digest, sig)
+                state.index.fill_in_fingerprints(previous, verdict.fingerprints)
             summary.unchanged += 1
             return "unchanged", 0
 
         began = time.perf_counter()
         drafts = self.chunker.chunk(doc)
         summary.timed("chunk", began)
-        summary.findings += [_finding(file.source, i) for i in check_chunks(drafts)]
+        summary.findings += [_finding(file.source, i) for i in state.gate.check_chunks(drafts)]
         outcome = "changed" if previous else "new"
         if not summary.dry_run:
-            fingerprints = (digest, sig)
-            self._store(
-                file, state.collection, content_hash, fingerprints, doc, drafts, previous, summary
+            embeddings = self._embed(doc, drafts, summary)
+            entry = IndexEntry(
+                path,
+                file.source,
+                doc.title,
+                content_hash,
+                verdict.fingerprints,
+                drafts,
+                embeddings,
             )
+            began = time.perf_counter()
+            state.index.write(entry)
+            summary.timed("store", began)
         setattr(summary, outcome, getattr(summary, outcome) + 1)
         summary.chunks_written += len(drafts)
         return outcome, len(drafts)
+
+    def _content_hash(self, file: SourceFile) -> str:
+        """sha256 of the file's bytes; LoadError if it is over the size limit."""
+        size = file.path.stat().st_size
+        if size > self.max_file_bytes:
+            raise LoadError(
+                f"file too large ({size / 1e6:.1f} MB; the limit is "
+                f"{self.max_file_bytes / 1e6:.1f} MB)"
+            )
+        return hashlib.sha256(file.path.read_bytes()).hexdigest()
+
+    def _embed(
+        self, doc: LoadedDocument, drafts: list[ChunkDraft], summary: IngestSummary
+    ) -> list[list[float]]:
+        began = time.perf_counter()
+        embeddings = self.embedder.embed(
+            [embedding_text(doc.title, d.section, d.text) for d in drafts]
+        )
+        summary.timed("embed", began)
+        return embeddings
 
     def _fail(
         self, file: SourceFile, summary: IngestSummary, reason: str, check: str = "load"
@@ -404,96 +329,14 @@ class Ingestor:
         Unlike a load failure, where the previous version stays (a broken edit loses
         nothing), a quarantined file loses its previous version too: a file that became
         a duplicate of another would otherwise be served twice, its old text under its
-        name and the same text under the original's. The row is marked pending before
-        the vectors go, so a run killed in between leaves a row the next run redoes.
+        name and the same text under the original's.
         """
-        path = str(file.path)
         state.summary.quarantined += 1
         state.summary.findings.append(_finding(file.source, issue))
-        state.seen.remove(path)
-        previous = state.known.get(path)
+        previous = state.known.get(str(file.path))
         if previous is not None and not state.summary.dry_run:
-            with self.db.session() as session:
-                session.get_one(Document, previous.id).status = "pending"
-            self._delete_document(state.collection, previous.id, path)
+            state.index.withdraw(previous)
         return "quarantined", 0
-
-    def _fill_in_fingerprints(self, doc_id: str, digest: str, sig: list[int]) -> None:
-        with self.db.session() as session:
-            row = session.get_one(Document, doc_id)
-            row.text_hash, row.signature = digest, sig
-
-    def _store(
-        self,
-        file: SourceFile,
-        collection: str,
-        content_hash: str,
-        fingerprints: tuple[str, list[int]],
-        doc: LoadedDocument,
-        drafts: list[ChunkDraft],
-        previous: StoredDocument | None,
-        summary: IngestSummary,
-    ) -> None:
-        assert self.vectors is not None
-        path = str(file.path)
-        began = time.perf_counter()
-        with self.db.session() as session:
-            row = session.get(Document, previous.id) if previous else None
-            if row is None:
-                row = Document(collection=collection, path=path)
-                session.add(row)
-            row.source, row.title = file.source, doc.title[:512]
-            row.content_hash, row.status = content_hash, "pending"
-            session.flush()
-            doc_id = row.id
-        ids = [chunk_id(collection, path, d) for d in drafts]
-        texts = [embedding_text(doc.title, d.section, d.text) for d in drafts]
-        summary.timed("store", began)
-        began = time.perf_counter()
-        vectors = self.embedder.embed(texts)
-        summary.timed("embed", began)
-        began = time.perf_counter()
-        metadatas = [
-            {
-                "path": path,
-                "source": file.source,
-                "title": doc.title,
-                "section": d.section,
-                "document_id": doc_id,
-                "ord": d.ord,
-                "doc_hash": content_hash,
-                "n_tokens": d.n_tokens,
-            }
-            for d in drafts
-        ]
-        self.vectors.upsert(collection, ids, vectors, [d.text for d in drafts], metadatas)
-        self.vectors.delete(
-            collection, {"$and": [{"path": path}, {"doc_hash": {"$ne": content_hash}}]}
-        )
-        with self.db.session() as session:
-            session.execute(delete(Chunk).where(Chunk.document_id == doc_id))
-            session.add_all(
-                Chunk(
-                    id=chunk_ids,
-                    document_id=doc_id,
-                    ord=d.ord,
-                    section=d.section[:512],
-                    text=d.text,
-                    content_hash=d.content_hash,
-                    n_tokens=d.n_tokens,
-                )
-                for chunk_ids, d in zip(ids, drafts, strict=True)
-            )
-            row = session.get_one(Document, doc_id)
-            row.status, row.n_chunks = "indexed", len(drafts)
-            row.text_hash, row.signature = fingerprints
-        summary.timed("store", began)
-
-    def _delete_document(self, collection: str, doc_id: str, path: str) -> None:
-        assert self.vectors is not None
-        self.vectors.delete(collection, {"path": path})
-        with self.db.session() as session:
-            session.execute(delete(Document).where(Document.id == doc_id))
 
     def _start_run(self, collection: str, roots: list[Path], dry_run: bool) -> int:
         with self.db.session() as session:
