@@ -70,17 +70,23 @@ _INLINE = {
 }
 _HIDDEN_STYLE = re.compile(r"display\s*:\s*none|visibility\s*:\s*hidden", re.IGNORECASE)
 _META_CHARSET = re.compile(rb"<meta[^>]+charset\s*=\s*[\"']?\s*([A-Za-z0-9_.:-]+)", re.IGNORECASE)
+# An XHTML page's first line: <?xml version="1.0" encoding="UTF-8"?>
+_XML_DECLARATION = re.compile(r"\A\s*<\?xml\b[^>]*\?>")
+_XML_ENCODING = re.compile(rb"\A<\?xml\b[^>]*\bencoding\s*=\s*[\"']([A-Za-z0-9_.:-]+)")
 
 
 def declared_charset(data: bytes) -> str | None:
-    """Return the charset a page declares in a <meta> tag near its start, if any."""
-    match = _META_CHARSET.search(data[:4096])
+    """Return the charset a page declares in a <meta> tag near its start, if any.
+
+    Failing that, an XHTML page's XML declaration may name it.
+    """
+    match = _META_CHARSET.search(data[:4096]) or _XML_ENCODING.match(data)
     return match.group(1).decode("ascii") if match else None
 
 
 def load(text: str, stem: str) -> LoadedDocument:
     """Turn an HTML page into a title and sections of paragraphs."""
-    soup = BeautifulSoup(text, "lxml")
+    soup = _parse(text)
     title_tag = soup.select_one("head > title")  # not an SVG <title> in the body
     page_title = title_tag.get_text(" ", strip=True) if title_tag else ""
     _strip_noise(soup)
@@ -92,9 +98,22 @@ def load(text: str, stem: str) -> LoadedDocument:
 
 def fragment_text(markup: str) -> str:
     """Return the visible text of an HTML fragment (e.g. raw HTML inside Markdown)."""
-    soup = BeautifulSoup(markup, "lxml")
+    soup = _parse(markup)
     _strip_noise(soup)
     return _block_text(soup)
+
+
+def _parse(markup: str) -> BeautifulSoup:
+    """Parse markup as HTML, XHTML included, as a browser reads a .html file.
+
+    XHTML pages (DocBook's, such as the PostgreSQL manual) open with an XML declaration,
+    which makes bs4 warn on each one that XML is parsed as HTML. Parsing them as HTML is
+    deliberate: XHTML 1.0 is written to be read so, their text and headings come out as
+    an HTML page's, and an XML parser would drop the entities that only the XHTML DTD
+    defines (&nbsp;) or expand those an uploaded file declares. The declaration itself
+    holds nothing but the encoding, which decoding has applied, so it is dropped.
+    """
+    return BeautifulSoup(_XML_DECLARATION.sub("", markup, count=1), "lxml")
 
 
 def _strip_noise(soup: BeautifulSoup) -> None:

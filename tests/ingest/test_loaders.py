@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import io
+import re
+import warnings
 from pathlib import Path
 
 import pytest
@@ -14,6 +16,8 @@ from tests.fixtures.make_pdf import MANUAL_PAGES, build_pdf
 
 CORPUS = Path(__file__).parents[1] / "fixtures" / "corpus"
 PYTHON_DOCS = Path("/usr/share/doc/python3.11/html")
+POSTGRES_DOCS = Path("/usr/share/doc/postgresql-doc-15/html")
+XHTML_PAGE = Path(__file__).parent / "fixtures" / "docbook.html"
 
 
 def headings(doc: LoadedDocument) -> list[tuple[int, str]]:
@@ -224,6 +228,46 @@ def test_html_declared_charset() -> None:
     # Without a declaration the same bytes are not UTF-8.
     with pytest.raises(LoadError, match=r"^not valid UTF-8 text: invalid byte 0xe9"):
         load_bytes(page.encode("latin-1").replace(b"iso-8859-1", b"nonsense-x"), "menu.html")
+
+
+def load_quietly(data: bytes, name: str) -> LoadedDocument:
+    """Load a file, failing on any warning, even one a filter would show only once."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        doc = load_bytes(data, name)
+    assert [str(w.message) for w in caught] == []
+    return doc
+
+
+def test_xhtml_page_is_read_like_html_without_warnings() -> None:
+    """A DocBook XHTML page (an XML declaration first) loads silently, as its HTML twin."""
+    data = XHTML_PAGE.read_bytes()
+    assert data.startswith(b"<?xml")
+    doc = load_quietly(data, "docbook.html")
+    prolog = re.compile(rb"\A<\?xml[^>]*\?>\s*<!DOCTYPE[^>]*>(<html) xmlns=\"[^\"]*\"")
+    html_twin = prolog.sub(rb"<!DOCTYPE html>\1", data)
+    assert html_twin.startswith(b"<!DOCTYPE html><html><head>")
+    assert doc == load_quietly(html_twin, "docbook.html")
+    assert doc.title == "3.2. Replicating Widgets"
+    assert headings(doc) == [(1, "3.2. Replicating Widgets"), (2, "3.2.1. Replication Lag")]
+    intro = section_text(doc, "3.2. Replicating Widgets")
+    assert "A replica keeps a copy of every widget of its primary" in intro
+    assert "widgetctl replica add --primary=store-1 --name=store-2" in intro
+    lag = section_text(doc, "3.2.1. Replication Lag")
+    assert "more than 30 seconds raises the ReplicaBehind alert" in lag
+    assert "streaming | up to date & following" in lag
+    assert "xml version" not in doc.text
+
+
+def test_xhtml_encoding_from_its_xml_declaration() -> None:
+    """Without a <meta> charset, the XML declaration's encoding decodes the page."""
+    page = (
+        '<?xml version="1.0" encoding="ISO-8859-1"?>\n'
+        '<html xmlns="http://www.w3.org/1999/xhtml"><body><h1>Caf\xe9</h1>'
+        "<p>Cr\xe8me br\xfbl\xe9e is served cold.</p></body></html>"
+    )
+    doc = load_quietly(page.encode("latin-1"), "menu.html")
+    assert (doc.title, doc.text) == ("Café", "Crème brûlée is served cold.")
 
 
 # --- reStructuredText -------------------------------------------------------------------
@@ -463,3 +507,14 @@ def test_python_manual_json_page() -> None:
         assert chrome not in doc.text
     # Code examples keep their prompts and line breaks.
     assert ">>> import json\n>>> json.dumps(['foo', {'bar': ('baz', None, 1.0, 2)}])" in doc.text
+
+
+@pytest.mark.skipif(
+    not (POSTGRES_DOCS / "tutorial-join.html").is_file(),
+    reason="PostgreSQL 15 HTML manual not installed (apt-get install postgresql-doc-15)",
+)
+def test_postgresql_manual_xhtml_page() -> None:
+    doc = load_quietly((POSTGRES_DOCS / "tutorial-join.html").read_bytes(), "tutorial-join.html")
+    assert doc.title == "2.6. Joins Between Tables"
+    assert (2, "2.6. Joins Between Tables") in headings(doc)
+    assert "SELECT * FROM weather JOIN cities ON city = name;" in doc.text
