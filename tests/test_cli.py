@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -14,7 +15,9 @@ from app.settings import Settings
 from tests.conftest import CORPUS
 
 
-def docchat(*args: str, data_dir: Path, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+def docchat(
+    *args: str, data_dir: Path, timeout: float = 300, **env: str
+) -> subprocess.CompletedProcess[str]:
     env = {
         **os.environ,
         "DOCCHAT_DATA_DIR": str(data_dir),
@@ -22,6 +25,7 @@ def docchat(*args: str, data_dir: Path, timeout: float = 300) -> subprocess.Comp
         "DOCCHAT_LLM__TEMPERATURE": "0",
         "DOCCHAT_LLM__MAX_TOKENS": "64",
         "COLUMNS": "200",
+        **env,
     }
     return subprocess.run(
         [sys.executable, "-m", "app.cli", *args],
@@ -43,15 +47,39 @@ def test_ingest_reports_partial_run(tmp_path: Path) -> None:
     # Second run: nothing to do but the bad files, which are reported again.
     again = docchat("ingest", str(corpus), "--collection", "acme-docs", data_dir=tmp_path / "data")
     assert again.returncode == 3
-    row = next(line for line in again.stdout.splitlines() if line.strip().startswith("│"))
-    assert [cell.strip() for cell in row.strip("│ ").split("│")][:6] == [
-        "0",
-        "0",
-        "5",
-        "0",
-        "4",
-        "1",
+    counts = summary_counts(again.stdout)
+    assert [counts[n] for n in ("new", "changed", "unchanged", "deleted", "failed")] == [
+        0,
+        0,
+        5,
+        0,
+        4,
     ]
+    assert counts["skipped"] == 1
+
+
+def summary_counts(stdout: str) -> dict[str, int]:
+    """The ingest summary's counts: one "name  number" line each."""
+    found = re.findall(r"^\s*([a-z][a-z ]*?)\s{2,}(\d+)\s*$", stdout, flags=re.MULTILINE)
+    return {name: int(value) for name, value in found}
+
+
+def test_the_summary_reads_whole_in_80_columns(tmp_path: Path) -> None:
+    """The summary used to be one wide table: its headings came out as "chang…"."""
+    env_columns = {"COLUMNS": "80"}
+    result = docchat("ingest", str(CORPUS / "guide.md"), data_dir=tmp_path / "data", **env_columns)
+    assert result.returncode == 0, result.stderr
+    for name in ("new", "changed", "unchanged", "deleted", "failed", "skipped", "quarantined"):
+        assert re.search(rf"^\s*{name}\s+\d+\s*$", result.stdout, flags=re.MULTILINE), name
+    assert "…" not in result.stdout
+    assert summary_counts(result.stdout)["new"] == 1
+
+
+def test_messages_with_brackets_print_whole(tmp_path: Path) -> None:
+    """rich read "[a-zA-Z0-9._-]" as markup and cut the message there."""
+    result = docchat("ingest", str(CORPUS), "--collection", "pg", data_dir=tmp_path / "data")
+    assert result.returncode == 1
+    assert "use 3-63 of [a-zA-Z0-9._-]" in " ".join(result.stderr.split())
 
 
 def test_ingest_of_clean_folder_exits_zero(tmp_path: Path) -> None:

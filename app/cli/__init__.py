@@ -1,0 +1,27 @@
+"""The `docchat` command: one module per command or command group."""
+
+from __future__ import annotations
+
+import typer
+
+from app.cli import ask, config, evaluation, feedback, ingest, keys, quality, serve
+
+app = typer.Typer(
+    help="docchat: answer questions from your documentation, on your own machines.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+app.command()(serve.serve)
+app.command()(ingest.ingest)
+app.command()(ask.ask)
+app.add_typer(config.app, name="config", help="Inspect the settings.")
+app.add_typer(keys.app, name="keys", help="Manage API keys (shown once, stored hashed).")
+app.add_typer(evaluation.app, name="eval", help="Measure retrieval quality.")
+app.add_typer(quality.app, name="quality", help="Data-quality findings of ingest runs.")
+app.add_typer(feedback.app, name="feedback", help="Users' ratings of answers.")
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()

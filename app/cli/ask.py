@@ -1,0 +1,63 @@
+"""`docchat ask`: one answer in the terminal, with its sources."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from typing import Annotated, Any
+
+import typer
+
+from app.cli.common import console, fail, load, say
+
+
+def ask(
+    question: Annotated[str, typer.Argument(help="The question.")],
+    collection: Annotated[str | None, typer.Option(help="Collection to search.")] = None,
+) -> None:
+    """Answer one question from the terminal, with its sources.
+
+    Example: docchat ask "How do I install docchat?"
+    """
+    from app.components import build_components
+    from app.security.secrets import ConfigError
+    from app.store.vectors import VectorStoreBusy
+
+    overrides = {"vectors": {"collection": collection}} if collection else {}
+    settings = load(**overrides)
+    try:
+        components = build_components(settings, writer=False)
+    except (VectorStoreBusy, ConfigError) as exc:
+        raise fail(str(exc)) from None
+
+    from app.chat.events import Failed, Finished, Token
+    from app.chat.service import Question
+    from app.problems import ApiError, problem_from
+
+    async def run() -> list[dict[str, Any]]:
+        answer = await components.chat.open(Question(question, store=False))
+        async for event in answer.events():
+            if isinstance(event, Token):
+                sys.stdout.write(event.text)
+                sys.stdout.flush()
+            elif isinstance(event, Finished) and event.notice:
+                sys.stdout.write("\n\n" + event.notice)
+            elif isinstance(event, Failed):
+                raise ApiError.of(event.problem)
+        sys.stdout.write("\n")
+        return [c.as_dict() for c in answer.started.citations]
+
+    try:
+        sources = asyncio.run(run())
+    except Exception as exc:
+        problem = problem_from(exc)
+        if problem is None:
+            raise
+        raise fail(problem.message) from None
+    finally:
+        components.close()
+    if sources:
+        console.print("\n[bold]Sources[/]")
+        for c in sources:
+            section = f" — {c['section']}" if c["section"] else ""
+            say(f"  [{c['n']}] {c['source']}{section} (score {c['score']:.2f})")

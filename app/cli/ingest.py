@@ -1,0 +1,135 @@
+"""`docchat ingest`: bring a collection in line with a folder of documents."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+from rich import box
+from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+from rich.text import Text
+
+from app.cli.common import EXIT_PARTIAL, console, err, fail, load, say
+
+if TYPE_CHECKING:  # the command's own imports wait until it runs: --help stays fast
+    from ingest.pipeline import IngestSummary
+
+
+def ingest(
+    paths: Annotated[list[Path], typer.Argument(help="Files or folders to ingest.")],
+    collection: Annotated[
+        str | None, typer.Option(help="Collection to write (default: vectors.collection).")
+    ] = None,
+    dry_run: Annotated[bool, typer.Option(help="Report what would change; write nothing.")] = False,
+    exclude: Annotated[
+        list[str] | None,
+        typer.Option(help="Glob of paths to leave out (repeatable), besides ingest.exclude."),
+    ] = None,
+) -> None:
+    """Ingest Markdown, HTML, reST, text and PDF files; re-runs only process changes.
+
+    Example: docchat ingest docs/ --collection docs
+
+    Exit status: 0 all files ingested, 3 partial (some files failed and were skipped),
+    1 the run could not be done.
+    """
+    from app.components import open_ingestor
+    from app.store.db import DatabaseUnavailable
+    from app.store.vectors import VectorStoreBusy, VectorStoreUnavailable
+
+    settings = load()
+    target = collection or settings.vectors.collection
+    try:
+        settings.vectors.model_validate({"collection": target})
+    except ValueError:
+        raise fail(f"invalid collection name {target!r}: use 3-63 of [a-zA-Z0-9._-]") from None
+    missing = [str(p) for p in paths if not p.exists()]
+    if missing:
+        raise fail(f"no such file or folder: {', '.join(missing)}")
+    try:
+        with (
+            open_ingestor(settings, dry_run=dry_run, extra_exclude=exclude or []) as ingestor,
+            ProgressBar() as bar,
+        ):
+            summary = ingestor.run(
+                paths, target, dry_run=dry_run, progress=bar.file_done, on_start=bar.start
+            )
+    except (VectorStoreBusy, VectorStoreUnavailable, DatabaseUnavailable) as exc:
+        raise fail(str(exc)) from None
+    except KeyboardInterrupt:
+        raise fail(
+            "interrupted; the store is consistent, run the same command to finish", 130
+        ) from None
+    print_summary(summary, target)
+    if summary.partial:
+        err.print(
+            f"partial run: {summary.failed} file(s) failed and were skipped (exit {EXIT_PARTIAL})",
+            highlight=False,
+        )
+        raise typer.Exit(EXIT_PARTIAL)
+
+
+class ProgressBar:
+    """Files done of files found, chunks written, and the file at hand, on stderr."""
+
+    def __init__(self) -> None:
+        self.bar = Progress(
+            TextColumn("[progress.description]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("files · {task.fields[chunks]} chunks"),
+            TimeElapsedColumn(),
+            console=err,
+            transient=False,
+        )
+        self.task = self.bar.add_task("ingesting", total=None, chunks=0)
+        self.written = 0
+
+    def __enter__(self) -> ProgressBar:
+        self.bar.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.bar.update(self.task, description="done")
+        self.bar.__exit__(None, None, None)
+
+    def start(self, total: int) -> None:
+        """The run found `total` files."""
+        self.bar.update(self.task, total=total)
+
+    def file_done(self, source: str, outcome: str, chunks: int) -> None:
+        """One file handled (or, for a deleted file, removed)."""
+        self.written += chunks
+        if outcome != "deleted":
+            self.bar.advance(self.task)
+        # Escaped: a file name may hold [brackets].
+        shown = f"{outcome:>9} {escape(source[-40:])}"
+        self.bar.update(self.task, chunks=self.written, description=shown)
+
+
+def print_summary(summary: IngestSummary, collection: str) -> None:
+    """The counts (one per line: readable in 80 columns or a log), time by stage and
+    every finding."""
+    from app.store.models import OUTCOMES
+
+    title = f"ingest into {collection}" + (" (dry run)" if summary.dry_run else "")
+    table = Table(title=Text(title), show_header=False, box=box.SIMPLE)
+    table.add_column("outcome")
+    table.add_column("count", justify="right")
+    for name in (*OUTCOMES, "chunks_written"):
+        table.add_row(name.replace("_", " "), str(getattr(summary, name)))
+    table.add_row("seconds", f"{summary.seconds:.1f}")
+    console.print(table)
+    if summary.stages:
+        spent = ", ".join(f"{name} {secs:.1f} s" for name, secs in summary.stages.items())
+        say(f"time by stage: {spent}")
+    for finding in summary.findings:
+        colour = "red" if finding.severity == "error" else "yellow"
+        line = Text(finding.severity, style=colour)
+        line.append(f" {finding.source}: {finding.reason}")
+        console.print(line, highlight=False, soft_wrap=True)
+    errors = sum(1 for f in summary.findings if f.severity == "error")
+    say(f"findings: {errors} errors, {len(summary.findings) - errors} warnings")
