@@ -4,7 +4,7 @@
 #   docker build -t docchat:0.1.0 .                 # runtime image, CPU, models included
 #   docker build --target test .                     # fails on a failing check
 #   docker build --build-arg WITH_MODELS=0 ...       # no models: mount yours, set llm.model_path
-#   CUDA (llama.cpp on NVIDIA GPUs, see README "Deploy"):
+#   CUDA (llama.cpp on NVIDIA GPUs, see docs/gpu.md and docs/deploy.md):
 #   docker build --build-arg ACCEL=cuda \
 #     --build-arg BASE=nvidia/cuda:12.8.1-devel-ubuntu24.04 \
 #     --build-arg RUNTIME_BASE=nvidia/cuda:12.8.1-runtime-ubuntu24.04 -t docchat:0.1.0-cuda .

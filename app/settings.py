@@ -355,7 +355,9 @@ class SecuritySettings(BaseModel):
         return patterns
 
     expose_api_docs: bool | None = Field(
-        None, description="Serve /docs and /openapi.json. Empty: only outside production."
+        None,
+        description="Serve the OpenAPI document at /openapi.json (there is no Swagger "
+        "page: its scripts would come from a CDN). Empty: only outside production.",
     )
 
 

@@ -1,7 +1,7 @@
 """Benchmark: ingest throughput, the cost of an unchanged re-run, and the API's time to
 first token against llama.cpp's own prompt evaluation of the same prompt.
 
-Prints figures; asserts nothing. Targets (README "Benchmarks"): an unchanged re-run
+Prints figures; asserts nothing. Targets (docs/performance.md): an unchanged re-run
 under 5% of the first run; the API's time to first token within 15% of llama.cpp's
 prompt evaluation.
 

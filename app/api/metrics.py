@@ -35,7 +35,7 @@ router = APIRouter(tags=["metrics"], dependencies=[Depends(metrics_access)])
     },
 )
 async def metrics(components: ComponentsDep) -> Response:
-    """Every docchat metric (README "Observability" lists them)."""
+    """Every docchat metric (docs/observability.md lists them)."""
     registry = components.telemetry.metrics.registry
     # Off the loop: the ingest figures are read from the database at scrape time.
     body = await asyncio.to_thread(generate_latest, registry)

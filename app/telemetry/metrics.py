@@ -1,6 +1,6 @@
 """Prometheus metrics: one registry per app, so several apps (tests) never collide.
 
-Every name here is listed in README "Observability"; deploy/prometheus and
+Every name here is listed in docs/observability.md; deploy/prometheus and
 deploy/grafana use only these (a test checks it).
 """
 

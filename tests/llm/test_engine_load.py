@@ -46,7 +46,7 @@ def test_batched_answers_equal_answers_made_alone(components: Components) -> Non
 
     Short prompts: with long ones (a few hundred tokens) llama.cpp sizes each step's
     attention window by the longest sequence in the batch, and answers can drift apart
-    after a dozen tokens through float rounding (README "Load testing" says so).
+    after a dozen tokens through float rounding (docs/performance.md says so).
     """
     engine = components.engine  # parallel=4, greedy
 
