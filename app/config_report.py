@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from pydantic import BaseModel, SecretStr
@@ -74,3 +75,34 @@ def settings_report(settings: Settings) -> list[dict[str, Any]]:
             }
         )
     return rows
+
+
+def _default(field: Any) -> str:
+    """A field's default as the reference shows it."""
+    value = field.get_default(call_default_factory=True)
+    if value is None:
+        return "empty"
+    if isinstance(value, list | bool):
+        return "`" + json.dumps(value) + "`"
+    return f"`{value}`"
+
+
+def settings_reference() -> str:
+    """Every setting with its default and description, as Markdown tables: the end of
+    docs/configuration.md (`docchat config reference` prints it; a test keeps the docs
+    in step)."""
+    lines = ["### top level", "", "| setting | default | what it does |", "| --- | --- | --- |"]
+    sections: list[tuple[str, type[BaseModel]]] = []
+    for name, field in Settings.model_fields.items():
+        kind = field.annotation
+        if isinstance(kind, type) and issubclass(kind, BaseModel):
+            sections.append((name, kind))
+            continue
+        lines.append(f"| `{name}` | {_default(field)} | {field.description or ''} |")
+    for section, model in sections:
+        lines += ["", f"### {section}", "", (model.__doc__ or "").strip(), ""]
+        lines += ["| setting | default | what it does |", "| --- | --- | --- |"]
+        for name, field in model.model_fields.items():
+            row = f"| `{section}.{name}` | {_default(field)} | {field.description or ''} |"
+            lines.append(row)
+    return "\n".join(lines) + "\n"

@@ -118,3 +118,16 @@ def test_config_show_command(sources: Path, monkeypatch: pytest.MonkeyPatch) -> 
     )
     assert "rag.top_k" in table.stdout
     assert "CANARY" not in table.stdout + table.stderr
+
+
+def test_the_documented_settings_are_the_real_ones() -> None:
+    """docs/configuration.md ends with the reference that the settings themselves give
+    (regenerate with `docchat config reference`): a new or changed setting cannot go
+    undocumented."""
+    from app.config_report import settings_reference
+
+    documented = (Path(__file__).parents[1] / "docs" / "configuration.md").read_text()
+    assert documented.endswith(settings_reference()), (
+        "docs/configuration.md is out of date: replace everything from '### top level' "
+        "with the output of `docchat config reference`"
+    )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from typing import Annotated
 
 import typer
@@ -34,3 +35,14 @@ def config_show(
         # Text, not markup: values such as exclude globs hold [brackets].
         table.add_row(row["name"], Text(str(row["value"])), Text(row["source"]))
     console.print(table)
+
+
+@app.command("reference")
+def config_reference() -> None:
+    """Print every setting with its default and description, as Markdown.
+
+    Example: docchat config reference > settings.md
+    """
+    from app.config_report import settings_reference
+
+    sys.stdout.write(settings_reference())
