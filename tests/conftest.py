@@ -204,3 +204,28 @@ def live_server_auth(components: Components, keys: dict[str, str]) -> Iterator[t
     app = create_app(with_auth(components.settings), components)
     for base in serve_in_thread(app):
         yield base, keys["chat"]
+
+
+def run_docchat(
+    *args: str, env: dict[str, str], timeout: float = 300
+) -> subprocess.CompletedProcess[str]:
+    """`docchat ARGS` as a real process, its output captured as text."""
+    return subprocess.run(
+        [sys.executable, "-m", "app.cli", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+@pytest.fixture
+def auth_client(components: Components) -> Iterator[TestClient]:
+    """The real app with API keys required."""
+    with TestClient(create_app(with_auth(components.settings), components)) as client:
+        yield client
+
+
+def bearer(key: str) -> dict[str, str]:
+    """The header that carries a key."""
+    return {"Authorization": f"Bearer {key}"}

@@ -16,10 +16,9 @@ from pydantic import BaseModel, Field, StrictBool
 from app.api.deps import ChatDep, IdentityDep, require_scope
 from app.api.errors import ERROR_RESPONSES
 from app.api.schemas import ChatAnswer
-from app.api.streaming import sse, until_disconnected
-from app.chat.events import Failed, Finished, Token
+from app.api.streaming import admitted, finished, sse
+from app.chat.events import Finished, Token
 from app.chat.service import Answer, Question
-from app.problems import ApiError
 from app.telemetry.context import annotate
 
 router = APIRouter(prefix="/api", tags=["chat"], dependencies=[require_scope("chat")])
@@ -76,19 +75,12 @@ async def chat(
 ) -> Response:
     """Answer a question from the documentation, with citations."""
     question = Question(body.question, conversation_id=body.conversation_id, caller=identity)
-    # Every refusal (a full queue included) is decided here, before any byte is sent.
-    answer = await until_disconnected(request, chat.open(question))
-    if answer is None:
-        return Response(status_code=499)  # the client left; nobody reads this
+    answer = await admitted(request, chat, question)
     annotate(conversation_id=answer.started.conversation_id)  # on this request's log line
     if not body.stream:
-        outcome = await until_disconnected(request, answer.result())
-        if outcome is None:
-            return Response(status_code=499)
-        if isinstance(outcome, Failed):
-            raise ApiError.of(outcome.problem)
+        done = await finished(request, answer)
         return Response(
-            ChatAnswer.model_validate(answer_body(outcome)).model_dump_json(),
+            ChatAnswer.model_validate(answer_body(done)).model_dump_json(),
             media_type="application/json",
         )
     return StreamingResponse(

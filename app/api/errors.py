@@ -11,10 +11,11 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from app.api.streaming import ClientLeft
 from app.llm.base import EngineBusy, EngineUnavailable, GenerationTimeout, PromptTooLong
 from app.problems import INTERNAL, ApiError, Problem, error_body, problem_from
 
@@ -70,6 +71,10 @@ def install_error_handlers(app: FastAPI) -> None:
 
     for kind in (ApiError, EngineBusy, EngineUnavailable, GenerationTimeout, PromptTooLong):
         app.add_exception_handler(kind, _known)
+
+    @app.exception_handler(ClientLeft)
+    async def _left(_request: Request, _exc: ClientLeft) -> Response:
+        return Response(status_code=499)  # nginx's "client closed request": nobody reads it
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool
 from app.api.deps import ChatDep, ComponentsDep, IdentityDep, require_scope
 from app.api.errors import ERROR_RESPONSES
 from app.api.schemas import ModelList, ModelOut
-from app.api.streaming import until_disconnected
+from app.api.streaming import admitted, finished
 from app.chat.events import Failed, Finished, Token
 from app.chat.service import Answer, Question
 from app.problems import ApiError, error_body
@@ -143,18 +143,10 @@ async def chat_completions(
     if body.n != 1:
         raise ApiError(400, "invalid_request", "n: only 1 choice is supported")
     question = question_of(body, identity)
-    # Every refusal (a full queue included) is decided here, before any byte is sent.
-    answer = await until_disconnected(request, chat.open(question))
-    if answer is None:
-        return Response(status_code=499)  # the client left; nobody reads this
+    answer = await admitted(request, chat, question)
     completion = Completion(body, answer)
     if not body.stream:
-        outcome = await until_disconnected(request, answer.result())
-        if outcome is None:
-            return Response(status_code=499)
-        if isinstance(outcome, Failed):
-            raise ApiError.of(outcome.problem)
-        return JSONResponse(completion.whole(outcome))
+        return JSONResponse(completion.whole(await finished(request, answer)))
     return StreamingResponse(
         completion.chunks(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"}
     )

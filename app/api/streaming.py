@@ -10,6 +10,10 @@ from typing import Any, TypeVar
 
 from fastapi import Request
 
+from app.chat.events import Failed, Finished
+from app.chat.service import Answer, ChatService, Question
+from app.problems import ApiError
+
 T = TypeVar("T")
 
 
@@ -40,3 +44,27 @@ async def until_disconnected(request: Request, work: Awaitable[T]) -> T | None:
     if task.cancelled():
         return None
     return task.result()
+
+
+class ClientLeft(Exception):
+    """The client hung up before its answer was ready (logged as 499)."""
+
+
+async def admitted(request: Request, chat: ChatService, question: Question) -> Answer:
+    """The opened answer. Every refusal (a full queue included) is raised here, before
+    any byte of the response is sent."""
+    answer = await until_disconnected(request, chat.open(question))
+    if answer is None:
+        raise ClientLeft
+    return answer
+
+
+async def finished(request: Request, answer: Answer) -> Finished:
+    """The whole answer, for the routes that send one JSON body; a failure after
+    admission is raised as its error."""
+    outcome = await until_disconnected(request, answer.result())
+    if outcome is None:
+        raise ClientLeft
+    if isinstance(outcome, Failed):
+        raise ApiError.of(outcome.problem)
+    return outcome

@@ -4,16 +4,13 @@ admin review, against the real app, models and stores."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from typing import Any
 
-import pytest
 from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
 from app.components import Components
-from app.main import create_app
-from tests.conftest import with_auth
+from tests.conftest import bearer
 
 QUESTION = "What port does the widget server listen on by default?"
 
@@ -123,16 +120,6 @@ def test_bad_feedback_is_422_in_the_one_error_shape(client: TestClient) -> None:
         assert response.status_code == 422, params
         assert response.json()["error"]["type"] == "invalid_request"
     assert rate(client, answer_id, {"rating": "up", "comment": "x" * 1000}).status_code == 200
-
-
-@pytest.fixture
-def auth_client(components: Components) -> Iterator[TestClient]:
-    with TestClient(create_app(with_auth(components.settings), components)) as client:
-        yield client
-
-
-def bearer(key: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {key}"}
 
 
 def test_feedback_per_key_and_scopes(

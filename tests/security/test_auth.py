@@ -15,7 +15,7 @@ from app.components import Components
 from app.main import create_app
 from app.security.keys import SCOPE_LEVEL
 from app.security.middleware import is_public
-from tests.conftest import with_auth
+from tests.conftest import bearer, with_auth
 
 QUESTION = "What port does the widget server listen on by default?"
 UNAUTHORIZED = {
@@ -44,10 +44,6 @@ def unauthorized(response: object) -> None:
     body = response.json()  # type: ignore[attr-defined]
     assert body["error"].pop("request_id") == response.headers["x-request-id"]  # type: ignore[attr-defined]
     assert body == UNAUTHORIZED
-
-
-def bearer(key: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {key}"}
 
 
 def api_routes(client: TestClient) -> list[RouteContext]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import stat
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -14,7 +13,7 @@ import pytest
 from app.components import open_database
 from app.security.keys import KeyStore
 from app.security.secrets import pepper_file, resolve_pepper
-from tests.conftest import make_settings
+from tests.conftest import make_settings, run_docchat
 
 
 @pytest.fixture
@@ -103,13 +102,7 @@ def test_keys_commands(tmp_path: Path) -> None:
     }
 
     def docchat(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "app.cli", "keys", *args],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
+        return run_docchat("keys", *args, env=env, timeout=120)
 
     created = docchat("create", "--name", "support", "--scope", "chat", "--expires", "30")
     assert created.returncode == 0, created.stderr

@@ -5,8 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import subprocess
-import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -18,7 +16,7 @@ from app.components import Components, build_components, build_guards
 from app.main import create_app
 from app.security.output_guard import WITHHELD_ANSWER, OutputGuard
 from app.security.secrets import ConfigError, check_startup
-from tests.conftest import Models, ingest_into, make_settings
+from tests.conftest import Models, ingest_into, make_settings, run_docchat
 from tests.sse import parse_sse
 
 INJECTION = Path(__file__).parents[1] / "fixtures" / "injection"
@@ -163,24 +161,12 @@ def test_serve_exits_non_zero_in_unsafe_production(tmp_path: Path) -> None:
         "DOCCHAT_DATA_DIR": str(tmp_path / "data"),
         "DOCCHAT_SECRETS_DIR": str(tmp_path / "none"),
     }
-    result = subprocess.run(
-        [sys.executable, "-m", "app.cli", "serve", "--port", "1"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    result = run_docchat("serve", "--port", "1", env=env, timeout=60)
     assert result.returncode == 1
     assert "security.key_pepper is missing" in result.stderr
     assert "Traceback" not in result.stderr
     env["DOCCHAT_SECURITY__KEY_PEPPER"] = "Zq3-" * 4 + "pepper-for-tests-only-9x7w"
     env["DOCCHAT_SECURITY__AUTH_ENABLED"] = "false"
-    result = subprocess.run(
-        [sys.executable, "-m", "app.cli", "serve", "--port", "1"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    result = run_docchat("serve", "--port", "1", env=env, timeout=60)
     assert result.returncode == 1
     assert "refusing to start in production:\n  - authentication is off" in result.stderr

@@ -5,7 +5,6 @@ document that described the wrong shapes."""
 from __future__ import annotations
 
 import io
-from collections.abc import Iterator
 
 import pytest
 from fastapi.testclient import TestClient
@@ -13,19 +12,9 @@ from fastapi.testclient import TestClient
 from app.components import Components
 from app.main import create_app
 from app.store.models import Document
-from tests.conftest import CORPUS, with_auth
+from tests.conftest import CORPUS, bearer, with_auth
 
 QUESTION = "What port does the widget server listen on by default?"
-
-
-@pytest.fixture
-def auth_client(components: Components) -> Iterator[TestClient]:
-    with TestClient(create_app(with_auth(components.settings), components)) as client:
-        yield client
-
-
-def bearer(key: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {key}"}
 
 
 def test_a_chat_key_reads_only_the_collection_it_is_answered_from(

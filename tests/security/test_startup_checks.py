@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import secrets
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -15,6 +14,7 @@ from pydantic import ValidationError
 from app.components import build_guards, open_database
 from app.security.secrets import ConfigError, check_startup, production_problems
 from app.settings import Settings
+from tests.conftest import run_docchat
 
 STRONG_PEPPER = secrets.token_urlsafe(48)
 
@@ -132,13 +132,7 @@ def serve(env_settings: dict[str, str], tmp_path: Path) -> subprocess.CompletedP
         "DOCCHAT_ENV_FILE": str(tmp_path / "absent.env"),
         **env_settings,
     }
-    return subprocess.run(
-        [sys.executable, "-m", "app.cli", "serve", "--port", "1"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    return run_docchat("serve", "--port", "1", env=env, timeout=120)
 
 
 def test_serve_prints_every_problem_once_and_exits_1(tmp_path: Path) -> None:

@@ -23,6 +23,7 @@ from app.security.redaction import Redactor
 from app.security.secrets import setting_secrets
 from app.settings import AlertSettings, Settings
 from app.telemetry.alerts import WebhookSender
+from tests.conftest import run_docchat
 from tests.telemetry.test_alerts import Receiver
 
 SLACK_PATH = "/services/T0ALERTS1/B0ALERTS2/wEbHoOkToKeN0123456789"
@@ -105,13 +106,7 @@ def test_serve_refuses_them_with_a_clear_error(tmp_path: Path) -> None:
         "DOCCHAT_ALERTS__WEBHOOKS": json.dumps([WITH_USER_INFO]),
         "DOCCHAT_ALERTS__WEBHOOK_TOKEN": "tok-canary-0123456789",
     }
-    result = subprocess.run(
-        [sys.executable, "-m", "app.cli", "serve", "--port", "1"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    result = run_docchat("serve", "--port", "1", env=env, timeout=120)
     assert result.returncode == 1
     assert "alerts.webhooks[0] holds credentials" in result.stderr
     assert "Traceback" not in result.stderr
