@@ -7,12 +7,11 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 from app.components import Components
 from app.settings import Settings
-from tests.conftest import CORPUS
+from tests.conftest import CORPUS, run_docchat
 
 
 def docchat(
@@ -27,13 +26,7 @@ def docchat(
         "COLUMNS": "200",
         **env,
     }
-    return subprocess.run(
-        [sys.executable, "-m", "app.cli", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
+    return run_docchat(*args, env=env, timeout=timeout)
 
 
 def test_ingest_reports_partial_run(tmp_path: Path) -> None:

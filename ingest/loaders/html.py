@@ -29,8 +29,12 @@ _REMOVED_TAGS = [
     "object",
     "embed",
 ]
-# Sphinx chrome: permalink pilcrows, sidebar, prev/next bar and footer.
-_SPHINX_NOISE = "a.headerlink, div.sphinxsidebar, div.related, div.footer"
+# Sphinx chrome: permalink pilcrows, sidebar, prev/next bar and footer; DocBook's
+# (the PostgreSQL manual's) "Prev | Up | Home | Next" bars, which differ on every page
+# and so escape the boilerplate check.
+_SPHINX_NOISE = (
+    "a.headerlink, div.sphinxsidebar, div.related, div.footer, div.navheader, div.navfooter"
+)
 _CONTENT_ROOTS = ["main", "[role=main]", "article", "div.body", "body"]
 _HEADINGS = {"h1", "h2", "h3", "h4", "h5", "h6"}
 _BLOCKS = _HEADINGS | {"p", "pre", "li", "dt", "dd", "blockquote", "table", "figcaption"}

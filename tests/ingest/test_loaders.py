@@ -518,3 +518,22 @@ def test_postgresql_manual_xhtml_page() -> None:
     assert doc.title == "2.6. Joins Between Tables"
     assert (2, "2.6. Joins Between Tables") in headings(doc)
     assert "SELECT * FROM weather JOIN cities ON city = name;" in doc.text
+    # The navigation bars above and below every page are not content.
+    assert "Prev" not in doc.text.split()
+    assert "Next" not in doc.text.split()
+
+
+def test_docbook_navigation_bars_are_not_content() -> None:
+    page = (
+        b'<html><body><div class="navheader"><table><tr><td><a href="a.html">Prev</a></td>'
+        b"<td>Up</td><th>Chapter 2. The SQL Language</th><td>Home</td><td>Next</td></tr>"
+        b'</table></div><div class="sect1"><h2 class="title">2.6. Joins</h2>'
+        b"<p>Queries can access multiple tables at once.</p></div>"
+        b'<div class="navfooter"><table><tr><td>Prev</td><td>Up</td><td>Next</td></tr>'
+        b"<tr><td>2.5. Querying a Table</td><td>Home</td><td>2.7. Aggregate Functions</td>"
+        b"</tr></table></div></body></html>"
+    )
+    doc = load_quietly(page, "joins.html")
+    assert "Queries can access multiple tables at once." in doc.text
+    assert "Prev" not in doc.text
+    assert "Aggregate Functions" not in doc.text

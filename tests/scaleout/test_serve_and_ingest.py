@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import sys
 import threading
 import time
 from dataclasses import dataclass
@@ -20,7 +19,7 @@ from typing import Any
 import httpx
 
 from app.settings import Settings
-from tests.conftest import CORPUS, docchat_serve, free_port, make_settings
+from tests.conftest import CORPUS, docchat_serve, free_port, make_settings, run_docchat
 from tests.ingest.test_pipeline import stored_state
 from tests.servers import ChromaServer, PostgresServer
 
@@ -51,13 +50,7 @@ def docchat_env(data_dir: Path, **settings: str) -> dict[str, str]:
 
 
 def cli(env: dict[str, str], *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "app.cli", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
+    return run_docchat(*args, env=env, timeout=timeout)
 
 
 def ask(base: str, question: str) -> dict[str, Any]:
