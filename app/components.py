@@ -13,7 +13,9 @@ from app.chat.service import ChatService
 from app.llm.base import ChatEngine
 from app.llm.embedder import Embedder
 from app.llm.engine import LlamaEngine
+from app.llm.hosting import ModelHost, SwappableEngine
 from app.llm.provision import chat_model_path, embedding_model_path
+from app.llm.registry import ModelEntry, ModelRegistry
 from app.rag.prompt import system_prompt
 from app.rag.retrieval import Retriever
 from app.security.keys import KeyStore
@@ -58,17 +60,46 @@ def load_embedder(settings: Settings) -> Embedder:
     )
 
 
-def load_engine(settings: Settings) -> ChatEngine:
-    """The chat model: loaded here, or a client of the remote server (nothing loaded)."""
+def load_engine(settings: Settings, db: Database | None = None) -> ChatEngine:
+    """The chat model: the registry's active model loaded here (behind a swappable
+    engine, so a newly activated one can replace it while answers run), or a client of
+    the remote server (nothing loaded; the registry does not apply)."""
     if settings.llm.backend == "remote":
         from app.llm.remote import RemoteEngine
 
         remote = RemoteEngine(settings.llm)
         log.info("chat model %s on a remote server", remote.model_id)
         return remote
-    path = chat_model_path(settings.llm.model_path)
-    log.info("loading chat model %s", path.name)
-    return LlamaEngine(settings.llm, path)
+    if db is None:
+        raise ValueError("a local model is found through the registry: pass the database")
+    return SwappableEngine(load_model(settings, active_model(settings, db)))
+
+
+def active_model(settings: Settings, db: Database) -> ModelEntry:
+    """The registry's active model, checked; on the first start, the configured (or
+    default) file, registered and activated."""
+    registry = ModelRegistry(db)
+    entry = registry.active()
+    if entry is None:
+        path = chat_model_path(settings.llm.model_path)
+        log.info("registering %s as the first active model", path.name)
+        return registry.seed(path)
+    configured = settings.llm.model_path
+    if configured is not None and configured.expanduser().resolve() != entry.path:
+        log.warning(
+            "llm.model_path (%s) is not the active model %s: the registry decides "
+            "(docchat models add / activate)",
+            configured,
+            entry.name,
+        )
+    registry.verify(entry)
+    return entry
+
+
+def load_model(settings: Settings, entry: ModelEntry) -> LlamaEngine:
+    """A registered model loaded into llama.cpp (CannotChat if it cannot serve chat)."""
+    log.info("loading chat model %s (%s)", entry.name, entry.sha256[:12])
+    return LlamaEngine(settings.llm, entry.path, name=entry.name, sha256=entry.sha256)
 
 
 @dataclass
@@ -167,9 +198,26 @@ class Components:
             max_file_bytes=max_file_bytes,
         )
 
-    def warm(self) -> None:
-        """Evaluate the shared system prompt once, so each request skips it."""
-        self.engine.set_prefix(self.chat.shared_prefix())
+    def warm(self, engine: ChatEngine | None = None) -> None:
+        """Evaluate the shared system prompt once (on `engine`, or the one in service),
+        so each request skips it."""
+        engine = engine or self.engine.pin()
+        engine.set_prefix(self.chat.shared_prefix(engine))
+
+    def model_host(self) -> ModelHost | None:
+        """What keeps this server on the registry's active model (None when the model
+        is not swappable: a remote server, or an engine handed in by a test)."""
+        if not isinstance(self.engine, SwappableEngine):
+            return None
+        metrics = self.telemetry.metrics
+        return ModelHost(
+            self.engine,
+            ModelRegistry(self.db),
+            lambda entry: load_model(self.settings, entry),
+            self.warm,
+            poll_s=self.settings.models.poll_interval_s,
+            on_swap=lambda engine: metrics.set_model(engine, self.embedder.name),
+        )
 
     def close(self) -> None:
         """Release what these components opened, newest first."""
@@ -204,7 +252,7 @@ def build_components(
         if embedder is None:
             embedder = load_embedder(settings)
         if engine is None:
-            engine = load_engine(settings)
+            engine = load_engine(settings, db)
             opened.callback(engine.close)
         if telemetry is None:
             telemetry = build_telemetry(settings, db, engine)

@@ -14,7 +14,7 @@ from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 
 from app import __version__
-from app.api import admin, chat, documents, feedback, health, metrics, openai
+from app.api import admin, chat, documents, feedback, health, metrics, models, openai
 from app.api.errors import install_error_handlers
 from app.components import Components, build_components
 from app.security.keys import KeyStore
@@ -57,15 +57,22 @@ def create_app(
             else await asyncio.to_thread(build_components, settings)
         )
         ready: Components = app.state.components
-        ready.telemetry.metrics.model_info.info(
-            {"model": ready.engine.model_id, "embedding_model": ready.embedder.name}
+        ready.telemetry.metrics.set_model(ready.engine, ready.embedder.name)
+        log.info(
+            "docchat ready: model %s (%s)",
+            ready.engine.model_id,
+            (ready.engine.model_sha256 or "remote")[:12],
         )
-        log.info("docchat ready: model %s", ready.engine.model_id)
         alerts = ready.telemetry.alerts
         monitor = asyncio.create_task(alerts.run()) if alerts is not None else None
+        # Every replica follows the registry's active model.
+        app.state.model_host = host = ready.model_host()
+        following = asyncio.create_task(host.run()) if host is not None else None
         try:
             yield
         finally:
+            if following is not None:
+                following.cancel()
             if monitor is not None and alerts is not None:
                 monitor.cancel()
                 await alerts.drain()
@@ -92,6 +99,7 @@ def create_app(
         feedback.review,
         admin.admin,
         admin.uploads,
+        models.router,
         metrics.router,
     ):
         app.include_router(router)

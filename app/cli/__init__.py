@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from app.cli import ask, config, evaluation, feedback, ingest, keys, quality, serve
+from app.cli import ask, config, evaluation, feedback, ingest, keys, models, quality, serve
 
 app = typer.Typer(
     help="docchat: answer questions from your documentation, on your own machines.",
@@ -17,7 +17,10 @@ app.command()(ingest.ingest)
 app.command()(ask.ask)
 app.add_typer(config.app, name="config", help="Inspect the settings.")
 app.add_typer(keys.app, name="keys", help="Manage API keys (shown once, stored hashed).")
-app.add_typer(evaluation.app, name="eval", help="Measure retrieval quality.")
+app.add_typer(evaluation.app, name="eval", help="Measure answer and retrieval quality.")
+app.add_typer(
+    models.app, name="models", help="Chat models: add, pull, evaluate, activate, roll back."
+)
 app.add_typer(quality.app, name="quality", help="Data-quality findings of ingest runs.")
 app.add_typer(feedback.app, name="feedback", help="Users' ratings of answers.")
 

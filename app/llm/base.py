@@ -29,6 +29,10 @@ class GenerationTimeout(TimeoutError):
     """A request passed its deadline, waiting or generating."""
 
 
+class CannotChat(ValueError):
+    """A model file that cannot serve chat: not loadable, or no chat template."""
+
+
 class EngineUnavailable(RuntimeError):
     """The model server failed or could not be reached. The message is safe to show
     (never a key, a URL's credentials or the server's own error text); `status` is the
@@ -154,7 +158,15 @@ class Generation:
 class ChatEngine(Protocol):
     """A chat model behind a bounded queue, streaming answers with deadlines."""
 
-    model_id: str
+    @property
+    def model_id(self) -> str:
+        """The name the model is announced and recorded under."""
+        ...
+
+    @property
+    def model_sha256(self) -> str | None:
+        """The model file's hash (lineage); None for a model on a server."""
+        ...
 
     @property
     def n_ctx(self) -> int:
@@ -183,6 +195,16 @@ class ChatEngine(Protocol):
     def check_fits(self, prompt: Prompt, max_tokens: int) -> None:
         """Raise PromptTooLong unless the prompt plus `max_tokens` fit the context
         (blocking: run it off the event loop)."""
+        ...
+
+    @property
+    def in_flight(self) -> int:
+        """Answers taken on and not yet ended (reserved, waiting or generating)."""
+        ...
+
+    def pin(self) -> ChatEngine:
+        """The engine that serves one answer from its prompt to its last token (itself,
+        or the model in service now behind a swappable engine)."""
         ...
 
     def reserve(self) -> Ticket:

@@ -11,7 +11,7 @@ from collections.abc import AsyncGenerator
 from pathlib import Path
 from typing import Any
 
-from app.llm.base import Admission, Generation, Ticket
+from app.llm.base import Admission, CannotChat, Generation, Ticket
 from app.llm.base import EngineBusy as EngineBusy
 from app.llm.base import GenerationStats as GenerationStats
 from app.llm.base import GenerationTimeout as GenerationTimeout
@@ -24,27 +24,39 @@ from app.settings import LLMSettings
 class LlamaEngine:
     """A GGUF chat model: tokenizer and chat template, and a batched generator."""
 
-    def __init__(self, settings: LLMSettings, model_path: Path) -> None:
+    def __init__(
+        self,
+        settings: LLMSettings,
+        model_path: Path,
+        *,
+        name: str | None = None,
+        sha256: str | None = None,
+    ) -> None:
         from llama_cpp import Llama
         from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
         self.settings = settings
         self.model_path = model_path
-        self.model_id = settings.model_id or model_path.stem
+        self.model_id = settings.model_id or name or model_path.stem
+        self.model_sha256 = sha256  # lineage: stored with every answer
         self.n_threads = settings.n_threads or os.cpu_count() or 1
         # The Llama object loads the weights and gives the tokenizer and template; its
         # own context is kept small, since generation runs in the batched context.
-        self._llm: Any = Llama(
-            model_path=str(model_path),
-            n_ctx=256,
-            n_threads=self.n_threads,
-            n_gpu_layers=settings.n_gpu_layers,
-            seed=settings.seed,
-            verbose=False,
-        )
+        try:
+            self._llm: Any = Llama(
+                model_path=str(model_path),
+                n_ctx=256,
+                n_threads=self.n_threads,
+                n_gpu_layers=settings.n_gpu_layers,
+                seed=settings.seed,
+                verbose=False,
+            )
+        except ValueError as exc:  # llama.cpp's "Failed to load model from file"
+            raise CannotChat(f"{model_path.name}: llama.cpp cannot load it ({exc})") from None
         template = self._llm.metadata.get("tokenizer.chat_template")
         if not template:
-            raise ValueError(
+            self._llm.close()
+            raise CannotChat(
                 f"{model_path.name} has no chat template in its metadata; docchat needs an "
                 "instruction-tuned model with one"
             )
@@ -105,6 +117,15 @@ class LlamaEngine:
                 f"the prompt has {len(prompt.tokens)} tokens and the answer may take "
                 f"{max_tokens}, more than the model's context of {self.n_ctx} tokens"
             )
+
+    @property
+    def in_flight(self) -> int:
+        """Answers taken on and not yet ended (reserved, waiting or generating)."""
+        return self.admission.held
+
+    def pin(self) -> LlamaEngine:
+        """The engine that serves one answer from start to end: itself."""
+        return self
 
     def reserve(self) -> Ticket:
         """A place for one answer among the slots and the wait queue, or EngineBusy.

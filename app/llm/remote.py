@@ -118,6 +118,7 @@ class RemoteEngine:
         self.root_url = self.base_url.removesuffix("/v1")
         self.remote_model = settings.remote_model
         self.model_id = settings.model_id or settings.remote_model
+        self.model_sha256: str | None = None  # the server's file is not ours to hash
         self._created = int(time.time())
         self._headers: dict[str, str] = {}
         if settings.remote_api_key is not None:
@@ -223,6 +224,15 @@ class RemoteEngine:
         log.info("the model server has no tokenizer route: prompt sizes are estimated")
         self._tokenizer_missing = True
         return None
+
+    @property
+    def in_flight(self) -> int:
+        """Answers taken on and not yet ended (reserved, waiting or streaming)."""
+        return self.admission.held
+
+    def pin(self) -> RemoteEngine:
+        """The engine that serves one answer: itself."""
+        return self
 
     def reserve(self) -> Ticket:
         """A place among the llm.parallel slots and the wait queue, or EngineBusy."""

@@ -8,6 +8,7 @@ from typing import Any, ClassVar
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     CheckConstraint,
     DateTime,
     Float,
@@ -203,6 +204,8 @@ class Message(Base):
     citations: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
     answered_from_docs: Mapped[bool | None] = mapped_column(default=None)
     model: Mapped[str | None] = mapped_column(String(200), default=None)
+    # Lineage: the hash of the model file that wrote it (None: a remote model server).
+    model_sha256: Mapped[str | None] = mapped_column(String(64), default=None)
     prompt_tokens: Mapped[int | None] = mapped_column(Integer, default=None)
     completion_tokens: Mapped[int | None] = mapped_column(Integer, default=None)
     # Results of the checks run on the answer, e.g. {"blocked": "secret"}.
@@ -246,3 +249,46 @@ class ApiKey(Base):
     last_used_at: Mapped[datetime | None] = mapped_column(default=None)
     expires_at: Mapped[datetime | None] = mapped_column(default=None)
     revoked_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
+class ChatModel(Base):
+    """A chat model release in the registry: a GGUF file pinned by its hash, what the
+    file says about itself, and its latest evaluation."""
+
+    __tablename__ = "chat_models"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    path: Mapped[str] = mapped_column(Text)
+    sha256: Mapped[str] = mapped_column(String(64))
+    size_bytes: Mapped[int] = mapped_column(BigInteger)
+    architecture: Mapped[str] = mapped_column(String(64), default="")
+    parameters: Mapped[int | None] = mapped_column(BigInteger, default=None)
+    quantization: Mapped[str] = mapped_column(String(32), default="")
+    context_length: Mapped[int | None] = mapped_column(Integer, default=None)
+    chat_template: Mapped[bool] = mapped_column(default=False)
+    # Where it came from: "catalog:NAME", "file", "settings" (seeded at first start).
+    source: Mapped[str] = mapped_column(String(200), default="file")
+    added_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # The latest evaluation on the gate's question sets (AnswerReport and retrieval).
+    eval_report: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
+    evaluated_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
+class ModelActivation(Base):
+    """One change of the active model, newest last: the registry's history, which
+    `rollback` walks back. The latest row names the model in service."""
+
+    __tablename__ = "model_activations"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    model_name: Mapped[str] = mapped_column(String(100))
+    model_sha256: Mapped[str] = mapped_column(String(64))
+    previous: Mapped[str | None] = mapped_column(String(100), default=None)
+    # activate, rollback or seed (the configured model, registered at first start).
+    action: Mapped[str] = mapped_column(String(16))
+    forced: Mapped[bool] = mapped_column(default=False)
+    # Who asked (an admin key's name, "cli") and, for a forced one, the gate's findings.
+    actor: Mapped[str] = mapped_column(String(100), default="")
+    note: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)

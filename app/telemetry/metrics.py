@@ -7,6 +7,7 @@ deploy/grafana use only these (a test checks it).
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
@@ -147,6 +148,17 @@ class Metrics:
         """Read the engine's queue gauges at scrape time."""
         self.llm_waiting.set_function(waiting)
         self.llm_running.set_function(running)
+
+    def set_model(self, engine: Any, embedding_model: str) -> None:
+        """docchat_model_info: the chat model in service (name and file hash) and the
+        embedding model; set again on every swap."""
+        self.model_info.info(
+            {
+                "model": str(engine.model_id),
+                "model_sha256": str(engine.model_sha256 or ""),
+                "embedding_model": embedding_model,
+            }
+        )
 
     def bind_database(self, db: Database) -> None:
         """Add the ingest figures kept in the database."""

