@@ -83,7 +83,12 @@ def _default(field: Any) -> str:
     if value is None:
         return "empty"
     if isinstance(value, list | bool):
-        return "`" + json.dumps(value) + "`"
+        plain = (
+            [v.model_dump(mode="json") if isinstance(v, BaseModel) else v for v in value]
+            if isinstance(value, list)
+            else value
+        )
+        return "`" + json.dumps(plain) + "`"
     return f"`{value}`"
 
 
