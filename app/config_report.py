@@ -64,6 +64,8 @@ def settings_report(settings: Settings) -> list[dict[str, Any]]:
             shown = str([masked_url(url) for url in value])
         elif value is None:
             shown = None
+        elif isinstance(value, list) and value and isinstance(value[0], BaseModel):
+            shown = json.dumps([item.model_dump(mode="json") for item in value])
         else:
             shown = value if isinstance(value, int | float | bool) else str(value)
         rows.append(
