@@ -114,6 +114,13 @@ class LLMSettings(BaseModel):
         le=2.0,
         description="Penalty on repeating recent tokens; small models loop without it.",
     )
+    stop_repeats: int = Field(
+        3,
+        ge=0,
+        description="End an answer when its last tokens repeat one block (8 to 96 tokens) "
+        "this many times in a row: a small model stuck in a loop would write on until "
+        "max_tokens. 0: never (local engine only).",
+    )
     seed: int = Field(1234, description="Sampling seed, for reproducible answers.")
     parallel: int = Field(
         4,

@@ -41,6 +41,9 @@ class Job:
     # Decode all max_tokens even past an end-of-generation token (benchmarks, whose
     # figures would otherwise mix in answers that ended early).
     ignore_eos: bool = False
+    # Stop when the answer's last tokens repeat one block this many times in a row (a
+    # small model stuck in a loop would otherwise write until max_tokens); 0: never.
+    stop_repeats: int = 0
     cancel: threading.Event = field(default_factory=threading.Event)
     admitted_at: float | None = None
     prefix_reused: int = 0
@@ -50,7 +53,24 @@ class Job:
     produced: int = 0
     last: int = 0
     sampler: Any = None
+    written: list[int] = field(default_factory=list)
     decoder: Any = field(default_factory=lambda: codecs.getincrementaldecoder("utf-8")("ignore"))
+
+
+# Shortest and longest repeated block `looping` looks for, in tokens.
+LOOP_MIN_TOKENS = 8
+LOOP_MAX_TOKENS = 96
+
+
+def looping(tokens: list[int], repeats: int) -> bool:
+    """Whether the tokens end with one block written `repeats` times in a row."""
+    for size in range(LOOP_MIN_TOKENS, min(LOOP_MAX_TOKENS, len(tokens) // repeats) + 1):
+        block = tokens[-size:]
+        if all(
+            tokens[-size * (k + 1) : len(tokens) - size * k] == block for k in range(1, repeats)
+        ):
+            return True
+    return False
 
 
 class BatchedContext:
@@ -297,7 +317,10 @@ class BatchScheduler:
         job.produced += 1
         job.last = token
         job.pos += 1
-        if job.produced >= job.max_tokens or job.pos >= ctx.n_ctx_per_seq:
+        job.written.append(token)
+        if job.stop_repeats and looping(job.written, job.stop_repeats):
+            self._finish(job, "end", "repetition")
+        elif job.produced >= job.max_tokens or job.pos >= ctx.n_ctx_per_seq:
             self._finish(job, "end", "length")
         elif time.monotonic() > job.deadline:
             self._finish(job, "error", TimeoutError("the answer ran past its deadline"))

@@ -169,6 +169,7 @@ class LlamaEngine:
             temperature=self.settings.temperature if temperature is None else temperature,
             seed=self.settings.seed,
             repeat_penalty=self.settings.repeat_penalty,
+            stop_repeats=self.settings.stop_repeats,
             deadline=deadline or time.monotonic() + self.settings.request_timeout_s,
             emit=lambda kind, value: None,  # bound to the loop once iteration starts
             ignore_eos=ignore_eos,
