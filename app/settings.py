@@ -271,10 +271,11 @@ class RagSettings(BaseModel):
         description="Grounding score (share of the answer supported by the retrieved "
         "chunks) below which an answer counts as ungrounded.",
     )
-    ungrounded_action: Literal["flag", "replace"] = Field(
+    ungrounded_action: Literal["flag", "replace", "passages"] = Field(
         "flag",
-        description="flag: return an ungrounded answer marked as such; replace: answer "
-        "that the docs do not cover it, still listing the closest sources.",
+        description="What a user sees when an answer is not supported by its passages. "
+        "flag: the answer, marked as such; replace: that the docs do not cover it, with the "
+        "closest sources listed; passages: the closest passage word for word, cited.",
     )
 
 

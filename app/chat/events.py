@@ -22,6 +22,9 @@ class AnswerChecks:
     grounding_score: float | None = None
     grounded: bool | None = None
     blocked: str | None = None  # why the output guard withheld it
+    # What an ungrounded answer was replaced with: "passage" (the closest passage, word
+    # for word) or "notice" (that the docs do not cover it); None: shown as written.
+    replaced_by: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         """The checks that ran, as stored and shown (absent ones left out)."""

@@ -14,7 +14,7 @@ import logging
 import re
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from app.chat.events import AnswerChecks, AnswerEvent, Failed, Finished, Started, Token, Usage
@@ -34,6 +34,28 @@ from app.store.vectors import Hit
 from app.telemetry.reporter import Telemetry
 
 log = logging.getLogger(__name__)
+
+PASSAGE_INTRO = (
+    "The documentation does not say this in so many words, so here is the passage that "
+    "comes closest, as written"
+)
+# A passage shown in place of an answer is cut near this length, at a paragraph or a
+# sentence end where one is close.
+PASSAGE_CHARS = 900
+
+
+def closest_passage(hits: list[Hit]) -> str:
+    """The best-ranked passage, word for word and cited, as Markdown."""
+    hit = hits[0]
+    text = hit.text.strip()
+    if len(text) > PASSAGE_CHARS:
+        cut = text[:PASSAGE_CHARS]
+        end = max(cut.rfind("\n\n"), cut.rfind(". "))
+        text = (cut[: end + 1] if end > PASSAGE_CHARS // 2 else cut).rstrip() + " …"
+    quoted = "\n".join(f"> {line}" if line else ">" for line in text.splitlines())
+    source = hit.metadata.get("source", "")
+    return f"{PASSAGE_INTRO} ({source}):\n\n{quoted}\n\n[1]"
+
 
 UNGROUNDED_ANSWER = (
     "The documentation does not clearly cover this question: the answer I drafted was "
@@ -373,8 +395,13 @@ class Answer:
         score, grounded = await self.service.check_grounding(text, self.hits)
         checks = AnswerChecks(checks.retrieval_score, score, grounded)
         notice = None
-        if not grounded and self.service.rag.ungrounded_action == "replace":
+        action = self.service.rag.ungrounded_action
+        if not grounded and action == "replace":
             notice = UNGROUNDED_ANSWER
+            checks = replace(checks, replaced_by="notice")
+        elif not grounded and action == "passages":
+            notice = closest_passage(self.hits)
+            checks = replace(checks, replaced_by="passage")
         reason = stats.finish_reason or "stop"
         return self._finished(notice or text, notice, checks, reason, stats)
 

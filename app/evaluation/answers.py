@@ -102,6 +102,8 @@ def is_refusal(done: Finished) -> bool:
         return True
     if done.notice == UNGROUNDED_ANSWER:
         return True
+    if done.checks.replaced_by == "passage":
+        return False  # the docs' own words stand in for the answer: judged as one
     return REFUSAL.search(done.text) is not None
 
 

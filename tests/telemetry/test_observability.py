@@ -13,7 +13,7 @@ from fastapi.testclient import TestClient
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from prometheus_client.parser import text_string_to_metric_families
 
-from app.chat.service import UNGROUNDED_ANSWER
+from app.chat.service import PASSAGE_INTRO, UNGROUNDED_ANSWER
 from app.components import Components
 from app.main import create_app
 from app.rag.grounding import grounding_score
@@ -129,6 +129,27 @@ def test_ungrounded_answer_is_replaced_when_asked(components: Components) -> Non
     assert body["grounded"] is False
     assert body["answer"] == UNGROUNDED_ANSWER
     assert body["citations"]  # the closest sources are still listed
+    assert body["checks"]["replaced_by"] == "notice"
+
+
+def test_ungrounded_answer_gives_way_to_the_closest_passage(components: Components) -> None:
+    """ungrounded_action=passages: the top passage, word for word and cited, in place of
+    an answer its sources do not support."""
+    rag = components.settings.rag.model_copy(
+        update={"grounding_threshold": 1.01, "ungrounded_action": "passages"}
+    )
+    settings = components.settings.model_copy(update={"rag": rag})
+    with TestClient(create_app(settings, components.using(settings=settings))) as client:
+        body = client.post("/api/chat", json={"question": QUESTION, "stream": False}).json()
+        stored = client.get(f"/api/conversations/{body['conversation_id']}").json()
+    assert body["grounded"] is False
+    assert body["checks"]["replaced_by"] == "passage"
+    assert body["answer"].startswith(PASSAGE_INTRO)
+    assert "> " in body["answer"]
+    assert "7421" in body["answer"]  # the guide's passage holds the port
+    assert body["answer"].endswith("[1]")
+    assert f"({body['citations'][0]['source']})" in body["answer"]
+    assert stored["messages"][1]["content"] == body["answer"]
 
 
 @pytest.fixture

@@ -50,15 +50,21 @@ export function setError(msg, message) {
   box.textContent = message;
 }
 
-// A warning under an answer its sources do not support (checks.grounded false).
+// A note under an answer its sources do not support (checks.grounded false): a
+// warning when it is shown as written; when a passage of the docs replaced it, what
+// happened; none when a notice replaced it (the notice says it).
 function groundingWarning(checks) {
   if (!checks || typeof checks !== "object" || checks.grounded !== false) return null;
+  if (checks.replaced_by === "notice") return null;
   const score = Number(checks.grounding_score);
   const note = el("p", "grounding-warning");
   note.setAttribute("role", "note");
   note.textContent =
-    "Check this answer: the documentation found does not clearly support it" +
-    (Number.isFinite(score) ? " (grounding " + score.toFixed(2) + ")." : ".");
+    checks.replaced_by === "passage"
+      ? "The model's own answer was not supported by the documentation, so the passage " +
+        "closest to your question is shown instead."
+      : "Check this answer: the documentation found does not clearly support it" +
+        (Number.isFinite(score) ? " (grounding " + score.toFixed(2) + ")." : ".");
   return note;
 }
 
