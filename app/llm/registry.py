@@ -263,8 +263,19 @@ class ModelRegistry:
     def seed(self, path: Path, *, name: str | None = None) -> ModelEntry:
         """The configured model, registered (if it is not) and made active: the first
         start of a deployment, or the first after an upgrade to the registry."""
+        from app.llm.catalog import CATALOG
+
         sha256 = file_sha256(path)
-        entry = self.find_by_hash(sha256) or self.add(path, name=name, source="settings")
+        known = next((m for m in CATALOG.values() if m.sha256 == sha256), None)
+        source = f"catalog:{known.name}" if known else "settings"
+        entry = self.find_by_hash(sha256)
+        if entry is None:
+            try:
+                entry = self.add(path, name=name or (known.name if known else None), source=source)
+            except RegistryError:  # another process seeded it first
+                entry = self.find_by_hash(sha256)
+                if entry is None:
+                    raise
         return self.activate(entry.name, actor="settings", action="seed")
 
     def verify(self, entry: ModelEntry) -> None:
