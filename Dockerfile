@@ -86,8 +86,10 @@ RUN apt-get update \
       --shell /usr/sbin/nologin docchat \
  && mkdir -p /data && chown 10001:10001 /data && chmod 0750 /data
 COPY --from=builder /opt/docchat /opt/docchat
-# The project's own docs: something to ingest on a first try (`docchat ingest /opt/docchat/docs`).
+# The project's own docs: something to ingest on a first try (`docchat ingest /opt/docchat/docs`),
+# and the question set the promotion gate measures models on over them.
 COPY docs /opt/docchat/docs
+COPY eval /opt/docchat/eval
 # Production by default: auth on, and start-up refuses without the secrets
 # (security__key_pepper under /run/secrets). Caches go to /tmp so / can be read-only.
 ENV PATH=/opt/docchat/bin:$PATH \
@@ -96,6 +98,7 @@ ENV PATH=/opt/docchat/bin:$PATH \
     DOCCHAT_SERVER__HOST=0.0.0.0 \
     DOCCHAT_SERVER__PORT=8000 \
     DOCCHAT_LOGGING__FORMAT=json \
+    DOCCHAT_MODELS__GATE_SETS='[{"file": "/opt/docchat/eval/docs_qa.jsonl"}]' \
     HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 \
     XDG_CACHE_HOME=/tmp/cache \
     PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1
