@@ -10,6 +10,7 @@ refused; an in-scope one must not), and latency percentiles.
 
 from __future__ import annotations
 
+import math
 import re
 import statistics
 import time
@@ -147,7 +148,7 @@ def percentile(values: list[float], share: float) -> float:
     if not values:
         return 0.0
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, round(share * len(ordered) + 0.5) - 1))]
+    return ordered[min(len(ordered) - 1, max(0, math.ceil(share * len(ordered)) - 1))]
 
 
 def summarize(results: list[AnswerResult], model: str, model_sha256: str | None) -> AnswerReport:

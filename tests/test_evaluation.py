@@ -1,0 +1,124 @@
+"""The judging of the evaluations: cases, phrases, refusals, shares and percentiles
+(the model-driven runs are in tests/test_cli.py and tests/llm/test_models.py)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from app.chat.events import AnswerChecks, Finished, Usage
+from app.evaluation.answers import AnswerResult, is_refusal, percentile, summarize
+from app.evaluation.cases import QACase, contains_expected, read_cases
+from app.rag.prompt import NO_CONTEXT_ANSWER
+
+EVAL = Path(__file__).parents[1] / "eval"
+
+
+def finished(text: str, *, from_docs: bool = True, **checks: object) -> Finished:
+    return Finished(
+        text=text,
+        notice=None,
+        citations=[],
+        answered_from_docs=from_docs,
+        checks=AnswerChecks(**checks),  # type: ignore[arg-type]
+        usage=Usage(),
+        finish_reason="stop",
+        model="m",
+    )
+
+
+def test_phrases_match_whatever_the_case_quotes_and_spacing() -> None:
+    case = QACase("q", ("a.md",), expect_any=("docchat keys create",), expect_all=("--scope",))
+    assert contains_expected(case, "Run `docchat  KEYS create --scope chat`.")
+    assert not contains_expected(case, "Run docchat keys create.")  # --scope is missing
+    smart = QACase("q", ("a.md",), expect_any=('it\'s "on"',))
+    assert contains_expected(smart, "It\u2019s \u201con\u201d by default.")
+    assert contains_expected(QACase("q", ("a.md",)), "anything") is None
+
+
+@pytest.mark.parametrize(
+    ("text", "refused"),
+    [
+        ("The documentation does not cover how to do that.", True),
+        ("The excerpts don't mention a hotline.", True),
+        ("I don't know.", True),
+        ("There is no information about pricing in the docs.", True),
+        ("Run `docchat keys create --name bot --scope chat` [1].", False),
+        ("It does not matter which port you pick; the default is 8000.", False),
+    ],
+)
+def test_refusals_in_the_models_own_words(text: str, refused: bool) -> None:
+    assert is_refusal(finished(text)) is refused
+
+
+def test_nothing_retrieved_is_a_refusal_and_a_passage_is_not() -> None:
+    assert is_refusal(finished(NO_CONTEXT_ANSWER, from_docs=False))
+    passage = finished(
+        "The documentation does not say this in so many words: > …",
+        grounded=False,
+        replaced_by="passage",
+    )
+    assert not is_refusal(passage)
+
+
+def test_shares_keep_in_scope_and_out_of_scope_apart() -> None:
+    results = [
+        AnswerResult(
+            "a",
+            False,
+            refused=False,
+            contains_expected=True,
+            grounded=True,
+            cites_expected_source=True,
+            total_s=2.0,
+            first_token_s=1.0,
+        ),
+        AnswerResult(
+            "b",
+            False,
+            refused=True,
+            contains_expected=False,
+            grounded=None,
+            cites_expected_source=True,
+            total_s=4.0,
+            first_token_s=2.0,
+        ),
+        AnswerResult("c", True, refused=True, total_s=1.0, first_token_s=0.5),
+        AnswerResult("d", True, refused=False, total_s=3.0, first_token_s=1.5),
+    ]
+    report = summarize(results, "m", None)
+    assert (report.in_scope, report.out_of_scope) == (2, 2)
+    assert report.expected == 0.5
+    assert report.grounded == 0.5
+    assert report.cited == 1.0
+    assert report.false_refusals == 0.5
+    assert report.refused_out_of_scope == 0.5
+    assert report.total_p50_s == 2.0
+    assert report.total_p95_s == 4.0
+    again = type(report).from_dict(json.loads(json.dumps(report.as_dict())))
+    assert again == report
+
+
+def test_percentiles_are_nearest_rank() -> None:
+    values = [float(v) for v in range(1, 21)]
+    assert percentile(values, 0.5) == 10.0
+    assert percentile(values, 0.95) == 19.0
+    assert percentile([], 0.95) == 0.0
+
+
+def test_the_shipped_question_sets_read_cleanly() -> None:
+    docs = read_cases(EVAL / "docs_qa.jsonl")
+    assert len(docs) >= 30
+    assert sum(c.out_of_scope for c in docs) >= 5
+    assert all(c.has_expectations for c in docs if not c.out_of_scope)
+    python = read_cases(EVAL / "python311_qa.jsonl")
+    assert all(c.has_expectations and c.sources for c in python)
+
+
+def test_a_malformed_case_names_its_line(tmp_path: Path) -> None:
+    bad = tmp_path / "qa.jsonl"
+    bad.write_text('{"question": "ok", "sources": ["a.md"]}\n{"question": "no sources"}\n')
+    with pytest.raises(ValueError, match=r"qa.jsonl:2: .*sources"):
+        read_cases(bad)
