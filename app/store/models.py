@@ -292,3 +292,86 @@ class ModelActivation(Base):
     actor: Mapped[str] = mapped_column(String(100), default="")
     note: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+
+
+# What a curated example can be: in use, its source changed since it was approved
+# (app/curation/staleness.py), or set aside by a reviewer.
+EXAMPLE_STATUSES = ("active", "stale", "dropped")
+# Where it came from: a rated answer, an answer without a rating, by hand, a JSONL file.
+EXAMPLE_ORIGINS = ("feedback", "message", "manual", "import")
+
+
+class CuratedExample(Base):
+    """An approved answer to a question, kept as plain messages and passages (never a
+    model's tokens or chat template), so that any later model can learn from it."""
+
+    __tablename__ = "curated_examples"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    collection: Mapped[str] = mapped_column(String(63), index=True)
+    question: Mapped[str] = mapped_column(Text)
+    # The conversation before the question: [{"role": "user"|"assistant", "content"}].
+    turns: Mapped[list[dict[str, str]]] = mapped_column(JSON, default=list)
+    # What was retrieved: [{"text", "source", "section", "document_id", "content_hash"}],
+    # content_hash being the document's when the passage was taken.
+    passages: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    answer: Mapped[str] = mapped_column(Text)
+    # The model's own answer when a reviewer corrected it (None: accepted as written).
+    model_answer: Mapped[str | None] = mapped_column(Text, default=None)
+    origin: Mapped[str] = mapped_column(String(16))  # one of EXAMPLE_ORIGINS
+    # The answer it was taken from, if any; no foreign key: an example outlives the
+    # conversation (deleting a conversation must not delete what was learned from it).
+    message_id: Mapped[str | None] = mapped_column(String(32), default=None, unique=True)
+    feedback_id: Mapped[int | None] = mapped_column(Integer, default=None)
+    rating: Mapped[int | None] = mapped_column(SmallInteger, default=None)
+    comment: Mapped[str | None] = mapped_column(Text, default=None)
+    reviewer: Mapped[str] = mapped_column(String(100), default="")
+    status: Mapped[str] = mapped_column(String(16), default="active", index=True)
+    # Why it is stale (which source changed or went away); None when it is not.
+    stale_reason: Mapped[str | None] = mapped_column(Text, default=None)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class Dataset(Base):
+    """An immutable snapshot of curated examples with a fixed train / held-out split.
+    Its rows are kept here and in a JSONL file under the data directory."""
+
+    __tablename__ = "datasets"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    # The collection its examples were taken from (None: every collection).
+    collection: Mapped[str | None] = mapped_column(String(63), default=None)
+    # sha256 of the JSONL file: the rows, sorted by example id, one canonical JSON each.
+    sha256: Mapped[str] = mapped_column(String(64))
+    n_examples: Mapped[int] = mapped_column(Integer)
+    n_train: Mapped[int] = mapped_column(Integer)
+    n_held_out: Mapped[int] = mapped_column(Integer)
+    held_out: Mapped[float] = mapped_column(Float)  # the share asked for
+    seed: Mapped[int] = mapped_column(Integer)
+    # The file, relative to the data directory ("datasets/NAME.jsonl").
+    path: Mapped[str] = mapped_column(String(1024))
+    created_by: Mapped[str] = mapped_column(String(100), default="")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    rows: Mapped[list[DatasetRow]] = relationship(
+        back_populates="dataset", cascade="all, delete-orphan", order_by="DatasetRow.example_id"
+    )
+
+
+class DatasetRow(Base):
+    """One example as a dataset holds it, with the split it was given at build time."""
+
+    __tablename__ = "dataset_rows"
+
+    dataset_id: Mapped[str] = mapped_column(
+        ForeignKey("datasets.id", ondelete="CASCADE"), primary_key=True
+    )
+    # The curated example's id; no foreign key: the snapshot keeps its own copy.
+    example_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    split: Mapped[str] = mapped_column(String(8))  # train | held-out
+    sha256: Mapped[str] = mapped_column(String(64))  # of the row's canonical JSON
+    record: Mapped[dict[str, Any]] = mapped_column(JSON)
+
+    dataset: Mapped[Dataset] = relationship(back_populates="rows")
