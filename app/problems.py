@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 
+from app.curation.errors import CurationError
 from app.llm.base import EngineBusy, EngineUnavailable, GenerationTimeout, PromptTooLong
 from app.telemetry.context import current
 
@@ -62,6 +63,8 @@ def problem_from(exc: BaseException) -> Problem | None:
     whose details belong in the log only)."""
     if isinstance(exc, ApiError):
         return Problem(exc.status, exc.type, exc.message, exc.headers)
+    if isinstance(exc, CurationError):
+        return Problem(exc.status, exc.type, str(exc))
     if isinstance(exc, EngineBusy):
         return Problem(429, "model_busy", str(exc), {"Retry-After": str(exc.retry_after)})
     if isinstance(exc, EngineUnavailable):

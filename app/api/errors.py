@@ -16,6 +16,7 @@ from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app.api.streaming import ClientLeft
+from app.curation.errors import CurationError
 from app.llm.base import EngineBusy, EngineUnavailable, GenerationTimeout, PromptTooLong
 from app.problems import INTERNAL, ApiError, Problem, error_body, problem_from
 
@@ -69,7 +70,14 @@ def install_error_handlers(app: FastAPI) -> None:
         problem = problem_from(exc)
         return problem_response(problem or INTERNAL, None if problem else exc)
 
-    for kind in (ApiError, EngineBusy, EngineUnavailable, GenerationTimeout, PromptTooLong):
+    for kind in (
+        ApiError,
+        CurationError,
+        EngineBusy,
+        EngineUnavailable,
+        GenerationTimeout,
+        PromptTooLong,
+    ):
         app.add_exception_handler(kind, _known)
 
     @app.exception_handler(ClientLeft)

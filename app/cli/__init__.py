@@ -4,7 +4,20 @@ from __future__ import annotations
 
 import typer
 
-from app.cli import ask, config, evaluation, feedback, ingest, keys, models, quality, serve
+from app.cli import (
+    ask,
+    config,
+    curate,
+    dataset,
+    evaluation,
+    feedback,
+    finetune,
+    ingest,
+    keys,
+    models,
+    quality,
+    serve,
+)
 
 app = typer.Typer(
     help="docchat: answer questions from your documentation, on your own machines.",
@@ -23,6 +36,11 @@ app.add_typer(
 )
 app.add_typer(quality.app, name="quality", help="Data-quality findings of ingest runs.")
 app.add_typer(feedback.app, name="feedback", help="Users' ratings of answers.")
+app.add_typer(
+    curate.app, name="curate", help="Curated answers: accept, correct, add, refresh, drop."
+)
+app.add_typer(finetune.app, name="finetune", help="LoRA adapters: train, evaluate, activate.")
+app.add_typer(dataset.app, name="dataset", help="Datasets of curated answers: build, diff, export.")
 
 
 def main() -> None:
