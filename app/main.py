@@ -14,7 +14,17 @@ from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 
 from app import __version__
-from app.api import admin, chat, documents, feedback, health, metrics, models, openai
+from app.api import (
+    admin,
+    chat,
+    curation,
+    documents,
+    feedback,
+    health,
+    metrics,
+    models,
+    openai,
+)
 from app.api.errors import install_error_handlers
 from app.components import Components, build_components
 from app.security.keys import KeyStore
@@ -100,6 +110,7 @@ def create_app(
         admin.admin,
         admin.uploads,
         models.router,
+        curation.router,
         metrics.router,
     ):
         app.include_router(router)
