@@ -150,3 +150,15 @@ def test_datasets_over_http(
     assert diff.status_code == 200, diff.text
     assert [r["question"] for r in diff.json()["added"]] == ["New?"]
     assert client.get("/api/admin/datasets/nope", headers=admin).status_code == 404
+
+
+def test_the_review_page_is_served(api: tuple[TestClient, dict[str, dict[str, str]]]) -> None:
+    client, _keys = api
+    page = client.get("/static/review.html")
+    assert page.status_code == 200
+    assert '<script type="module" src="/static/review.js">' in page.text
+    script = client.get("/static/review.js")
+    assert script.status_code == 200
+    # Server text reaches the page as text only.
+    assert "innerHTML" not in script.text
+    assert "/api/admin/review" in script.text
