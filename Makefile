@@ -43,6 +43,8 @@ $(STAMP): pyproject.toml Makefile
 
 # Ingest the project's own docs (incremental) and serve on http://127.0.0.1:8000.
 run: install
+	# The default chat model, fetched once (progress shown) and checked by its hash.
+	$(BIN)/docchat models pull
 	$(BIN)/docchat ingest docs || [ $$? -eq 3 ]
 	$(BIN)/docchat serve
 

@@ -81,7 +81,7 @@ def active_model(settings: Settings, db: Database) -> ModelEntry:
     registry = ModelRegistry(db)
     entry = registry.active()
     if entry is None:
-        path = chat_model_path(settings.llm.model_path)
+        path = chat_model_path(settings.llm.model_path, settings.data_dir / "models")
         log.info("registering %s as the first active model", path.name)
         return registry.seed(path)
     configured = settings.llm.model_path

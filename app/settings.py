@@ -272,7 +272,7 @@ class RagSettings(BaseModel):
         "chunks) below which an answer counts as ungrounded.",
     )
     ungrounded_action: Literal["flag", "replace", "passages"] = Field(
-        "flag",
+        "passages",
         description="What a user sees when an answer is not supported by its passages. "
         "flag: the answer, marked as such; replace: that the docs do not cover it, with the "
         "closest sources listed; passages: the closest passage word for word, cited.",

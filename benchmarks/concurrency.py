@@ -23,7 +23,7 @@ from pathlib import Path
 
 from app.llm.batching import BatchedContext
 from app.llm.engine import LlamaEngine
-from app.llm.provision import default_chat_model
+from app.llm.provision import small_chat_model
 from app.settings import LLMSettings
 
 LEVELS = (1, 2, 4, 8)
@@ -110,7 +110,7 @@ def main() -> None:
     parser.add_argument("--model", type=Path, default=None, help="GGUF file (default SmolLM2)")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
-    model = args.model or default_chat_model()
+    model = args.model or small_chat_model()
     # Sampling (not greedy) keeps answers from ending early on an end-of-turn token.
     engine = LlamaEngine(
         LLMSettings(

@@ -32,7 +32,7 @@ from typing import Any
 
 import httpx
 
-from app.llm.provision import default_chat_model
+from app.llm.provision import small_chat_model
 
 ROOT = Path(__file__).resolve().parents[1]
 QUESTIONS = [
@@ -234,7 +234,7 @@ def main() -> None:
             "-m",
             "llama_cpp.server",
             "--model",
-            str(default_chat_model()),
+            str(small_chat_model()),
             "--n_threads",
             "2",
             "--n_threads_batch",

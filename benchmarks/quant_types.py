@@ -35,7 +35,7 @@ from concurrency import cpu_model, decode_rate
 from llama_cpp import Llama
 
 from app.llm.batching import BatchedContext
-from app.llm.provision import default_chat_model
+from app.llm.provision import small_chat_model
 
 ROOT = Path(__file__).resolve().parents[1]
 LEVELS = (1, 2, 4, 8)
@@ -78,7 +78,7 @@ def main() -> None:
     parser.add_argument("--text-tokens", type=int, default=2000, help="tokens for quality")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
-    source = args.model or default_chat_model()
+    source = args.model or small_chat_model()
     print(f"{source.name}, {args.threads} threads, {cpu_model()}")
     work = Path(tempfile.mkdtemp(prefix="docchat-quant-"))
     files = {"original": source}

@@ -6,6 +6,7 @@ sentence-transformers, an on-disk Chroma and a SQLite file, each in a temp folde
 
 from __future__ import annotations
 
+import os
 import shutil
 import signal
 import socket
@@ -26,12 +27,20 @@ from fastapi.testclient import TestClient
 from app.components import Components, build_components, open_ingestor
 from app.llm.embedder import Embedder
 from app.llm.engine import LlamaEngine
-from app.llm.provision import default_chat_model, default_embedding_model
+from app.llm.provision import default_embedding_model, small_chat_model
 from app.main import create_app
 from app.settings import Settings
 
 # The PostgreSQL and Chroma servers of the scale-out storage tests.
 pytest_plugins = ["tests.servers"]
+
+# The tests run the small SmolLM2 that pip installs, not the larger default model that
+# `make run` serves, and show the model's own words for an unsupported answer (so what
+# was streamed can be compared with what was stored): every settings object and every
+# `docchat` process they start reads these. The defaults have tests of their own
+# (tests/llm/test_models.py, tests/telemetry/test_observability.py).
+os.environ.setdefault("DOCCHAT_LLM__MODEL_PATH", str(small_chat_model()))
+os.environ.setdefault("DOCCHAT_RAG__UNGROUNDED_ACTION", "flag")
 
 FIXTURES = Path(__file__).parent / "fixtures"
 CORPUS = FIXTURES / "corpus"
@@ -49,7 +58,7 @@ class Models:
 def models() -> Iterator[Models]:
     embedder = Embedder(default_embedding_model())
     settings = Settings(llm={"n_ctx": 4096, "temperature": 0.0, "max_tokens": 96})
-    engine = LlamaEngine(settings.llm, default_chat_model())
+    engine = LlamaEngine(settings.llm, small_chat_model())
     yield Models(embedder, engine)
     engine.close()
 

@@ -113,15 +113,18 @@ def models_add(
 
 @app.command("pull")
 def models_pull(
-    name: Annotated[str, typer.Argument(help="A catalog name (docchat models catalog).")],
+    name: Annotated[
+        str | None, typer.Argument(help="A catalog name (default: the default model).")
+    ] = None,
 ) -> None:
     """Install a model from the catalog into the data directory and register it; its
     hash is checked before anything uses it.
 
-    Example: docchat models pull qwen2.5-coder-0.5b-instruct-q4_k_m
+    Example: docchat models pull qwen2.5-coder-1.5b-instruct-q4_k_m
     """
-    from app.llm.catalog import CATALOG, PullError, pull
+    from app.llm.catalog import CATALOG, DEFAULT_MODEL, PullError, pull
 
+    name = name or DEFAULT_MODEL
     model = CATALOG.get(name)
     if model is None:
         raise fail(f"no catalog model {name!r}; known: {', '.join(CATALOG)}")

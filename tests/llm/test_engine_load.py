@@ -20,7 +20,7 @@ from app.chat.events import Failed, Finished
 from app.chat.service import Question
 from app.components import Components
 from app.llm.engine import EngineBusy, GenerationStats, LlamaEngine
-from app.llm.provision import default_chat_model
+from app.llm.provision import small_chat_model
 from app.main import create_app
 from app.settings import LLMSettings
 from tests.conftest import CORPUS, docchat_serve, serve_in_thread
@@ -38,7 +38,7 @@ QUESTIONS = [
 def small_engine(**overrides: object) -> LlamaEngine:
     values: dict[str, object] = {"n_ctx": 2048, "temperature": 0.0, "max_tokens": 48}
     values.update(overrides)
-    return LlamaEngine(LLMSettings(**values), default_chat_model())  # type: ignore[arg-type]
+    return LlamaEngine(LLMSettings(**values), small_chat_model())  # type: ignore[arg-type]
 
 
 def test_batched_answers_equal_answers_made_alone(components: Components) -> None:

@@ -31,7 +31,7 @@ from app.components import Components, active_model, load_model
 from app.llm.base import CannotChat
 from app.llm.hosting import SwappableEngine
 from app.llm.promotion import GateRefused, Promotion, compare
-from app.llm.provision import default_chat_model
+from app.llm.provision import small_chat_model
 from app.llm.registry import ModelFileChanged, ModelRegistry, RegistryError
 from app.main import create_app
 from app.settings import GateSet, Settings
@@ -60,7 +60,7 @@ class Variants:
 def variants(tmp_path_factory: pytest.TempPathFactory) -> Variants:
     folder = tmp_path_factory.mktemp("model-files")
     original = folder / "smollm2.gguf"
-    shutil.copyfile(default_chat_model(), original)
+    shutil.copyfile(small_chat_model(), original)
     q8 = folder / "smollm2-q8_0.gguf"
     params = ll.llama_model_quantize_default_params()
     params.ftype = ll.LLAMA_FTYPE_MOSTLY_Q8_0
@@ -393,7 +393,7 @@ def test_the_first_start_registers_the_configured_model(tmp_path: Path) -> None:
     try:
         entry = active_model(settings, db)
         assert entry.active
-        assert entry.path == default_chat_model().resolve()
+        assert entry.path == small_chat_model().resolve()
         assert ModelRegistry(db).history()[0].action == "seed"
         again = active_model(settings, db)  # the second start verifies, no new row
         assert again.name == entry.name
@@ -414,7 +414,7 @@ def test_pull_installs_a_catalog_model_checked_by_its_hash(tmp_path: Path) -> No
     path = pull(model, tmp_path / "models", progress=seen.append)
     assert path == tmp_path / "models" / f"{model.name}.gguf"
     assert path.stat().st_size == model.size_bytes == sum(seen)
-    assert path.read_bytes() == default_chat_model().read_bytes()
+    assert path.read_bytes() == small_chat_model().read_bytes()
     again = pull(model, tmp_path / "models")  # there already: checked, not copied again
     assert again == path
     tampered = replace(model, name="tampered", sha256="0" * 64)
@@ -422,3 +422,33 @@ def test_pull_installs_a_catalog_model_checked_by_its_hash(tmp_path: Path) -> No
         pull(tampered, tmp_path / "models")
     assert not (tmp_path / "models" / "tampered.gguf").exists()
     assert not (tmp_path / "models" / "tampered.partial").exists()
+
+
+def test_the_default_model_is_pulled_and_registered_on_a_first_start(tmp_path: Path) -> None:
+    """With no model configured, the first start fetches the catalog's default (checked
+    against its pinned hash) and registers it under its catalog name."""
+    from app.llm.catalog import CATALOG, DEFAULT_MODEL
+
+    settings = make_settings(tmp_path / "data", llm={"model_path": None})
+    assert settings.llm.model_path is None
+    db = Database(settings.database_url)
+    db.migrate()
+    try:
+        entry = active_model(settings, db)
+    finally:
+        db.close()
+    model = CATALOG[DEFAULT_MODEL]
+    assert entry.name == DEFAULT_MODEL
+    assert entry.sha256 == model.sha256
+    assert entry.source == f"catalog:{DEFAULT_MODEL}"
+    assert entry.path == (settings.data_dir / "models" / f"{DEFAULT_MODEL}.gguf").resolve()
+    assert entry.chat_template
+
+
+def test_the_image_bakes_in_the_default_model() -> None:
+    """The Dockerfile names the default model's file: it must follow a change of it."""
+    from app.llm.catalog import DEFAULT_MODEL
+
+    dockerfile = (Path(__file__).parents[2] / "Dockerfile").read_text()
+    assert f"DOCCHAT_LLM__MODEL_PATH=/opt/docchat/models/{DEFAULT_MODEL}.gguf" in dockerfile
+    assert "pull(CATALOG[DEFAULT_MODEL]" in dockerfile

@@ -25,7 +25,7 @@ from fastapi.testclient import TestClient
 from app.api.openai import MODEL_ALIAS
 from app.components import Components, build_components, load_engine
 from app.llm.base import EngineUnavailable
-from app.llm.provision import default_chat_model
+from app.llm.provision import small_chat_model
 from app.llm.remote import RemoteEngine
 from app.main import create_app
 from app.security.secrets import known_secrets
@@ -65,7 +65,7 @@ def start_upstream(folder: Path) -> Upstream:
         "-m",
         "llama_cpp.server",
         "--model",
-        str(default_chat_model()),
+        str(small_chat_model()),
         "--host",
         "127.0.0.1",
         "--port",

@@ -18,6 +18,7 @@ from typing import Any
 
 import httpx
 
+from app.llm.provision import small_chat_model
 from app.settings import Settings
 from tests.conftest import CORPUS, docchat_serve, free_port, make_settings, run_docchat
 from tests.ingest.test_pipeline import stored_state
@@ -41,6 +42,7 @@ def docchat_env(data_dir: Path, **settings: str) -> dict[str, str]:
             "DOCCHAT_LLM__TEMPERATURE": "0",
             "DOCCHAT_LLM__MAX_TOKENS": MAX_TOKENS,
             "DOCCHAT_LLM__PARALLEL": "2",
+            "DOCCHAT_LLM__MODEL_PATH": str(small_chat_model()),
             "DOCCHAT_SECURITY__RATE_LIMIT_PER_MINUTE": "0",
             "COLUMNS": "200",
         }
