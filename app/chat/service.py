@@ -235,6 +235,7 @@ class ChatService:
                 answered_from_docs=bool(hits),
                 model=engine.model_id,
                 model_sha256=engine.model_sha256,
+                adapter_sha256=engine.adapter_sha256,
             )
             return conversation_id, answer.id
 

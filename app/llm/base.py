@@ -169,6 +169,11 @@ class ChatEngine(Protocol):
         ...
 
     @property
+    def adapter_sha256(self) -> str | None:
+        """The LoRA adapter file's hash (lineage); None when none is served."""
+        ...
+
+    @property
     def n_ctx(self) -> int:
         """Context window of one conversation, in tokens."""
         ...

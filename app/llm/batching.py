@@ -84,6 +84,7 @@ class BatchedContext:
         n_parallel: int,
         n_batch: int,
         n_threads: int,
+        adapter: Any = None,
     ) -> None:
         self.model = model
         self.vocab = ll.llama_model_get_vocab(model)
@@ -105,6 +106,13 @@ class BatchedContext:
         self.ctx = ll.llama_init_from_model(model, params)
         if not self.ctx:
             raise RuntimeError("llama.cpp could not create the batched context")
+        if adapter is not None:
+            # The LoRA adapter applies to every sequence of this context, at scale 1.
+            adapters = (ll.llama_adapter_lora_p_ctypes * 1)(adapter)
+            scales = (ctypes.c_float * 1)(1.0)
+            if ll.llama_set_adapters_lora(self.ctx, adapters, 1, scales) != 0:
+                ll.llama_free(self.ctx)
+                raise RuntimeError("llama.cpp could not apply the LoRA adapter")
         self.n_batch = params.n_batch
         self.batch = ll.llama_batch_init(self.n_batch, 0, params.n_seq_max)
         self.memory = ll.llama_get_memory(self.ctx)

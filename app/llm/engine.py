@@ -31,6 +31,9 @@ class LlamaEngine:
         *,
         name: str | None = None,
         sha256: str | None = None,
+        adapter: Path | None = None,
+        adapter_name: str | None = None,
+        adapter_sha256: str | None = None,
     ) -> None:
         from llama_cpp import Llama
         from llama_cpp.llama_chat_format import Jinja2ChatFormatter
@@ -38,7 +41,10 @@ class LlamaEngine:
         self.settings = settings
         self.model_path = model_path
         self.model_id = settings.model_id or name or model_path.stem
+        if adapter is not None:
+            self.model_id += f"+{adapter_name or adapter.stem}"
         self.model_sha256 = sha256  # lineage: stored with every answer
+        self.adapter_sha256 = adapter_sha256 if adapter is not None else None
         self.n_threads = settings.n_threads or os.cpu_count() or 1
         # The Llama object loads the weights and gives the tokenizer and template; its
         # own context is kept small, since generation runs in the batched context.
@@ -63,12 +69,16 @@ class LlamaEngine:
         eos = self._llm.detokenize([self._llm.token_eos()]).decode("utf-8", "ignore")
         bos = self._llm.detokenize([self._llm.token_bos()]).decode("utf-8", "ignore")
         self._formatter: Any = Jinja2ChatFormatter(template, eos_token=eos, bos_token=bos)
+        self._adapter: Any = None
+        if adapter is not None:
+            self._adapter = load_adapter(self._llm._model.model, adapter)
         self.context = BatchedContext(
             self._llm._model.model,
             n_ctx_per_seq=settings.n_ctx,
             n_parallel=settings.parallel,
             n_batch=settings.n_batch,
             n_threads=self.n_threads,
+            adapter=self._adapter,
         )
         self.scheduler = BatchScheduler(self.context)
         self.admission = Admission(settings)
@@ -244,4 +254,19 @@ class LlamaEngine:
         """Stop the scheduler and free the model."""
         self.scheduler.stop()
         self.context.close()
+        if self._adapter is not None:
+            import llama_cpp as ll
+
+            ll.llama_adapter_lora_free(self._adapter)
+            self._adapter = None
         self._llm.close()
+
+
+def load_adapter(model: Any, path: Path) -> Any:
+    """A GGUF LoRA adapter for `model`, loaded by llama.cpp (CannotChat if it refuses)."""
+    import llama_cpp as ll
+
+    adapter = ll.llama_adapter_lora_init(model, str(path).encode("utf-8"))
+    if not adapter:
+        raise CannotChat(f"{path.name}: llama.cpp cannot load it as a LoRA adapter of this model")
+    return adapter

@@ -7,12 +7,19 @@ from __future__ import annotations
 import ctypes
 import hashlib
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 GGUF_MAGIC = b"GGUF"
 HASH_CHUNK = 8 * 2**20
 META_VALUE_BYTES = 1 << 16  # a chat template can be long
+# The metadata keys (after "ARCH.") that fix the shape of the weights.
+DIMENSIONS = (
+    "block_count",
+    "embedding_length",
+    "attention.head_count",
+    "attention.head_count_kv",
+)
 
 
 class NotAModel(ValueError):
@@ -30,6 +37,8 @@ class GGUFInfo:
     context_length: int | None
     chat_template: bool
     license: str
+    # Layers, embedding width, attention heads: what an adapter must match.
+    dimensions: dict[str, int] = field(default_factory=dict)
 
 
 def _file_types() -> dict[int, str]:
@@ -80,6 +89,11 @@ def read_info(path: Path) -> GGUFInfo:
         context_length=int(context) if context and context.isdigit() else None,
         chat_template=bool(meta.get("tokenizer.chat_template")),
         license=meta.get("general.license", ""),
+        dimensions={
+            key: int(meta[f"{architecture}.{key}"])
+            for key in DIMENSIONS
+            if meta.get(f"{architecture}.{key}", "").isdigit()
+        },
     )
 
 

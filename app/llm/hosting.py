@@ -51,6 +51,11 @@ class SwappableEngine:
         return self._current.model_sha256
 
     @property
+    def adapter_sha256(self) -> str | None:
+        """The current adapter file's hash (None: the base model alone)."""
+        return self._current.adapter_sha256
+
+    @property
     def n_ctx(self) -> int:
         """The current model's context per conversation."""
         return self._current.n_ctx
@@ -193,10 +198,13 @@ class ModelHost:
         the entry served (None when the registry has no active model)."""
         async with self._lock:
             entry = await asyncio.to_thread(self.registry.active)
-            if entry is None or entry.sha256 == self.engine.model_sha256:
+            if entry is None or (entry.sha256, entry.adapter_sha256) == (
+                self.engine.model_sha256,
+                self.engine.adapter_sha256,
+            ):
                 return entry
             await asyncio.to_thread(self.registry.verify, entry)
-            log.info("loading model %s to replace %s", entry.name, self.engine.model_id)
+            log.info("loading model %s to replace %s", entry.release, self.engine.model_id)
             new = await asyncio.to_thread(self.load, entry)
             try:
                 await asyncio.to_thread(self.warm, new)
@@ -207,7 +215,7 @@ class ModelHost:
             self.on_swap(new)
             log.info(
                 "now serving model %s (%s); %s finishes %d answer(s) first",
-                entry.name,
+                entry.release,
                 entry.sha256[:12],
                 old.model_id,
                 old.in_flight,

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 
@@ -21,11 +21,24 @@ from app.llm.gguf_info import NotAModel, file_sha256, read_info
 from app.store.db import Database
 from app.store.models import ChatModel, ModelActivation, utcnow
 
+if TYPE_CHECKING:
+    from app.llm.adapters import AdapterEntry
+
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 
 
 class RegistryError(ValueError):
     """A registry request that cannot be done; the message says why and what to do."""
+
+
+class IncompatibleAdapter(RegistryError):
+    """An adapter that was not trained on this base model."""
+
+    def __init__(self, adapter: str, model: str, reasons: list[str]) -> None:
+        super().__init__(
+            f"adapter {adapter!r} cannot be served on model {model!r}: " + "; ".join(reasons)
+        )
+        self.reasons = reasons
 
 
 class ModelFileChanged(RegistryError):
@@ -50,6 +63,18 @@ class ModelEntry:
     eval_report: dict[str, Any] | None
     evaluated_at: datetime | None
     active: bool = False
+    # The LoRA adapter served on it (the active release's, or a candidate's).
+    adapter: AdapterEntry | None = None
+
+    @property
+    def adapter_sha256(self) -> str | None:
+        """The served adapter's hash (None: the base model alone)."""
+        return self.adapter.sha256 if self.adapter else None
+
+    @property
+    def release(self) -> str:
+        """The model's name, with its adapter's after a plus sign."""
+        return f"{self.name}+{self.adapter.name}" if self.adapter else self.name
 
     @classmethod
     def of(cls, row: ChatModel, active: bool) -> ModelEntry:
@@ -86,6 +111,7 @@ class ModelEntry:
             "source": self.source,
             "added_at": self.added_at.isoformat(),
             "active": self.active,
+            "adapter": self.adapter.name if self.adapter else None,
             "evaluated_at": self.evaluated_at.isoformat() if self.evaluated_at else None,
             "eval_report": self.eval_report,
         }
@@ -103,6 +129,8 @@ class Activation:
     actor: str
     note: str
     created_at: datetime
+    adapter_name: str | None = None
+    adapter_sha256: str | None = None
 
 
 class ModelRegistry:
@@ -190,23 +218,34 @@ class ModelRegistry:
                     r.actor,
                     r.note,
                     r.created_at,
+                    r.adapter_name,
+                    r.adapter_sha256,
                 )
                 for r in rows
             ]
 
-    def _stack(self) -> list[str]:
-        """The models in service over time, rollbacks undone: the last one is active,
-        the one before it is what `rollback` returns to."""
-        stack: list[str] = []
+    def _stack(self) -> list[tuple[str, str | None]]:
+        """The releases (model, adapter) in service over time, rollbacks undone: the
+        last one is active, the one before it is what `rollback` returns to."""
+        stack: list[tuple[str, str | None]] = []
         for activation in self.history():
+            release = (activation.model_name, activation.adapter_name)
             if activation.action == "rollback":
                 if stack:
                     stack.pop()
-                if not stack or stack[-1] != activation.model_name:
-                    stack.append(activation.model_name)
+                if not stack or stack[-1] != release:
+                    stack.append(release)
             else:
-                stack.append(activation.model_name)
+                stack.append(release)
         return stack
+
+    def _release(self, name: str, adapter_name: str | None) -> ModelEntry:
+        entry = self.get(name)
+        if adapter_name is None:
+            return entry
+        from app.llm.adapters import AdapterRegistry
+
+        return replace(entry, adapter=AdapterRegistry(self.db).get(adapter_name))
 
     def active_name(self) -> str | None:
         """The name of the model in service (None before the first activation)."""
@@ -217,14 +256,20 @@ class ModelRegistry:
             return None if latest is None else latest.model_name
 
     def active(self) -> ModelEntry | None:
-        """The model in service."""
-        name = self.active_name()
-        return None if name is None else self.get(name)
+        """The model in service, with the adapter served on it."""
+        with self.db.session() as session:
+            latest = session.scalar(
+                select(ModelActivation).order_by(ModelActivation.id.desc()).limit(1)
+            )
+            if latest is None:
+                return None
+            name, adapter_name = latest.model_name, latest.adapter_name
+        return self._release(name, adapter_name)
 
     def rollback_target(self) -> ModelEntry | None:
-        """The model `rollback` would return to."""
+        """The release (model and adapter) `rollback` would return to."""
         stack = self._stack()
-        return self.get(stack[-2]) if len(stack) >= 2 else None
+        return self._release(*stack[-2]) if len(stack) >= 2 else None
 
     def activate(
         self,
@@ -234,10 +279,20 @@ class ModelRegistry:
         action: str = "activate",
         forced: bool = False,
         note: str = "",
+        adapter: AdapterEntry | None = None,
     ) -> ModelEntry:
-        """Record `name` as the model in service (the gate has been passed or forced)."""
+        """Record `name` as the model in service, with `adapter` on it or none (the
+        gate has been passed or forced). An adapter trained on another base is refused
+        whatever the gate said."""
         entry = self.get(name)
         self.verify(entry)
+        if adapter is not None:
+            from app.llm.adapters import AdapterRegistry, compatibility
+
+            reasons = compatibility(adapter, entry)
+            if reasons:
+                raise IncompatibleAdapter(adapter.name, entry.name, reasons)
+            AdapterRegistry(self.db).verify(adapter)
         previous = self.active_name()
         with self.db.session() as session:
             session.add(
@@ -249,16 +304,18 @@ class ModelRegistry:
                     forced=forced,
                     actor=actor,
                     note=note,
+                    adapter_name=adapter.name if adapter else None,
+                    adapter_sha256=adapter.sha256 if adapter else None,
                 )
             )
-        return self.get(name)
+        return replace(self.get(name), adapter=adapter)
 
     def rollback(self, *, actor: str) -> ModelEntry:
         """Return to the model in service before the current one."""
         target = self.rollback_target()
         if target is None:
             raise RegistryError("nothing to roll back to: only one model was ever active")
-        return self.activate(target.name, actor=actor, action="rollback")
+        return self.activate(target.name, actor=actor, action="rollback", adapter=target.adapter)
 
     def seed(self, path: Path, *, name: str | None = None) -> ModelEntry:
         """The configured model, registered (if it is not) and made active: the first

@@ -119,6 +119,7 @@ class RemoteEngine:
         self.remote_model = settings.remote_model
         self.model_id = settings.model_id or settings.remote_model
         self.model_sha256: str | None = None  # the server's file is not ours to hash
+        self.adapter_sha256: str | None = None
         self._created = int(time.time())
         self._headers: dict[str, str] = {}
         if settings.remote_api_key is not None:

@@ -206,6 +206,8 @@ class Message(Base):
     model: Mapped[str | None] = mapped_column(String(200), default=None)
     # Lineage: the hash of the model file that wrote it (None: a remote model server).
     model_sha256: Mapped[str | None] = mapped_column(String(64), default=None)
+    # The LoRA adapter's file, when one was served with the model.
+    adapter_sha256: Mapped[str | None] = mapped_column(String(64), default=None)
     prompt_tokens: Mapped[int | None] = mapped_column(Integer, default=None)
     completion_tokens: Mapped[int | None] = mapped_column(Integer, default=None)
     # Results of the checks run on the answer, e.g. {"blocked": "secret"}.
@@ -292,6 +294,36 @@ class ModelActivation(Base):
     actor: Mapped[str] = mapped_column(String(100), default="")
     note: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    # The LoRA adapter served on the model (None: the base model alone).
+    adapter_name: Mapped[str | None] = mapped_column(String(100), default=None)
+    adapter_sha256: Mapped[str | None] = mapped_column(String(64), default=None)
+
+
+class Adapter(Base):
+    """A LoRA adapter in the registry: a GGUF adapter file pinned by its hash, the base
+    model and dataset it was trained from, how, and its latest evaluation."""
+
+    __tablename__ = "adapters"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    path: Mapped[str] = mapped_column(Text)
+    sha256: Mapped[str] = mapped_column(String(64))
+    size_bytes: Mapped[int] = mapped_column(BigInteger)
+    # The base it was trained on: only that file may load it.
+    base_name: Mapped[str] = mapped_column(String(100))
+    base_sha256: Mapped[str] = mapped_column(String(64), index=True)
+    architecture: Mapped[str] = mapped_column(String(64))
+    # Of the base: layers, embedding width, heads (JSON), for the reason of a refusal.
+    dimensions: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    dataset_name: Mapped[str] = mapped_column(String(100))
+    dataset_sha256: Mapped[str] = mapped_column(String(64))
+    hyperparameters: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    # Steps, losses, seconds, device.
+    training: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    eval_report: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
+    evaluated_at: Mapped[datetime | None] = mapped_column(default=None)
 
 
 # What a curated example can be: in use, its source changed since it was approved

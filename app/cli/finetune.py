@@ -1,0 +1,275 @@
+"""`docchat finetune`: LoRA adapters trained on this machine from a curated dataset,
+bound to their base model, gated and served like models."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+from functools import cache
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from app.cli.common import console, err, fail, say
+from app.cli.models import _fail_on_registry_errors, _promotion, question_bar, registry
+
+if TYPE_CHECKING:
+    from app.finetune.gate import AdapterPromotion
+    from app.llm.adapters import AdapterEntry
+    from app.llm.registry import ModelRegistry
+    from app.settings import Settings
+
+app = typer.Typer(no_args_is_help=True)
+
+
+@app.command("train")
+def finetune_train(
+    dataset: Annotated[str, typer.Option(help="The dataset to train on (docchat dataset list).")],
+    name: Annotated[
+        str | None, typer.Option(help="Adapter name (default: DATASET-on-BASE).")
+    ] = None,
+    epochs: Annotated[int, typer.Option(min=1, help="Passes over the train split.")] = 2,
+    learning_rate: Annotated[float, typer.Option(help="AdamW learning rate.")] = 2e-4,
+    rank: Annotated[int, typer.Option(min=1, help="LoRA rank.")] = 8,
+    alpha: Annotated[float, typer.Option(help="LoRA alpha (scale = alpha / rank).")] = 16.0,
+    max_tokens: Annotated[int, typer.Option(help="Tokens per example, at most.")] = 1024,
+    seed: Annotated[int, typer.Option(help="Seed of the initial weights and order.")] = 0,
+    device: Annotated[
+        str | None, typer.Option(help="cpu or cuda (default: a GPU when there is one).")
+    ] = None,
+) -> None:
+    """Train a LoRA adapter for the active base model on a dataset's train split and
+    register it. Resumes a run that was stopped; needs the `finetune` extra
+    (pip install 'docchat[finetune]').
+
+    Example: docchat finetune train --dataset support-2026-12
+    """
+    from app.finetune.train import TrainConfig, TrainingError
+    from app.finetune.training_run import train_for_active_base
+
+    try:
+        import peft  # noqa: F401
+    except ImportError:
+        raise fail(
+            "training needs transformers and peft: pip install 'docchat[finetune]'"
+        ) from None
+    config = TrainConfig(
+        rank=rank,
+        alpha=alpha,
+        learning_rate=learning_rate,
+        epochs=epochs,
+        max_tokens=max_tokens,
+        seed=seed,
+    )
+    with (
+        registry() as (settings, models),
+        Progress(
+            TextColumn("training"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("loss {task.fields[loss]}"),
+            TimeElapsedColumn(),
+            console=err,
+        ) as bar,
+    ):
+        task = bar.add_task("train", total=None, loss="-")
+
+        def advance(step: int, total: int, loss: float) -> None:
+            bar.update(task, completed=step, total=total, loss=f"{loss:.3f}")
+
+        say("loading the base model (dequantized to fp32)...")
+        try:
+            entry = _fail_on_registry_errors(
+                lambda: train_for_active_base(
+                    models.db,
+                    settings.data_dir,
+                    dataset,
+                    config=config,
+                    name=name,
+                    device=device,
+                    progress=advance,
+                )
+            )
+        except (TrainingError, LookupError, ValueError) as exc:
+            raise fail(str(exc)) from None
+    _show(entry, None)
+
+
+def _adapter_promotion(settings: Settings, models: ModelRegistry) -> AdapterPromotion:
+    from app.components import load_embedder, load_model
+    from app.finetune.gate import AdapterPromotion
+    from app.finetune.held_out import held_out_report
+    from app.finetune.training_run import dataset_rows
+    from app.llm.adapters import AdapterRegistry
+    from app.llm.registry import ModelEntry, RegistryError
+
+    embedder = cache(lambda: load_embedder(settings))
+
+    def held_out(entry: ModelEntry, rows: list[list[dict[str, str]]]) -> dict[str, Any]:
+        engine = load_model(settings, entry)
+        try:
+            return held_out_report(
+                engine, rows, embedder().embed, max_tokens=settings.llm.max_tokens
+            )
+        finally:
+            engine.close()
+
+    def rows_of(adapter: AdapterEntry) -> list[list[dict[str, str]]]:
+        sha256, rows = dataset_rows(models.db, settings.data_dir, adapter.dataset_name, "held-out")
+        if sha256 != adapter.dataset_sha256:
+            raise RegistryError(f"dataset {adapter.dataset_name!r} is not the one trained on")
+        return rows
+
+    return AdapterPromotion(
+        _promotion(settings, models), AdapterRegistry(models.db), held_out, rows_of
+    )
+
+
+def _show(entry: AdapterEntry, reasons: list[str] | None) -> None:
+    say(entry.name)
+    say(f"  file          {entry.path}")
+    say(f"  sha256        {entry.sha256}")
+    say(f"  base          {entry.base_name} ({entry.base_sha256[:12]}…), {entry.architecture}")
+    say(f"  dataset       {entry.dataset_name} ({entry.dataset_sha256[:12]}…)")
+    hp = entry.hyperparameters
+    say(
+        f"  training      rank {hp.get('rank')}, alpha {hp.get('alpha')}, lr "
+        f"{hp.get('learning_rate')}, {hp.get('epochs')} epochs, seed {hp.get('seed')}"
+    )
+    t = entry.training
+    say(
+        f"  run           {t.get('steps')} steps on {t.get('examples')} examples, loss "
+        f"{t.get('first_loss')} -> {t.get('last_loss')}, {t.get('seconds')} s on {t.get('device')}"
+    )
+    if reasons is not None:
+        say("  compatible    " + ("yes" if not reasons else "no: " + "; ".join(reasons)))
+    report = entry.eval_report
+    if report:
+        held = report.get("held_out", {})
+        ours, base = held.get("adapter", {}), held.get("base", {})
+        say(
+            f"  held-out      similarity {ours.get('similarity')} (base {base.get('similarity')}), "
+            f"close {ours.get('close')} (base {base.get('close')}) over "
+            f"{ours.get('examples')} examples"
+        )
+    else:
+        say("  evaluation    none yet (docchat finetune evaluate)")
+
+
+def _compatibility(models: ModelRegistry) -> Callable[[AdapterEntry], list[str]]:
+    from dataclasses import replace
+
+    from app.llm.adapters import compatibility
+
+    active = models.active()
+    if active is None:
+        return lambda adapter: ["no model is active"]
+    base = replace(active, adapter=None)
+    return lambda adapter: compatibility(adapter, base)
+
+
+@app.command("list")
+def finetune_list(
+    as_json: Annotated[bool, typer.Option("--json", help="JSON instead of a table.")] = False,
+) -> None:
+    """The adapters, which one serves, and whether each fits the active base model
+    (adapters of another base are listed as incompatible, with the reason)."""
+    from app.llm.adapters import AdapterRegistry
+
+    with registry() as (_settings, models):
+        entries = AdapterRegistry(models.db).entries()
+        reasons_of = _compatibility(models)
+        active = models.active()
+        serving = active.adapter.name if active and active.adapter else None
+        rows = [(e, reasons_of(e)) for e in entries]
+    if as_json:
+        data = [{**e.as_dict(), "active": e.name == serving, "incompatible": r} for e, r in rows]
+        sys.stdout.write(json.dumps(data, indent=2) + "\n")
+        return
+    if not rows:
+        say("no adapters yet: docchat finetune train --dataset NAME")
+        return
+    table = Table("name", "base", "dataset", "loss", "held-out sim.", "status")
+    for e, reasons in rows:
+        held = (e.eval_report or {}).get("held_out", {}).get("adapter", {})
+        status = "active" if e.name == serving else ("ok" if not reasons else "incompatible")
+        table.add_row(
+            e.name,
+            e.base_name,
+            e.dataset_name,
+            str(e.training.get("last_loss", "")),
+            str(held.get("similarity", "-")),
+            status,
+        )
+    console.print(table)
+    for e, reasons in rows:
+        if reasons:
+            say(f"{e.name}: " + "; ".join(reasons))
+
+
+@app.command("show")
+def finetune_show(
+    name: Annotated[str, typer.Argument(help="Adapter name.")],
+    as_json: Annotated[bool, typer.Option("--json", help="JSON.")] = False,
+) -> None:
+    """One adapter: its base, dataset, training run, evaluation and compatibility."""
+    from app.llm.adapters import AdapterRegistry
+
+    with registry() as (_settings, models):
+        entry = _fail_on_registry_errors(lambda: AdapterRegistry(models.db).get(name))
+        reasons = _compatibility(models)(entry)
+    if as_json:
+        sys.stdout.write(json.dumps({**entry.as_dict(), "incompatible": reasons}, indent=2) + "\n")
+        return
+    _show(entry, reasons)
+
+
+@app.command("evaluate")
+def finetune_evaluate(name: Annotated[str, typer.Argument(help="Adapter name.")]) -> None:
+    """Measure the active base with the adapter on the gate's sets and the dataset's
+    held-out split (the base alone too, on the same rows), and record it."""
+    from app.llm.adapters import AdapterRegistry
+
+    with registry() as (settings, models), question_bar() as advance:
+        gate = _adapter_promotion(settings, models)
+        _fail_on_registry_errors(lambda: gate.evaluate(name, advance))
+        entry = AdapterRegistry(models.db).get(name)
+        reasons = _compatibility(models)(entry)
+    _show(entry, reasons)
+
+
+@app.command("activate")
+def finetune_activate(
+    name: Annotated[str, typer.Argument(help="Adapter to serve on the active base.")],
+    force: Annotated[
+        bool, typer.Option(help="Serve it even if the gate refuses (recorded).")
+    ] = False,
+    evaluate: Annotated[
+        bool, typer.Option(help="Measure now (off: use the recorded evaluations).")
+    ] = True,
+) -> None:
+    """Serve an adapter on the active base model through the promotion gate. Running
+    servers switch within models.poll_interval_s; `docchat models rollback` undoes it.
+
+    Example: docchat finetune activate support-2026-12-on-qwen2.5-coder-0.5b-instruct-q4_k_m
+    """
+    with registry() as (settings, models), question_bar() as advance:
+        gate = _adapter_promotion(settings, models)
+        entry = _fail_on_registry_errors(
+            lambda: gate.activate(
+                name, actor="cli", force=force, evaluate=evaluate, progress=advance
+            )
+        )
+    say(f"active: {entry.release} ({entry.sha256[:12]}, adapter {entry.adapter_sha256 or '-'})")
+
+
+@app.command("deactivate")
+def finetune_deactivate() -> None:
+    """Serve the active base model alone again."""
+    with registry() as (settings, models):
+        gate = _adapter_promotion(settings, models)
+        entry = _fail_on_registry_errors(lambda: gate.deactivate(actor="cli"))
+    say(f"active: {entry.release}")
