@@ -140,7 +140,8 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[float]
     assert not (folder / "keys.gguf").exists()
     result = train_adapter(base, **kwargs)  # type: ignore[arg-type]
     assert result.resumed_at == 2  # the checkpoint of step 2, not a fresh start
-    assert result.steps == 8 and len(result.losses) == 8
+    assert result.steps == 8
+    assert len(result.losses) == 8
     assert not (folder / "work" / CHECKPOINT).exists()
     assert result.last_loss < result.first_loss
     return result.adapter, result.losses
@@ -210,7 +211,8 @@ def test_an_adapter_is_refused_on_another_base(
         assert models.active() == replace(models.get(base_a.name), adapter=adapter)
 
         reasons = compatibility(adapter, base_b)
-        assert len(reasons) == 1 and "trained on 'smollm2'" in reasons[0]
+        assert len(reasons) == 1
+        assert "trained on 'smollm2'" in reasons[0]
         with pytest.raises(IncompatibleAdapter, match="cannot be served on model 'smollm2-q8_0'"):
             models.activate(base_b.name, actor="test", adapter=adapter)
         # A new base serves alone; rollback returns to the base with its adapter.
@@ -221,7 +223,8 @@ def test_an_adapter_is_refused_on_another_base(
         # Another architecture's dimensions are named too.
         other = replace(adapter, architecture="qwen2", dimensions={"block_count": 24})
         found = " ".join(compatibility(other, base_a))
-        assert "architecture 'qwen2'" in found and "block_count 24 against 30" in found
+        assert "architecture 'qwen2'" in found
+        assert "block_count 24 against 30" in found
     finally:
         db.close()
 
