@@ -15,6 +15,7 @@ from fastapi.staticfiles import StaticFiles
 
 from app import __version__
 from app.api import (
+    adapters,
     admin,
     chat,
     curation,
@@ -110,6 +111,7 @@ def create_app(
         admin.admin,
         admin.uploads,
         models.router,
+        adapters.router,
         curation.router,
         metrics.router,
     ):

@@ -57,6 +57,7 @@ class ModelOut(BaseModel):
     source: str
     added_at: str
     active: bool
+    adapter: str | None = Field(None, description="The LoRA adapter served on it, if any.")
     evaluated_at: str | None
     eval_report: dict[str, Any] | None = Field(
         description="The latest evaluation on the gate's sets (per set: answers, retrieval)."

@@ -7,7 +7,7 @@ import json
 import sys
 from collections.abc import Callable
 from functools import cache
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -100,31 +100,16 @@ def finetune_train(
 
 def _adapter_promotion(settings: Settings, models: ModelRegistry) -> AdapterPromotion:
     from app.components import load_embedder, load_model
-    from app.finetune.gate import AdapterPromotion
-    from app.finetune.held_out import held_out_report
-    from app.finetune.training_run import dataset_rows
-    from app.llm.adapters import AdapterRegistry
-    from app.llm.registry import ModelEntry, RegistryError
+    from app.finetune.gate import adapter_gate
 
     embedder = cache(lambda: load_embedder(settings))
-
-    def held_out(entry: ModelEntry, rows: list[list[dict[str, str]]]) -> dict[str, Any]:
-        engine = load_model(settings, entry)
-        try:
-            return held_out_report(
-                engine, rows, embedder().embed, max_tokens=settings.llm.max_tokens
-            )
-        finally:
-            engine.close()
-
-    def rows_of(adapter: AdapterEntry) -> list[list[dict[str, str]]]:
-        sha256, rows = dataset_rows(models.db, settings.data_dir, adapter.dataset_name, "held-out")
-        if sha256 != adapter.dataset_sha256:
-            raise RegistryError(f"dataset {adapter.dataset_name!r} is not the one trained on")
-        return rows
-
-    return AdapterPromotion(
-        _promotion(settings, models), AdapterRegistry(models.db), held_out, rows_of
+    return adapter_gate(
+        _promotion(settings, models),
+        models.db,
+        settings.data_dir,
+        lambda entry: load_model(settings, entry),
+        lambda texts: embedder().embed(texts),
+        max_tokens=settings.llm.max_tokens,
     )
 
 
@@ -151,8 +136,9 @@ def _show(entry: AdapterEntry, reasons: list[str] | None) -> None:
         held = report.get("held_out", {})
         ours, base = held.get("adapter", {}), held.get("base", {})
         say(
-            f"  held-out      similarity {ours.get('similarity')} (base {base.get('similarity')}), "
-            f"close {ours.get('close')} (base {base.get('close')}) over "
+            f"  held-out      F1 {ours.get('f1')} (base {base.get('f1')}), close "
+            f"{ours.get('close')} (base {base.get('close')}), similarity "
+            f"{ours.get('similarity')} (base {base.get('similarity')}) over "
             f"{ours.get('examples')} examples"
         )
     else:
@@ -192,7 +178,7 @@ def finetune_list(
     if not rows:
         say("no adapters yet: docchat finetune train --dataset NAME")
         return
-    table = Table("name", "base", "dataset", "loss", "held-out sim.", "status")
+    table = Table("name", "base", "dataset", "loss", "held-out F1", "status")
     for e, reasons in rows:
         held = (e.eval_report or {}).get("held_out", {}).get("adapter", {})
         status = "active" if e.name == serving else ("ok" if not reasons else "incompatible")
@@ -201,7 +187,7 @@ def finetune_list(
             e.base_name,
             e.dataset_name,
             str(e.training.get("last_loss", "")),
-            str(held.get("similarity", "-")),
+            str(held.get("f1", "-")),
             status,
         )
     console.print(table)

@@ -10,14 +10,31 @@ approved one; the adapter gate compares them with the base model's on the same r
 from __future__ import annotations
 
 import asyncio
+import re
+from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
 from app.llm.base import ChatEngine
 
-# Cosine between an answer's and the approved answer's embeddings from which they count
-# as saying the same (all-MiniLM-L6-v2: paraphrases score about 0.8 and above).
-CLOSE = 0.8
+# Token F1 from which an answer counts as saying what the approved one says.
+CLOSE = 0.5
+ARTICLES = {"a", "an", "the"}
+
+
+def words(text: str) -> list[str]:
+    """Lower-case words and numbers, articles left out (SQuAD's normalisation)."""
+    return [w for w in re.findall(r"\w+", text.lower()) if w not in ARTICLES]
+
+
+def token_f1(answer: str, approved: str) -> float:
+    """Harmonic mean of the shares of each side's words found in the other."""
+    ours, theirs = words(answer), words(approved)
+    common = sum((Counter(ours) & Counter(theirs)).values())
+    if not common:
+        return 0.0
+    precision, recall = common / len(ours), common / len(theirs)
+    return 2 * precision * recall / (precision + recall)
 
 
 async def _answer(engine: ChatEngine, messages: list[dict[str, str]], max_tokens: int) -> str:
@@ -48,20 +65,23 @@ def held_out_report(
 
     answers = asyncio.run(run()) if rows else []
     approved = [row[-1]["content"] for row in rows]
-    scores = (
-        [_cosine(a, b) for a, b in zip(embed(answers), embed(approved), strict=True)]
-        if rows
-        else []
-    )
+    pairs = zip(embed(answers), embed(approved), strict=True) if rows else iter(())
+    cosines = [_cosine(a, b) for a, b in pairs]
+    f1s = [token_f1(a, b) for a, b in zip(answers, approved, strict=True)]
     return {
         "examples": len(rows),
-        "similarity": round(sum(scores) / len(scores), 4) if scores else None,
-        "close": round(sum(s >= CLOSE for s in scores) / len(scores), 4) if scores else None,
+        "f1": _mean(f1s),
+        "close": _mean([float(f >= CLOSE) for f in f1s]),
+        "similarity": _mean(cosines),
         "answers": [
-            {"answer": a, "approved": b, "similarity": round(s, 4)}
-            for a, b, s in zip(answers, approved, scores, strict=True)
+            {"answer": a, "approved": b, "f1": round(f, 4), "similarity": round(c, 4)}
+            for a, b, f, c in zip(answers, approved, f1s, cosines, strict=True)
         ],
     }
+
+
+def _mean(values: list[float]) -> float | None:
+    return round(sum(values) / len(values), 4) if values else None
 
 
 def _cosine(a: list[float], b: list[float]) -> float:

@@ -7,13 +7,16 @@ from __future__ import annotations
 import shutil
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import llama_cpp as ll
 import numpy as np
 import pytest
 from rapidfuzz import fuzz
 
+from app.finetune.gate import held_out_problems
 from app.finetune.gguf_adapter import BaseShape, write_adapter
+from app.finetune.held_out import token_f1
 from app.finetune.train import CHECKPOINT, TrainConfig, TrainingError, check_memory, train_adapter
 from app.llm.adapters import AdapterRegistry, compatibility
 from app.llm.engine import LlamaEngine
@@ -232,3 +235,27 @@ def test_an_adapter_is_refused_on_another_base(
 def test_a_base_too_large_for_memory_is_refused_before_loading() -> None:
     with pytest.raises(TrainingError, match="GiB is free: use a smaller base model"):
         check_memory(10**13, "cpu")
+
+
+def test_the_held_out_gate_allows_one_example_of_a_small_split() -> None:
+    def held(n: int, ours: tuple[float, float], base: tuple[float, float]) -> dict[str, Any]:
+        return {
+            "adapter": {"examples": n, "f1": ours[0], "close": ours[1]},
+            "base": {"examples": n, "f1": base[0], "close": base[1]},
+        }
+
+    # Two examples: one answer that stops being close moves the share by 0.5.
+    assert held_out_problems(held(2, (0.52, 0.0), (0.56, 0.5)), 0.05) == []
+    # Twenty: the same drop is ten answers.
+    (problem,) = held_out_problems(held(20, (0.52, 0.0), (0.56, 0.5)), 0.05)
+    assert problem == "held-out split (20 examples): close 0.00 against the base's 0.50"
+    # The mean F1 is held to the tolerance whatever the size.
+    (problem,) = held_out_problems(held(2, (0.40, 0.5), (0.56, 0.5)), 0.05)
+    assert "f1 0.40 against the base's 0.56" in problem
+
+
+def test_token_f1_credits_shared_words_only() -> None:
+    approved = "Run `widgetctl --version` [1]."
+    assert token_f1("Run widgetctl --version [1]", approved) == 1.0
+    assert token_f1("You can [1].", approved) == pytest.approx(2 * (1 / 3) * (1 / 4) / (7 / 12))
+    assert token_f1("use pip install --upgrade pip", approved) == 0.0

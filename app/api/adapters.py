@@ -1,0 +1,185 @@
+"""LoRA adapters over HTTP (admin scope): list with their compatibility with the active
+base model, show, activate through the adapter gate with a hot swap, deactivate.
+
+Training runs from the CLI (`docchat finetune train`: minutes to hours of a machine's
+cores, not a request's). An activation that measures runs as a job like a model's;
+GET /api/admin/model-jobs/{id} tells how it ended; `POST /api/admin/models/rollback`
+undoes it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from dataclasses import replace
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+
+from app.api.deps import ComponentsDep, IdentityDep, require_scope
+from app.api.errors import ERROR_RESPONSES
+from app.api.models import ActivateRequest, HostDep, Job, JobOut, ModelOut, jobs_of, model_out
+from app.api.models import promotion_in as model_promotion_in
+from app.components import Components, load_model
+from app.finetune.gate import AdapterPromotion, adapter_gate
+from app.llm.adapters import AdapterEntry, AdapterRegistry, compatibility
+from app.llm.base import CannotChat
+from app.llm.hosting import ModelHost
+from app.llm.promotion import GateRefused
+from app.llm.registry import IncompatibleAdapter, ModelEntry, ModelRegistry, RegistryError
+from app.problems import ApiError
+
+log = logging.getLogger(__name__)
+router = APIRouter(prefix="/api/admin", tags=["admin"], dependencies=[require_scope("admin")])
+
+
+class AdapterOut(BaseModel):
+    """A registered adapter."""
+
+    name: str
+    path: str
+    sha256: str
+    size_bytes: int
+    base_name: str
+    base_sha256: str
+    architecture: str
+    dimensions: dict[str, int]
+    dataset_name: str
+    dataset_sha256: str
+    hyperparameters: dict[str, Any]
+    training: dict[str, Any] = Field(description="Steps, losses, seconds, device.")
+    created_at: str
+    evaluated_at: str | None
+    eval_report: dict[str, Any] | None = Field(
+        description="Gate sets and held-out split, the base alone alongside."
+    )
+    active: bool = Field(description="Served on the active base model now.")
+    incompatible: list[str] = Field(
+        description="Why it cannot serve on the active base model (empty: it can)."
+    )
+
+
+def adapter_out(entry: AdapterEntry, active: ModelEntry | None) -> AdapterOut:
+    """An adapter in the API's shape, judged against the active base."""
+    reasons = (
+        compatibility(entry, replace(active, adapter=None)) if active else ["no model is active"]
+    )
+    serving = (
+        active is not None and active.adapter is not None and active.adapter.name == entry.name
+    )
+    return AdapterOut.model_validate(
+        {**entry.as_dict(), "active": serving, "incompatible": reasons}
+    )
+
+
+def gate_in(components: Components) -> AdapterPromotion:
+    """The adapter gate, measuring inside this server with its stores and embedder."""
+    settings = components.settings
+    return adapter_gate(
+        model_promotion_in(components),
+        components.db,
+        settings.data_dir,
+        lambda entry: load_model(settings, entry),
+        components.embedder.embed,
+        max_tokens=settings.llm.max_tokens,
+    )
+
+
+@router.get("/adapters", responses=ERROR_RESPONSES)
+def list_adapters(components: ComponentsDep) -> list[AdapterOut]:
+    """Every adapter; those trained on another base than the active one say why they
+    cannot serve."""
+    active = ModelRegistry(components.db).active()
+    return [adapter_out(e, active) for e in AdapterRegistry(components.db).entries()]
+
+
+@router.get("/adapters/{name}", responses=ERROR_RESPONSES)
+def show_adapter(name: str, components: ComponentsDep) -> AdapterOut:
+    """One adapter with its training run and latest evaluation."""
+    try:
+        entry = AdapterRegistry(components.db).get(name)
+    except RegistryError as exc:
+        raise ApiError(404, "not_found", str(exc)) from None
+    return adapter_out(entry, ModelRegistry(components.db).active())
+
+
+@router.post(
+    "/adapters/{name}/activate",
+    responses={
+        **ERROR_RESPONSES,
+        202: {"model": JobOut, "description": "Measuring; poll the job."},
+        409: {"description": "Refused by the gate, trained on another base, or not swappable."},
+    },
+)
+async def activate_adapter(
+    name: str,
+    body: ActivateRequest,
+    components: ComponentsDep,
+    host: HostDep,
+    identity: IdentityDep,
+    request: Request,
+) -> Any:
+    """Serve an adapter on the active base model through the gate, swapped in while
+    answers run. An adapter of another base is refused whatever `force` says."""
+    gate = gate_in(components)
+    actor = identity.name if identity else "admin-api"
+    try:
+        adapter = await asyncio.to_thread(gate.adapters.get, name)
+        await asyncio.to_thread(gate.base_of, adapter)
+    except IncompatibleAdapter as exc:
+        raise ApiError(409, "incompatible_adapter", str(exc)) from None
+    except RegistryError as exc:
+        raise ApiError(404, "not_found", str(exc)) from None
+    if not body.evaluate:
+        return model_out(await _activate(gate, host, name, actor, body.force, evaluate=False))
+    job = Job(uuid.uuid4().hex, name)
+    jobs_of(request)[job.id] = job
+    job.task = asyncio.create_task(_run(job, gate, host, actor, body.force))
+    return JSONResponse(job.out().model_dump(), status_code=202)
+
+
+async def _activate(
+    gate: AdapterPromotion, host: ModelHost, name: str, actor: str, force: bool, evaluate: bool
+) -> ModelEntry:
+    try:
+        entry = await asyncio.to_thread(
+            gate.activate, name, actor=actor, force=force, evaluate=evaluate
+        )
+    except GateRefused as exc:
+        raise ApiError(409, "gate_refused", str(exc)) from None
+    except IncompatibleAdapter as exc:
+        raise ApiError(409, "incompatible_adapter", str(exc)) from None
+    except (RegistryError, CannotChat) as exc:
+        raise ApiError(409, "model_unusable", str(exc)) from None
+    await host.sync()
+    return entry
+
+
+async def _run(job: Job, gate: AdapterPromotion, host: ModelHost, actor: str, force: bool) -> None:
+    try:
+        await _activate(gate, host, job.model, actor, force, evaluate=True)
+        job.status, job.forced = "activated", force
+    except ApiError as exc:
+        job.status = "refused" if exc.type in ("gate_refused", "incompatible_adapter") else "failed"
+        job.problems = [exc.message]
+    except Exception as exc:
+        log.exception("activating adapter %s failed", job.model)
+        job.status, job.problems = "failed", [type(exc).__name__]
+
+
+@router.post("/adapters/deactivate", responses={**ERROR_RESPONSES, 409: {"description": "None."}})
+async def deactivate_adapter(
+    components: ComponentsDep, host: HostDep, identity: IdentityDep
+) -> ModelOut:
+    """Serve the active base model alone again."""
+    gate = gate_in(components)
+    actor = identity.name if identity else "admin-api"
+    try:
+        entry = await asyncio.to_thread(lambda: gate.deactivate(actor=actor))
+    except RegistryError as exc:
+        raise ApiError(409, "no_adapter", str(exc)) from None
+    await host.sync()
+    return model_out(entry)
