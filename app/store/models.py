@@ -407,3 +407,31 @@ class DatasetRow(Base):
     record: Mapped[dict[str, Any]] = mapped_column(JSON)
 
     dataset: Mapped[Dataset] = relationship(back_populates="rows")
+
+
+# How an audited action ended: done, refused by a rule (a gate, a scope, a missing row),
+# or failed with an error.
+AUDIT_OUTCOMES = ("ok", "refused", "failed")
+
+
+class AuditEvent(Base):
+    """One admin action: who, what, when, on what, and how it ended. Append-only: docchat
+    never updates or deletes a row (on PostgreSQL a trigger refuses it too), and nothing
+    here holds a secret or a message's text (app/store/audit.py)."""
+
+    __tablename__ = "audit_events"
+    __table_args__ = (CheckConstraint("outcome IN ('ok', 'refused', 'failed')", name="outcome"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    # An admin key's name, "cli:<OS user>", "server" (the scheduled purge, the start).
+    actor: Mapped[str] = mapped_column(String(100))
+    # Dotted: "key.create", "model.activate", "conversations.purge", ...
+    action: Mapped[str] = mapped_column(String(64), index=True)
+    # What it acted on: a key's name, a model's, a conversation's id; "" when none.
+    target: Mapped[str] = mapped_column(String(300), default="")
+    outcome: Mapped[str] = mapped_column(String(16), default="ok")  # one of AUDIT_OUTCOMES
+    # Why it was refused or failed; None when it went through.
+    reason: Mapped[str | None] = mapped_column(Text, default=None)
+    # Counts, names of changed settings, flags like forced: never secrets or message text.
+    detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
