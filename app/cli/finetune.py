@@ -43,7 +43,7 @@ def finetune_train(
 ) -> None:
     """Train a LoRA adapter for the active base model on a dataset's train split and
     register it. Resumes a run that was stopped; needs the `finetune` extra
-    (pip install 'docchat[finetune]').
+    (pip install 'docchat\\[finetune]').
 
     Example: docchat finetune train --dataset support-2026-12
     """

@@ -118,7 +118,7 @@ class Metrics:
         )
         self.answers = Counter(
             "docchat_answers",
-            "Answers by verdict: grounded, ungrounded, no_context, blocked, cancelled, error.",
+            "Answers by verdict: grounded, ungrounded, no_context, blocked, unchecked.",
             ["verdict"],
             registry=r,
         )
