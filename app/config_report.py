@@ -113,3 +113,33 @@ def settings_reference() -> str:
             row = f"| `{section}.{name}` | {_default(field)} | {field.description or ''} |"
             lines.append(row)
     return "\n".join(lines) + "\n"
+
+
+def settings_hashes(settings: Settings) -> dict[str, str]:
+    """A digest of each non-secret setting's value, by name: what the audit trail
+    compares from one start to the next. Secrets (and the webhook URLs) are left out
+    entirely, so not even a digest of them is written."""
+    from app.store.audit import value_hash
+
+    hashes = {}
+    secret = _secret_fields(type(settings), []) | SECRET_URL_LISTS
+    for path, value in _leaves(settings, []):
+        name = ".".join(path)
+        if isinstance(value, SecretStr) or name in secret:
+            continue
+        if isinstance(value, list):
+            value = [v.model_dump(mode="json") if isinstance(v, BaseModel) else v for v in value]
+        hashes[name] = value_hash(value)
+    return hashes
+
+
+def _secret_fields(model: type[BaseModel], prefix: list[str]) -> set[str]:
+    """Names of the fields declared as secrets (SecretStr, set or not)."""
+    names: set[str] = set()
+    for name, field in model.model_fields.items():
+        kind = field.annotation
+        if isinstance(kind, type) and issubclass(kind, BaseModel):
+            names |= _secret_fields(kind, [*prefix, name])
+        elif "SecretStr" in str(kind):
+            names.add(".".join([*prefix, name]))
+    return names

@@ -28,6 +28,7 @@ from app.api import (
 )
 from app.api.errors import install_error_handlers
 from app.components import Components, build_components
+from app.config_report import settings_hashes
 from app.security.keys import KeyStore
 from app.security.limits import RateLimiter
 from app.security.middleware import (
@@ -37,12 +38,28 @@ from app.security.middleware import (
 )
 from app.security.secrets import check_startup
 from app.settings import Settings
+from app.store.audit import record_settings
+from app.store.retention import Purger
 from app.telemetry.middleware import RequestTelemetryMiddleware, RouteNames
 from app.telemetry.reporter import Telemetry
 
 log = logging.getLogger(__name__)
 STATIC = Path(__file__).parent / "web" / "static"
 OPENAPI_PATH = "/openapi.json"
+
+
+def audit_settings(components: Components) -> None:
+    """Record in the audit trail which non-secret settings changed since the previous
+    start (never their values); a failure is logged and the server starts anyway."""
+    try:
+        event = record_settings(components.db, settings_hashes(components.settings))
+    except Exception:
+        log.exception("could not compare the settings with the previous start")
+        return
+    if event is not None and event.detail.get("changed"):
+        log.info(
+            "settings changed since the previous start: %s", ", ".join(event.detail["changed"])
+        )
 
 
 def create_app(
@@ -79,9 +96,20 @@ def create_app(
         # Every replica follows the registry's active model.
         app.state.model_host = host = ready.model_host()
         following = asyncio.create_task(host.run()) if host is not None else None
+        await asyncio.to_thread(audit_settings, ready)
+        retention = settings.retention
+        purger = Purger(
+            ready.db,
+            conversation_days=retention.conversation_days,
+            feedback_days=retention.feedback_days,
+            interval_s=retention.purge_interval_s,
+        )
+        purging = asyncio.create_task(purger.run()) if purger.enabled else None
         try:
             yield
         finally:
+            if purging is not None:
+                purging.cancel()
             if following is not None:
                 following.cancel()
             if monitor is not None and alerts is not None:

@@ -428,6 +428,60 @@ class ModelSettings(BaseModel):
     )
 
 
+# Kinds of personal data the redaction knows (app/security/pii.py).
+PiiKind = Literal["email", "phone", "card", "iban", "ip"]
+PII_KINDS: tuple[PiiKind, ...] = ("email", "phone", "card", "iban", "ip")
+
+
+class RetentionSettings(BaseModel):
+    """How long conversations and feedback are kept (docs/data-retention.md)."""
+
+    model_config = SECTION_CONFIG
+
+    conversation_days: float = Field(
+        0,
+        ge=0,
+        description="Days a conversation is kept after its last message; older ones are "
+        "deleted with their messages and feedback. 0: kept forever.",
+    )
+    feedback_days: float = Field(
+        0,
+        ge=0,
+        description="Days a rating (and its comment) is kept after it was given, even "
+        "when its conversation stays. 0: kept as long as its answer.",
+    )
+    purge_interval_s: float = Field(
+        3600.0,
+        gt=0,
+        description="How often a server runs the purge (when a retention is set); each "
+        "replica runs it, and a run that finds nothing to delete writes nothing.",
+    )
+
+
+class PrivacySettings(BaseModel):
+    """Personal data in what docchat stores and logs (docs/data-retention.md)."""
+
+    model_config = SECTION_CONFIG
+
+    redact_personal_data: bool = Field(
+        False,
+        description="Replace personal data (see redact_kinds) in questions, answers, "
+        "conversation titles and feedback comments with a placeholder such as [EMAIL] "
+        "before they are stored. The answer the user reads is unchanged.",
+    )
+    redact_kinds: list[PiiKind] = Field(
+        default_factory=lambda: list(PII_KINDS),
+        description="What the redaction replaces: email, phone (international or "
+        "national numbers libphonenumber accepts), card (Luhn-valid card numbers), iban "
+        "(checksum-valid IBANs), ip (IPv4 and IPv6 addresses).",
+    )
+    phone_region: str = Field(
+        "US",
+        pattern=r"^[A-Z]{2}$",
+        description="Region (ISO 3166 code) for phone numbers written without a country code.",
+    )
+
+
 class TelemetrySettings(BaseModel):
     """Metrics and traces."""
 
@@ -539,6 +593,8 @@ class Settings(BaseSettings):
     telemetry: TelemetrySettings = Field(default_factory=TelemetrySettings)
     alerts: AlertSettings = Field(default_factory=AlertSettings)
     models: ModelSettings = Field(default_factory=ModelSettings)
+    retention: RetentionSettings = Field(default_factory=RetentionSettings)
+    privacy: PrivacySettings = Field(default_factory=PrivacySettings)
 
     @field_validator("data_dir")
     @classmethod

@@ -1,11 +1,12 @@
-"""Administration over HTTP: keys, ingest runs (admin scope) and document uploads
-(ingest scope)."""
+"""Administration over HTTP: keys, ingest runs, the audit trail, deletions and purges
+(admin scope) and document uploads (ingest scope)."""
 
 from __future__ import annotations
 
 import asyncio
 import re
 import threading
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated
 
@@ -13,9 +14,18 @@ from fastapi import APIRouter, Query, Request
 from sqlalchemy import select
 from starlette.datastructures import UploadFile
 
-from app.api.deps import ComponentsDep, SessionDep, SettingsDep, require_scope
+from app.api.deps import (
+    ComponentsDep,
+    IdentityDep,
+    SessionDep,
+    SettingsDep,
+    feedback_name,
+    require_scope,
+)
 from app.api.errors import ERROR_RESPONSES
 from app.api.schemas import (
+    AuditEventOut,
+    DeletedOut,
     FindingOut,
     IngestIssueOut,
     IngestRunOut,
@@ -25,7 +35,8 @@ from app.api.schemas import (
 )
 from app.components import Components
 from app.problems import ApiError
-from app.store.models import OUTCOMES, IngestRun
+from app.store import audit, retention
+from app.store.models import OUTCOMES, IngestRun, utcnow
 from ingest.loaders import SUPPORTED_SUFFIXES
 
 admin = APIRouter(prefix="/api/admin", tags=["admin"], dependencies=[require_scope("admin")])
@@ -55,11 +66,77 @@ def list_keys(components: ComponentsDep) -> list[KeyOut]:
 
 
 @admin.delete("/keys/{key_id}", responses=ERROR_RESPONSES)
-def revoke_key(key_id: str, components: ComponentsDep) -> Revoked:
+def revoke_key(key_id: str, components: ComponentsDep, identity: IdentityDep) -> Revoked:
     """Revoke a key by id or name; it stops working on the next request."""
-    if not components.guards.keys.revoke(key_id):
+    if not components.guards.keys.revoke(key_id, actor=feedback_name(identity)):
         raise ApiError(404, "not_found", "no such active key")
     return Revoked(revoked=key_id)
+
+
+@admin.get("/audit", responses=ERROR_RESPONSES)
+def audit_events(
+    session: SessionDep,
+    since: Annotated[
+        datetime | None, Query(description="Only events at or after this time (ISO 8601).")
+    ] = None,
+    action: Annotated[
+        str | None,
+        Query(max_length=64, description='An action ("key.revoke") or a kind ("key").'),
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=1000, description="How many, newest first.")] = 100,
+) -> list[AuditEventOut]:
+    """The audit trail of admin actions, newest first. Read only: no route changes it."""
+    if since is not None and since.tzinfo is None:
+        since = since.replace(tzinfo=UTC)
+    found = audit.events(session, since=since, action=action, limit=limit)
+    return [AuditEventOut.model_validate(audit.as_dict(e)) for e in found]
+
+
+@admin.delete("/keys/{key}/conversations", responses=ERROR_RESPONSES)
+def delete_key_conversations(
+    key: str,
+    session: SessionDep,
+    identity: IdentityDep,
+    dry_run: Annotated[bool, Query(description="Count what would go; delete nothing.")] = False,
+) -> DeletedOut:
+    """Delete every conversation a key (name or id) started and every rating it gave."""
+    try:
+        counts = retention.delete_for_key(session, key, dry_run=dry_run)
+    except LookupError:
+        raise ApiError(404, "not_found", "no such key") from None
+    if not dry_run:
+        audit.record(
+            session,
+            feedback_name(identity),
+            "conversations.delete_for_key",
+            key,
+            detail=counts.as_dict(),
+        )
+    return DeletedOut(**counts.as_dict(), dry_run=dry_run)
+
+
+@admin.post("/purge", responses=ERROR_RESPONSES)
+def purge_conversations(
+    session: SessionDep,
+    identity: IdentityDep,
+    older_than_days: Annotated[
+        float, Query(gt=0, description="Delete conversations inactive for this many days.")
+    ],
+    dry_run: Annotated[bool, Query(description="Count what would go; delete nothing.")] = False,
+) -> DeletedOut:
+    """Delete conversations whose last message is older than `older_than_days`, with
+    their messages and ratings; curated examples stay."""
+    before = utcnow() - timedelta(days=older_than_days)
+    counts = retention.purge(session, conversations_before=before, dry_run=dry_run)
+    if not dry_run:
+        audit.record(
+            session,
+            feedback_name(identity),
+            "conversations.purge",
+            f"{older_than_days:g}d",
+            detail={**counts.as_dict(), "conversations_before": before.isoformat()},
+        )
+    return DeletedOut(**counts.as_dict(), dry_run=dry_run)
 
 
 @admin.get("/ingest-runs", responses=ERROR_RESPONSES)

@@ -1,4 +1,5 @@
-"""Read-only views of stored documents and conversations, for citations and reloads."""
+"""Views of stored documents and conversations, for citations and reloads, and the
+deletion of one's own conversation."""
 
 from __future__ import annotations
 
@@ -6,10 +7,10 @@ from fastapi import APIRouter
 
 from app.api.deps import IdentityDep, SessionDep, SettingsDep, feedback_name, require_scope
 from app.api.errors import ERROR_RESPONSES
-from app.api.schemas import ChunkOut, ConversationOut, DocumentOut
+from app.api.schemas import ChunkOut, ConversationOut, DeletedOut, DocumentOut
 from app.problems import ApiError
 from app.security.keys import may_read
-from app.store import feedback
+from app.store import audit, feedback, retention
 from app.store.conversations import message_dict
 from app.store.models import Conversation, Document
 
@@ -62,3 +63,23 @@ def get_conversation(
             ],
         }
     )
+
+
+@router.delete("/conversations/{conversation_id}", responses=ERROR_RESPONSES)
+def delete_conversation(
+    conversation_id: str, session: SessionDep, identity: IdentityDep
+) -> DeletedOut:
+    """Delete a conversation the caller started (an admin: any), with its messages and
+    the ratings of its answers. Another key's conversation answers 404, like a missing one."""
+    conversation = session.get(Conversation, conversation_id)
+    if conversation is None or not may_read(identity, conversation.owner):
+        raise ApiError(404, "not_found", "no such conversation")
+    counts = retention.delete_conversations(session, [conversation_id])
+    audit.record(
+        session,
+        feedback_name(identity),
+        "conversation.delete",
+        conversation_id,
+        detail=counts.as_dict(),
+    )
+    return DeletedOut(**counts.as_dict())

@@ -211,3 +211,27 @@ class ModelList(BaseModel):
 
     object: str = "list"
     data: list[ModelOut]
+
+
+class AuditEventOut(BaseModel):
+    """One admin action in the audit trail (read only: the API cannot change it)."""
+
+    id: int
+    created_at: str
+    actor: str = Field(description='A key\'s name, "cli:<OS user>", "server" or "anonymous".')
+    action: str = Field(description='What was done, e.g. "key.revoke", "model.activate".')
+    target: str = Field(description="What it was done to: a key, a model, a conversation.")
+    outcome: str = Field(description='"ok", "refused" or "failed".')
+    reason: str | None = Field(description="Why it was refused or failed.")
+    detail: dict[str, Any] = Field(
+        description="Counts, hashes and flags; never secrets or message text."
+    )
+
+
+class DeletedOut(BaseModel):
+    """What a deletion or a purge removed (or, dry, would remove)."""
+
+    conversations: int
+    messages: int
+    feedback: int
+    dry_run: bool = False

@@ -6,7 +6,9 @@ import typer
 
 from app.cli import (
     ask,
+    audit,
     config,
+    conversations,
     curate,
     dataset,
     evaluation,
@@ -41,6 +43,10 @@ app.add_typer(
 )
 app.add_typer(finetune.app, name="finetune", help="LoRA adapters: train, evaluate, activate.")
 app.add_typer(dataset.app, name="dataset", help="Datasets of curated answers: build, diff, export.")
+app.add_typer(audit.app, name="audit", help="The audit trail of admin actions (read only).")
+app.add_typer(
+    conversations.app, name="conversations", help="Purge old conversations; delete on request."
+)
 
 
 def main() -> None:

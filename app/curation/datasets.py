@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 
 from app.curation import staleness
 from app.curation.errors import Conflict, CurationError, NotFound
+from app.store import audit
 from app.store.models import CuratedExample, Dataset, DatasetRow
 
 Split = Literal["train", "held-out"]
@@ -204,6 +205,18 @@ def build(
     session.flush()  # the unique name refuses a build racing this one, before any file
     # A file without a row is what a build killed before its commit left: replaced.
     _write_atomically(data_dir / relative, data)
+    audit.record(
+        session,
+        created_by,
+        "dataset.build",
+        name,
+        detail={
+            "sha256": dataset.sha256,
+            "examples": dataset.n_examples,
+            "held_out": dataset.n_held_out,
+            "collection": collection,
+        },
+    )
     return snapshot(dataset, data_dir)
 
 

@@ -16,6 +16,7 @@ from app.curation import passages as passages_
 from app.curation import staleness
 from app.curation.errors import CurationError, NotFound
 from app.curation.passages import Passage
+from app.store import audit
 from app.store.feedback import RATING_NAMES
 from app.store.models import CuratedExample, Document, Feedback, Message
 
@@ -130,6 +131,13 @@ def from_message(
     example.stale_reason = None
     staleness.mark(session, example)
     session.flush()
+    audit.record(
+        session,
+        reviewer,
+        "example.accept" if answer is None else "example.correct",
+        example.id,
+        detail={"message_id": message_id, "collection": collection, "new": created},
+    )
     return example, created
 
 
@@ -307,6 +315,7 @@ def drop(session: Session, example_id: str, *, reviewer: str) -> CuratedExample:
     example = get(session, example_id)
     example.status, example.stale_reason, example.reviewer = "dropped", None, reviewer
     session.flush()
+    audit.record(session, reviewer, "example.drop", example.id)
     return example
 
 

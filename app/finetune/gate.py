@@ -21,6 +21,7 @@ from app.llm.adapters import AdapterEntry, AdapterRegistry, compatibility
 from app.llm.base import ChatEngine
 from app.llm.promotion import GateRefused, Promotion, compare
 from app.llm.registry import IncompatibleAdapter, ModelEntry, RegistryError
+from app.store import audit
 from app.store.db import Database
 
 log = logging.getLogger(__name__)
@@ -111,15 +112,23 @@ class AdapterPromotion:
     ) -> ModelEntry:
         """Gate the adapter and serve it on the active base (GateRefused with the
         reasons unless `force`; an adapter of another base is refused regardless)."""
-        adapter = self.adapters.get(name)
-        base = self.base_of(adapter)
-        if evaluate:
-            if self.promotion.settings.models.gate_sets and not _fresh(base):
-                self.promotion.evaluate(base.name, progress)  # the baseline, measured alike
-            self.evaluate(name, progress)
-        problems = self.problems(name)
-        if problems and not force:
-            raise GateRefused(name, problems)
+        try:
+            adapter = self.adapters.get(name)
+            base = self.base_of(adapter)
+            if evaluate:
+                if self.promotion.settings.models.gate_sets and not _fresh(base):
+                    self.promotion.evaluate(base.name, progress)  # the baseline, alike
+                self.evaluate(name, progress)
+            problems = self.problems(name)
+            if problems and not force:
+                raise GateRefused(name, problems)
+        except RegistryError as exc:
+            audit.record_in(self.models.db, actor, "adapter.activate", name, "refused", str(exc))
+            raise
+        except Exception as exc:
+            reason = f"{type(exc).__name__}: {exc}"
+            audit.record_in(self.models.db, actor, "adapter.activate", name, "failed", reason)
+            raise
         if problems:
             log.warning("adapter %s activated by force despite: %s", name, "; ".join(problems))
         return self.models.activate(
@@ -134,8 +143,12 @@ class AdapterPromotion:
         """Serve the active base model alone again (it passed its own gate)."""
         active = self.models.active()
         if active is None or active.adapter is None:
-            raise RegistryError("no adapter is in service")
-        return self.models.activate(active.name, actor=actor, note="adapter removed")
+            reason = "no adapter is in service"
+            audit.record_in(self.models.db, actor, "adapter.deactivate", "", "refused", reason)
+            raise RegistryError(reason)
+        return self.models.activate(
+            active.name, actor=actor, note="adapter removed", audited_as="adapter.deactivate"
+        )
 
 
 def held_out_problems(held: dict[str, Any], tolerance: float) -> list[str]:

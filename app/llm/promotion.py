@@ -25,6 +25,7 @@ from app.evaluation.thresholds import regressions
 from app.llm.base import CannotChat, ChatEngine
 from app.llm.registry import ModelEntry, ModelRegistry, RegistryError
 from app.settings import GateSet, Settings
+from app.store import audit
 
 log = logging.getLogger(__name__)
 
@@ -139,19 +140,27 @@ class Promotion:
     ) -> ModelEntry:
         """Measure (unless `evaluate` is off), gate, and make `name` the model in
         service; GateRefused with the reasons, unless `force`, which is recorded."""
-        entry = self.registry.get(name)
-        active = self.registry.active()
-        if evaluate:
-            if active is not None and active.name != name and not _fresh(active):
-                self.evaluate(active.name, progress)  # the baseline, measured the same way
-            try:
-                self.evaluate(name, progress)
-            except CannotChat as exc:
-                if not force:
-                    raise GateRefused(name, [str(exc)]) from None
-        problems = self.problems(entry.name)
-        if problems and not force:
-            raise GateRefused(name, problems)
+        try:
+            entry = self.registry.get(name)
+            active = self.registry.active()
+            if evaluate:
+                if active is not None and active.name != name and not _fresh(active):
+                    self.evaluate(active.name, progress)  # the baseline, measured alike
+                try:
+                    self.evaluate(name, progress)
+                except CannotChat as exc:
+                    if not force:
+                        raise GateRefused(name, [str(exc)]) from None
+            problems = self.problems(entry.name)
+            if problems and not force:
+                raise GateRefused(name, problems)
+        except RegistryError as exc:
+            audit.record_in(self.registry.db, actor, "model.activate", name, "refused", str(exc))
+            raise
+        except Exception as exc:
+            reason = f"{type(exc).__name__}: {exc}"
+            audit.record_in(self.registry.db, actor, "model.activate", name, "failed", reason)
+            raise
         if problems:
             log.warning("model %s activated by force despite: %s", name, "; ".join(problems))
         return self.registry.activate(

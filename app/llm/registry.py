@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import select
 
 from app.llm.gguf_info import NotAModel, file_sha256, read_info
+from app.store import audit
 from app.store.db import Database
 from app.store.models import ChatModel, ModelActivation, utcnow
 
@@ -280,21 +281,44 @@ class ModelRegistry:
         forced: bool = False,
         note: str = "",
         adapter: AdapterEntry | None = None,
+        audited_as: str | None = None,
     ) -> ModelEntry:
         """Record `name` as the model in service, with `adapter` on it or none (the
         gate has been passed or forced). An adapter trained on another base is refused
-        whatever the gate said."""
-        entry = self.get(name)
-        self.verify(entry)
-        if adapter is not None:
-            from app.llm.adapters import AdapterRegistry, compatibility
+        whatever the gate said. The one place a release goes into service: every
+        activation, and every refusal here, is in the audit trail."""
+        kind = audited_as or (f"model.{action}" if adapter is None else "adapter.activate")
+        target = f"{name}+{adapter.name}" if adapter is not None else name
+        try:
+            entry = self.get(name)
+            self.verify(entry)
+            if adapter is not None:
+                from app.llm.adapters import AdapterRegistry, compatibility
 
-            reasons = compatibility(adapter, entry)
-            if reasons:
-                raise IncompatibleAdapter(adapter.name, entry.name, reasons)
-            AdapterRegistry(self.db).verify(adapter)
+                reasons = compatibility(adapter, entry)
+                if reasons:
+                    raise IncompatibleAdapter(adapter.name, entry.name, reasons)
+                AdapterRegistry(self.db).verify(adapter)
+        except RegistryError as exc:
+            audit.record_in(self.db, actor, kind, target, "refused", str(exc), {"forced": forced})
+            raise
         previous = self.active_name()
         with self.db.session() as session:
+            audit.record(
+                session,
+                actor,
+                kind,
+                target,
+                detail={
+                    "model": entry.name,
+                    "sha256": entry.sha256,
+                    "adapter": adapter.name if adapter else None,
+                    "adapter_sha256": adapter.sha256 if adapter else None,
+                    "previous": previous,
+                    "forced": forced,
+                    "note": note,
+                },
+            )
             session.add(
                 ModelActivation(
                     model_name=entry.name,
@@ -314,7 +338,9 @@ class ModelRegistry:
         """Return to the model in service before the current one."""
         target = self.rollback_target()
         if target is None:
-            raise RegistryError("nothing to roll back to: only one model was ever active")
+            reason = "nothing to roll back to: only one model was ever active"
+            audit.record_in(self.db, actor, "model.rollback", "", "refused", reason)
+            raise RegistryError(reason)
         return self.activate(target.name, actor=actor, action="rollback", adapter=target.adapter)
 
     def seed(self, path: Path, *, name: str | None = None) -> ModelEntry:

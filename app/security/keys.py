@@ -13,6 +13,7 @@ from typing import Literal
 
 from sqlalchemy import select
 
+from app.store import audit
 from app.store.db import Database
 from app.store.models import ApiKey, utcnow
 
@@ -76,21 +77,30 @@ class KeyStore:
     def _hash(self, key: str, pepper: bytes | None = None) -> str:
         return hmac.new(pepper or self._pepper, key.encode(), hashlib.sha256).hexdigest()
 
-    def create(self, name: str, scope: Scope, expires_days: float | None = None) -> str:
-        """Store a new key and return it: the only time it is ever seen."""
+    def create(
+        self, name: str, scope: Scope, expires_days: float | None = None, *, actor: str = "cli"
+    ) -> str:
+        """Store a new key and return it: the only time it is ever seen. Audited (the
+        key's name, id and scope; never the key) as done by `actor`."""
+        detail: dict[str, object] = {"scope": scope, "expires_days": expires_days}
         if scope not in SCOPES:
-            raise ValueError(f"scope must be one of {', '.join(SCOPES)}")
+            reason = f"scope must be one of {', '.join(SCOPES)}"
+            audit.record_in(self.db, actor, "key.create", name, "refused", reason, detail)
+            raise ValueError(reason)
         key_id = secrets.token_hex(6)
         key = f"dck_{key_id}_{secrets.token_urlsafe(32)}"
         expires = utcnow() + timedelta(days=expires_days) if expires_days else None
         with self.db.session() as session:
             if session.scalar(select(ApiKey.id).where(ApiKey.name == name)):
-                raise ValueError(f"a key named {name!r} already exists")
+                reason = f"a key named {name!r} already exists"
+                audit.record_in(self.db, actor, "key.create", name, "refused", reason, detail)
+                raise ValueError(reason)
             session.add(
                 ApiKey(
                     id=key_id, name=name, scope=scope, key_hash=self._hash(key), expires_at=expires
                 )
             )
+            audit.record(session, actor, "key.create", name, detail={**detail, "id": key_id})
         return key
 
     def authenticate(self, key: str) -> Identity | None:
@@ -130,13 +140,16 @@ class KeyStore:
                 for r in rows
             ]
 
-    def revoke(self, name_or_id: str) -> bool:
-        """Revoke a key by name or id; True if one was found and active."""
+    def revoke(self, name_or_id: str, *, actor: str = "cli") -> bool:
+        """Revoke a key by name or id; True if one was found and active. Audited."""
         with self.db.session() as session:
             row = session.scalar(
                 select(ApiKey).where((ApiKey.name == name_or_id) | (ApiKey.id == name_or_id))
             )
             if row is None or row.revoked_at is not None:
+                reason = "no such key" if row is None else "already revoked"
+                audit.record(session, actor, "key.revoke", name_or_id, "refused", reason)
                 return False
             row.revoked_at = utcnow()
+            audit.record(session, actor, "key.revoke", row.name, detail={"id": row.id})
             return True

@@ -85,8 +85,11 @@ def add_message(session: Session, conversation_id: str, role: str, **fields: Any
 
 
 def update_message(session: Session, message_id: str, **fields: Any) -> None:
-    """Set fields of a stored message (the answer once it is final)."""
-    message = session.get_one(Message, message_id)
+    """Set fields of a stored message (the answer once it is final); nothing when it
+    was deleted meanwhile (its conversation deleted while the answer ran)."""
+    message = session.get(Message, message_id)
+    if message is None:
+        return
     if "content" in fields:
         fields["content"] = storable(fields["content"])
     for name, value in fields.items():

@@ -43,12 +43,17 @@ def make_engine(url: str, *, pool_size: int = 5, pool_overflow: int = 10) -> Eng
             # Fail fast when the server is down, rather than after the OS's TCP timeout;
             # the name shows which connections are docchat's in pg_stat_activity.
             connect_args={"connect_timeout": CONNECT_TIMEOUT_S, "application_name": "docchat"},
+            hide_parameters=True,
         )
     if parsed.get_backend_name() != "sqlite":
-        return create_engine(url, pool_pre_ping=True)
+        return create_engine(url, pool_pre_ping=True, hide_parameters=True)
     if parsed.database and parsed.database != ":memory:":
         Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-    engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+    # hide_parameters: a database error (logged with its statement) never carries the
+    # values, such as a question's text (docs/data-retention.md).
+    engine = create_engine(
+        url, connect_args={"check_same_thread": False, "timeout": 30}, hide_parameters=True
+    )
 
     @event.listens_for(engine, "connect")
     def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

@@ -1,0 +1,185 @@
+"""The audit trail: every admin action, appended to `audit_events` and never changed.
+
+`record` adds an event to the caller's session, so the event commits with the change it
+describes (and is rolled back with it). A refusal or a failure, whose transaction is
+rolled back, is written with `record_in`, in a session of its own. Rows hold names, ids,
+counts and flags: never a secret, a key, a setting's value or the text of a message.
+Nothing in docchat updates or deletes them; on PostgreSQL a trigger refuses it too.
+"""
+
+from __future__ import annotations
+
+import getpass
+import hashlib
+import json
+import logging
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from app.store.db import Database
+from app.store.models import AUDIT_OUTCOMES, AuditEvent
+
+log = logging.getLogger(__name__)
+
+# Who a start of the server is recorded as (settings changes, the scheduled purge).
+SERVER = "server"
+# Every action written, for `audit list --action` and the docs.
+ACTIONS = (
+    "key.create",
+    "key.revoke",
+    "model.activate",
+    "model.rollback",
+    "model.seed",
+    "adapter.activate",
+    "adapter.deactivate",
+    "dataset.build",
+    "example.accept",
+    "example.correct",
+    "example.drop",
+    "conversations.purge",
+    "conversation.delete",
+    "conversations.delete_for_key",
+    "settings.changed",
+)
+SETTINGS_ACTION = "settings.changed"
+
+
+def os_user() -> str:
+    """The operating-system user running this process ("unknown" when there is none)."""
+    try:
+        return getpass.getuser()
+    except Exception:  # no passwd entry and no LOGNAME/USER: a bare container
+        return "unknown"
+
+
+def actor_name(name: str) -> str:
+    """Who an action is recorded as: a key's name as given, "cli" with the OS user,
+    and "anonymous" for a request made with authentication off."""
+    if name == "cli":
+        return f"cli:{os_user()}"
+    return name or "anonymous"
+
+
+def _event(
+    actor: str,
+    action: str,
+    target: str,
+    outcome: str,
+    reason: str | None,
+    detail: dict[str, Any] | None,
+) -> AuditEvent:
+    if outcome not in AUDIT_OUTCOMES:
+        raise ValueError(f"outcome must be one of {', '.join(AUDIT_OUTCOMES)}")
+    return AuditEvent(
+        actor=actor_name(actor)[:100],
+        action=action[:64],
+        target=(target or "")[:300],
+        outcome=outcome,
+        reason=reason,
+        detail=dict(detail or {}),
+    )
+
+
+def record(
+    session: Session,
+    actor: str,
+    action: str,
+    target: str = "",
+    outcome: str = "ok",
+    reason: str | None = None,
+    detail: dict[str, Any] | None = None,
+) -> AuditEvent:
+    """Add an event to `session`: it commits (or rolls back) with the session's work."""
+    event = _event(actor, action, target, outcome, reason, detail)
+    session.add(event)
+    return event
+
+
+def record_in(
+    db: Database,
+    actor: str,
+    action: str,
+    target: str = "",
+    outcome: str = "ok",
+    reason: str | None = None,
+    detail: dict[str, Any] | None = None,
+) -> None:
+    """Write an event in a transaction of its own (a refusal, or an action whose own
+    work is already committed). A failure to write it is logged, never raised: the
+    action's outcome stands."""
+    try:
+        with db.session() as session:
+            record(session, actor, action, target, outcome, reason, detail)
+    except Exception:
+        log.exception("could not write the audit event %s %s", action, outcome)
+
+
+def events(
+    session: Session,
+    *,
+    since: datetime | None = None,
+    action: str | None = None,
+    limit: int = 100,
+) -> list[AuditEvent]:
+    """Events newest first; `action` matches exactly or as a prefix ("key" or "key.")."""
+    query = select(AuditEvent).order_by(AuditEvent.id.desc()).limit(limit)
+    if since is not None:
+        query = query.where(AuditEvent.created_at >= since)
+    if action:
+        prefix = action.rstrip(".")
+        query = query.where(
+            (AuditEvent.action == prefix) | AuditEvent.action.startswith(prefix + ".")
+        )
+    return list(session.scalars(query))
+
+
+def as_dict(event: AuditEvent) -> dict[str, Any]:
+    """An event as the CLI's --json and the admin API show it."""
+    return {
+        "id": event.id,
+        "created_at": event.created_at.isoformat(),
+        "actor": event.actor,
+        "action": event.action,
+        "target": event.target,
+        "outcome": event.outcome,
+        "reason": event.reason,
+        "detail": event.detail or {},
+    }
+
+
+def value_hash(value: Any) -> str:
+    """A short, stable digest of a non-secret setting's value: enough to tell that it
+    changed, without writing the value into the trail."""
+    blob = json.dumps(value, sort_keys=True, default=str).encode()
+    return hashlib.sha256(blob).hexdigest()[:16]
+
+
+def record_settings(db: Database, hashes: dict[str, str], actor: str = SERVER) -> AuditEvent | None:
+    """Compare the non-secret settings' digests (name -> value_hash) with those of the
+    previous start; record which names changed (or the first start). None: nothing
+    changed, nothing written."""
+    with db.session() as session:
+        previous = session.scalar(
+            select(AuditEvent)
+            .where(AuditEvent.action == SETTINGS_ACTION)
+            .order_by(AuditEvent.id.desc())
+            .limit(1)
+        )
+        before: dict[str, str] = dict((previous.detail or {}).get("hashes", {})) if previous else {}
+        if previous is not None and before == hashes:
+            return None
+        changed = sorted(k for k in hashes.keys() | before.keys() if hashes.get(k) != before.get(k))
+        fingerprint = value_hash(sorted(hashes.items()))
+        detail: dict[str, Any] = {
+            "fingerprint": fingerprint,
+            "first": previous is None,
+            "changed": [] if previous is None else changed,
+            "hashes": hashes,
+        }
+        event = record(session, actor, SETTINGS_ACTION, fingerprint, detail=detail)
+        session.flush()
+        session.expunge(event)
+        return event
