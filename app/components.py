@@ -7,6 +7,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field, replace
 from functools import cached_property
+from pathlib import Path
 from typing import Any
 
 from app.chat.service import ChatService
@@ -51,12 +52,20 @@ def open_vectors(settings: Settings, *, writer: bool) -> VectorStore:
     return VectorStore(url=settings.vectors.url, path=settings.chroma_path, writer=writer)
 
 
-def load_embedder(settings: Settings) -> Embedder:
-    """The embedding model from its folder."""
-    path = embedding_model_path(settings.embedding.model_path)
-    log.info("loading embedding model from %s", path)
+def load_embedder(
+    settings: Settings, path: Path | None = None, backend: str | None = None
+) -> Embedder:
+    """The embedding model from its folder (the configured one unless given), run by
+    the configured backend (unless given)."""
+    path = embedding_model_path(path or settings.embedding.model_path)
+    backend = backend or settings.embedding.backend
+    log.info("loading embedding model from %s (%s)", path, backend)
     return Embedder(
-        path, device=settings.embedding.device, batch_size=settings.embedding.batch_size
+        path,
+        device=settings.embedding.device,
+        batch_size=settings.embedding.batch_size,
+        backend=backend,
+        cache_dir=settings.data_dir / "embedding-cache",
     )
 
 
@@ -261,6 +270,13 @@ def build_components(
         guards = build_guards(settings, db)
         if embedder is None:
             embedder = load_embedder(settings)
+            # Follow a `docchat reindex --embedding` swap without a restart.
+            embedder.follow_swaps(
+                lambda model: load_embedder(settings, Path(model.path), model.backend)
+            )
+        # The served collection must have been built with this model (a collection
+        # from before records existed adopts it).
+        vectors.check_model(settings.vectors.collection, embedder.identity, adopt=False)
         if engine is None:
             engine = load_engine(settings, db)
             opened.callback(engine.close)

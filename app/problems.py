@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 
 from app.curation.errors import CurationError
 from app.llm.base import EngineBusy, EngineUnavailable, GenerationTimeout, PromptTooLong
+from app.store.index_record import EmbeddingMismatch
 from app.telemetry.context import current
 
 log = logging.getLogger(__name__)
@@ -74,6 +75,8 @@ def problem_from(exc: BaseException) -> Problem | None:
         return Problem(504, "timeout", str(exc))
     if isinstance(exc, PromptTooLong):
         return Problem(400, "context_length_exceeded", str(exc))
+    if isinstance(exc, EmbeddingMismatch):
+        return Problem(503, "embedding_mismatch", str(exc))
     return None
 
 

@@ -164,6 +164,15 @@ class EmbeddingSettings(BaseModel):
     )
     device: str = Field("cpu", description="Torch device for embedding, e.g. cpu or cuda.")
     batch_size: int = Field(32, ge=1, description="Texts embedded per batch.")
+    backend: Literal["torch", "onnx", "onnx-int8"] = Field(
+        "torch",
+        description="What runs the model. torch: sentence-transformers on PyTorch, fp32. "
+        "onnx: the same weights exported to ONNX once (offline, cached under "
+        "<data_dir>/embedding-cache) and run by ONNX Runtime on the CPU: the same vectors, "
+        "faster. onnx-int8: that export quantized to int8: faster again, but other "
+        "vectors, so a collection built with one cannot be queried with the other "
+        "(docchat reindex converts). torch and onnx are interchangeable for a collection.",
+    )
 
 
 class VectorSettings(BaseModel):

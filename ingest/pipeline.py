@@ -26,6 +26,7 @@ from typing import Protocol
 
 from app.settings import IngestSettings
 from app.store.db import Database
+from app.store.index_record import Chunking, EmbeddingIdentity
 from app.store.models import OUTCOMES, IngestIssue, IngestRun, utcnow
 from app.store.vectors import VectorStore
 from ingest.chunking import ChunkDraft, Chunker, embedding_text
@@ -41,6 +42,7 @@ class EmbeddingModel(Protocol):
     """What ingest needs of the embedder."""
 
     name: str
+    identity: EmbeddingIdentity  # what a collection's record names (app/store/index_record.py)
 
     def embed(self, texts: list[str]) -> list[list[float]]: ...
 
@@ -137,6 +139,7 @@ class Ingestor:
         self.chunker = Chunker(
             embedder.count_tokens, max_tokens=chunk_tokens, overlap=chunk_overlap
         )
+        self.chunking = Chunking(chunk_tokens, chunk_overlap)
         self.max_file_bytes = max_file_bytes
         self.exclude = tuple(exclude)
 
@@ -177,6 +180,12 @@ class Ingestor:
             raise FileNotFoundError(f"no such file or folder: {', '.join(missing)}")
         if not dry_run and self.vectors is None:
             raise ValueError("a vector store is needed unless this is a dry run")
+        if self.vectors is not None:
+            # Chunks of another model or chunking must not join the collection's
+            # (EmbeddingMismatch, naming both); a new collection records this one.
+            self.vectors.check_model(
+                collection, self.embedder.identity, self.chunking, adopt=not dry_run
+            )
         started = time.perf_counter()
         summary = IngestSummary(collection=collection, dry_run=dry_run)
         files, unsupported = discover(roots, self.exclude)

@@ -170,7 +170,7 @@ def admin_app(
         settings, writer=False, embedder=models.embedder, engine=models.engine
     )
     keys = {
-        scope: bearer(components.guards.keys.create(f"audit-{scope}", scope))  # type: ignore[arg-type]
+        scope: bearer(components.guards.keys.create(f"audit-{scope}", scope))
         for scope in ("chat", "admin")
     }
     try:

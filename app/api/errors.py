@@ -19,6 +19,7 @@ from app.api.streaming import ClientLeft
 from app.curation.errors import CurationError
 from app.llm.base import EngineBusy, EngineUnavailable, GenerationTimeout, PromptTooLong
 from app.problems import INTERNAL, ApiError, Problem, error_body, problem_from
+from app.store.index_record import EmbeddingMismatch
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +74,7 @@ def install_error_handlers(app: FastAPI) -> None:
     for kind in (
         ApiError,
         CurationError,
+        EmbeddingMismatch,
         EngineBusy,
         EngineUnavailable,
         GenerationTimeout,

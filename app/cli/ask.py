@@ -21,13 +21,14 @@ def ask(
     """
     from app.components import build_components
     from app.security.secrets import ConfigError
+    from app.store.index_record import EmbeddingMismatch
     from app.store.vectors import VectorStoreBusy
 
     overrides = {"vectors": {"collection": collection}} if collection else {}
     settings = load(**overrides)
     try:
         components = build_components(settings, writer=False)
-    except (VectorStoreBusy, ConfigError) as exc:
+    except (VectorStoreBusy, ConfigError, EmbeddingMismatch) as exc:
         raise fail(str(exc)) from None
 
     from app.chat.events import Failed, Finished, Token

@@ -66,6 +66,7 @@ def eval_retrieval(
     from app.evaluation.retrieval import evaluate_retrieval
     from app.evaluation.thresholds import Limit
     from app.rag.retrieval import Retriever
+    from app.store.index_record import EmbeddingMismatch
     from app.store.vectors import VectorStoreBusy
 
     settings = load()
@@ -80,6 +81,8 @@ def eval_retrieval(
             raise fail(f"collection {target!r} is empty: ingest the documents first")
         retriever = Retriever(load_embedder(settings), vectors, target, top_k=k, min_score=-1.0)
         report = evaluate_retrieval(retriever, cases, k=k)
+    except EmbeddingMismatch as exc:
+        raise fail(str(exc)) from None
     finally:
         vectors.close()
     if as_json:

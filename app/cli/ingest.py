@@ -38,6 +38,7 @@ def ingest(
     """
     from app.components import open_ingestor
     from app.store.db import DatabaseUnavailable
+    from app.store.index_record import EmbeddingMismatch
     from app.store.vectors import VectorStoreBusy, VectorStoreUnavailable
 
     settings = load()
@@ -57,7 +58,12 @@ def ingest(
             summary = ingestor.run(
                 paths, target, dry_run=dry_run, progress=bar.file_done, on_start=bar.start
             )
-    except (VectorStoreBusy, VectorStoreUnavailable, DatabaseUnavailable) as exc:
+    except (
+        VectorStoreBusy,
+        VectorStoreUnavailable,
+        DatabaseUnavailable,
+        EmbeddingMismatch,
+    ) as exc:
         raise fail(str(exc)) from None
     except KeyboardInterrupt:
         raise fail(

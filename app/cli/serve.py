@@ -26,6 +26,7 @@ def serve(
     from app.security.head_limits import head_limited_protocol
     from app.security.secrets import ConfigError, check_startup
     from app.store.db import DatabaseUnavailable
+    from app.store.index_record import EmbeddingMismatch
     from app.store.vectors import VectorStoreBusy, VectorStoreUnavailable
 
     settings = load()
@@ -43,6 +44,7 @@ def serve(
         VectorStoreUnavailable,
         ModelNotFound,
         EngineUnavailable,
+        EmbeddingMismatch,
     ) as exc:
         raise fail(f"cannot start: {exc}") from None
     # The app closes them at shutdown: uvicorn may end the process by re-raising SIGTERM.

@@ -1,11 +1,32 @@
-"""sentence-transformers, behind the one interface ingest and retrieval both use."""
+"""The embedding model, behind the one interface ingest and retrieval both use.
+
+Three backends run the same sentence-transformers folder (setting embedding.backend):
+
+- `torch`: sentence-transformers on PyTorch, fp32 (the reference).
+- `onnx`: the same weights exported once to ONNX (torch.onnx.export, from the installed
+  folder, offline) and run by ONNX Runtime, fp32: the same vectors (cosine > 0.999 to
+  torch), faster on CPU; the same embedding model for a collection's record.
+- `onnx-int8`: that export with int8 dynamic quantization of its weights: faster again,
+  but different vectors (cosine ~0.95 to fp32), so a different embedding model for the
+  record: a collection built with one cannot be queried with the other.
+
+Every backend sorts a call's texts by length before batching, so a batch pads to
+texts of similar length (sentence-transformers does the same for torch).
+"""
 
 from __future__ import annotations
 
+import hashlib
+import json
+import logging
 import os
+import tempfile
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+from app.store.index_record import EmbeddingIdentity, EmbeddingMismatch, IndexRecord
 
 # The model is a local folder; never let a library reach for a model hub.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -14,25 +35,143 @@ os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 
+log = logging.getLogger(__name__)
+
+BACKENDS = ("torch", "onnx", "onnx-int8")
+# What the vectors depend on; READMEs and training-data listings are left out.
+_HASHED_NAMES = frozenset(
+    {
+        "config.json",
+        "config_sentence_transformers.json",
+        "modules.json",
+        "sentence_bert_config.json",
+        "tokenizer.json",
+        "tokenizer_config.json",
+        "special_tokens_map.json",
+        "vocab.txt",
+    }
+)
+_HASHED_SUFFIXES = (".safetensors", ".bin", ".model")
+_SKIPPED_DIRS = frozenset({"onnx", "openvino", ".git"})
+
+
+def _hashed_files(folder: Path) -> list[Path]:
+    found = []
+    for path in sorted(folder.rglob("*")):
+        rel = path.relative_to(folder)
+        if not path.is_file() or _SKIPPED_DIRS.intersection(rel.parts[:-1]):
+            continue
+        if path.name in _HASHED_NAMES or path.suffix in _HASHED_SUFFIXES:
+            found.append(path)
+    return found
+
+
+def weights_sha256(folder: Path, cache_dir: Path | None = None) -> str:
+    """sha256 over the folder's weight, tokenizer and config files (names and bytes),
+    cached in `cache_dir` by path, size and modification time: computed once."""
+    folder = folder.resolve()
+    files = _hashed_files(folder)
+    if not files:
+        raise ValueError(f"no model weights in {folder}")
+    stamp = [[str(p.relative_to(folder)), p.stat().st_size, p.stat().st_mtime_ns] for p in files]
+    cache = cache_dir / "weights-sha256.json" if cache_dir else None
+    known: dict[str, Any] = {}
+    if cache is not None and cache.is_file():
+        try:
+            known = json.loads(cache.read_text())
+        except (OSError, ValueError):
+            known = {}
+    entry = known.get(str(folder))
+    if isinstance(entry, dict) and entry.get("files") == stamp:
+        return str(entry["sha256"])
+    digest = hashlib.sha256()
+    for path in files:
+        digest.update(str(path.relative_to(folder)).encode() + b"\0")
+        with path.open("rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                digest.update(block)
+    sha = digest.hexdigest()
+    if cache is not None:
+        known[str(folder)] = {"files": stamp, "sha256": sha}
+        _write_atomically(cache, json.dumps(known, indent=1))
+    return sha
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name)
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except OSError as exc:  # a read-only cache only costs the hash again next time
+        log.warning("cannot write %s: %s", path, exc)
+
+
+def model_name(model_path: Path) -> str:
+    """The model's name: its folder's, or the parent's for a folder called `model`."""
+    return model_path.name if model_path.name != "model" else model_path.parent.name
+
 
 class Embedder:
     """Embeds texts into unit vectors and counts tokens the way the model sees them."""
 
-    def __init__(self, model_path: Path, *, device: str = "cpu", batch_size: int = 32) -> None:
+    def __init__(
+        self,
+        model_path: Path,
+        *,
+        device: str = "cpu",
+        batch_size: int = 32,
+        backend: str = "torch",
+        cache_dir: Path | None = None,
+        threads: int | None = None,
+    ) -> None:
         from sentence_transformers import SentenceTransformer
 
+        if backend not in BACKENDS:
+            raise ValueError(f"unknown embedding backend {backend!r}: use one of {BACKENDS}")
         self.model_path = model_path
-        self.name = model_path.name if model_path.name != "model" else model_path.parent.name
+        self.name = model_name(model_path)
         self.batch_size = batch_size
+        self.backend = backend
         self._model: Any = SentenceTransformer(str(model_path), device=device)
         self._tokenizer: Any = self._model.tokenizer
         # torch modules are not documented as thread-safe for concurrent forward passes.
         self._lock = threading.Lock()
+        # Other models loaded to follow a swap (see follow_swaps).
+        self._load_other: Callable[[EmbeddingIdentity], Embedder] | None = None
+        self._others: dict[tuple[str, int, str], Embedder] = {}
+        self._others_lock = threading.Lock()
+        sha = weights_sha256(model_path, cache_dir)
+        self._onnx: Any = None
+        if backend != "torch":
+            from app.llm.onnx_embedding import OnnxEncoder
+
+            self._onnx = OnnxEncoder.load(
+                self._model,
+                model_path,
+                sha,
+                quantized=backend == "onnx-int8",
+                cache_dir=cache_dir,
+                threads=threads,
+            )
+        self.identity = EmbeddingIdentity(
+            name=self.name,
+            sha256=sha,
+            dimension=self.dimension,
+            variant="int8" if backend == "onnx-int8" else "fp32",
+            backend=backend,
+            path=str(model_path.resolve()),
+        )
 
     @property
     def dimension(self) -> int:
         """Length of each vector."""
-        return int(self._model.get_sentence_embedding_dimension())
+        model = self._model
+        get = getattr(model, "get_embedding_dimension", None) or (
+            model.get_sentence_embedding_dimension
+        )
+        return int(get())
 
     @property
     def max_tokens(self) -> int:
@@ -44,13 +183,16 @@ class Embedder:
         if not texts:
             return []
         with self._lock:
-            vectors = self._model.encode(
-                texts,
-                batch_size=self.batch_size,
-                normalize_embeddings=True,
-                show_progress_bar=False,
-                convert_to_numpy=True,
-            )
+            if self._onnx is not None:
+                vectors = self._onnx.encode(texts, self.batch_size)
+            else:
+                vectors = self._model.encode(
+                    texts,
+                    batch_size=self.batch_size,
+                    normalize_embeddings=True,
+                    show_progress_bar=False,
+                    convert_to_numpy=True,
+                )
         return [list(map(float, v)) for v in vectors]
 
     def count_tokens(self, texts: list[str]) -> list[int]:
@@ -59,3 +201,38 @@ class Embedder:
             return []
         encoded = self._tokenizer(texts, add_special_tokens=False)["input_ids"]
         return [len(ids) for ids in encoded]
+
+    def follow_swaps(self, load: Callable[[EmbeddingIdentity], Embedder]) -> None:
+        """Let `for_index` load another model that a served collection was rebuilt with
+        (`docchat reindex --embedding`), from the path in the collection's record, the
+        first time a query needs it: a server follows a swap without a restart. Without
+        this (one-shot commands), another model is refused."""
+        self._load_other = load
+
+    def for_index(self, collection: str, record: IndexRecord | None) -> Embedder:
+        """The model the collection was built with: this one (or any, for a collection
+        with no record yet), another one loaded to follow a swap (`follow_swaps`), or
+        EmbeddingMismatch naming both. A recorded model that is not on this machine, or
+        whose files no longer hash the same, is refused."""
+        if record is None or record.model.space == self.identity.space:
+            return self
+        found = self._others.get(record.model.space)
+        if found is not None:
+            return found
+        path = Path(record.model.path) if record.model.path else None
+        if self._load_other is None or path is None or not path.is_dir():
+            raise EmbeddingMismatch(collection, record, self.identity)
+        with self._others_lock:
+            found = self._others.get(record.model.space)
+            if found is None:
+                log.info(
+                    "collection %r is now served by %s: loading it from %s",
+                    collection,
+                    record.model.describe(),
+                    path,
+                )
+                found = self._load_other(record.model)
+                if found.identity.space != record.model.space:
+                    raise EmbeddingMismatch(collection, record, found.identity)
+                self._others[record.model.space] = found
+            return found

@@ -79,8 +79,12 @@ class Retriever:
 
     def search_sync(self, query: str, k: int | None = None) -> list[Hit]:
         """All of the k nearest chunks, best first, whatever their score."""
+        # The model the served collection was built with (a reindex may have swapped
+        # it): EmbeddingMismatch naming both rather than a silently worse ranking.
+        record = self.vectors.target(self.collection).record
+        embedder = self.embedder.for_index(self.collection, record)
         with self.telemetry.stage("embed"):
-            vector = self.embedder.embed([query])[0]
+            vector = embedder.embed([query])[0]
         with self.telemetry.stage("retrieve") as span:
             hits = self.vectors.query(self.collection, vector, k or self.top_k)
             span.set_attribute("docchat.hits", len(hits))

@@ -3,15 +3,21 @@
 from __future__ import annotations
 
 import fcntl
+import logging
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
 import chromadb
 from chromadb.config import Settings as ChromaSettings
+from chromadb.errors import NotFoundError
+
+from app.store.index_record import Chunking, EmbeddingIdentity, EmbeddingMismatch, IndexRecord
+
+log = logging.getLogger(__name__)
 
 # Chroma's upsert limit is larger, but smaller batches keep memory flat on big runs.
 UPSERT_BATCH = 1000
@@ -34,6 +40,36 @@ class Hit:
     score: float
     metadata: dict[str, Any]
     embedding: list[float] | None = None
+
+
+# A served collection name is an alias: a small pointer collection named
+# <name>--pointer says which physical collection (a "generation") serves it, which one
+# a rollback returns to, and which one a reindex is building. A name without a pointer
+# is its own physical collection (every collection from before reindex existed).
+POINTER_SUFFIX = "--pointer"
+GENERATION_SEP = "--g"
+_POINTER_KEYS = ("target", "previous", "building")
+
+
+@dataclass(frozen=True)
+class Pointer:
+    """Where a collection name points: served, kept for rollback, being built."""
+
+    name: str
+    target: str
+    previous: str = ""
+    building: str = ""
+    exists: bool = False  # False: no pointer yet, the name is its own collection
+
+
+@dataclass(frozen=True)
+class Target:
+    """The physical collection serving a name, and what it was built with."""
+
+    name: str
+    record: IndexRecord | None
+    count: int = 0
+    extra: dict[str, Any] = field(default_factory=dict)
 
 
 class _DirLock:
@@ -92,12 +128,133 @@ class VectorStore:
             self.location = str(path)
             self._lock = _DirLock(path, exclusive=writer)
             self._client = chromadb.PersistentClient(path=str(path), settings=chroma_settings)
+        # A reader of the embedded store must not write (not even a record).
+        self.writable = bool(url) or writer
 
     def _collection(self, name: str) -> Any:
+        return self._physical(self.resolve(name))
+
+    def _physical(self, name: str) -> Any:
         # No embedding function: docchat always passes its own vectors.
         return self._client.get_or_create_collection(
             name, metadata={"hnsw:space": "cosine"}, embedding_function=None
         )
+
+    def _existing(self, name: str) -> Any | None:
+        try:
+            return self._client.get_collection(name, embedding_function=None)
+        except (NotFoundError, ValueError):
+            return None
+
+    # -- names, pointers and records -------------------------------------------------
+
+    def pointer(self, name: str) -> Pointer:
+        """Where `name` points now (read fresh each time: a swap shows at once)."""
+        found = self._existing(name + POINTER_SUFFIX)
+        if found is None:
+            return Pointer(name, name)
+        meta = found.metadata or {}
+        return Pointer(
+            name,
+            str(meta.get("target") or name),
+            str(meta.get("previous") or ""),
+            str(meta.get("building") or ""),
+            exists=True,
+        )
+
+    def set_pointer(self, name: str, *, target: str, previous: str, building: str) -> None:
+        """Point `name` at `target` in one metadata write: the atomic swap."""
+        meta = {"target": target, "previous": previous, "building": building}
+        found = self._existing(name + POINTER_SUFFIX)
+        if found is None:
+            self._client.create_collection(
+                name + POINTER_SUFFIX, metadata=meta, embedding_function=None
+            )
+        else:
+            found.modify(metadata=meta)
+
+    def resolve(self, name: str) -> str:
+        """The physical collection serving `name`."""
+        return self.pointer(name).target
+
+    def target(self, name: str) -> Target:
+        """The physical collection serving `name`, its record and size."""
+        physical = self.resolve(name)
+        found = self._existing(physical)
+        if found is None:
+            return Target(physical, None)
+        meta = dict(found.metadata or {})
+        return Target(physical, IndexRecord.from_metadata(meta), int(found.count()), meta)
+
+    def record(self, physical: str) -> IndexRecord | None:
+        """What a physical collection was built with (None: not recorded, or missing)."""
+        found = self._existing(physical)
+        return IndexRecord.from_metadata(found.metadata) if found is not None else None
+
+    def set_record(
+        self, physical: str, record: IndexRecord, extra: dict[str, Any] | None = None
+    ) -> None:
+        """Write a physical collection's record (creating the collection if needed)."""
+        collection = self._physical(physical)
+        # Chroma replaces the whole metadata and refuses hnsw keys after creation.
+        meta = {k: v for k, v in (collection.metadata or {}).items() if not k.startswith("hnsw:")}
+        meta.update(record.to_metadata())
+        meta.update(extra or {})
+        collection.modify(metadata=meta)
+
+    def check_model(
+        self,
+        name: str,
+        model: EmbeddingIdentity,
+        chunking: Chunking | None = None,
+        *,
+        adopt: bool = True,
+    ) -> IndexRecord | None:
+        """Refuse a model (or, when given, chunking) other than the one the collection
+        serving `name` was built with.
+
+        A collection with vectors but no record (from before records existed) adopts
+        `model` with a log line, if this store may write; an empty collection without
+        one gets it when `adopt` (ingest), so its first chunks are recorded.
+        """
+        target = self.target(name)
+        record = target.record
+        if record is None:
+            if target.count == 0 and not adopt:
+                return None
+            record = IndexRecord(model, chunking)
+            if target.count > 0:
+                log.warning(
+                    "collection %r (%d chunks) has no record of its embedding model: "
+                    "adopting %s, the model in use%s",
+                    name,
+                    target.count,
+                    model.describe(),
+                    "" if self.writable else " (not written: this store is opened read-only)",
+                )
+            if self.writable:
+                self.set_record(target.name, record)
+            return record
+        if record.model.space != model.space:
+            raise EmbeddingMismatch(name, record, model)
+        if chunking is not None and record.chunking is None and self.writable:
+            record = IndexRecord(record.model, chunking)
+            self.set_record(target.name, record)
+        elif chunking is not None and record.chunking not in (None, chunking):
+            raise EmbeddingMismatch(name, record, model, chunking)
+        return record
+
+    def drop(self, physical: str) -> None:
+        """Delete a physical collection (a generation no longer pointed at)."""
+        if self._existing(physical) is not None:
+            self._client.delete_collection(physical)
+
+    def next_generation(self, name: str) -> str:
+        """A physical name for a new generation of `name` that is not in use."""
+        n = 1
+        while self._existing(f"{name}{GENERATION_SEP}{n}") is not None:
+            n += 1
+        return f"{name}{GENERATION_SEP}{n}"
 
     def upsert(
         self,
@@ -148,6 +305,26 @@ class VectorStore:
                 Hit(chunk_id, text or "", score, dict(meta or {}), [float(x) for x in vector])
             )
         return hits
+
+    def get(self, collection: str, ids: Sequence[str]) -> list[Hit]:
+        """Chunks by id with their vectors, in the order asked (ids no longer stored
+        are left out); the score is 0: the caller knows what to compare them with."""
+        if not ids:
+            return []
+        result = self._collection(collection).get(
+            ids=list(ids), include=["documents", "metadatas", "embeddings"]
+        )
+        found = {
+            chunk_id: Hit(chunk_id, text or "", 0.0, dict(meta or {}), [float(x) for x in vec])
+            for chunk_id, text, meta, vec in zip(
+                result["ids"],
+                result["documents"],
+                result["metadatas"],
+                result["embeddings"],
+                strict=True,
+            )
+        }
+        return [found[i] for i in ids if i in found]
 
     def count(self, collection: str) -> int:
         """Chunks stored in a collection."""

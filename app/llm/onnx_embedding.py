@@ -1,0 +1,180 @@
+"""The embedding model on ONNX Runtime: exported once from the installed weights.
+
+The export is a plain `torch.onnx.export` of the model's transformer (opset 17, the
+TorchScript exporter, batch and sequence axes dynamic), made offline from the folder
+that sentence-transformers loaded; the int8 variant is ONNX Runtime's dynamic
+quantization of that file. Both are cached by the weights hash, so they are made once
+per model. Pooling (mean or CLS, as the model's pooling config says) and normalizing
+are done here, in numpy, as sentence-transformers does them.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+OPSET = 17
+
+
+def _cache_root(cache_dir: Path | None) -> Path:
+    if cache_dir is not None:
+        return cache_dir / "onnx"
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "docchat" / "onnx"
+
+
+def _export(model: Any, path: Path) -> None:
+    """Write the transformer of a SentenceTransformer as ONNX (last hidden state)."""
+    import torch
+
+    transformer = model[0].auto_model.eval()
+    inputs = ["input_ids", "attention_mask", "token_type_ids"]
+
+    class Wrapped(torch.nn.Module):
+        # transformers' forward takes keywords: pass them by name.
+        def __init__(self) -> None:
+            super().__init__()
+            self.inner = transformer
+
+        def forward(self, input_ids: Any, attention_mask: Any, token_type_ids: Any) -> Any:
+            out = self.inner(
+                input_ids=input_ids,
+                attention_mask=attention_mask,
+                token_type_ids=token_type_ids,
+            )
+            return out.last_hidden_state
+
+    sample = model.tokenizer(["an example sentence"], return_tensors="pt")
+    args = tuple(sample.get(name, torch.zeros_like(sample["input_ids"])) for name in inputs)
+    axes = {name: {0: "batch", 1: "sequence"} for name in inputs}
+    axes["last_hidden_state"] = {0: "batch", 1: "sequence"}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=path.parent) as tmp:
+        draft = Path(tmp) / path.name
+        with torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the tracer's notes on shapes it keeps dynamic
+            torch.onnx.export(
+                Wrapped(),
+                args,
+                str(draft),
+                input_names=inputs,
+                output_names=["last_hidden_state"],
+                dynamic_axes=axes,
+                opset_version=OPSET,
+                dynamo=False,
+            )
+        os.replace(draft, path)
+
+
+def _quantize(source: Path, path: Path) -> None:
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    with tempfile.TemporaryDirectory(dir=path.parent) as tmp:
+        draft = Path(tmp) / path.name
+        quantize_dynamic(str(source), str(draft), weight_type=QuantType.QInt8)
+        os.replace(draft, path)
+
+
+class OnnxEncoder:
+    """Tokenize, run the ONNX graph, pool and normalize."""
+
+    def __init__(
+        self, session: Any, tokenizer: Any, max_length: int, pooling: str, inputs: list[str]
+    ) -> None:
+        self.session = session
+        self.tokenizer = tokenizer
+        self.max_length = max_length
+        self.pooling = pooling
+        self.inputs = inputs
+
+    @classmethod
+    def load(
+        cls,
+        model: Any,
+        model_path: Path,
+        sha256: str,
+        *,
+        quantized: bool,
+        cache_dir: Path | None,
+        threads: int | None = None,
+    ) -> OnnxEncoder:
+        """The model's ONNX export (made and cached on first use), on ONNX Runtime."""
+        import onnxruntime as ort
+
+        pooling = cls._pooling(model)
+        root = _cache_root(cache_dir) / sha256[:16]
+        fp32 = root / "model.onnx"
+        if not fp32.is_file():
+            log.info("exporting %s to ONNX (once per model) into %s", model_path, fp32)
+            _export(model, fp32)
+        path = fp32
+        if quantized:
+            path = root / "model.int8.onnx"
+            if not path.is_file():
+                log.info("quantizing the ONNX export to int8 into %s", path)
+                _quantize(fp32, path)
+        options = ort.SessionOptions()
+        if threads:
+            options.intra_op_num_threads = threads
+        session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        inputs = [i.name for i in session.get_inputs()]
+        return cls(session, model.tokenizer, int(model.max_seq_length), pooling, inputs)
+
+    @staticmethod
+    def _pooling(model: Any) -> str:
+        modules = list(model)
+        pool = modules[1] if len(modules) > 1 else None
+        mode = str(getattr(pool, "pooling_mode", "") or "")
+        if not mode:  # older sentence-transformers: flags
+            config = pool.get_config_dict() if pool is not None else {}
+            mode = "cls" if config.get("pooling_mode_cls_token") else "mean"
+        if mode not in ("mean", "cls"):
+            raise ValueError(
+                f"the ONNX embedding backend supports mean and CLS pooling, not {mode!r}: "
+                "use embedding.backend=torch for this model"
+            )
+        return mode
+
+    def encode(self, texts: list[str], batch_size: int) -> np.ndarray:
+        """Unit vectors for `texts`, in order; batches of texts of similar length."""
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        out: np.ndarray | None = None
+        for start in range(0, len(order), batch_size):
+            picked = order[start : start + batch_size]
+            vectors = self._batch([texts[i] for i in picked])
+            if out is None:
+                out = np.empty((len(texts), vectors.shape[1]), dtype=np.float32)
+            out[picked] = vectors
+        assert out is not None
+        return out
+
+    def _batch(self, texts: list[str]) -> np.ndarray:
+        encoded = self.tokenizer(
+            texts,
+            padding=True,
+            truncation=True,
+            max_length=self.max_length,
+            return_tensors="np",
+        )
+        feed = {}
+        for name in self.inputs:
+            value = encoded.get(name)
+            if value is None:
+                value = np.zeros_like(encoded["input_ids"])
+            feed[name] = value.astype(np.int64)
+        hidden: np.ndarray = self.session.run(None, feed)[0]
+        if self.pooling == "cls":
+            pooled = hidden[:, 0]
+        else:
+            mask = np.asarray(encoded["attention_mask"], dtype=np.float32)[..., None]
+            pooled = (hidden * mask).sum(axis=1) / np.clip(mask.sum(axis=1), 1e-9, None)
+        norms = np.linalg.norm(pooled, axis=1, keepdims=True)
+        unit: np.ndarray = (pooled / np.clip(norms, 1e-12, None)).astype(np.float32)
+        return unit
