@@ -21,6 +21,7 @@ from app.rag.prompt import system_prompt
 from app.rag.retrieval import Retriever
 from app.security.keys import KeyStore
 from app.security.output_guard import OutputGuard, new_canary
+from app.security.pii import redactor_for
 from app.security.redaction import Redactor
 from app.security.secrets import check_startup, known_secrets, resolve_pepper
 from app.settings import Settings
@@ -144,7 +145,7 @@ def build_guards(settings: Settings, db: Database) -> Guards:
     return Guards(
         KeyStore(db, pepper, previous),
         OutputGuard(values, canary, patterns, system_prompt(canary)),
-        Redactor(values),
+        Redactor(values, also=pii.redact if (pii := redactor_for(settings.privacy)) else None),
     )
 
 
@@ -200,6 +201,7 @@ class Components:
             rag=self.settings.rag,
             llm=self.settings.llm,
             telemetry=self.telemetry,
+            pii=redactor_for(self.settings.privacy),
         )
 
     def using(self, **parts: Any) -> Components:

@@ -48,9 +48,10 @@ def give_feedback(
         or not may_read(identity, message.conversation.owner)
     ):
         raise ApiError(404, "not_found", "no such answer")
-    stored = feedback.give(
-        session, message_id, feedback_name(identity), request.rating, request.comment
-    )
+    comment = request.comment
+    if comment is not None and components.chat.pii is not None:
+        comment = components.chat.pii.redact(comment)  # privacy.redact_personal_data
+    stored = feedback.give(session, message_id, feedback_name(identity), request.rating, comment)
     shown: dict[str, Any] = feedback.feedback_dict(stored)
     components.telemetry.metrics.feedback.labels(shown["rating"]).inc()
     return FeedbackOut.model_validate(shown)

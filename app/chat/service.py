@@ -26,6 +26,7 @@ from app.rag.prompt import NO_CONTEXT_ANSWER, system_prompt
 from app.rag.retrieval import Retriever, citations
 from app.security.keys import Identity, may_read
 from app.security.output_guard import WITHHELD_ANSWER, OutputGuard
+from app.security.pii import PiiRedactor
 from app.settings import LLMSettings, RagSettings
 from app.store import conversations
 from app.store.db import Database
@@ -92,8 +93,12 @@ class ChatService:
         rag: RagSettings,
         llm: LLMSettings,
         telemetry: Telemetry | None = None,
+        pii: PiiRedactor | None = None,
     ) -> None:
         self.retriever = retriever
+        # Personal data is replaced in what is stored (privacy.redact_personal_data);
+        # what the user reads is the answer as written.
+        self.pii = pii
         self.engine = engine
         self.guard = guard
         self.db = db
@@ -216,11 +221,17 @@ class ChatService:
             history = conversations.history(session, conversation_id, self.rag.history_turns)
             return history, conversations.last_question(session, conversation_id) or ""
 
+    def stored(self, text: str) -> str:
+        """Text as it is written to the database: with personal data replaced when the
+        redaction is on."""
+        return self.pii.redact(text) if self.pii is not None else text
+
     def _store_question(
         self, question: Question, text: str, hits: list[Hit], engine: ChatEngine
     ) -> tuple[str, str]:
         """Save the question and a placeholder answer; the conversation and answer ids."""
         owner = question.caller.key_id if question.caller else None
+        text = self.stored(text)
         with self.db.session() as session:
             conversation_id = question.conversation_id
             if conversation_id is None:
@@ -246,7 +257,7 @@ class ChatService:
             conversations.update_message(
                 session,
                 message_id,
-                content=text,
+                content=self.stored(text),
                 status=status,
                 prompt_tokens=usage.prompt_tokens or None,
                 completion_tokens=usage.completion_tokens or None,

@@ -19,6 +19,7 @@ EXIT_PARTIAL = 3  # some files failed to ingest; the rest were ingested
 
 def load(**overrides: Any) -> Settings:
     """Settings, with logging that masks every secret (tracebacks included)."""
+    from app.security.pii import redactor_for
     from app.security.redaction import Redactor
     from app.security.secrets import ConfigError, known_secrets
     from app.settings import load_settings
@@ -29,7 +30,9 @@ def load(**overrides: Any) -> Settings:
         secrets = known_secrets(settings)
     except (ValueError, ConfigError) as exc:
         raise fail(describe(exc)) from None
-    logs.install(Redactor(secrets), settings.logging.level, settings.log_format)
+    pii = redactor_for(settings.privacy)
+    redactor = Redactor(secrets, also=pii.redact if pii is not None else None)
+    logs.install(redactor, settings.logging.level, settings.log_format)
     return settings
 
 
