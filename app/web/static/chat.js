@@ -33,6 +33,9 @@ function getStoredId() {
 }
 
 function setStoredId(id) {
+  // The delete button shows only while there is a stored conversation to delete.
+  const deleteBtn = document.getElementById("delete-conversation");
+  if (deleteBtn) deleteBtn.hidden = !id;
   try {
     if (id) window.localStorage.setItem(STORAGE_KEY, id);
     else window.localStorage.removeItem(STORAGE_KEY);
@@ -46,12 +49,14 @@ function initChat() {
   const input = document.getElementById("question");
   const sendBtn = document.getElementById("send");
   const newBtn = document.getElementById("new-conversation");
+  const deleteBtn = document.getElementById("delete-conversation");
   const list = document.getElementById("messages");
   const scroller = document.getElementById("main");
   const emptyState = document.getElementById("empty-state");
   if (!form || !input || !list) return;
 
   let conversationId = getStoredId();
+  if (deleteBtn) deleteBtn.hidden = !conversationId;
   let controller = null; // AbortController of the running request
   let generation = 0; // bumps on "New conversation" to ignore stale work
   let pending = null; // what to retry once an API key has been entered
@@ -362,6 +367,32 @@ function initChat() {
   });
 
   input.addEventListener("input", autoGrow);
+
+  if (deleteBtn) {
+    deleteBtn.addEventListener("click", async function () {
+      if (!conversationId) return;
+      if (!window.confirm("Delete this conversation from the server? This cannot be undone.")) return;
+      const id = conversationId;
+      try {
+        const res = await fetch("/api/conversations/" + encodeURIComponent(id), {
+          method: "DELETE",
+          headers: withKey({ Accept: "application/json" }, getKey()),
+        });
+        if (!res.ok && res.status !== 404) {
+          const parts = addAssistantMessage();
+          parts.msg.classList.add("error");
+          setError(parts.msg, "Could not delete the conversation: " + (await readError(res)));
+          return;
+        }
+      } catch (e) {
+        const parts = addAssistantMessage();
+        parts.msg.classList.add("error");
+        setError(parts.msg, networkErrorMessage(e));
+        return;
+      }
+      newBtn.click(); // deleted (or already gone): start afresh
+    });
+  }
 
   newBtn.addEventListener("click", function () {
     generation++;
