@@ -185,12 +185,13 @@ class Components:
     @cached_property
     def chat(self) -> ChatService:
         """The chat service over these components (built once)."""
-        retriever = Retriever(
+        retriever = Retriever.configured(
+            self.settings.rag,
             self.embedder,
             self.vectors,
+            self.db,
             self.settings.vectors.collection,
-            top_k=self.settings.rag.top_k,
-            min_score=self.settings.rag.min_score,
+            data_dir=self.settings.data_dir,
             telemetry=self.telemetry,
         )
         return ChatService(

@@ -250,7 +250,35 @@ class RagSettings(BaseModel):
 
     model_config = SECTION_CONFIG
 
-    top_k: int = Field(4, ge=1, le=50, description="Chunks put into the prompt.")
+    top_k: int = Field(
+        4,
+        ge=1,
+        le=50,
+        description="Most passages put into the prompt (each one or more neighbouring "
+        "chunks; see context_tokens).",
+    )
+    retrieval: Literal["hybrid", "vector"] = Field(
+        "hybrid",
+        description="How chunks are found. hybrid: the vector ranking and a BM25 ranking "
+        "of the chunks' words (kept in step with ingest, saved under <data_dir>/lexical) "
+        "fused by reciprocal rank; vector: by embedding similarity alone.",
+    )
+    candidates: int = Field(
+        20,
+        ge=1,
+        le=200,
+        description="Chunks each ranking (vectors, words) contributes before they are fused.",
+    )
+    context_tokens: int = Field(
+        1200,
+        ge=0,
+        le=32_000,
+        description="Budget for the documentation excerpts in a prompt, in tokens of the "
+        "embedding model's tokenizer (close to the chat model's for English; about four "
+        "characters each). The best hits are taken in rank order, adjacent hits merged, "
+        "near-duplicates dropped, then each passage widened to its neighbouring chunks of "
+        "the same section while the budget allows. 0: the top_k chunks as found, unwidened.",
+    )
     min_score: float = Field(
         0.3,
         ge=-1.0,

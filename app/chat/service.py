@@ -124,7 +124,7 @@ class ChatService:
     async def prompt_for(self, text: str) -> Prompt | None:
         """The prompt a new question gets (benchmarks and tools: nothing is reserved or
         stored); None when the docs do not cover it."""
-        hits = await self.retriever.relevant(text)
+        hits = await self.retriever.context(text)
         if not hits:
             return None
         budget = self.llm.max_tokens
@@ -154,7 +154,7 @@ class ChatService:
         prompt: Prompt | None = None
         try:
             async with asyncio.timeout(deadline - time.monotonic()):
-                hits = await self.retriever.relevant(text, previous)
+                hits = await self.retriever.context(text, previous)
                 if hits:  # a question the docs do not cover needs no model
                     ticket = engine.reserve()
                     fitted = await asyncio.to_thread(

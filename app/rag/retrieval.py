@@ -3,11 +3,22 @@
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
 
 from app.llm.embedder import Embedder
+from app.rag.assembly import ContextAssembler
+from app.settings import RagSettings
+from app.store.db import Database
+from app.store.lexical import LexicalIndex
 from app.store.vectors import Hit, VectorStore
 from app.telemetry.reporter import Telemetry
+
+# Reciprocal rank fusion's constant: a chunk at rank r of a ranking adds 1 / (RRF_K + r).
+RRF_K = 60
 
 
 @dataclass(frozen=True)
@@ -57,8 +68,19 @@ def citations(hits: list[Hit]) -> list[Citation]:
     ]
 
 
+def fuse(rankings: Sequence[Sequence[str]], k: int = RRF_K) -> list[str]:
+    """Reciprocal rank fusion: ids ordered by the sum of 1 / (k + rank) over the
+    rankings that hold them (ties keep the order of the first ranking)."""
+    scores: dict[str, float] = {}
+    for ranking in rankings:
+        for rank, chunk_id in enumerate(ranking, start=1):
+            scores[chunk_id] = scores.get(chunk_id, 0.0) + 1.0 / (k + rank)
+    return sorted(scores, key=lambda i: -scores[i])
+
+
 class Retriever:
-    """Embeds the query with the ingest embedder and searches one collection."""
+    """Embeds the query with the ingest embedder and searches one collection: by
+    vectors alone, or (with a lexical index) by vectors and BM25 fused."""
 
     def __init__(
         self,
@@ -69,6 +91,9 @@ class Retriever:
         top_k: int,
         min_score: float,
         telemetry: Telemetry | None = None,
+        lexical: LexicalIndex | None = None,
+        candidates: int = 20,
+        assembler: ContextAssembler | None = None,
     ) -> None:
         self.embedder = embedder
         self.vectors = vectors
@@ -76,6 +101,46 @@ class Retriever:
         self.top_k = top_k
         self.min_score = min_score
         self.telemetry = telemetry or Telemetry()
+        self.lexical = lexical
+        self.candidates = candidates
+        self.assembler = assembler
+        # Hits handed to the assembler: more than it can use, so that dropped
+        # near-duplicates and merged neighbours leave room for others.
+        self.pool = top_k if assembler is None else max(3 * top_k, 12)
+
+    @classmethod
+    def configured(
+        cls,
+        rag: RagSettings,
+        embedder: Embedder,
+        vectors: VectorStore,
+        db: Database,
+        collection: str,
+        *,
+        data_dir: Path | None,
+        telemetry: Telemetry | None = None,
+    ) -> Retriever:
+        """A retriever as the settings say: hybrid or vector search, assembly within
+        rag.context_tokens (the lexical index saved under data_dir/lexical)."""
+        lexical = None
+        if rag.retrieval == "hybrid":
+            lexical = LexicalIndex(db, collection, data_dir / "lexical" if data_dir else None)
+        assembler = None
+        if rag.context_tokens:
+            assembler = ContextAssembler(
+                db, embedder.count_tokens, budget=rag.context_tokens, max_passages=rag.top_k
+            )
+        return cls(
+            embedder,
+            vectors,
+            collection,
+            top_k=rag.top_k,
+            min_score=rag.min_score,
+            telemetry=telemetry,
+            lexical=lexical,
+            candidates=rag.candidates,
+            assembler=assembler,
+        )
 
     def search_sync(self, query: str, k: int | None = None) -> list[Hit]:
         """All of the k nearest chunks, best first, whatever their score."""
@@ -85,12 +150,37 @@ class Retriever:
         embedder = self.embedder.for_index(self.collection, record)
         with self.telemetry.stage("embed"):
             vector = embedder.embed([query])[0]
+        k = k or self.top_k
         with self.telemetry.stage("retrieve") as span:
-            hits = self.vectors.query(self.collection, vector, k or self.top_k)
+            if self.lexical is None:
+                hits = self.vectors.query(self.collection, vector, k)
+            else:
+                hits = self._hybrid(query, vector, k)
             span.set_attribute("docchat.hits", len(hits))
             if hits:
                 span.set_attribute("docchat.top_score", hits[0].score)
         return hits
+
+    def _hybrid(self, query: str, vector: list[float], k: int) -> list[Hit]:
+        """The vector and BM25 rankings fused; every hit scored by its cosine
+        similarity to the query, so `min_score` means what it always meant."""
+        assert self.lexical is not None
+        n = max(k, self.candidates)
+        by_vector = self.vectors.query(self.collection, vector, n)
+        self.lexical.refresh()
+        by_words = self.lexical.search(query, n)
+        order = fuse([[h.id for h in by_vector], [h.chunk_id for h in by_words]])
+        known = {h.id: h for h in by_vector}
+        wanted = order[: k + 5]  # a few spare: an id may be gone from the vectors
+        missing = [i for i in wanted if i not in known]
+        if missing:
+            query_vector = np.asarray(vector, dtype=np.float64)
+            for hit in self.vectors.get(self.collection, missing):
+                chunk_vector = np.asarray(hit.embedding, dtype=np.float64)
+                denominator = float(np.linalg.norm(chunk_vector) * np.linalg.norm(query_vector))
+                score = float(chunk_vector @ query_vector) / denominator if denominator else 0.0
+                known[hit.id] = replace(hit, score=score)
+        return [known[i] for i in wanted if i in known][:k]
 
     async def search(self, query: str, k: int | None = None) -> list[Hit]:
         """search_sync off the event loop (embedding is CPU-bound)."""
@@ -102,11 +192,20 @@ class Retriever:
         A follow-up such as "and how do I undo it?" means little alone: when the
         question finds nothing, it is tried again together with the previous one.
         """
-        found = await self.search(question)
+        found = await self.search(question, self.pool)
         hits = [h for h in found if h.score >= self.min_score]
         if not hits and previous_question:
-            found = await self.search(f"{previous_question}\n{question}")
+            found = await self.search(f"{previous_question}\n{question}", self.pool)
             hits = [h for h in found if h.score >= self.min_score]
         if found:
             self.telemetry.metrics.retrieval_top_score.observe(found[0].score)
         return hits
+
+    async def context(self, question: str, previous_question: str | None = None) -> list[Hit]:
+        """The passages for the prompt: the relevant chunks assembled within the
+        budget (or the top_k of them as found, without an assembler)."""
+        hits = await self.relevant(question, previous_question)
+        if self.assembler is None or not hits:
+            return hits[: self.top_k]
+        with self.telemetry.stage("assemble"):
+            return await asyncio.to_thread(self.assembler.assemble, hits)
