@@ -25,6 +25,7 @@ from app.api import (
     metrics,
     models,
     openai,
+    reindex,
 )
 from app.api.errors import install_error_handlers
 from app.components import Components, build_components
@@ -141,6 +142,7 @@ def create_app(
         models.router,
         adapters.router,
         curation.router,
+        reindex.router,
         metrics.router,
     ):
         app.include_router(router)

@@ -18,6 +18,7 @@ from app.cli import (
     keys,
     models,
     quality,
+    reindex,
     serve,
 )
 
@@ -30,6 +31,7 @@ app = typer.Typer(
 app.command()(serve.serve)
 app.command()(ingest.ingest)
 app.command()(ask.ask)
+app.command()(reindex.reindex)
 app.add_typer(config.app, name="config", help="Inspect the settings.")
 app.add_typer(keys.app, name="keys", help="Manage API keys (shown once, stored hashed).")
 app.add_typer(evaluation.app, name="eval", help="Measure answer and retrieval quality.")

@@ -118,9 +118,9 @@ class EmbeddingMismatch(RuntimeError):
                 f"collection {collection!r} was embedded with {record.model.describe()}, "
                 f"but the embedding model in use is {model.describe()}: their vectors "
                 "cannot be compared. Re-embed the collection with "
-                f"`docchat reindex --collection {collection} --embedding PATH` (it keeps "
-                "serving meanwhile), or set embedding.model_path / embedding.backend back "
-                "to the model it was built with."
+                f"`docchat reindex --collection {collection} --embedding PATH --backend "
+                "NAME` (it keeps serving meanwhile), or set embedding.model_path / "
+                "embedding.backend to the model it was built with."
             )
         else:
             built = record.chunking.describe() if record.chunking else "unknown chunking"

@@ -42,6 +42,16 @@ class Hit:
     embedding: list[float] | None = None
 
 
+@dataclass(frozen=True)
+class ExportPage:
+    """Records of a collection as Chroma stores them: what a backup writes."""
+
+    ids: list[str]
+    embeddings: npt.NDArray[np.float32]  # one row per id
+    documents: list[str | None]
+    metadatas: list[dict[str, Any] | None]
+
+
 # A served collection name is an alias: a small pointer collection named
 # <name>--pointer says which physical collection (a "generation") serves it, which one
 # a rollback returns to, and which one a reindex is building. A name without a pointer
@@ -131,8 +141,10 @@ class VectorStore:
         # A reader of the embedded store must not write (not even a record).
         self.writable = bool(url) or writer
 
-    def _collection(self, name: str) -> Any:
-        return self._physical(self.resolve(name))
+    def _collection(self, name: str, physical: bool = False) -> Any:
+        # `physical`: the name of a generation itself, never resolved through a pointer
+        # (a collection from before pointers keeps its name as its first generation).
+        return self._physical(name if physical else self.resolve(name))
 
     def _physical(self, name: str) -> Any:
         # No embedding function: docchat always passes its own vectors.
@@ -177,14 +189,15 @@ class VectorStore:
         """The physical collection serving `name`."""
         return self.pointer(name).target
 
-    def target(self, name: str) -> Target:
-        """The physical collection serving `name`, its record and size."""
-        physical = self.resolve(name)
-        found = self._existing(physical)
+    def target(self, name: str, *, physical: bool = False) -> Target:
+        """The physical collection serving `name` (or `name` itself, when `physical`),
+        its record and size."""
+        physical_name = name if physical else self.resolve(name)
+        found = self._existing(physical_name)
         if found is None:
-            return Target(physical, None)
+            return Target(physical_name, None)
         meta = dict(found.metadata or {})
-        return Target(physical, IndexRecord.from_metadata(meta), int(found.count()), meta)
+        return Target(physical_name, IndexRecord.from_metadata(meta), int(found.count()), meta)
 
     def record(self, physical: str) -> IndexRecord | None:
         """What a physical collection was built with (None: not recorded, or missing)."""
@@ -263,9 +276,11 @@ class VectorStore:
         embeddings: Sequence[Sequence[float]],
         texts: Sequence[str],
         metadatas: Sequence[dict[str, Any]],
+        *,
+        physical: bool = False,
     ) -> None:
         """Insert or replace chunks by id (idempotent, so a re-run after a crash is safe)."""
-        target = self._collection(collection)
+        target = self._collection(collection, physical)
         for start in range(0, len(ids), UPSERT_BATCH):
             end = start + UPSERT_BATCH
             target.upsert(
@@ -279,9 +294,17 @@ class VectorStore:
         """Remove every chunk whose metadata matches `where`."""
         self._collection(collection).delete(where=where)
 
-    def ids(self, collection: str, where: dict[str, Any] | None = None) -> set[str]:
+    def delete_ids(self, collection: str, ids: Sequence[str], *, physical: bool = False) -> None:
+        """Remove chunks by id."""
+        target = self._collection(collection, physical)
+        for start in range(0, len(ids), UPSERT_BATCH):
+            target.delete(ids=list(ids[start : start + UPSERT_BATCH]))
+
+    def ids(
+        self, collection: str, where: dict[str, Any] | None = None, *, physical: bool = False
+    ) -> set[str]:
         """Ids of the chunks matching `where` (all of them without it)."""
-        result = self._collection(collection).get(where=where, include=[])
+        result = self._collection(collection, physical).get(where=where, include=[])
         return set(result["ids"])
 
     def query(self, collection: str, embedding: Sequence[float], k: int) -> list[Hit]:
@@ -339,3 +362,66 @@ class VectorStore:
         if self._lock is not None:
             self._lock.release()
             self._lock = None
+
+    # -- every collection as stored: what a backup takes and a restore puts back -----
+
+    def collection_names(self) -> list[str]:
+        """Every physical collection in the store (pointers and generations too)."""
+        return sorted(c.name for c in self._client.list_collections())
+
+    def collection_settings(self, physical: str) -> tuple[dict[str, Any], dict[str, Any]]:
+        """A collection's metadata and its index configuration (HNSW parameters)."""
+        found = self._client.get_collection(physical, embedding_function=None)
+        hnsw = (found.configuration_json or {}).get("hnsw")
+        return dict(found.metadata or {}), ({"hnsw": dict(hnsw)} if hnsw else {})
+
+    def export_pages(self, physical: str, page: int = UPSERT_BATCH) -> Iterator[ExportPage]:
+        """Every record of a physical collection with its vector, in pages, in the
+        store's own order."""
+        found = self._client.get_collection(physical, embedding_function=None)
+        offset = 0
+        while True:
+            result = found.get(
+                include=["embeddings", "documents", "metadatas"], limit=page, offset=offset
+            )
+            if not result["ids"]:
+                return
+            yield ExportPage(
+                list(result["ids"]),
+                np.asarray(result["embeddings"], dtype=np.float32),
+                list(result["documents"]),
+                [dict(m) if m else None for m in result["metadatas"]],
+            )
+            offset += len(result["ids"])
+
+    def create_as(
+        self, physical: str, metadata: dict[str, Any], configuration: dict[str, Any]
+    ) -> None:
+        """Create a collection with exactly this metadata and index configuration."""
+        # Chroma takes the HNSW space from the metadata's hnsw: keys when they are there.
+        legacy = any(key.startswith("hnsw:") for key in metadata)
+        self._client.create_collection(
+            physical,
+            metadata=metadata or None,
+            configuration=None if legacy else (configuration or None),
+            embedding_function=None,
+        )
+
+    def add_records(self, physical: str, page: ExportPage) -> None:
+        """Put back a page of exported records (ids, vectors, texts, metadata as they were)."""
+        self._client.get_collection(physical, embedding_function=None).add(
+            ids=page.ids,
+            embeddings=page.embeddings,
+            documents=page.documents,
+            metadatas=page.metadatas,
+        )
+
+    def drop_everything(self) -> None:
+        """Delete every collection (a forced restore over an existing store)."""
+        for name in self.collection_names():
+            self._client.delete_collection(name)
+
+    def collection_count(self, physical: str) -> int:
+        """Records in a physical collection (0: there is none)."""
+        found = self._existing(physical)
+        return int(found.count()) if found is not None else 0
