@@ -26,7 +26,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from app.cli.models import _promotion  # noqa: E402
-from app.components import load_embedder, load_model, open_database  # noqa: E402
+from app.components import active_model, load_embedder, load_model, open_database  # noqa: E402
 from app.finetune.gate import adapter_gate  # noqa: E402
 from app.finetune.train import TrainConfig  # noqa: E402
 from app.finetune.training_run import train_for_active_base  # noqa: E402
@@ -57,6 +57,7 @@ def main() -> None:
     settings = load_settings()
     db = open_database(settings)
     models = ModelRegistry(db)
+    active_model(settings, db)  # a fresh data directory: the configured model, registered
     config = TrainConfig(epochs=args.epochs, learning_rate=args.learning_rate, rank=args.rank)
     began = time.monotonic()
     adapter = train_for_active_base(

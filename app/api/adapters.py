@@ -10,29 +10,31 @@ undoes it.
 from __future__ import annotations
 
 import asyncio
-import logging
-import uuid
 from dataclasses import replace
+from functools import partial
 from typing import Any
 
 from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from app.api.deps import ComponentsDep, IdentityDep, require_scope
 from app.api.errors import ERROR_RESPONSES
-from app.api.models import ActivateRequest, HostDep, Job, JobOut, ModelOut, jobs_of, model_out
+from app.api.models import (
+    ActivateRequest,
+    HostDep,
+    JobOut,
+    ModelOut,
+    model_out,
+    run_gate,
+    start_job,
+)
 from app.api.models import promotion_in as model_promotion_in
 from app.components import Components, load_model
 from app.finetune.gate import AdapterPromotion, adapter_gate
 from app.llm.adapters import AdapterEntry, AdapterRegistry, compatibility
-from app.llm.base import CannotChat
-from app.llm.hosting import ModelHost
-from app.llm.promotion import GateRefused
 from app.llm.registry import IncompatibleAdapter, ModelEntry, ModelRegistry, RegistryError
 from app.problems import ApiError
 
-log = logging.getLogger(__name__)
 router = APIRouter(prefix="/api/admin", tags=["admin"], dependencies=[require_scope("admin")])
 
 
@@ -133,41 +135,10 @@ async def activate_adapter(
         raise ApiError(409, "incompatible_adapter", str(exc)) from None
     except RegistryError as exc:
         raise ApiError(404, "not_found", str(exc)) from None
+    activate = partial(gate.activate, name, actor=actor, force=body.force, evaluate=body.evaluate)
     if not body.evaluate:
-        return model_out(await _activate(gate, host, name, actor, body.force, evaluate=False))
-    job = Job(uuid.uuid4().hex, name)
-    jobs_of(request)[job.id] = job
-    job.task = asyncio.create_task(_run(job, gate, host, actor, body.force))
-    return JSONResponse(job.out().model_dump(), status_code=202)
-
-
-async def _activate(
-    gate: AdapterPromotion, host: ModelHost, name: str, actor: str, force: bool, evaluate: bool
-) -> ModelEntry:
-    try:
-        entry = await asyncio.to_thread(
-            gate.activate, name, actor=actor, force=force, evaluate=evaluate
-        )
-    except GateRefused as exc:
-        raise ApiError(409, "gate_refused", str(exc)) from None
-    except IncompatibleAdapter as exc:
-        raise ApiError(409, "incompatible_adapter", str(exc)) from None
-    except (RegistryError, CannotChat) as exc:
-        raise ApiError(409, "model_unusable", str(exc)) from None
-    await host.sync()
-    return entry
-
-
-async def _run(job: Job, gate: AdapterPromotion, host: ModelHost, actor: str, force: bool) -> None:
-    try:
-        await _activate(gate, host, job.model, actor, force, evaluate=True)
-        job.status, job.forced = "activated", force
-    except ApiError as exc:
-        job.status = "refused" if exc.type in ("gate_refused", "incompatible_adapter") else "failed"
-        job.problems = [exc.message]
-    except Exception as exc:
-        log.exception("activating adapter %s failed", job.model)
-        job.status, job.problems = "failed", [type(exc).__name__]
+        return model_out(await run_gate(activate, host))
+    return start_job(request, name, activate, host, body.force)
 
 
 @router.post("/adapters/deactivate", responses={**ERROR_RESPONSES, 409: {"description": "None."}})

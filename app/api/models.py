@@ -11,7 +11,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
@@ -24,7 +26,7 @@ from app.components import Components, load_model
 from app.llm.base import CannotChat, ChatEngine
 from app.llm.hosting import ModelHost
 from app.llm.promotion import GateRefused, Promotion, measure_with
-from app.llm.registry import ModelEntry, ModelRegistry, RegistryError
+from app.llm.registry import IncompatibleAdapter, ModelEntry, ModelRegistry, RegistryError
 from app.problems import ApiError
 
 log = logging.getLogger(__name__)
@@ -177,40 +179,49 @@ async def activate_model(
         await asyncio.to_thread(promotion.registry.get, name)
     except RegistryError as exc:
         raise ApiError(404, "not_found", str(exc)) from None
+    activate = partial(
+        promotion.activate, name, actor=actor, force=body.force, evaluate=body.evaluate
+    )
     if not body.evaluate:
-        entry = await _activate(promotion, host, name, actor, body.force, evaluate=False)
-        return model_out(entry)
-    job = Job(uuid.uuid4().hex, name)
-    jobs_of(request)[job.id] = job
-    job.task = asyncio.create_task(_run(job, promotion, host, actor, body.force))
-    return JSONResponse(job.out().model_dump(), status_code=202)
+        return model_out(await run_gate(activate, host))
+    return start_job(request, name, activate, host, body.force)
 
 
-async def _activate(
-    promotion: Promotion, host: ModelHost, name: str, actor: str, force: bool, evaluate: bool
-) -> ModelEntry:
+async def run_gate(activate: Callable[[], ModelEntry], host: ModelHost) -> ModelEntry:
+    """Run a gated activation (blocking: off the event loop), then swap this server to
+    the registry's release; the gate's answer as an API error."""
     try:
-        entry = await asyncio.to_thread(
-            promotion.activate, name, actor=actor, force=force, evaluate=evaluate
-        )
+        entry = await asyncio.to_thread(activate)
     except GateRefused as exc:
         raise ApiError(409, "gate_refused", str(exc)) from None
+    except IncompatibleAdapter as exc:
+        raise ApiError(409, "incompatible_adapter", str(exc)) from None
     except (RegistryError, CannotChat) as exc:
         raise ApiError(409, "model_unusable", str(exc)) from None
     await host.sync()  # swap now; the other replicas follow within their poll interval
     return entry
 
 
-async def _run(job: Job, promotion: Promotion, host: ModelHost, actor: str, force: bool) -> None:
-    try:
-        await _activate(promotion, host, job.model, actor, force, evaluate=True)
-        job.status, job.forced = "activated", force
-    except ApiError as exc:
-        job.status = "refused" if exc.type == "gate_refused" else "failed"
-        job.problems = [exc.message]
-    except Exception as exc:
-        log.exception("activating model %s failed", job.model)
-        job.status, job.problems = "failed", [type(exc).__name__]
+def start_job(
+    request: Request, name: str, activate: Callable[[], ModelEntry], host: ModelHost, force: bool
+) -> JSONResponse:
+    """Run a measuring activation in the background; 202 with the job to poll."""
+    job = Job(uuid.uuid4().hex, name)
+    jobs_of(request)[job.id] = job
+
+    async def run() -> None:
+        try:
+            await run_gate(activate, host)
+            job.status, job.forced = "activated", force
+        except ApiError as exc:
+            refused = exc.type in ("gate_refused", "incompatible_adapter")
+            job.status, job.problems = ("refused" if refused else "failed"), [exc.message]
+        except Exception as exc:
+            log.exception("activating %s failed", job.model)
+            job.status, job.problems = "failed", [type(exc).__name__]
+
+    job.task = asyncio.create_task(run())
+    return JSONResponse(job.out().model_dump(), status_code=202)
 
 
 @router.get("/model-jobs/{job_id}", responses=ERROR_RESPONSES)

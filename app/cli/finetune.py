@@ -80,6 +80,9 @@ def finetune_train(
         def advance(step: int, total: int, loss: float) -> None:
             bar.update(task, completed=step, total=total, loss=f"{loss:.3f}")
 
+        from app.components import active_model
+
+        active_model(settings, models.db)  # registers the configured model on a first use
         say("loading the base model (dequantized to fp32)...")
         try:
             entry = _fail_on_registry_errors(

@@ -190,6 +190,11 @@ def _run(
     (adapter_b,) = [a for a in adapters.values() if a["base_name"] == "smollm2-q8"]
     assert adapter_b["dataset_sha256"] == before["sha256"]
     assert adapters[adapter_a["name"]]["incompatible"]
-    docchat(env, "finetune", "activate", adapter_b["name"])
-    wait_for(lambda: engine.adapter_sha256 == adapter_b["sha256"])
+    # Through the admin API this time: a job that measures inside the server.
+    started = client.post(f"/api/admin/adapters/{adapter_b['name']}/activate", json={})
+    assert started.status_code == 202, started.text
+    job = f"/api/admin/model-jobs/{started.json()['id']}"
+    wait_for(lambda: client.get(job).json()["status"] != "running", seconds=600)
+    assert client.get(job).json() == {**started.json(), "status": "activated", "problems": []}
+    assert engine.adapter_sha256 == adapter_b["sha256"]
     assert engine.model_id == f"smollm2-q8+{adapter_b['name']}"
