@@ -5,13 +5,15 @@ from __future__ import annotations
 import fcntl
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
 import chromadb
+import numpy as np
+import numpy.typing as npt
 from chromadb.config import Settings as ChromaSettings
 from chromadb.errors import NotFoundError
 
