@@ -243,6 +243,21 @@ class IngestSettings(BaseModel):
         "any depth) to leave out. The defaults skip build artefacts such as Sphinx's copies "
         "of the page sources.",
     )
+    mass_change_share: float = Field(
+        0.5,
+        ge=0,
+        le=1,
+        description="Largest share of a collection's documents one ingest run may delete "
+        "(files gone) or replace (files changed) without --allow-mass-change; a run that "
+        "would do more stops before it writes anything and says how many. 1: never stop.",
+    )
+    mass_change_min_documents: int = Field(
+        3,
+        ge=1,
+        description="A run that deletes or replaces fewer documents than this is never "
+        "stopped by mass_change_share (editing one file of a small collection is no mass "
+        "change).",
+    )
 
 
 class RagSettings(BaseModel):

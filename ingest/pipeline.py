@@ -17,6 +17,7 @@ existed get them on the next run.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import time
 from collections.abc import Callable, Sequence
@@ -24,10 +25,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
+from sqlalchemy import func, select
+
 from app.settings import IngestSettings
 from app.store.db import Database
 from app.store.index_record import Chunking, EmbeddingIdentity
-from app.store.models import OUTCOMES, IngestIssue, IngestRun, utcnow
+from app.store.models import OUTCOMES, Document, IngestIssue, IngestRun, utcnow
 from app.store.vectors import VectorStore
 from ingest.chunking import ChunkDraft, Chunker, embedding_text
 from ingest.discovery import SourceFile, discover
@@ -91,6 +94,24 @@ class IngestSummary:
         return self.failed > 0
 
 
+class MassChange(Exception):
+    """A run would delete or replace more of a collection than its settings allow."""
+
+    def __init__(
+        self, collection: str, documents: int, deleted: int, replaced: int, share: float
+    ) -> None:
+        self.collection, self.documents = collection, documents
+        self.deleted, self.replaced, self.share = deleted, replaced, share
+        affected = deleted + replaced
+        super().__init__(
+            f"stopped before changing anything: this run would delete {deleted} and "
+            f"replace {replaced} of the {documents} documents of collection "
+            f"{collection!r} ({affected / documents:.0%}), more than "
+            f"ingest.mass_change_share allows ({share:.0%}). Check the folder; if the "
+            "change is meant, run again with --allow-mass-change."
+        )
+
+
 # Called after each file with (source, outcome, chunks written).
 ProgressCallback = Callable[[str, str, int], None]
 
@@ -132,6 +153,8 @@ class Ingestor:
         chunk_overlap: int,
         max_file_bytes: int,
         exclude: Sequence[str] = (),
+        mass_change_share: float = 1.0,
+        mass_change_min_documents: int = 1,
     ) -> None:
         self.db = db
         self.vectors = vectors
@@ -142,6 +165,8 @@ class Ingestor:
         self.chunking = Chunking(chunk_tokens, chunk_overlap)
         self.max_file_bytes = max_file_bytes
         self.exclude = tuple(exclude)
+        self.mass_change_share = mass_change_share
+        self.mass_change_min_documents = mass_change_min_documents
 
     @classmethod
     def configured(
@@ -163,6 +188,8 @@ class Ingestor:
             chunk_overlap=settings.chunk_overlap,
             max_file_bytes=max_file_bytes or int(settings.max_file_mb * 1_000_000),
             exclude=[*settings.exclude, *extra_exclude],
+            mass_change_share=settings.mass_change_share,
+            mass_change_min_documents=settings.mass_change_min_documents,
         )
 
     def run(
@@ -173,8 +200,13 @@ class Ingestor:
         dry_run: bool = False,
         progress: ProgressCallback | None = None,
         on_start: Callable[[int], None] | None = None,
+        allow_mass_change: bool = False,
     ) -> IngestSummary:
-        """Bring the collection in line with the files under `roots`."""
+        """Bring the collection in line with the files under `roots`.
+
+        MassChange, before anything is written, when the run would delete or replace
+        more of the collection than `mass_change_share` (unless `allow_mass_change`).
+        """
         missing = [str(r) for r in roots if not r.exists()]
         if missing:
             raise FileNotFoundError(f"no such file or folder: {', '.join(missing)}")
@@ -194,6 +226,8 @@ class Ingestor:
         if on_start:
             on_start(len(files))
         try:
+            if not (dry_run or allow_mass_change):
+                self._guard_mass_change(files, state)
             for file in files:
                 outcome, written = self._ingest_file(file, state)
                 if progress:
@@ -208,6 +242,9 @@ class Ingestor:
                 if progress:
                     progress(path, "deleted", 0)
             summary.status = "partial" if summary.partial else "completed"
+        except MassChange:
+            summary.status = "refused"
+            raise
         except BaseException:
             summary.status = "interrupted"
             raise
@@ -233,6 +270,39 @@ class Ingestor:
         gate = QualityGate(_seen_documents(stored, gone))
         summary.run_id = self._start_run(collection, resolved, summary.dry_run)
         return _RunState(summary, index, known, gone, gate)
+
+    def _guard_mass_change(self, files: list[SourceFile], state: _RunState) -> None:
+        """Raise MassChange if the run would delete (files gone) or replace (files
+        changed) more than `mass_change_share` of the collection's documents.
+
+        Runs before the first write. Deletions are known from the listing; replacements
+        are counted by hashing the indexed files still there, and only when the
+        deletions alone leave the limit within reach. A file that cannot be read keeps
+        its previous version, so it is not counted.
+        """
+        collection = state.summary.collection
+        with self.db.session() as session:
+            documents = session.scalar(
+                select(func.count()).select_from(Document).where(Document.collection == collection)
+            )
+        if not documents:
+            return
+        limit = self.mass_change_share * documents
+        floor = self.mass_change_min_documents
+        present = [
+            (file, doc)
+            for file in files
+            if (doc := state.known.get(str(file.path))) is not None and doc.status == "indexed"
+        ]
+        deleted = len(state.gone)
+        if deleted + len(present) <= limit or deleted + len(present) < floor:
+            return
+        replaced = 0
+        for file, doc in present:
+            with contextlib.suppress(OSError, LoadError):
+                replaced += self._content_hash(file) != doc.content_hash
+        if deleted + replaced > limit and deleted + replaced >= floor:
+            raise MassChange(collection, documents, deleted, replaced, self.mass_change_share)
 
     def _ingest_file(self, file: SourceFile, state: _RunState) -> tuple[str, int]:
         """One file: skip it if unchanged, else load, check, chunk, embed and write it."""

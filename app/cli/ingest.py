@@ -28,18 +28,28 @@ def ingest(
         list[str] | None,
         typer.Option(help="Glob of paths to leave out (repeatable), besides ingest.exclude."),
     ] = None,
+    allow_mass_change: Annotated[
+        bool,
+        typer.Option(
+            "--allow-mass-change",
+            help="Let the run delete or replace more of the collection than "
+            "ingest.mass_change_share (0.5) allows; without it such a run stops first.",
+        ),
+    ] = False,
 ) -> None:
     """Ingest Markdown, HTML, reST, text and PDF files; re-runs only process changes.
 
     Example: docchat ingest docs/ --collection docs
 
     Exit status: 0 all files ingested, 3 partial (some files failed and were skipped),
-    1 the run could not be done.
+    1 the run could not be done (or would have deleted or replaced too much of the
+    collection: see --allow-mass-change).
     """
     from app.components import open_ingestor
     from app.store.db import DatabaseUnavailable
     from app.store.index_record import EmbeddingMismatch
     from app.store.vectors import VectorStoreBusy, VectorStoreUnavailable
+    from ingest.pipeline import MassChange
 
     settings = load()
     target = collection or settings.vectors.collection
@@ -56,13 +66,19 @@ def ingest(
             ProgressBar() as bar,
         ):
             summary = ingestor.run(
-                paths, target, dry_run=dry_run, progress=bar.file_done, on_start=bar.start
+                paths,
+                target,
+                dry_run=dry_run,
+                progress=bar.file_done,
+                on_start=bar.start,
+                allow_mass_change=allow_mass_change,
             )
     except (
         VectorStoreBusy,
         VectorStoreUnavailable,
         DatabaseUnavailable,
         EmbeddingMismatch,
+        MassChange,
     ) as exc:
         raise fail(str(exc)) from None
     except KeyboardInterrupt:
