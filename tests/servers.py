@@ -201,13 +201,20 @@ class ChromaServer:
 @pytest.fixture(scope="session")
 def chroma_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ChromaServer]:
     """A real Chroma server (the `chroma` command of this environment) on loopback."""
+    with chroma_running(tmp_path_factory.mktemp("chroma-server")) as server:
+        yield server
+
+
+@contextlib.contextmanager
+def chroma_running(root: Path) -> Iterator[ChromaServer]:
+    """A Chroma server of its own, on a folder in `root`, until the block ends (for
+    tests that need an empty one, such as a restore into a fresh server pair)."""
     chroma = Path(sys.executable).parent / "chroma"
     if not chroma.exists():
         found = shutil.which("chroma")
         if found is None:
             unavailable("the chroma command is not installed")
         chroma = Path(str(found))
-    root = tmp_path_factory.mktemp("chroma-server")
     port = free_port()
     log_path = root / "chroma.log"
     command = [str(chroma), "run", "--path", str(root / "db"), "--host", "127.0.0.1"]

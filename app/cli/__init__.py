@@ -7,6 +7,7 @@ import typer
 from app.cli import (
     ask,
     audit,
+    backup,
     config,
     conversations,
     curate,
@@ -48,6 +49,9 @@ app.add_typer(dataset.app, name="dataset", help="Datasets of curated answers: bu
 app.add_typer(audit.app, name="audit", help="The audit trail of admin actions (read only).")
 app.add_typer(
     conversations.app, name="conversations", help="Purge old conversations; delete on request."
+)
+app.add_typer(
+    backup.app, name="backup", help="Snapshots of all docchat's data: create, verify, restore."
 )
 
 

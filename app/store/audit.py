@@ -42,6 +42,8 @@ ACTIONS = (
     "conversations.purge",
     "conversation.delete",
     "conversations.delete_for_key",
+    "backup.create",
+    "backup.restore",
     "settings.changed",
 )
 SETTINGS_ACTION = "settings.changed"

@@ -1,0 +1,1 @@
+"""Backups: consistent snapshots of everything docchat owns, verified and restored."""
