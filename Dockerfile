@@ -83,9 +83,12 @@ RUN ruff check . && ruff format --check . && mypy && pytest -q -p no:cacheprovid
 # ---------------------------------------------------------------------------------------
 FROM ${RUNTIME_BASE} AS runtime
 ARG ACCEL=cpu
+# postgresql-client: pg_dump and pg_restore for `docchat backup` (Debian's; its major
+# version must be the server's or newer).
 ENV DEBIAN_FRONTEND=noninteractive
 RUN apt-get update \
  && apt-get install -y --no-install-recommends python3 libgomp1 ca-certificates \
+      postgresql-client \
  && rm -rf /var/lib/apt/lists/* \
  && groupadd --gid 10001 docchat \
  && useradd --uid 10001 --gid 10001 --home-dir /data --no-create-home \

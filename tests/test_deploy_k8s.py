@@ -223,7 +223,38 @@ def test_selectors_match_their_pods(docs: list[Doc]) -> None:
     assert set(policy["policyTypes"]) == {"Ingress", "Egress"}
     assert policy["egress"] == []
     clients = [selected(docs, peer["podSelector"]) for peer in policy["ingress"][0]["from"]]
-    assert sorted(name for names in clients for name in names) == ["docchat", "docchat-ingest"]
+    assert sorted(name for names in clients for name in names) == [
+        "docchat",
+        "docchat-backup",
+        "docchat-ingest",
+    ]
+
+
+def test_the_scheduled_backup_keeps_its_snapshots(docs: list[Doc]) -> None:
+    """`docchat backup create` runs nightly, one at a time, into a volume of its own,
+    with a retention the command itself enforces (--keep)."""
+    cron = one(docs, "CronJob", "docchat-backup")["spec"]
+    assert cron.get("suspend", False) is False
+    assert cron["concurrencyPolicy"] == "Forbid"
+    pod = cron["jobTemplate"]["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    args = container["args"]
+    assert args[:2] == ["backup", "create"]
+    target = args[args.index("--to") + 1]
+    assert int(args[args.index("--keep") + 1]) >= 1
+    mounts = {m["mountPath"]: m["name"] for m in container["volumeMounts"]}
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    claim = volumes[mounts[target]]["persistentVolumeClaim"]["claimName"]
+    one(docs, "PersistentVolumeClaim", claim)
+    # The command and options exist as written.
+    from typer.testing import CliRunner
+
+    from app.cli import app
+
+    shown = CliRunner().invoke(app, [*args[:2], "--help"], env={"COLUMNS": "200"})
+    assert shown.exit_code == 0, shown.output
+    for option in (a for a in args if a.startswith("--")):
+        assert option in shown.output, option
 
 
 def test_service_ports_reach_the_containers(docs: list[Doc]) -> None:
