@@ -28,6 +28,7 @@ from app.settings import Settings
 from app.store.db import Database
 from app.store.vectors import VectorStore
 from app.telemetry.alerts import AlertManager, WebhookSender
+from app.telemetry.anomaly import AnomalyDetector
 from app.telemetry.metrics import Metrics
 from app.telemetry.reporter import Telemetry
 from app.telemetry.tracing import make_tracer
@@ -161,6 +162,11 @@ def build_telemetry(settings: Settings, db: Database, engine: ChatEngine) -> Tel
         alerts,
         WebhookSender(alerts.webhooks, token, retries=alerts.retries),
         on_state=lambda name, firing: metrics.alerts_firing.labels(name).set(int(firing)),
+        anomalies=(
+            AnomalyDetector.from_database(settings.anomalies, db)
+            if settings.anomalies.enabled
+            else None
+        ),
     )
     return Telemetry(tracer, metrics, provider, manager)
 

@@ -610,6 +610,70 @@ class AlertSettings(BaseModel):
         return self
 
 
+class AnomalySettings(BaseModel):
+    """Monitors that learn what is normal from the database and alert on departures."""
+
+    model_config = SECTION_CONFIG
+
+    enabled: bool = Field(True, description="Judge the signals against their baselines.")
+    method: Literal["seasonal", "ewma"] = Field(
+        "seasonal",
+        description="seasonal: the baseline is the median (and MAD) of the same window at "
+        "the same time of day on each of the past history_days days, so a daily cycle is "
+        "normal. ewma: an exponentially weighted mean and variance of the consecutive past "
+        "windows.",
+    )
+    window_s: int = Field(
+        3600, ge=300, description="Seconds of answers and ratings each judgement covers."
+    )
+    history_days: int = Field(
+        7, ge=1, le=60, description="Days of history the baseline is learned from."
+    )
+    min_events: int = Field(
+        20,
+        ge=5,
+        description="Events (answers, or ratings for the thumbs-down rate) a window needs "
+        "before its figure counts, now or in the baseline.",
+    )
+    min_baseline_windows: int = Field(
+        10,
+        ge=3,
+        description="Past windows with enough events a baseline needs; until then the "
+        "signal is only learned, never alerted.",
+    )
+    threshold: float = Field(
+        4.0,
+        gt=0,
+        description="Robust z (departure from the baseline in units of its scale, on the "
+        "signal's bad side) above which a signal alerts.",
+    )
+    resolve_threshold: float = Field(
+        2.0, ge=0, description="An alerting signal resolves once its z is back below this."
+    )
+    ewma_alpha: float = Field(
+        0.1, gt=0, le=1, description="Weight of the newest window in the ewma method."
+    )
+    check_interval_s: float = Field(
+        60, gt=0, description="How often the signals are judged (each time reads the database)."
+    )
+    drop_share: float = Field(
+        0.2,
+        ge=0,
+        le=1,
+        description="documents_drop alerts when ingest runs of the last drop_window_s "
+        "deleted more than this share of a collection's documents.",
+    )
+    drop_window_s: int = Field(
+        3600, ge=60, description="Seconds of ingest runs the documents_drop alert looks at."
+    )
+
+    @model_validator(mode="after")
+    def _resolve_below_threshold(self) -> AnomalySettings:
+        if self.resolve_threshold > self.threshold:
+            raise ValueError("anomalies.resolve_threshold must not exceed anomalies.threshold")
+        return self
+
+
 class Settings(BaseSettings):
     """All of docchat's settings."""
 
@@ -644,6 +708,7 @@ class Settings(BaseSettings):
     logging: LoggingSettings = Field(default_factory=LoggingSettings)
     telemetry: TelemetrySettings = Field(default_factory=TelemetrySettings)
     alerts: AlertSettings = Field(default_factory=AlertSettings)
+    anomalies: AnomalySettings = Field(default_factory=AnomalySettings)
     models: ModelSettings = Field(default_factory=ModelSettings)
     retention: RetentionSettings = Field(default_factory=RetentionSettings)
     privacy: PrivacySettings = Field(default_factory=PrivacySettings)

@@ -251,8 +251,16 @@ class ChatService:
             return conversation_id, answer.id
 
     def _store_outcome(
-        self, message_id: str, text: str, status: str, usage: Usage, checks: AnswerChecks
+        self,
+        message_id: str,
+        text: str,
+        status: str,
+        usage: Usage,
+        checks: AnswerChecks,
+        seconds: float | None = None,
     ) -> None:
+        # The answer's time rides with its checks (the anomaly monitors' latency signal,
+        # app/telemetry/anomaly.py, reads it back from the database).
         with self.db.session() as session:
             conversations.update_message(
                 session,
@@ -261,7 +269,8 @@ class ChatService:
                 status=status,
                 prompt_tokens=usage.prompt_tokens or None,
                 completion_tokens=usage.completion_tokens or None,
-                checks=checks.as_dict(),
+                checks=checks.as_dict()
+                | ({} if seconds is None else {"seconds": round(seconds, 3)}),
             )
 
     async def check_grounding(self, text: str, hits: list[Hit]) -> tuple[float, bool]:
@@ -315,6 +324,7 @@ class Answer:
         self.budget = budget
         self.temperature = temperature
         self.deadline = deadline
+        self.opened = deadline - service.llm.request_timeout_s  # when the question came
         self.ticket = ticket
         self._begun = False
 
@@ -386,6 +396,7 @@ class Answer:
                         status,
                         usage,
                         checks,
+                        time.monotonic() - self.opened,
                     )
                 )
 

@@ -4,6 +4,10 @@ Each monitor compares one figure of the last `window_s` seconds with its thresho
 When it crosses, one alert is sent (then nothing for `cooldown_s`, so one problem is
 one alert); when it clears, a "resolved" message follows. Deliveries are retried with
 exponential back-off and never block a request.
+
+Beside these fixed thresholds, the anomaly monitors (app/telemetry/anomaly.py) judge
+signals against baselines learned from the database, every
+`anomalies.check_interval_s`; their alerts go out through the same webhooks.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ import httpx
 
 from app.security.secrets import masked_url
 from app.settings import AlertSettings
+from app.telemetry.anomaly import AnomalyDetector, Change
 
 log = logging.getLogger(__name__)
 CHAT_ROUTES = frozenset({"/api/chat", "/v1/chat/completions"})
@@ -152,11 +157,16 @@ class AlertManager:
         *,
         on_state: Callable[[str, bool], None] = lambda _name, _firing: None,
         clock: Callable[[], float] = time.monotonic,
+        anomalies: AnomalyDetector | None = None,
+        wall_clock: Callable[[], float] = time.time,
     ) -> None:
         self.settings = settings
         self.sender = sender
         self.on_state = on_state
         self.clock = clock
+        self.anomalies = anomalies
+        self.wall_clock = wall_clock  # the anomaly monitors read the database by dates
+        self._anomalies_checked = -math.inf
         window = settings.window_s
 
         def monitor(
@@ -239,6 +249,29 @@ class AlertManager:
                 monitor.firing = False
                 due.append(self._payload(monitor, "resolved", value))
             self.on_state(monitor.name, monitor.firing)
+        self._send(due)
+        if self.anomalies is not None and (
+            now - self._anomalies_checked >= self.anomalies.settings.check_interval_s
+        ):
+            self._anomalies_checked = now
+            due += await self.check_anomalies()
+        return due
+
+    async def check_anomalies(self, at: float | None = None) -> list[dict[str, Any]]:
+        """Judge the anomaly monitors at `at` (epoch seconds; default: now); send (in the
+        background) and return the messages due."""
+        if self.anomalies is None:
+            return []
+        detector = self.anomalies
+        when = self.wall_clock() if at is None else at
+        changes = await asyncio.to_thread(detector.evaluate, when)
+        for name, firing in detector.firing.items():
+            self.on_state(name, firing)
+        due = [self._anomaly_payload(change) for change in changes]
+        self._send(due)
+        return due
+
+    def _send(self, due: list[dict[str, Any]]) -> None:
         for payload in due:
             log.warning(
                 "alert %s %s", payload["alert"], payload["status"], extra={"alert": payload}
@@ -247,7 +280,19 @@ class AlertManager:
                 task = asyncio.create_task(self.sender.send(payload))
                 self._tasks.add(task)
                 task.add_done_callback(self._tasks.discard)
-        return due
+
+    def _anomaly_payload(self, change: Change) -> dict[str, Any]:
+        assert self.anomalies is not None
+        return {
+            "service": "docchat",
+            "alert": change.name,
+            "status": change.status,
+            "value": round(change.value, 4),
+            "window_s": self.anomalies.settings.window_s,
+            **change.details,
+            "description": change.description,
+            "time": datetime.now(UTC).isoformat(timespec="seconds"),
+        }
 
     def _payload(self, monitor: Monitor, status: str, value: float) -> dict[str, Any]:
         return {
