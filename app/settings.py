@@ -100,6 +100,15 @@ class LLMSettings(BaseModel):
         None, ge=1, description="CPU threads for generation. Empty: all cores of the machine."
     )
     n_batch: int = Field(512, ge=8, description="Tokens evaluated per llama.cpp batch.")
+    prefill_chunk: int = Field(
+        64,
+        ge=0,
+        description="Prompt tokens evaluated per decode step while other answers stream: "
+        "a new question's prompt is read in chunks of this size, interleaved with the "
+        "running answers' tokens, so they keep streaming instead of pausing for the whole "
+        "prompt. Smaller: steadier streams, a later first token for the new question. "
+        "0: the whole prompt at once (every stream waits for it). Local engine only.",
+    )
     n_gpu_layers: int = Field(
         0,
         description="Layers offloaded to the GPU (-1: all). Needs a CUDA/Metal build of "
@@ -303,6 +312,15 @@ class RagSettings(BaseModel):
     )
     history_turns: int = Field(
         3, ge=0, description="Earlier question/answer pairs of a conversation put in the prompt."
+    )
+    followups: Literal["off", "rules", "model"] = Field(
+        "rules",
+        description='How a follow-up question ("and how do I undo it?") is made standalone '
+        'before retrieval. rules: one that reads like a follow-up (opens with "and", '
+        'points back with "it" or "that", or is a few words long) is searched '
+        "together with the previous question; model: the chat model rewrites it (a "
+        "short generation before the answer); off: searched as asked (with the previous "
+        "question only when alone it finds nothing).",
     )
     max_question_chars: int = Field(4000, ge=1, description="Longest question accepted.")
     max_messages: int = Field(

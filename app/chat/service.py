@@ -21,6 +21,7 @@ from app.chat.events import AnswerChecks, AnswerEvent, Failed, Finished, Started
 from app.llm.base import ChatEngine, GenerationStats, GenerationTimeout, Prompt, Ticket
 from app.problems import INTERNAL, ApiError, QuestionTooLong, RequestTooLarge, problem_from
 from app.rag.fitting import fit_prompt
+from app.rag.followup import standalone_by_model, standalone_by_rules
 from app.rag.grounding import grounding_score
 from app.rag.prompt import NO_CONTEXT_ANSWER, system_prompt
 from app.rag.retrieval import Retriever, citations
@@ -154,7 +155,8 @@ class ChatService:
         prompt: Prompt | None = None
         try:
             async with asyncio.timeout(deadline - time.monotonic()):
-                hits = await self.retriever.context(text, previous)
+                query = await self._standalone(engine, text, previous, deadline)
+                hits = await self.retriever.context(query, previous)
                 if hits:  # a question the docs do not cover needs no model
                     ticket = engine.reserve()
                     fitted = await asyncio.to_thread(
@@ -193,6 +195,17 @@ class ChatService:
             deadline=deadline,
             ticket=ticket,
         )
+
+    async def _standalone(
+        self, engine: ChatEngine, text: str, previous: str | None, deadline: float
+    ) -> str:
+        """What to search for: a follow-up made standalone as rag.followups says."""
+        mode = self.rag.followups
+        if not previous or mode == "off":
+            return text
+        if mode == "model":
+            return await standalone_by_model(engine, text, previous, deadline=deadline)
+        return standalone_by_rules(text, previous)
 
     def _check_size(self, question: Question, text: str) -> None:
         if len(text) > self.rag.max_question_chars:

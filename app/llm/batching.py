@@ -1,11 +1,15 @@
 """Continuous batching on one llama.cpp context: several sequences decode together.
 
-One worker thread owns the context. Each step it admits waiting requests into free
-sequence slots (their prompts evaluated, the shared system-prompt prefix copied from a
-cached sequence instead of evaluated again), then decodes one token for every running
-sequence in a single `llama_decode`, samples each with its own sampler, and hands the
-text to the request's event loop. Throughput grows with concurrent users instead of
-staying flat, and a cancelled request frees its slot at the next step.
+One worker thread owns the context. Between steps it admits waiting requests into free
+sequence slots (the shared system-prompt prefix copied from a cached sequence instead of
+evaluated again). Each step is one `llama_decode` of one batch: a token for every
+running sequence, plus the next chunk of the prompts still being evaluated (at most
+`prefill_chunk` prompt tokens per step while answers are streaming, as llama.cpp's own
+server does), so a new question no longer freezes every running answer for its whole
+prompt. A sequence whose prompt is done samples its first token from that same step and
+decodes from the next one. Each sequence samples with its own sampler and hands its text
+to the request's event loop. Throughput grows with concurrent users instead of staying
+flat, and a cancelled request frees its slot at the next step, mid-prompt included.
 """
 
 from __future__ import annotations
@@ -49,6 +53,7 @@ class Job:
     prefix_reused: int = 0
     # Worker state.
     seq: int = -1
+    evaluated: int = 0  # prompt tokens in the sequence's cache so far
     pos: int = 0
     produced: int = 0
     last: int = 0
@@ -113,7 +118,7 @@ class BatchedContext:
             if ll.llama_set_adapters_lora(self.ctx, adapters, 1, scales) != 0:
                 ll.llama_free(self.ctx)
                 raise RuntimeError("llama.cpp could not apply the LoRA adapter")
-        self.n_batch = params.n_batch
+        self.n_batch = int(params.n_batch)
         self.batch = ll.llama_batch_init(self.n_batch, 0, params.n_seq_max)
         self.memory = ll.llama_get_memory(self.ctx)
         self.prefix: list[int] = []
@@ -209,13 +214,20 @@ class BatchedContext:
 
 
 class BatchScheduler:
-    """Runs the worker thread; requests come in through a thread-safe queue."""
+    """Runs the worker thread; requests come in through a thread-safe queue.
 
-    def __init__(self, context: BatchedContext) -> None:
+    `prefill_chunk`: most prompt tokens evaluated per step while answers are decoding
+    (0: a new prompt is evaluated whole in the step that admits it, and every running
+    answer waits for it). With no answer decoding nobody waits, so prompts then go a
+    full batch (`n_batch` tokens) per step."""
+
+    def __init__(self, context: BatchedContext, *, prefill_chunk: int = 64) -> None:
         self.context = context
+        self.prefill_chunk = prefill_chunk
         self.incoming: queue.Queue[Job | None] = queue.Queue()
         self.free = list(range(1, context.n_parallel + 1))
-        self.active: list[Job] = []
+        self.prefilling: list[Job] = []  # admitted, prompt not fully evaluated (in order)
+        self.active: list[Job] = []  # decoding
         self.steps = 0
         self._stopping = False
         self._thread = threading.Thread(target=self._run, name="llama-batch", daemon=True)
@@ -238,7 +250,7 @@ class BatchScheduler:
 
     def stop(self) -> None:
         """Cancel everything and end the worker."""
-        for job in self.active:
+        for job in [*self.prefilling, *self.active]:
             job.cancel.set()
         self._stopping = True
         self.incoming.put(None)  # wake the worker if it is idle
@@ -247,15 +259,15 @@ class BatchScheduler:
     def _run(self) -> None:
         while not self._stopping:
             self._run_control()
-            self._admit(block=not self.active)
-            if self.active:
+            self._admit(block=not (self.active or self.prefilling))
+            if self.active or self.prefilling:
                 try:
                     self._step()
-                except Exception as exc:  # a failed decode ends every running job
+                except Exception as exc:  # a failed decode ends every job in the batch
                     log.exception("batched decode failed")
-                    for job in list(self.active):
+                    for job in [*self.prefilling, *self.active]:
                         self._finish(job, "error", exc)
-        for job in list(self.active):
+        for job in [*self.prefilling, *self.active]:
             self._finish(job, "end", "cancelled")
 
     def _run_control(self) -> None:
@@ -287,28 +299,66 @@ class BatchScheduler:
             self._start(job)
 
     def _start(self, job: Job) -> None:
+        """Give the job a sequence (with the cached prefix when its prompt starts with
+        it); the rest of its prompt is evaluated by the next steps."""
         ctx = self.context
         job.seq = self.free.pop(0)
         job.admitted_at = time.monotonic()
         job.sampler = ctx.new_sampler(job)
         try:
             job.prefix_reused = ctx.reuse_prefix(job.seq, job.tokens)
-            ctx.prefill(job.seq, job.tokens, job.prefix_reused)
         except Exception as exc:
             self._finish(job, "error", exc)
             return
-        job.pos = len(job.tokens)
-        self.active.append(job)
-        self._accept(job, ctx.sample(job, ctx.batch.n_tokens - 1))
+        job.evaluated = job.prefix_reused
+        self.prefilling.append(job)
+
+    def _prompt_budget(self) -> int:
+        """Prompt tokens this step may evaluate besides the decoding sequences."""
+        if self.prefill_chunk <= 0:
+            return sum(len(job.tokens) - job.evaluated for job in self.prefilling)
+        if not self.active:
+            return max(self.prefill_chunk, self.context.n_batch)
+        return self.prefill_chunk
 
     def _step(self) -> None:
         ctx = self.context
-        jobs = list(self.active)
-        ctx.decode([(job.last, job.pos - 1, job.seq, True) for job in jobs])
+        for job in list(self.prefilling):  # no more of a prompt nobody waits for
+            if job.cancel.is_set():
+                self._finish(job, "end", "cancelled")
+            elif time.monotonic() > job.deadline:
+                self._finish(job, "error", TimeoutError("the answer ran past its deadline"))
+        # Rows: (token, position, sequence, wants logits); `owners` maps a row with
+        # logits to the job that samples from it.
+        rows = [(job.last, job.pos - 1, job.seq, True) for job in self.active]
+        owners: dict[int, Job] = dict(enumerate(self.active))
+        budget = self._prompt_budget()
+        for job in self.prefilling:
+            if budget <= 0:
+                break
+            end = min(len(job.tokens), job.evaluated + budget)
+            for pos in range(job.evaluated, end):
+                if pos == len(job.tokens) - 1:  # the prompt's last token: its logits
+                    owners[len(rows)] = job
+                rows.append((job.tokens[pos], pos, job.seq, pos == len(job.tokens) - 1))
+            budget -= end - job.evaluated
+            job.evaluated = end
+        # One llama_decode, unless the rows outgrow a batch (prefill_chunk larger than
+        # n_batch, or 0): logits are read after each, before the next overwrites them.
+        for first in range(0, len(rows), ctx.n_batch):
+            ctx.decode(rows[first : first + ctx.n_batch])
+            for index in range(first, min(first + ctx.n_batch, len(rows))):
+                owner = owners.get(index)
+                if owner is None:
+                    continue
+                if owner in self.prefilling:  # prompt done: it decodes from the next step
+                    self.prefilling.remove(owner)
+                    owner.pos = len(owner.tokens)
+                    self.active.append(owner)
+                elif owner not in self.active:  # ended meanwhile
+                    continue
+                self._accept(owner, ctx.sample(owner, index - first))
         self.steps += 1
-        for index, job in enumerate(jobs):
-            if job in self.active:
-                self._accept(job, ctx.sample(job, index))
 
     def _accept(self, job: Job, token: int) -> None:
         """Emit a sampled token, or finish the job; the token is decoded next step."""
@@ -336,6 +386,8 @@ class BatchScheduler:
     def _finish(self, job: Job, kind: str, value: Any) -> None:
         if job in self.active:
             self.active.remove(job)
+        if job in self.prefilling:
+            self.prefilling.remove(job)
         if job.seq > 0:
             self.context.free_seq(job.seq)
             self.free.append(job.seq)

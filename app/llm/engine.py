@@ -80,7 +80,7 @@ class LlamaEngine:
             n_threads=self.n_threads,
             adapter=self._adapter,
         )
-        self.scheduler = BatchScheduler(self.context)
+        self.scheduler = BatchScheduler(self.context, prefill_chunk=settings.prefill_chunk)
         self.admission = Admission(settings)
         self._message_overhead: int | None = None
         self._jobs: set[Job] = set()
