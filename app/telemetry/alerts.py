@@ -267,7 +267,7 @@ class AlertManager:
         changes = await asyncio.to_thread(detector.evaluate, when)
         for name, firing in detector.firing.items():
             self.on_state(name, firing)
-        due = [self._anomaly_payload(change) for change in changes]
+        due = [self._anomaly_payload(change, when) for change in changes]
         self._send(due)
         return due
 
@@ -281,7 +281,7 @@ class AlertManager:
                 self._tasks.add(task)
                 task.add_done_callback(self._tasks.discard)
 
-    def _anomaly_payload(self, change: Change) -> dict[str, Any]:
+    def _anomaly_payload(self, change: Change, when: float) -> dict[str, Any]:
         assert self.anomalies is not None
         return {
             "service": "docchat",
@@ -291,7 +291,7 @@ class AlertManager:
             "window_s": self.anomalies.settings.window_s,
             **change.details,
             "description": change.description,
-            "time": datetime.now(UTC).isoformat(timespec="seconds"),
+            "time": datetime.fromtimestamp(when, UTC).isoformat(timespec="seconds"),
         }
 
     def _payload(self, monitor: Monitor, status: str, value: float) -> dict[str, Any]:

@@ -151,6 +151,7 @@ def test_a_shift_fires_one_alert_then_resolves(
     assert f"last 60 min ({firing['events']} events); normal is" in firing["description"]
     assert f"same time of day on the last {HISTORY_DAYS} days" in firing["description"]
     assert resolution["signal"] == firing["signal"]
+    assert firing["time"] == fired.isoformat(timespec="seconds")  # the judged moment
 
     # Both went through the webhook.
     received = sorted((p["alert"], p["status"]) for p in receiver.wait_for(2))
