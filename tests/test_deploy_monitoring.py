@@ -1,5 +1,6 @@
-"""deploy/prometheus and deploy/grafana: well-formed, in step with AlertSettings, and
-using only metric names the real app exports at GET /metrics."""
+"""deploy/prometheus, deploy/alertmanager and deploy/grafana: well-formed, in step with
+AlertSettings and AnomalySettings, and using only metric names the real app exports at
+GET /metrics."""
 
 from __future__ import annotations
 
@@ -16,11 +17,15 @@ import yaml
 from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
-from app.settings import AlertSettings
+from app.settings import AlertSettings, AnomalySettings, IngestSettings
 
 DEPLOY = Path(__file__).resolve().parent.parent / "deploy"
 PROMETHEUS_CONFIG = DEPLOY / "prometheus" / "prometheus.yml"
 ALERTS = DEPLOY / "prometheus" / "alerts.yml"
+ANOMALIES = DEPLOY / "prometheus" / "anomalies.yml"
+ANOMALY_RULE_TESTS = Path(__file__).parent / "fixtures" / "prometheus" / "anomalies_test.yml"
+ALERTMANAGER_CONFIG = DEPLOY / "alertmanager" / "alertmanager.yml"
+COMPOSE = DEPLOY / "compose.yaml"
 DASHBOARD = DEPLOY / "grafana" / "docchat-dashboard.json"
 GRAFANA_DATASOURCES = DEPLOY / "grafana" / "provisioning" / "datasources" / "prometheus.yml"
 GRAFANA_DASHBOARDS = DEPLOY / "grafana" / "provisioning" / "dashboards" / "docchat.yml"
@@ -39,6 +44,16 @@ EXPECTED_ALERTS = {
     "DocchatDown",
     "DocchatSlowFirstToken",
 }
+EXPECTED_ANOMALY_ALERTS = {
+    "DocchatAnomalyGroundingRate",
+    "DocchatAnomalyThumbsDown",
+    "DocchatAnomalyRefusals",
+    "DocchatAnomalyRetrievalScore",
+    "DocchatAnomalyAnswerLength",
+    "DocchatAnomalyLatency",
+    "DocchatDocumentsDrop",
+    "DocchatChunksDrop",
+}
 
 
 def load_yaml(path: Path) -> Any:
@@ -50,8 +65,13 @@ def rules() -> list[dict[str, Any]]:
     return [rule for group in load_yaml(ALERTS)["groups"] for rule in group["rules"]]
 
 
+def anomaly_rules() -> list[dict[str, Any]]:
+    """Every rule (recording and alerting) of anomalies.yml."""
+    return [rule for group in load_yaml(ANOMALIES)["groups"] for rule in group["rules"]]
+
+
 def rule(name: str) -> dict[str, Any]:
-    (found,) = (r for r in rules() if r.get("alert") == name)
+    (found,) = (r for r in rules() + anomaly_rules() if r.get("alert") == name)
     return found
 
 
@@ -72,6 +92,9 @@ def panels(board: dict[str, Any]) -> Iterator[dict[str, Any]]:
 def expressions() -> list[tuple[str, str]]:
     """(where, PromQL) for every rule and every dashboard query and variable."""
     found = [(f"alerts.yml {r['alert']}", str(r["expr"])) for r in rules()]
+    found += [
+        (f"anomalies.yml {r.get('alert') or r['record']}", str(r["expr"])) for r in anomaly_rules()
+    ]
     for panel in panels(dashboard()):
         for target in panel.get("targets", []):
             if target.get("expr"):
@@ -124,8 +147,11 @@ def check_brackets(expr: str) -> str | None:
 
 def test_prometheus_config_scrapes_docchat_and_loads_the_rules() -> None:
     config = load_yaml(PROMETHEUS_CONFIG)
-    assert config["rule_files"] == ["alerts.yml"]
+    assert config["rule_files"] == ["alerts.yml", "anomalies.yml"]
     assert (PROMETHEUS_CONFIG.parent / "alerts.yml").is_file()
+    assert ANOMALIES.is_file()
+    (managers,) = config["alerting"]["alertmanagers"]
+    assert managers["static_configs"] == [{"targets": ["alertmanager:9093"]}]
     (job,) = (j for j in config["scrape_configs"] if j["job_name"] == "docchat")
     assert job["metrics_path"] == "/metrics"
     assert job["scrape_interval"] == "15s"
@@ -182,7 +208,7 @@ def test_rule_thresholds_match_the_in_app_monitors() -> None:
 def test_rate_divisions_are_guarded() -> None:
     """Every denominator is clamped or a parenthesised `... > 0`, so no rule divides by
     zero."""
-    for r in rules():
+    for r in rules() + anomaly_rules():
         expr = STRING_LITERAL.sub('""', " ".join(r["expr"].split()))
         for match in re.finditer(r"/\s*", expr):
             after = expr[match.end() :]
@@ -190,14 +216,111 @@ def test_rate_divisions_are_guarded() -> None:
             guarded = after.startswith("clamp_min(") or (
                 after.startswith("(") and group.rstrip().endswith("> 0")
             )
-            assert guarded, f"{r['alert']}: unguarded division at {after[:60]!r}"
+            assert guarded, f"{r.get('alert') or r['record']}: unguarded division at {after[:60]!r}"
+
+
+def test_anomaly_rules_are_complete_and_match_the_in_app_monitors() -> None:
+    """Recording rules named docchat:<signal>:<what>; every alert complete; the same z
+    threshold, minimum of events and drop share as AnomalySettings' defaults; the
+    seasonal baseline from the same hour of each of the last 7 days."""
+    defaults = AnomalySettings()
+    groups = load_yaml(ANOMALIES)["groups"]
+    assert [g["name"] for g in groups] == ["docchat-anomalies"]
+    found = anomaly_rules()
+    records = [r["record"] for r in found if "record" in r]
+    assert len(records) == len(set(records)), "duplicate recording rules"
+    assert all(re.fullmatch(r"docchat:[a-z0-9_]+:[a-z0-9_]+", name) for name in records)
+    alerts = {r["alert"]: r for r in found if "alert" in r}
+    assert set(alerts) == EXPECTED_ANOMALY_ALERTS
+    for name, r in alerts.items():
+        assert re.fullmatch(r"\d+[smhd]", str(r.get("for", ""))), name
+        assert r["labels"]["severity"] in {"critical", "warning"}, name
+        assert r["annotations"]["summary"], name
+        assert r["annotations"]["description"], name
+    for name, r in alerts.items():
+        if not name.startswith("DocchatAnomaly"):
+            continue
+        expr = " ".join(r["expr"].split())
+        assert re.search(rf"(<\s*-|>\s*){defaults.threshold:g}\b", expr), name
+        assert f">= {defaults.min_events}" in expr, name
+        signal = r["labels"]["signal"]
+        median = next(x for x in found if x.get("record") == f"docchat:{signal}:median7d")
+        offsets = re.findall(r"offset (\d+)d", median["expr"])
+        assert offsets == [str(d) for d in range(1, defaults.history_days + 1)], name
+    for name in ("DocchatDocumentsDrop", "DocchatChunksDrop"):
+        assert f"> {defaults.drop_share:g}" in " ".join(alerts[name]["expr"].split())
+    assert IngestSettings().mass_change_share > defaults.drop_share  # a refused run never alerts
+
+
+def test_promtool_runs_the_anomaly_rule_tests() -> None:
+    """promtool's own rule tests: a week of steady traffic, then a model that stops
+    grounding, a flood of thumbs-down, a collection emptied: each alert fires, and only
+    it."""
+    promtool = shutil.which("promtool")
+    if promtool is None:
+        pytest.skip("promtool is not on PATH: the anomaly rules were not run by promtool")
+    done = subprocess.run(
+        [promtool, "test", "rules", str(ANOMALY_RULE_TESTS)],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=600,
+    )
+    assert done.returncode == 0, f"promtool test rules:\n{done.stdout}{done.stderr}"
+
+
+# --- Alertmanager
+
+
+def test_alertmanager_routes_everything_to_the_webhook() -> None:
+    config = load_yaml(ALERTMANAGER_CONFIG)
+    route = config["route"]
+    assert route["receiver"] == "webhook"
+    assert all(sub["receiver"] == "webhook" for sub in route.get("routes", []))
+    (receiver,) = config["receivers"]
+    (hook,) = receiver["webhook_configs"]
+    assert hook["send_resolved"] is True
+    assert hook["url"].startswith("https://")
+    assert "@" not in hook["url"], "credentials belong in the secret file, not the URL"
+    auth = hook["http_config"]["authorization"]
+    assert auth["credentials_file"] == "/run/secrets/alertmanager_webhook_token"
+    assert "credentials" not in auth
+
+
+def test_compose_runs_alertmanager_for_prometheus() -> None:
+    services = load_yaml(COMPOSE)["services"]
+    manager = services["alertmanager"]
+    assert "./alertmanager:/etc/alertmanager:ro" in manager["volumes"]
+    assert "--config.file=/etc/alertmanager/alertmanager.yml" in manager["command"]
+    assert manager["secrets"] == ["alertmanager_webhook_token"]
+    assert manager["ports"][0].startswith("127.0.0.1:")
+    assert "./prometheus:/etc/prometheus:ro" in services["prometheus"]["volumes"]
+    secrets = load_yaml(COMPOSE)["secrets"]
+    assert secrets["alertmanager_webhook_token"] == {"file": "./secrets/alertmanager_webhook_token"}
+    assert "alertmanager_webhook_token" in (DEPLOY / "make-secrets").read_text()
+
+
+def test_amtool_accepts_the_alertmanager_config() -> None:
+    amtool = shutil.which("amtool")
+    if amtool is None:
+        pytest.skip("amtool is not on PATH (apt-get install prometheus-alertmanager)")
+    done = subprocess.run(
+        [amtool, "check-config", str(ALERTMANAGER_CONFIG)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, f"amtool check-config:\n{done.stdout}{done.stderr}"
 
 
 def test_promtool_accepts_config_and_rules() -> None:
     promtool = shutil.which("promtool")
     if promtool is None:
         pytest.skip("promtool is not on PATH: the Prometheus files were not checked by promtool")
-    for args in (["check", "rules", str(ALERTS)], ["check", "config", str(PROMETHEUS_CONFIG)]):
+    for args in (
+        ["check", "rules", str(ALERTS), str(ANOMALIES)],
+        ["check", "config", str(PROMETHEUS_CONFIG)],
+    ):
         done = subprocess.run([promtool, *args], capture_output=True, text=True, check=False)
         assert done.returncode == 0, f"promtool {' '.join(args)}:\n{done.stdout}{done.stderr}"
 

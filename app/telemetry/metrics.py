@@ -15,7 +15,7 @@ from prometheus_client.registry import Collector
 from sqlalchemy import func, select
 
 from app.store.db import Database
-from app.store.models import OUTCOMES, IngestRun
+from app.store.models import OUTCOMES, Document, IngestRun
 
 LATENCY_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 4, 8, 15, 30, 60, 120)
 # From 0 up: prometheus_client drops a histogram's _sum when a bucket is negative, and
@@ -32,7 +32,8 @@ class IngestCollector(Collector):
         self.db = db
 
     def collect(self) -> Iterator[CounterMetricFamily | GaugeMetricFamily]:
-        """Runs by status, files by outcome, chunks written, last run's end time."""
+        """Runs by status, files by outcome, chunks written, last run's end time, and
+        what each collection holds now (a sudden drop alerts)."""
         runs = CounterMetricFamily(
             "docchat_ingest_runs", "Ingest runs by final status.", labels=["status"]
         )
@@ -43,8 +44,29 @@ class IngestCollector(Collector):
         last = GaugeMetricFamily(
             "docchat_ingest_last_run_timestamp_seconds", "End of the last finished ingest run."
         )
+        documents = GaugeMetricFamily(
+            "docchat_collection_documents",
+            "Documents indexed in each collection.",
+            labels=["collection"],
+        )
+        chunk_count = GaugeMetricFamily(
+            "docchat_collection_chunks",
+            "Chunks indexed in each collection.",
+            labels=["collection"],
+        )
         outcomes = OUTCOMES
         with self.db.session() as session:
+            for collection, docs, held in session.execute(
+                select(
+                    Document.collection,
+                    func.count(),
+                    func.coalesce(func.sum(Document.n_chunks), 0),
+                )
+                .where(Document.status == "indexed")
+                .group_by(Document.collection)
+            ):
+                documents.add_metric([collection], float(docs))
+                chunk_count.add_metric([collection], float(held))
             for status, count in session.execute(
                 select(IngestRun.status, func.count())
                 .where(IngestRun.dry_run.is_(False))
@@ -63,7 +85,7 @@ class IngestCollector(Collector):
         chunks.add_metric([], float(sums[len(outcomes)]))
         finished = sums[-1]
         last.add_metric([], finished.timestamp() if finished else 0.0)
-        yield from (runs, files, chunks, last)
+        yield from (runs, files, chunks, last, documents, chunk_count)
 
 
 class Metrics:
