@@ -248,13 +248,15 @@ class BatchScheduler:
             raise value
         return value
 
-    def stop(self) -> None:
-        """Cancel everything and end the worker."""
+    def stop(self) -> bool:
+        """Cancel everything and end the worker; whether it ended (a decode step that
+        outlasts the wait, on a starved machine, keeps it running a while longer)."""
         for job in [*self.prefilling, *self.active]:
             job.cancel.set()
         self._stopping = True
         self.incoming.put(None)  # wake the worker if it is idle
         self._thread.join(timeout=30)
+        return not self._thread.is_alive()
 
     def _run(self) -> None:
         while not self._stopping:

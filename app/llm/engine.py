@@ -4,6 +4,7 @@ batching scheduler (app/llm/batching.py) that owns the model's context."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import threading
 import time
@@ -19,6 +20,8 @@ from app.llm.base import Prompt as Prompt
 from app.llm.base import PromptTooLong as PromptTooLong
 from app.llm.batching import BatchedContext, BatchScheduler, Job
 from app.settings import LLMSettings
+
+log = logging.getLogger(__name__)
 
 
 class LlamaEngine:
@@ -252,7 +255,10 @@ class LlamaEngine:
 
     def close(self) -> None:
         """Stop the scheduler and free the model."""
-        self.scheduler.stop()
+        if not self.scheduler.stop():
+            # Freeing the context under a running decode would crash the process.
+            log.warning("model %s: its worker is still decoding; left to the exit", self.model_id)
+            return
         self.context.close()
         if self._adapter is not None:
             import llama_cpp as ll
