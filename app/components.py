@@ -67,7 +67,7 @@ def load_embedder(
         device=settings.embedding.device,
         batch_size=settings.embedding.batch_size,
         backend=backend,
-        cache_dir=settings.data_dir / "embedding-cache",
+        cache_dir=settings.embedding.cache_dir,
     )
 
 

@@ -176,11 +176,17 @@ class EmbeddingSettings(BaseModel):
     backend: Literal["torch", "onnx", "onnx-int8"] = Field(
         "torch",
         description="What runs the model. torch: sentence-transformers on PyTorch, fp32. "
-        "onnx: the same weights exported to ONNX once (offline, cached under "
-        "<data_dir>/embedding-cache) and run by ONNX Runtime on the CPU: the same vectors, "
+        "onnx: the same weights exported to ONNX once (offline, kept in cache_dir) "
+        "and run by ONNX Runtime on the CPU: the same vectors, "
         "faster. onnx-int8: that export quantized to int8: faster again, but other "
         "vectors, so a collection built with one cannot be queried with the other "
         "(docchat reindex converts). torch and onnx are interchangeable for a collection.",
+    )
+    cache_dir: Path | None = Field(
+        None,
+        description="Where the ONNX exports and the model's weights hash are kept (made "
+        "once per model). Empty: $XDG_CACHE_HOME/docchat or ~/.cache/docchat, shared by "
+        "every data dir of the machine (a temporary folder if that cannot be written).",
     )
 
 

@@ -108,6 +108,22 @@ def _write_atomically(path: Path, text: str) -> None:
         log.warning("cannot write %s: %s", path, exc)
 
 
+def user_cache_dir() -> Path:
+    """Where exports and hashes are kept by default: one per machine and user
+    ($XDG_CACHE_HOME/docchat, else ~/.cache/docchat), so every data dir shares them;
+    a temporary folder when that cannot be written."""
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    path = Path(base) / "docchat"
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = tempfile.NamedTemporaryFile(dir=path, prefix=".probe")  # noqa: SIM115
+        probe.close()
+    except OSError:
+        path = Path(tempfile.gettempdir()) / "docchat-cache"
+        path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
 def model_name(model_path: Path) -> str:
     """The model's name: its folder's, or the parent's for a folder called `model`."""
     return model_path.name if model_path.name != "model" else model_path.parent.name
@@ -142,6 +158,7 @@ class Embedder:
         self._load_other: Callable[[EmbeddingIdentity], Embedder] | None = None
         self._others: dict[tuple[str, int, str], Embedder] = {}
         self._others_lock = threading.Lock()
+        cache_dir = cache_dir or user_cache_dir()
         sha = weights_sha256(model_path, cache_dir)
         self._onnx: Any = None
         if backend != "torch":

@@ -27,7 +27,7 @@ def _cache_root(cache_dir: Path | None) -> Path:
     if cache_dir is not None:
         return cache_dir / "onnx"
     base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "docchat" / "onnx"
+    return Path(base) / "docchat" / "onnx"  # as app.llm.embedder.user_cache_dir
 
 
 def _export(model: Any, path: Path) -> None:

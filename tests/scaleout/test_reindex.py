@@ -214,7 +214,7 @@ def test_rollback_catches_up_and_lasts_until_the_previous_index_is_dropped(
     finally:
         vectors.close()
         db.close()
-    assert hits[0].metadata["source"] == "notes.txt"
+    assert hits[0].metadata["source"] == "docs/notes.txt"
 
     dropped = cli(env, "reindex", "--drop-previous")
     assert dropped.returncode == 0, dropped.stderr
