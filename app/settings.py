@@ -299,6 +299,16 @@ class RagSettings(BaseModel):
         le=200,
         description="Chunks each ranking (vectors, words) contributes before they are fused.",
     )
+    lexical_weight: float = Field(
+        0.0,
+        ge=0.0,
+        le=4.0,
+        description="Weight of the BM25 ranking against the vector ranking (1.0) in a "
+        "hybrid search, for a question in plain words; a question that names something "
+        "as code writes it (json.dumps, --amend, WX-4163, `x`) fuses both at 1.0. 0: plain "
+        "questions go by meaning alone (on paraphrased questions shared common words "
+        "ranked worse; see docs/retrieval.md).",
+    )
     context_tokens: int = Field(
         1200,
         ge=0,

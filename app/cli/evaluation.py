@@ -62,7 +62,7 @@ def eval_retrieval(
 
     Example: docchat eval retrieval eval/python311_qa.jsonl --collection python311
     """
-    from app.components import load_embedder, open_vectors
+    from app.components import load_embedder, open_database, open_vectors
     from app.evaluation.retrieval import evaluate_retrieval
     from app.evaluation.thresholds import Limit
     from app.rag.retrieval import Retriever
@@ -79,8 +79,14 @@ def eval_retrieval(
         target = collection or settings.vectors.collection
         if vectors.count(target) == 0:
             raise fail(f"collection {target!r} is empty: ingest the documents first")
-        retriever = Retriever(load_embedder(settings), vectors, target, top_k=k, min_score=-1.0)
-        report = evaluate_retrieval(retriever, cases, k=k)
+        db = open_database(settings)
+        try:
+            retriever = Retriever.configured(
+                settings.rag, load_embedder(settings), vectors, db, target, data_dir=None
+            )
+            report = evaluate_retrieval(retriever, cases, k=k)
+        finally:
+            db.close()
     except EmbeddingMismatch as exc:
         raise fail(str(exc)) from None
     finally:
@@ -92,6 +98,13 @@ def eval_retrieval(
             f"questions: {report.questions}  recall@{k}: {report.recall:.3f}  "
             f"MRR@{k}: {report.mrr:.3f}  recall@1: {report.recall_at_1:.3f}"
         )
+        if report.answer_in_prompt is not None and report.context_chars is not None:
+            say(
+                f"answer in prompt: {report.answer_in_prompt:.3f}  "
+                f"context: {report.context_chars:,.0f} characters on average "
+                f"(rag.retrieval={settings.rag.retrieval}, "
+                f"rag.context_tokens={settings.rag.context_tokens})"
+            )
         if verbose:
             for miss in report.misses:
                 say(f"  miss: {miss['question']} -> got {miss['got']}")

@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from app.evaluation.cases import QACase, source_matches
+from app.evaluation.cases import QACase, contains_expected, source_matches
+from app.rag.prompt import excerpt_block
 from app.rag.retrieval import Retriever
 
 
@@ -18,6 +19,10 @@ class RetrievalReport:
     recall: float = 0.0
     recall_at_1: float = 0.0
     mrr: float = 0.0
+    # Over the cases with expected phrases: the share whose phrases are in the excerpts
+    # the prompt would get, and the mean size of those excerpts in characters.
+    answer_in_prompt: float | None = None
+    context_chars: float | None = None
     misses: list[dict[str, Any]] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
@@ -59,4 +64,10 @@ def evaluate_retrieval(retriever: Retriever, cases: list[QACase], *, k: int) -> 
         report.recall = hits / len(judged)
         report.recall_at_1 = first / len(judged)
         report.mrr = reciprocal / len(judged)
+    phrased = [c for c in judged if c.has_expectations]
+    if phrased:
+        blocks = [excerpt_block(retriever.context_sync(c.question)) for c in phrased]
+        found = sum(bool(contains_expected(c, b)) for c, b in zip(phrased, blocks, strict=True))
+        report.answer_in_prompt = found / len(phrased)
+        report.context_chars = sum(map(len, blocks)) / len(phrased)
     return report

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -68,13 +69,26 @@ def citations(hits: list[Hit]) -> list[Citation]:
     ]
 
 
-def fuse(rankings: Sequence[Sequence[str]], k: int = RRF_K) -> list[str]:
-    """Reciprocal rank fusion: ids ordered by the sum of 1 / (k + rank) over the
+# A name as code writes it: dotted, snake_case, dashed, called, CamelCase, or with digits.
+_NAME = re.compile(r"\w[.\-_/:]\w|\w\(|[a-z][A-Z]|[A-Za-z]\d|\d[A-Za-z]|`|--\w")
+
+
+def names_something(query: str) -> bool:
+    """Whether a query names something exactly (`json.dumps`, `--amend`, `WX-4163`),
+    which words match better than meaning."""
+    return bool(_NAME.search(query))
+
+
+def fuse(
+    rankings: Sequence[Sequence[str]], weights: Sequence[float] | None = None, k: int = RRF_K
+) -> list[str]:
+    """Reciprocal rank fusion: ids ordered by the sum of weight / (k + rank) over the
     rankings that hold them (ties keep the order of the first ranking)."""
     scores: dict[str, float] = {}
-    for ranking in rankings:
+    for i, ranking in enumerate(rankings):
+        weight = weights[i] if weights else 1.0
         for rank, chunk_id in enumerate(ranking, start=1):
-            scores[chunk_id] = scores.get(chunk_id, 0.0) + 1.0 / (k + rank)
+            scores[chunk_id] = scores.get(chunk_id, 0.0) + weight / (k + rank)
     return sorted(scores, key=lambda i: -scores[i])
 
 
@@ -94,6 +108,7 @@ class Retriever:
         lexical: LexicalIndex | None = None,
         candidates: int = 20,
         assembler: ContextAssembler | None = None,
+        lexical_weight: float = 1.0,
     ) -> None:
         self.embedder = embedder
         self.vectors = vectors
@@ -104,6 +119,7 @@ class Retriever:
         self.lexical = lexical
         self.candidates = candidates
         self.assembler = assembler
+        self.lexical_weight = lexical_weight
         # Hits handed to the assembler: more than it can use, so that dropped
         # near-duplicates and merged neighbours leave room for others.
         self.pool = top_k if assembler is None else max(3 * top_k, 12)
@@ -140,6 +156,7 @@ class Retriever:
             lexical=lexical,
             candidates=rag.candidates,
             assembler=assembler,
+            lexical_weight=rag.lexical_weight,
         )
 
     def search_sync(self, query: str, k: int | None = None) -> list[Hit]:
@@ -169,7 +186,10 @@ class Retriever:
         by_vector = self.vectors.query(self.collection, vector, n)
         self.lexical.refresh()
         by_words = self.lexical.search(query, n)
-        order = fuse([[h.id for h in by_vector], [h.chunk_id for h in by_words]])
+        order = fuse(
+            [[h.id for h in by_vector], [h.chunk_id for h in by_words]],
+            [1.0, 1.0 if names_something(query) else self.lexical_weight],
+        )
         known = {h.id: h for h in by_vector}
         wanted = order[: k + 5]  # a few spare: an id may be gone from the vectors
         missing = [i for i in wanted if i not in known]
@@ -204,8 +224,18 @@ class Retriever:
     async def context(self, question: str, previous_question: str | None = None) -> list[Hit]:
         """The passages for the prompt: the relevant chunks assembled within the
         budget (or the top_k of them as found, without an assembler)."""
-        hits = await self.relevant(question, previous_question)
+        return await asyncio.to_thread(self.context_sync, question, previous_question)
+
+    def context_sync(self, question: str, previous_question: str | None = None) -> list[Hit]:
+        """`context`, blocking (evaluations and tools)."""
+        found = self.search_sync(question, self.pool)
+        hits = [h for h in found if h.score >= self.min_score]
+        if not hits and previous_question:
+            found = self.search_sync(f"{previous_question}\n{question}", self.pool)
+            hits = [h for h in found if h.score >= self.min_score]
+        if found:
+            self.telemetry.metrics.retrieval_top_score.observe(found[0].score)
         if self.assembler is None or not hits:
             return hits[: self.top_k]
         with self.telemetry.stage("assemble"):
-            return await asyncio.to_thread(self.assembler.assemble, hits)
+            return self.assembler.assemble(hits)

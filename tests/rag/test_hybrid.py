@@ -8,7 +8,7 @@ import json
 
 import numpy as np
 
-from app.rag.retrieval import fuse
+from app.rag.retrieval import fuse, names_something
 from app.store.lexical import LexicalIndex, tokens
 from tests.rag.conftest import Stores
 
@@ -157,6 +157,15 @@ def test_fusion_ranks_an_exact_term_the_vectors_rank_low(stores: Stores) -> None
 def test_reciprocal_rank_fusion() -> None:
     assert fuse([["a", "b", "c"], ["c", "d"]]) == ["c", "a", "b", "d"]
     assert fuse([["a"], []]) == ["a"]
+
+
+def test_weighted_fusion_and_what_counts_as_a_name() -> None:
+    assert fuse([["a", "b"], ["b", "c"]], [1.0, 1.0]) == ["b", "a", "c"]
+    assert fuse([["a", "b"], ["b", "c"]], [1.0, 0.0]) == ["a", "b", "c"]
+    assert fuse([["a", "b"], ["c"]], [1.0, 0.25]) == ["a", "b", "c"]
+    for named in ("What does json.dumps do?", "git commit --amend", "WX-4163", "use `x`"):
+        assert names_something(named)
+    assert not names_something("How do I rename a branch?")
 
 
 def test_tokens_keep_names_whole_and_stem_words() -> None:
