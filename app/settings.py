@@ -100,14 +100,17 @@ class LLMSettings(BaseModel):
         None, ge=1, description="CPU threads for generation. Empty: all cores of the machine."
     )
     n_batch: int = Field(512, ge=8, description="Tokens evaluated per llama.cpp batch.")
+    # Off until measured on quiet cores: on the shared 2-core machine chunked steps cost
+    # throughput (0.56x) and first-token time while they cut the longest stalls.
     prefill_chunk: int = Field(
-        64,
+        0,
         ge=0,
         description="Prompt tokens evaluated per decode step while other answers stream: "
         "a new question's prompt is read in chunks of this size, interleaved with the "
         "running answers' tokens, so they keep streaming instead of pausing for the whole "
         "prompt. Smaller: steadier streams, a later first token for the new question. "
-        "0: the whole prompt at once (every stream waits for it). Local engine only.",
+        "0 (the default until measured on quiet cores, docs/performance.md): the whole "
+        "prompt at once (every stream waits for it); 64 is a good start. Local engine only.",
     )
     n_gpu_layers: int = Field(
         0,
