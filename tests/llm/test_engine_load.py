@@ -253,6 +253,9 @@ def test_sigterm_drains_an_answer_in_flight(tmp_path: Path) -> None:
 
 def test_real_prompts_reuse_the_cached_system_prompt(components: Components) -> None:
     chat = components.chat
+    # The engine is shared by the whole session and other tests cache other prefixes
+    # on it (their own system prompts): warm it as the server's start-up does.
+    components.warm()
     prefix = chat.shared_prefix()
     assert len(prefix.tokens) > 50
 
