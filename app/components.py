@@ -26,6 +26,7 @@ from app.security.redaction import Redactor
 from app.security.secrets import check_startup, known_secrets, resolve_pepper
 from app.settings import Settings
 from app.store.db import Database
+from app.store.db import open_database as open_database  # its home; tests import it here
 from app.store.vectors import VectorStore
 from app.telemetry.alerts import AlertManager, WebhookSender
 from app.telemetry.anomaly import AnomalyDetector
@@ -35,18 +36,6 @@ from app.telemetry.tracing import make_tracer
 from ingest.pipeline import Ingestor
 
 log = logging.getLogger(__name__)
-
-
-def open_database(settings: Settings) -> Database:
-    """The SQL database with its schema migrated to the newest revision."""
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    db = Database(
-        settings.database_url,
-        pool_size=settings.database.pool_size,
-        pool_overflow=settings.database.pool_overflow,
-    )
-    db.migrate()
-    return db
 
 
 def open_vectors(settings: Settings, *, writer: bool) -> VectorStore:

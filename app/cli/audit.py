@@ -32,8 +32,8 @@ def audit_list(
 
     Example: docchat audit list --since 7d --action model
     """
-    from app.components import open_database
     from app.store import audit
+    from app.store.db import open_database
 
     try:
         moment = parse_since(since) if since else None

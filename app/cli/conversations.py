@@ -46,8 +46,8 @@ def purge(
 
     Example: docchat conversations purge --older-than 30d --dry-run
     """
-    from app.components import open_database
     from app.store import audit, retention
+    from app.store.db import open_database
     from app.store.models import utcnow
 
     settings = load()
@@ -113,8 +113,8 @@ def delete(
 
     Example: docchat conversations delete --key support-bot
     """
-    from app.components import open_database
     from app.store import audit, retention
+    from app.store.db import open_database
     from app.store.models import Conversation
 
     if bool(conversation) == bool(key):

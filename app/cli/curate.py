@@ -39,8 +39,8 @@ class StatusChoice(StrEnum):
 @contextmanager
 def store() -> Iterator[tuple[Settings, Session]]:
     """The settings and a database session; a refusal is printed as one line."""
-    from app.components import open_database
     from app.curation.errors import CurationError
+    from app.store.db import open_database
 
     settings = load()
     db = open_database(settings)

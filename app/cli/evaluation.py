@@ -62,10 +62,11 @@ def eval_retrieval(
 
     Example: docchat eval retrieval eval/python311_qa.jsonl --collection python311
     """
-    from app.components import load_embedder, open_database, open_vectors
+    from app.components import load_embedder, open_vectors
     from app.evaluation.retrieval import evaluate_retrieval
     from app.evaluation.thresholds import Limit
     from app.rag.retrieval import Retriever
+    from app.store.db import open_database
     from app.store.index_record import EmbeddingMismatch
     from app.store.vectors import VectorStoreBusy
 

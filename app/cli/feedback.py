@@ -33,8 +33,8 @@ def feedback_list(
 
     Example: docchat feedback list --rating down --limit 50
     """
-    from app.components import open_database
     from app.store import feedback
+    from app.store.db import open_database
 
     settings = load()
     db = open_database(settings)

@@ -17,9 +17,9 @@ app = typer.Typer(no_args_is_help=True)
 
 
 def key_store(settings: Settings) -> Any:
-    from app.components import open_database
     from app.security.keys import KeyStore
     from app.security.secrets import ConfigError, resolve_pepper
+    from app.store.db import open_database
 
     try:
         pepper, previous = resolve_pepper(settings)

@@ -28,8 +28,8 @@ app = typer.Typer(no_args_is_help=True)
 @contextmanager
 def registry() -> Iterator[tuple[Settings, ModelRegistry]]:
     """The settings and the registry in their database (closed afterwards)."""
-    from app.components import open_database
     from app.llm.registry import ModelRegistry
+    from app.store.db import open_database
 
     settings = load()
     if settings.llm.backend == "remote":

@@ -27,7 +27,7 @@ def quality_report(
 
     Example: docchat quality report --collection docs --json
     """
-    from app.components import open_database
+    from app.store.db import open_database
     from ingest.quality_report import build_report, find_run, format_report
 
     settings = load()

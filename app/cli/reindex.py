@@ -24,8 +24,8 @@ if TYPE_CHECKING:
 
 @contextmanager
 def _reindexer(settings: Settings, batch: int) -> Iterator[Reindexer]:
-    from app.components import open_database, open_vectors
-    from app.store.db import DatabaseUnavailable
+    from app.components import open_vectors
+    from app.store.db import DatabaseUnavailable, open_database
     from app.store.index_record import Chunking
     from app.store.vectors import VectorStoreBusy, VectorStoreUnavailable
     from ingest.reindex import Reindexer

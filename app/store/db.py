@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from alembic import command
 from alembic.config import Config
@@ -13,6 +13,9 @@ from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
+
+if TYPE_CHECKING:
+    from app.settings import Settings
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -112,3 +115,17 @@ class Database:
     def close(self) -> None:
         """Release pooled connections."""
         self.engine.dispose()
+
+
+def open_database(settings: Settings) -> Database:
+    """The SQL database with its schema migrated to the newest revision. Here, not with
+    the other components: commands that need only the database start without importing
+    the vector store, the models and the chat service (seconds)."""
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    db = Database(
+        settings.database_url,
+        pool_size=settings.database.pool_size,
+        pool_overflow=settings.database.pool_overflow,
+    )
+    db.migrate()
+    return db
