@@ -10,7 +10,6 @@ more than models.gate_tolerance on either refuses it, unless forced (recorded).
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
@@ -19,12 +18,10 @@ from typing import Any
 from app.evaluation.answers import AnswerResult
 from app.llm.adapters import AdapterEntry, AdapterRegistry, compatibility
 from app.llm.base import ChatEngine
-from app.llm.promotion import GateRefused, Promotion, compare
+from app.llm.promotion import Promotion, compare, gate_audited, gate_verdict
 from app.llm.registry import IncompatibleAdapter, ModelEntry, RegistryError
 from app.store import audit
 from app.store.db import Database
-
-log = logging.getLogger(__name__)
 
 # Measures a release (a model with an adapter, or without) on held-out rows.
 HeldOut = Callable[[ModelEntry, list[list[dict[str, str]]]], dict[str, Any]]
@@ -112,25 +109,14 @@ class AdapterPromotion:
     ) -> ModelEntry:
         """Gate the adapter and serve it on the active base (GateRefused with the
         reasons unless `force`; an adapter of another base is refused regardless)."""
-        try:
+        with gate_audited(self.models.db, actor, "adapter.activate", name):
             adapter = self.adapters.get(name)
             base = self.base_of(adapter)
             if evaluate:
                 if self.promotion.settings.models.gate_sets and not _fresh(base):
                     self.promotion.evaluate(base.name, progress)  # the baseline, alike
                 self.evaluate(name, progress)
-            problems = self.problems(name)
-            if problems and not force:
-                raise GateRefused(name, problems)
-        except RegistryError as exc:
-            audit.record_in(self.models.db, actor, "adapter.activate", name, "refused", str(exc))
-            raise
-        except Exception as exc:
-            reason = f"{type(exc).__name__}: {exc}"
-            audit.record_in(self.models.db, actor, "adapter.activate", name, "failed", reason)
-            raise
-        if problems:
-            log.warning("adapter %s activated by force despite: %s", name, "; ".join(problems))
+            problems = gate_verdict(name, self.problems(name), force=force)
         return self.models.activate(
             base.name,
             actor=actor,

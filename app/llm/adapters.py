@@ -18,7 +18,7 @@ from typing import Any
 from sqlalchemy import select
 
 from app.llm.gguf_info import file_sha256, read_info
-from app.llm.registry import NAME, ModelEntry, ModelFileChanged, RegistryError
+from app.llm.registry import NAME, ModelEntry, RegistryError, verify_file
 from app.store.db import Database
 from app.store.models import Adapter, utcnow
 
@@ -171,14 +171,7 @@ class AdapterRegistry:
 
     def verify(self, adapter: AdapterEntry) -> None:
         """ModelFileChanged unless the adapter file is there with the registered bytes."""
-        if not adapter.path.is_file():
-            raise ModelFileChanged(f"adapter {adapter.name!r}: its file {adapter.path} is missing")
-        actual = file_sha256(adapter.path)
-        if actual != adapter.sha256:
-            raise ModelFileChanged(
-                f"adapter {adapter.name!r}: {adapter.path} changed since it was registered "
-                f"(sha256 {actual[:12]}… instead of {adapter.sha256[:12]}…); refusing to load it"
-            )
+        verify_file("adapter", adapter.name, adapter.path, adapter.sha256)
 
     def record_report(self, name: str, report: dict[str, Any]) -> None:
         """Keep the latest evaluation of an adapter."""

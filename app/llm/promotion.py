@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,7 @@ from app.llm.base import CannotChat, ChatEngine
 from app.llm.registry import ModelEntry, ModelRegistry, RegistryError
 from app.settings import GateSet, Settings
 from app.store import audit
+from app.store.db import Database
 
 log = logging.getLogger(__name__)
 
@@ -140,7 +142,7 @@ class Promotion:
     ) -> ModelEntry:
         """Measure (unless `evaluate` is off), gate, and make `name` the model in
         service; GateRefused with the reasons, unless `force`, which is recorded."""
-        try:
+        with gate_audited(self.registry.db, actor, "model.activate", name):
             entry = self.registry.get(name)
             active = self.registry.active()
             if evaluate:
@@ -151,21 +153,35 @@ class Promotion:
                 except CannotChat as exc:
                     if not force:
                         raise GateRefused(name, [str(exc)]) from None
-            problems = self.problems(entry.name)
-            if problems and not force:
-                raise GateRefused(name, problems)
-        except RegistryError as exc:
-            audit.record_in(self.registry.db, actor, "model.activate", name, "refused", str(exc))
-            raise
-        except Exception as exc:
-            reason = f"{type(exc).__name__}: {exc}"
-            audit.record_in(self.registry.db, actor, "model.activate", name, "failed", reason)
-            raise
-        if problems:
-            log.warning("model %s activated by force despite: %s", name, "; ".join(problems))
+            problems = gate_verdict(name, self.problems(entry.name), force=force)
         return self.registry.activate(
             name, actor=actor, forced=bool(problems), note="; ".join(problems)
         )
+
+
+@contextmanager
+def gate_audited(db: Database, actor: str, action: str, name: str) -> Iterator[None]:
+    """Around a gated activation until it is decided: a refusal (RegistryError,
+    GateRefused) or any failure goes into the audit trail with its reason, then on up.
+    The activation itself audits its success."""
+    try:
+        yield
+    except RegistryError as exc:
+        audit.record_in(db, actor, action, name, "refused", str(exc))
+        raise
+    except Exception as exc:
+        audit.record_in(db, actor, action, name, "failed", f"{type(exc).__name__}: {exc}")
+        raise
+
+
+def gate_verdict(name: str, problems: list[str], *, force: bool) -> list[str]:
+    """GateRefused with the problems, unless `force` (then they are logged, and
+    returned for the activation's record)."""
+    if problems and not force:
+        raise GateRefused(name, problems)
+    if problems:
+        log.warning("%s activated by force despite: %s", name, "; ".join(problems))
+    return problems
 
 
 def _fresh(entry: ModelEntry) -> bool:

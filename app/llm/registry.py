@@ -46,6 +46,22 @@ class ModelFileChanged(RegistryError):
     """The model's file is missing or its bytes no longer match the registered hash."""
 
 
+def verify_file(kind: str, name: str, path: Path, sha256: str) -> None:
+    """ModelFileChanged unless a registered file (a model's, an adapter's) is there with
+    the bytes it had when it was registered."""
+    if not path.is_file():
+        raise ModelFileChanged(
+            f"{kind} {name!r}: its file {path} is missing; put it back or register the {kind} again"
+        )
+    actual = file_sha256(path)
+    if actual != sha256:
+        raise ModelFileChanged(
+            f"{kind} {name!r}: {path} changed since it was registered (sha256 "
+            f"{actual[:12]}… instead of {sha256[:12]}…); refusing to load it. "
+            "Restore the file, or register the new one under another name"
+        )
+
+
 @dataclass(frozen=True)
 class ModelEntry:
     """A registered model as callers see it."""
@@ -363,18 +379,7 @@ class ModelRegistry:
 
     def verify(self, entry: ModelEntry) -> None:
         """ModelFileChanged unless the file is there with the registered bytes."""
-        if not entry.path.is_file():
-            raise ModelFileChanged(
-                f"model {entry.name!r}: its file {entry.path} is missing; put it back or "
-                "register the model again"
-            )
-        actual = file_sha256(entry.path)
-        if actual != entry.sha256:
-            raise ModelFileChanged(
-                f"model {entry.name!r}: {entry.path} changed since it was registered (sha256 "
-                f"{actual[:12]}… instead of {entry.sha256[:12]}…); refusing to load it. "
-                "Restore the file, or register the new one under another name"
-            )
+        verify_file("model", entry.name, entry.path, entry.sha256)
 
     def record_report(self, name: str, report: dict[str, Any]) -> None:
         """Keep the latest evaluation of a model."""
