@@ -15,6 +15,7 @@ import shutil
 import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
@@ -99,14 +100,22 @@ def load(base: str, threads: int = 3) -> Iterator[list[tuple[float, float, int]]
 
 
 def state(env: dict[str, str]) -> dict[str, Any]:
-    """What must survive, through the CLI (paths aside: they move)."""
-    models = json.loads(docchat(env, "models", "list", "--json"))
-    dataset = json.loads(docchat(env, "dataset", "show", "support", "--json"))
+    """What must survive, through the CLI (paths aside: they move). The four reads run
+    at once: each is a process that spends seconds importing."""
+    commands = {
+        "models": ("models", "list", "--json"),
+        "dataset": ("dataset", "show", "support", "--json"),
+        "feedback": ("feedback", "list", "--json"),
+        "examples": ("curate", "list", "--json"),
+    }
+    with ThreadPoolExecutor(len(commands)) as pool:
+        futures = {k: pool.submit(docchat, env, *args) for k, args in commands.items()}
+    out = {k: json.loads(f.result()) for k, f in futures.items()}
     return {
-        "feedback": json.loads(docchat(env, "feedback", "list", "--json")),
-        "examples": json.loads(docchat(env, "curate", "list", "--json")),
-        "dataset": {k: v for k, v in dataset.items() if k != "path"},
-        "models": [{k: v for k, v in m.items() if k != "path"} for m in models],
+        "feedback": out["feedback"],
+        "examples": out["examples"],
+        "dataset": {k: v for k, v in out["dataset"].items() if k != "path"},
+        "models": [{k: v for k, v in m.items() if k != "path"} for m in out["models"]],
     }
 
 

@@ -53,7 +53,8 @@ def test_chunked_prompts_give_the_same_greedy_answers() -> None:
     """Chunks of 48 tokens against whole prompts (prefill_chunk=0, the old way): the
     same greedy text for short and long prompts, asked alone, beside a running answer,
     and all at once."""
-    questions = SHORT[:2] + LONG
+    # One long prompt: the other costs two minutes of CI and reads the same way.
+    questions = SHORT[:2] + LONG[:1]
     runs: dict[int, tuple[list[str], list[str], list[str]]] = {}
     for chunk in (0, 48):
         engine = small_engine(
