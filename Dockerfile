@@ -88,6 +88,8 @@ RUN apt-get update \
  && rm -rf /var/lib/apt/lists/*
 RUN pip install --no-deps --require-hashes -r requirements/dev.lock
 COPY . .
+# The SBOM tool's own virtualenv, where `make install` puts it (tests/test_supply_chain.py).
+RUN ln -s /opt/sbomtool .venv-sbom
 ENV HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 CI=true
 RUN ruff check . && ruff format --check . && mypy && pytest -q -p no:cacheprovider
 
