@@ -24,10 +24,11 @@ import asyncio
 import itertools
 import json
 import math
-import platform
 import statistics
 import time
 from pathlib import Path
+
+from concurrency import cpu_model  # this folder: scripts here run with it on sys.path
 
 from app.llm.base import Prompt
 from app.llm.engine import LlamaEngine
@@ -54,17 +55,6 @@ QUESTIONS = [
     "What does the reindex command do?",
 ]
 SLOW_GAP_S = 0.3
-
-
-def cpu_model() -> str:
-    """The CPU's name: figures only compare on the same kind of machine."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 def percentile(values: list[float], share: float) -> float:
