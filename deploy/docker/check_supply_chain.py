@@ -20,6 +20,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # sbom.py, beside this file
+from sbom import component_kinds
+
 # Installed with the virtualenv or the project itself, so not in any lock file.
 NOT_LOCKED = {"pip", "wheel", "docchat"}
 
@@ -49,13 +52,7 @@ def check_installed(packages: list[dict[str, str]], locked: dict[str, str]) -> s
 
 
 def check_sbom(bom: dict[str, Any]) -> list[str]:
-    kinds: dict[str, int] = {}
-    for c in bom["components"]:
-        purl = c.get("purl", "")
-        kind = c["type"]
-        kind = "python" if purl.startswith("pkg:pypi/") else kind
-        kind = "deb" if purl.startswith("pkg:deb/") else kind
-        kinds[kind] = kinds.get(kind, 0) + 1
+    kinds = component_kinds(bom)
     models = [c for c in bom["components"] if c["type"] == "machine-learning-model"]
     llama = [c for c in bom["components"] if norm(c["name"]) == "llama-cpp-python"]
     if not kinds.get("python") or not kinds.get("deb"):

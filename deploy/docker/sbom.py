@@ -23,6 +23,7 @@ import os
 import re
 import sys
 import uuid
+from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -148,6 +149,17 @@ def assemble(
     return bom
 
 
+def component_kinds(bom: dict[str, Any]) -> dict[str, int]:
+    """How many components of each kind: python and deb packages by their package URL,
+    the rest by CycloneDX type (machine-learning-model, library...)."""
+    kinds: Counter[str] = Counter()
+    for component in bom["components"]:
+        purl = component.get("purl", "")
+        kind = "python" if purl.startswith("pkg:pypi/") else component["type"]
+        kinds["deb" if purl.startswith("pkg:deb/") else kind] += 1
+    return dict(kinds)
+
+
 def _sha256(path: Path) -> str:
     digest = hashlib.sha256()
     with path.open("rb") as f:
@@ -181,12 +193,7 @@ def main() -> None:
         args.image,
     )
     args.out.write_text(json.dumps(bom, indent=1) + "\n")
-    kinds: dict[str, int] = {}
-    for component in bom["components"]:
-        key = "deb" if component.get("purl", "").startswith("pkg:deb/") else component["type"]
-        key = "python" if component.get("purl", "").startswith("pkg:pypi/") else key
-        kinds[key] = kinds.get(key, 0) + 1
-    summary = ", ".join(f"{n} {k}" for k, n in sorted(kinds.items()))
+    summary = ", ".join(f"{n} {k}" for k, n in sorted(component_kinds(bom).items()))
     print(f"sbom: {args.out}: {summary}", file=sys.stderr)
 
 
