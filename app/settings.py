@@ -100,18 +100,26 @@ class LLMSettings(BaseModel):
         None, ge=1, description="CPU threads for generation. Empty: all cores of the machine."
     )
     n_batch: int = Field(512, ge=8, description="Tokens evaluated per llama.cpp batch.")
-    # Off until measured on quiet cores: on the shared 2-core machine chunked steps cost
-    # throughput (0.56x) and first-token time while they cut the longest stalls.
-    prefill_chunk: int = Field(
+    # Whole prompts by default: measured on quiet cores, chunks remove the stalls but with
+    # the default model on 2 cores they double a new question's first-token time.
+    prefill_chunk: int | Literal["auto"] = Field(
         0,
-        ge=0,
         description="Prompt tokens evaluated per decode step while other answers stream: "
         "a new question's prompt is read in chunks of this size, interleaved with the "
         "running answers' tokens, so they keep streaming instead of pausing for the whole "
         "prompt. Smaller: steadier streams, a later first token for the new question. "
-        "0 (the default until measured on quiet cores, docs/performance.md): the whole "
-        "prompt at once (every stream waits for it); 64 is a good start. Local engine only.",
+        "auto: chunks sized as the steps go so that running answers pause about "
+        "llm.stream_gap_ms between tokens, on any model and machine. 0 (the default): the "
+        "whole prompt at once (every stream waits for it; the fastest first token on a "
+        "small CPU, docs/performance.md). Local engine only.",
     )
+    stream_gap_ms: int = Field(
+        250,
+        ge=20,
+        description="With prefill_chunk=auto: the pause between two tokens of a running "
+        "answer aimed for while new prompts are read (the length of one mixed step).",
+    )
+
     n_gpu_layers: int = Field(
         0,
         description="Layers offloaded to the GPU (-1: all). Needs a CUDA/Metal build of "
@@ -151,6 +159,13 @@ class LLMSettings(BaseModel):
     request_timeout_s: float = Field(
         300.0, gt=0, description="Deadline of one answer, waiting included, in seconds."
     )
+
+    @field_validator("prefill_chunk")
+    @classmethod
+    def _chunk_not_negative(cls, value: int | str) -> int | str:
+        if isinstance(value, int) and value < 0:
+            raise ValueError("prefill_chunk is a number of tokens (0: whole prompts) or auto")
+        return value
 
     @model_validator(mode="after")
     def _remote_needs_a_server(self) -> LLMSettings:

@@ -6,7 +6,8 @@ prompt is RAG-sized (about `--prompt-tokens` tokens of documentation excerpts ta
 docs/*.md, each question its own, after a system prompt cached the way docchat caches its
 own) and every answer runs its full `--tokens` tokens. The same load runs once per
 `--chunks` value of `llm.prefill_chunk` (0: each prompt evaluated whole, the scheduler
-before chunking; N: N prompt tokens per decode step), in interleaved rounds on one
+before chunking; N: N prompt tokens per decode step; auto: chunks sized by the engine
+to keep a step near `--gap-ms`), in interleaved rounds on one
 engine, so a slow spell of a shared machine touches every setting alike.
 
 Reported per setting (median over rounds): the gap between consecutive tokens of an
@@ -128,15 +129,20 @@ async def one_round(
     }
 
 
-def set_chunk(engine: LlamaEngine, chunk: int) -> None:
-    """Change the engine's prompt chunk between rounds (on its worker thread)."""
-    engine.scheduler.call(lambda: setattr(engine.scheduler, "prefill_chunk", chunk))
+def set_chunk(engine: LlamaEngine, chunk: str) -> None:
+    """Change the engine's prompt chunk between rounds (on its worker thread); the learnt
+    size of `auto` is kept from one of its rounds to the next, as a server keeps it."""
+    value = None if chunk == "auto" else int(chunk)
+    engine.scheduler.call(lambda: setattr(engine.scheduler, "prefill_chunk", value))
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", type=Path, default=None, help="GGUF file (default SmolLM2)")
-    parser.add_argument("--chunks", default="0,64", help="prefill_chunk values (0: whole)")
+    parser.add_argument(
+        "--chunks", default="0,auto", help="prefill_chunk values (0: whole; auto: learnt)"
+    )
+    parser.add_argument("--gap-ms", type=int, default=250, help="llm.stream_gap_ms for auto")
     parser.add_argument("--users", type=int, default=4)
     parser.add_argument("--questions", type=int, default=2, help="questions per user")
     parser.add_argument("--tokens", type=int, default=64, help="tokens per answer")
@@ -146,7 +152,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=None, help="llama.cpp threads")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
-    chunks = [int(c) for c in args.chunks.split(",")]
+    chunks = args.chunks.split(",")
     model = args.model or small_chat_model()
     engine = LlamaEngine(
         LLMSettings(
@@ -157,6 +163,7 @@ def main() -> None:
             max_tokens=args.tokens,
             request_timeout_s=3600,  # a busy shared machine is slow; figures, not deadlines
             n_threads=args.threads,
+            stream_gap_ms=args.gap_ms,
         ),
         model,
     )
@@ -185,7 +192,7 @@ def main() -> None:
         f"{args.questions} questions, prompts of {min(sizes)}-{max(sizes)} tokens, "
         f"answers of {args.tokens} tokens; one prompt alone evaluates in {evaluation:.2f} s"
     )
-    runs: dict[int, list[dict[str, float]]] = {c: [] for c in chunks}
+    runs: dict[str, list[dict[str, float]]] = {c: [] for c in chunks}
     for index in range(args.rounds):
         for chunk in chunks:
             set_chunk(engine, chunk)
@@ -193,6 +200,7 @@ def main() -> None:
             runs[chunk].append(figures)
             print(
                 f"  round {index + 1} chunk {chunk}: gap p95 {figures['gap_p95_s']:.3f} s, "
+                f"learnt chunk {engine.scheduler.chunk_sizer.chunk}, "
                 f"max {figures['gap_max_s']:.2f} s, {figures['tokens_per_s']:.1f} tok/s",
                 flush=True,
             )
@@ -209,7 +217,7 @@ def main() -> None:
     for chunk in chunks:
         r = report[str(chunk)]
         print(
-            f"{chunk:5d} | {r['gap_p50_s']:.3f} | {r['gap_p95_s']:.3f} | {r['gap_p99_s']:.3f} | "
+            f"{chunk:>5} | {r['gap_p50_s']:.3f} | {r['gap_p95_s']:.3f} | {r['gap_p99_s']:.3f} | "
             f"{r['gap_max_s']:.2f} | {r['gaps_over_300ms']:.1%} | {r['ttft_p50_s']:.2f} | "
             f"{r['ttft_p95_s']:.2f} | {r['tokens_per_s']:.1f} | "
             f"{r['gap_p95_s'] / base['gap_p95_s']:.2f}x | "

@@ -53,6 +53,17 @@ def test_precedence_environment_then_dotenv_then_secrets(
     assert settings.llm.n_threads is None  # default
 
 
+def test_prompt_chunk_is_a_size_or_auto(sources: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DOCCHAT_LLM__PREFILL_CHUNK", "auto")
+    assert load_settings().llm.prefill_chunk == "auto"
+    monkeypatch.setenv("DOCCHAT_LLM__PREFILL_CHUNK", "32")
+    assert load_settings().llm.prefill_chunk == 32
+    for wrong in ("-1", "some"):
+        monkeypatch.setenv("DOCCHAT_LLM__PREFILL_CHUNK", wrong)
+        with pytest.raises(ValueError, match="prefill_chunk"):
+            load_settings()
+
+
 def test_secret_from_file_is_masked(sources: Path) -> None:
     (sources / "secrets" / "database__url").write_text(CANARY)
     settings = load_settings()

@@ -6,10 +6,12 @@ evaluated again). Each step is one `llama_decode` of one batch: a token for ever
 running sequence, plus the next chunk of the prompts still being evaluated (at most
 `prefill_chunk` prompt tokens per step while answers are streaming, as llama.cpp's own
 server does), so a new question no longer freezes every running answer for its whole
-prompt. A sequence whose prompt is done samples its first token from that same step and
-decodes from the next one. Each sequence samples with its own sampler and hands its text
-to the request's event loop. Throughput grows with concurrent users instead of staying
-flat, and a cancelled request frees its slot at the next step, mid-prompt included.
+prompt (with `prefill_chunk=None` the chunk is sized as the steps go, so that a step
+lasts about `step_target_s` whatever the model and the machine). A sequence whose
+prompt is done samples its first token from that same step and decodes from the next
+one. Each sequence samples with its own sampler and hands its text to the request's
+event loop. Throughput grows with concurrent users instead of staying flat, and a
+cancelled request frees its slot at the next step, mid-prompt included.
 """
 
 from __future__ import annotations
@@ -213,17 +215,58 @@ class BatchedContext:
         ll.llama_free(self.ctx)
 
 
+# Bounds of a learnt chunk: below 16 tokens a step's fixed cost dominates and a long
+# prompt would take hundreds of steps; above n_batch a step is more than one decode.
+MIN_CHUNK = 16
+FIRST_CHUNK = 32
+
+
+class ChunkSizer:
+    """The prompt chunk that keeps a mixed step (running answers' tokens plus a chunk of
+    a new prompt) near `target_s`: the gap every running answer sees between two tokens.
+
+    After each mixed step the chunk moves halfway to the size that step would have
+    needed to last the target (its prompt tokens scaled by target / duration). A step's
+    cost is its decode rows plus the chunk, so this settles where the whole step meets
+    the target, on any model and machine, and follows a machine that slows down."""
+
+    def __init__(self, target_s: float, n_batch: int) -> None:
+        self.target_s = target_s
+        self.most = max(MIN_CHUNK, n_batch)
+        self._chunk = float(FIRST_CHUNK)
+        self.observed = 0  # mixed steps learnt from
+
+    @property
+    def chunk(self) -> int:
+        return round(self._chunk)
+
+    def observe(self, prompt_tokens: int, seconds: float) -> None:
+        """Learn from a step that evaluated `prompt_tokens` beside the decode rows."""
+        wanted = prompt_tokens * self.target_s / max(seconds, 1e-3)
+        self.observed += 1
+        self._chunk = min(self.most, max(MIN_CHUNK, (self._chunk + wanted) / 2))
+
+
 class BatchScheduler:
     """Runs the worker thread; requests come in through a thread-safe queue.
 
     `prefill_chunk`: most prompt tokens evaluated per step while answers are decoding
     (0: a new prompt is evaluated whole in the step that admits it, and every running
-    answer waits for it). With no answer decoding nobody waits, so prompts then go a
-    full batch (`n_batch` tokens) per step."""
+    answer waits for it; None: as many as keep a step near `step_target_s`, learnt from
+    the steps before). With no answer decoding nobody waits, so prompts then go a full
+    batch (`n_batch` tokens) per step."""
 
-    def __init__(self, context: BatchedContext, *, prefill_chunk: int = 64) -> None:
+    def __init__(
+        self,
+        context: BatchedContext,
+        *,
+        prefill_chunk: int | None = 64,
+        step_target_s: float = 0.25,
+    ) -> None:
         self.context = context
         self.prefill_chunk = prefill_chunk
+        self.step_target_s = step_target_s
+        self.chunk_sizer = ChunkSizer(step_target_s, context.n_batch)
         self.incoming: queue.Queue[Job | None] = queue.Queue()
         self.free = list(range(1, context.n_parallel + 1))
         self.prefilling: list[Job] = []  # admitted, prompt not fully evaluated (in order)
@@ -317,10 +360,12 @@ class BatchScheduler:
 
     def _prompt_budget(self) -> int:
         """Prompt tokens this step may evaluate besides the decoding sequences."""
-        if self.prefill_chunk <= 0:
+        if self.prefill_chunk is not None and self.prefill_chunk <= 0:
             return sum(len(job.tokens) - job.evaluated for job in self.prefilling)
         if not self.active:
-            return max(self.prefill_chunk, self.context.n_batch)
+            return max(self.prefill_chunk or 0, self.context.n_batch)
+        if self.prefill_chunk is None:
+            return self.chunk_sizer.chunk
         return self.prefill_chunk
 
     def _step(self) -> None:
@@ -334,7 +379,8 @@ class BatchScheduler:
         # logits to the job that samples from it.
         rows = [(job.last, job.pos - 1, job.seq, True) for job in self.active]
         owners: dict[int, Job] = dict(enumerate(self.active))
-        budget = self._prompt_budget()
+        decoding = len(rows)
+        budget = budget_before = self._prompt_budget()
         for job in self.prefilling:
             if budget <= 0:
                 break
@@ -347,6 +393,7 @@ class BatchScheduler:
             job.evaluated = end
         # One llama_decode, unless the rows outgrow a batch (prefill_chunk larger than
         # n_batch, or 0): logits are read after each, before the next overwrites them.
+        began = time.perf_counter()
         for first in range(0, len(rows), ctx.n_batch):
             ctx.decode(rows[first : first + ctx.n_batch])
             for index in range(first, min(first + ctx.n_batch, len(rows))):
@@ -360,6 +407,11 @@ class BatchScheduler:
                 elif owner not in self.active:  # ended meanwhile
                     continue
                 self._accept(owner, ctx.sample(owner, index - first))
+        # A mixed step with a whole chunk teaches the chunk size (a prompt's short tail
+        # would make the decode rows look like the chunk's cost).
+        learning = self.prefill_chunk is None and decoding
+        if learning and len(rows) - decoding == budget_before:
+            self.chunk_sizer.observe(budget_before, time.perf_counter() - began)
         self.steps += 1
 
     def _accept(self, job: Job, token: int) -> None:

@@ -83,7 +83,11 @@ class LlamaEngine:
             n_threads=self.n_threads,
             adapter=self._adapter,
         )
-        self.scheduler = BatchScheduler(self.context, prefill_chunk=settings.prefill_chunk)
+        self.scheduler = BatchScheduler(
+            self.context,
+            prefill_chunk=None if settings.prefill_chunk == "auto" else settings.prefill_chunk,
+            step_target_s=settings.stream_gap_ms / 1000,
+        )
         self.admission = Admission(settings)
         self._message_overhead: int | None = None
         self._jobs: set[Job] = set()

@@ -114,8 +114,13 @@ async def stream_during_admission(
 def test_a_running_stream_keeps_its_tokens_while_a_long_prompt_is_read() -> None:
     """The longest pause of a running answer while a long prompt is admitted stays
     below what that prompt's evaluation costs (which is the pause every stream took when
-    prompts were evaluated whole): a ratio measured in the same test, not a time."""
-    engine = small_engine(parallel=2, prefill_chunk=64, request_timeout_s=3600)
+    prompts were evaluated whole): a ratio measured in the same test, not a time. The
+    chunk is sized by the engine itself (prefill_chunk=auto), from the steps it times."""
+    engine = small_engine(
+        parallel=2, prefill_chunk="auto", stream_gap_ms=100, request_timeout_s=3600
+    )
+    sizer = engine.scheduler.chunk_sizer
+    first_chunk = sizer.chunk
     try:
         long_prompt = prompt_of(engine, LONG[0])
         before = engine.prompt_eval_seconds(long_prompt)
@@ -131,8 +136,10 @@ def test_a_running_stream_keeps_its_tokens_while_a_long_prompt_is_read() -> None
     longest = max(b - a for a, b in itertools.pairwise(edges))
     assert stats.completion_tokens > 0
     assert len(during) >= 5, (len(during), evaluation)  # it streamed meanwhile
-    # About 11 chunks of 64: a pause is one chunk's worth, far below the whole prompt.
+    # Many chunks: a pause is one chunk's worth, far below the whole prompt.
     assert longest < evaluation, (longest, evaluation, len(long_prompt.tokens))
+    assert sizer.observed > 0  # it timed mixed steps
+    assert sizer.chunk != first_chunk  # and learnt from them
 
 
 def test_cancelling_mid_prompt_frees_the_slot() -> None:
