@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
@@ -102,7 +102,7 @@ class LLMSettings(BaseModel):
     n_batch: int = Field(512, ge=8, description="Tokens evaluated per llama.cpp batch.")
     # Whole prompts by default: measured on quiet cores, chunks remove the stalls but with
     # the default model on 2 cores they double a new question's first-token time.
-    prefill_chunk: int | Literal["auto"] = Field(
+    prefill_chunk: Annotated[int, Field(ge=0)] | Literal["auto"] = Field(
         0,
         description="Prompt tokens evaluated per decode step while other answers stream: "
         "a new question's prompt is read in chunks of this size, interleaved with the "
@@ -159,13 +159,6 @@ class LLMSettings(BaseModel):
     request_timeout_s: float = Field(
         300.0, gt=0, description="Deadline of one answer, waiting included, in seconds."
     )
-
-    @field_validator("prefill_chunk")
-    @classmethod
-    def _chunk_not_negative(cls, value: int | str) -> int | str:
-        if isinstance(value, int) and value < 0:
-            raise ValueError("prefill_chunk is a number of tokens (0: whole prompts) or auto")
-        return value
 
     @model_validator(mode="after")
     def _remote_needs_a_server(self) -> LLMSettings:

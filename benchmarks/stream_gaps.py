@@ -132,7 +132,7 @@ async def one_round(
 def set_chunk(engine: LlamaEngine, chunk: str) -> None:
     """Change the engine's prompt chunk between rounds (on its worker thread); the learnt
     size of `auto` is kept from one of its rounds to the next, as a server keeps it."""
-    value = None if chunk == "auto" else int(chunk)
+    value = chunk if chunk == "auto" else int(chunk)
     engine.scheduler.call(lambda: setattr(engine.scheduler, "prefill_chunk", value))
 
 

@@ -6,7 +6,7 @@ evaluated again). Each step is one `llama_decode` of one batch: a token for ever
 running sequence, plus the next chunk of the prompts still being evaluated (at most
 `prefill_chunk` prompt tokens per step while answers are streaming, as llama.cpp's own
 server does), so a new question no longer freezes every running answer for its whole
-prompt (with `prefill_chunk=None` the chunk is sized as the steps go, so that a step
+prompt (with `prefill_chunk="auto"` the chunk is sized as the steps go, so that a step
 lasts about `step_target_s` whatever the model and the machine). A sequence whose
 prompt is done samples its first token from that same step and decodes from the next
 one. Each sequence samples with its own sampler and hands its text to the request's
@@ -24,7 +24,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import llama_cpp as ll
 
@@ -252,7 +252,7 @@ class BatchScheduler:
 
     `prefill_chunk`: most prompt tokens evaluated per step while answers are decoding
     (0: a new prompt is evaluated whole in the step that admits it, and every running
-    answer waits for it; None: as many as keep a step near `step_target_s`, learnt from
+    answer waits for it; "auto": as many as keep a step near `step_target_s`, learnt from
     the steps before). With no answer decoding nobody waits, so prompts then go a full
     batch (`n_batch` tokens) per step."""
 
@@ -260,12 +260,11 @@ class BatchScheduler:
         self,
         context: BatchedContext,
         *,
-        prefill_chunk: int | None = 64,
+        prefill_chunk: int | Literal["auto"] = 64,
         step_target_s: float = 0.25,
     ) -> None:
         self.context = context
         self.prefill_chunk = prefill_chunk
-        self.step_target_s = step_target_s
         self.chunk_sizer = ChunkSizer(step_target_s, context.n_batch)
         self.incoming: queue.Queue[Job | None] = queue.Queue()
         self.free = list(range(1, context.n_parallel + 1))
@@ -360,13 +359,12 @@ class BatchScheduler:
 
     def _prompt_budget(self) -> int:
         """Prompt tokens this step may evaluate besides the decoding sequences."""
-        if self.prefill_chunk is not None and self.prefill_chunk <= 0:
+        chunk = self.chunk_sizer.chunk if self.prefill_chunk == "auto" else self.prefill_chunk
+        if chunk <= 0:
             return sum(len(job.tokens) - job.evaluated for job in self.prefilling)
         if not self.active:
-            return max(self.prefill_chunk or 0, self.context.n_batch)
-        if self.prefill_chunk is None:
-            return self.chunk_sizer.chunk
-        return self.prefill_chunk
+            return max(chunk, self.context.n_batch)
+        return chunk
 
     def _step(self) -> None:
         ctx = self.context
@@ -409,7 +407,7 @@ class BatchScheduler:
                 self._accept(owner, ctx.sample(owner, index - first))
         # A mixed step with a whole chunk teaches the chunk size (a prompt's short tail
         # would make the decode rows look like the chunk's cost).
-        learning = self.prefill_chunk is None and decoding
+        learning = self.prefill_chunk == "auto" and decoding
         if learning and len(rows) - decoding == budget_before:
             self.chunk_sizer.observe(budget_before, time.perf_counter() - began)
         self.steps += 1

@@ -85,7 +85,7 @@ class LlamaEngine:
         )
         self.scheduler = BatchScheduler(
             self.context,
-            prefill_chunk=None if settings.prefill_chunk == "auto" else settings.prefill_chunk,
+            prefill_chunk=settings.prefill_chunk,
             step_target_s=settings.stream_gap_ms / 1000,
         )
         self.admission = Admission(settings)
