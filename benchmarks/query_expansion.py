@@ -36,6 +36,7 @@ sys.path.insert(0, str(ROOT))
 from app.components import load_embedder  # noqa: E402
 from app.evaluation.cases import contains_expected, read_cases, source_matches  # noqa: E402
 from app.llm.engine import LlamaEngine  # noqa: E402
+from app.rag.followup import first_line  # noqa: E402
 from app.rag.prompt import excerpt_block  # noqa: E402
 from app.rag.retrieval import Retriever, fuse  # noqa: E402
 from app.settings import RagSettings, Settings  # noqa: E402
@@ -52,18 +53,11 @@ WAYS = ("question", "question + expansion", "expansion", "fused")
 
 async def expand(engine: LlamaEngine, question: str) -> str:
     """The model's one line of documentation words for the question."""
-    prompt = engine.format(
-        [{"role": "system", "content": INSTRUCTION}, {"role": "user", "content": question}]
-    )
-    pieces: list[str] = []
-    generation = engine.stream(prompt, max_tokens=40, temperature=0.0)
-    async for piece in generation:
-        pieces.append(piece)
-        if "\n" in "".join(pieces).strip():
-            break
-    await generation.aclose()
-    text = "".join(pieces).strip()
-    return text.splitlines()[0] if text else ""
+    messages = [
+        {"role": "system", "content": INSTRUCTION},
+        {"role": "user", "content": question},
+    ]
+    return await first_line(engine, messages, max_tokens=40)
 
 
 def searcher(retriever: Retriever, way: str) -> Callable[[str, str], list[Hit]]:

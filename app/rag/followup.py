@@ -61,6 +61,30 @@ def standalone_by_rules(question: str, previous: str | None) -> str:
     return f"{previous.strip()}\n{question.strip()}"
 
 
+async def first_line(
+    engine: ChatEngine,
+    messages: list[dict[str, str]],
+    max_tokens: int,
+    deadline: float | None = None,
+) -> str:
+    """The chat model's first line of text for `messages`, greedy; generation stops as
+    soon as that line is complete ("" when the model writes nothing but blanks)."""
+    pieces: list[str] = []
+    generation = engine.stream(
+        engine.format(messages),
+        max_tokens=max_tokens,
+        temperature=0.0,
+        deadline=deadline if deadline is not None else time.monotonic() + 60,
+    )
+    async for piece in generation:
+        pieces.append(piece)
+        if "\n" in "".join(pieces).strip():
+            break
+    await generation.aclose()
+    text = "".join(pieces).strip()
+    return text.splitlines()[0] if text else ""
+
+
 async def standalone_by_model(
     engine: ChatEngine, question: str, previous: str | None, *, deadline: float | None = None
 ) -> str:
@@ -76,20 +100,7 @@ async def standalone_by_model(
             f"{question.strip()}\nRewritten last question:",
         },
     ]
-    prompt = engine.format(messages)
-    pieces = []
-    generation = engine.stream(
-        prompt,
-        max_tokens=REWRITE_TOKENS,
-        temperature=0.0,
-        deadline=deadline if deadline is not None else time.monotonic() + 60,
-    )
-    async for piece in generation:
-        pieces.append(piece)
-        if "\n" in "".join(pieces).strip():
-            break
-    await generation.aclose()
-    rewritten = "".join(pieces).strip().splitlines()[0].strip(' "') if pieces else ""
+    rewritten = (await first_line(engine, messages, REWRITE_TOKENS, deadline)).strip(' "')
     if not rewritten or len(rewritten) > 4 * max(len(question), len(previous)):
         return standalone_by_rules(question, previous)
     return rewritten
