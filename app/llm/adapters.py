@@ -18,9 +18,9 @@ from typing import Any
 from sqlalchemy import select
 
 from app.llm.gguf_info import file_sha256, read_info
-from app.llm.registry import NAME, ModelEntry, RegistryError, verify_file
+from app.llm.registry import NAME, ModelEntry, RegistryError, store_report, verify_file
 from app.store.db import Database
-from app.store.models import Adapter, utcnow
+from app.store.models import Adapter
 
 
 @dataclass(frozen=True)
@@ -175,9 +175,4 @@ class AdapterRegistry:
 
     def record_report(self, name: str, report: dict[str, Any]) -> None:
         """Keep the latest evaluation of an adapter."""
-        with self.db.session() as session:
-            row = session.scalar(select(Adapter).where(Adapter.name == name))
-            if row is None:
-                raise RegistryError(f"no adapter named {name!r}")
-            row.eval_report = report
-            row.evaluated_at = utcnow()
+        store_report(self.db, Adapter, "adapter", name, report)

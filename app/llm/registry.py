@@ -13,14 +13,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqlalchemy import select
 
 from app.llm.gguf_info import NotAModel, file_sha256, read_info
 from app.store import audit
 from app.store.db import Database
-from app.store.models import ChatModel, ModelActivation, utcnow
+from app.store.models import Adapter, ChatModel, ModelActivation, utcnow
 
 if TYPE_CHECKING:
     from app.llm.adapters import AdapterEntry
@@ -44,6 +44,25 @@ class IncompatibleAdapter(RegistryError):
 
 class ModelFileChanged(RegistryError):
     """The model's file is missing or its bytes no longer match the registered hash."""
+
+
+_Registered = TypeVar("_Registered", ChatModel, Adapter)
+
+
+def store_report(
+    db: Database,
+    table: type[_Registered],
+    kind: str,
+    name: str,
+    report: dict[str, Any],
+) -> None:
+    """Keep the latest evaluation of a registered model or adapter, found by name."""
+    with db.session() as session:
+        row = session.scalar(select(table).where(table.name == name))
+        if row is None:
+            raise RegistryError(f"no {kind} named {name!r}")
+        row.eval_report = report
+        row.evaluated_at = utcnow()
 
 
 def verify_file(kind: str, name: str, path: Path, sha256: str) -> None:
@@ -383,9 +402,4 @@ class ModelRegistry:
 
     def record_report(self, name: str, report: dict[str, Any]) -> None:
         """Keep the latest evaluation of a model."""
-        with self.db.session() as session:
-            row = session.scalar(select(ChatModel).where(ChatModel.name == name))
-            if row is None:
-                raise RegistryError(f"no model named {name!r}")
-            row.eval_report = report
-            row.evaluated_at = utcnow()
+        store_report(self.db, ChatModel, "model", name, report)
