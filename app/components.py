@@ -269,12 +269,14 @@ def build_components(
         if embedder is None:
             embedder = load_embedder(settings)
             # Follow a `docchat reindex --embedding` swap without a restart.
-            embedder.follow_swaps(
-                lambda model: load_embedder(settings, Path(model.path), model.backend)
-            )
-        # The served collection must have been built with this model (a collection
-        # from before records existed adopts it).
-        vectors.check_model(settings.vectors.collection, embedder.identity, adopt=False)
+            # (auto: whichever variant of its weights the new index was built with)
+            embedder.follow_swaps(lambda model: load_embedder(settings, Path(model.path), "auto"))
+        # The served collection must have been built with this model, in either of its
+        # variants under embedding.backend auto (a collection from before records
+        # existed adopts it).
+        served = vectors.target(settings.vectors.collection).record
+        own = embedder.variant_for(served)
+        vectors.check_model(settings.vectors.collection, own.identity, adopt=False)
         if engine is None:
             engine = load_engine(settings, db)
             opened.callback(engine.close)

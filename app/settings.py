@@ -184,14 +184,17 @@ class EmbeddingSettings(BaseModel):
     )
     device: str = Field("cpu", description="Torch device for embedding, e.g. cpu or cuda.")
     batch_size: int = Field(32, ge=1, description="Texts embedded per batch.")
-    backend: Literal["torch", "onnx", "onnx-int8"] = Field(
+    backend: Literal["auto", "torch", "onnx", "onnx-int8"] = Field(
         "torch",
         description="What runs the model. torch: sentence-transformers on PyTorch, fp32. "
         "onnx: the same weights exported to ONNX once (offline, kept in cache_dir) "
-        "and run by ONNX Runtime on the CPU: the same vectors, "
-        "faster. onnx-int8: that export quantized to int8: faster again, but other "
+        "and run by ONNX Runtime on the CPU: the same vectors, faster. onnx-int8: that "
+        "export quantized to int8 (per-channel): 2-3x faster than torch, but other "
         "vectors, so a collection built with one cannot be queried with the other "
-        "(docchat reindex converts). torch and onnx are interchangeable for a collection.",
+        "(docchat reindex converts); retrieval 1-3 questions lower per set "
+        "(docs/performance.md). auto: each collection in the variant it was built with, "
+        "and new ones with onnx-int8 on a CPU device. torch and onnx are "
+        "interchangeable for a collection.",
     )
     cache_dir: Path | None = Field(
         None,

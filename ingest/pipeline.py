@@ -29,7 +29,7 @@ from sqlalchemy import func, select
 
 from app.settings import IngestSettings
 from app.store.db import Database
-from app.store.index_record import Chunking, EmbeddingIdentity
+from app.store.index_record import Chunking, EmbeddingIdentity, IndexRecord
 from app.store.models import OUTCOMES, Document, IngestIssue, IngestRun, utcnow
 from app.store.vectors import VectorStore
 from ingest.chunking import ChunkDraft, Chunker, embedding_text
@@ -50,6 +50,11 @@ class EmbeddingModel(Protocol):
     def embed(self, texts: list[str]) -> list[list[float]]: ...
 
     def count_tokens(self, texts: list[str]) -> list[int]: ...
+
+    def variant_for(self, record: IndexRecord | None, *, new: bool = False) -> EmbeddingModel:
+        """The variant (fp32, int8) that a collection with this record (or a `new`
+        one) is embedded with: app/llm/embedder.py."""
+        ...
 
 
 @dataclass
@@ -83,6 +88,7 @@ class IngestSummary:
     findings: list[Finding] = field(default_factory=list)
     # Seconds spent per stage (load, chunk, embed, store): where a slow run goes.
     stages: dict[str, float] = field(default_factory=dict)
+    model: str = ""  # the embedding model (and variant) the chunks were embedded with
 
     def timed(self, stage: str, started: float) -> None:
         """Add the time since `started` (a perf_counter value) to a stage."""
@@ -125,6 +131,7 @@ class _RunState:
     known: dict[str, StoredDocument]  # documents stored under the run's roots, by path
     gone: set[str]  # paths of known documents whose files are no longer there
     gate: QualityGate
+    embedder: EmbeddingModel  # the variant the collection is built with
 
 
 def _seen_documents(stored: dict[str, StoredDocument], gone: set[str]) -> SeenDocuments:
@@ -212,17 +219,22 @@ class Ingestor:
             raise FileNotFoundError(f"no such file or folder: {', '.join(missing)}")
         if not dry_run and self.vectors is None:
             raise ValueError("a vector store is needed unless this is a dry run")
+        embedder = self.embedder
         if self.vectors is not None:
             # Chunks of another model or chunking must not join the collection's
             # (EmbeddingMismatch, naming both); a new collection records this one.
+            target = self.vectors.target(collection)
+            embedder = embedder.variant_for(target.record, new=target.count == 0)
             self.vectors.check_model(
-                collection, self.embedder.identity, self.chunking, adopt=not dry_run
+                collection, embedder.identity, self.chunking, adopt=not dry_run
             )
         started = time.perf_counter()
-        summary = IngestSummary(collection=collection, dry_run=dry_run)
+        summary = IngestSummary(
+            collection=collection, dry_run=dry_run, model=embedder.identity.describe()
+        )
         files, unsupported = discover(roots, self.exclude)
         summary.skipped = len(unsupported)
-        state = self._begin(summary, roots, files)
+        state = self._begin(summary, roots, files, embedder)
         if on_start:
             on_start(len(files))
         try:
@@ -254,7 +266,11 @@ class Ingestor:
         return summary
 
     def _begin(
-        self, summary: IngestSummary, roots: list[Path], files: list[SourceFile]
+        self,
+        summary: IngestSummary,
+        roots: list[Path],
+        files: list[SourceFile],
+        embedder: EmbeddingModel,
     ) -> _RunState:
         """What the collection holds under the roots, what is gone, and the run recorded."""
         collection = summary.collection
@@ -269,7 +285,7 @@ class Ingestor:
         gone = set(known) - {str(f.path) for f in files}
         gate = QualityGate(_seen_documents(stored, gone))
         summary.run_id = self._start_run(collection, resolved, summary.dry_run)
-        return _RunState(summary, index, known, gone, gate)
+        return _RunState(summary, index, known, gone, gate, embedder)
 
     def _guard_mass_change(self, files: list[SourceFile], state: _RunState) -> None:
         """Raise MassChange if the run would delete (files gone) or replace (files
@@ -357,7 +373,7 @@ class Ingestor:
         summary.findings += [_finding(file.source, i) for i in state.gate.check_chunks(drafts)]
         outcome = "changed" if previous else "new"
         if not summary.dry_run:
-            embeddings = self._embed(doc, drafts, summary)
+            embeddings = self._embed(doc, drafts, state)
             entry = IndexEntry(
                 path,
                 file.source,
@@ -385,10 +401,11 @@ class Ingestor:
         return hashlib.sha256(file.path.read_bytes()).hexdigest()
 
     def _embed(
-        self, doc: LoadedDocument, drafts: list[ChunkDraft], summary: IngestSummary
+        self, doc: LoadedDocument, drafts: list[ChunkDraft], state: _RunState
     ) -> list[list[float]]:
+        summary = state.summary
         began = time.perf_counter()
-        embeddings = self.embedder.embed(
+        embeddings = state.embedder.embed(
             [embedding_text(doc.title, d.section, d.text) for d in drafts]
         )
         summary.timed("embed", began)

@@ -142,13 +142,16 @@ class Reindexer:
         """Re-embed `collection` with `embedder` into a shadow, then swap it in."""
         began = time.perf_counter()
         pointer = self.vectors.pointer(collection)
+        shadow = pointer.building
+        record = self.vectors.record(shadow) if shadow else None
+        # A shadow is a new collection: with embedding.backend auto, int8 (or, when
+        # resuming, the variant the unfinished shadow was started with).
+        embedder = embedder.variant_for(record, new=True)
         summary = ReindexSummary(collection, pointer.target, model=embedder.identity.describe())
         chunks = stored_chunks(self.db, collection)
         if not chunks:
             raise ReindexError(f"collection {collection!r} has no stored chunks to re-embed")
-        shadow = pointer.building
         if shadow:
-            record = self.vectors.record(shadow)
             if record is not None and record.model.space != embedder.identity.space:
                 raise ReindexError(
                     f"a reindex of {collection!r} into {shadow} with {record.model.describe()} "

@@ -78,6 +78,8 @@ def test_messages_with_brackets_print_whole(tmp_path: Path) -> None:
 def test_ingest_of_clean_folder_exits_zero(tmp_path: Path) -> None:
     result = docchat("ingest", str(CORPUS / "guide.md"), data_dir=tmp_path / "data")
     assert result.returncode == 0, result.stderr
+    # Which model (and variant: the default backend's fp32) the chunks were embedded with.
+    assert re.search(r"embedding model: \S+ \(sha256 \w+, 384 dims, fp32\)", result.stdout)
 
 
 def test_ingest_errors_are_clear(tmp_path: Path) -> None:

@@ -32,7 +32,7 @@ class ReindexIn(BaseModel):
     action: Literal["run", "rollback", "drop-previous", "abort"] = "run"
     collection: str | None = Field(None, description="Default: vectors.collection.")
     embedding: str | None = Field(None, description="Model folder. Default: the configured.")
-    backend: Literal["torch", "onnx", "onnx-int8"] | None = None
+    backend: Literal["auto", "torch", "onnx", "onnx-int8"] | None = None
 
 
 class _Job:

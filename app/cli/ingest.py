@@ -145,6 +145,7 @@ def print_summary(summary: IngestSummary, collection: str) -> None:
         table.add_row(name.replace("_", " "), str(getattr(summary, name)))
     table.add_row("seconds", f"{summary.seconds:.1f}")
     console.print(table)
+    say(f"embedding model: {summary.model}")
     if summary.stages:
         spent = ", ".join(f"{name} {secs:.1f} s" for name, secs in summary.stages.items())
         say(f"time by stage: {spent}")

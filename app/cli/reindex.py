@@ -75,7 +75,7 @@ def reindex(
     ] = None,
     backend: Annotated[
         str | None,
-        typer.Option(help="torch, onnx or onnx-int8 (default: embedding.backend)."),
+        typer.Option(help="auto, torch, onnx or onnx-int8 (default: embedding.backend)."),
     ] = None,
     rollback: Annotated[
         bool, typer.Option("--rollback", help="Serve the previous index again.")
@@ -98,6 +98,7 @@ def reindex(
 
     Example: docchat reindex --collection docs --embedding /models/new-minilm
     """
+    from app.llm.embedder import BACKENDS
     from app.store.index_record import EmbeddingMismatch
     from ingest.reindex import ReindexError
 
@@ -105,8 +106,8 @@ def reindex(
                                ("abort", abort), ("status", status)) if on]  # fmt: skip
     if len(actions) > 1:
         raise fail("give at most one of --rollback, --drop-previous, --abort, --status")
-    if backend is not None and backend not in ("torch", "onnx", "onnx-int8"):
-        raise fail(f"unknown backend {backend!r}: use torch, onnx or onnx-int8")
+    if backend is not None and backend not in BACKENDS:
+        raise fail(f"unknown backend {backend!r}: use one of {', '.join(BACKENDS)}")
     settings = load()
     target = collection or settings.vectors.collection
     action: Literal["run", "rollback", "drop", "abort", "status"] = (
@@ -152,7 +153,7 @@ def _embedder_for(settings: Settings, record: IndexRecord) -> EmbeddingModel:
             f"the previous index was built with {record.model.describe()}, which is not "
             f"at {record.model.path or '(no path recorded)'} on this machine"
         )
-    return load_embedder(settings, path, record.model.backend)
+    return load_embedder(settings, path, "auto").variant_for(record)
 
 
 def _print(summary: ReindexSummary, *, rolled_back: bool = False) -> None:

@@ -1,14 +1,19 @@
 """The embedding model, behind the one interface ingest and retrieval both use.
 
-Three backends run the same sentence-transformers folder (setting embedding.backend):
+The backends that run the same sentence-transformers folder (setting embedding.backend):
 
 - `torch`: sentence-transformers on PyTorch, fp32 (the reference).
 - `onnx`: the same weights exported once to ONNX (torch.onnx.export, from the installed
   folder, offline) and run by ONNX Runtime, fp32: the same vectors (cosine > 0.999 to
   torch), faster on CPU; the same embedding model for a collection's record.
-- `onnx-int8`: that export with int8 dynamic quantization of its weights: faster again,
-  but different vectors (cosine ~0.95 to fp32), so a different embedding model for the
-  record: a collection built with one cannot be queried with the other.
+- `onnx-int8`: that export with int8 dynamic quantization of its weights (one scale per
+  output channel): faster again, but other vectors (cosine ~0.994 to fp32), so another
+  embedding model for the record (variant `int8-channel`): a collection built with one
+  cannot be queried with the other.
+- `auto`: each collection is embedded in the variant it was built with
+  (fp32 on torch; `int8-channel`, or `int8` (per-tensor scales) for a collection built
+  with the first int8 variant, on ONNX Runtime), and a new one is built with
+  `int8-channel` on the CPU: docs/performance.md. `variant_for` picks, per collection.
 
 Every backend sorts a call's texts by length before batching, so a batch pads to
 texts of similar length (sentence-transformers does the same for torch).
@@ -16,6 +21,7 @@ texts of similar length (sentence-transformers does the same for torch).
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import logging
@@ -23,6 +29,7 @@ import os
 import tempfile
 import threading
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +44,10 @@ os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 
 log = logging.getLogger(__name__)
 
-BACKENDS = ("torch", "onnx", "onnx-int8")
+BACKENDS = ("auto", "torch", "onnx", "onnx-int8")
+# The variant each explicit backend embeds in; `auto` serves every one of these.
+VARIANTS = {"torch": "fp32", "onnx": "fp32", "onnx-int8": "int8-channel"}
+QUANTIZED = ("int8-channel", "int8")  # what `auto` runs on ONNX Runtime; the first is for new
 # What the vectors depend on; READMEs and training-data listings are left out.
 _HASHED_NAMES = frozenset(
     {
@@ -149,6 +159,10 @@ class Embedder:
         self.model_path = model_path
         self.name = model_name(model_path)
         self.batch_size = batch_size
+        # auto runs fp32 on torch and keeps an int8 twin for new and int8 collections;
+        # int8 ONNX is a CPU runtime, so a GPU device keeps torch for every collection.
+        self._auto = backend == "auto" and device == "cpu"
+        backend = "torch" if backend == "auto" else backend
         self.backend = backend
         self._model: Any = SentenceTransformer(str(model_path), device=device)
         self._tokenizer: Any = self._model.tokenizer
@@ -160,6 +174,9 @@ class Embedder:
         self._others_lock = threading.Lock()
         cache_dir = cache_dir or user_cache_dir()
         sha = weights_sha256(model_path, cache_dir)
+        self._cache_dir = cache_dir
+        self._threads = threads
+        self._twins: dict[str, Embedder] = {}
         self._onnx: Any = None
         if backend != "torch":
             from app.llm.onnx_embedding import OnnxEncoder
@@ -168,7 +185,7 @@ class Embedder:
                 self._model,
                 model_path,
                 sha,
-                quantized=backend == "onnx-int8",
+                variant=VARIANTS[backend],
                 cache_dir=cache_dir,
                 threads=threads,
             )
@@ -176,7 +193,7 @@ class Embedder:
             name=self.name,
             sha256=sha,
             dimension=self.dimension,
-            variant="int8" if backend == "onnx-int8" else "fp32",
+            variant=VARIANTS[backend],
             backend=backend,
             path=str(model_path.resolve()),
         )
@@ -219,6 +236,45 @@ class Embedder:
         encoded = self._tokenizer(texts, add_special_tokens=False)["input_ids"]
         return [len(ids) for ids in encoded]
 
+    def variant_for(self, record: IndexRecord | None, *, new: bool = False) -> Embedder:
+        """This model as a collection needs it. With backend `auto`: the int8 twin for
+        a collection built with one of the int8 variants of these weights, or for a `new`
+        one (empty, no record: `int8-channel`); this fp32 one otherwise (a collection
+        from before records was built with fp32). Other backends: this one (for_index
+        refuses or follows another model)."""
+        if not self._auto:
+            return self
+        if record is None:
+            return self._twin(QUANTIZED[0]) if new else self
+        built = record.model
+        ours = (built.sha256, built.dimension) == (self.identity.sha256, self.identity.dimension)
+        if ours and built.variant in QUANTIZED:
+            return self._twin(built.variant)
+        return self
+
+    def _twin(self, variant: str) -> Embedder:
+        """The same weights run by the ONNX export in an int8 variant (made and cached
+        on first use), sharing this one's tokenizer and lock."""
+        with self._others_lock:
+            twin = self._twins.get(variant)
+            if twin is None:
+                from app.llm.onnx_embedding import OnnxEncoder
+
+                twin = copy.copy(self)
+                twin._auto = False
+                twin.backend = "onnx-int8"
+                twin._onnx = OnnxEncoder.load(
+                    self._model,
+                    self.model_path,
+                    self.identity.sha256,
+                    variant=variant,
+                    cache_dir=self._cache_dir,
+                    threads=self._threads,
+                )
+                twin.identity = replace(self.identity, variant=variant, backend="onnx-int8")
+                self._twins[variant] = twin
+            return twin
+
     def follow_swaps(self, load: Callable[[EmbeddingIdentity], Embedder]) -> None:
         """Let `for_index` load another model that a served collection was rebuilt with
         (`docchat reindex --embedding`), from the path in the collection's record, the
@@ -231,8 +287,9 @@ class Embedder:
         with no record yet), another one loaded to follow a swap (`follow_swaps`), or
         EmbeddingMismatch naming both. A recorded model that is not on this machine, or
         whose files no longer hash the same, is refused."""
-        if record is None or record.model.space == self.identity.space:
-            return self
+        own = self.variant_for(record)
+        if record is None or record.model.space == own.identity.space:
+            return own
         found = self._others.get(record.model.space)
         if found is not None:
             return found
@@ -248,7 +305,7 @@ class Embedder:
                     record.model.describe(),
                     path,
                 )
-                found = self._load_other(record.model)
+                found = self._load_other(record.model).variant_for(record)
                 if found.identity.space != record.model.space:
                     raise EmbeddingMismatch(collection, record, found.identity)
                 self._others[record.model.space] = found

@@ -10,7 +10,8 @@ Which models are "the same": the weights hash (sha256 over the model folder's we
 tokenizer and config files), the dimension and the numeric variant. The same weights in
 fp32 give the same vectors whether PyTorch or ONNX Runtime runs them (cosine 1.0000
 measured), so the runtime is recorded but not compared; int8 weights give different
-vectors (cosine ~0.95 to fp32), so `variant` is compared.
+vectors (cosine ~0.994 to fp32 with per-channel scales, `int8-channel`; ~0.94 with one
+scale per tensor, `int8`, the first variant), so `variant` is compared.
 """
 
 from __future__ import annotations
@@ -28,7 +29,8 @@ class EmbeddingIdentity:
     name: str
     sha256: str  # over the model folder's weight, tokenizer and config files
     dimension: int
-    variant: str = "fp32"  # fp32 or int8: different variants give different vectors
+    # fp32, int8-channel or int8 (the first, per-tensor int8): each gives other vectors
+    variant: str = "fp32"
     backend: str = "torch"  # what ran it (torch, onnx): recorded, not compared
     path: str = ""  # where it was loaded from, so a server can load it to follow a swap
 
@@ -120,7 +122,12 @@ class EmbeddingMismatch(RuntimeError):
                 "cannot be compared. Re-embed the collection with "
                 f"`docchat reindex --collection {collection} --embedding PATH --backend "
                 "NAME` (it keeps serving meanwhile), or set embedding.model_path / "
-                "embedding.backend to the model it was built with."
+                "embedding.backend to the model it was built with"
+                + (
+                    " (embedding.backend=auto serves every variant of the same weights)."
+                    if record.model.sha256 == model.sha256
+                    else "."
+                )
             )
         else:
             built = record.chunking.describe() if record.chunking else "unknown chunking"

@@ -60,6 +60,9 @@ def test_reindex_to_another_model_while_the_server_answers_on_chroma_server_and_
         vectors__url=chroma_server.url,
         vectors__collection="reindexed",
         database__url=postgres.new_database(),
+        # fp32 only (not auto, which serves either variant itself): int8 is then a
+        # model the server must load to follow the swap.
+        embedding__backend="torch",
     )
     assert cli(env, "ingest", str(corpus(tmp_path))).returncode == 0
     with docchat_serve(env, tmp_path / "server.log") as served:
@@ -181,7 +184,7 @@ def test_rollback_catches_up_and_lasts_until_the_previous_index_is_dropped(
     tmp_path: Path, models: Models
 ) -> None:
     data = tmp_path / "data"
-    env = docchat_env(data)
+    env = docchat_env(data, embedding__backend="torch")  # configured: fp32 only
     docs = corpus(tmp_path)
     (docs / "notes.txt").unlink()
     assert cli(env, "ingest", str(docs)).returncode == 0
