@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from app.chat.events import AnswerChecks, Finished, Usage
+from app.chat.events import AnswerChecks, Finished, Release, Usage
 from app.evaluation.answers import AnswerResult, is_refusal, percentile, summarize
 from app.evaluation.cases import QACase, contains_expected, read_cases
 from app.rag.prompt import NO_CONTEXT_ANSWER
@@ -25,7 +25,7 @@ def finished(text: str, *, from_docs: bool = True, **checks: object) -> Finished
         checks=AnswerChecks(**checks),  # type: ignore[arg-type]
         usage=Usage(),
         finish_reason="stop",
-        model="m",
+        release=Release("m"),
     )
 
 

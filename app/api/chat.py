@@ -51,6 +51,7 @@ def answer_body(done: Finished) -> dict[str, Any]:
             "prompt_tokens": done.usage.prompt_tokens,
             "completion_tokens": done.usage.completion_tokens,
         },
+        "release": done.release.as_dict(),
     }
 
 

@@ -161,6 +161,8 @@ class Completion:
         self.id = f"chatcmpl-{uuid.uuid4().hex}"
         self.created = int(time.time())
         self.sources = [c.as_dict() for c in answer.started.citations]
+        # OpenAI's name for "which backend configuration wrote this": the files' hashes.
+        self.fingerprint = answer.release.fingerprint
 
     def whole(self, done: Finished) -> dict[str, Any]:
         """The non-streamed response."""
@@ -178,6 +180,7 @@ class Completion:
                 }
             ],
             "usage": usage_body(done),
+            "system_fingerprint": self.fingerprint,
             "sources": self.sources,
             "grounded": done.checks.grounded,
             "grounding_score": done.checks.grounding_score,
@@ -190,6 +193,7 @@ class Completion:
             "object": "chat.completion.chunk",
             "created": self.created,
             "model": self.request.model,
+            "system_fingerprint": self.fingerprint,
             "choices": [{"index": 0, "delta": delta, "finish_reason": finish, "logprobs": None}],
             **extra,
         }
@@ -235,6 +239,7 @@ class Completion:
                 "object": "chat.completion.chunk",
                 "created": self.created,
                 "model": self.request.model,
+                "system_fingerprint": self.fingerprint,
                 "choices": [],
                 "usage": usage_body(done),
             }

@@ -28,6 +28,18 @@ class UsageOut(BaseModel):
     completion_tokens: int
 
 
+class ReleaseOut(BaseModel):
+    """The model (and adapter) that wrote an answer."""
+
+    model: str = Field(description='The name it is served under ("base+adapter" with one).')
+    model_sha256: str | None = Field(
+        description="The model file's sha256, first 12 hex digits (null: a model server's)."
+    )
+    adapter_sha256: str | None = Field(
+        description="The adapter file's sha256, first 12 hex digits (null: none applied)."
+    )
+
+
 class ChatAnswer(BaseModel):
     """A finished answer (the JSON response, and the data of the `done` event)."""
 
@@ -43,6 +55,7 @@ class ChatAnswer(BaseModel):
         "grounding_score, grounded, and blocked (why it was withheld)."
     )
     usage: UsageOut
+    release: ReleaseOut
 
 
 class FeedbackOut(BaseModel):

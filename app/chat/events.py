@@ -45,6 +45,31 @@ class Usage:
 
 
 @dataclass(frozen=True)
+class Release:
+    """The model (and adapter) that wrote an answer, named for the client (lineage)."""
+
+    model: str  # the name it is served under ("base+adapter" when an adapter is applied)
+    model_sha256: str | None = None  # None: a model on a server, not a file of ours
+    adapter_sha256: str | None = None  # None: no adapter applied
+
+    @property
+    def fingerprint(self) -> str | None:
+        """OpenAI's `system_fingerprint`: the files' short hashes (None: not ours to hash)."""
+        if self.model_sha256 is None:
+            return None
+        tail = f"-{self.adapter_sha256[:12]}" if self.adapter_sha256 else ""
+        return f"fp_{self.model_sha256[:12]}{tail}"
+
+    def as_dict(self) -> dict[str, Any]:
+        """As the chat API shows it: names and short hashes (the full ones are stored)."""
+        return {
+            "model": self.model,
+            "model_sha256": self.model_sha256[:12] if self.model_sha256 else None,
+            "adapter_sha256": self.adapter_sha256[:12] if self.adapter_sha256 else None,
+        }
+
+
+@dataclass(frozen=True)
 class Started:
     """The answer was admitted; its stored ids (None when it is not stored)."""
 
@@ -71,8 +96,7 @@ class Finished:
     checks: AnswerChecks
     usage: Usage
     finish_reason: str  # stop | length | content_filter
-    model: str
-    model_sha256: str | None = None  # lineage: the file that wrote it (None: a server)
+    release: Release  # the model (and adapter) that wrote it
     conversation_id: str | None = None
     message_id: str | None = None
     stats: GenerationStats | None = None  # the generation's timings (None: no model call)

@@ -17,7 +17,16 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
 from typing import Any
 
-from app.chat.events import AnswerChecks, AnswerEvent, Failed, Finished, Started, Token, Usage
+from app.chat.events import (
+    AnswerChecks,
+    AnswerEvent,
+    Failed,
+    Finished,
+    Release,
+    Started,
+    Token,
+    Usage,
+)
 from app.llm.base import ChatEngine, GenerationStats, GenerationTimeout, Prompt, Ticket
 from app.problems import INTERNAL, ApiError, QuestionTooLong, RequestTooLarge, problem_from
 from app.rag.fitting import fit_prompt
@@ -331,6 +340,7 @@ class Answer:
     ) -> None:
         self.service = service
         self.engine = engine  # the model that writes this answer, to its end
+        self.release = Release(engine.model_id, engine.model_sha256, engine.adapter_sha256)
         self.started = started
         self.hits = hits
         self.prompt = prompt  # None: nothing relevant was found, no model call
@@ -458,8 +468,7 @@ class Answer:
             checks=checks,
             usage=usage,
             finish_reason=reason,
-            model=self.engine.model_id,
-            model_sha256=self.engine.model_sha256,
+            release=self.release,
             conversation_id=self.started.conversation_id,
             message_id=self.started.message_id,
             stats=stats,

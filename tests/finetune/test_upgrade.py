@@ -155,6 +155,12 @@ def _run(
         message = session.get_one(Message, reply["message_id"])
         assert message.adapter_sha256 == adapter_a["sha256"]
         assert message.model == f"{base_a}+{adapter_a['name']}"
+        # The client is told the same release: names and short hashes.
+        assert reply["release"] == {
+            "model": message.model,
+            "model_sha256": message.model_sha256[:12],
+            "adapter_sha256": adapter_a["sha256"][:12],
+        }
     shown = json.loads(docchat(env, "finetune", "show", adapter_a["name"], "--json"))
     held = shown["eval_report"]["held_out"]
     assert held["adapter"]["examples"] == before["n_held_out"]

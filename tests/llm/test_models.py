@@ -27,6 +27,7 @@ import llama_cpp as ll
 import pytest
 from pydantic import SecretStr
 
+from app.chat.events import Release
 from app.components import Components, active_model, load_model
 from app.llm.base import CannotChat
 from app.llm.hosting import SwappableEngine
@@ -177,6 +178,19 @@ def report(expected: float, p95: float) -> dict[str, object]:
     return {"sets": [{"file": "eval/docs_qa.jsonl", "collection": "docs", "answers": answers}]}
 
 
+def test_a_release_is_named_by_its_files_short_hashes() -> None:
+    model, adapter = "1d9614638d18" + "0" * 52, "4be0c2a19f3e" + "1" * 52
+    assert Release("qwen", model).fingerprint == "fp_1d9614638d18"
+    both = Release("qwen+support", model, adapter)
+    assert both.fingerprint == "fp_1d9614638d18-4be0c2a19f3e"
+    assert both.as_dict() == {
+        "model": "qwen+support",
+        "model_sha256": "1d9614638d18",
+        "adapter_sha256": "4be0c2a19f3e",
+    }
+    assert Release("served-elsewhere").fingerprint is None  # a model server's file
+
+
 def test_the_gate_compares_set_by_set() -> None:
     settings = Settings(_env_file=None)  # type: ignore[call-arg]
     assert compare(report(0.60, 10), report(0.62, 9), settings) == []  # within tolerance
@@ -220,6 +234,11 @@ def registry_server(
         db.close()
 
 
+def release_of(name: str, sha256: str) -> dict[str, str | None]:
+    """The `release` an /api/chat answer carries for a model without an adapter."""
+    return {"model": name, "model_sha256": sha256[:12], "adapter_sha256": None}
+
+
 def stored_lineage(components: Components, message_id: str) -> tuple[str | None, str | None]:
     with components.db.session() as session:
         message = session.get_one(Message, message_id)
@@ -252,10 +271,27 @@ def test_hot_swap_while_an_answer_streams(
         assert [name for name, _ in events][-1] == "done"  # finished on the old model
         done = events[-1][1]
         assert stored_lineage(served, done["message_id"]) == (old.name, old.sha256)
+        # Each answer names the release that wrote it, as stored.
+        assert done["release"] == release_of(old.name, old.sha256)
         # The next question starts on the new model, with nothing failed.
         after = client.post("/api/chat", json={"question": QUESTION, "stream": False})
         assert after.status_code == 200, after.text
         assert stored_lineage(served, after.json()["message_id"]) == (new.name, new.sha256)
+        assert after.json()["release"] == release_of(new.name, new.sha256)
+        # The OpenAI API names it as that API does, in the response and in every chunk.
+        ask = {"model": "docchat", "messages": [{"role": "user", "content": QUESTION}]}
+        whole = client.post("/v1/chat/completions", json={**ask, "max_tokens": 8}).json()
+        assert whole["system_fingerprint"] == f"fp_{new.sha256[:12]}"
+        with client.stream(
+            "POST", "/v1/chat/completions", json={**ask, "max_tokens": 8, "stream": True}
+        ) as streamed:
+            chunks = [
+                json.loads(line.removeprefix("data: "))
+                for line in streamed.iter_lines()
+                if line.startswith("data: {")
+            ]
+        assert len(chunks) > 2
+        assert {c["system_fingerprint"] for c in chunks} == {f"fp_{new.sha256[:12]}"}
         models = client.get("/v1/models").json()["data"]
         assert models[0]["id"] == "smollm2-q8"
     assert engine.current is not first_engine
