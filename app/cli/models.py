@@ -173,6 +173,15 @@ def models_list(
     if as_json:
         sys.stdout.write(json.dumps([e.as_dict() for e in entries], indent=2) + "\n")
         return
+    if not entries:
+        # A fresh data folder: the first `serve` registers the configured model.
+        console.print(
+            "No chat model is registered yet. `docchat serve` registers the configured one "
+            "(llm.model_path, or the catalog's default, pulled) when it first starts; "
+            "`docchat models pull` installs the default now, `docchat models catalog` lists "
+            "the others and `docchat models add FILE.gguf` registers a file of your own."
+        )
+        return
     table = Table(title="Chat models")
     for column in ("", "name", "params", "quant", "size", "sha256", "evaluated"):
         table.add_column(column)

@@ -401,6 +401,11 @@ def test_models_commands(variants: Variants, tmp_path: Path) -> None:
         "DOCCHAT_SECRETS_DIR": str(tmp_path / "none"),
         "COLUMNS": "200",
     }
+    # A fresh data folder: not an empty table, but what to do.
+    fresh = run_docchat("models", "list", env=env)
+    assert fresh.returncode == 0, fresh.stderr
+    assert "No chat model is registered yet" in fresh.stdout
+    assert "docchat models pull" in fresh.stdout
     added = run_docchat("models", "add", str(variants.q8), "--name", "q8", env=env)
     assert added.returncode == 0, added.stderr
     assert "Q8_0" in added.stdout
