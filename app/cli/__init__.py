@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import typer
 
 from app.cli import (
@@ -22,6 +24,7 @@ from app.cli import (
     reindex,
     serve,
 )
+from app.cli.common import describe, fail
 
 app = typer.Typer(
     help="docchat: answer questions from your documentation, on your own machines.",
@@ -57,4 +60,36 @@ app.add_typer(
 
 def main() -> None:
     """Console-script entry point."""
-    app()
+    try:
+        app()
+    except Exception as exc:
+        # What an operator can fix (a missing model file, a busy or unreachable store, a
+        # refused snapshot) is one line saying so, not a traceback.
+        if not isinstance(exc, operator_errors()):
+            raise
+        fail(describe(exc))
+        sys.exit(1)
+
+
+def operator_errors() -> tuple[type[Exception], ...]:
+    """The domain errors whose message tells an operator what to do."""
+    from app.backup.stores import BackupError
+    from app.llm.catalog import PullError
+    from app.llm.provision import ModelNotFound
+    from app.llm.registry import RegistryError
+    from app.security.secrets import ConfigError
+    from app.store.db import DatabaseUnavailable
+    from app.store.index_record import EmbeddingMismatch
+    from app.store.vectors import VectorStoreBusy, VectorStoreUnavailable
+
+    return (
+        BackupError,
+        ConfigError,
+        DatabaseUnavailable,
+        EmbeddingMismatch,
+        ModelNotFound,
+        PullError,
+        RegistryError,
+        VectorStoreBusy,
+        VectorStoreUnavailable,
+    )

@@ -398,7 +398,17 @@ class ModelRegistry:
 
     def verify(self, entry: ModelEntry) -> None:
         """ModelFileChanged unless the file is there with the registered bytes."""
-        verify_file("model", entry.name, entry.path, entry.sha256)
+        try:
+            verify_file("model", entry.name, entry.path, entry.sha256)
+        except ModelFileChanged as exc:
+            catalog = entry.source.removeprefix("catalog:")
+            if catalog == entry.source or entry.path.is_file():
+                raise
+            # A catalog model (a restore onto a new machine, a cleaned cache): the
+            # catalog provisions the same bytes again, checked by their hash.
+            raise ModelFileChanged(
+                f"{exc}, or install it again from the catalog: docchat models pull {catalog}"
+            ) from None
 
     def record_report(self, name: str, report: dict[str, Any]) -> None:
         """Keep the latest evaluation of a model."""

@@ -19,7 +19,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import httpx
@@ -38,7 +38,7 @@ from app.main import create_app
 from app.settings import GateSet, Settings
 from app.store.db import Database
 from app.store.models import Message
-from tests.conftest import FIXTURES, make_settings, run_docchat, serve_in_thread
+from tests.conftest import FIXTURES, free_port, make_settings, run_docchat, serve_in_thread
 from tests.sse import parse_sse
 
 QUESTION = "What port does the widget server listen on by default?"
@@ -424,6 +424,36 @@ def test_models_commands(variants: Variants, tmp_path: Path) -> None:
     none = run_docchat("models", "rollback", env=env)
     assert none.returncode == 1
     assert "nothing to roll back to" in none.stderr
+
+
+def test_a_missing_model_file_is_one_clear_line_not_a_traceback(
+    registry: ModelRegistry, variants: Variants, tmp_path: Path
+) -> None:
+    """A registered file gone (a restore onto a new machine, a cleaned disk): every
+    command that loads the model says which file and what to do, and exits 1."""
+    copy = tmp_path / "gone.gguf"
+    shutil.copyfile(variants.q8, copy)
+    data = tmp_path / "data"
+    env = {
+        **os.environ,
+        "DOCCHAT_DATA_DIR": str(data),
+        "DOCCHAT_SECRETS_DIR": str(tmp_path / "none"),
+        "DOCCHAT_LLM__MODEL_PATH": str(copy),
+    }
+    assert run_docchat("models", "add", str(copy), "--name", "gone", env=env).returncode == 0
+    forced = run_docchat("models", "activate", "gone", "--no-evaluate", "--force", env=env)
+    assert forced.returncode == 0, forced.stderr
+    copy.unlink()
+    for command in (["ask", "Which port?"], ["serve", "--port", str(free_port())]):
+        result = run_docchat(*command, env=env, timeout=120)
+        assert result.returncode == 1, (command, result.stderr)
+        assert f"model 'gone': its file {copy} is missing" in result.stderr
+        assert "Traceback" not in result.stderr
+    # A catalog model's message names the command that provisions it again.
+    entry = replace(registry.seed(variants.original), source="catalog:smollm2-135m")
+    missing = replace(entry, path=tmp_path / "nowhere.gguf")
+    with pytest.raises(ModelFileChanged, match="docchat models pull smollm2-135m"):
+        registry.verify(missing)
 
 
 def test_the_first_start_registers_the_configured_model(tmp_path: Path) -> None:
