@@ -68,6 +68,26 @@ def test_the_summary_reads_whole_in_80_columns(tmp_path: Path) -> None:
     assert summary_counts(result.stdout)["new"] == 1
 
 
+def test_help_is_wrapped_by_the_terminal_not_by_the_docstring(tmp_path: Path) -> None:
+    """Help used to break where the source's lines did ("...into a shadow index while" /
+    "the current one keeps serving...") whatever the terminal's width."""
+    listing = docchat("--help", data_dir=tmp_path / "data")
+    assert listing.returncode == 0, listing.stderr
+    # Each command is listed by its one-line summary: no row continues on the next.
+    rows = [line for line in listing.stdout.splitlines() if line.startswith("│ ")]
+    assert rows and all(not row.startswith("│" + " " * 10) for row in rows), rows
+    assert "reindex        Re-embed a collection into a shadow index, then swap" in listing.stdout
+    # A command's paragraphs flow to the width (200 columns here): one line each.
+    restore = docchat("backup", "restore", "--help", data_dir=tmp_path / "data")
+    assert "(empty ones): every hash is checked first, an older schema" in restore.stdout
+    narrow = docchat("backup", "restore", "--help", data_dir=tmp_path / "data", COLUMNS="50")
+    assert max(len(line.rstrip()) for line in narrow.stdout.splitlines()) <= 50
+    # Indented examples keep a line each.
+    curate = docchat("curate", "add", "--help", data_dir=tmp_path / "data")
+    lines = [line.strip() for line in curate.stdout.splitlines()]
+    assert "docchat curate add --file examples.jsonl" in lines
+
+
 def test_messages_with_brackets_print_whole(tmp_path: Path) -> None:
     """rich read "[a-zA-Z0-9._-]" as markup and cut the message there."""
     result = docchat("ingest", str(CORPUS), "--collection", "pg", data_dir=tmp_path / "data")

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import inspect
 import sys
 
+import click
 import typer
+import typer.main
 
 from app.cli import (
     ask,
@@ -60,8 +63,10 @@ app.add_typer(
 
 def main() -> None:
     """Console-script entry point."""
+    command = typer.main.get_command(app)
+    reflow_help(command)
     try:
-        app()
+        command(prog_name="docchat")
     except Exception as exc:
         # What an operator can fix (a missing model file, a busy or unreachable store, a
         # refused snapshot) is one line saying so, not a traceback.
@@ -69,6 +74,19 @@ def main() -> None:
             raise
         fail(describe(exc))
         sys.exit(1)
+
+
+def reflow_help(command: click.Command) -> None:
+    """Let the terminal wrap help text: the line breaks of a docstring's paragraphs are
+    its source layout, not the reader's (typer's rich help keeps them as they are).
+    Indented lines (examples, one per line) are kept as written."""
+    if command.help:
+        command.help = "\n\n".join(
+            p if p.startswith("\b") or "\n " in p else " ".join(p.split("\n"))
+            for p in inspect.cleandoc(command.help).split("\n\n")
+        )
+    for sub in getattr(command, "commands", {}).values():
+        reflow_help(sub)
 
 
 def operator_errors() -> tuple[type[Exception], ...]:

@@ -83,7 +83,9 @@ def backup_create(
     ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
 ) -> None:
-    """Take one consistent snapshot of the database, every vector collection, the model
+    """Take one consistent snapshot of all docchat's data.
+
+    Take one consistent snapshot of the database, every vector collection, the model
     and adapter registry with their files, datasets and the data directory's files.
     Safe while the server runs.
 
@@ -125,7 +127,9 @@ def backup_verify(
     snapshot_dir: Annotated[Path, typer.Argument(metavar="SNAPSHOT", help="A snapshot folder.")],
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
 ) -> None:
-    """Check a snapshot: its manifest, that this docchat knows its schema, and every
+    """Check a snapshot: manifest, schema, and every file's size and sha256.
+
+    Check a snapshot: its manifest, that this docchat knows its schema, and every
     file's size and sha256. Exit 1 naming the first problem.
 
     Example: docchat backup verify backups/docchat-backup-20260101T020000Z
@@ -164,7 +168,9 @@ def backup_restore(
         typer.Option("--pull-models", help="Install the catalog models the snapshot names (pip)."),
     ] = False,
 ) -> None:
-    """Restore a snapshot into the configured data directory and stores (empty ones):
+    """Restore a snapshot into empty stores and data directory.
+
+    Restore a snapshot into the configured data directory and stores (empty ones):
     every hash is checked first, an older schema is migrated, registry paths are
     pointed at where the files now are. Stop the server first.
 
@@ -210,7 +216,9 @@ def backup_list(
     ] = Path("backups"),
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
-    """The snapshots in a folder, oldest first (from their manifests; `verify` checks
+    """The snapshots in a folder, oldest first.
+
+    The snapshots in a folder, oldest first (from their manifests; `verify` checks
     the files)."""
     from app.backup import snapshot
 

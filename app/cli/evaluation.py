@@ -57,7 +57,9 @@ def eval_retrieval(
     min_recall: Annotated[float | None, typer.Option(help="Exit 4 below this recall@k.")] = None,
     min_mrr: Annotated[float | None, typer.Option(help="Exit 4 below this MRR@k.")] = None,
 ) -> None:
-    """Recall@k and MRR of retrieval for questions with known source files (out-of-scope
+    """Recall@k and MRR of retrieval on a question set.
+
+    Recall@k and MRR of retrieval for questions with known source files (out-of-scope
     questions are left out).
 
     Example: docchat eval retrieval eval/python311_qa.jsonl --collection python311
@@ -140,7 +142,9 @@ def eval_answers(
         float | None, typer.Option(help="Exit 4 above this p95 time per answer (seconds).")
     ] = None,
 ) -> None:
-    """Ask every question through the same path as the API and judge the answers: the
+    """Ask a question set through the API's own path and judge the answers.
+
+    Ask every question through the same path as the API and judge the answers: the
     share holding the expected phrases, grounded, citing an expected source, refusals
     where the docs cover it and answers where they do not; times and tokens.
 

@@ -41,7 +41,9 @@ def finetune_train(
         str | None, typer.Option(help="cpu or cuda (default: a GPU when there is one).")
     ] = None,
 ) -> None:
-    """Train a LoRA adapter for the active base model on a dataset's train split and
+    """Train a LoRA adapter for the active base model on a dataset.
+
+    Train a LoRA adapter for the active base model on a dataset's train split and
     register it. Resumes a run that was stopped; needs the `finetune` extra
     (pip install 'docchat\\[finetune]').
 
@@ -164,7 +166,9 @@ def _compatibility(models: ModelRegistry) -> Callable[[AdapterEntry], list[str]]
 def finetune_list(
     as_json: Annotated[bool, typer.Option("--json", help="JSON instead of a table.")] = False,
 ) -> None:
-    """The adapters, which one serves, and whether each fits the active base model
+    """The adapters, which one serves, and whether each fits the active base.
+
+    The adapters, which one serves, and whether each fits the active base model
     (adapters of another base are listed as incompatible, with the reason)."""
     from app.llm.adapters import AdapterRegistry
 
@@ -218,7 +222,9 @@ def finetune_show(
 
 @app.command("evaluate")
 def finetune_evaluate(name: Annotated[str, typer.Argument(help="Adapter name.")]) -> None:
-    """Measure the active base with the adapter on the gate's sets and the dataset's
+    """Measure an adapter against the base alone, and record the figures.
+
+    Measure the active base with the adapter on the gate's sets and the dataset's
     held-out split (the base alone too, on the same rows), and record it."""
     from app.llm.adapters import AdapterRegistry
 
@@ -240,7 +246,9 @@ def finetune_activate(
         bool, typer.Option(help="Measure now (off: use the recorded evaluations).")
     ] = True,
 ) -> None:
-    """Serve an adapter on the active base model through the promotion gate. Running
+    """Serve an adapter on the active base model through the promotion gate.
+
+    Serve an adapter on the active base model through the promotion gate. Running
     servers switch within models.poll_interval_s; `docchat models rollback` undoes it.
 
     Example: docchat finetune activate support-2026-12-on-qwen2.5-coder-0.5b-instruct-q4_k_m

@@ -117,7 +117,9 @@ def models_pull(
         str | None, typer.Argument(help="A catalog name (default: the default model).")
     ] = None,
 ) -> None:
-    """Install a model from the catalog into the data directory and register it; its
+    """Install a catalog model into the data directory and register it.
+
+    Install a model from the catalog into the data directory and register it; its
     hash is checked before anything uses it.
 
     Example: docchat models pull qwen2.5-coder-1.5b-instruct-q4_k_m
@@ -279,7 +281,9 @@ def models_activate(
         bool, typer.Option(help="Measure now (off: use the recorded evaluations).")
     ] = True,
 ) -> None:
-    """Put a model in service through the promotion gate: it is measured on the gate's
+    """Put a model in service through the promotion gate.
+
+    Put a model in service through the promotion gate: it is measured on the gate's
     question sets and refused if it answers worse than the active model. Running servers
     switch to it within models.poll_interval_s, without a restart.
 
@@ -305,7 +309,9 @@ def models_activate(
 
 @app.command("rollback")
 def models_rollback() -> None:
-    """Return to the model that was in service before the current one (no gate: it
+    """Return to the model that served before the current one.
+
+    Return to the model that was in service before the current one (no gate: it
     served before). Running servers switch back without a restart."""
     with registry() as (_settings, models):
         entry = _fail_on_registry_errors(lambda: models.rollback(actor="cli"))

@@ -91,7 +91,9 @@ def reindex(
     ] = False,
     batch: Annotated[int, typer.Option(min=1, help="Chunks embedded per step.")] = 256,
 ) -> None:
-    """Re-embed a collection from the chunk text already stored into a shadow index while
+    """Re-embed a collection into a shadow index, then swap it in at once.
+
+    Re-embed a collection from the chunk text already stored into a shadow index while
     the current one keeps serving, then swap it in at once (servers follow without a
     restart). A killed run continues where it stopped when run again. The index swapped
     out is kept for --rollback until --drop-previous.
