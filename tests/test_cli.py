@@ -75,7 +75,8 @@ def test_help_is_wrapped_by_the_terminal_not_by_the_docstring(tmp_path: Path) ->
     assert listing.returncode == 0, listing.stderr
     # Each command is listed by its one-line summary: no row continues on the next.
     rows = [line for line in listing.stdout.splitlines() if line.startswith("│ ")]
-    assert rows and all(not row.startswith("│" + " " * 10) for row in rows), rows
+    assert rows
+    assert all(not row.startswith("│" + " " * 10) for row in rows), rows
     assert "reindex        Re-embed a collection into a shadow index, then swap" in listing.stdout
     # A command's paragraphs flow to the width (200 columns here): one line each.
     restore = docchat("backup", "restore", "--help", data_dir=tmp_path / "data")

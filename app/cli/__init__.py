@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import inspect
 import sys
+from typing import Any
 
-import click
 import typer
 import typer.main
 
@@ -76,7 +76,7 @@ def main() -> None:
         sys.exit(1)
 
 
-def reflow_help(command: click.Command) -> None:
+def reflow_help(command: Any) -> None:  # a Command of typer's own (vendored) click
     """Let the terminal wrap help text: the line breaks of a docstring's paragraphs are
     its source layout, not the reader's (typer's rich help keeps them as they are).
     Indented lines (examples, one per line) are kept as written."""
