@@ -527,6 +527,12 @@ class ModelSettings(BaseModel):
         "(every replica follows the registry).",
     )
 
+    @field_validator("gate_latency_ratio", mode="before")
+    @classmethod
+    def _empty_is_off(cls, value: Any) -> Any:
+        # An environment variable cannot be null: empty is how it turns the rule off.
+        return None if isinstance(value, str) and not value.strip() else value
+
 
 # Kinds of personal data the redaction knows (app/security/pii.py).
 PiiKind = Literal["email", "phone", "card", "iban", "ip"]

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from app.config_report import MASK, settings_report
-from app.settings import load_settings
+from app.settings import Settings, load_settings
 
 CANARY = "postgresql://docchat:CANARY-db-pass-3f9a@127.0.0.1:1/docchat"
 
@@ -142,3 +142,12 @@ def test_the_documented_settings_are_the_real_ones() -> None:
         "docs/configuration.md is out of date: replace everything from '### top level' "
         "with the output of `docchat config reference`"
     )
+
+
+def test_an_empty_gate_latency_ratio_turns_the_rule_off(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Documented as "Empty: latency does not gate", yet the environment could not say
+    it: an empty variable was refused as not a number."""
+    monkeypatch.setenv("DOCCHAT_MODELS__GATE_LATENCY_RATIO", "")
+    assert Settings(_env_file=None).models.gate_latency_ratio is None  # type: ignore[call-arg]
+    monkeypatch.setenv("DOCCHAT_MODELS__GATE_LATENCY_RATIO", "3")
+    assert Settings(_env_file=None).models.gate_latency_ratio == 3.0  # type: ignore[call-arg]
