@@ -27,7 +27,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from app.chat.service import closest_passage  # noqa: E402
+from app.chat.passage import closest_passage  # noqa: E402
 from app.components import build_components, load_model  # noqa: E402
 from app.evaluation.answers import AnswerReport, evaluate_answers  # noqa: E402
 from app.evaluation.cases import QACase, contains_expected, read_cases  # noqa: E402

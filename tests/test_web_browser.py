@@ -45,6 +45,10 @@ import httpx
 import pytest
 
 CHROMIUM = "/usr/bin/chromium"
+# Screenshots a person looks at (kept by the test run, not compared).
+ARTIFACTS = os.environ.get(
+    "DOCCHAT_TEST_ARTIFACTS", os.path.join(tempfile.gettempdir(), "docchat-screens")
+)
 CHROMEDRIVER = "/usr/bin/chromedriver"
 
 if not (os.path.exists(CHROMIUM) and os.path.exists(CHROMEDRIVER)):
@@ -407,6 +411,64 @@ def test_render_markdown_never_interprets_html(driver, live_server):
     hrefs = [a.get_attribute("href") or "" for a in probe.find_elements(By.TAG_NAME, "a")]
     assert all(not h.lower().startswith("javascript:") for h in hrefs), hrefs
     assert all(urlsplit(h).path.startswith("/sources/") for h in hrefs), hrefs
+    assert _browser_problems(driver) == []
+
+
+PASSAGE = (
+    "Here is the passage that comes closest (docs/models.md):\n\n"
+    "> ## Rolling back\n"
+    ">\n"
+    "> ```sh\n"
+    "> docchat models rollback   # or POST /api/admin/models/rollback\n"
+    "> ```\n"
+    ">\n"
+    "> **Run `docchat models rollback` to return to the model before.** Two rollbacks walk back.\n"
+    ">\n"
+    "> | setting | default |\n"
+    "> | --- | --- |\n"
+    "> | `models.poll_interval_s` | 10 |\n\n"
+    "[1]"
+)
+
+
+def test_a_quoted_passage_renders_its_code_table_and_marked_sentence(driver, live_server):
+    """The passage shown for an unsupported answer is a Markdown quote: its "> " marks
+    used to print as text, and its code, table and bold with it."""
+    base = live_server.rstrip("/")
+    _open_fresh_chat(driver, base)
+    driver.execute_script(
+        """
+        const host = document.createElement('div');
+        host.id = 'passage-probe';
+        host.className = 'msg assistant done';
+        host.appendChild(window.docchat.renderMarkdown(arguments[0]));
+        document.getElementById('messages').appendChild(host);
+        """,
+        PASSAGE,
+    )
+    probe = driver.find_element(By.ID, "passage-probe")
+    quote = probe.find_element(By.CSS_SELECTOR, "blockquote.md-quote")
+    assert ">" not in quote.text  # the quote's marks are not printed
+    assert quote.find_element(By.CSS_SELECTOR, ".md-heading").text == "Rolling back"
+    assert "docchat models rollback" in quote.find_element(By.CSS_SELECTOR, "pre code").text
+    marked = quote.find_element(By.CSS_SELECTOR, "strong")  # bold across inline code
+    assert marked.text == "Run docchat models rollback to return to the model before."
+    assert marked.find_element(By.CSS_SELECTOR, "code").text == "docchat models rollback"
+    headers = [th.text for th in quote.find_elements(By.CSS_SELECTOR, "table thead th")]
+    assert headers == ["setting", "default"]
+    cells = [td.text for td in quote.find_elements(By.CSS_SELECTOR, "table tbody td")]
+    assert cells == ["models.poll_interval_s", "10"]
+    assert probe.text.rstrip().endswith("[1]")  # after the quote, not inside it
+    assert "[1]" not in quote.text
+    # An unpaired marker stays text rather than bolding the rest of the line.
+    lone = driver.execute_script(
+        "return window.docchat.renderMarkdown('a ** b **c** d').querySelectorAll('strong')"
+        ".length + '|' + window.docchat.renderMarkdown('a ** b **c** d').textContent;"
+    )
+    assert lone == "1|a ** b c d"
+    os.makedirs(ARTIFACTS, exist_ok=True)
+    driver.execute_script("arguments[0].scrollIntoView();", probe)
+    driver.save_screenshot(os.path.join(ARTIFACTS, "passage.png"))
     assert _browser_problems(driver) == []
 
 

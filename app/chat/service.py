@@ -27,6 +27,7 @@ from app.chat.events import (
     Token,
     Usage,
 )
+from app.chat.passage import closest_passage
 from app.llm.base import ChatEngine, GenerationStats, GenerationTimeout, Prompt, Ticket
 from app.problems import INTERNAL, ApiError, QuestionTooLong, RequestTooLarge, problem_from
 from app.rag.fitting import fit_prompt
@@ -45,28 +46,6 @@ from app.store.vectors import Hit
 from app.telemetry.reporter import Telemetry
 
 log = logging.getLogger(__name__)
-
-PASSAGE_INTRO = (
-    "The documentation does not say this in so many words, so here is the passage that "
-    "comes closest, as written"
-)
-# A passage shown in place of an answer is cut near this length, at a paragraph or a
-# sentence end where one is close.
-PASSAGE_CHARS = 900
-
-
-def closest_passage(hits: list[Hit]) -> str:
-    """The best-ranked passage, word for word and cited, as Markdown."""
-    hit = hits[0]
-    text = hit.text.strip()
-    if len(text) > PASSAGE_CHARS:
-        cut = text[:PASSAGE_CHARS]
-        end = max(cut.rfind("\n\n"), cut.rfind(". "))
-        text = (cut[: end + 1] if end > PASSAGE_CHARS // 2 else cut).rstrip() + " …"
-    quoted = "\n".join(f"> {line}" if line else ">" for line in text.splitlines())
-    source = hit.metadata.get("source", "")
-    return f"{PASSAGE_INTRO} ({source}):\n\n{quoted}\n\n[1]"
-
 
 UNGROUNDED_ANSWER = (
     "The documentation does not clearly cover this question: the answer I drafted was "
@@ -198,6 +177,7 @@ class ChatService:
             engine,
             Started(ids[0], ids[1], citations(hits)),
             hits=hits,
+            query=query,
             prompt=prompt,
             budget=budget,
             temperature=question.temperature,
@@ -332,6 +312,7 @@ class Answer:
         started: Started,
         *,
         hits: list[Hit],
+        query: str,
         prompt: Prompt | None,
         budget: int,
         temperature: float | None,
@@ -343,6 +324,7 @@ class Answer:
         self.release = Release(engine.model_id, engine.model_sha256, engine.adapter_sha256)
         self.started = started
         self.hits = hits
+        self.query = query  # what retrieval searched for (a follow-up made standalone)
         self.prompt = prompt  # None: nothing relevant was found, no model call
         self.budget = budget
         self.temperature = temperature
@@ -446,7 +428,8 @@ class Answer:
             notice = UNGROUNDED_ANSWER
             checks = replace(checks, replaced_by="notice")
         elif not grounded and action == "passages":
-            notice = closest_passage(self.hits)
+            embed = self.service.retriever.embedder.embed
+            notice = await asyncio.to_thread(closest_passage, self.hits, self.query, embed)
             checks = replace(checks, replaced_by="passage")
         reason = stats.finish_reason or "stop"
         return self._finished(notice or text, notice, checks, reason, stats)

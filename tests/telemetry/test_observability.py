@@ -13,7 +13,8 @@ from fastapi.testclient import TestClient
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from prometheus_client.parser import text_string_to_metric_families
 
-from app.chat.service import PASSAGE_INTRO, UNGROUNDED_ANSWER
+from app.chat.passage import PASSAGE_INTRO
+from app.chat.service import UNGROUNDED_ANSWER
 from app.components import Components
 from app.main import create_app
 from app.rag.grounding import grounding_score

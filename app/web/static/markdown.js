@@ -1,7 +1,8 @@
 /* docchat Markdown subset -> DOM, for answers on the chat page.
  *
- *   ```fenced code```, `inline code`, **bold**, "- " / "* " bullets,
- *   "1. " numbered lists, "# " headings, paragraphs, bare lines.
+ *   ```fenced code```, `inline code`, **bold** (across inline code too), "- " / "* "
+ *   bullets, "1. " numbered lists, "# " headings, "> " quotes (their insides rendered
+ *   the same way), "| a | b |" tables with a "| --- |" row, paragraphs, bare lines.
  *   Links and images are left as plain text.
  *
  * No HTML is ever parsed: every piece of the text reaches the DOM through
@@ -10,16 +11,12 @@
 
 import { el } from "./dom.js";
 
-// Append inline content (`code` and **bold**) of one line to parent.
+// Append inline content (`code` and **bold**) of one line to parent. Code spans are
+// found first; "**" outside them opens and closes bold, which may hold code.
 function appendInline(parent, text) {
+  const pieces = []; // [kind, text]: "text" or "code"
   let i = 0;
   let plain = "";
-  const flush = function () {
-    if (plain) {
-      appendBold(parent, plain);
-      plain = "";
-    }
-  };
   while (i < text.length) {
     if (text[i] === "`") {
       // Count the opening backtick run and look for a matching closing run.
@@ -28,8 +25,9 @@ function appendInline(parent, text) {
       const fence = "`".repeat(run);
       const end = text.indexOf(fence, i + run);
       if (end !== -1 && end > i + run) {
-        flush();
-        parent.appendChild(el("code", "md-code", text.slice(i + run, end)));
+        if (plain) pieces.push(["text", plain]);
+        plain = "";
+        pieces.push(["code", text.slice(i + run, end)]);
         i = end + run;
         continue;
       }
@@ -40,25 +38,53 @@ function appendInline(parent, text) {
     plain += text[i];
     i++;
   }
-  flush();
-}
+  if (plain) pieces.push(["text", plain]);
 
-function appendBold(parent, text) {
-  const re = /\*\*(?=\S)([\s\S]*?\S)\*\*/g;
-  let last = 0;
-  let m;
-  while ((m = re.exec(text)) !== null) {
-    if (m.index > last) parent.appendChild(document.createTextNode(text.slice(last, m.index)));
-    parent.appendChild(el("strong", null, m[1]));
-    last = m.index + m[0].length;
-  }
-  if (last < text.length) parent.appendChild(document.createTextNode(text.slice(last)));
+  // Bold markers that have a partner; an odd last one stays as text.
+  let markers = 0;
+  pieces.forEach(function (p) {
+    if (p[0] === "text") markers += p[1].split("**").length - 1;
+  });
+  let usable = markers - (markers % 2);
+  let target = parent;
+  pieces.forEach(function (p) {
+    if (p[0] === "code") {
+      target.appendChild(el("code", "md-code", p[1]));
+      return;
+    }
+    const parts = p[1].split("**");
+    parts.forEach(function (part, n) {
+      if (n > 0) {
+        if (usable > 0) {
+          usable--;
+          if (target === parent) {
+            target = el("strong");
+            parent.appendChild(target);
+          } else {
+            target = parent;
+          }
+        } else {
+          target.appendChild(document.createTextNode("**"));
+        }
+      }
+      if (part) target.appendChild(document.createTextNode(part));
+    });
+  });
 }
 
 const FENCE_RE = /^\s{0,3}(`{3,}|~{3,})\s*([\w+#.-]*)/;
 const BULLET_RE = /^\s{0,3}[-*+]\s+(.*)$/;
 const NUMBERED_RE = /^\s{0,3}(\d{1,9})[.)]\s+(.*)$/;
 const HEADING_RE = /^\s{0,3}(#{1,6})\s+(.*?)\s*#*\s*$/;
+const QUOTE_RE = /^\s{0,3}>\s?(.*)$/;
+const TABLE_RE = /^\s{0,3}\|.*\|\s*$/;
+const TABLE_RULE_RE = /^\s{0,3}\|(\s*:?-{2,}:?\s*\|)+\s*$/;
+
+function tableCells(line) {
+  return line.trim().replace(/^\|/, "").replace(/\|$/, "").split("|").map(function (c) {
+    return c.trim();
+  });
+}
 
 export function renderMarkdown(text) {
   const frag = document.createDocumentFragment();
@@ -103,6 +129,53 @@ export function renderMarkdown(text) {
 
     if (line.trim() === "") {
       closeBlocks();
+      continue;
+    }
+
+    // A quote: its lines, without their marker, rendered as Markdown of their own.
+    if (QUOTE_RE.test(line)) {
+      closeBlocks();
+      const inner = [];
+      let j = i;
+      while (j < lines.length && QUOTE_RE.test(lines[j])) {
+        inner.push(QUOTE_RE.exec(lines[j])[1]);
+        j++;
+      }
+      const quote = el("blockquote", "md-quote");
+      quote.appendChild(renderMarkdown(inner.join("\n")));
+      frag.appendChild(quote);
+      i = j - 1;
+      continue;
+    }
+
+    // A table: a header row, a rule row, then body rows.
+    if (TABLE_RE.test(line) && i + 1 < lines.length && TABLE_RULE_RE.test(lines[i + 1])) {
+      closeBlocks();
+      const table = el("table", "md-table");
+      const head = el("thead");
+      const headRow = el("tr");
+      tableCells(line).forEach(function (c) {
+        const th = el("th");
+        appendInline(th, c);
+        headRow.appendChild(th);
+      });
+      head.appendChild(headRow);
+      table.appendChild(head);
+      const body = el("tbody");
+      let j = i + 2;
+      while (j < lines.length && TABLE_RE.test(lines[j])) {
+        const tr = el("tr");
+        tableCells(lines[j]).forEach(function (c) {
+          const td = el("td");
+          appendInline(td, c);
+          tr.appendChild(td);
+        });
+        body.appendChild(tr);
+        j++;
+      }
+      table.appendChild(body);
+      frag.appendChild(table);
+      i = j - 1;
       continue;
     }
 

@@ -1,0 +1,172 @@
+"""The passage shown in place of an answer its sources do not support.
+
+It is the best-ranked passage, word for word and cited, cut to be read: it starts where
+a reader can start (a chunk may open in the middle of a sentence, a code line or even a
+word, since long paragraphs are split to fit the embedding window), it ends at a
+paragraph or sentence end, a code block cut open is closed again, and the one or two
+sentences most like the question are in bold, so the reader finds the answer in it.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+
+from app.store.vectors import Hit
+
+PASSAGE_INTRO = (
+    "The documentation does not say this in so many words, so here is the passage that "
+    "comes closest, as written (the sentences closest to your question in bold)"
+)
+# A passage is cut near this length, at a paragraph or a sentence end where one is close.
+PASSAGE_CHARS = 900
+# Sentences in bold: the best, and the next while it is nearly as close.
+MARKED_MAX = 2
+MARKED_MARGIN = 0.05
+
+Embed = Callable[[list[str]], list[list[float]]]
+
+_FENCE = re.compile(r"^\s{0,3}(`{3,}|~{3,})")
+# Where a sentence ends and the next begins (a capital, a digit, code or a quote next).
+_SENTENCE_START = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9`\"'(\[*])")
+# What a paragraph that opens a passage can begin with; a lowercase word or a stray
+# symbol is the middle of something cut.
+_OPENS = re.compile(r"[A-Z0-9#>|`~\"'(\[*]|[-+] ")
+
+
+def closest_passage(hits: list[Hit], question: str = "", embed: Embed | None = None) -> str:
+    """The best-ranked passage as Markdown: readable start and end, the sentences closest
+    to `question` in bold (when an embedder is given), quoted and cited."""
+    hit = hits[0]
+    text = _from_a_start(hit.text.strip())
+    if embed is not None and question:
+        text = _from_the_closest_section(text, question, embed)
+    text = readable(text)
+    if embed is not None and question:
+        text = mark_closest(text, question, embed)
+    quoted = "\n".join(f"> {line}" if line else ">" for line in text.splitlines())
+    source = hit.metadata.get("source", "")
+    return f"{PASSAGE_INTRO} ({source}):\n\n{quoted}\n\n[1]"
+
+
+def readable(text: str) -> str:
+    """`text` from its first real start to a clean end near PASSAGE_CHARS."""
+    text = _from_a_start(text.strip())
+    cut = len(text) > PASSAGE_CHARS
+    if cut:
+        head = text[:PASSAGE_CHARS]
+        end = max(head.rfind("\n\n"), head.rfind(". "))
+        text = (head[: end + 1] if end > PASSAGE_CHARS // 2 else head).rstrip() + " …"
+    text = _balanced_fences(text, cut)
+    return "\n\n".join(_reflowed(block) for block in _blocks(text))
+
+
+def _reflowed(block: str) -> str:
+    """A prose paragraph on one line (its line breaks are the source's wrapping, and a
+    sentence found in it may span them); lists, tables, quotes and code as they are."""
+    first = block.lstrip()
+    if not first or first[0] in "#|>`~" or re.match(r"([-*+]|\d{1,3}[.)]) ", first):
+        return block
+    return " ".join(line.strip() for line in block.split("\n"))
+
+
+def _from_a_start(text: str) -> str:
+    blocks = text.split("\n\n")
+    for i, block in enumerate(blocks):
+        if _OPENS.match(block.lstrip()):
+            return "\n\n".join(blocks[i:])
+        # A block cut mid-sentence may still hold the start of the next sentence.
+        if (found := _SENTENCE_START.search(block)) and "\n" not in block[: found.start()]:
+            return "\n\n".join([block[found.end() :], *blocks[i + 1 :]])
+    return text  # no start anywhere: better the text as it is than nothing
+
+
+def _blocks(text: str) -> list[str]:
+    """Paragraphs, a fenced code block (blank lines and all) being one."""
+    blocks: list[str] = []
+    open_fence = False
+    for block in text.split("\n\n"):
+        if open_fence:
+            blocks[-1] += "\n\n" + block
+        else:
+            blocks.append(block)
+        fences = sum(1 for line in block.split("\n") if _FENCE.match(line))
+        open_fence = open_fence != (fences % 2 == 1)
+    return blocks
+
+
+def _from_the_closest_section(text: str, question: str, embed: Embed) -> str:
+    """Start at the heading of the section holding the paragraph most like the question,
+    when that is not the first: the answering line should not sit past the cut."""
+    blocks = _blocks(text)
+    if len(blocks) < 2:
+        return text
+    vectors = embed([question, *(b[:PASSAGE_CHARS] for b in blocks)])
+    scores = [sum(x * y for x, y in zip(vectors[0], v, strict=True)) for v in vectors[1:]]
+    best = max(range(len(blocks)), key=lambda i: scores[i])
+    heading = next((i for i in range(best, 0, -1) if blocks[i].lstrip().startswith("#")), None)
+    if heading is not None:
+        return "\n\n".join(blocks[heading:])
+    if len("\n\n".join(blocks[:best])) > PASSAGE_CHARS // 2:
+        return "\n\n".join(blocks[best:])  # no heading before it: the paragraph itself
+    return text
+
+
+def _balanced_fences(text: str, cut: bool) -> str:
+    """An odd number of code fences: close the block the cut left open, or drop the tail
+    of a block the passage started inside."""
+    lines = text.split("\n")
+    fences = [i for i, line in enumerate(lines) if _FENCE.match(line)]
+    if len(fences) % 2 == 0:
+        return text
+    if cut:
+        marker = _FENCE.match(lines[fences[-1]])
+        return text.rstrip(" …") + "\n" + (marker.group(1) if marker else "```") + "\n…"
+    rest = "\n".join(lines[fences[0] + 1 :]).strip()
+    return rest or text
+
+
+def mark_closest(text: str, question: str, embed: Embed) -> str:
+    """`text` with its sentences most like `question` in bold (prose only: code, tables
+    and headings are left as written)."""
+    spans = list(_prose_sentences(text))
+    if len(spans) < 2:
+        return text  # one sentence: bold would say nothing
+    vectors = embed([question, *(text[a:b] for a, b in spans)])
+    q = vectors[0]
+    scores = [sum(x * y for x, y in zip(q, v, strict=True)) for v in vectors[1:]]
+    best = max(scores)
+    ranked = sorted(range(len(spans)), key=lambda i: -scores[i])
+    chosen = [i for i in ranked[:MARKED_MAX] if scores[i] >= best - MARKED_MARGIN]
+    for i in sorted(chosen, reverse=True):  # from the end: earlier offsets stay valid
+        a, b = spans[i]
+        text = f"{text[:a]}**{text[a:b]}**{text[b:]}"
+    return text
+
+
+def _prose_sentences(text: str) -> list[tuple[int, int]]:
+    """(start, end) of each prose sentence: outside code blocks, not a heading, a table
+    row or a line holding bold already."""
+    spans: list[tuple[int, int]] = []
+    offset, in_code = 0, False
+    for line in text.split("\n"):
+        start = offset
+        offset += len(line) + 1
+        if _FENCE.match(line):
+            in_code = not in_code
+            continue
+        stripped = line.strip()
+        if in_code or not stripped or stripped[0] in "#|>" or "**" in line:
+            continue
+        lead = len(line) - len(line.lstrip())
+        if m := re.match(r"[-*+] |\d{1,3}[.)] ", line.lstrip()):
+            lead += m.end()  # a list item: its text, not its marker
+        pieces = _SENTENCE_START.split(line[lead:])
+        at = start + lead
+        for piece in pieces:
+            at = text.index(piece, at)
+            core = piece.rstrip(" …")
+            if len(core.split()) >= 3:  # a fragment of two words says too little
+                spans.append((at, at + len(core)))
+            at += len(piece)
+    return spans

@@ -1,0 +1,73 @@
+"""The passage shown in place of an unsupported answer: where it starts and ends, and
+the sentences marked, with the real embedding model, on docchat's own docs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from app.chat.passage import PASSAGE_CHARS, PASSAGE_INTRO, closest_passage, readable
+from app.store.vectors import Hit
+from tests.conftest import Models
+
+MODELS_PAGE = (Path(__file__).parents[2] / "docs" / "models.md").read_text()
+
+
+def hit(text: str) -> Hit:
+    return Hit("c1", text, 0.5, {"source": "docs/models.md"})
+
+
+def quoted_text(shown: str) -> str:
+    """The passage itself: the quote's lines without their '> '."""
+    body = shown.split(":\n\n", 1)[1].rsplit("\n\n[1]", 1)[0]
+    return "\n".join(line.removeprefix(">").removeprefix(" ") for line in body.splitlines())
+
+
+def test_a_passage_cut_mid_token_starts_where_a_reader_can(models: Models) -> None:
+    """The report: for "How do I roll back a chat model after a bad upgrade?" the passage
+    began `false}' …/api/admin/models/NAME/activate`, inside a code block, and the line
+    that answers sat in its middle."""
+    start = MODELS_PAGE.index("""false}' …/api/admin/models/NAME/activate""")
+    chunk = MODELS_PAGE[start : start + 1400]
+    shown = closest_passage(
+        [hit(chunk)], "How do I roll back a chat model after a bad upgrade?", models.embedder.embed
+    )
+    assert shown.startswith(PASSAGE_INTRO)
+    text = quoted_text(shown)
+    assert not text.startswith("false}'")
+    assert text.startswith("## Rolling back")  # the section that answers, from its heading
+    assert "docchat models rollback" in text
+    assert text.count("```") % 2 == 0  # no code block left open or closed twice
+    # A sentence of that section is in bold, and nothing of the next.
+    marked = text.split("**")[1]
+    assert "roll" in marked.lower()
+    assert text.index("**") < text.index("## Lineage")
+    assert shown.endswith("[1]")
+
+
+def test_without_a_question_the_passage_still_starts_and_ends_cleanly() -> None:
+    chunk = "ing the widget, then restart it.\n\nWidgets are created with POST /v2/widgets."
+    assert readable(chunk) == "Widgets are created with POST /v2/widgets."
+    # A block cut mid-sentence keeps the sentences that start in it.
+    mid = "the server. The port is 7421 by default.\n\nSet it with --port."
+    assert readable(mid).startswith("The port is 7421")
+    # Cut inside a code block: the block is closed again, the cut said.
+    long = "Run this:\n\n```sh\n" + "echo step\n" * 200 + "```\n"
+    shown = readable(long)
+    assert len(shown) < PASSAGE_CHARS + 20
+    assert shown.count("```") == 2
+    assert shown.endswith("```\n…")
+    # Text with no start at all is shown as it is rather than dropped.
+    assert readable("only lowercase words here") == "only lowercase words here"
+
+
+def test_code_tables_and_headings_are_never_marked(models: Models) -> None:
+    text = (
+        "# Ports\n\nThe server listens on port 7421 by default. Logs go to stderr.\n\n"
+        "```sh\ndocchat serve --port 7421\n```\n\n| setting | default |\n| --- | --- |\n"
+        "| port | 7421 |"
+    )
+    shown = quoted_text(closest_passage([hit(text)], "Which port?", models.embedder.embed))
+    assert "**The server listens on port 7421 by default.**" in shown
+    assert "docchat serve --port 7421\n" in shown  # code as written
+    assert "| port | 7421 |" in shown
+    assert "# Ports" in shown
