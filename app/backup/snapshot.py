@@ -34,7 +34,9 @@ from sqlalchemy.engine import make_url
 
 from app import __version__
 from app.backup import stores
+from app.backup.paths import PG_FILE, SQLITE_FILE, Plan, plan
 from app.backup.stores import BackupError as BackupError
+from app.backup.stores import SnapshotRefused as SnapshotRefused
 from app.llm.catalog import CATALOG
 from app.settings import Settings
 from app.store import audit
@@ -46,18 +48,11 @@ FORMAT = 1
 MANIFEST = "manifest.json"
 PREFIX = "docchat-backup-"
 PARTIAL = ".partial"
-SQLITE_FILE = "database/docchat.sqlite3"
-PG_FILE = "database/docchat.pgdump"
 # Top-level entries of the data directory that are not copied as files: the stores
 # (taken through their own APIs), model files (the registry decides), secrets (kept
 # apart on purpose) and caches (made again when needed).
 NOT_FILES = ("models", "secrets", "embedding-cache", "chroma")
 SKIP_SUFFIXES = (".partial", ".tmp", ".lock", "-journal", "-wal", "-shm")
-
-
-class SnapshotRefused(BackupError):
-    """A snapshot that must not be restored (corrupt, newer, incomplete) or a target
-    that is not empty."""
 
 
 class Progress(Protocol):
@@ -193,21 +188,30 @@ def check_schema(manifest: Manifest) -> None:
         ) from None
 
 
-def verify(snapshot: Path, progress: Progress | None = None) -> Manifest:
-    """Check a snapshot whole: manifest, format, schema revision, then every file's size
-    and sha256. SnapshotRefused names the first problem found."""
+def verify(
+    snapshot: Path, progress: Progress | None = None, *, data_dir: Path | None = None
+) -> Manifest:
+    """Check a snapshot whole (see `checked`) against the data directory it would be
+    restored into (None: the one it was taken from)."""
+    return checked(snapshot, data_dir, progress)[0]
+
+
+def checked(
+    snapshot: Path, data_dir: Path | None, progress: Progress | None = None
+) -> tuple[Manifest, Plan]:
+    """Check a snapshot whole, before anything is written: manifest, format, schema
+    revision, that every path it names stays inside the snapshot (reads) or `data_dir`
+    (writes), then every file's size and sha256. SnapshotRefused names the first
+    problem found; the plan holds the only paths a restore may use."""
     progress = progress or Quiet()
+    snapshot = snapshot.expanduser().resolve()
     manifest = read_manifest(snapshot)
     check_schema(manifest)
-    expected = {"database": manifest.database.get("file")}
-    for role, rel in expected.items():
-        if rel and rel not in manifest.files:
-            raise SnapshotRefused(f"{manifest.name}: the manifest lists no {role} file {rel}")
+    target = data_dir if data_dir is not None else Path(str(manifest.data_dir))
+    steps = plan(snapshot, manifest, target)
     progress.stage("verifying", manifest.size_bytes)
     for rel, facts in sorted(manifest.files.items()):
-        path = snapshot / rel
-        if not _inside(path, snapshot):
-            raise SnapshotRefused(f"{manifest.name}: the manifest names a path outside it: {rel}")
+        path = snapshot / rel  # confined by plan()
         if not path.is_file():
             raise SnapshotRefused(f"{manifest.name}: {rel} is missing")
         size = path.stat().st_size
@@ -221,11 +225,14 @@ def verify(snapshot: Path, progress: Progress | None = None) -> Manifest:
                 f"{manifest.name}: {rel} does not match its sha256 in the manifest: the "
                 "snapshot is damaged"
             )
-    return manifest
-
-
-def _inside(path: Path, folder: Path) -> bool:
-    return path.resolve().is_relative_to(folder.resolve())
+    for folder in steps.collections:  # restore creates the collection collection.json names
+        info = json.loads((folder / "collection.json").read_text(encoding="utf-8"))
+        if not isinstance(info, dict) or info.get("name") != folder.name:
+            raise SnapshotRefused(
+                f"{manifest.name}: vectors/{folder.name}/collection.json names another "
+                "collection: the snapshot is damaged"
+            )
+    return manifest, steps
 
 
 # -- create --------------------------------------------------------------------------
@@ -553,7 +560,7 @@ class Restored:
     missing: list[str] = field(default_factory=list)
 
 
-def _target_problems(settings: Settings, manifest: Manifest, store: VectorStore) -> list[str]:
+def _target_problems(settings: Settings, steps: Plan, store: VectorStore) -> list[str]:
     """What the target already holds (a restore needs empty stores)."""
     problems = []
     url = settings.database_url
@@ -565,15 +572,11 @@ def _target_problems(settings: Settings, manifest: Manifest, store: VectorStore)
         problems.append(f"the PostgreSQL database holds {len(tables)} tables")
     if names := store.collection_names():
         problems.append(f"the vector store {store.location} holds {len(names)} collections")
-    clashes = [
-        rel
-        for rel in manifest.files
-        if rel.startswith("files/") and (settings.data_dir / rel.removeprefix("files/")).exists()
-    ]
+    clashes = [target for target in steps.files.values() if target.exists()]
     if clashes:
         problems.append(
             f"the data directory holds {len(clashes)} files the snapshot has "
-            f"(e.g. {clashes[0].removeprefix('files/')})"
+            f"(e.g. {clashes[0].relative_to(settings.data_dir)})"
         )
     return problems
 
@@ -597,20 +600,19 @@ def restore(
     actor: str = "cli",
     progress: Progress | None = None,
 ) -> Restored:
-    """Put a snapshot back into empty stores (every hash checked first), migrate its
-    schema to this code's, and point the registry at the files where they now are.
+    """Put a snapshot back into empty stores (every path and hash checked first), migrate
+    its schema to this code's, and point the registry at the files where they now are.
 
     `force` restores over stores that hold data: the database is replaced, every
     collection deleted first and the snapshot's files overwritten."""
     progress = progress or Quiet()
-    snapshot = snapshot.expanduser().resolve()
-    manifest = verify(snapshot, progress)
+    manifest, steps = checked(snapshot, settings.data_dir, progress)
     _check_database_kind(settings, manifest)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     # The writer of an embedded store: refused (busy) while a server holds it.
     store = VectorStore(url=settings.vectors.url, path=settings.chroma_path, writer=True)
     try:
-        problems = _target_problems(settings, manifest, store)
+        problems = _target_problems(settings, steps, store)
         if problems and not force:
             raise SnapshotRefused(
                 "the target is not empty: "
@@ -618,14 +620,14 @@ def restore(
                 + ". Restore into an empty data directory and empty stores, or pass --force "
                 "to replace what they hold"
             )
-        _put_database(settings, snapshot, manifest, clean=bool(problems), progress=progress)
+        _put_database(settings, steps.database, manifest, clean=bool(problems), progress=progress)
         db = Database(settings.database_url)
         try:
             db.migrate()  # an older snapshot's schema, brought to this code's
             if problems:
                 store.drop_everything()
-            collections, records = _put_vectors(store, snapshot, manifest, progress)
-            files = _put_files(settings, snapshot, manifest, progress)
+            collections, records = _put_vectors(store, steps, manifest, progress)
+            files = _put_files(steps, progress)
             result = Restored(
                 manifest,
                 manifest.schema_revision,
@@ -634,7 +636,7 @@ def restore(
                 records,
                 files,
             )
-            _put_registered(settings, snapshot, manifest, db, result, progress, pull_models)
+            _put_registered(steps, db, result, progress, pull_models)
             audit.record_in(
                 db,
                 actor,
@@ -657,9 +659,8 @@ def restore(
 
 
 def _put_database(
-    settings: Settings, snapshot: Path, manifest: Manifest, *, clean: bool, progress: Progress
+    settings: Settings, source: Path, manifest: Manifest, *, clean: bool, progress: Progress
 ) -> None:
-    source = snapshot / str(manifest.database["file"])
     progress.stage("database", source.stat().st_size)
     if manifest.database["kind"] == "sqlite":
         target = stores.sqlite_path(settings.database_url)
@@ -672,73 +673,46 @@ def _put_database(
 
 
 def _put_vectors(
-    store: VectorStore, snapshot: Path, manifest: Manifest, progress: Progress
+    store: VectorStore, steps: Plan, manifest: Manifest, progress: Progress
 ) -> tuple[int, int]:
     collections = manifest.vectors.get("collections", [])
     progress.stage("vectors", sum(c["count"] for c in collections))
     records = 0
-    for info in collections:
-        records += stores.import_collection(
-            store, snapshot / "vectors" / info["name"], progress.advance
-        )
-    return len(collections), records
+    for folder in steps.collections:
+        records += stores.import_collection(store, folder, progress.advance)
+    return len(steps.collections), records
 
 
-def _put_files(settings: Settings, snapshot: Path, manifest: Manifest, progress: Progress) -> int:
-    plain = {
-        rel: facts
-        for rel, facts in manifest.files.items()
-        if rel.startswith("files/")
-        and rel not in {e.get("stored") for e in manifest.models + manifest.adapters}
-    }
-    progress.stage("files", sum(int(f["size"]) for f in plain.values()))
-    for rel in sorted(plain):
-        target = settings.data_dir / rel.removeprefix("files/")
-        if not _inside(target, settings.data_dir):
-            raise SnapshotRefused(f"{manifest.name}: {rel} would land outside the data directory")
-        stores.copy_file(snapshot / rel, target, progress.advance)
-    return len(plain)
+def _put_files(steps: Plan, progress: Progress) -> int:
+    progress.stage("files", sum(source.stat().st_size for source in steps.files))
+    for source, target in steps.files.items():
+        stores.copy_file(source, target, progress.advance)
+    return len(steps.files)
 
 
 def _holds(path: Path, sha256: str) -> bool:
     return path.is_file() and stores.file_sha256(path) == sha256
 
 
-def _new_home(settings: Settings, manifest: Manifest, kind: str, entry: dict[str, Any]) -> Path:
-    """Where a registered file belongs on this machine."""
-    old = Path(entry["path"])
-    old_root = Path(manifest.data_dir)
-    if old.is_relative_to(old_root):
-        return settings.data_dir / old.relative_to(old_root)
-    if old.is_file() and old.stat().st_size == entry["size"] and _holds(old, entry["sha256"]):
-        return old  # a file outside the data directory, here too with its bytes
-    if entry.get("catalog"):
-        return settings.data_dir / "models" / f"{entry['catalog']}.gguf"
-    return settings.data_dir / kind / old.name
-
-
 def _put_registered(
-    settings: Settings,
-    snapshot: Path,
-    manifest: Manifest,
+    steps: Plan,
     db: Database,
     result: Restored,
     progress: Progress,
     pull_models: bool,
 ) -> None:
+    """Place each registered file where the plan says (a copy only ever lands on its
+    checked target, or the spare name beside it) and point the registry there."""
     homes: dict[tuple[str, str], Path] = {}
-    stored = [
-        (kind, e)
-        for kind, entries in (("models", manifest.models), ("adapters", manifest.adapters))
-        for e in entries
-    ]
-    progress.stage("model and adapter files", sum(e["size"] for _, e in stored if e["stored"]))
-    for kind, entry in stored:
-        home = _new_home(settings, manifest, kind, entry)
-        if entry["stored"] and not _holds(home, entry["sha256"]):
+    progress.stage(
+        "model and adapter files", sum(p.entry["size"] for p in steps.registered if p.stored)
+    )
+    for placed in steps.registered:
+        entry, kind, home = placed.entry, placed.kind, placed.home
+        if placed.stored and placed.target and placed.spare and not _holds(home, entry["sha256"]):
             if home.exists():  # another file by that name: keep it, and ours beside it
-                home = home.with_name(f"{entry['sha256'][:12]}-{home.name}")
-            stores.copy_file(snapshot / entry["stored"], home, progress.advance)
+                home = placed.spare
+            stores.copy_file(placed.stored, home, progress.advance)
         elif not home.is_file() and entry.get("catalog") and pull_models:
             from app.llm.catalog import pull
 

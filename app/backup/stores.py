@@ -52,6 +52,11 @@ class BackupError(RuntimeError):
     """A snapshot cannot be taken or restored; the message says why and what to do."""
 
 
+class SnapshotRefused(BackupError):
+    """A snapshot that must not be restored (corrupt, tampered with, newer, incomplete)
+    or a target that is not empty."""
+
+
 def _nothing(_n: int) -> None:
     pass
 

@@ -5,6 +5,7 @@ inside and outside the data directory, datasets, the lexical index and a secret.
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 from pathlib import Path
@@ -241,3 +242,76 @@ def test_keep_deletes_the_oldest_snapshots(
     deleted = snapshot.prune(folder, 2)
     assert deleted == [taken[0]]
     assert snapshot.snapshots(folder) == taken[1:]
+
+
+# -- a tampered manifest (issue #22): every path it names is confined ------------------
+
+
+def _rewrite_manifest(taken: Path, data: dict[str, Any]) -> None:
+    """Write a crafted manifest back, as an attacker with write access to the backups
+    would (the tests of the paths below re-sign it: they test the path checks)."""
+    (taken / "manifest.json").write_text(json.dumps(data))
+
+
+def _entry(data: dict[str, Any], kind: str, name: str) -> dict[str, Any]:
+    entry: dict[str, Any] = next(e for e in data[kind] if e["name"] == name)
+    return entry
+
+
+def _craft(case: str, taken: Path, data: dict[str, Any], outside: Path) -> None:
+    """One kind of entry pointed out of the snapshot (read) or the data folder (write)."""
+    secret = outside / "secret.gguf"
+    if case == "model stored":  # read a file outside the snapshot into the data folder
+        entry = _entry(data, "models", "my-model")
+        entry["stored"] = os.path.relpath(secret, taken)
+    elif case == "adapter stored":  # a symlink inside the snapshot that points out
+        link = taken / "external" / "adapters" / "a1" / "evil.gguf"
+        link.parent.mkdir(parents=True)
+        link.symlink_to(secret)
+        _entry(data, "adapters", "a1")["stored"] = "external/adapters/a1/evil.gguf"
+    elif case == "model path":  # write outside the data folder, from a hashed file
+        entry = _entry(data, "models", "my-model")
+        entry["path"] = f"{data['data_dir']}/../pwned/x.gguf"
+    elif case == "catalog name":
+        entry = _entry(data, "models", "my-model")
+        entry["catalog"] = "../../pwned/x"
+    elif case == "database file":
+        rel = os.path.relpath(secret, taken)
+        data["database"]["file"] = rel
+        data["files"][rel] = {"sha256": file_sha256(secret), "size": secret.stat().st_size}
+    elif case == "vectors":  # a collection folder outside the snapshot
+        shutil.copytree(taken / "vectors" / "docs--g1", outside / "coll")
+        info = data["vectors"]["collections"][0]
+        info["name"] = os.path.relpath(outside / "coll", taken / "vectors")
+    else:  # pragma: no cover
+        raise AssertionError(case)
+
+
+CASES = ["model stored", "adapter stored", "model path", "catalog name", "database file", "vectors"]
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_a_manifest_that_names_a_path_outside_is_refused_whole(
+    tmp_path: Path, deployment: tuple[Settings, dict[str, str]], case: str
+) -> None:
+    """Before the fix the registry entries were never checked: verify said ok, and
+    restore read the attacker's file from outside the snapshot (model/adapter stored,
+    vectors) or wrote outside the data folder (model path)."""
+    settings, _ = deployment
+    taken = snapshot.create(settings, tmp_path / "backups")
+    outside = tmp_path / "attacker"
+    outside.mkdir()
+    (outside / "secret.gguf").write_bytes(b"not yours to read")
+    data = json.loads((taken / "manifest.json").read_text())
+    _craft(case, taken, data, outside)
+    _rewrite_manifest(taken, data)
+    fresh = make_settings(tmp_path / "fresh" / "data")
+    before = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))
+    with pytest.raises(snapshot.SnapshotRefused, match="outside|not one of|unknown"):
+        snapshot.verify(taken)
+    with pytest.raises(snapshot.SnapshotRefused, match="outside|not one of|unknown"):
+        snapshot.restore(fresh, taken)
+    # Nothing written anywhere: not the target, not beside it, not the attacker's folder.
+    assert not (tmp_path / "fresh").exists()
+    assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == before
+    assert (outside / "secret.gguf").read_bytes() == b"not yours to read"
