@@ -89,7 +89,9 @@ def plan(snapshot: Path, manifest: Manifest, data_dir: Path) -> Plan:
     for rel, facts in files.items():
         confined(snapshot, rel, "snapshot file", name)
         if not rel.startswith(PARTS):
-            raise SnapshotRefused(f"{name}: the manifest names a file docchat does not write: {rel}")
+            raise SnapshotRefused(
+                f"{name}: the manifest names a file docchat does not write: {rel}"
+            )
         if not (
             isinstance(facts, dict)
             and isinstance(facts.get("sha256"), str)
@@ -134,7 +136,9 @@ def _database(snapshot: Path, manifest: Manifest) -> Path:
 
 def _collections(snapshot: Path, manifest: Manifest) -> list[Path]:
     found = []
-    collections = manifest.vectors.get("collections") if isinstance(manifest.vectors, dict) else None
+    collections = (
+        manifest.vectors.get("collections") if isinstance(manifest.vectors, dict) else None
+    )
     if not isinstance(collections, list):
         raise SnapshotRefused(f"{manifest.name}: the manifest's vectors are malformed")
     for info in collections:

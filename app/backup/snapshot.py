@@ -21,6 +21,7 @@ import json
 import os
 import shutil
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -33,7 +34,7 @@ from sqlalchemy import select
 from sqlalchemy.engine import make_url
 
 from app import __version__
-from app.backup import stores
+from app.backup import signing, stores
 from app.backup.paths import PG_FILE, SQLITE_FILE, Plan, plan
 from app.backup.stores import BackupError as BackupError
 from app.backup.stores import SnapshotRefused as SnapshotRefused
@@ -44,7 +45,8 @@ from app.store.db import MIGRATIONS, Database
 from app.store.models import Adapter, ChatModel
 from app.store.vectors import VectorStore
 
-FORMAT = 1
+# 2: the manifest is signed (1: unsigned, restored only with trust_unsigned).
+FORMAT = 2
 MANIFEST = "manifest.json"
 PREFIX = "docchat-backup-"
 PARTIAL = ".partial"
@@ -95,9 +97,12 @@ class Manifest:
     left_out: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     format: int = FORMAT
+    signature: dict[str, Any] | None = None
+    # The manifest as read, signature aside: the bytes its signature covers.
+    body: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     def as_dict(self) -> dict[str, Any]:
-        """JSON-ready, as written to manifest.json."""
+        """JSON-ready, as written to manifest.json (before its signature is added)."""
         return {
             "format": self.format,
             "name": self.name,
@@ -152,11 +157,18 @@ def read_manifest(snapshot: Path) -> Manifest:
                 f"{data.get('docchat_version')}; this docchat ({__version__}) reads format "
                 f"{FORMAT} and older: restore it with that docchat or newer"
             )
-        return Manifest(**{k: data[k] for k in data if k in Manifest.__dataclass_fields__})
+        if not isinstance(data, dict):
+            raise TypeError("not a JSON object")
+        body = {k: v for k, v in data.items() if k != "signature"}
+        fields = {k: data[k] for k in data if k in MANIFEST_FIELDS}
+        return Manifest(**fields, signature=data.get("signature"), body=body)
     except SnapshotRefused:
         raise
     except (ValueError, KeyError, TypeError) as exc:
         raise SnapshotRefused(f"{snapshot.name}: {MANIFEST} is unreadable ({exc})") from None
+
+
+MANIFEST_FIELDS = frozenset(Manifest.__dataclass_fields__) - {"signature", "body"}
 
 
 def _script() -> ScriptDirectory:
@@ -188,27 +200,71 @@ def check_schema(manifest: Manifest) -> None:
         ) from None
 
 
+@dataclass
+class Checked:
+    """A snapshot checked whole: its manifest, the only paths a restore may use, and
+    who signed it (`unverified` says why no one could tell, when trust_unsigned let it
+    through)."""
+
+    manifest: Manifest
+    plan: Plan
+    key_id: str | None
+    unverified: str | None
+
+
 def verify(
-    snapshot: Path, progress: Progress | None = None, *, data_dir: Path | None = None
+    snapshot: Path,
+    settings: Settings,
+    *,
+    extra_keys: Sequence[bytes] = (),
+    trust_unsigned: bool = False,
+    progress: Progress | None = None,
 ) -> Manifest:
-    """Check a snapshot whole (see `checked`) against the data directory it would be
-    restored into (None: the one it was taken from)."""
-    return checked(snapshot, data_dir, progress)[0]
+    """Check a snapshot whole (see `checked`); its manifest."""
+    return checked(
+        snapshot,
+        settings,
+        extra_keys=extra_keys,
+        trust_unsigned=trust_unsigned,
+        progress=progress,
+    ).manifest
 
 
 def checked(
-    snapshot: Path, data_dir: Path | None, progress: Progress | None = None
-) -> tuple[Manifest, Plan]:
-    """Check a snapshot whole, before anything is written: manifest, format, schema
-    revision, that every path it names stays inside the snapshot (reads) or `data_dir`
-    (writes), then every file's size and sha256. SnapshotRefused names the first
-    problem found; the plan holds the only paths a restore may use."""
+    snapshot: Path,
+    settings: Settings,
+    *,
+    extra_keys: Sequence[bytes] = (),
+    trust_unsigned: bool = False,
+    progress: Progress | None = None,
+) -> Checked:
+    """Check a snapshot whole, before anything is written: manifest, format, signature
+    (by a key these settings hold, or `extra_keys`), schema revision, that every path
+    it names stays inside the snapshot (reads) or the data directory (writes), then
+    every file's size and sha256. SnapshotRefused names the first problem found.
+
+    `trust_unsigned` lets through a snapshot whose signature cannot be checked here
+    (none, or an unknown key), never one whose signature a held key shows is wrong."""
     progress = progress or Quiet()
     snapshot = snapshot.expanduser().resolve()
     manifest = read_manifest(snapshot)
+    keys = signing.resolve(settings, signing=False, extra=extra_keys)
+    key_id: str | None = None
+    unverified: str | None = None
+    try:
+        if manifest.format < FORMAT and manifest.signature is None:
+            raise signing.Unverifiable(
+                f"{manifest.name} was written in snapshot format {manifest.format} by docchat "
+                f"{manifest.docchat_version}, before snapshots were signed: nothing proves "
+                "where it has been; restore it only if you know, with --trust-unsigned"
+            )
+        key_id = signing.check(manifest.name, manifest.body, manifest.signature, keys)
+    except signing.Unverifiable as exc:
+        if not trust_unsigned:
+            raise
+        unverified = str(exc)
     check_schema(manifest)
-    target = data_dir if data_dir is not None else Path(str(manifest.data_dir))
-    steps = plan(snapshot, manifest, target)
+    steps = plan(snapshot, manifest, settings.data_dir)
     progress.stage("verifying", manifest.size_bytes)
     for rel, facts in sorted(manifest.files.items()):
         path = snapshot / rel  # confined by plan()
@@ -232,7 +288,7 @@ def checked(
                 f"{manifest.name}: vectors/{folder.name}/collection.json names another "
                 "collection: the snapshot is damaged"
             )
-    return manifest, steps
+    return Checked(manifest, steps, key_id, unverified)
 
 
 # -- create --------------------------------------------------------------------------
@@ -311,11 +367,15 @@ def create(
     runs: the database through its online backup, the vectors from a consistent copy
     (embedded) or through the server, files copied whole."""
     progress = progress or Quiet()
+    keys = signing.resolve(settings, signing=True)  # before anything: none in production
+    assert keys.signing is not None
     to = to.expanduser().resolve()
     to.mkdir(parents=True, exist_ok=True)
     name = _new_name(to)
     work = to / (name + PARTIAL)
-    work.mkdir()
+    # Owner-only from the start: it holds conversations and API-key hashes.
+    work.mkdir(mode=0o700)
+    work.chmod(0o700)
     out = _Writer(work)
     warnings: list[str] = []
     left_out: list[str] = []
@@ -341,8 +401,9 @@ def create(
             out.copy(path, f"files/{rel}", progress.advance)
         if (settings.data_dir / "secrets").is_dir():
             left_out.append(
-                "secrets/ of the data directory (the generated key pepper): a secret, kept "
-                "out of snapshots; keep it yourself, or API keys will not match after a restore"
+                "secrets/ of the data directory (the generated key pepper and backup signing "
+                "key): secrets, kept out of snapshots; keep them yourself, or API keys will "
+                "not match and this deployment's snapshots will not verify after a restore"
             )
         manifest = Manifest(
             name=name,
@@ -358,7 +419,10 @@ def create(
             left_out=left_out,
             warnings=warnings,
         )
-        (work / MANIFEST).write_text(json.dumps(manifest.as_dict(), indent=2) + "\n")
+        body = manifest.as_dict()
+        signed = {**body, "signature": signing.sign(body, keys.signing)}
+        (work / MANIFEST).write_text(json.dumps(signed, indent=2) + "\n")
+        _owner_only(work)
         final = to / name
         os.replace(work, final)
     except BaseException:
@@ -379,6 +443,14 @@ def create(
         },
     )
     return final
+
+
+def _owner_only(root: Path) -> None:
+    """Files 600, folders 700, whatever the umask made them."""
+    for dirpath, _dirnames, filenames in os.walk(root):
+        Path(dirpath).chmod(0o700)
+        for name in filenames:
+            (Path(dirpath) / name).chmod(0o600)
 
 
 def _take_database(
@@ -558,6 +630,7 @@ class Restored:
     paths_rewritten: list[str] = field(default_factory=list)
     to_pull: list[str] = field(default_factory=list)
     missing: list[str] = field(default_factory=list)
+    unverified: str | None = None  # why its signature was not checked (--trust-unsigned)
 
 
 def _target_problems(settings: Settings, steps: Plan, store: VectorStore) -> list[str]:
@@ -597,6 +670,8 @@ def restore(
     *,
     force: bool = False,
     pull_models: bool = False,
+    extra_keys: Sequence[bytes] = (),
+    trust_unsigned: bool = False,
     actor: str = "cli",
     progress: Progress | None = None,
 ) -> Restored:
@@ -604,9 +679,18 @@ def restore(
     its schema to this code's, and point the registry at the files where they now are.
 
     `force` restores over stores that hold data: the database is replaced, every
-    collection deleted first and the snapshot's files overwritten."""
+    collection deleted first and the snapshot's files overwritten. `extra_keys` and
+    `trust_unsigned`: see `checked`; a snapshot let through unverified says so in the
+    audit trail."""
     progress = progress or Quiet()
-    manifest, steps = checked(snapshot, settings.data_dir, progress)
+    check = checked(
+        snapshot,
+        settings,
+        extra_keys=extra_keys,
+        trust_unsigned=trust_unsigned,
+        progress=progress,
+    )
+    manifest, steps = check.manifest, check.plan
     _check_database_kind(settings, manifest)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     # The writer of an embedded store: refused (busy) while a server holds it.
@@ -635,6 +719,7 @@ def restore(
                 collections,
                 records,
                 files,
+                unverified=check.unverified,
             )
             _put_registered(steps, db, result, progress, pull_models)
             audit.record_in(
@@ -642,6 +727,9 @@ def restore(
                 actor,
                 "backup.restore",
                 manifest.name,
+                reason=f"restored unverified (--trust-unsigned): {check.unverified}"
+                if check.unverified
+                else None,
                 detail={
                     "created_at": manifest.created_at,
                     "schema_from": manifest.schema_revision,
@@ -649,6 +737,8 @@ def restore(
                     "forced": bool(problems),
                     "collections": collections,
                     "to_pull": result.to_pull,
+                    "signed_by_key": check.key_id,
+                    "trusted_unsigned": check.unverified,
                 },
             )
         finally:
