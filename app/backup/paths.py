@@ -33,11 +33,14 @@ REGISTERED = ("models", "adapters")
 SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
-def confined(root: Path, rel: object, what: str, name: str) -> Path:
+def confined(
+    root: Path, rel: object, what: str, name: str, keep_out: tuple[Path, ...] = ()
+) -> Path:
     """`root / rel`, or SnapshotRefused unless `rel` is a plain relative path (not
     absolute, no `..`, `.` or empty parts) that also resolves, symlinks followed,
-    inside `root`. The one check for every path a manifest names: `root` is the
-    snapshot for what is read, the target data directory for what is written."""
+    inside `root` and inside none of `keep_out`. The one check for every path a
+    manifest names: `root` is the snapshot for what is read, the target data directory
+    for what is written (keeping out of the places a snapshot never restores)."""
     where = "the snapshot" if what.startswith("snapshot") else "the data directory"
     if not isinstance(rel, str) or not rel or "\x00" in rel:
         raise SnapshotRefused(f"{name}: the manifest names no valid path for {what}: {rel!r}")
@@ -51,6 +54,12 @@ def confined(root: Path, rel: object, what: str, name: str) -> Path:
         raise SnapshotRefused(
             f"{name}: the manifest's {what} {rel!r} leads outside {where} (a symbolic "
             "link): the snapshot is damaged or was tampered with; nothing was restored"
+        )
+    if any(path.resolve().is_relative_to(kept.resolve()) for kept in keep_out):
+        raise SnapshotRefused(
+            f"{name}: the manifest's {what} {rel!r} lies in a part of the data directory a "
+            "snapshot never restores (secrets, caches, the stores' own files): the "
+            "manifest was tampered with; nothing was restored"
         )
     return path
 
@@ -77,11 +86,14 @@ class Plan:
     registered: list[Placement]
 
 
-def plan(snapshot: Path, manifest: Manifest, data_dir: Path) -> Plan:
+def plan(
+    snapshot: Path, manifest: Manifest, data_dir: Path, keep_out: tuple[Path, ...] = ()
+) -> Plan:
     """Check every path `manifest` names against `snapshot` (reads) and `data_dir`
-    (writes); SnapshotRefused on the first that is not confined, or on an entry that is
-    not what docchat writes. Nothing is read but what a symlink check needs, and the
-    bytes of a registered file outside the data directory (to keep it there)."""
+    (writes, never into `keep_out`: secrets, caches, the stores' own files);
+    SnapshotRefused on the first that is not confined, or on an entry that is not what
+    docchat writes. Nothing is read but what a symlink check needs, and the bytes of a
+    registered file outside the data directory (to keep it there)."""
     name = manifest.name
     files = manifest.files
     if not isinstance(files, dict):
@@ -108,12 +120,14 @@ def plan(snapshot: Path, manifest: Manifest, data_dir: Path) -> Plan:
         if not isinstance(entries, list):
             raise SnapshotRefused(f"{name}: the manifest's {kind} are not a list")
         for entry in entries:
-            placement = _place(snapshot, manifest, data_dir, kind, entry)
+            placement = _place(snapshot, manifest, data_dir, kind, entry, keep_out)
             registered.append(placement)
             if entry.get("stored"):
                 stored_rels.add(entry["stored"])
     plain = {
-        snapshot / rel: confined(data_dir, rel.removeprefix("files/"), "restored file", name)
+        snapshot / rel: confined(
+            data_dir, rel.removeprefix("files/"), "restored file", name, keep_out
+        )
         for rel in sorted(files)
         if rel.startswith("files/") and rel not in stored_rels
     }
@@ -175,7 +189,12 @@ def _absolute(value: object, what: str, name: str) -> PurePosixPath:
 
 
 def _place(
-    snapshot: Path, manifest: Manifest, data_dir: Path, kind: str, entry: object
+    snapshot: Path,
+    manifest: Manifest,
+    data_dir: Path,
+    kind: str,
+    entry: object,
+    keep_out: tuple[Path, ...],
 ) -> Placement:
     """Check one registry entry and decide where its file goes (see restore)."""
     name = manifest.name
@@ -212,9 +231,9 @@ def _place(
         rel = f"models/{catalog}.gguf"
     else:
         rel = f"{kind}/{old.name}"
-    target = confined(data_dir, rel, f"place of {what}", name)
+    target = confined(data_dir, rel, f"place of {what}", name, keep_out)
     spare_rel = str(PurePosixPath(rel).with_name(f"{entry['sha256'][:12]}-{old.name}"))
-    spare = confined(data_dir, spare_rel, f"place of {what}", name)
+    spare = confined(data_dir, spare_rel, f"place of {what}", name, keep_out)
     return Placement(kind, entry, stored, target, spare, target)
 
 

@@ -161,6 +161,7 @@ def read_manifest(snapshot: Path) -> Manifest:
             raise TypeError("not a JSON object")
         body = {k: v for k, v in data.items() if k != "signature"}
         fields = {k: data[k] for k in data if k in MANIFEST_FIELDS}
+        fields["format"] = int(data["format"])
         return Manifest(**fields, signature=data.get("signature"), body=body)
     except SnapshotRefused:
         raise
@@ -210,6 +211,17 @@ class Checked:
     plan: Plan
     key_id: str | None
     unverified: str | None
+
+
+def _kept_out(settings: Settings) -> tuple[Path, ...]:
+    """Where a restore never writes a file: secrets, caches, the stores' own files (the
+    stores are restored through their own APIs)."""
+    kept = [settings.data_dir / d for d in NOT_FILES if d != "models"]
+    kept.append(settings.chroma_path)
+    if make_url(settings.database_url).get_backend_name() == "sqlite":
+        database = stores.sqlite_path(settings.database_url)
+        kept += [database.with_name(database.name + s) for s in ("", *SKIP_SUFFIXES)]
+    return tuple(kept)
 
 
 def verify(
@@ -264,7 +276,7 @@ def checked(
             raise
         unverified = str(exc)
     check_schema(manifest)
-    steps = plan(snapshot, manifest, settings.data_dir)
+    steps = plan(snapshot, manifest, settings.data_dir, _kept_out(settings))
     progress.stage("verifying", manifest.size_bytes)
     for rel, facts in sorted(manifest.files.items()):
         path = snapshot / rel  # confined by plan()

@@ -286,6 +286,14 @@ def _craft(case: str, taken: Path, data: dict[str, Any], outside: Path) -> None:
     elif case == "model path":  # write outside the data folder, from a hashed file
         entry = _entry(data, "models", "my-model")
         entry["path"] = f"{data['data_dir']}/../pwned/x.gguf"
+    elif case == "file into secrets":  # plant a signing key for the next backups
+        planted = taken / "files" / "secrets" / "backup_signing_key"
+        planted.parent.mkdir(parents=True)
+        planted.write_text("the attacker's key")
+        facts = {"sha256": file_sha256(planted), "size": planted.stat().st_size}
+        data["files"]["files/secrets/backup_signing_key"] = facts
+    elif case == "model onto the database":  # overwrite what restore just put back
+        _entry(data, "models", "my-model")["path"] = f"{data['data_dir']}/docchat.db"
     elif case == "catalog name":
         entry = _entry(data, "models", "my-model")
         entry["catalog"] = "../../pwned/x"
@@ -301,7 +309,17 @@ def _craft(case: str, taken: Path, data: dict[str, Any], outside: Path) -> None:
         raise AssertionError(case)
 
 
-CASES = ["model stored", "adapter stored", "model path", "catalog name", "database file", "vectors"]
+CASES = [
+    "model stored",
+    "adapter stored",
+    "model path",
+    "file into secrets",
+    "model onto the database",
+    "catalog name",
+    "database file",
+    "vectors",
+]
+REFUSED = r"outside|not one of|unknown|never restores"
 
 
 @pytest.mark.parametrize("case", CASES)
@@ -321,9 +339,9 @@ def test_a_manifest_that_names_a_path_outside_is_refused_whole(
     _rewrite_manifest(taken, data)
     fresh = _settings(tmp_path / "fresh" / "data")
     before = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))
-    with pytest.raises(snapshot.SnapshotRefused, match=r"outside|not one of|unknown"):
+    with pytest.raises(snapshot.SnapshotRefused, match=REFUSED):
         snapshot.verify(taken, fresh)
-    with pytest.raises(snapshot.SnapshotRefused, match=r"outside|not one of|unknown"):
+    with pytest.raises(snapshot.SnapshotRefused, match=REFUSED):
         snapshot.restore(fresh, taken)
     # Nothing written anywhere: not the target, not beside it, not the attacker's folder.
     assert not (tmp_path / "fresh").exists()
