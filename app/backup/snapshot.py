@@ -294,11 +294,14 @@ def checked(
                 "snapshot is damaged"
             )
     for folder in steps.collections:  # restore creates the collection collection.json names
-        info = json.loads((folder / "collection.json").read_text(encoding="utf-8"))
+        try:
+            info = json.loads((folder / "collection.json").read_text(encoding="utf-8"))
+        except (ValueError, UnicodeDecodeError):
+            info = None
         if not isinstance(info, dict) or info.get("name") != folder.name:
             raise SnapshotRefused(
-                f"{manifest.name}: vectors/{folder.name}/collection.json names another "
-                "collection: the snapshot is damaged"
+                f"{manifest.name}: vectors/{folder.name}/collection.json is unreadable or "
+                "names another collection: the snapshot is damaged"
             )
     return Checked(manifest, steps, key_id, unverified)
 
