@@ -728,6 +728,25 @@ class AnomalySettings(BaseModel):
         return self
 
 
+class BackupSettings(BaseModel):
+    """How snapshots are signed: restore takes only this deployment's own (docs/backup.md)."""
+
+    model_config = SECTION_CONFIG
+
+    signing_key: SecretStr | None = Field(
+        None,
+        description="Secret that signs each snapshot's manifest (HMAC-SHA256); verify and "
+        "restore refuse a snapshot no key held here signed. Required in production; "
+        "elsewhere one is generated into <data_dir>/secrets/backup_signing_key (mode 600). "
+        "Keep a copy outside the deployment: restoring its snapshots elsewhere needs it.",
+    )
+    signing_key_previous: SecretStr | None = Field(
+        None,
+        description="The signing key before a rotation: snapshots it signed still verify "
+        "and restore; new ones are signed with signing_key.",
+    )
+
+
 class Settings(BaseSettings):
     """All of docchat's settings."""
 
@@ -766,6 +785,7 @@ class Settings(BaseSettings):
     models: ModelSettings = Field(default_factory=ModelSettings)
     retention: RetentionSettings = Field(default_factory=RetentionSettings)
     privacy: PrivacySettings = Field(default_factory=PrivacySettings)
+    backup: BackupSettings = Field(default_factory=BackupSettings)
 
     @field_validator("data_dir")
     @classmethod

@@ -390,6 +390,7 @@ def test_configmap_and_secret_make_a_production_config(
     real = {
         "database__url": "postgresql+psycopg://docchat:s3cr3t-pw@db.internal:5432/docchat",
         "security__key_pepper": "k7Q-vX2p_Lm9" * 4,
+        "backup__signing_key": "Zr4-bN8q_Wt2" * 4,
     }
     assert set(real) == set(example)
     for values, problems in ((real, False), (example, True)):

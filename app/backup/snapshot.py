@@ -21,6 +21,7 @@ import json
 import os
 import shutil
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -33,8 +34,10 @@ from sqlalchemy import select
 from sqlalchemy.engine import make_url
 
 from app import __version__
-from app.backup import stores
+from app.backup import signing, stores
+from app.backup.paths import PG_FILE, SQLITE_FILE, Plan, plan
 from app.backup.stores import BackupError as BackupError
+from app.backup.stores import SnapshotRefused as SnapshotRefused
 from app.llm.catalog import CATALOG
 from app.settings import Settings
 from app.store import audit
@@ -42,22 +45,16 @@ from app.store.db import MIGRATIONS, Database
 from app.store.models import Adapter, ChatModel
 from app.store.vectors import VectorStore
 
-FORMAT = 1
+# 2: the manifest is signed (1: unsigned, restored only with trust_unsigned).
+FORMAT = 2
 MANIFEST = "manifest.json"
 PREFIX = "docchat-backup-"
 PARTIAL = ".partial"
-SQLITE_FILE = "database/docchat.sqlite3"
-PG_FILE = "database/docchat.pgdump"
 # Top-level entries of the data directory that are not copied as files: the stores
 # (taken through their own APIs), model files (the registry decides), secrets (kept
 # apart on purpose) and caches (made again when needed).
 NOT_FILES = ("models", "secrets", "embedding-cache", "chroma")
 SKIP_SUFFIXES = (".partial", ".tmp", ".lock", "-journal", "-wal", "-shm")
-
-
-class SnapshotRefused(BackupError):
-    """A snapshot that must not be restored (corrupt, newer, incomplete) or a target
-    that is not empty."""
 
 
 class Progress(Protocol):
@@ -100,9 +97,12 @@ class Manifest:
     left_out: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     format: int = FORMAT
+    signature: dict[str, Any] | None = None
+    # The manifest as read, signature aside: the bytes its signature covers.
+    body: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     def as_dict(self) -> dict[str, Any]:
-        """JSON-ready, as written to manifest.json."""
+        """JSON-ready, as written to manifest.json (before its signature is added)."""
         return {
             "format": self.format,
             "name": self.name,
@@ -157,11 +157,19 @@ def read_manifest(snapshot: Path) -> Manifest:
                 f"{data.get('docchat_version')}; this docchat ({__version__}) reads format "
                 f"{FORMAT} and older: restore it with that docchat or newer"
             )
-        return Manifest(**{k: data[k] for k in data if k in Manifest.__dataclass_fields__})
+        if not isinstance(data, dict):
+            raise TypeError("not a JSON object")
+        body = {k: v for k, v in data.items() if k != "signature"}
+        fields = {k: data[k] for k in data if k in MANIFEST_FIELDS}
+        fields["format"] = int(data["format"])
+        return Manifest(**fields, signature=data.get("signature"), body=body)
     except SnapshotRefused:
         raise
     except (ValueError, KeyError, TypeError) as exc:
         raise SnapshotRefused(f"{snapshot.name}: {MANIFEST} is unreadable ({exc})") from None
+
+
+MANIFEST_FIELDS = frozenset(Manifest.__dataclass_fields__) - {"signature", "body"}
 
 
 def _script() -> ScriptDirectory:
@@ -193,21 +201,85 @@ def check_schema(manifest: Manifest) -> None:
         ) from None
 
 
-def verify(snapshot: Path, progress: Progress | None = None) -> Manifest:
-    """Check a snapshot whole: manifest, format, schema revision, then every file's size
-    and sha256. SnapshotRefused names the first problem found."""
+@dataclass
+class Checked:
+    """A snapshot checked whole: its manifest, the only paths a restore may use, and
+    who signed it (`unverified` says why no one could tell, when trust_unsigned let it
+    through)."""
+
+    manifest: Manifest
+    plan: Plan
+    key_id: str | None
+    unverified: str | None
+
+
+def _kept_out(settings: Settings) -> tuple[Path, ...]:
+    """Where a restore never writes a file: secrets, caches, the stores' own files (the
+    stores are restored through their own APIs)."""
+    kept = [settings.data_dir / d for d in NOT_FILES if d != "models"]
+    kept.append(settings.chroma_path)
+    if make_url(settings.database_url).get_backend_name() == "sqlite":
+        database = stores.sqlite_path(settings.database_url)
+        kept += [database.with_name(database.name + s) for s in ("", *SKIP_SUFFIXES)]
+    return tuple(kept)
+
+
+def verify(
+    snapshot: Path,
+    settings: Settings,
+    *,
+    extra_keys: Sequence[bytes] = (),
+    trust_unsigned: bool = False,
+    progress: Progress | None = None,
+) -> Manifest:
+    """Check a snapshot whole (see `checked`); its manifest."""
+    return checked(
+        snapshot,
+        settings,
+        extra_keys=extra_keys,
+        trust_unsigned=trust_unsigned,
+        progress=progress,
+    ).manifest
+
+
+def checked(
+    snapshot: Path,
+    settings: Settings,
+    *,
+    extra_keys: Sequence[bytes] = (),
+    trust_unsigned: bool = False,
+    progress: Progress | None = None,
+) -> Checked:
+    """Check a snapshot whole, before anything is written: manifest, format, signature
+    (by a key these settings hold, or `extra_keys`), schema revision, that every path
+    it names stays inside the snapshot (reads) or the data directory (writes), then
+    every file's size and sha256. SnapshotRefused names the first problem found.
+
+    `trust_unsigned` lets through a snapshot whose signature cannot be checked here
+    (none, or an unknown key), never one whose signature a held key shows is wrong."""
     progress = progress or Quiet()
+    snapshot = snapshot.expanduser().resolve()
     manifest = read_manifest(snapshot)
+    keys = signing.resolve(settings, signing=False, extra=extra_keys)
+    key_id: str | None = None
+    unverified: str | None = None
+    try:
+        if manifest.format < FORMAT and manifest.signature is None:
+            raise signing.Unverifiable(
+                f"{manifest.name} was written in snapshot format {manifest.format} by docchat "
+                f"{manifest.docchat_version}, before snapshots were signed: nothing proves "
+                "where it has been; restore it only if you know, with --trust-unsigned"
+            )
+        key_id = signing.check(manifest.name, manifest.body, manifest.signature, keys)
+    except signing.Unverifiable as exc:
+        if not trust_unsigned:
+            raise
+        unverified = str(exc)
     check_schema(manifest)
-    expected = {"database": manifest.database.get("file")}
-    for role, rel in expected.items():
-        if rel and rel not in manifest.files:
-            raise SnapshotRefused(f"{manifest.name}: the manifest lists no {role} file {rel}")
+    steps = plan(snapshot, manifest, settings.data_dir, _kept_out(settings))
     progress.stage("verifying", manifest.size_bytes)
     for rel, facts in sorted(manifest.files.items()):
-        path = snapshot / rel
-        if not _inside(path, snapshot):
-            raise SnapshotRefused(f"{manifest.name}: the manifest names a path outside it: {rel}")
+        path = snapshot / rel  # confined by plan()
         if not path.is_file():
             raise SnapshotRefused(f"{manifest.name}: {rel} is missing")
         size = path.stat().st_size
@@ -221,11 +293,17 @@ def verify(snapshot: Path, progress: Progress | None = None) -> Manifest:
                 f"{manifest.name}: {rel} does not match its sha256 in the manifest: the "
                 "snapshot is damaged"
             )
-    return manifest
-
-
-def _inside(path: Path, folder: Path) -> bool:
-    return path.resolve().is_relative_to(folder.resolve())
+    for folder in steps.collections:  # restore creates the collection collection.json names
+        try:
+            info = json.loads((folder / "collection.json").read_text(encoding="utf-8"))
+        except (ValueError, UnicodeDecodeError):
+            info = None
+        if not isinstance(info, dict) or info.get("name") != folder.name:
+            raise SnapshotRefused(
+                f"{manifest.name}: vectors/{folder.name}/collection.json is unreadable or "
+                "names another collection: the snapshot is damaged"
+            )
+    return Checked(manifest, steps, key_id, unverified)
 
 
 # -- create --------------------------------------------------------------------------
@@ -304,11 +382,15 @@ def create(
     runs: the database through its online backup, the vectors from a consistent copy
     (embedded) or through the server, files copied whole."""
     progress = progress or Quiet()
+    keys = signing.resolve(settings, signing=True)  # before anything: none in production
+    assert keys.signing is not None
     to = to.expanduser().resolve()
     to.mkdir(parents=True, exist_ok=True)
     name = _new_name(to)
     work = to / (name + PARTIAL)
-    work.mkdir()
+    # Owner-only from the start: it holds conversations and API-key hashes.
+    work.mkdir(mode=0o700)
+    work.chmod(0o700)
     out = _Writer(work)
     warnings: list[str] = []
     left_out: list[str] = []
@@ -334,8 +416,9 @@ def create(
             out.copy(path, f"files/{rel}", progress.advance)
         if (settings.data_dir / "secrets").is_dir():
             left_out.append(
-                "secrets/ of the data directory (the generated key pepper): a secret, kept "
-                "out of snapshots; keep it yourself, or API keys will not match after a restore"
+                "secrets/ of the data directory (the generated key pepper and backup signing "
+                "key): secrets, kept out of snapshots; keep them yourself, or API keys will "
+                "not match and this deployment's snapshots will not verify after a restore"
             )
         manifest = Manifest(
             name=name,
@@ -351,7 +434,10 @@ def create(
             left_out=left_out,
             warnings=warnings,
         )
-        (work / MANIFEST).write_text(json.dumps(manifest.as_dict(), indent=2) + "\n")
+        body = manifest.as_dict()
+        signed = {**body, "signature": signing.sign(body, keys.signing)}
+        (work / MANIFEST).write_text(json.dumps(signed, indent=2) + "\n")
+        _owner_only(work)
         final = to / name
         os.replace(work, final)
     except BaseException:
@@ -372,6 +458,14 @@ def create(
         },
     )
     return final
+
+
+def _owner_only(root: Path) -> None:
+    """Files 600, folders 700, whatever the umask made them."""
+    for dirpath, _dirnames, filenames in os.walk(root):
+        Path(dirpath).chmod(0o700)
+        for name in filenames:
+            (Path(dirpath) / name).chmod(0o600)
 
 
 def _take_database(
@@ -551,9 +645,10 @@ class Restored:
     paths_rewritten: list[str] = field(default_factory=list)
     to_pull: list[str] = field(default_factory=list)
     missing: list[str] = field(default_factory=list)
+    unverified: str | None = None  # why its signature was not checked (--trust-unsigned)
 
 
-def _target_problems(settings: Settings, manifest: Manifest, store: VectorStore) -> list[str]:
+def _target_problems(settings: Settings, steps: Plan, store: VectorStore) -> list[str]:
     """What the target already holds (a restore needs empty stores)."""
     problems = []
     url = settings.database_url
@@ -565,15 +660,11 @@ def _target_problems(settings: Settings, manifest: Manifest, store: VectorStore)
         problems.append(f"the PostgreSQL database holds {len(tables)} tables")
     if names := store.collection_names():
         problems.append(f"the vector store {store.location} holds {len(names)} collections")
-    clashes = [
-        rel
-        for rel in manifest.files
-        if rel.startswith("files/") and (settings.data_dir / rel.removeprefix("files/")).exists()
-    ]
+    clashes = [target for target in steps.files.values() if target.exists()]
     if clashes:
         problems.append(
             f"the data directory holds {len(clashes)} files the snapshot has "
-            f"(e.g. {clashes[0].removeprefix('files/')})"
+            f"(e.g. {clashes[0].relative_to(settings.data_dir)})"
         )
     return problems
 
@@ -594,23 +685,33 @@ def restore(
     *,
     force: bool = False,
     pull_models: bool = False,
+    extra_keys: Sequence[bytes] = (),
+    trust_unsigned: bool = False,
     actor: str = "cli",
     progress: Progress | None = None,
 ) -> Restored:
-    """Put a snapshot back into empty stores (every hash checked first), migrate its
-    schema to this code's, and point the registry at the files where they now are.
+    """Put a snapshot back into empty stores (every path and hash checked first), migrate
+    its schema to this code's, and point the registry at the files where they now are.
 
     `force` restores over stores that hold data: the database is replaced, every
-    collection deleted first and the snapshot's files overwritten."""
+    collection deleted first and the snapshot's files overwritten. `extra_keys` and
+    `trust_unsigned`: see `checked`; a snapshot let through unverified says so in the
+    audit trail."""
     progress = progress or Quiet()
-    snapshot = snapshot.expanduser().resolve()
-    manifest = verify(snapshot, progress)
+    check = checked(
+        snapshot,
+        settings,
+        extra_keys=extra_keys,
+        trust_unsigned=trust_unsigned,
+        progress=progress,
+    )
+    manifest, steps = check.manifest, check.plan
     _check_database_kind(settings, manifest)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     # The writer of an embedded store: refused (busy) while a server holds it.
     store = VectorStore(url=settings.vectors.url, path=settings.chroma_path, writer=True)
     try:
-        problems = _target_problems(settings, manifest, store)
+        problems = _target_problems(settings, steps, store)
         if problems and not force:
             raise SnapshotRefused(
                 "the target is not empty: "
@@ -618,14 +719,14 @@ def restore(
                 + ". Restore into an empty data directory and empty stores, or pass --force "
                 "to replace what they hold"
             )
-        _put_database(settings, snapshot, manifest, clean=bool(problems), progress=progress)
+        _put_database(settings, steps.database, manifest, clean=bool(problems), progress=progress)
         db = Database(settings.database_url)
         try:
             db.migrate()  # an older snapshot's schema, brought to this code's
             if problems:
                 store.drop_everything()
-            collections, records = _put_vectors(store, snapshot, manifest, progress)
-            files = _put_files(settings, snapshot, manifest, progress)
+            collections, records = _put_vectors(store, steps, manifest, progress)
+            files = _put_files(steps, progress)
             result = Restored(
                 manifest,
                 manifest.schema_revision,
@@ -633,13 +734,17 @@ def restore(
                 collections,
                 records,
                 files,
+                unverified=check.unverified,
             )
-            _put_registered(settings, snapshot, manifest, db, result, progress, pull_models)
+            _put_registered(steps, db, result, progress, pull_models)
             audit.record_in(
                 db,
                 actor,
                 "backup.restore",
                 manifest.name,
+                reason=f"restored unverified (--trust-unsigned): {check.unverified}"
+                if check.unverified
+                else None,
                 detail={
                     "created_at": manifest.created_at,
                     "schema_from": manifest.schema_revision,
@@ -647,6 +752,8 @@ def restore(
                     "forced": bool(problems),
                     "collections": collections,
                     "to_pull": result.to_pull,
+                    "signed_by_key": check.key_id,
+                    "trusted_unsigned": check.unverified,
                 },
             )
         finally:
@@ -657,9 +764,8 @@ def restore(
 
 
 def _put_database(
-    settings: Settings, snapshot: Path, manifest: Manifest, *, clean: bool, progress: Progress
+    settings: Settings, source: Path, manifest: Manifest, *, clean: bool, progress: Progress
 ) -> None:
-    source = snapshot / str(manifest.database["file"])
     progress.stage("database", source.stat().st_size)
     if manifest.database["kind"] == "sqlite":
         target = stores.sqlite_path(settings.database_url)
@@ -672,73 +778,46 @@ def _put_database(
 
 
 def _put_vectors(
-    store: VectorStore, snapshot: Path, manifest: Manifest, progress: Progress
+    store: VectorStore, steps: Plan, manifest: Manifest, progress: Progress
 ) -> tuple[int, int]:
     collections = manifest.vectors.get("collections", [])
     progress.stage("vectors", sum(c["count"] for c in collections))
     records = 0
-    for info in collections:
-        records += stores.import_collection(
-            store, snapshot / "vectors" / info["name"], progress.advance
-        )
-    return len(collections), records
+    for folder in steps.collections:
+        records += stores.import_collection(store, folder, progress.advance)
+    return len(steps.collections), records
 
 
-def _put_files(settings: Settings, snapshot: Path, manifest: Manifest, progress: Progress) -> int:
-    plain = {
-        rel: facts
-        for rel, facts in manifest.files.items()
-        if rel.startswith("files/")
-        and rel not in {e.get("stored") for e in manifest.models + manifest.adapters}
-    }
-    progress.stage("files", sum(int(f["size"]) for f in plain.values()))
-    for rel in sorted(plain):
-        target = settings.data_dir / rel.removeprefix("files/")
-        if not _inside(target, settings.data_dir):
-            raise SnapshotRefused(f"{manifest.name}: {rel} would land outside the data directory")
-        stores.copy_file(snapshot / rel, target, progress.advance)
-    return len(plain)
+def _put_files(steps: Plan, progress: Progress) -> int:
+    progress.stage("files", sum(source.stat().st_size for source in steps.files))
+    for source, target in steps.files.items():
+        stores.copy_file(source, target, progress.advance)
+    return len(steps.files)
 
 
 def _holds(path: Path, sha256: str) -> bool:
     return path.is_file() and stores.file_sha256(path) == sha256
 
 
-def _new_home(settings: Settings, manifest: Manifest, kind: str, entry: dict[str, Any]) -> Path:
-    """Where a registered file belongs on this machine."""
-    old = Path(entry["path"])
-    old_root = Path(manifest.data_dir)
-    if old.is_relative_to(old_root):
-        return settings.data_dir / old.relative_to(old_root)
-    if old.is_file() and old.stat().st_size == entry["size"] and _holds(old, entry["sha256"]):
-        return old  # a file outside the data directory, here too with its bytes
-    if entry.get("catalog"):
-        return settings.data_dir / "models" / f"{entry['catalog']}.gguf"
-    return settings.data_dir / kind / old.name
-
-
 def _put_registered(
-    settings: Settings,
-    snapshot: Path,
-    manifest: Manifest,
+    steps: Plan,
     db: Database,
     result: Restored,
     progress: Progress,
     pull_models: bool,
 ) -> None:
+    """Place each registered file where the plan says (a copy only ever lands on its
+    checked target, or the spare name beside it) and point the registry there."""
     homes: dict[tuple[str, str], Path] = {}
-    stored = [
-        (kind, e)
-        for kind, entries in (("models", manifest.models), ("adapters", manifest.adapters))
-        for e in entries
-    ]
-    progress.stage("model and adapter files", sum(e["size"] for _, e in stored if e["stored"]))
-    for kind, entry in stored:
-        home = _new_home(settings, manifest, kind, entry)
-        if entry["stored"] and not _holds(home, entry["sha256"]):
+    progress.stage(
+        "model and adapter files", sum(p.entry["size"] for p in steps.registered if p.stored)
+    )
+    for placed in steps.registered:
+        entry, kind, home = placed.entry, placed.kind, placed.home
+        if placed.stored and placed.target and placed.spare and not _holds(home, entry["sha256"]):
             if home.exists():  # another file by that name: keep it, and ours beside it
-                home = home.with_name(f"{entry['sha256'][:12]}-{home.name}")
-            stores.copy_file(snapshot / entry["stored"], home, progress.advance)
+                home = placed.spare
+            stores.copy_file(placed.stored, home, progress.advance)
         elif not home.is_file() and entry.get("catalog") and pull_models:
             from app.llm.catalog import pull
 

@@ -52,6 +52,11 @@ class BackupError(RuntimeError):
     """A snapshot cannot be taken or restored; the message says why and what to do."""
 
 
+class SnapshotRefused(BackupError):
+    """A snapshot that must not be restored (corrupt, tampered with, newer, incomplete)
+    or a target that is not empty."""
+
+
 def _nothing(_n: int) -> None:
     pass
 
@@ -71,7 +76,9 @@ def file_sha256(path: Path, advance: Advance = _nothing) -> str:
 
 def copy_file(source: Path, target: Path, advance: Advance = _nothing) -> tuple[str, int]:
     """Copy a file (whole or not at all), returning the sha256 and size of what was
-    copied: the bytes read, so a file replaced meanwhile is described as copied."""
+    copied: the bytes read, so a file replaced meanwhile is described as copied. The
+    copy keeps the times, not the mode: it gets the mode of any new file (umask), so a
+    snapshot's 600 or a source's executable bit does not travel."""
     target.parent.mkdir(parents=True, exist_ok=True)
     partial = target.with_name(target.name + ".partial")
     digest = hashlib.sha256()
@@ -82,7 +89,8 @@ def copy_file(source: Path, target: Path, advance: Advance = _nothing) -> tuple[
             digest.update(chunk)
             size += len(chunk)
             advance(len(chunk))
-    shutil.copystat(source, partial)
+    facts = source.stat()
+    os.utime(partial, ns=(facts.st_atime_ns, facts.st_mtime_ns))
     os.replace(partial, target)
     return digest.hexdigest(), size
 

@@ -60,6 +60,43 @@ def _size(n: int) -> str:
     return f"{n / 2**20:.1f} MiB"
 
 
+KeyFiles = Annotated[
+    list[Path] | None,
+    typer.Option(
+        "--signing-key-file",
+        help="A file holding a key that also verifies snapshots (a lost deployment's "
+        "backup.signing_key, an older key). May be given more than once.",
+    ),
+]
+TrustUnsigned = Annotated[
+    bool,
+    typer.Option(
+        "--trust-unsigned",
+        help="Accept a snapshot whose signature cannot be checked here (unsigned, or by a "
+        "key not held): only if you know where it has been. Recorded in the audit trail. "
+        "A signature that a held key shows is wrong is refused all the same.",
+    ),
+]
+
+
+def _keys(files: list[Path] | None) -> list[bytes]:
+    from app.backup import signing
+    from app.backup.stores import BackupError
+
+    try:
+        return [signing.read_key_file(path) for path in files or []]
+    except BackupError as exc:
+        raise fail(str(exc)) from None
+
+
+def _unverified(reason: str) -> None:
+    err.print(
+        f"[bold red]UNVERIFIED SNAPSHOT (--trust-unsigned):[/] {reason}",
+        markup=True,
+        highlight=False,
+    )
+
+
 @app.command("create")
 def backup_create(
     to: Annotated[
@@ -125,30 +162,49 @@ def backup_create(
 @app.command("verify")
 def backup_verify(
     snapshot_dir: Annotated[Path, typer.Argument(metavar="SNAPSHOT", help="A snapshot folder.")],
+    signing_key_file: KeyFiles = None,
+    trust_unsigned: TrustUnsigned = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
 ) -> None:
-    """Check a snapshot: manifest, schema, and every file's size and sha256.
+    """Check a snapshot: signature, paths, schema, and every file's hash.
 
-    Check a snapshot: its manifest, that this docchat knows its schema, and every
-    file's size and sha256. Exit 1 naming the first problem.
+    Check a snapshot: its manifest, its signature (by a key this deployment holds),
+    that this docchat knows its schema, that every path it names stays inside the
+    snapshot and the data directory, and every file's size and sha256. Exit 1 naming
+    the first problem.
 
     Example: docchat backup verify backups/docchat-backup-20260101T020000Z
     """
     from app.backup import snapshot
 
+    settings = load()
+    extra = _keys(signing_key_file)
     try:
         with bar() as progress:
-            manifest = snapshot.verify(snapshot_dir, progress)
+            check = snapshot.checked(
+                snapshot_dir,
+                settings,
+                extra_keys=extra,
+                trust_unsigned=trust_unsigned,
+                progress=progress,
+            )
     except snapshot.BackupError as exc:
         raise fail(str(exc)) from None
+    except OSError as exc:
+        raise fail(f"verify failed: {exc}") from None
+    manifest = check.manifest
+    if check.unverified:
+        _unverified(check.unverified)
     if as_json:
-        console.print_json(json.dumps({**manifest.summary(), "ok": True}))
+        summary = {**manifest.summary(), "ok": True, "signed_by_key": check.key_id}
+        console.print_json(json.dumps({**summary, "unverified": check.unverified}))
         return
     facts = manifest.summary()
+    signed = f"signed with key {check.key_id}" if check.key_id else "NOT verified"
     say(
-        f"{manifest.name}: ok ({facts['files']} files, {_size(facts['size_bytes'])}, "
-        f"schema {facts['schema_revision']}, taken {facts['created_at']} by docchat "
-        f"{facts['docchat_version']})"
+        f"{manifest.name}: ok ({signed}; {facts['files']} files, "
+        f"{_size(facts['size_bytes'])}, schema {facts['schema_revision']}, taken "
+        f"{facts['created_at']} by docchat {facts['docchat_version']})"
     )
 
 
@@ -167,22 +223,32 @@ def backup_restore(
         bool,
         typer.Option("--pull-models", help="Install the catalog models the snapshot names (pip)."),
     ] = False,
+    signing_key_file: KeyFiles = None,
+    trust_unsigned: TrustUnsigned = False,
 ) -> None:
     """Restore a snapshot into empty stores and data directory.
 
     Restore a snapshot into the configured data directory and stores (empty ones):
-    every hash is checked first, an older schema is migrated, registry paths are
-    pointed at where the files now are. Stop the server first.
+    the signature, every path and every hash are checked first, an older schema is
+    migrated, registry paths are pointed at where the files now are. Stop the server
+    first.
 
     Example: DOCCHAT_DATA_DIR=/srv/docchat docchat backup restore /backups/docchat-backup-…
     """
     from app.backup import snapshot
 
     settings = load()
+    extra = _keys(signing_key_file)
     try:
         with bar() as progress:
             done = snapshot.restore(
-                settings, snapshot_dir, force=force, pull_models=pull_models, progress=progress
+                settings,
+                snapshot_dir,
+                force=force,
+                pull_models=pull_models,
+                extra_keys=extra,
+                trust_unsigned=trust_unsigned,
+                progress=progress,
             )
     except snapshot.BackupError as exc:
         raise fail(
@@ -197,6 +263,8 @@ def backup_restore(
         if done.migrated_from != done.migrated_to
         else f"schema {done.migrated_to}"
     )
+    if done.unverified:
+        _unverified(done.unverified)
     say(
         f"restored {done.manifest.name} into {settings.data_dir}: {migrated}, "
         f"{done.collections} collections ({done.records} records), {done.files} files"

@@ -64,7 +64,12 @@ class Strength:
 PEPPER = Strength(MIN_PEPPER_CHARS, 10)
 TOKEN = Strength(16, 6)
 # Every other secret setting is judged as a token; URLs only for placeholders.
-STRENGTH = {"security.key_pepper": PEPPER, "security.key_pepper_previous": PEPPER}
+STRENGTH = {
+    "security.key_pepper": PEPPER,
+    "security.key_pepper_previous": PEPPER,
+    "backup.signing_key": PEPPER,
+    "backup.signing_key_previous": PEPPER,
+}
 URL_SECRETS = frozenset({"database.url"})
 
 

@@ -22,9 +22,12 @@ from typing import Any
 
 import httpx
 
+from app.backup import signing
 from tests.conftest import CORPUS, Models, docchat_serve, ingest_into, make_settings, run_docchat
 from tests.servers import PostgresServer, chroma_running
 
+# The operator keeps the signing key in the secret store: the new machine has it too.
+SIGNING_KEY = "drill-backup-signing-key-0123456789abcdefgh"
 QUESTIONS = [
     "What port does the widget server listen on by default?",
     "How do I check that the command-line tool is installed?",
@@ -50,6 +53,7 @@ def environment(data_dir: Path, stores: dict[str, str]) -> dict[str, str]:
         "DOCCHAT_LLM__TEMPERATURE": "0",
         "DOCCHAT_LLM__MAX_TOKENS": "48",
         "DOCCHAT_SECURITY__RATE_LIMIT_PER_MINUTE": "0",
+        "DOCCHAT_BACKUP__SIGNING_KEY": SIGNING_KEY,
         "COLUMNS": "200",
         **stores,
     }
@@ -200,6 +204,8 @@ def drill(tmp_path: Path, models: Models, source: dict[str, str], target: dict[s
     newer = shutil.copytree(snapshot, tmp_path / "newer" / snapshot.name)
     manifest = json.loads((newer / "manifest.json").read_text())
     manifest["schema_revision"] = "9999"
+    del manifest["signature"]  # signed again, as a newer docchat with the key would
+    manifest["signature"] = signing.sign(manifest, SIGNING_KEY.encode())
     (newer / "manifest.json").write_text(json.dumps(manifest))
     empty = environment(tmp_path / "empty" / "data", target)
     refused = docchat(empty, "backup", "restore", str(damaged), ok=False)
