@@ -644,6 +644,8 @@ class Restored:
     files: int
     paths_rewritten: list[str] = field(default_factory=list)
     to_pull: list[str] = field(default_factory=list)
+    pulled: list[str] = field(default_factory=list)  # catalog models installed again
+    pull_failures: list[str] = field(default_factory=list)
     missing: list[str] = field(default_factory=list)
     unverified: str | None = None  # why its signature was not checked (--trust-unsigned)
 
@@ -684,7 +686,7 @@ def restore(
     snapshot: Path,
     *,
     force: bool = False,
-    pull_models: bool = False,
+    pull_models: bool = True,
     extra_keys: Sequence[bytes] = (),
     trust_unsigned: bool = False,
     actor: str = "cli",
@@ -819,9 +821,15 @@ def _put_registered(
                 home = placed.spare
             stores.copy_file(placed.stored, home, progress.advance)
         elif not home.is_file() and entry.get("catalog") and pull_models:
-            from app.llm.catalog import pull
+            # A catalog model is not in the snapshot: the catalog provisions the same
+            # bytes again (checked by their hash), so the restored deployment answers.
+            from app.llm.catalog import PullError, pull
 
-            home = pull(CATALOG[entry["catalog"]], home.parent)
+            try:
+                home = pull(CATALOG[entry["catalog"]], home.parent)
+                result.pulled.append(entry["catalog"])
+            except PullError as exc:  # the index unreachable, say: the data is restored
+                result.pull_failures.append(f"{entry['catalog']}: {exc}")
         if not home.is_file():
             if entry.get("catalog"):
                 result.to_pull.append(entry["catalog"])

@@ -221,8 +221,12 @@ def backup_restore(
     ] = False,
     pull_models: Annotated[
         bool,
-        typer.Option("--pull-models", help="Install the catalog models the snapshot names (pip)."),
-    ] = False,
+        typer.Option(
+            "--pull-models/--no-pull-models",
+            help="Install again the catalog models the snapshot names (snapshots leave them "
+            "out; pip, checked by their hash), so the restored deployment answers.",
+        ),
+    ] = True,
     signing_key_file: KeyFiles = None,
     trust_unsigned: TrustUnsigned = False,
 ) -> None:
@@ -271,6 +275,10 @@ def backup_restore(
     )
     for line in done.paths_rewritten:
         say(f"  registry path: {line}")
+    for name in done.pulled:
+        say(f"  catalog model installed again: {name}")
+    for line in done.pull_failures:
+        err.print(f"[yellow]warning:[/] could not install {line}", markup=True, highlight=False)
     for name in done.to_pull:
         say(f"  catalog model not installed here: docchat models pull {name}")
     for line in done.missing:

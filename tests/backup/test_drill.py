@@ -28,6 +28,8 @@ from tests.servers import PostgresServer, chroma_running
 
 # The operator keeps the signing key in the secret store: the new machine has it too.
 SIGNING_KEY = "drill-backup-signing-key-0123456789abcdefgh"
+# Its package is installed with the tests' model, so it is pulled without a network.
+CATALOG_MODEL = "smollm2-135m-instruct-q4_1"
 QUESTIONS = [
     "What port does the widget server listen on by default?",
     "How do I check that the command-line tool is installed?",
@@ -123,7 +125,16 @@ def state(env: dict[str, str]) -> dict[str, Any]:
     }
 
 
-def drill(tmp_path: Path, models: Models, source: dict[str, str], target: dict[str, str]) -> None:
+def drill(
+    tmp_path: Path,
+    models: Models,
+    source: dict[str, str],
+    target: dict[str, str],
+    *,
+    catalog: bool = False,
+) -> None:
+    """`catalog`: the served model comes from the catalog (as `make run`'s does), which
+    snapshots leave out and restore installs again."""
     corpus = tmp_path / "corpus"
     corpus.mkdir()
     for name in ("guide.md", "notes.txt"):
@@ -136,6 +147,9 @@ def drill(tmp_path: Path, models: Models, source: dict[str, str], target: dict[s
     ingest_into(settings, models.embedder, corpus)
     env = environment(settings.data_dir, source)
     backups = tmp_path / "backups"
+    if catalog:
+        docchat(env, "models", "pull", CATALOG_MODEL)
+        docchat(env, "models", "activate", CATALOG_MODEL, "--force", "--no-evaluate")
 
     # 1. Users converse and rate; a reviewer curates and builds a dataset.
     with (
@@ -182,6 +196,12 @@ def drill(tmp_path: Path, models: Models, source: dict[str, str], target: dict[s
     assert state(renv) == kept
     (model,) = json.loads(docchat(renv, "models", "list", "--json"))
     assert Path(model["path"]).is_file()
+    if catalog:  # not in the snapshot: installed again, under the new data directory
+        assert f"catalog model installed again: {CATALOG_MODEL}" in restored
+        assert Path(model["path"]).is_relative_to(fresh)
+        # ...and the restored deployment answers from the command line too.
+        answer = docchat(renv, "ask", QUESTIONS[0])
+        assert "Sources" in answer
 
     # 5. The same questions, the same citations; the conversation is there.
     with (
@@ -216,7 +236,7 @@ def drill(tmp_path: Path, models: Models, source: dict[str, str], target: dict[s
 
 
 def test_backup_drill_on_sqlite_and_embedded_chroma(tmp_path: Path, models: Models) -> None:
-    drill(tmp_path, models, {}, {})
+    drill(tmp_path, models, {}, {}, catalog=True)
 
 
 def test_backup_drill_on_postgresql_and_a_chroma_server(
