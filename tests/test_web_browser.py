@@ -451,7 +451,7 @@ def test_a_quoted_passage_renders_its_code_table_and_marked_sentence(driver, liv
     assert ">" not in quote.text  # the quote's marks are not printed
     assert quote.find_element(By.CSS_SELECTOR, ".md-heading").text == "Rolling back"
     assert "docchat models rollback" in quote.find_element(By.CSS_SELECTOR, "pre code").text
-    marked = quote.find_element(By.CSS_SELECTOR, "strong")  # bold across inline code
+    marked = quote.find_element(By.CSS_SELECTOR, "p.md-p strong")  # bold across inline code
     assert marked.text == "Run docchat models rollback to return to the model before."
     assert marked.find_element(By.CSS_SELECTOR, "code").text == "docchat models rollback"
     headers = [th.text for th in quote.find_elements(By.CSS_SELECTOR, "table thead th")]

@@ -12,11 +12,13 @@
 import { el } from "./dom.js";
 
 // Append inline content (`code` and **bold**) of one line to parent. Code spans are
-// found first; "**" outside them opens and closes bold, which may hold code.
+// set aside first (as numbered placeholders), so bold may hold code and a "**" inside
+// code stays code.
 function appendInline(parent, text) {
-  const pieces = []; // [kind, text]: "text" or "code"
+  const codes = [];
+  let flat = "";
   let i = 0;
-  let plain = "";
+  text = String(text).replace(/[\u0000\u0001]/g, "");
   while (i < text.length) {
     if (text[i] === "`") {
       // Count the opening backtick run and look for a matching closing run.
@@ -25,50 +27,36 @@ function appendInline(parent, text) {
       const fence = "`".repeat(run);
       const end = text.indexOf(fence, i + run);
       if (end !== -1 && end > i + run) {
-        if (plain) pieces.push(["text", plain]);
-        plain = "";
-        pieces.push(["code", text.slice(i + run, end)]);
+        flat += "\u0000" + codes.length + "\u0001";
+        codes.push(text.slice(i + run, end));
         i = end + run;
         continue;
       }
-      plain += fence;
+      flat += fence;
       i += run;
       continue;
     }
-    plain += text[i];
+    flat += text[i];
     i++;
   }
-  if (plain) pieces.push(["text", plain]);
+  const re = /\*\*(?=\S)([\s\S]*?\S)\*\*/g;
+  let last = 0;
+  let m;
+  while ((m = re.exec(flat)) !== null) {
+    if (m.index > last) appendFlat(parent, flat.slice(last, m.index), codes);
+    const strong = el("strong");
+    appendFlat(strong, m[1], codes);
+    parent.appendChild(strong);
+    last = m.index + m[0].length;
+  }
+  if (last < flat.length) appendFlat(parent, flat.slice(last), codes);
+}
 
-  // Bold markers that have a partner; an odd last one stays as text.
-  let markers = 0;
-  pieces.forEach(function (p) {
-    if (p[0] === "text") markers += p[1].split("**").length - 1;
-  });
-  let usable = markers - (markers % 2);
-  let target = parent;
-  pieces.forEach(function (p) {
-    if (p[0] === "code") {
-      target.appendChild(el("code", "md-code", p[1]));
-      return;
-    }
-    const parts = p[1].split("**");
-    parts.forEach(function (part, n) {
-      if (n > 0) {
-        if (usable > 0) {
-          usable--;
-          if (target === parent) {
-            target = el("strong");
-            parent.appendChild(target);
-          } else {
-            target = parent;
-          }
-        } else {
-          target.appendChild(document.createTextNode("**"));
-        }
-      }
-      if (part) target.appendChild(document.createTextNode(part));
-    });
+// Text with code placeholders back as text nodes and <code> elements.
+function appendFlat(parent, flat, codes) {
+  flat.split(/\u0000(\d+)\u0001/).forEach(function (part, n) {
+    if (n % 2 === 1) parent.appendChild(el("code", "md-code", codes[parseInt(part, 10)]));
+    else if (part) parent.appendChild(document.createTextNode(part));
   });
 }
 
