@@ -561,14 +561,16 @@ class RetentionSettings(BaseModel):
     conversation_days: float = Field(
         0,
         ge=0,
+        le=36_500,
         description="Days a conversation is kept after its last message; older ones are "
-        "deleted with their messages and feedback. 0: kept forever.",
+        "deleted with their messages and feedback. 0: kept forever. At most 36500 (100 years).",
     )
     feedback_days: float = Field(
         0,
         ge=0,
+        le=36_500,
         description="Days a rating (and its comment) is kept after it was given, even "
-        "when its conversation stays. 0: kept as long as its answer.",
+        "when its conversation stays. 0: kept as long as its answer. At most 36500.",
     )
     purge_interval_s: float = Field(
         3600.0,
