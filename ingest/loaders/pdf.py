@@ -52,8 +52,12 @@ def load(data: bytes, stem: str, limits: ExtractLimits | None = None) -> LoadedD
             f"text extraction stopped after {budget}: {len(pages)} of {page_count} pages read"
         )
     elif len(pages) < page_count and not any("stop" in line for line in lines):
-        failure = next((str(line["error"]) for line in lines if "error" in line), "stopped")
-        warnings.append(f"text extraction {failure}: {len(pages)} of {page_count} pages read")
+        # The child died mid-way (out of memory, say): keep what it sent.
+        failure = next((str(line["error"]) for line in lines if "error" in line), "it ended")
+        warnings.append(
+            f"text extraction stopped at page {len(pages) + 1} ({failure}): "
+            f"{len(pages)} of {page_count} pages read"
+        )
     title = " ".join(str(head.get("title", "")).split()) or _first_line(sections) or stem
     return LoadedDocument(title=title, sections=sections, warnings=warnings, limits=limit_notes)
 
