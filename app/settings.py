@@ -266,6 +266,26 @@ class IngestSettings(BaseModel):
         32, ge=0, description="Tokens of the previous chunk repeated at the start of the next."
     )
     max_file_mb: float = Field(50.0, gt=0, description="Files larger than this are refused.")
+    max_file_chars: int = Field(
+        5_000_000,
+        ge=1000,
+        description="Most characters of text taken from one file (about 1,500 dense PDF "
+        "pages, 10,000 chunks); the rest is cut and the run's report says so (a limits "
+        "finding). A small compressed PDF can hold tens of megabytes of text.",
+    )
+    max_page_chars: int = Field(
+        100_000,
+        ge=1000,
+        description="Most characters of text taken from one PDF page (a dense page holds "
+        "about 5,000); the rest of the page is cut, with a limits finding.",
+    )
+    extract_timeout_s: float = Field(
+        60.0,
+        gt=0,
+        description="Seconds the text extraction of one PDF may take (it runs in a child "
+        "process, stopped when the time is up): the pages read by then are kept, with a "
+        "limits finding; a file with none read is skipped with a load error.",
+    )
     exclude: list[str] = Field(
         default_factory=lambda: ["_sources/*", "_static/*", "_images/*", "node_modules/*"],
         description="Glob patterns of paths (relative to the ingested folder, matched at "
@@ -547,14 +567,16 @@ class RetentionSettings(BaseModel):
     conversation_days: float = Field(
         0,
         ge=0,
+        le=36_500,
         description="Days a conversation is kept after its last message; older ones are "
-        "deleted with their messages and feedback. 0: kept forever.",
+        "deleted with their messages and feedback. 0: kept forever. At most 36500 (100 years).",
     )
     feedback_days: float = Field(
         0,
         ge=0,
+        le=36_500,
         description="Days a rating (and its comment) is kept after it was given, even "
-        "when its conversation stays. 0: kept as long as its answer.",
+        "when its conversation stays. 0: kept as long as its answer. At most 36500.",
     )
     purge_interval_s: float = Field(
         3600.0,

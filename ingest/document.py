@@ -5,6 +5,17 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 
+@dataclass(frozen=True)
+class ExtractLimits:
+    """How much one file may cost to turn into text (ingest.max_* settings): a small
+    compressed PDF can expand to tens of megabytes of text, and every character is
+    chunked and embedded. What passes a bound is cut and reported, never silently kept."""
+
+    max_file_chars: int = 5_000_000
+    max_page_chars: int = 100_000  # PDF pages
+    timeout_s: float = 60.0  # PDF text extraction, which runs in a child process
+
+
 class LoadError(Exception):
     """A file that cannot be turned into text; the message is the reason shown to the user."""
 
@@ -27,6 +38,8 @@ class LoadedDocument:
     sections: list[Section]
     # Soft findings worth reporting (the file is still indexed), e.g. "3 pages had no text".
     warnings: list[str] = field(default_factory=list)
+    # Where a bound of ExtractLimits cut the text (reported as "limits" findings).
+    limits: list[str] = field(default_factory=list)
 
     @property
     def text(self) -> str:

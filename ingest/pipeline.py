@@ -34,7 +34,7 @@ from app.store.models import OUTCOMES, Document, IngestIssue, IngestRun, utcnow
 from app.store.vectors import VectorStore
 from ingest.chunking import ChunkDraft, Chunker, embedding_text
 from ingest.discovery import SourceFile, discover
-from ingest.document import LoadedDocument, LoadError
+from ingest.document import ExtractLimits, LoadedDocument, LoadError
 from ingest.index_writer import IndexEntry, IndexWriter, StoredDocument
 from ingest.loaders import load_file
 from ingest.quality import Issue, SeenDocuments
@@ -162,6 +162,7 @@ class Ingestor:
         exclude: Sequence[str] = (),
         mass_change_share: float = 1.0,
         mass_change_min_documents: int = 1,
+        limits: ExtractLimits | None = None,
     ) -> None:
         self.db = db
         self.vectors = vectors
@@ -174,6 +175,7 @@ class Ingestor:
         self.exclude = tuple(exclude)
         self.mass_change_share = mass_change_share
         self.mass_change_min_documents = mass_change_min_documents
+        self.limits = limits or ExtractLimits()
 
     @classmethod
     def configured(
@@ -197,6 +199,11 @@ class Ingestor:
             exclude=[*settings.exclude, *extra_exclude],
             mass_change_share=settings.mass_change_share,
             mass_change_min_documents=settings.mass_change_min_documents,
+            limits=ExtractLimits(
+                max_file_chars=settings.max_file_chars,
+                max_page_chars=settings.max_page_chars,
+                timeout_s=settings.extract_timeout_s,
+            ),
         )
 
     def run(
@@ -341,7 +348,7 @@ class Ingestor:
             return "unchanged", 0
         began = time.perf_counter()
         try:
-            doc = load_file(file.path)
+            doc = load_file(file.path, self.limits)
         except LoadError as exc:
             return self._fail(file, summary, str(exc))
         except Exception as exc:  # a loader bug must not stop the other files
@@ -370,7 +377,8 @@ class Ingestor:
         began = time.perf_counter()
         drafts = self.chunker.chunk(doc)
         summary.timed("chunk", began)
-        summary.findings += [_finding(file.source, i) for i in state.gate.check_chunks(drafts)]
+        drafts, chunk_issues = state.gate.check_chunks(drafts)
+        summary.findings += [_finding(file.source, i) for i in chunk_issues]
         outcome = "changed" if previous else "new"
         if not summary.dry_run:
             embeddings = self._embed(doc, drafts, state)

@@ -16,7 +16,7 @@ import re
 import unicodedata
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from ingest.chunking import ChunkDraft
 from ingest.document import LoadedDocument
@@ -50,12 +50,14 @@ BOILERPLATE_TEXT_SHARE = 0.7
 # Every check name, in the order reports list them.
 CHECKS = (
     "load",
+    "limits",
     "garbled",
     "duplicate",
     "near_duplicate",
     "boilerplate",
     "near_empty",
     "short_chunks",
+    "repeated_chunks",
     "injection",
 )
 
@@ -115,6 +117,7 @@ def check_injection(doc: LoadedDocument) -> list[Issue]:
 def check_document(doc: LoadedDocument) -> list[Issue]:
     """The checks of one document's own text: the loader's warnings, then each check."""
     issues = [Issue("load", "warning", warning) for warning in doc.warnings]
+    issues += [Issue("limits", "warning", note) for note in doc.limits]
     issues += [i for i in (check_garbled(doc.text), check_near_empty(doc.text)) if i]
     return issues + check_injection(doc)
 
@@ -128,6 +131,28 @@ def check_chunks(drafts: list[ChunkDraft]) -> list[Issue]:
         )
         return [Issue("short_chunks", "warning", reason)]
     return []
+
+
+def drop_repeated_chunks(drafts: list[ChunkDraft]) -> tuple[list[ChunkDraft], Issue | None]:
+    """One copy of each chunk text, renumbered in reading order; a warning with the count.
+
+    A page repeated a thousand times would otherwise be embedded and stored a thousand
+    times, and fill every search result with copies of itself.
+    """
+    seen: set[str] = set()
+    kept: list[ChunkDraft] = []
+    for draft in drafts:
+        if draft.text not in seen:
+            seen.add(draft.text)
+            kept.append(draft if draft.ord == len(kept) else replace(draft, ord=len(kept)))
+    dropped = len(drafts) - len(kept)
+    if not dropped:
+        return drafts, None
+    reason = (
+        f"{dropped} of {len(drafts)} chunks repeat an earlier chunk word for word; "
+        f"dropped, each text is indexed once ({len(kept)} chunks)"
+    )
+    return kept, Issue("repeated_chunks", "warning", reason)
 
 
 # --- fingerprints ----------------------------------------------------------------------------

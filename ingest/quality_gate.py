@@ -25,6 +25,7 @@ from ingest.quality import (
     check_document,
     check_duplicate,
     check_near_duplicate,
+    drop_repeated_chunks,
     paragraph_fingerprints,
     signature,
     text_hash,
@@ -88,9 +89,11 @@ class QualityGate:
                 self.seen.remove(path)
         return verdict
 
-    def check_chunks(self, drafts: list[ChunkDraft]) -> list[Issue]:
-        """Run the checks of a document's chunks (after it is let in and chunked)."""
-        return check_chunks(drafts)
+    def check_chunks(self, drafts: list[ChunkDraft]) -> tuple[list[ChunkDraft], list[Issue]]:
+        """Run the checks of a document's chunks (after it is let in and chunked): the
+        chunks to index (each repeated text once) and the findings."""
+        kept, repeated = drop_repeated_chunks(drafts)
+        return kept, [*check_chunks(kept), *([repeated] if repeated else [])]
 
     def finish(self) -> list[tuple[str, Issue]]:
         """Run the checks across the run, once every document is loaded: (source, issue)."""

@@ -200,6 +200,15 @@ def test_admin_api_lists_the_trail_and_revocations_name_the_key(
         "/api/admin/audit", params={"since": "2999-01-01T00:00:00"}, headers=keys["admin"]
     )
     assert since.json() == []
+    # Before issue #22's fix a 500: the year 10000 once converted to UTC.
+    beyond = client.get(
+        "/api/admin/audit",
+        params={"since": "9999-12-31T23:59:59-23:59"},
+        headers=keys["admin"],
+    )
+    assert beyond.status_code == 422, beyond.text
+    assert beyond.json()["error"]["type"] == "invalid_request"
+    assert "since" in beyond.json()["error"]["message"]
 
 
 def test_no_route_edits_the_trail(
@@ -235,6 +244,16 @@ def test_cli_audit_list(tmp_path: Path) -> None:
     bad = run_docchat("audit", "list", "--since", "yesterday", env=env)
     assert bad.returncode == 1
     assert "neither a span" in bad.stderr
+    # Before issue #22's fix: OverflowError tracebacks (the year 10000 in UTC; a span
+    # longer than timedelta holds).
+    for since, reason in (
+        ("9999-12-31T23:59:59-23:59", "out of range once converted to UTC"),
+        ("99999999999d", "too long a span"),
+    ):
+        refused = run_docchat("audit", "list", "--since", since, env=env)
+        assert refused.returncode == 1, refused.stdout
+        assert reason in refused.stderr
+        assert "Traceback" not in refused.stderr
 
 
 def test_postgresql_refuses_to_change_the_trail(postgres: PostgresServer) -> None:

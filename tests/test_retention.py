@@ -13,11 +13,13 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
+from pydantic import ValidationError
 from sqlalchemy import func, select
 
 from app.components import Components, build_components, open_database
 from app.curation import examples
 from app.main import create_app
+from app.settings import Settings
 from app.store import audit, conversations, feedback, retention
 from app.store.db import Database
 from app.store.models import Conversation, CuratedExample, Feedback, Message, utcnow
@@ -231,3 +233,59 @@ def test_cli_purge_dry_run_first_then_delete(tmp_path: Path) -> None:
     (event,) = json.loads(listed.stdout)
     assert event["actor"].startswith("cli:")
     assert event["detail"]["conversations"] == 1
+
+
+def test_purge_ages_past_any_date_are_refused_over_http(
+    served: tuple[TestClient, Components, dict[str, str]],
+) -> None:
+    """Before issue #22's fix each of these was a 500 (OverflowError: now minus the age
+    is before the year 1); now a 422 problem, and nothing is deleted."""
+    client, components, keys = served
+    boss = bearer(keys["boss"])
+    kept, _ = converse(components.db, days_ago=400)
+    for age in ("inf", "1e10", "1e308", "nan", "36501"):
+        refused = client.post("/api/admin/purge", params={"older_than_days": age}, headers=boss)
+        assert refused.status_code == 422, (age, refused.text)
+        error = refused.json()["error"]
+        assert error["type"] == "invalid_request"
+        assert "older_than_days" in error["message"]
+    with components.db.session() as session:
+        assert session.get(Conversation, kept) is not None
+    century = client.post(
+        "/api/admin/purge", params={"older_than_days": 36500, "dry_run": True}, headers=boss
+    )
+    assert century.status_code == 200, century.text
+
+
+def test_cli_purge_refuses_ages_past_any_date_and_zero(tmp_path: Path) -> None:
+    """Before issue #22's fix `--older-than 99999999999d` ended in an OverflowError
+    traceback, and `--older-than 0d` deleted every conversation although 0 means "kept
+    forever" in retention.conversation_days."""
+    settings = make_settings(tmp_path)
+    db = open_database(settings)
+    converse(db, days_ago=1)
+    db.close()
+    env = {**os.environ, "DOCCHAT_DATA_DIR": str(tmp_path), "COLUMNS": "200"}
+    for option in ("--older-than", "--feedback-older-than"):
+        huge = run_docchat("conversations", "purge", option, "99999999999d", env=env)
+        assert huge.returncode == 1, huge.stdout
+        assert "too long a span: at most 36500 days" in huge.stderr
+        assert "Traceback" not in huge.stderr
+        zero = run_docchat("conversations", "purge", option, "0d", env=env)
+        assert zero.returncode == 1, zero.stdout
+        assert "0 means 'kept forever'" in zero.stderr
+        assert "Traceback" not in zero.stderr
+    db = open_database(settings)
+    assert (count(db, Conversation), count(db, Feedback)) == (1, 1)
+    db.close()
+
+
+def test_retention_settings_past_any_date_are_refused() -> None:
+    """Before issue #22's fix, conversation_days=inf was taken, and each scheduled purge
+    then failed with an OverflowError (now minus the age is before the year 1)."""
+    for days in (float("inf"), 1e10, 36_501):
+        with pytest.raises(ValidationError, match="less than or equal to 36500"):
+            Settings(_env_file=None, retention={"conversation_days": days})  # type: ignore[arg-type]
+        with pytest.raises(ValidationError, match="less than or equal to 36500"):
+            Settings(_env_file=None, retention={"feedback_days": days})  # type: ignore[arg-type]
+    assert retention.cutoff(36_500) is not None

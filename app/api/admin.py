@@ -43,7 +43,7 @@ admin = APIRouter(prefix="/api/admin", tags=["admin"], dependencies=[require_sco
 uploads = APIRouter(prefix="/api", tags=["ingest"], dependencies=[require_scope("ingest")])
 
 UPLOAD_PATH = "/api/documents"
-SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._ -]{0,199}$")
+SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._ -]{0,199}")  # fullmatch: no "\n"
 # One upload ingests at a time: the embedded store has one writer.
 _ingest_lock = threading.Lock()
 
@@ -88,7 +88,10 @@ def audit_events(
     """The audit trail of admin actions, newest first. Read only: no route changes it."""
     if since is not None and since.tzinfo is None:
         since = since.replace(tzinfo=UTC)
-    found = audit.events(session, since=since, action=action, limit=limit)
+    try:
+        found = audit.events(session, since=since, action=action, limit=limit)
+    except ValueError as exc:  # a `since` UTC cannot hold
+        raise ApiError(422, "invalid_request", f"since: {exc}") from None
     return [AuditEventOut.model_validate(audit.as_dict(e)) for e in found]
 
 
@@ -120,7 +123,12 @@ def purge_conversations(
     session: SessionDep,
     identity: IdentityDep,
     older_than_days: Annotated[
-        float, Query(gt=0, description="Delete conversations inactive for this many days.")
+        float,
+        Query(
+            gt=0,
+            le=retention.MAX_DAYS,  # also refuses inf and nan: a cutoff before year 1 overflows
+            description="Delete conversations inactive for this many days.",
+        ),
     ],
     dry_run: Annotated[bool, Query(description="Count what would go; delete nothing.")] = False,
 ) -> DeletedOut:
@@ -237,7 +245,7 @@ async def upload_documents(
     for upload in files:
         name = Path(upload.filename or "").name
         suffix = Path(name).suffix.lower()
-        if not SAFE_NAME.match(name) or ".." in name:
+        if not SAFE_NAME.fullmatch(name) or ".." in name:
             raise ApiError(422, "invalid_upload", f"file name not allowed: {name[:80]!r}")
         if suffix not in SUPPORTED_SUFFIXES:
             allowed = ", ".join(sorted(SUPPORTED_SUFFIXES))

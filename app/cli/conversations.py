@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 from typing import Annotated
 
 import typer
@@ -22,6 +23,19 @@ def _report(counts: dict[str, int], *, dry_run: bool, as_json: bool) -> None:
         f"{verb} {counts['conversations']} conversations, {counts['messages']} messages, "
         f"{counts['feedback']} ratings"
     )
+
+
+def _age(option: str, text: str, setting: str) -> timedelta:
+    """A purge's age, above 0: in the retention settings 0 means "kept forever", so a 0
+    here, which would delete everything, is refused rather than read either way."""
+    span = parse_span(text)
+    if not span:
+        raise ValueError(
+            f"{option} {text} would delete everything, yet 0 means 'kept forever' in "
+            f"{setting}: give an age above 0 (e.g. 1m), or leave the option out to use "
+            "the retention settings"
+        )
+    return span
 
 
 @app.command("purge")
@@ -54,12 +68,12 @@ def purge(
     now = utcnow()
     try:
         conversations_before = (
-            now - parse_span(older_than)
+            now - _age("--older-than", older_than, "retention.conversation_days")
             if older_than
             else retention.cutoff(settings.retention.conversation_days, now)
         )
         feedback_before = (
-            now - parse_span(feedback_older_than)
+            now - _age("--feedback-older-than", feedback_older_than, "retention.feedback_days")
             if feedback_older_than
             else retention.cutoff(settings.retention.feedback_days, now)
         )

@@ -24,7 +24,8 @@ from app.store.models import CuratedExample, Dataset, DatasetRow
 
 Split = Literal["train", "held-out"]
 SPLITS: tuple[Split, ...] = ("train", "held-out")
-NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+# A name becomes a file name: matched whole (fullmatch), so "abc\n" is no name.
+NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 FOLDER = "datasets"
 # What a row holds, in this order: an example's content, never its review metadata, so
 # that the same examples always give the same bytes (and the same hash).
@@ -161,7 +162,7 @@ def build(
 ) -> Snapshot:
     """Snapshot the active examples (staleness checked first) as dataset NAME; a name
     is never built twice."""
-    if not NAME.match(name):
+    if not NAME.fullmatch(name):
         raise CurationError("name: 1-100 of [A-Za-z0-9._-], starting with a letter or digit")
     if not 0 <= held_out < 1:
         raise CurationError("held_out: a share from 0 up to (not including) 1")

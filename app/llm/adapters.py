@@ -130,7 +130,7 @@ class AdapterRegistry:
         path = path.expanduser().resolve()
         if not path.is_file():
             raise RegistryError(f"no such adapter file: {path}")
-        if not NAME.match(name):
+        if not NAME.fullmatch(name):
             raise RegistryError(f"invalid adapter name {name!r}: use 1-100 of [A-Za-z0-9._-]")
         dims = read_info(base.path).dimensions
         with self.db.session() as session:

@@ -25,7 +25,8 @@ from app.store.models import Adapter, ChatModel, ModelActivation, utcnow
 if TYPE_CHECKING:
     from app.llm.adapters import AdapterEntry
 
-NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+# Names become file names: matched whole (fullmatch), so "abc\n" is no name.
+NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 
 
 class RegistryError(ValueError):
@@ -188,7 +189,7 @@ class ModelRegistry:
         if not path.is_file():
             raise RegistryError(f"no such model file: {path}")
         name = name or path.stem
-        if not NAME.match(name):
+        if not NAME.fullmatch(name):
             raise RegistryError(f"invalid model name {name!r}: use 1-100 of [A-Za-z0-9._-]")
         try:
             info = read_info(path)

@@ -13,7 +13,7 @@ import getpass
 import hashlib
 import json
 import logging
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import select
@@ -126,16 +126,27 @@ def events(
     action: str | None = None,
     limit: int = 100,
 ) -> list[AuditEvent]:
-    """Events newest first; `action` matches exactly or as a prefix ("key" or "key.")."""
+    """Events newest first; `action` matches exactly or as a prefix ("key" or "key.").
+
+    ValueError for a `since` that UTC cannot hold (9999-12-31T23:59:59-23:59 is in
+    the year 10000 there), the zone events are stored in."""
     query = select(AuditEvent).order_by(AuditEvent.id.desc()).limit(limit)
     if since is not None:
-        query = query.where(AuditEvent.created_at >= since)
+        query = query.where(AuditEvent.created_at >= utc(since))
     if action:
         prefix = action.rstrip(".")
         query = query.where(
             (AuditEvent.action == prefix) | AuditEvent.action.startswith(prefix + ".")
         )
     return list(session.scalars(query))
+
+
+def utc(moment: datetime) -> datetime:
+    """A moment in UTC (naive: UTC already); ValueError if it is past the year 9999 there."""
+    try:
+        return moment.astimezone(UTC) if moment.tzinfo else moment.replace(tzinfo=UTC)
+    except OverflowError:
+        raise ValueError(f"{moment.isoformat()} is out of range once converted to UTC") from None
 
 
 def as_dict(event: AuditEvent) -> dict[str, Any]:

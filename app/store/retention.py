@@ -26,6 +26,9 @@ log = logging.getLogger(__name__)
 
 # Rows deleted per statement: bounded IN lists, short locks.
 BATCH = 500
+# The longest age a purge takes (a century): a longer one reaches before any record,
+# and past about 2,000 years "now minus the age" is no date at all (OverflowError).
+MAX_DAYS = 36_500
 
 
 @dataclass

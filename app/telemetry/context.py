@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 REQUEST_ID_HEADER = "x-request-id"
-_VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+_VALID_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")  # fullmatch: no trailing "\n"
 
 
 @dataclass
@@ -27,7 +27,7 @@ current: ContextVar[RequestContext | None] = ContextVar("docchat_request", defau
 
 def request_id_from(header: str | None) -> str:
     """The client's X-Request-ID when it is sane, else a new one."""
-    if header and _VALID_REQUEST_ID.match(header):
+    if header and _VALID_REQUEST_ID.fullmatch(header):
         return header
     return uuid.uuid4().hex
 

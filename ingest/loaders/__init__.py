@@ -5,7 +5,7 @@ from __future__ import annotations
 import codecs
 from pathlib import Path, PurePosixPath
 
-from ingest.document import LoadedDocument, LoadError
+from ingest.document import ExtractLimits, LoadedDocument, LoadError
 from ingest.loaders import html, markdown, pdf, rst, text
 
 SUPPORTED_SUFFIXES: dict[str, str] = {
@@ -27,18 +27,20 @@ _UTF8_BOM = codecs.BOM_UTF8
 _UTF16_BOMS = (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)
 
 
-def load_file(path: Path) -> LoadedDocument:
+def load_file(path: Path, limits: ExtractLimits | None = None) -> LoadedDocument:
     """Load one file from disk; raises LoadError with a user-facing reason."""
     _format_of(path.name)  # fail fast on unsupported files, before reading them
     try:
         data = path.read_bytes()
     except OSError as exc:
         raise LoadError(f"cannot read file: {exc.strerror or exc}") from exc
-    return load_bytes(data, path.name)
+    return load_bytes(data, path.name, limits)
 
 
-def load_bytes(data: bytes, name: str) -> LoadedDocument:
-    """Load a file's content, given its file name (for the format and the fallback title)."""
+def load_bytes(data: bytes, name: str, limits: ExtractLimits | None = None) -> LoadedDocument:
+    """Load a file's content, given its file name (for the format and the fallback title),
+    its text cut at `limits` (default: ExtractLimits())."""
+    limits = limits or ExtractLimits()
     fmt = _format_of(name)
     if not data.strip():
         raise LoadError("empty file")
@@ -47,14 +49,36 @@ def load_bytes(data: bytes, name: str) -> LoadedDocument:
     if fmt != "pdf" and not decoded.strip():
         raise LoadError("empty file")
     try:
-        doc = pdf.load(data, stem) if fmt == "pdf" else _TEXT_LOADERS[fmt](decoded, stem)
+        doc = pdf.load(data, stem, limits) if fmt == "pdf" else _TEXT_LOADERS[fmt](decoded, stem)
     except RecursionError as exc:  # the parsers and tree walks recurse once per nesting level
         raise LoadError("too deeply nested to read") from exc
     if sum(not c.isspace() for c in doc.text) < MIN_TEXT_CHARS:
         if fmt == "pdf":
             raise LoadError("no extractable text (scanned or image-only PDF?)")
         raise LoadError("no text left after cleaning")
+    _cut_text(doc, limits.max_file_chars)
     return doc
+
+
+def _cut_text(doc: LoadedDocument, max_chars: int) -> None:
+    """Cut a document's paragraphs after `max_chars` characters in all, and say so.
+
+    The text formats are bounded by the file size alone (ingest.max_file_mb), and every
+    character is chunked and embedded; a PDF arrives already cut by its loader.
+    """
+    total = sum(len(p) for s in doc.sections for p in s.paragraphs)
+    if total <= max_chars:
+        return
+    room = max_chars
+    for section in doc.sections:
+        kept = []
+        for paragraph in section.paragraphs:
+            if room > 0:
+                kept.append(paragraph[:room])
+            room -= len(paragraph)
+        section.paragraphs = kept
+    doc.sections = [s for s in doc.sections if s.paragraphs]
+    doc.limits.append(f"text cut at {max_chars} characters (ingest.max_file_chars) of {total}")
 
 
 def _format_of(name: str) -> str:

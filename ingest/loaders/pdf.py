@@ -1,54 +1,123 @@
-"""PDF loader: one section per page, with the text pypdf can extract."""
+"""PDF loader: one section per page, with the text pypdf can extract.
+
+The extraction runs in a child process (ingest/loaders/pdf_extract.py) under the file's
+time budget: killing a process is the one way to stop a page whose extraction blows up,
+and the pages read before the budget ran out are kept. The child costs a Python start
+per PDF (a fraction of a second), small beside chunking and embedding a PDF.
+"""
 
 from __future__ import annotations
 
-from io import BytesIO
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
 
-from pypdf import PasswordType, PdfReader
-
-from ingest.document import LoadedDocument, LoadError, Section
+from ingest.document import ExtractLimits, LoadedDocument, LoadError, Section
 from ingest.loaders.text import split_paragraphs
 
 _MAX_TITLE_CHARS = 100
+# The folder that holds the `ingest` package: the child must import this same code.
+_PACKAGE_ROOT = str(Path(__file__).resolve().parents[2])
 
 
-def load(data: bytes, stem: str) -> LoadedDocument:
-    """Turn a PDF into one section per page ("Page 1", "Page 2", ...)."""
-    # pypdf raises many exception types on damaged files (ValueError, KeyError, its own
-    # errors...); all of them mean the same to the user.
-    try:
-        reader = PdfReader(BytesIO(data))
-        if reader.is_encrypted and not _opens_without_password(reader):
-            raise LoadError("encrypted PDF")
-        pages = list(reader.pages)
-        meta_title = (reader.metadata.title if reader.metadata else None) or ""
-    except LoadError:
-        raise
-    except Exception as exc:
-        raise LoadError(f"corrupt or unreadable PDF: {_short(exc)}") from exc
+def load(data: bytes, stem: str, limits: ExtractLimits | None = None) -> LoadedDocument:
+    """Turn a PDF into one section per page ("Page 1", "Page 2", ...), within `limits`."""
+    limits = limits or ExtractLimits()
+    lines, timed_out = _extract(data, limits)
+    head = lines[0] if lines else {}
+    if "error" in head:
+        raise LoadError(str(head["error"]))
+    budget = f"{limits.timeout_s:g} s (ingest.extract_timeout_s)"
+    pages = [line for line in lines[1:] if "text" in line]
+    if timed_out and not pages:
+        raise LoadError(f"text extraction took longer than {budget}; file skipped")
+    if "pages" not in head:
+        raise LoadError("corrupt or unreadable PDF: the text extraction stopped")
+    page_count = int(head["pages"])
 
     sections: list[Section] = []
     empty = 0
     for number, page in enumerate(pages, start=1):
-        try:
-            text = page.extract_text() or ""
-        except Exception:  # one damaged page should not lose the others
-            text = ""
-        paragraphs = split_paragraphs(text.replace("\x00", ""))
+        paragraphs = split_paragraphs(str(page["text"]))
         empty += not paragraphs
         sections.append(Section(heading=f"Page {number}", paragraphs=paragraphs, level=0))
 
     warnings = [f"{empty} of {len(pages)} pages had no extractable text"] if empty else []
-    title = " ".join(str(meta_title).split()) or _first_line(sections) or stem
-    return LoadedDocument(title=title, sections=sections, warnings=warnings)
+    limit_notes = _limit_notes(lines, pages, page_count, limits)
+    if len(pages) < page_count and timed_out:
+        limit_notes.append(
+            f"text extraction stopped after {budget}: {len(pages)} of {page_count} pages read"
+        )
+    elif len(pages) < page_count and not any("stop" in line for line in lines):
+        # The child died mid-way (out of memory, say): keep what it sent.
+        failure = next((str(line["error"]) for line in lines if "error" in line), "it ended")
+        warnings.append(
+            f"text extraction stopped at page {len(pages) + 1} ({failure}): "
+            f"{len(pages)} of {page_count} pages read"
+        )
+    title = " ".join(str(head.get("title", "")).split()) or _first_line(sections) or stem
+    return LoadedDocument(title=title, sections=sections, warnings=warnings, limits=limit_notes)
 
 
-def _opens_without_password(reader: PdfReader) -> bool:
-    """Whether an encrypted PDF opens with the empty user password (common for "protected" PDFs)."""
-    try:
-        return reader.decrypt("") != PasswordType.NOT_DECRYPTED
-    except Exception:  # e.g. an unsupported cipher: just as unreadable as a wrong password
-        return False
+def _extract(data: bytes, limits: ExtractLimits) -> tuple[list[dict[str, Any]], bool]:
+    """The child's lines (see pdf_extract.py) and whether the time budget ran out."""
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(
+            p for p in (_PACKAGE_ROOT, os.environ.get("PYTHONPATH", "")) if p
+        ),
+    }
+    command = [
+        sys.executable,
+        "-m",
+        "ingest.loaders.pdf_extract",
+        str(limits.max_page_chars),
+        str(limits.max_file_chars),
+    ]
+    with subprocess.Popen(
+        command,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        env=env,
+    ) as child:
+        try:
+            out, _ = child.communicate(data, timeout=limits.timeout_s)
+            timed_out = False
+        except subprocess.TimeoutExpired:
+            child.kill()
+            out, _ = child.communicate()  # what it wrote before the kill
+            timed_out = True
+    lines = []
+    for raw in out.splitlines():
+        try:
+            lines.append(json.loads(raw))
+        except ValueError:  # the last line, cut by the kill
+            break
+    return lines, timed_out
+
+
+def _limit_notes(
+    lines: list[dict[str, Any]], pages: list[dict[str, Any]], page_count: int, limits: ExtractLimits
+) -> list[str]:
+    """What the character bounds cut, in words that name the settings."""
+    notes = []
+    cut_pages = [n for n, page in enumerate(pages, start=1) if page.get("cut") == "page"]
+    if cut_pages:
+        shown = ", ".join(map(str, cut_pages[:5])) + (", ..." if len(cut_pages) > 5 else "")
+        notes.append(
+            f"text of {len(cut_pages)} of {page_count} pages cut at "
+            f"{limits.max_page_chars} characters (ingest.max_page_chars): page {shown}"
+        )
+    if any(page.get("cut") == "file" for page in pages) or any("stop" in line for line in lines):
+        notes.append(
+            f"text cut at {limits.max_file_chars} characters (ingest.max_file_chars): "
+            f"{len(pages)} of {page_count} pages read"
+        )
+    return notes
 
 
 def _first_line(sections: list[Section]) -> str:
@@ -57,9 +126,3 @@ def _first_line(sections: list[Section]) -> str:
         return ""
     line = sections[0].paragraphs[0].splitlines()[0].strip()
     return line if len(line) < _MAX_TITLE_CHARS else ""
-
-
-def _short(exc: Exception) -> str:
-    """A one-line, bounded description of a parser error."""
-    message = " ".join(str(exc).split()) or type(exc).__name__
-    return message if len(message) <= 120 else message[:117] + "..."

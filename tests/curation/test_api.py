@@ -152,6 +152,20 @@ def test_datasets_over_http(
     assert client.get("/api/admin/datasets/nope", headers=admin).status_code == 404
 
 
+def test_a_dataset_name_with_a_trailing_newline_is_refused(
+    api: tuple[TestClient, dict[str, dict[str, str]]], rated: Rated
+) -> None:
+    """Before issue #22's fix, `^...$` with re.match let "api-nl\n" through: 201, and a
+    file datasets/api-nl\n.jsonl."""
+    client, keys = api
+    admin = keys["admin"]
+    client.post(f"/api/admin/messages/{rated.first['message_id']}/accept", headers=admin)
+    refused = client.post("/api/admin/datasets", json={"name": "api-nl\n"}, headers=admin)
+    assert refused.status_code == 422, refused.text
+    assert "name" in refused.json()["error"]["message"]
+    assert not list((rated.settings.data_dir / "datasets").glob("api-nl*"))
+
+
 def test_the_review_page_is_served(api: tuple[TestClient, dict[str, dict[str, str]]]) -> None:
     client, _keys = api
     page = client.get("/static/review.html")

@@ -91,3 +91,15 @@ def test_curate_and_dataset_commands(rated: Rated, tmp_path: Path) -> None:
     assert len(stdout.stdout.splitlines()) == info["n_held_out"]
     bad = docchat("dataset", "export", "cli-a", "--format", "csv")
     assert bad.returncode == 2
+
+
+def test_a_dataset_name_with_a_trailing_newline_is_refused(rated: Rated) -> None:
+    """Before issue #22's fix, `docchat dataset build $'cli-nl\\n'` built
+    datasets/cli-nl\\n.jsonl."""
+    env = rated.env()
+    run_docchat("curate", "accept", rated.first["message_id"], env=env)  # maybe done already
+    refused = run_docchat("dataset", "build", "cli-nl\n", env=env)
+    assert refused.returncode == 1, refused.stdout
+    assert "name" in refused.stderr
+    assert "Traceback" not in refused.stderr
+    assert not list((rated.settings.data_dir / "datasets").glob("cli-nl*"))

@@ -69,7 +69,8 @@ def test_build_is_deterministic_immutable_and_on_disk(rated: Rated, db: Database
         assert loaded.info()["created_by"] == "me"
         with pytest.raises(NotFound):
             datasets.load(session, data_dir, "nope")
-        for bad in ("../x", "", "a b"):
+        # "abc\n" passed `^...$` with re.match and wrote datasets/abc\n.jsonl (issue #22).
+        for bad in ("../x", "", "a b", "abc\n", "abc\n\n", "\nabc"):
             with pytest.raises(CurationError, match="name"):
                 datasets.build(session, data_dir, bad)
         with pytest.raises(CurationError, match="held_out"):

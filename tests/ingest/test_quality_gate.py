@@ -40,7 +40,7 @@ def test_verdicts_in_check_order_and_what_the_gate_remembers() -> None:
     gate.seen.remove("/d/broken.md")
     assert gate.seen.duplicate_of("/d/x.md", text_hash(original)) is None
     assert gate.seen.duplicate_of("/d/x.md", text_hash(broken)) is None
-    assert gate.check_chunks([]) == []
+    assert gate.check_chunks([]) == ([], [])
     assert gate.finish() == []  # fewer than five documents let in: no boilerplate verdict
     assert set(seconds) == {"own text", "fingerprints", "duplicates", "boilerplate"}
 

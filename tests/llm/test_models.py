@@ -456,6 +456,31 @@ def test_a_missing_model_file_is_one_clear_line_not_a_traceback(
         registry.verify(missing)
 
 
+def test_a_model_name_with_a_trailing_newline_is_refused(tmp_path: Path) -> None:
+    """Before issue #22's fix, `^...$` with re.match let "smol\\n" through as a model
+    name (and so as a file and registry name), from the registry and `docchat models add`.
+    No API route registers a model: the API's routes only look names up."""
+    db = Database(f"sqlite:///{tmp_path / 'registry.db'}")
+    db.migrate()
+    try:
+        with pytest.raises(RegistryError, match="invalid model name"):
+            ModelRegistry(db).add(small_chat_model(), name="smol\n")
+        assert ModelRegistry(db).entries() == []
+    finally:
+        db.close()
+    env = {
+        **os.environ,
+        "DOCCHAT_DATA_DIR": str(tmp_path / "data"),
+        "DOCCHAT_SECRETS_DIR": str(tmp_path / "none"),
+    }
+    added = run_docchat("models", "add", str(small_chat_model()), "--name", "smol\n", env=env)
+    assert added.returncode == 1, added.stdout
+    assert "invalid model name" in added.stderr
+    assert "Traceback" not in added.stderr
+    listed = run_docchat("models", "list", "--json", env=env)
+    assert json.loads(listed.stdout) == []
+
+
 def test_the_first_start_registers_the_configured_model(tmp_path: Path) -> None:
     """The registry's first start: the configured file is registered and activated."""
     settings = make_settings(tmp_path / "data")
