@@ -33,7 +33,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from app.chat.passage import _OPENS, PASSAGE_CHARS, closest_passage  # noqa: E402
+from app.chat.passage import PASSAGE_CHARS, closest_passage, opens  # noqa: E402
 from app.components import load_embedder  # noqa: E402
 from app.evaluation.cases import contains_expected, read_cases  # noqa: E402
 from app.llm.embedder import Embedder  # noqa: E402
@@ -85,8 +85,8 @@ def run_set(spec: str, embedder: Embedder) -> dict[str, Any]:
                     "question": case.question,
                     "before": bool(contains_expected(case, before)),
                     "after": bool(contains_expected(case, after)),
-                    "before_clean_start": bool(_OPENS.match(before)),
-                    "after_clean_start": bool(_OPENS.match(after)),
+                    "before_clean_start": opens(before),
+                    "after_clean_start": opens(after),
                     "before_chars": len(before),
                     "after_chars": len(after),
                     "ms": round(ms, 1),

@@ -29,9 +29,31 @@ Embed = Callable[[list[str]], list[list[float]]]
 _FENCE = re.compile(r"^\s{0,3}(`{3,}|~{3,})")
 # Where a sentence ends and the next begins (a capital, a digit, code or a quote next).
 _SENTENCE_START = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9`\"'(\[*])")
-# What a paragraph that opens a passage can begin with; a lowercase word or a stray
-# symbol is the middle of something cut.
+# What a paragraph that opens a passage can begin with (a lowercase word may too: see
+# opens); a stray symbol is the middle of something cut.
 _OPENS = re.compile(r"[A-Z0-9#>|`~\"'(\[*]|[-+] ")
+_CLOSERS = (("(", ")"), ("[", "]"), ("{", "}"))
+
+
+def opens(block: str) -> bool:
+    """Whether a reader can start at this paragraph: not the rest of a sentence, a line
+    or a word that a split cut (`false}' …/activate`, `ing the widget, then…`)."""
+    text = block.lstrip()
+    if not text:
+        return False
+    if _OPENS.match(text):
+        return True
+    if not text[0].islower():
+        return False
+    line = text.split("\n", 1)[0].rstrip()
+    token = line.split()[0]
+    if any(token.count(b) > token.count(a) for a, b in _CLOSERS):
+        return False  # closes what it never opened: the tail of a token
+    if token.count("'") % 2 or token.count('"') % 2:
+        return False
+    # A lowercase line is a command or a name (`docchat config show`, `pip install`)
+    # unless it reads as the end of a sentence.
+    return not (line.endswith((".", ",", ";", ":")) or ". " in line)
 
 
 def closest_passage(hits: list[Hit], question: str = "", embed: Embed | None = None) -> str:
@@ -57,23 +79,13 @@ def readable(text: str) -> str:
         head = text[:PASSAGE_CHARS]
         end = max(head.rfind("\n\n"), head.rfind(". "))
         text = (head[: end + 1] if end > PASSAGE_CHARS // 2 else head).rstrip() + " …"
-    text = _balanced_fences(text, cut)
-    return "\n\n".join(_reflowed(block) for block in _blocks(text))
-
-
-def _reflowed(block: str) -> str:
-    """A prose paragraph on one line (its line breaks are the source's wrapping, and a
-    sentence found in it may span them); lists, tables, quotes and code as they are."""
-    first = block.lstrip()
-    if not first or first[0] in "#|>`~" or re.match(r"([-*+]|\d{1,3}[.)]) ", first):
-        return block
-    return " ".join(line.strip() for line in block.split("\n"))
+    return _balanced_fences(text, cut)
 
 
 def _from_a_start(text: str) -> str:
     blocks = text.split("\n\n")
     for i, block in enumerate(blocks):
-        if _OPENS.match(block.lstrip()):
+        if opens(block):
             return "\n\n".join(blocks[i:])
         # A block cut mid-sentence may still hold the start of the next sentence.
         if (found := _SENTENCE_START.search(block)) and "\n" not in block[: found.start()]:
@@ -128,45 +140,66 @@ def _balanced_fences(text: str, cut: bool) -> str:
 
 def mark_closest(text: str, question: str, embed: Embed) -> str:
     """`text` with its sentences most like `question` in bold (prose only: code, tables
-    and headings are left as written)."""
-    spans = list(_prose_sentences(text))
-    if len(spans) < 2:
+    and headings are left as written). A sentence wrapped over lines is bold line by
+    line, as Markdown's bold does not cross a line break."""
+    sentences = _prose_sentences(text)
+    if len(sentences) < 2:
         return text  # one sentence: bold would say nothing
-    vectors = embed([question, *(text[a:b] for a, b in spans)])
+    vectors = embed([question, *(" ".join(text[a:b] for a, b in s) for s in sentences)])
     q = vectors[0]
     scores = [sum(x * y for x, y in zip(q, v, strict=True)) for v in vectors[1:]]
     best = max(scores)
-    ranked = sorted(range(len(spans)), key=lambda i: -scores[i])
+    ranked = sorted(range(len(sentences)), key=lambda i: -scores[i])
     chosen = [i for i in ranked[:MARKED_MAX] if scores[i] >= best - MARKED_MARGIN]
-    for i in sorted(chosen, reverse=True):  # from the end: earlier offsets stay valid
-        a, b = spans[i]
+    spans = sorted((span for i in chosen for span in sentences[i]), reverse=True)
+    for a, b in spans:  # from the end: earlier offsets stay valid
         text = f"{text[:a]}**{text[a:b]}**{text[b:]}"
     return text
 
 
-def _prose_sentences(text: str) -> list[tuple[int, int]]:
-    """(start, end) of each prose sentence: outside code blocks, not a heading, a table
-    row or a line holding bold already."""
-    spans: list[tuple[int, int]] = []
-    offset, in_code = 0, False
-    for line in text.split("\n"):
-        start = offset
-        offset += len(line) + 1
-        if _FENCE.match(line):
-            in_code = not in_code
+def _prose_sentences(text: str) -> list[list[tuple[int, int]]]:
+    """Each prose sentence as its (start, end) pieces, one per line it runs over: outside
+    code blocks, not in a heading, a table or a paragraph holding bold already."""
+    sentences: list[list[tuple[int, int]]] = []
+    offset = 0
+    for block in _blocks(text):
+        start, offset = offset, offset + len(block) + 2
+        first = block.lstrip()
+        if (
+            not first
+            or first[0] in "#|>"
+            or _FENCE.match(first)
+            or " | " in block
+            or "**" in block
+        ):
             continue
-        stripped = line.strip()
-        if in_code or not stripped or stripped[0] in "#|>" or "**" in line:
-            continue
-        lead = len(line) - len(line.lstrip())
-        if m := re.match(r"[-*+] |\d{1,3}[.)] ", line.lstrip()):
-            lead += m.end()  # a list item: its text, not its marker
-        pieces = _SENTENCE_START.split(line[lead:])
-        at = start + lead
-        for piece in pieces:
-            at = text.index(piece, at)
+        # "\n" -> " " keeps every offset: sentences are found across the wrapping.
+        flat = block.replace("\n", " ")
+        at = 0
+        for piece in _SENTENCE_START.split(flat):
+            at = flat.index(piece, at)
             core = piece.rstrip(" …")
             if len(core.split()) >= 3:  # a fragment of two words says too little
-                spans.append((at, at + len(core)))
+                sentences.append(_line_pieces(block, start, at, at + len(core)))
             at += len(piece)
-    return spans
+    return sentences
+
+
+def _line_pieces(block: str, start: int, a: int, b: int) -> list[tuple[int, int]]:
+    """Block offsets a..b as text offsets, split where the block breaks a line, each
+    piece without its surrounding blanks or a list item's marker."""
+    pieces = []
+    line_start = 0
+    for line in block.split("\n"):
+        line_end = line_start + len(line)
+        lo, hi = max(a, line_start), min(b, line_end)
+        if lo < hi:
+            segment = block[lo:hi]
+            lead = len(segment) - len(segment.lstrip())
+            if lo == line_start and (m := re.match(r"\s*([-*+]|\d{1,3}[.)]) ", segment)):
+                lead = m.end()
+            trail = len(segment) - len(segment.rstrip())
+            if hi - trail > lo + lead:
+                pieces.append((start + lo + lead, start + hi - trail))
+        line_start = line_end + 1
+    return pieces

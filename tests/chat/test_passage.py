@@ -57,7 +57,22 @@ def test_without_a_question_the_passage_still_starts_and_ends_cleanly() -> None:
     assert shown.count("```") == 2
     assert shown.endswith("```\n…")
     # Text with no start at all is shown as it is rather than dropped.
-    assert readable("only lowercase words here") == "only lowercase words here"
+    assert readable("the end of a sentence.") == "the end of a sentence."
+    # A command is a start, lowercase or not; the tail of a cut token is not.
+    assert readable("docchat config show [--json]\n\nPrints every setting.").startswith(
+        "docchat config show"
+    )
+    assert readable("false}' …/api/admin/models/NAME/activate\n\nThen poll.") == "Then poll."
+
+
+def test_a_sentence_wrapped_over_lines_is_bold_line_by_line(models: Models) -> None:
+    text = (
+        "Widgets are stored in the widget database.\n\nThe server listens on port 7421 by\n"
+        "default, and the port is set with --port. Logs go to stderr."
+    )
+    shown = quoted_text(closest_passage([hit(text)], "Which port?", models.embedder.embed))
+    assert "**The server listens on port 7421 by**\n**default, and the port is set with" in shown
+    assert "**Widgets" not in shown
 
 
 def test_code_tables_and_headings_are_never_marked(models: Models) -> None:
