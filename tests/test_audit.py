@@ -471,3 +471,31 @@ def test_api_deletes_by_id_before_a_name_shaped_like_it(
     assert client.delete(f"/api/admin/keys/{a_id}", headers=keys["admin"]).status_code == 200
     states = {k.id: k.state for k in components.guards.keys.list()}
     assert (states[a_id], states["c" * 12]) == ("revoked", "active")
+
+
+def test_an_event_rolled_back_with_its_work_leaves_the_generic_one(db: Database) -> None:
+    """The rule's edge: a domain event added to a transaction that then fails is gone
+    with it, so the action still writes its generic event, as failed, and only that."""
+    action = audit.AdminAction("cli.example", "cli:someone", "x")
+
+    def fail_after_the_event() -> None:
+        with db.session() as session:
+            audit.record(session, "reviewer-name", "example.drop", "x")
+            session.flush()
+            raise RuntimeError("the work failed after the event was added")
+
+    with audit.acting(action), pytest.raises(RuntimeError):
+        fail_after_the_event()
+    assert len(action.written) == 1
+    assert not action.recorded_own()
+    audit.finish(db, action, "failed", "RuntimeError")
+    assert [(e["action"], e["actor"], e["outcome"]) for e in trail(db)] == [
+        ("cli.example", "cli:someone", "failed")
+    ]
+    committed = audit.AdminAction("cli.example", "cli:someone", "y")
+    with audit.acting(committed), db.session() as session:
+        audit.record(session, "reviewer-name", "example.drop", "y")
+    assert committed.recorded_own()
+    audit.finish(db, committed, "ok")  # writes nothing: the domain's event stands
+    newest = trail(db)[0]
+    assert (newest["action"], newest["actor"]) == ("example.drop", "cli:someone")
