@@ -44,7 +44,8 @@ SETTINGS = "settings"
 # Events docchat writes on its own, whatever action happens to trigger them (a command
 # that opens the registry seeds it): never the action's own event, never its actor.
 SYSTEM_ACTORS = frozenset({SERVER, SETTINGS})
-# Every action written, for `audit list --action` and the docs.
+# Every action the domain code writes, for `audit list --action` and the docs; the
+# generic events of admin actions add `api.<route name>` and `cli.<group>.<command>`.
 ACTIONS = (
     "key.create",
     "key.revoke",
