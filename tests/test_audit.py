@@ -5,13 +5,17 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from fastapi import FastAPI
+from fastapi.routing import APIRoute, iter_route_contexts
 from fastapi.testclient import TestClient
-from sqlalchemy import select, text
+from sqlalchemy import func, select, text
 from sqlalchemy.exc import DBAPIError
 
 from app.components import Components, build_components, open_database
@@ -26,7 +30,7 @@ from app.main import create_app
 from app.security.keys import KeyStore
 from app.store import audit, conversations
 from app.store.db import Database
-from app.store.models import AuditEvent
+from app.store.models import ApiKey, AuditEvent, Conversation
 from tests.conftest import Models, bearer, make_settings, run_docchat, with_auth
 from tests.servers import PostgresServer
 
@@ -191,10 +195,11 @@ def test_admin_api_lists_the_trail_and_revocations_name_the_key(
     listed = client.get("/api/admin/audit", params={"action": "key"}, headers=keys["admin"])
     assert listed.status_code == 200, listed.text
     latest = listed.json()[0]
+    admin_id = next(k.id for k in components.guards.keys.list() if k.name == "audit-admin")
     assert (latest["action"], latest["target"], latest["actor"]) == (
         "key.revoke",
         "doomed",
-        "audit-admin",
+        f"key:{admin_id}",  # typed: the key's id, never its (chosen) name
     )
     since = client.get(
         "/api/admin/audit", params={"since": "2999-01-01T00:00:00"}, headers=keys["admin"]
@@ -265,3 +270,251 @@ def test_postgresql_refuses_to_change_the_trail(postgres: PostgresServer) -> Non
             conn.execute(text(statement))
     assert len(trail(db)) == 1
     db.close()
+
+
+# --- Every admin action is audited: the routes and the commands are walked, not listed ---
+
+# Bodies that pass validation but start nothing: `{}` would start a real reindex.
+QUIET_BODIES: dict[tuple[str, str], dict[str, str]] = {
+    ("POST", "/api/admin/reindex"): {"action": "abort"},
+}
+
+
+def admin_routes(app: FastAPI) -> list[tuple[str, str]]:
+    """Every (method, path) of the app that needs the admin scope and changes state."""
+    found = []
+    for route in iter_route_contexts(app.routes):
+        if not isinstance(route.original_route, APIRoute) or route.dependant is None:
+            continue
+        calls = [d.call for d in route.dependant.dependencies]
+        if "admin" in {getattr(call, "required_scope", None) for call in calls}:
+            found += [(m, route.path) for m in sorted(set(route.methods) - {"GET", "HEAD"})]
+    return found
+
+
+def newest_id(db: Database) -> int:
+    with db.session() as session:
+        return session.scalar(select(func.max(AuditEvent.id))) or 0
+
+
+def events_after(db: Database, last: int) -> list[dict[str, Any]]:
+    return [e for e in reversed(trail(db)) if e["id"] > last]
+
+
+def test_every_admin_route_is_audited_with_its_outcome(
+    admin_app: tuple[TestClient, Components, dict[str, dict[str, str]]],
+) -> None:
+    """Each state-changing admin route, called with the admin key (most of them refused:
+    missing things, invalid bodies), leaves exactly one event with the typed actor.
+    Before: POST /api/admin/reindex, POST /api/admin/examples (422), the purge's 422 and
+    most refusals left nothing."""
+    client, components, keys = admin_app
+    routes = admin_routes(client.app)  # type: ignore[arg-type]
+    assert ("POST", "/api/admin/reindex") in routes
+    assert ("DELETE", "/api/admin/keys/{key_id}") in routes
+    admin_id = next(k.id for k in components.guards.keys.list() if k.name == "audit-admin")
+    for method, path in routes:
+        url = re.sub(r"\{[^}]+\}", "no-such-thing", path)
+        last = newest_id(components.db)
+        body = QUIET_BODIES.get((method, path), {})
+        response = client.request(method, url, headers=keys["admin"], json=body)
+        assert response.status_code != 401, (method, path)
+        new = events_after(components.db, last)
+        assert len(new) == 1, (method, path, response.status_code, new)
+        event = new[0]
+        assert event["actor"] == f"key:{admin_id}", (method, path, event)
+        expected = "ok" if response.status_code < 400 else "refused"
+        if response.status_code >= 500:
+            expected = "failed"
+        assert event["outcome"] == expected, (method, path, response.status_code, event)
+        if event["action"].startswith("api."):  # the generic event (no domain event)
+            assert event["detail"]["route"] == f"{method} {path}"
+    reindex = trail(components.db, "api.start_reindex")[0]
+    assert (reindex["target"], reindex["detail"]["action"]) == (
+        components.settings.vectors.collection,
+        "abort",
+    )
+    # Reads are not recorded: a poll of a job would flood the trail.
+    last = newest_id(components.db)
+    assert client.get("/api/admin/reindex", headers=keys["admin"]).status_code == 200
+    assert events_after(components.db, last) == []
+    wait_for_reindex(client, keys["admin"])
+
+
+def wait_for_reindex(client: TestClient, headers: dict[str, str]) -> None:
+    """Let the walk's abort job end before the app closes (it drops nothing)."""
+    for _ in range(200):
+        job = client.get("/api/admin/reindex", headers=headers).json()["job"]
+        if job["state"] not in ("starting", "running"):
+            return
+        time.sleep(0.05)
+
+
+def test_domain_events_are_not_doubled_and_take_the_typed_actor(
+    admin_app: tuple[TestClient, Components, dict[str, dict[str, str]]],
+) -> None:
+    """A revocation writes its own key.revoke (no generic event beside it), as the key's
+    id, not its name; a refusal the domain wrote is not written twice either."""
+    client, components, keys = admin_app
+    admin_id = next(k.id for k in components.guards.keys.list() if k.name == "audit-admin")
+    components.guards.keys.create("doomed-too", "chat")
+    for expected in ("ok", "refused"):  # the second is already revoked
+        last = newest_id(components.db)
+        client.delete("/api/admin/keys/doomed-too", headers=keys["admin"])
+        new = events_after(components.db, last)
+        assert [(e["action"], e["outcome"], e["actor"]) for e in new] == [
+            ("key.revoke", expected, f"key:{admin_id}")
+        ]
+
+
+# Harmless arguments for every command that is audited: most are refused (nothing by
+# that name), the rest act on this test's own temporary data directory.
+def cli_walk_args(tmp: Path) -> dict[str, list[str]]:
+    return {
+        "ingest": [str(tmp / "no-such-folder")],
+        "reindex": ["--drop-previous"],
+        "keys.create": ["--name", "walk-key", "--scope", "chat"],
+        "keys.revoke": ["walk-key"],
+        "models.add": [str(tmp / "no-such-model.gguf")],
+        "models.pull": ["no-such-catalog-model"],
+        "models.evaluate": ["no-such-model"],
+        "models.activate": ["no-such-model"],
+        "models.rollback": [],
+        "curate.accept": ["no-such-message"],
+        "curate.correct": ["no-such-message", "--answer", "Use pip."],
+        "curate.add": [],
+        "curate.drop": ["no-such-example"],
+        "curate.refresh": ["no-such-example"],
+        "curate.check": [],
+        "finetune.train": ["--dataset", "no-such-dataset"],
+        "finetune.evaluate": ["no-such-adapter"],
+        "finetune.activate": ["no-such-adapter"],
+        "finetune.deactivate": [],
+        "dataset.build": ["walk-dataset"],
+        "conversations.purge": ["--older-than", "30d", "--dry-run"],
+        "conversations.delete": ["--conversation", "no-such-conversation"],
+        "backup.create": ["--to", str(tmp / "backups"), "--without-models"],
+        "backup.restore": [str(tmp / "no-such-snapshot")],
+    }
+
+
+def leaf_commands() -> list[str]:
+    """Every command of the `docchat` tree, dotted ("models.add"), walked from Click."""
+    import typer.main
+
+    from app.cli import app as cli_app
+
+    def walk(command: Any, path: tuple[str, ...]) -> Iterator[str]:
+        subcommands = getattr(command, "commands", None)
+        if subcommands is None:
+            yield ".".join(path)
+            return
+        for name, sub in subcommands.items():
+            yield from walk(sub, (*path, name))
+
+    return list(walk(typer.main.get_command(cli_app), ()))
+
+
+def test_every_admin_command_is_audited_with_its_outcome(tmp_path: Path) -> None:
+    """Each command that is not a read (app/cli/audited.py READS), run for real, leaves
+    exactly one event as cli:<OS user>. Before: `models add`, `reindex`, `finetune
+    train`, `dataset build`'s refusals and more left nothing."""
+    from app.cli.audited import READS
+
+    data = tmp_path / "data"
+    args = cli_walk_args(tmp_path)
+    audited = [c for c in leaf_commands() if c not in READS]
+    assert sorted(audited) == sorted(args), "a new command: add its harmless arguments here"
+    env = {**os.environ, "DOCCHAT_DATA_DIR": str(data), "COLUMNS": "200"}
+    db_settings = make_settings(data)
+    for command in audited:
+        db = open_database(db_settings)
+        last = newest_id(db)
+        db.close()
+        done = run_docchat(*command.split("."), *args[command], env=env)
+        assert "Traceback" not in done.stderr, (command, done.stderr)
+        db = open_database(db_settings)
+        # Not counted: what docchat writes on its own (the registry seeded on first use).
+        new = [e for e in events_after(db, last) if e["actor"] not in audit.SYSTEM_ACTORS]
+        db.close()
+        assert len(new) == 1, (command, done.returncode, done.stderr[-500:], new)
+        event = new[0]
+        assert event["actor"].startswith("cli:"), (command, event)
+        assert (event["outcome"] == "ok") == (done.returncode == 0), (command, event)
+        if event["action"].startswith("cli."):
+            assert event["action"] == f"cli.{command}"
+    db = open_database(db_settings)
+    added = trail(db, "cli.models.add")[0]
+    reindexed = trail(db, "cli.reindex")[0]
+    db.close()
+    assert added["target"] == str(tmp_path / "no-such-model.gguf")
+    assert added["outcome"] == "refused"
+    assert added["reason"]  # the message the command printed
+    assert reindexed["detail"]["options"] == ["drop_previous"]
+
+
+def test_api_actors_are_key_ids_never_names(
+    admin_app: tuple[TestClient, Components, dict[str, dict[str, str]]],
+) -> None:
+    """An admin key named `cli` (a valid name) acts as key:<id>. Before: its name went
+    into the trail and `cli` became "cli:<the server's OS user>", the CLI's own actor."""
+    client, components, _keys = admin_app
+    key = components.guards.keys.create("cli", "admin")
+    key_id = key.split("_")[1]
+    last = newest_id(components.db)
+    client.delete("/api/admin/keys/no-such-key", headers=bearer(key))
+    client.post("/api/admin/purge", params={"older_than_days": 3650}, headers=bearer(key))
+    actors = {e["actor"] for e in events_after(components.db, last)}
+    assert actors == {f"key:{key_id}"}
+
+
+def test_api_deletes_by_id_before_a_name_shaped_like_it(
+    admin_app: tuple[TestClient, Components, dict[str, dict[str, str]]],
+) -> None:
+    """DELETE /api/admin/keys/<A's id> revokes A even where a key B is named like that
+    id (stored directly, as an older docchat could have: names like ids are refused now),
+    and the per-key conversations route resolves to A too. Before: it revoked B."""
+    client, components, keys = admin_app
+    components.guards.keys.create("key-a", "chat")
+    a_id = next(k.id for k in components.guards.keys.list() if k.name == "key-a")
+    with components.db.session() as session:
+        session.add(ApiKey(id="c" * 12, name=a_id, scope="chat", key_hash="x" * 64))
+        session.flush()
+        kept = conversations.create(session, "B's question", owner="c" * 12).id
+        conversations.create(session, "A's question", owner=a_id)
+    gone = client.delete(f"/api/admin/keys/{a_id}/conversations", headers=keys["admin"])
+    assert gone.status_code == 200, gone.text
+    assert gone.json()["conversations"] == 1
+    with components.db.session() as session:
+        assert session.get(Conversation, kept) is not None  # B's stays
+    assert client.delete(f"/api/admin/keys/{a_id}", headers=keys["admin"]).status_code == 200
+    states = {k.id: k.state for k in components.guards.keys.list()}
+    assert (states[a_id], states["c" * 12]) == ("revoked", "active")
+
+
+def test_an_event_rolled_back_with_its_work_leaves_the_generic_one(db: Database) -> None:
+    """The rule's edge: a domain event added to a transaction that then fails is gone
+    with it, so the action still writes its generic event, as failed, and only that."""
+    action = audit.AdminAction("cli.example", "cli:someone", "x")
+
+    def fail_after_the_event() -> None:
+        with db.session() as session:
+            audit.record(session, "reviewer-name", "example.drop", "x")
+            session.flush()
+            raise RuntimeError("the work failed after the event was added")
+
+    with audit.acting(action), pytest.raises(RuntimeError):
+        fail_after_the_event()
+    assert len(action.written) == 1
+    assert not action.recorded_own()
+    audit.finish(db, action, "failed", "RuntimeError")
+    assert [(e["action"], e["actor"], e["outcome"]) for e in trail(db)] == [
+        ("cli.example", "cli:someone", "failed")
+    ]
+    committed = audit.AdminAction("cli.example", "cli:someone", "y")
+    with audit.acting(committed), db.session() as session:
+        audit.record(session, "reviewer-name", "example.drop", "y")
+    assert committed.recorded_own()
+    audit.finish(db, committed, "ok")  # writes nothing: the domain's event stands
+    newest = trail(db)[0]
+    assert (newest["action"], newest["actor"]) == ("example.drop", "cli:someone")

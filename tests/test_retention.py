@@ -176,7 +176,8 @@ def test_users_delete_only_their_own_conversations(
     )
     with db.session() as session:
         (event,) = audit.events(session, action="conversation.delete")
-        assert (event.actor, event.target) == ("alice", mine)
+        # Typed: the key's id, never its chosen name.
+        assert (event.actor, event.target) == (f"key:{key_id(keys['alice'])}", mine)
 
 
 def test_admins_delete_any_conversation_and_all_of_a_key(

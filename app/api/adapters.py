@@ -17,7 +17,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, Field
 
-from app.api.deps import ComponentsDep, IdentityDep, require_scope
+from app.api.deps import ComponentsDep, IdentityDep, actor_of, admin_scope
 from app.api.errors import ERROR_RESPONSES
 from app.api.models import (
     ActivateRequest,
@@ -35,7 +35,7 @@ from app.llm.adapters import AdapterEntry, AdapterRegistry, compatibility
 from app.llm.registry import IncompatibleAdapter, ModelEntry, ModelRegistry, RegistryError
 from app.problems import ApiError
 
-router = APIRouter(prefix="/api/admin", tags=["admin"], dependencies=[require_scope("admin")])
+router = APIRouter(prefix="/api/admin", tags=["admin"], dependencies=admin_scope())
 
 
 class AdapterOut(BaseModel):
@@ -127,7 +127,7 @@ async def activate_adapter(
     """Serve an adapter on the active base model through the gate, swapped in while
     answers run. An adapter of another base is refused whatever `force` says."""
     gate = gate_in(components)
-    actor = identity.name if identity else "admin-api"
+    actor = actor_of(identity)
     try:
         adapter = await asyncio.to_thread(gate.adapters.get, name)
         await asyncio.to_thread(gate.base_of, adapter)
@@ -147,7 +147,7 @@ async def deactivate_adapter(
 ) -> ModelOut:
     """Serve the active base model alone again."""
     gate = gate_in(components)
-    actor = identity.name if identity else "admin-api"
+    actor = actor_of(identity)
     try:
         entry = await asyncio.to_thread(lambda: gate.deactivate(actor=actor))
     except RegistryError as exc:

@@ -19,7 +19,8 @@ from app.api.deps import (
     IdentityDep,
     SessionDep,
     SettingsDep,
-    feedback_name,
+    actor_of,
+    admin_scope,
     require_scope,
 )
 from app.api.errors import ERROR_RESPONSES
@@ -39,7 +40,7 @@ from app.store import audit, retention
 from app.store.models import OUTCOMES, IngestRun, utcnow
 from ingest.loaders import SUPPORTED_SUFFIXES
 
-admin = APIRouter(prefix="/api/admin", tags=["admin"], dependencies=[require_scope("admin")])
+admin = APIRouter(prefix="/api/admin", tags=["admin"], dependencies=admin_scope())
 uploads = APIRouter(prefix="/api", tags=["ingest"], dependencies=[require_scope("ingest")])
 
 UPLOAD_PATH = "/api/documents"
@@ -68,7 +69,7 @@ def list_keys(components: ComponentsDep) -> list[KeyOut]:
 @admin.delete("/keys/{key_id}", responses=ERROR_RESPONSES)
 def revoke_key(key_id: str, components: ComponentsDep, identity: IdentityDep) -> Revoked:
     """Revoke a key by id or name; it stops working on the next request."""
-    if not components.guards.keys.revoke(key_id, actor=feedback_name(identity)):
+    if not components.guards.keys.revoke(key_id, actor=actor_of(identity)):
         raise ApiError(404, "not_found", "no such active key")
     return Revoked(revoked=key_id)
 
@@ -110,7 +111,7 @@ def delete_key_conversations(
     if not dry_run:
         audit.record(
             session,
-            feedback_name(identity),
+            actor_of(identity),
             "conversations.delete_for_key",
             key,
             detail=counts.as_dict(),
@@ -139,7 +140,7 @@ def purge_conversations(
     if not dry_run:
         audit.record(
             session,
-            feedback_name(identity),
+            actor_of(identity),
             "conversations.purge",
             f"{older_than_days:g}d",
             detail={**counts.as_dict(), "conversations_before": before.isoformat()},

@@ -9,12 +9,12 @@ from fastapi import APIRouter, Query
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 
-from app.api.deps import IdentityDep, SessionDep, SettingsDep, feedback_name, require_scope
+from app.api.deps import IdentityDep, SessionDep, SettingsDep, admin_scope, feedback_name
 from app.api.errors import ERROR_RESPONSES
 from app.curation import datasets, examples, export, review, staleness
 from app.curation.examples import TEXT_MAX_CHARS
 
-router = APIRouter(prefix="/api/admin", tags=["curation"], dependencies=[require_scope("admin")])
+router = APIRouter(prefix="/api/admin", tags=["curation"], dependencies=admin_scope())
 
 
 class Turn(BaseModel):

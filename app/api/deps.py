@@ -2,18 +2,25 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+import asyncio
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
+from fastapi.exceptions import RequestValidationError
 from sqlalchemy.orm import Session
+from starlette.exceptions import HTTPException
 
 from app.chat.service import ChatService
 from app.components import Components
-from app.problems import ApiError
+from app.problems import ApiError, problem_from
 from app.security.keys import Identity, Scope
 from app.security.keys import may_read as may_read
 from app.settings import Settings
+from app.store import audit
+
+# Methods that change nothing: not recorded (a poll of a job's state would flood the trail).
+READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
 def get_components(request: Request) -> Components:
@@ -59,6 +66,56 @@ def require_scope(needed: Scope) -> Any:
 def owner_of(identity: Identity | None) -> str | None:
     """What conversations started by this caller are tagged with."""
     return identity.key_id if identity else None
+
+
+def actor_of(identity: Identity | None) -> str:
+    """Whom the audit trail records a caller as: `key:<id>`, typed, never the key's name."""
+    return audit.key_actor(identity.key_id) if identity else audit.ANONYMOUS
+
+
+def outcome_of(exc: BaseException) -> tuple[str, str]:
+    """How a request that raised ended, for the trail: refused (4xx), or failed."""
+    problem = problem_from(exc)  # ApiError and the domain errors the handlers map
+    if problem is not None:
+        outcome = "refused" if problem.status < 500 else "failed"
+        return outcome, f"{problem.status} {problem.message}"
+    if isinstance(exc, HTTPException):
+        return ("refused" if exc.status_code < 500 else "failed"), f"{exc.status_code}"
+    if isinstance(exc, RequestValidationError):
+        return "refused", "422 invalid request"
+    return "failed", type(exc).__name__
+
+
+async def audit_admin(request: Request) -> AsyncIterator[audit.AdminAction]:
+    """Around every admin handler (a router dependency after the scope check): the
+    request runs as an admin action, and one event records it with its outcome unless
+    the domain code recorded its own (app/store/audit.py). Reads are not recorded."""
+    route = request.scope.get("route")
+    action = audit.AdminAction(
+        action=f"api.{getattr(route, 'name', 'unknown')}",
+        actor=actor_of(get_identity(request)),
+        target="/".join(str(v) for v in request.path_params.values()),
+        detail={"route": f"{request.method} {getattr(route, 'path', request.url.path)}"},
+    )
+    if request.method in READ_METHODS:
+        yield action
+        return
+    db = get_components(request).db
+    # Set here, in the request's task: the handler (its thread, its tasks) inherits it.
+    with audit.acting(action):
+        try:
+            yield action
+        except Exception as exc:  # not a cancellation: the request is gone, nothing to wait on
+            outcome, reason = outcome_of(exc)
+            await asyncio.to_thread(audit.finish, db, action, outcome, reason)
+            raise
+    await asyncio.to_thread(audit.finish, db, action, "ok")
+
+
+def admin_scope() -> list[Any]:
+    """What every admin router declares: the admin scope, then the audit around each
+    handler (function scope: it ends, and writes, before the response is sent)."""
+    return [require_scope("admin"), Depends(audit_admin, scope="function")]
 
 
 def feedback_name(identity: Identity | None) -> str:

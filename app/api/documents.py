@@ -5,7 +5,14 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from app.api.deps import IdentityDep, SessionDep, SettingsDep, feedback_name, require_scope
+from app.api.deps import (
+    IdentityDep,
+    SessionDep,
+    SettingsDep,
+    actor_of,
+    feedback_name,
+    require_scope,
+)
 from app.api.errors import ERROR_RESPONSES
 from app.api.schemas import ChunkOut, ConversationOut, DeletedOut, DocumentOut
 from app.problems import ApiError
@@ -77,7 +84,7 @@ def delete_conversation(
     counts = retention.delete_conversations(session, [conversation_id])
     audit.record(
         session,
-        feedback_name(identity),
+        actor_of(identity),
         "conversation.delete",
         conversation_id,
         detail=counts.as_dict(),

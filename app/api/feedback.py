@@ -7,7 +7,14 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
-from app.api.deps import ComponentsDep, IdentityDep, SessionDep, feedback_name, require_scope
+from app.api.deps import (
+    ComponentsDep,
+    IdentityDep,
+    SessionDep,
+    admin_scope,
+    feedback_name,
+    require_scope,
+)
 from app.api.errors import ERROR_RESPONSES
 from app.api.schemas import FeedbackOut, FeedbackReviewItem
 from app.problems import ApiError
@@ -17,7 +24,7 @@ from app.store.feedback import COMMENT_MAX_CHARS, Rating
 from app.store.models import Message
 
 router = APIRouter(prefix="/api", tags=["feedback"], dependencies=[require_scope("chat")])
-review = APIRouter(prefix="/api/admin", tags=["admin"], dependencies=[require_scope("admin")])
+review = APIRouter(prefix="/api/admin", tags=["admin"], dependencies=admin_scope())
 
 
 class FeedbackRequest(BaseModel):

@@ -20,7 +20,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
-from app.api.deps import ComponentsDep, IdentityDep, require_scope
+from app.api.deps import ComponentsDep, IdentityDep, actor_of, admin_scope
 from app.api.errors import ERROR_RESPONSES
 from app.components import Components, load_model
 from app.llm.base import CannotChat, ChatEngine
@@ -30,7 +30,7 @@ from app.llm.registry import IncompatibleAdapter, ModelEntry, ModelRegistry, Reg
 from app.problems import ApiError
 
 log = logging.getLogger(__name__)
-router = APIRouter(prefix="/api/admin", tags=["admin"], dependencies=[require_scope("admin")])
+router = APIRouter(prefix="/api/admin", tags=["admin"], dependencies=admin_scope())
 
 
 class ActivateRequest(BaseModel):
@@ -174,7 +174,7 @@ async def activate_model(
     """Put a model in service through the promotion gate, swapped in while answers run:
     the ones in flight end on the old model, new ones start on the new one."""
     promotion = promotion_in(components)
-    actor = identity.name if identity else "admin-api"
+    actor = actor_of(identity)
     try:
         await asyncio.to_thread(promotion.registry.get, name)
     except RegistryError as exc:
@@ -240,7 +240,7 @@ async def rollback_model(
     """Return to the model in service before the current one, swapped in while answers
     run (no gate: it served before)."""
     registry = ModelRegistry(components.db)
-    actor = identity.name if identity else "admin-api"
+    actor = actor_of(identity)
     try:
         entry = await asyncio.to_thread(lambda: registry.rollback(actor=actor))
     except RegistryError as exc:

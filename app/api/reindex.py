@@ -17,13 +17,14 @@ from typing import Any, Literal
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
-from app.api.deps import ComponentsDep, require_scope
+from app.api.deps import ComponentsDep, admin_scope
 from app.api.errors import ERROR_RESPONSES
 from app.components import Components, load_embedder
 from app.problems import ApiError
+from app.store import audit
 from app.store.index_record import Chunking
 
-router = APIRouter(prefix="/api/admin", tags=["admin"], dependencies=[require_scope("admin")])
+router = APIRouter(prefix="/api/admin", tags=["admin"], dependencies=admin_scope())
 
 
 class ReindexIn(BaseModel):
@@ -107,6 +108,7 @@ def _run(components: Components, body: ReindexIn, collection: str) -> None:
 def start_reindex(body: ReindexIn, components: ComponentsDep) -> dict[str, Any]:
     """Start a reindex job in this server (409 while one runs); poll GET for its end."""
     collection = body.collection or components.settings.vectors.collection
+    audit.describe(target=collection, action=body.action, embedding=body.embedding)
     with _job.lock:
         if _job.state.get("state") == "running":
             raise ApiError(409, "reindex_running", "a reindex job is already running")

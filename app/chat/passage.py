@@ -165,13 +165,7 @@ def _prose_sentences(text: str) -> list[list[tuple[int, int]]]:
     for block in _blocks(text):
         start, offset = offset, offset + len(block) + 2
         first = block.lstrip()
-        if (
-            not first
-            or first[0] in "#|>"
-            or _FENCE.match(first)
-            or " | " in block
-            or "**" in block
-        ):
+        if not first or first[0] in "#|>" or _FENCE.match(first) or " | " in block or "**" in block:
             continue
         # "\n" -> " " keeps every offset: sentences are found across the wrapping.
         flat = block.replace("\n", " ")

@@ -12,6 +12,7 @@ import typer.main
 from app.cli import (
     ask,
     audit,
+    audited,
     backup,
     config,
     conversations,
@@ -59,6 +60,9 @@ app.add_typer(
 app.add_typer(
     backup.app, name="backup", help="Snapshots of all docchat's data: create, verify, restore."
 )
+
+# Last: every command registered above runs as an audited admin action (app/cli/audited.py).
+audited.install(app)
 
 
 def main() -> None:

@@ -51,7 +51,13 @@ def describe(exc: Exception) -> str:
 
 
 def fail(message: str, code: int = 1) -> typer.Exit:
-    """Print `message` as an error and give the exit to raise."""
+    """Print `message` as an error and give the exit to raise; in an audited command,
+    it is the reason its event gives."""
+    from app.store import audit
+
+    action = audit.current()
+    if action is not None:
+        action.reason = message
     # Escaped: a message may quote text with [brackets] that rich would read as markup.
     err.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
     return typer.Exit(code)

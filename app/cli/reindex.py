@@ -14,6 +14,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from app.cli.common import err, fail, load, say
+from app.store import audit
 
 if TYPE_CHECKING:
     from app.settings import Settings
@@ -112,6 +113,7 @@ def reindex(
         raise fail(f"unknown backend {backend!r}: use one of {', '.join(BACKENDS)}")
     settings = load()
     target = collection or settings.vectors.collection
+    audit.describe(target=target)
     action: Literal["run", "rollback", "drop", "abort", "status"] = (
         actions[0] if actions else "run"  # type: ignore[assignment]
     )

@@ -395,7 +395,7 @@ class ModelRegistry:
                 entry = self.find_by_hash(sha256)
                 if entry is None:
                     raise
-        return self.activate(entry.name, actor="settings", action="seed")
+        return self.activate(entry.name, actor=audit.SETTINGS, action="seed")
 
     def verify(self, entry: ModelEntry) -> None:
         """ModelFileChanged unless the file is there with the registered bytes."""

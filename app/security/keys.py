@@ -15,6 +15,7 @@ from sqlalchemy import select
 
 from app.store import audit
 from app.store.db import Database
+from app.store.keys import KEY_ID, find_key
 from app.store.models import ApiKey, utcnow
 
 Scope = Literal["chat", "ingest", "admin"]
@@ -22,6 +23,26 @@ SCOPES: tuple[Scope, ...] = ("chat", "ingest", "admin")
 # Each scope includes the ones before it: an admin key may also chat and ingest.
 SCOPE_LEVEL = {scope: level for level, scope in enumerate(SCOPES)}
 KEY_FORMAT = re.compile(r"^dck_([0-9a-f]{12})_([A-Za-z0-9_-]{40,})$")
+# A key's name, chosen by an admin: a letter or digit, then letters, digits, ".", "_"
+# and "-", at most 64 in all. No ":" (so no name reads like a typed audit actor such as
+# "cli:root"), no spaces or control characters; full-matched.
+KEY_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+
+
+def name_problem(name: str) -> str | None:
+    """Why `name` cannot name a key (None: it can)."""
+    if not KEY_NAME.fullmatch(name):
+        return (
+            "a key's name is 1 to 64 of letters, digits, '.', '_' and '-', starting with a "
+            "letter or digit"
+        )
+    if KEY_ID.fullmatch(name):
+        # Ids and names are looked up by the same argument: a name shaped like an id
+        # could be taken for another key's.
+        return "a key's name cannot look like a key id (12 hex digits)"
+    return None
+
+
 # last_used_at is written at most this often per key, not on every request.
 LAST_USED_RESOLUTION = timedelta(minutes=1)
 
@@ -83,6 +104,11 @@ class KeyStore:
         """Store a new key and return it: the only time it is ever seen. Audited (the
         key's name, id and scope; never the key) as done by `actor`."""
         detail: dict[str, object] = {"scope": scope, "expires_days": expires_days}
+        bad_name = name_problem(name)
+        if bad_name is not None:
+            # The refused name is not the target: it may hold what no row should.
+            audit.record_in(self.db, actor, "key.create", "", "refused", bad_name, detail)
+            raise ValueError(bad_name)
         if scope not in SCOPES:
             reason = f"scope must be one of {', '.join(SCOPES)}"
             audit.record_in(self.db, actor, "key.create", name, "refused", reason, detail)
@@ -141,11 +167,10 @@ class KeyStore:
             ]
 
     def revoke(self, name_or_id: str, *, actor: str = "cli") -> bool:
-        """Revoke a key by name or id; True if one was found and active. Audited."""
+        """Revoke a key by id or name (`find_key`); True if one was found and active.
+        Audited."""
         with self.db.session() as session:
-            row = session.scalar(
-                select(ApiKey).where((ApiKey.name == name_or_id) | (ApiKey.id == name_or_id))
-            )
+            row = find_key(session, name_or_id)
             if row is None or row.revoked_at is not None:
                 reason = "no such key" if row is None else "already revoked"
                 audit.record(session, actor, "key.revoke", name_or_id, "refused", reason)

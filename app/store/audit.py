@@ -5,6 +5,15 @@ describes (and is rolled back with it). A refusal or a failure, whose transactio
 rolled back, is written with `record_in`, in a session of its own. Rows hold names, ids,
 counts and flags: never a secret, a key, a setting's value or the text of a message.
 Nothing in docchat updates or deletes them; on PostgreSQL a trigger refuses it too.
+
+Every admin request and admin command runs inside an `AdminAction` (the admin routers'
+dependency, app/api/deps.py; the CLI's command class, app/cli/audited.py), so the audit
+is a property of the action, not of each handler remembering to write one. The rule:
+the action writes one generic event (`api.<route>` or `cli.<command>`, with its typed
+actor, target and outcome) unless the domain code wrote and committed an event of its
+own for it (`model.activate` with the gate's detail, `key.revoke`, ...). Inside an
+action every event is written as the action's actor, which is typed (`key:<id>`,
+`cli:<OS user>`), never a name a caller chose.
 """
 
 from __future__ import annotations
@@ -13,10 +22,14 @@ import getpass
 import hashlib
 import json
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import inspect, select
 from sqlalchemy.orm import Session
 
 from app.store.db import Database
@@ -26,7 +39,13 @@ log = logging.getLogger(__name__)
 
 # Who a start of the server is recorded as (settings changes, the scheduled purge).
 SERVER = "server"
-# Every action written, for `audit list --action` and the docs.
+# Who the registry's first model is recorded as, seeded from the settings.
+SETTINGS = "settings"
+# Events docchat writes on its own, whatever action happens to trigger them (a command
+# that opens the registry seeds it): never the action's own event, never its actor.
+SYSTEM_ACTORS = frozenset({SERVER, SETTINGS})
+# Every action the domain code writes, for `audit list --action` and the docs; the
+# generic events of admin actions add `api.<route name>` and `cli.<group>.<command>`.
 ACTIONS = (
     "key.create",
     "key.revoke",
@@ -57,12 +76,95 @@ def os_user() -> str:
         return "unknown"
 
 
+# Who a request made with authentication off is recorded as.
+ANONYMOUS = "anonymous"
+
+
+def key_actor(key_id: str) -> str:
+    """An API key as an actor: by its id, which docchat chose (never its name)."""
+    return f"key:{key_id}"
+
+
+def cli_actor() -> str:
+    """The CLI as an actor, with the OS user running it."""
+    return f"cli:{os_user()}"
+
+
 def actor_name(name: str) -> str:
-    """Who an action is recorded as: a key's name as given, "cli" with the OS user,
-    and "anonymous" for a request made with authentication off."""
+    """Who an event outside an admin action is recorded as: "cli" is the CLI with the
+    OS user, "" is anonymous, anything else (server, settings, a typed actor) as given."""
     if name == "cli":
-        return f"cli:{os_user()}"
-    return name or "anonymous"
+        return cli_actor()
+    return name or ANONYMOUS
+
+
+@dataclass
+class AdminAction:
+    """One admin request or command while it runs: what the generic event will say, and
+    the events the domain code wrote for it."""
+
+    action: str
+    actor: str
+    target: str = ""
+    detail: dict[str, Any] = field(default_factory=dict)
+    # Set by the front when it knows better than the exception (a CLI refusal's message).
+    reason: str | None = None
+    written: list[AuditEvent] = field(default_factory=list)
+
+    def recorded_own(self) -> bool:
+        """Whether the domain code wrote an event for this action that was committed (one
+        added to a transaction that was rolled back has no identity, and does not count)."""
+        return any(inspect(event).has_identity for event in self.written)
+
+
+_current: ContextVar[AdminAction | None] = ContextVar("docchat_admin_action", default=None)
+
+
+def current() -> AdminAction | None:
+    """The admin action this code runs in (threads and tasks started in it inherit it)."""
+    return _current.get()
+
+
+@contextmanager
+def acting(action: AdminAction) -> Iterator[AdminAction]:
+    """Run code as `action`: its events are written as the action's actor and counted."""
+    token = _current.set(action)
+    try:
+        yield action
+    finally:
+        _current.reset(token)
+
+
+def describe(target: str | None = None, **detail: Any) -> None:
+    """Let a handler say more than its route does (the target, flags): names, ids and
+    counts only. Nothing outside an admin action."""
+    action = current()
+    if action is None:
+        return
+    if target is not None:
+        action.target = target
+    action.detail.update(detail)
+
+
+def finish(db: Database, action: AdminAction, outcome: str, reason: str | None = None) -> None:
+    """Write the action's generic event, unless the domain code wrote its own. Never
+    raises: the action's outcome stands."""
+    if action.recorded_own():
+        return
+    token = _current.set(None)  # the generic event itself is not one of the domain's
+    try:
+        why = action.reason or reason
+        record_in(
+            db,
+            action.actor,
+            action.action,
+            action.target,
+            outcome,
+            why[:500] if why else None,
+            action.detail,
+        )
+    finally:
+        _current.reset(token)
 
 
 def _event(
@@ -75,6 +177,11 @@ def _event(
 ) -> AuditEvent:
     if outcome not in AUDIT_OUTCOMES:
         raise ValueError(f"outcome must be one of {', '.join(AUDIT_OUTCOMES)}")
+    within = current()
+    if within is not None and actor not in SYSTEM_ACTORS:
+        # Inside an admin action, whoever the domain code names, the actor is the typed
+        # one the front authenticated: a reviewer's or a key's free name never is.
+        actor = within.actor
     return AuditEvent(
         actor=actor_name(actor)[:100],
         action=action[:64],
@@ -97,6 +204,9 @@ def record(
     """Add an event to `session`: it commits (or rolls back) with the session's work."""
     event = _event(actor, action, target, outcome, reason, detail)
     session.add(event)
+    within = current()
+    if within is not None and actor not in SYSTEM_ACTORS:
+        within.written.append(event)
     return event
 
 

@@ -424,9 +424,11 @@ class AuditEvent(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
-    # An admin key's name, "cli:<OS user>", "server" (the scheduled purge, the start).
+    # Typed, never a chosen name: "key:<id>", "cli:<OS user>", "server" (the scheduled
+    # purge, the start), "settings", "anonymous" (app/store/audit.py). Rows written before
+    # actors were typed hold a key's name.
     actor: Mapped[str] = mapped_column(String(100))
-    # Dotted: "key.create", "model.activate", "conversations.purge", ...
+    # Dotted: "key.create", "model.activate", "api.start_reindex", "cli.models.add", ...
     action: Mapped[str] = mapped_column(String(64), index=True)
     # What it acted on: a key's name, a model's, a conversation's id; "" when none.
     target: Mapped[str] = mapped_column(String(300), default="")

@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 
 from app.store import audit
 from app.store.db import Database
+from app.store.keys import find_key
 from app.store.models import ApiKey, Conversation, Feedback, Message, utcnow
 
 log = logging.getLogger(__name__)
@@ -137,7 +138,7 @@ def purge(
 def key_conversations(session: Session, key: str) -> tuple[ApiKey, list[str]]:
     """An API key (by name or id, revoked ones too) and the ids of the conversations it
     started; LookupError when there is no such key."""
-    row = session.scalar(select(ApiKey).where((ApiKey.name == key) | (ApiKey.id == key)))
+    row = find_key(session, key)
     if row is None:
         raise LookupError(f"no key named or with id {key!r}")
     ids = list(session.scalars(select(Conversation.id).where(Conversation.owner == row.id)))

@@ -13,6 +13,8 @@ import pytest
 from app.components import open_database
 from app.security.keys import KeyStore
 from app.security.secrets import pepper_file, resolve_pepper
+from app.store import retention
+from app.store.models import ApiKey
 from tests.conftest import make_settings, run_docchat
 
 
@@ -120,3 +122,43 @@ def test_keys_commands(tmp_path: Path) -> None:
     assert docchat("revoke", "support").returncode == 0
     assert "revoked" in docchat("list").stdout
     assert docchat("revoke", "support").returncode == 1
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["cli:root", "key:0123456789ab", "a b", "bot\n", "bot\x00", "", "-bot", "b" * 65, "ünï"],
+)
+def test_key_names_are_refused_unless_plain(store: KeyStore, name: str) -> None:
+    """A name is full-matched against [A-Za-z0-9][A-Za-z0-9._-]{0,63}: no colon (a key
+    named `cli:root` read as the CLI's actor in the trail before), no control characters,
+    bounded. Before: every one of these was stored."""
+    with pytest.raises(ValueError, match="name"):
+        store.create(name, "admin")
+    assert store.list() == []
+
+
+def test_a_name_shaped_like_an_id_is_refused_and_ids_come_first(store: KeyStore) -> None:
+    """Key B named exactly like key A's id: refused. A row an older docchat stored that
+    way never shadows A: revoking by that string revokes A. Before: B was created, and
+    `revoke(<A's id>)` took whichever row the database returned first."""
+    store.create("alpha", "chat")
+    a_id = store.list()[0].id
+    with pytest.raises(ValueError, match="look like a key id"):
+        store.create(a_id, "admin")
+    with store.db.session() as session:  # as an older docchat could have stored it
+        session.add(ApiKey(id="b" * 12, name=a_id, scope="admin", key_hash="x" * 64))
+    assert store.revoke(a_id)
+    states = {k.id: k.state for k in store.list()}
+    assert states == {a_id: "revoked", "b" * 12: "active"}
+    with store.db.session() as session:
+        row, _ = retention.key_conversations(session, a_id)
+        assert row.id == a_id
+
+
+def test_cli_refuses_a_name_that_is_not_plain(tmp_path: Path) -> None:
+    env = {**os.environ, "DOCCHAT_DATA_DIR": str(tmp_path)}
+    done = run_docchat("keys", "create", "--name", "cli:root", "--scope", "admin", env=env)
+    assert done.returncode == 1
+    assert "a key's name is" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert "dck_" not in done.stdout
