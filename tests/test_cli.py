@@ -80,7 +80,9 @@ def test_help_is_wrapped_by_the_terminal_not_by_the_docstring(tmp_path: Path) ->
     assert "reindex        Re-embed a collection into a shadow index, then swap" in listing.stdout
     # A command's paragraphs flow to the width (200 columns here): one line each.
     restore = docchat("backup", "restore", "--help", data_dir=tmp_path / "data")
-    assert "(empty ones): every hash is checked first, an older schema" in restore.stdout
+    assert (
+        "(empty ones): the signature, every path and every hash are checked first" in restore.stdout
+    )
     narrow = docchat("backup", "restore", "--help", data_dir=tmp_path / "data", COLUMNS="50")
     assert max(len(line.rstrip()) for line in narrow.stdout.splitlines()) <= 50
     # Indented examples keep a line each.
