@@ -644,17 +644,21 @@ class AlertSettings(BaseModel):
 
     @model_validator(mode="after")
     def _webhooks_are_usable(self) -> AlertSettings:
-        # Errors name the URL by index only: the URL itself is a secret.
+        # Errors name the URL by index only: the URL itself is a secret. Every URL's
+        # problems at once, not the first one's.
+        problems = []
         for index, url in enumerate(self.webhooks):
             name = f"alerts.webhooks[{index}]"
             if not url.startswith(("http://", "https://")):
-                raise ValueError(f"{name} must start with http:// or https://")
-            if self.webhook_token is not None and has_user_info(url):
-                raise ValueError(
+                problems.append(f"{name} must start with http:// or https://")
+            elif self.webhook_token is not None and has_user_info(url):
+                problems.append(
                     f"{name} holds credentials (user:password@) and alerts.webhook_token is "
                     "set too: use one of them (the URL's credentials go as Basic auth, the "
                     "token as a Bearer header; a request carries only one)"
                 )
+        if problems:
+            raise ValueError("; ".join(problems))
         return self
 
 

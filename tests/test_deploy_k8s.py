@@ -389,7 +389,7 @@ def test_configmap_and_secret_make_a_production_config(
     )
     real = {
         "database__url": "postgresql+psycopg://docchat:s3cr3t-pw@db.internal:5432/docchat",
-        "security__key_pepper": "k7Q-vX2p_Lm9" * 4,
+        "security__key_pepper": "k7Q-vX2p_Lm9-Rt4Wz8Ny-Hc3Jd6Fs-Bq5Gt",
     }
     assert set(real) == set(example)
     for values, problems in ((real, False), (example, True)):
@@ -427,7 +427,7 @@ def test_probes_and_scrape_path_are_public_routes_of_docchat(
     settings = Settings(
         env="production",
         data_dir=tmp_path,
-        security={"key_pepper": "k7Q-vX2p_Lm9" * 4},
+        security={"key_pepper": "k7Q-vX2p_Lm9-Rt4Wz8Ny-Hc3Jd6Fs-Bq5Gt"},
         telemetry={"metrics_require_key": env["DOCCHAT_TELEMETRY__METRICS_REQUIRE_KEY"]},
     )
     app = create_app(settings)
