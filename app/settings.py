@@ -400,6 +400,15 @@ class ServerSettings(BaseModel):
         description="Most header fields one request may have (431 and the connection "
         "closed beyond it).",
     )
+    header_timeout_s: float = Field(
+        10.0,
+        gt=0,
+        description="Time a client has to send a whole request head (request line and "
+        "headers), from its first byte or from the connection's opening. Past it the "
+        "server answers 408 and closes the connection, so a client sending its head a "
+        "byte at a time (slowloris) cannot hold a connection open. Idle time between "
+        "requests on a kept-alive connection is not counted.",
+    )
 
 
 class SecuritySettings(BaseModel):
@@ -469,6 +478,7 @@ class SecuritySettings(BaseModel):
         description="Serve the OpenAPI document at /openapi.json (there is no Swagger "
         "page: its scripts would come from a CDN). Empty: only outside production.",
     )
+
 
 
 class LoggingSettings(BaseModel):

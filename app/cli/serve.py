@@ -56,5 +56,6 @@ def serve(
         http=head_limited_protocol(
             settings.server.max_header_bytes,
             settings.server.max_header_count,
+            settings.server.header_timeout_s,
         ),
     )
