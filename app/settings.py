@@ -478,7 +478,15 @@ class SecuritySettings(BaseModel):
         description="Serve the OpenAPI document at /openapi.json (there is no Swagger "
         "page: its scripts would come from a CDN). Empty: only outside production.",
     )
-
+    hsts_max_age_s: int = Field(
+        31_536_000,
+        ge=0,
+        description="In production, every response carries `Strict-Transport-Security: "
+        "max-age=<this>` (one year by default), so that a browser that once reached "
+        "docchat over HTTPS (through the TLS proxy in front of it) never again uses plain "
+        "HTTP for it. Not sent outside production (a local http:// server would be "
+        "pinned to HTTPS); 0 turns it off.",
+    )
 
 
 class LoggingSettings(BaseModel):

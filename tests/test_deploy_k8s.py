@@ -406,6 +406,7 @@ def test_configmap_and_secret_make_a_production_config(
         assert settings.env == "production"
         assert settings.auth_enabled
         assert settings.vectors.url == "http://chroma:8000"
+        assert settings.security.hsts_max_age_s >= 31_536_000  # HSTS for a year at least
         assert settings.database_url == values["database__url"]
         assert bool(production_problems(settings)) is problems, production_problems(settings)
 
