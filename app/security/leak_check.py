@@ -143,7 +143,7 @@ def skeleton(text: str) -> str:
 
 
 def _decoded(text: str) -> Iterator[str]:
-    """What the base64 and hex runs of `text` decode to, where that is text."""
+    """What the base64 and hex runs of `text` decode to, bytes read as Latin-1."""
     for match in _BASE64_RUN.finditer(text):
         # The URL-safe alphabet's two characters read as the standard one's.
         run = match.group().rstrip("=").replace("-", "+").replace("_", "/")
