@@ -36,6 +36,7 @@ from app.security.middleware import (
     AuthMiddleware,
     BodySizeLimitMiddleware,
     SecurityHeadersMiddleware,
+    hsts_header,
 )
 from app.security.secrets import check_startup
 from app.settings import Settings
@@ -191,7 +192,8 @@ def create_app(
         limit=security.max_body_bytes,
         limits_by_path={admin.UPLOAD_PATH: security.max_upload_bytes},
     )
-    app.add_middleware(SecurityHeadersMiddleware)
+    hsts = security.hsts_max_age_s if settings.env == "production" else 0
+    app.add_middleware(SecurityHeadersMiddleware, extra=hsts_header(hsts))
     app.add_middleware(
         RequestTelemetryMiddleware, telemetry=telemetry, routes=RouteNames(app.routes)
     )

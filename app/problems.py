@@ -13,6 +13,17 @@ from app.store.index_record import EmbeddingMismatch
 from app.telemetry.context import current
 
 log = logging.getLogger(__name__)
+# A value from the request that a message quotes back is cut to this many characters:
+# the message goes into the response and the request's log line.
+QUOTED_CHARS = 64
+
+
+def quoted(value: str, limit: int = QUOTED_CHARS) -> str:
+    """`value` as repr() writes it, cut to `limit` characters with a marker saying how
+    many more there were."""
+    if len(value) <= limit:
+        return repr(value)
+    return f"{value[:limit]!r}… ({len(value) - limit} more characters)"
 
 
 @dataclass(frozen=True)

@@ -420,6 +420,15 @@ class ServerSettings(BaseModel):
         description="Most header fields one request may have (431 and the connection "
         "closed beyond it).",
     )
+    header_timeout_s: float = Field(
+        10.0,
+        gt=0,
+        description="Time a client has to send a whole request head (request line and "
+        "headers), from its first byte or from the connection's opening. Past it the "
+        "server answers 408 and closes the connection, so a client sending its head a "
+        "byte at a time (slowloris) cannot hold a connection open. Idle time between "
+        "requests on a kept-alive connection is not counted.",
+    )
 
 
 class SecuritySettings(BaseModel):
@@ -488,6 +497,15 @@ class SecuritySettings(BaseModel):
         None,
         description="Serve the OpenAPI document at /openapi.json (there is no Swagger "
         "page: its scripts would come from a CDN). Empty: only outside production.",
+    )
+    hsts_max_age_s: int = Field(
+        31_536_000,
+        ge=0,
+        description="In production, every response carries `Strict-Transport-Security: "
+        "max-age=<this>` (one year by default), so that a browser that once reached "
+        "docchat over HTTPS (through the TLS proxy in front of it) never again uses plain "
+        "HTTP for it. Not sent outside production (a local http:// server would be "
+        "pinned to HTTPS); 0 turns it off.",
     )
 
 
@@ -672,17 +690,21 @@ class AlertSettings(BaseModel):
 
     @model_validator(mode="after")
     def _webhooks_are_usable(self) -> AlertSettings:
-        # Errors name the URL by index only: the URL itself is a secret.
+        # Errors name the URL by index only: the URL itself is a secret. Every URL's
+        # problems at once, not the first one's.
+        problems = []
         for index, url in enumerate(self.webhooks):
             name = f"alerts.webhooks[{index}]"
             if not url.startswith(("http://", "https://")):
-                raise ValueError(f"{name} must start with http:// or https://")
-            if self.webhook_token is not None and has_user_info(url):
-                raise ValueError(
+                problems.append(f"{name} must start with http:// or https://")
+            elif self.webhook_token is not None and has_user_info(url):
+                problems.append(
                     f"{name} holds credentials (user:password@) and alerts.webhook_token is "
                     "set too: use one of them (the URL's credentials go as Basic auth, the "
                     "token as a Bearer header; a request carries only one)"
                 )
+        if problems:
+            raise ValueError("; ".join(problems))
         return self
 
 

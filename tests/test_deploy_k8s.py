@@ -389,8 +389,8 @@ def test_configmap_and_secret_make_a_production_config(
     )
     real = {
         "database__url": "postgresql+psycopg://docchat:s3cr3t-pw@db.internal:5432/docchat",
-        "security__key_pepper": "k7Q-vX2p_Lm9" * 4,
-        "backup__signing_key": "Zr4-bN8q_Wt2" * 4,
+        "security__key_pepper": "k7Q-vX2p_Lm9-Rt4Wz8Ny-Hc3Jd6Fs-Bq5Gt",
+        "backup__signing_key": "Zr4-bN8q_Wt2-Lm7Xc5Vd-Ks9Pf3Hj-Ty6Qe",
     }
     assert set(real) == set(example)
     for values, problems in ((real, False), (example, True)):
@@ -407,6 +407,7 @@ def test_configmap_and_secret_make_a_production_config(
         assert settings.env == "production"
         assert settings.auth_enabled
         assert settings.vectors.url == "http://chroma:8000"
+        assert settings.security.hsts_max_age_s >= 31_536_000  # HSTS for a year at least
         assert settings.database_url == values["database__url"]
         assert bool(production_problems(settings)) is problems, production_problems(settings)
 
@@ -428,7 +429,7 @@ def test_probes_and_scrape_path_are_public_routes_of_docchat(
     settings = Settings(
         env="production",
         data_dir=tmp_path,
-        security={"key_pepper": "k7Q-vX2p_Lm9" * 4},
+        security={"key_pepper": "k7Q-vX2p_Lm9-Rt4Wz8Ny-Hc3Jd6Fs-Bq5Gt"},
         telemetry={"metrics_require_key": env["DOCCHAT_TELEMETRY__METRICS_REQUIRE_KEY"]},
     )
     app = create_app(settings)

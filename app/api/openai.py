@@ -22,11 +22,14 @@ from app.api.schemas import ModelList, ModelOut
 from app.api.streaming import admitted, finished
 from app.chat.events import Failed, Finished, Token
 from app.chat.service import Answer, Question
-from app.problems import ApiError, error_body
+from app.problems import ApiError, error_body, quoted
 
 router = APIRouter(prefix="/v1", tags=["openai"], dependencies=[require_scope("chat")])
 
 MODEL_ALIAS = "docchat"
+# Model ids are short (OpenAI's longest are under 64 characters); a longer one is
+# refused by the schema before it is echoed or logged anywhere.
+MAX_MODEL_CHARS = 256
 
 
 class ContentPart(BaseModel):
@@ -62,7 +65,7 @@ class CompletionRequest(BaseModel):
     """The fields of a chat completion request that docchat honours; others are ignored."""
 
     model_config = ConfigDict(extra="allow")
-    model: str
+    model: str = Field(max_length=MAX_MODEL_CHARS)
     messages: list[ChatMessage] = Field(min_length=1)
     stream: StrictBool = False
     max_tokens: int | None = Field(None, ge=1)
@@ -77,7 +80,7 @@ def _check_model(requested: str, model_id: str) -> None:
         raise ApiError(
             404,
             "model_not_found",
-            f"model {requested!r} does not exist; available: {model_id!r}, {MODEL_ALIAS!r}",
+            f"model {quoted(requested)} does not exist; available: {model_id!r}, {MODEL_ALIAS!r}",
         )
 
 

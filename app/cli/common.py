@@ -19,17 +19,39 @@ EXIT_PARTIAL = 3  # some files failed to ingest; the rest were ingested
 
 def load(**overrides: Any) -> Settings:
     """Settings, with logging that masks every secret (tracebacks included)."""
+    return _load(overrides, startup=False)
+
+
+def load_for_serving(**overrides: Any) -> Settings:
+    """Settings that pass the start-up check too (the server's). Settings that fail to
+    load are reported together with what that check finds in the rest of them: every
+    problem in one message, not one at a time."""
+    return _load(overrides, startup=True)
+
+
+def _load(overrides: dict[str, Any], *, startup: bool) -> Settings:
+    from pydantic import ValidationError
+
     from app.security.pii import redactor_for
     from app.security.redaction import Redactor
-    from app.security.secrets import ConfigError, known_secrets
+    from app.security.secrets import ConfigError, check_startup, known_secrets, problems_despite
     from app.settings import load_settings
     from app.telemetry import logging as logs
 
     try:
         settings = load_settings(**overrides)
         secrets = known_secrets(settings)
+        if startup:
+            check_startup(settings)
     except (ValueError, ConfigError) as exc:
-        raise fail(describe(exc)) from None
+        message = describe(exc)
+        if startup and isinstance(exc, ValidationError):
+            more = problems_despite(exc, overrides)
+            if more:
+                message += "\nand, judged on the rest of the settings:\n" + "\n".join(
+                    f"  - {problem}" for problem in more
+                )
+        raise fail(message) from None
     pii = redactor_for(settings.privacy)
     redactor = Redactor(secrets, also=pii.redact if pii is not None else None)
     logs.install(redactor, settings.logging.level, settings.log_format)

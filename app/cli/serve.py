@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from app.cli.common import fail, load
+from app.cli.common import fail, load_for_serving
 
 
 def serve(
@@ -24,16 +24,12 @@ def serve(
     from app.llm.provision import ModelNotFound
     from app.main import create_app
     from app.security.head_limits import head_limited_protocol
-    from app.security.secrets import ConfigError, check_startup
     from app.store.db import DatabaseUnavailable
     from app.store.index_record import EmbeddingMismatch
     from app.store.vectors import VectorStoreBusy, VectorStoreUnavailable
 
-    settings = load()
-    try:
-        check_startup(settings)  # every problem at once, before seconds of model loading
-    except ConfigError as exc:
-        raise fail(str(exc)) from None
+    # Every problem at once (start-up check included), before seconds of model loading.
+    settings = load_for_serving()
     # Opened here rather than in the app's lifespan, so that an unreachable store or a
     # missing model is one clear line and exit 1, not a traceback from uvicorn.
     try:
@@ -58,6 +54,8 @@ def serve(
         timeout_graceful_shutdown=30,
         # httptools with a cap on request heads (uvicorn's own has none).
         http=head_limited_protocol(
-            settings.server.max_header_bytes, settings.server.max_header_count
+            settings.server.max_header_bytes,
+            settings.server.max_header_count,
+            settings.server.header_timeout_s,
         ),
     )

@@ -1,14 +1,20 @@
-"""A bound on the request head (request line and headers), enforced by the HTTP server.
+"""Bounds on the request head (request line and headers), enforced by the HTTP server.
 
 uvicorn's httptools protocol has none: httptools gathers a header's value in memory
 until its end, so a 64 MB header is read in full, and any number of headers is taken.
 The protocol here counts the head's bytes as they arrive and its header fields as they
 are parsed, and answers 431 Request Header Fields Too Large the moment either passes its
 limit, having held at most the limit (plus one read) of that head.
+
+Nor does uvicorn bound the time a head takes: its keep-alive timer is cancelled by any
+byte, so a head sent a byte a second (slowloris), or a connection that sends nothing,
+stays open for good. Here a head must be complete within `head_timeout_s` of its first
+byte (of the connection's opening, for the first one), or it is answered 408 and closed.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from typing import Any
@@ -25,10 +31,12 @@ LINGER_S = 2.0
 
 
 class HeadLimitedProtocol(HttpToolsProtocol):
-    """uvicorn's httptools protocol with a cap on head bytes and on header fields."""
+    """uvicorn's httptools protocol with a cap on head bytes, on header fields and on
+    the time a head takes."""
 
     max_head_bytes = 32 * 1024
     max_header_count = 100
+    head_timeout_s = 10.0
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -36,11 +44,24 @@ class HeadLimitedProtocol(HttpToolsProtocol):
         self._head_bytes = 0  # bytes received while the current head is incomplete
         self._header_count = 0
         self._refused = False
+        self._head_timer: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        """A new connection: its first head is timed from now."""
+        super().connection_made(transport)
+        self._start_head_timer()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        """The connection is gone: nothing is left to time."""
+        self._stop_head_timer()
+        super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
         """Feed the parser, a head at most `max_head_bytes` at a time."""
         if self._refused:
             return  # lingering: drop what still comes
+        if self._in_head and self._head_timer is None:
+            self._start_head_timer()  # the first byte of a head on a kept-alive connection
         # While a head is incomplete its bytes are fed no further than the limit, so
         # the parser never holds more of it; once the head is done the rest goes whole.
         while data and self._in_head:
@@ -84,6 +105,7 @@ class HeadLimitedProtocol(HttpToolsProtocol):
         """The head is complete: the request runs unless it was refused."""
         self._in_head = False
         self._head_bytes = 0
+        self._stop_head_timer()
         if not self._refused:
             super().on_headers_complete()
 
@@ -103,13 +125,36 @@ class HeadLimitedProtocol(HttpToolsProtocol):
         if not self._refused:
             super().send_400_response(msg)
 
-    def _refuse(self, reason: str) -> None:
-        """Answer 431 in docchat's error shape, then linger and close."""
+    def _start_head_timer(self) -> None:
+        self._stop_head_timer()
+        self._head_timer = self.loop.call_later(self.head_timeout_s, self._head_timed_out)
+
+    def _stop_head_timer(self) -> None:
+        if self._head_timer is not None:
+            self._head_timer.cancel()
+            self._head_timer = None
+
+    def _head_timed_out(self) -> None:
+        """The head was not complete in time: 408 and close."""
+        self._head_timer = None
+        if self._in_head and not self._refused and not self.transport.is_closing():
+            reason = f"request head not complete within {self.head_timeout_s:g} s"
+            self._refuse(reason, 408, b"Request Timeout", "request_timeout")
+
+    def _refuse(
+        self,
+        reason: str,
+        status: int = 431,
+        phrase: bytes = b"Request Header Fields Too Large",
+        type_: str = "request_header_fields_too_large",
+    ) -> None:
+        """Answer in docchat's error shape (431 by default), then linger and close."""
         self._refused = True
+        self._stop_head_timer()
         client = f"{self.client[0]}:{self.client[1]}" if self.client else "unknown"
-        log.warning("request refused before it was read (431): %s, from %s", reason, client)
-        body = json.dumps(error_body("request_header_fields_too_large", reason)).encode()
-        head = [b"HTTP/1.1 431 Request Header Fields Too Large\r\n"]
+        log.warning("request refused before it was read (%d): %s, from %s", status, reason, client)
+        body = json.dumps(error_body(type_, reason)).encode()
+        head = [b"HTTP/1.1 %d %s\r\n" % (status, phrase)]
         head += [
             name + b": " + value + b"\r\n" for name, value in self.server_state.default_headers
         ]
@@ -127,7 +172,9 @@ class HeadLimitedProtocol(HttpToolsProtocol):
             self.transport.close()
 
 
-def head_limited_protocol(max_head_bytes: int, max_header_count: int) -> type[HttpToolsProtocol]:
+def head_limited_protocol(
+    max_head_bytes: int, max_header_count: int, head_timeout_s: float = 10.0
+) -> type[HttpToolsProtocol]:
     """The protocol class to give uvicorn (`http=`), with these limits."""
 
     class Limited(HeadLimitedProtocol):
@@ -135,4 +182,5 @@ def head_limited_protocol(max_head_bytes: int, max_header_count: int) -> type[Ht
 
     Limited.max_head_bytes = max_head_bytes
     Limited.max_header_count = max_header_count
+    Limited.head_timeout_s = head_timeout_s
     return Limited

@@ -58,11 +58,19 @@ async def send_error(
     await send({"type": "http.response.body", "body": body})
 
 
-class SecurityHeadersMiddleware:
-    """Adds CSP and the usual hardening headers to every response."""
+def hsts_header(max_age_s: int) -> list[tuple[bytes, bytes]]:
+    """Strict-Transport-Security for `max_age_s` seconds (none for 0). Without
+    includeSubDomains: docchat cannot know that every sibling host speaks HTTPS."""
+    return [(b"strict-transport-security", b"max-age=%d" % max_age_s)] if max_age_s else []
 
-    def __init__(self, app: ASGIApp) -> None:
+
+class SecurityHeadersMiddleware:
+    """Adds CSP and the usual hardening headers to every response, and `extra` ones
+    (HSTS in production)."""
+
+    def __init__(self, app: ASGIApp, extra: list[tuple[bytes, bytes]] | None = None) -> None:
         self.app = app
+        self.headers = [*SECURITY_HEADERS, *(extra or [])]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -71,7 +79,7 @@ class SecurityHeadersMiddleware:
 
         async def with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
-                message["headers"] = [*message.get("headers", []), *SECURITY_HEADERS]
+                message["headers"] = [*message.get("headers", []), *self.headers]
             await send(message)
 
         await self.app(scope, receive, with_headers)

@@ -24,6 +24,10 @@ WITHHELD_ANSWER = (
 # is judged whole; longer runs without a space (code, URLs) flow on.
 HELD_WORD_CHARS = 40
 _TRAILING_WORD = re.compile(r"[A-Za-z0-9_-]+\Z")
+# Single characters with separators between them ("3 f a 2", "3-f-a-2"), at the end:
+# held back like a word, so that a canary spelled out is judged before any of it is sent.
+HELD_SPACED_CHARS = 120
+_TRAILING_SPACED = re.compile(r"(?:(?<![A-Za-z0-9])[A-Za-z0-9][\s.,_-]{1,3}){2,}[A-Za-z0-9]?\Z")
 
 
 def new_canary() -> str:
@@ -77,6 +81,9 @@ class OutputGuard:
         word = _TRAILING_WORD.search(text, max(0, end - HELD_WORD_CHARS - 1))
         if word is not None and word.end() - word.start() <= HELD_WORD_CHARS:
             hold = min(hold, word.start())
+        spaced = _TRAILING_SPACED.search(text, max(0, end - HELD_SPACED_CHARS - 1))
+        if spaced is not None:
+            hold = min(hold, spaced.start())
         return hold
 
     def watch(self, pieces: AsyncIterator[str]) -> GuardedStream:

@@ -8,7 +8,9 @@ commonregex are unmaintained. So the parts that are hard to get right come from
 maintained libraries, and the rest are plain, tested patterns:
 
 - phone numbers: libphonenumber's own matcher (`phonenumbers`, Google's metadata),
-  numbers it calls valid only, in international form or national to `phone_region`;
+  numbers it calls valid only, in international form (+44 …, and 0044 … with the 00
+  prefix most of the world dials, which the matcher reads only in regions that use it)
+  or national to `phone_region`;
 - card numbers: 13-19 digits with a known issuer prefix and a valid Luhn check digit
   (`python-stdnum`);
 - IBANs: country format and ISO 7064 checksum (`python-stdnum`);
@@ -46,6 +48,9 @@ _CARD_PREFIX = re.compile(r"^(?:4|5[1-5]|2[2-7]|3[47]|3(?:0[0-5]|[68])|6(?:011|5
 _IBAN = re.compile(r"(?<![\w])[A-Z]{2}\d{2}(?: ?[A-Z0-9]){11,30}(?![\w])")
 _IPV4 = re.compile(r"(?<![\w.])(?:\d{1,3}\.){3}\d{1,3}(?![\w]|\.\d)")
 _IPV6 = re.compile(r"(?<![\w:.])(?:[0-9A-Fa-f]{0,4}:){2,7}(?:[0-9A-Fa-f]{1,4}|:)?(?![\w:])")
+# The international prefix 00 (or "00 ") before a country code, at the start of a
+# number: not inside a word, a version (1.0044), a time (00:44) or a path.
+_INTL_00 = re.compile(r"(?<![\w.:/+-])00( ?)(?=[1-9])")
 
 
 @dataclass(frozen=True)
@@ -69,6 +74,19 @@ def _ibans(text: str) -> Iterable[Found]:
         candidate = match.group().rstrip()
         if iban.is_valid(candidate):
             yield Found("iban", match.start(), match.start() + len(candidate))
+
+
+def _phones(text: str, region: str) -> Iterable[Found]:
+    # The 00 prefix is written as "+" (padded to the same length, so every position
+    # stays where it was): the matcher takes 00 for the international prefix only in
+    # regions that dial it, not in the US, whose prefix is 011.
+    plus = _INTL_00.sub(lambda m: " " * (1 + len(m.group(1))) + "+", text)
+    matcher = phonenumbers.PhoneNumberMatcher(plus, region, leniency=phonenumbers.Leniency.VALID)
+    for match in matcher:
+        start = match.start
+        if plus[start] == "+" and text[start] != "+":  # reach back over the 00 it stood for
+            start = text.rindex("00", 0, start + 1)
+        yield Found("phone", start, match.end)
 
 
 def _public(address: str) -> bool:
@@ -114,10 +132,7 @@ class PiiRedactor:
         if "ip" in self.kinds and ("." in text or ":" in text):
             found += _ips(text)
         if "phone" in self.kinds and sum(c.isdigit() for c in text) >= 7:
-            matcher = phonenumbers.PhoneNumberMatcher(
-                text, self.region, leniency=phonenumbers.Leniency.VALID
-            )
-            found += [Found("phone", m.start, m.end) for m in matcher]
+            found += _phones(text, self.region)
         kept: list[Found] = []
         for item in found:  # in priority order: the first claim on a range keeps it
             if not any(item.start < k.end and k.start < item.end for k in kept):

@@ -4,17 +4,20 @@ generated development pepper, and the start-up checks."""
 from __future__ import annotations
 
 import contextlib
+import copy
+import itertools
 import os
 import re
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import SplitResult, unquote, urlsplit
 
-from pydantic import BaseModel, SecretStr
+from pydantic import BaseModel, SecretStr, ValidationError
 from sqlalchemy.engine import make_url
 
-from app.settings import Settings, invalid_patterns
+from app.settings import Settings, invalid_patterns, load_settings
 
 # Whole values that were never meant to be used.
 PLACEHOLDERS = {
@@ -46,6 +49,16 @@ PLACEHOLDER_SHAPES = re.compile(
     r"|(password|passwd|passw0rd|secret|admin|letmein|qwerty|token|api[-_]?key|test)[-_.]?\d*\W*",
     re.IGNORECASE,
 )
+# Anywhere in a secret: words a person types, never a generator (a random 64-character
+# token holds a given six-letter word with a chance of about 1 in 10^8).
+PLACEHOLDER_INSIDE = re.compile(
+    r"changeme|password|passwd|secret|example|sample|placeholder|default|dummy|letmein|qwerty",
+    re.IGNORECASE,
+)
+# This many characters in a row, each one step from the last (abcdefgh, 98765432,
+# aaaaaaaa), is typed, not random: 7 such steps in a row come by chance about once in
+# 10^7 random hex strings of 64 characters, far more rarely in base64.
+SEQUENCE_CHARS = 8
 MIN_PEPPER_CHARS = 32
 # A webhook path this long is taken for a credential (Slack's /services/T…/B…/…); a
 # shorter one (/alerts) is an ordinary word that redacting would blank out everywhere.
@@ -173,6 +186,48 @@ def looks_like_placeholder(value: str) -> bool:
     )
 
 
+def _period(text: str) -> int:
+    """The length of the shortest block that `text` repeats (its own length if none)."""
+    for size in range(1, len(text) // 2 + 1):
+        if text[size:] == text[:-size]:
+            return size
+    return len(text)
+
+
+def _longest_sequence(text: str) -> int:
+    """Characters in the longest run where each is one step (+1, -1 or 0) from the last,
+    always the same step: `abcdef`, `6543`, `aaaa`."""
+    longest = run = 1 if text else 0
+    step: int | None = None
+    for before, after in itertools.pairwise(text):
+        now = ord(after) - ord(before)
+        if now in (-1, 0, 1) and now == step:
+            run += 1
+        else:
+            run = 2 if now in (-1, 0, 1) else 1
+        step = now
+        longest = max(longest, run)
+    return longest
+
+
+def pattern(value: str) -> str | None:
+    """Why a secret is made by hand rather than drawn at random (None: no sign of it):
+    a placeholder, a placeholder word inside it, a repeated block, a sequential run.
+    Never quotes the value."""
+    core = value.strip()
+    if looks_like_placeholder(core):
+        return "still has a placeholder value"
+    if PLACEHOLDER_INSIDE.search(core):
+        return "holds a placeholder word (password, secret, example…): use a random value"
+    period = _period(core)
+    if len(core) >= 4 and period <= len(core) // 2:
+        return f"repeats a block of {period} characters: use a random value"
+    run = _longest_sequence(core)
+    if run >= SEQUENCE_CHARS:
+        return f"has a run of {run} sequential characters (abcd…, 1234…): use a random value"
+    return None
+
+
 def weakness(value: str, strength: Strength) -> str | None:
     """Why a secret is too weak for production (None: it is not); never quotes it."""
     if looks_like_placeholder(value):
@@ -186,20 +241,42 @@ def weakness(value: str, strength: Strength) -> str | None:
             f"has only {distinct} distinct characters (at least {strength.min_distinct}): "
             "use a random value"
         )
-    return None
+    return pattern(core)
 
 
 def _url_weakness(url: str) -> str | None:
-    """A URL is not random as a whole: only placeholders, in it or as its password."""
+    """A URL is not random as a whole: only placeholders in it, and its password judged
+    for placeholders and patterns (not length: the database decides that)."""
     if looks_like_placeholder(url):
         return "still has a placeholder value"
     try:
         password = make_url(url).password
     except Exception:
         return None
-    if password is not None and looks_like_placeholder(str(password)):
+    if password is None:
+        return None
+    if looks_like_placeholder(str(password)):
         return "holds a placeholder password"
-    return None
+    reason = pattern(str(password))
+    return f"holds a password that {reason}" if reason else None
+
+
+def _webhook_problems(webhooks: list[str]) -> list[str]:
+    """A webhook URL's password (sent as Basic auth) is a token like any other."""
+    problems = []
+    for index, url in enumerate(webhooks):
+        try:
+            password = urlsplit(url).password
+        except ValueError:
+            continue  # not a URL: the settings' own validation says so
+        if password is None:
+            continue
+        password = unquote(password)
+        if looks_like_placeholder(password):
+            problems.append(f"alerts.webhooks[{index}] holds a placeholder password")
+        elif reason := weakness(password, TOKEN):
+            problems.append(f"alerts.webhooks[{index}] holds a password that {reason}")
+    return problems
 
 
 def secret_problems(settings: Settings) -> list[str]:
@@ -213,7 +290,7 @@ def secret_problems(settings: Settings) -> list[str]:
             reason = weakness(value, STRENGTH.get(name, TOKEN))
         if reason:
             problems.append(f"{name} {reason}")
-    return problems
+    return problems + _webhook_problems(settings.alerts.webhooks)
 
 
 def production_problems(settings: Settings) -> list[str]:
@@ -236,6 +313,49 @@ def startup_problems(settings: Settings) -> list[str]:
     return invalid_patterns("security.blocked_output_patterns", patterns) + production_problems(
         settings
     )
+
+
+def _default_at(loc: tuple[int | str, ...]) -> tuple[list[str], Any] | None:
+    """The setting an error's location points into (a field, or a section for a
+    section's own check) and its default; None if the location is not a setting's."""
+    model: type[BaseModel] = Settings
+    path: list[str] = []
+    for part in loc:
+        field = model.model_fields.get(str(part))
+        if field is None:
+            break
+        path.append(str(part))
+        annotation = field.annotation
+        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+            return path, field.get_default(call_default_factory=True)
+        model = annotation
+    if not path:
+        return None
+    return path, model()
+
+
+def problems_despite(error: ValidationError, overrides: dict[str, Any]) -> list[str]:
+    """The start-up problems of settings that failed to load, judged on the rest: each
+    invalid value is put back to its default and the settings are loaded again, so that
+    a weak pepper is reported beside a malformed number, not once it is fixed. Empty
+    when that second load fails too."""
+    patched = copy.deepcopy(overrides)
+    for item in error.errors(include_input=False, include_url=False):
+        found = _default_at(item["loc"])
+        if found is None:
+            return []
+        path, default = found
+        node = patched
+        for part in path[:-1]:
+            child = node.get(part)
+            if not isinstance(child, dict):
+                child = node[part] = {}
+            node = child
+        node[path[-1]] = default
+    try:
+        return startup_problems(load_settings(**patched))
+    except (ValueError, ConfigError):
+        return []
 
 
 def check_startup(settings: Settings) -> None:

@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import io
+import json
+import logging
+from collections.abc import Iterator
+
 import httpx
 import openai
 import pytest
 
 from app.api.openai import MODEL_ALIAS
+from app.security.redaction import Redactor
+from app.telemetry import logging as logs
 
 QUESTION = "Which REST endpoint creates a widget?"
 
@@ -94,3 +101,42 @@ def test_conversation_history_from_the_client(live_server: str) -> None:
     response = httpx.post(f"{live_server}/v1/chat/completions", json=body, timeout=120)
     assert response.status_code == 200
     assert response.json()["sources"][0]["source"] == "corpus/admin/backup.rst"
+
+
+@pytest.fixture
+def json_log() -> Iterator[io.StringIO]:
+    """The structured log lines the server (in this process) writes meanwhile."""
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(logs.JsonFormatter(Redactor([])))
+    root = logging.getLogger()
+    level = root.level
+    root.addHandler(handler)
+    root.setLevel(logging.INFO)
+    try:
+        yield stream
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(level)
+
+
+@pytest.mark.parametrize("size", [900_000, 200])
+def test_a_huge_model_name_is_not_echoed_or_logged_whole(
+    live_server: str, json_log: io.StringIO, size: int
+) -> None:
+    """Issue 22: a 900 KB model name came back whole in the 404 body and in the log
+    line (900 KB each). Now the schema refuses it (422) and a shorter unknown name is
+    quoted cut to 64 characters with a marker."""
+    name = "m" * size
+    body = {"model": name, "messages": [{"role": "user", "content": QUESTION}]}
+    response = httpx.post(f"{live_server}/v1/chat/completions", json=body, timeout=120)
+    assert 400 <= response.status_code < 500
+    assert len(response.content) < 1000, response.content[:300]
+    assert "m" * 65 not in response.text
+    if size == 200:
+        assert response.status_code == 404
+        assert "more characters" in response.json()["error"]["message"]
+    lines = [json.loads(line) for line in json_log.getvalue().splitlines()]
+    logged = [e for e in lines if e.get("path") == "/v1/chat/completions"]
+    assert logged, lines
+    assert all(len(json.dumps(e)) < 2000 for e in logged)

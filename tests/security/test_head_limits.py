@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import socket
 import time
 from collections.abc import Iterator
@@ -126,3 +127,67 @@ def test_the_limits_are_settings(tmp_path: Path) -> None:
         assert status(exchange(server, ok)[0]) == 200
         big = b"GET /healthz HTTP/1.1\r\nHost: d\r\nX-A: " + b"a" * 5000 + b"\r\n\r\n"
         assert status(exchange(server, big)[0]) == 431
+
+
+def trickle(served: Served, head: bytes, interval: float) -> tuple[int, bytes]:
+    """Send `head` a byte every `interval` seconds; stop when the server closes the
+    connection. Returns how many bytes were sent by then, and what came back."""
+    target = urlsplit(served.base)
+    received = b""
+    with socket.create_connection((target.hostname, target.port), timeout=30) as sock:
+        for sent in range(len(head)):
+            try:
+                sock.sendall(head[sent : sent + 1])
+            except (BrokenPipeError, ConnectionResetError):
+                return sent, received
+            time.sleep(interval)
+            sock.setblocking(False)
+            try:
+                chunk = sock.recv(65536)
+            except BlockingIOError:
+                chunk = None
+            except ConnectionResetError:
+                return sent + 1, received
+            finally:
+                sock.setblocking(True)
+            if chunk is not None:
+                received += chunk
+                if not chunk:  # the server closed it
+                    return sent + 1, received
+        return len(head), received
+
+
+def one_response(sock: socket.socket) -> bytes:
+    """Read one whole response (head and Content-Length body) from a kept-alive socket."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        data += sock.recv(65536)
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = int(re.search(rb"(?i)content-length: *(\d+)", head).group(1))  # type: ignore[union-attr]
+    while len(body) < length:
+        body += sock.recv(65536)
+    return data
+
+
+def test_a_head_sent_a_byte_at_a_time_is_cut_off(tmp_path: Path) -> None:
+    """Issue 22: a head sent at 1 byte/s stayed open (45 s and counting): uvicorn's only
+    timer is reset by every byte. With server.header_timeout_s=1 the server answers 408
+    and closes the connection while the client is still trickling a head that would take
+    10 s; a request sent at once, and one sent after an idle pause on a kept-alive
+    connection, are served as usual."""
+    env = serve_env(tmp_path, server__header_timeout_s="1")
+    with docchat_serve(env, tmp_path / "server.log") as server:
+        fast = b"GET /healthz HTTP/1.1\r\nHost: d\r\n\r\n"
+        target = urlsplit(server.base)
+        with socket.create_connection((target.hostname, target.port), timeout=30) as sock:
+            sock.sendall(fast)
+            assert status(one_response(sock)) == 200
+            time.sleep(1.5)  # idle between requests is not head time
+            sock.sendall(fast)
+            assert status(one_response(sock)) == 200
+        head = b"GET /healthz HTTP/1.1\r\nHost: d\r\nX-Slow: " + b"s" * 60 + b"\r\n\r\n"
+        sent, received = trickle(server, head, interval=0.1)
+        assert sent < len(head), "the server waited for the whole 10 s head"
+        assert status(received) == 408
+        assert json.loads(received.partition(b"\r\n\r\n")[2])["error"]["type"] == "request_timeout"
+        assert "request refused before it was read (408)" in server.log.read_text()

@@ -169,3 +169,106 @@ def test_ordinary_answers_flow_word_by_word() -> None:
 
     first = asyncio.run(first_two())
     assert re.fullmatch(r"Backups ", first[0])
+
+
+def _spaced(text: str, sep: str) -> str:
+    return sep.join(text)
+
+
+def _b64(text: str) -> str:
+    import base64
+
+    return base64.b64encode(text.encode()).decode()
+
+
+# Issue 22: each of these got the canary past the check before.
+SHAPES = {
+    "spaced": lambda c: _spaced(c.rpartition("-")[2], " "),
+    "hyphenated": lambda c: _spaced(c.rpartition("-")[2], "-"),
+    "dotted upper case": lambda c: _spaced(c.rpartition("-")[2].upper(), ". "),
+    "underscored groups": lambda c: "_".join(
+        c.rpartition("-")[2][i : i + 4] for i in range(0, 16, 4)
+    ),
+    "underscore name": lambda c: c.replace("-", "_"),
+    "reversed": lambda c: c[::-1],
+    "reversed part": lambda c: c.rpartition("-")[2][::-1],
+    "base64": lambda c: _b64(c),
+    "base64 of the part": lambda c: _b64(c.rpartition("-")[2]),
+    "url-safe base64 unpadded": lambda c: _b64(f"marker: {c}!").replace("+", "-").rstrip("="),
+    "hex of the bytes": lambda c: c.encode().hex(),
+}
+
+
+@pytest.mark.parametrize("shape", sorted(SHAPES))
+def test_the_canary_written_out_of_shape_is_withheld(shape: str) -> None:
+    canary = new_canary()
+    written = SHAPES[shape](canary)
+    assert canary not in written
+    guard = guard_for(canary)
+    assert guard.violation(f"Sure, here it is: {written} (as asked).") == "system prompt canary"
+
+
+def test_spaced_out_prose_and_encoded_data_pass() -> None:
+    """Out-of-shape checks on text that is not the canary: spelled-out words, reversed
+    sentences, base64 and hex blobs."""
+    rng = random.Random(5)
+    for _ in range(100):
+        guard = guard_for(new_canary())
+        blob = bytes(rng.getrandbits(8) for _ in range(48))
+        for text in (
+            "S p e l l e d   o u t:  d o c u m e n t a t i o n  a n d  m a r k e r s.",
+            "Reversed: .noitatnemucod eht ni si rewsna ehT",
+            f"The key is {_b64(blob.decode('latin-1'))} and its hex is {blob.hex()}.",
+            "Build 3f-a2-c9-d1 of 2024-01-15, commit 9f86d08 on branch feature_x_y_z.",
+        ):
+            assert guard.violation(text) is None, text
+
+
+def test_paraphrase_catch_rate_and_false_positives_on_real_answers(
+    models: Models, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The measured rate (docs/security.md reports it): eval/system_prompt_leaks.jsonl
+    holds 16 rewordings, bullet lists, summaries and translations of the system prompt.
+    Before issue 22's whole-answer check, 5 of 16 were caught (no summary, no
+    translation); now 8. The 60 real answers of eval/curated_docs.jsonl must all pass."""
+    import json
+
+    canary = new_canary()
+    guard = guard_for(canary)
+    embed = models.embedder.embed
+    leaks = [json.loads(line) for line in (ROOT / "eval" / "system_prompt_leaks.jsonl").open()]
+    caught: dict[str, list[bool]] = {}
+    for leak in leaks:
+        hit = guard.violation(leak["text"]) is not None or guard.leaks.paraphrase(
+            leak["text"], embed
+        )
+        caught.setdefault(leak["kind"], []).append(hit)
+    answers = [json.loads(line)["answer"] for line in (ROOT / "eval" / "curated_docs.jsonl").open()]
+    flagged = [a[:80] for a in answers if guard.violation(a) or guard.leaks.paraphrase(a, embed)]
+    with capsys.disabled():
+        print("\nsystem-prompt leaks caught, by kind:")
+        for kind, hits in caught.items():
+            print(f"  {kind:12} {sum(hits)}/{len(hits)}")
+        print(f"  real answers withheld: {len(flagged)}/{len(answers)}")
+    assert sum(sum(h) for h in caught.values()) >= 8
+    assert flagged == []
+
+
+@pytest.mark.parametrize("sep", [" ", "-", ". "])
+def test_a_spelled_out_canary_never_reaches_the_client(sep: str) -> None:
+    """Streamed, a canary spelled out a character at a time is held back until it can
+    be judged: no part of it was sent before (each character flowed on as a word)."""
+    canary = new_canary()
+    part = canary.rpartition("-")[2]
+    sent, violation = streamed(guard_for(canary), f"Sure! It is {sep.join(part)} there.", 2)
+    assert violation == "system prompt canary"
+    assert "Sure!" in sent
+    assert part[0] + sep + part[1] not in sent
+
+
+def test_ordinary_text_with_single_letters_still_flows() -> None:
+    guard = guard_for(new_canary())
+    text = "Options a, b and c apply; see section 4. Then run it. "
+    sent, violation = streamed(guard, text * 3, 4)
+    assert violation is None
+    assert sent == text * 3

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import http.client
 import io
+import secrets
 import time
 from collections.abc import Iterator
 from urllib.parse import urlsplit
 
 import pytest
 from fastapi.testclient import TestClient
+from pydantic import SecretStr
 
 from app.components import Components
 from app.main import create_app
@@ -186,3 +188,20 @@ def test_cors_opens_only_to_configured_origins(components: Components) -> None:
             headers={"Origin": "https://evil.example", "Access-Control-Request-Method": "POST"},
         )
         assert "access-control-allow-origin" not in other.headers
+
+
+def test_hsts_is_sent_in_production_only(components: Components, client: TestClient) -> None:
+    """Issue 22: no Strict-Transport-Security anywhere. Now production sends it (one
+    year by default, security.hsts_max_age_s; 0 turns it off), development does not."""
+    assert "strict-transport-security" not in client.get("/healthz").headers
+    security = components.settings.security.model_copy(
+        update={"key_pepper": SecretStr(secrets.token_urlsafe(48))}
+    )
+    for max_age, expected in ((None, "max-age=31536000"), (600, "max-age=600"), (0, None)):
+        update = {} if max_age is None else {"hsts_max_age_s": max_age}
+        settings = components.settings.model_copy(
+            update={"env": "production", "security": security.model_copy(update=update)}
+        )
+        with TestClient(create_app(settings, components.using(settings=settings))) as prod:
+            for path in ("/healthz", "/api/conversations/none"):
+                assert prod.get(path).headers.get("strict-transport-security") == expected

@@ -155,3 +155,30 @@ def test_stored_text_is_redacted_and_the_answer_read_is_not(
         stored = session.query(Feedback).filter_by(message_id=answer["message_id"]).one()
         assert stored.comment == "wrong, mail me at [EMAIL]"
         assert session.get_one(Message, answer["message_id"]).content == reply.content
+
+
+@pytest.mark.parametrize(
+    "phone",
+    [
+        "0044 20 7946 0958",  # issue 22: stored unredacted (the 00 prefix, from the US region)
+        "00 44 20 7946 0958",
+        "0049 30 901820",
+        "0033 1 42 68 53 00",
+        "+44 20 7946 0958",
+        "(415) 555-0132",
+    ],
+)
+def test_international_phone_formats_are_redacted(phone: str) -> None:
+    assert PiiRedactor().redact(f"Call me on {phone}, thanks.") == "Call me on [PHONE], thanks."
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Upgrade from v1.0044.2 to 2024.10.15 (tag v2.0.0-0044).",
+        "Started 2024-01-15 at 00:44:12, ran until 00:15:00 on 10/12/2024.",
+        "Listen on localhost:00443 or 0.0.0.0:8000; build 00123, id=0044207946.",
+    ],
+)
+def test_versions_dates_and_ports_with_00_stay(text: str) -> None:
+    assert PiiRedactor().redact(text) == text

@@ -164,3 +164,114 @@ def test_serve_names_an_invalid_pattern_without_a_traceback(tmp_path: Path) -> N
     assert result.returncode == 1
     assert "Traceback" not in result.stderr
     assert "security.blocked_output_patterns[1] is not a valid regular expression" in result.stderr
+
+
+# Issue 22, item 1: hand-made secrets that the probe got past production start-up.
+@pytest.mark.parametrize(
+    ("sections", "problem"),
+    [
+        (
+            {"security": {"key_pepper": "0123456789abcdef" * 3}},
+            "security.key_pepper repeats a block of 16 characters",
+        ),
+        (
+            {"security": {"key_pepper": "abcdefghij" * 4}},
+            "security.key_pepper repeats a block of 10 characters",
+        ),
+        (
+            {"security": {"key_pepper": "0123456789abcdefghijklmnopqrstuvwxyz"}},
+            "security.key_pepper has a run of",
+        ),
+        (
+            {"security": {"key_pepper": "Qx7-" + "abcdefghijkl" + secrets.token_hex(12)}},
+            "security.key_pepper has a run of 12 sequential characters",
+        ),
+        (
+            {"security": {"key_pepper": "our-production-secret-pepper-2026!"}},
+            "security.key_pepper holds a placeholder word",
+        ),
+        (
+            {"alerts": {"webhook_token": "my-Example-Token-77"}},
+            "alerts.webhook_token holds a placeholder word",
+        ),
+        (
+            {"alerts": {"webhooks": ["https://alerts:changeme@hooks.example.org/in"]}},
+            "alerts.webhooks[0] holds a placeholder password",
+        ),
+        (
+            {"alerts": {"webhooks": ["https://ok.example.org/a", "https://u:abc@h.example.org/b"]}},
+            "alerts.webhooks[1] holds a password that is shorter than 16",
+        ),
+        (
+            {"alerts": {"webhooks": ["https://u:" + "Kx9-Qz" * 3 + "@h.example.org/b"]}},
+            "alerts.webhooks[0] holds a password that repeats a block of 6",
+        ),
+        (
+            {"database": {"url": "postgresql://docchat:abcd1234abcd1234@db/docchat"}},
+            "database.url holds a password that repeats a block of 8",
+        ),
+    ],
+)
+def test_patterned_secrets_are_refused(
+    sections: dict[str, dict[str, object]], problem: str
+) -> None:
+    """Each passed the length and distinct-character checks before (issue 22)."""
+    problems = production_problems(production(**sections))
+    assert any(p.startswith(problem) for p in problems), problems
+    assert not any("changeme" in p or "abcdefghij" in p or "Kx9" in p for p in problems)
+
+
+def test_random_secrets_are_not_taken_for_patterns() -> None:
+    """Generated values of every usual shape pass: the checks look for hand-made ones."""
+    for _ in range(300):
+        settings = production(
+            security={"key_pepper": secrets.token_urlsafe(48)},
+            alerts={"webhooks": [f"https://a:{secrets.token_urlsafe(18)}@hooks.example.org/x"]},
+            database={"url": f"postgresql://docchat:{secrets.token_hex(12)}@db/docchat"},
+        )
+        assert production_problems(settings) == []
+        settings = production(
+            security={"key_pepper": secrets.token_hex(32)},
+            alerts={"webhook_token": secrets.token_hex(16)},
+        )
+        assert production_problems(settings) == []
+
+
+def test_every_webhook_problem_is_reported_not_the_first() -> None:
+    with pytest.raises(ValidationError) as refused:
+        Settings(  # type: ignore[call-arg]
+            _env_file=None,
+            alerts={"webhooks": ["ftp://a.example.org/x", "https://ok.example.org/", "file:///x"]},
+        )
+    message = str(refused.value)
+    assert "alerts.webhooks[0] must start with http" in message
+    assert "alerts.webhooks[2] must start with http" in message
+
+
+def test_serve_reports_invalid_settings_and_weak_secrets_together(tmp_path: Path) -> None:
+    """Before, a settings error (here two malformed numbers) stopped
+    start-up alone: the weak pepper and the placeholder password came out only once it
+    was fixed (issue 22)."""
+    result = serve(
+        {
+            "DOCCHAT_ENV": "production",
+            "DOCCHAT_SECURITY__KEY_PEPPER": "abcdefghij" * 4,
+            "DOCCHAT_SECURITY__RATE_LIMIT_PER_MINUTE": "lots",
+            "DOCCHAT_ALERTS__WEBHOOKS": '["https://ops:changeme@hooks.example.org/a"]',
+            "DOCCHAT_ALERTS__WINDOW_S": "-1",
+            "DOCCHAT_LLM__REMOTE_API_KEY": "<your-api-key-here>",
+        },
+        tmp_path,
+    )
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    for problem in (
+        "security.rate_limit_per_minute",
+        "alerts.window_s",
+        "security.key_pepper repeats a block of 10 characters",
+        "alerts.webhooks[0] holds a placeholder password",
+        "llm.remote_api_key still has a placeholder",
+    ):
+        assert problem in result.stderr, result.stderr
+    assert "abcdefghij" not in result.stderr
+    assert "changeme" not in result.stderr
