@@ -23,6 +23,9 @@ PASSAGE_CHARS = 900
 # Sentences in bold: the best, and the next while it is nearly as close.
 MARKED_MAX = 2
 MARKED_MARGIN = 0.05
+# What of each paragraph is compared with the question when choosing where to start:
+# its opening says what it is about, and embedding costs by the token.
+BLOCK_CHARS = 300
 
 Embed = Callable[[list[str]], list[list[float]]]
 
@@ -41,7 +44,7 @@ def opens(block: str) -> bool:
     text = block.lstrip()
     if not text:
         return False
-    if _OPENS.match(text):
+    if _OPENS.match(text) or re.match(r"--?[A-Za-z]", text):  # or an option's name
         return True
     if not text[0].islower():
         return False
@@ -113,14 +116,17 @@ def _from_the_closest_section(text: str, question: str, embed: Embed) -> str:
     blocks = _blocks(text)
     if len(blocks) < 2:
         return text
-    vectors = embed([question, *(b[:PASSAGE_CHARS] for b in blocks)])
+    vectors = embed([question, *(b[:BLOCK_CHARS] for b in blocks)])
     scores = [sum(x * y for x, y in zip(vectors[0], v, strict=True)) for v in vectors[1:]]
     best = max(range(len(blocks)), key=lambda i: scores[i])
     heading = next((i for i in range(best, 0, -1) if blocks[i].lstrip().startswith("#")), None)
     if heading is not None:
         return "\n\n".join(blocks[heading:])
-    if len("\n\n".join(blocks[:best])) > PASSAGE_CHARS // 2:
-        return "\n\n".join(blocks[best:])  # no heading before it: the paragraph itself
+    if len("\n\n".join(blocks[: best + 1])) > PASSAGE_CHARS:
+        # No heading before it and past the cut: from the paragraph itself, with the
+        # term it describes when the paragraph before is one (an option's name, say).
+        term = best > 0 and "\n" not in blocks[best - 1] and len(blocks[best - 1]) <= 80
+        return "\n\n".join(blocks[best - 1 if term else best :])
     return text
 
 
