@@ -63,11 +63,6 @@ def require_scope(needed: Scope) -> Any:
     return Depends(marked)
 
 
-def owner_of(identity: Identity | None) -> str | None:
-    """What conversations started by this caller are tagged with."""
-    return identity.key_id if identity else None
-
-
 def actor_of(identity: Identity | None) -> str:
     """Whom the audit trail records a caller as: `key:<id>`, typed, never the key's name."""
     return audit.key_actor(identity.key_id) if identity else audit.ANONYMOUS

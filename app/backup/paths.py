@@ -16,9 +16,9 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
-from app.backup import stores
 from app.backup.stores import SnapshotRefused
 from app.llm.catalog import CATALOG
+from common.files import file_sha256
 
 if TYPE_CHECKING:
     from app.backup.snapshot import Manifest
@@ -243,5 +243,5 @@ def _holds(path: Path, sha256: str, size: int) -> bool:
         path.is_file()
         and not path.is_symlink()
         and path.stat().st_size == size
-        and stores.file_sha256(path) == sha256
+        and file_sha256(path) == sha256
     )

@@ -44,6 +44,7 @@ from app.store import audit
 from app.store.db import MIGRATIONS, Database
 from app.store.models import Adapter, ChatModel
 from app.store.vectors import VectorStore
+from common.files import file_sha256
 
 # 2: the manifest is signed (1: unsigned, restored only with trust_unsigned).
 FORMAT = 2
@@ -288,7 +289,7 @@ def checked(
                 f"{manifest.name}: {rel} is {size} bytes, the manifest says {facts['size']}: "
                 "the snapshot is damaged"
             )
-        if stores.file_sha256(path, progress.advance) != facts["sha256"]:
+        if file_sha256(path, progress.advance) != facts["sha256"]:
             raise SnapshotRefused(
                 f"{manifest.name}: {rel} does not match its sha256 in the manifest: the "
                 "snapshot is damaged"
@@ -330,7 +331,7 @@ class _Writer:
 
     def hash_in_place(self, rel: str) -> None:
         path = self.root / rel
-        self.add(rel, stores.file_sha256(path), path.stat().st_size)
+        self.add(rel, file_sha256(path), path.stat().st_size)
 
     def copy(self, source: Path, rel: str, advance: stores.Advance) -> tuple[str, int]:
         sha256, size = stores.copy_file(source, self.root / rel, advance)
@@ -798,7 +799,7 @@ def _put_files(steps: Plan, progress: Progress) -> int:
 
 
 def _holds(path: Path, sha256: str) -> bool:
-    return path.is_file() and stores.file_sha256(path) == sha256
+    return path.is_file() and file_sha256(path) == sha256
 
 
 def _put_registered(

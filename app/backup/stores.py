@@ -64,16 +64,6 @@ def _nothing(_n: int) -> None:
 # -- files ---------------------------------------------------------------------------
 
 
-def file_sha256(path: Path, advance: Advance = _nothing) -> str:
-    """The sha256 of a file, read in chunks."""
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        while chunk := handle.read(CHUNK):
-            digest.update(chunk)
-            advance(len(chunk))
-    return digest.hexdigest()
-
-
 def copy_file(source: Path, target: Path, advance: Advance = _nothing) -> tuple[str, int]:
     """Copy a file (whole or not at all), returning the sha256 and size of what was
     copied: the bytes read, so a file replaced meanwhile is described as copied. The

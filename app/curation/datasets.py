@@ -6,9 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
-import uuid
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -21,6 +19,7 @@ from app.curation import staleness
 from app.curation.errors import Conflict, CurationError, NotFound
 from app.store import audit
 from app.store.models import CuratedExample, Dataset, DatasetRow
+from common.files import write_atomically
 
 Split = Literal["train", "held-out"]
 SPLITS: tuple[Split, ...] = ("train", "held-out")
@@ -136,20 +135,6 @@ def snapshot(dataset: Dataset, data_dir: Path, *, with_rows: bool = True) -> Sna
     )
 
 
-def _write_atomically(path: Path, data: bytes) -> None:
-    """Write beside the target, then rename: a killed build leaves no partial file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f".{path.name}.{uuid.uuid4().hex}.partial")
-    try:
-        with partial.open("wb") as out:
-            out.write(data)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(partial, path)
-    finally:
-        partial.unlink(missing_ok=True)
-
-
 def build(
     session: Session,
     data_dir: Path,
@@ -205,7 +190,7 @@ def build(
     session.add(dataset)
     session.flush()  # the unique name refuses a build racing this one, before any file
     # A file without a row is what a build killed before its commit left: replaced.
-    _write_atomically(data_dir / relative, data)
+    write_atomically(data_dir / relative, data)
     audit.record(
         session,
         created_by,

@@ -17,10 +17,11 @@ from typing import Any
 
 from sqlalchemy import select
 
-from app.llm.gguf_info import file_sha256, read_info
+from app.llm.gguf_info import read_info
 from app.llm.registry import NAME, ModelEntry, RegistryError, store_report, verify_file
 from app.store.db import Database
 from app.store.models import Adapter
+from common.files import file_sha256
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import importlib.metadata
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -19,6 +18,8 @@ import zipfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+
+from common.files import file_sha256
 
 
 @dataclass(frozen=True)
@@ -163,7 +164,7 @@ def pull(
     """The model's file in `folder`, downloaded and assembled if it is not there yet,
     and checked against its pinned size and hash (PullError otherwise)."""
     target = folder / f"{model.name}.gguf"
-    if target.is_file() and _sha256(target) == model.sha256:
+    if target.is_file() and file_sha256(target) == model.sha256:
         if progress is not None:
             progress(model.size_bytes)
         return target
@@ -187,18 +188,3 @@ def pull(
         )
     os.replace(partial, target)  # whole or not at all
     return target
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        while chunk := handle.read(8 * 2**20):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def copy_into(source: Path, target: Path) -> None:
-    """Copy a file whole or not at all."""
-    partial = target.with_suffix(".partial")
-    shutil.copyfile(source, partial)
-    os.replace(partial, target)

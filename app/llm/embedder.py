@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from app.store.index_record import EmbeddingIdentity, EmbeddingMismatch, IndexRecord
+from common.files import write_atomically
 
 # The model is a local folder; never let a library reach for a model hub.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -103,17 +104,13 @@ def weights_sha256(folder: Path, cache_dir: Path | None = None) -> str:
     sha = digest.hexdigest()
     if cache is not None:
         known[str(folder)] = {"files": stamp, "sha256": sha}
-        _write_atomically(cache, json.dumps(known, indent=1))
+        _write_cache(cache, json.dumps(known, indent=1))
     return sha
 
 
-def _write_atomically(path: Path, text: str) -> None:
+def _write_cache(path: Path, text: str) -> None:
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name)
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.replace(tmp, path)
+        write_atomically(path, text.encode())
     except OSError as exc:  # a read-only cache only costs the hash again next time
         log.warning("cannot write %s: %s", path, exc)
 

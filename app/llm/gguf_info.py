@@ -5,13 +5,10 @@ whether it carries a chat template. llama.cpp reads the metadata and vocabulary 
 from __future__ import annotations
 
 import ctypes
-import hashlib
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 GGUF_MAGIC = b"GGUF"
-HASH_CHUNK = 8 * 2**20
 META_VALUE_BYTES = 1 << 16  # a chat template can be long
 # The metadata keys (after "ARCH.") that fix the shape of the weights.
 DIMENSIONS = (
@@ -95,14 +92,3 @@ def read_info(path: Path) -> GGUFInfo:
             if meta.get(f"{architecture}.{key}", "").isdigit()
         },
     )
-
-
-def file_sha256(path: Path, progress: Callable[[int], None] | None = None) -> str:
-    """The file's sha256; `progress` is told the bytes of each chunk read."""
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        while chunk := handle.read(HASH_CHUNK):
-            digest.update(chunk)
-            if progress is not None:
-                progress(len(chunk))
-    return digest.hexdigest()

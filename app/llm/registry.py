@@ -17,10 +17,11 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqlalchemy import select
 
-from app.llm.gguf_info import NotAModel, file_sha256, read_info
+from app.llm.gguf_info import NotAModel, read_info
 from app.store import audit
 from app.store.db import Database
 from app.store.models import Adapter, ChatModel, ModelActivation, utcnow
+from common.files import file_sha256
 
 if TYPE_CHECKING:
     from app.llm.adapters import AdapterEntry

@@ -17,12 +17,12 @@ import pytest
 from sqlalchemy import select
 
 from app.backup import signing, snapshot
-from app.backup.stores import file_sha256
 from app.settings import Settings
 from app.store import audit
 from app.store.db import Database
 from app.store.models import Adapter, AuditEvent, ChatModel, Conversation
 from app.store.vectors import VectorStore
+from common.files import file_sha256
 from tests.conftest import make_settings, run_docchat
 
 DIM = 8

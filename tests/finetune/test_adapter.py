@@ -20,13 +20,13 @@ from app.finetune.held_out import token_f1
 from app.finetune.train import CHECKPOINT, TrainConfig, TrainingError, check_memory, train_adapter
 from app.llm.adapters import AdapterRegistry, compatibility
 from app.llm.engine import LlamaEngine
-from app.llm.gguf_info import file_sha256
 from app.llm.provision import small_chat_model
 from app.llm.registry import IncompatibleAdapter, ModelRegistry
 from app.rag.prompt import build_messages, system_prompt
 from app.settings import LLMSettings
 from app.store.db import Database
 from app.store.vectors import Hit
+from common.files import file_sha256
 
 pytest.importorskip("peft", reason="the finetune extra (make install brings it)")
 
