@@ -20,7 +20,14 @@ import httpx
 
 from app.llm.provision import small_chat_model
 from app.settings import Settings
-from tests.conftest import CORPUS, docchat_serve, free_port, make_settings, run_docchat
+from tests.conftest import (
+    CORPUS,
+    TEST_CANARY,
+    docchat_serve,
+    free_port,
+    make_settings,
+    run_docchat,
+)
 from tests.ingest.test_pipeline import stored_state
 from tests.servers import ChromaServer, PostgresServer
 
@@ -44,6 +51,7 @@ def docchat_env(data_dir: Path, **settings: str) -> dict[str, str]:
             "DOCCHAT_LLM__PARALLEL": "2",
             "DOCCHAT_LLM__MODEL_PATH": str(small_chat_model()),
             "DOCCHAT_SECURITY__RATE_LIMIT_PER_MINUTE": "0",
+            "DOCCHAT_SECURITY__CANARY": TEST_CANARY,  # greedy answers repeat
             "COLUMNS": "200",
         }
     )
