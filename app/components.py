@@ -130,7 +130,8 @@ def build_guards(settings: Settings, db: Database) -> Guards:
     check_startup(settings)
     pepper, previous = resolve_pepper(settings)
     values = known_secrets(settings)
-    canary = new_canary()
+    pinned = settings.security.canary
+    canary = new_canary(pinned.get_secret_value() if pinned else None)
     patterns = settings.security.blocked_output_patterns
     return Guards(
         KeyStore(db, pepper, previous),

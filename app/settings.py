@@ -493,6 +493,15 @@ class SecuritySettings(BaseModel):
             raise ValueError("; ".join(problems))
         return patterns
 
+    @field_validator("canary")
+    @classmethod
+    def _canary_is_a_word(cls, canary: SecretStr | None) -> SecretStr | None:
+        # One run of letters and digits, long enough for the leak check to judge copies.
+        value = canary.get_secret_value() if canary is not None else None
+        if value is not None and not re.fullmatch(r"[A-Za-z0-9]{16,64}", value):
+            raise ValueError("security.canary must be 16 to 64 letters and digits")
+        return canary
+
     expose_api_docs: bool | None = Field(
         None,
         description="Serve the OpenAPI document at /openapi.json (there is no Swagger "
@@ -506,6 +515,16 @@ class SecuritySettings(BaseModel):
         "docchat over HTTPS (through the TLS proxy in front of it) never again uses plain "
         "HTTP for it. Not sent outside production (a local http:// server would be "
         "pinned to HTTPS); 0 turns it off.",
+    )
+    # Pinned only where answers must repeat between processes: greedy decoding gives the
+    # same answer to the same prompt, and the marker is part of every prompt.
+    canary: SecretStr | None = Field(
+        None,
+        description="The random part of the marker planted in the system prompt (after "
+        "its fixed prefix), 16 to 64 letters and digits; an answer that holds it is "
+        "withheld. Empty: a new random one in every process, as production should run. "
+        "Set it only where greedy answers must repeat between processes (the tests, an "
+        "evaluation).",
     )
 
 

@@ -41,6 +41,10 @@ pytest_plugins = ["tests.servers"]
 # (tests/llm/test_models.py, tests/telemetry/test_observability.py).
 os.environ.setdefault("DOCCHAT_LLM__MODEL_PATH", str(small_chat_model()))
 os.environ.setdefault("DOCCHAT_RAG__UNGROUNDED_ACTION", "flag")
+# One system-prompt canary for every process, so that greedy answers repeat between them
+# (tests/security/test_canary_pin.py shows what an unset one does).
+TEST_CANARY = "7e3f0a9c41d2b865"
+os.environ.setdefault("DOCCHAT_SECURITY__CANARY", TEST_CANARY)
 
 FIXTURES = Path(__file__).parent / "fixtures"
 CORPUS = FIXTURES / "corpus"
@@ -71,7 +75,11 @@ def make_settings(data_dir: Path, **overrides: object) -> Settings:
         "llm": {"n_ctx": 4096, "temperature": 0.0, "max_tokens": 96},
         # Off here: the suite sends more than a user would (and many wrong keys on
         # purpose); tests/security covers both limits.
-        "security": {"rate_limit_per_minute": 0, "auth_failures_per_minute": 0},
+        "security": {
+            "rate_limit_per_minute": 0,
+            "auth_failures_per_minute": 0,
+            "canary": TEST_CANARY,
+        },
     }
     values.update(overrides)
     # _env_file=None and a missing secrets dir: tests ignore the developer's own .env.

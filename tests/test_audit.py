@@ -69,23 +69,49 @@ def test_keys_created_and_revoked_are_audited(db: Database) -> None:
     assert key not in json.dumps(events)  # never the key
 
 
+def never_measured(*args: object) -> dict[str, Any]:
+    """The gate's measurement, which no activation here may reach: every one is made with
+    evaluate=False (the audit trail is what is tested; tests/llm/test_models.py and
+    tests/finetune measure real releases). Called, it fails the test."""
+    raise AssertionError("an activation in the audit test measured a release")
+
+
 def test_models_and_adapters_activated_rolled_back_and_refused(
     db: Database, tmp_path: Path
 ) -> None:
+    """Each outcome of each release action: refused, and (activation, rollback, adapter
+    activation and deactivation) done. Only `model.activate` was checked as a success
+    before; with the audit record of the other successes removed, this test failed."""
     registry = ModelRegistry(db)
     entry = registry.add(small_chat_model(), name="small")
     registry.activate("small", actor="alice")
     with pytest.raises(RegistryError):
         registry.rollback(actor="alice")
     settings = make_settings(tmp_path)
-    promotion = Promotion(settings, registry, lambda *a: {})
+    promotion = Promotion(settings, registry, never_measured)
     with pytest.raises(GateRefused):
         promotion.activate("small", actor="bob", evaluate=False)  # never evaluated
-    gate = AdapterPromotion(promotion, AdapterRegistry(db), lambda *a: {}, lambda a: [])
+    adapters = AdapterRegistry(db)
+    gate = AdapterPromotion(promotion, adapters, never_measured, never_measured)
     with pytest.raises(RegistryError):
         gate.activate("no-such-adapter", actor="carol", evaluate=False)
     with pytest.raises(RegistryError):
         gate.deactivate(actor="carol")
+    # The registry only hashes an adapter's file; serving one is tested in tests/finetune.
+    (tmp_path / "tone.gguf").write_bytes(b"adapter bytes for the registry")
+    tone = adapters.add(
+        tmp_path / "tone.gguf",
+        name="tone",
+        base=entry,
+        dataset_name="ds-1",
+        dataset_sha256="0" * 64,
+        hyperparameters={},
+        training={},
+    )
+    gate.activate("tone", actor="carol", evaluate=False, force=True)  # never evaluated
+    registry.rollback(actor="dave")  # back to the base alone
+    gate.activate("tone", actor="carol", evaluate=False, force=True)
+    gate.deactivate(actor="erin")
     seen = [(e["action"], e["outcome"], e["actor"], e["target"]) for e in reversed(trail(db))]
     assert seen == [
         ("model.activate", "ok", "alice", "small"),
@@ -93,10 +119,25 @@ def test_models_and_adapters_activated_rolled_back_and_refused(
         ("model.activate", "refused", "bob", "small"),
         ("adapter.activate", "refused", "carol", "no-such-adapter"),
         ("adapter.deactivate", "refused", "carol", ""),
+        ("adapter.activate", "ok", "carol", "small+tone"),
+        ("model.rollback", "ok", "dave", "small"),
+        ("adapter.activate", "ok", "carol", "small+tone"),
+        ("adapter.deactivate", "ok", "erin", "small"),
     ]
     ok = trail(db, "model.activate")[-1]
     assert ok["detail"]["sha256"] == entry.sha256
     assert "evaluated" in (trail(db, "model.activate")[0]["reason"] or "")
+    activated = trail(db, "adapter.activate")[0]["detail"]
+    assert (activated["adapter"], activated["adapter_sha256"]) == ("tone", tone.sha256)
+    assert activated["forced"] is True
+    assert "not been evaluated" in activated["note"]
+    rolled_back = trail(db, "model.rollback")[0]["detail"]
+    assert (rolled_back["model"], rolled_back["adapter"]) == ("small", None)
+    removed = trail(db, "adapter.deactivate")[0]["detail"]
+    assert (removed["model"], removed["adapter"], removed["forced"]) == ("small", None, False)
+    active = registry.active()
+    assert active is not None
+    assert (active.name, active.adapter) == ("small", None)
 
 
 def test_curation_actions_are_audited(db: Database, tmp_path: Path) -> None:

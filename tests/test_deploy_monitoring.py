@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,6 +17,7 @@ from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
 from app.settings import AlertSettings, AnomalySettings, IngestSettings
+from tests.needs import need_tool
 
 DEPLOY = Path(__file__).resolve().parent.parent / "deploy"
 PROMETHEUS_CONFIG = DEPLOY / "prometheus" / "prometheus.yml"
@@ -256,9 +256,7 @@ def test_promtool_runs_the_anomaly_rule_tests() -> None:
     """promtool's own rule tests: a week of steady traffic, then a model that stops
     grounding, a flood of thumbs-down, a collection emptied: each alert fires, and only
     it."""
-    promtool = shutil.which("promtool")
-    if promtool is None:
-        pytest.skip("promtool is not on PATH: the anomaly rules were not run by promtool")
+    promtool = need_tool("promtool", "the anomaly rules were not run (apt-get install prometheus)")
     done = subprocess.run(
         [promtool, "test", "rules", str(ANOMALY_RULE_TESTS)],
         capture_output=True,
@@ -301,9 +299,7 @@ def test_compose_runs_alertmanager_for_prometheus() -> None:
 
 
 def test_amtool_accepts_the_alertmanager_config() -> None:
-    amtool = shutil.which("amtool")
-    if amtool is None:
-        pytest.skip("amtool is not on PATH (apt-get install prometheus-alertmanager)")
+    amtool = need_tool("amtool", "apt-get install prometheus-alertmanager")
     done = subprocess.run(
         [amtool, "check-config", str(ALERTMANAGER_CONFIG)],
         capture_output=True,
@@ -314,9 +310,7 @@ def test_amtool_accepts_the_alertmanager_config() -> None:
 
 
 def test_promtool_accepts_config_and_rules() -> None:
-    promtool = shutil.which("promtool")
-    if promtool is None:
-        pytest.skip("promtool is not on PATH: the Prometheus files were not checked by promtool")
+    promtool = need_tool("promtool", "the Prometheus files went unchecked (apt install prometheus)")
     for args in (
         ["check", "rules", str(ALERTS), str(ANOMALIES)],
         ["check", "config", str(PROMETHEUS_CONFIG)],

@@ -118,7 +118,8 @@ def test_config_show_command(sources: Path, monkeypatch: pytest.MonkeyPatch) -> 
     rows = {r["name"]: r for r in json.loads(result.stdout)}
     assert rows["rag.top_k"]["value"] == 6
     assert rows["database.url"]["value"] == MASK
-    assert "CANARY" not in result.stdout + result.stderr
+    # The password, not the word: the environment names DOCCHAT_SECURITY__CANARY.
+    assert "CANARY-db-pass" not in result.stdout + result.stderr
     table = subprocess.run(
         [sys.executable, "-m", "app.cli", "config", "show"],
         env=env,
@@ -128,7 +129,7 @@ def test_config_show_command(sources: Path, monkeypatch: pytest.MonkeyPatch) -> 
         cwd=sources,
     )
     assert "rag.top_k" in table.stdout
-    assert "CANARY" not in table.stdout + table.stderr
+    assert "CANARY-db-pass" not in table.stdout + table.stderr
 
 
 def test_the_documented_settings_are_the_real_ones() -> None:

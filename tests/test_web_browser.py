@@ -39,10 +39,13 @@ import shutil
 import tempfile
 import time
 import uuid
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import httpx
 import pytest
+
+from tests.needs import need_path
 
 CHROMIUM = "/usr/bin/chromium"
 # Screenshots a person looks at (kept by the test run, not compared).
@@ -51,11 +54,11 @@ ARTIFACTS = os.environ.get(
 )
 CHROMEDRIVER = "/usr/bin/chromedriver"
 
-if not (os.path.exists(CHROMIUM) and os.path.exists(CHROMEDRIVER)):
-    pytest.skip(
-        f"headless browser tests need Debian's chromium and chromedriver "
-        f"({CHROMIUM}, {CHROMEDRIVER}); install with: apt-get install chromium chromium-driver",
-        allow_module_level=True,
+for _browser_part in (CHROMIUM, CHROMEDRIVER):
+    need_path(
+        Path(_browser_part),
+        "headless browser tests need Debian's chromium and chromedriver "
+        "(apt-get install chromium chromium-driver)",
     )
 
 from selenium import webdriver  # noqa: E402

@@ -30,10 +30,11 @@ HELD_SPACED_CHARS = 120
 _TRAILING_SPACED = re.compile(r"(?:(?<![A-Za-z0-9])[A-Za-z0-9][\s.,_-]{1,3}){2,}[A-Za-z0-9]?\Z")
 
 
-def new_canary() -> str:
+def new_canary(pinned: str | None = None) -> str:
     """A random marker planted in the system prompt: seeing it in an answer means the
-    model was talked into revealing its instructions."""
-    return f"DOCCHAT-CANARY-{secrets.token_hex(8)}"
+    model was talked into revealing its instructions. `pinned` (security.canary) replaces
+    the random part where answers must repeat between processes."""
+    return f"DOCCHAT-CANARY-{pinned or secrets.token_hex(8)}"
 
 
 class OutputGuard:

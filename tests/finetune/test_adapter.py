@@ -27,8 +27,9 @@ from app.settings import LLMSettings
 from app.store.db import Database
 from app.store.vectors import Hit
 from common.files import file_sha256
+from tests.needs import need_module
 
-pytest.importorskip("peft", reason="the finetune extra (make install brings it)")
+need_module("peft", "the finetune extra (make install brings it)")
 
 PASSAGE = Hit(
     id="1",

@@ -15,7 +15,6 @@ from typing import Any
 
 import httpx
 import llama_cpp as ll
-import pytest
 
 from app.components import build_components
 from app.llm.hosting import SwappableEngine
@@ -30,8 +29,9 @@ from tests.conftest import (
     run_docchat,
     serve_in_thread,
 )
+from tests.needs import need_module
 
-pytest.importorskip("peft", reason="the finetune extra (make install brings it)")
+need_module("peft", "the finetune extra (make install brings it)")
 
 # Hand-written examples in one house style (a short answer, then its source), the kind a
 # support team curates; the held-out split is asked in the same style.

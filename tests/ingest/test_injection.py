@@ -26,6 +26,7 @@ from ingest.pipeline import IngestSummary
 from ingest.quality import check_document
 from tests.conftest import FIXTURES, Models, make_settings
 from tests.ingest.test_pipeline import run
+from tests.needs import need_path
 
 INJECTION = FIXTURES / "injection"
 DOCS = INJECTION / "docs"
@@ -174,10 +175,9 @@ def test_repeated_snippets_once_and_at_most_five_findings() -> None:
     assert findings[0] == f'{FINDING_PREFIX}: "<|token_0|>"'
 
 
-@pytest.mark.skipif(not PYTHON_DOCS.is_dir(), reason="the Python 3.11 HTML manual is not installed")
 @pytest.mark.parametrize("page", NEAR_MISS_PAGES)
 def test_python_manual_near_misses_are_not_flagged(page: str) -> None:
-    doc = load_file(PYTHON_DOCS / page)
+    doc = load_file(need_path(PYTHON_DOCS, "apt-get install python3.11-doc") / page)
     assert check_document(doc) == []
 
 

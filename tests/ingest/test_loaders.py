@@ -13,9 +13,11 @@ from pypdf import PdfReader, PdfWriter
 from ingest.document import LoadedDocument, LoadError
 from ingest.loaders import SUPPORTED_SUFFIXES, load_bytes, load_file
 from tests.fixtures.make_pdf import MANUAL_PAGES, build_pdf
+from tests.needs import need_path
 
 CORPUS = Path(__file__).parents[1] / "fixtures" / "corpus"
 PYTHON_DOCS = Path("/usr/share/doc/python3.11/html")
+MANUAL = "the Python 3.11 HTML manual (apt-get install python3.11-doc)"
 POSTGRES_DOCS = Path("/usr/share/doc/postgresql-doc-15/html")
 XHTML_PAGE = Path(__file__).parent / "fixtures" / "docbook.html"
 
@@ -481,12 +483,8 @@ def test_missing_file() -> None:
 # --- a real manual page -----------------------------------------------------------------
 
 
-@pytest.mark.skipif(
-    not (PYTHON_DOCS / "library" / "json.html").is_file(),
-    reason="Python 3.11 HTML manual not installed (apt-get install python3.11-doc)",
-)
 def test_python_manual_json_page() -> None:
-    doc = load_file(PYTHON_DOCS / "library" / "json.html")
+    doc = load_file(need_path(PYTHON_DOCS / "library" / "json.html", MANUAL))
     assert doc.title == "json — JSON encoder and decoder"
     found = headings(doc)
     assert found[0] == (1, "json — JSON encoder and decoder")

@@ -147,7 +147,11 @@ def test_twenty_concurrent_requests_with_a_queue_of_eight(
     assert 10 <= statuses.count(200) <= 11, statuses
     refused = [(seconds, retry) for status, seconds, retry in results if status == 429]
     assert refused, "the queue never filled"
-    assert all(seconds < 2.0 for seconds, _ in refused)  # refused at once, not after a wait
+    # Refused at once, not after a wait: every refusal came back before the fastest
+    # answer did (a refusal that waited for a slot would take at least one answer's
+    # time). A ratio of the same run, not a time, so a loaded machine does not fail it.
+    answered = [seconds for status, seconds, _ in results if status == 200]
+    assert max(seconds for seconds, _ in refused) < min(answered), (refused, answered)
     assert all(retry is not None and int(retry) >= 1 for _, retry in refused)
     assert engine.running == 0
     assert engine.waiting == 0
@@ -155,18 +159,36 @@ def test_twenty_concurrent_requests_with_a_queue_of_eight(
         assert client.get("/healthz").status_code == 200
 
 
-async def short_answer(engine: LlamaEngine) -> GenerationStats:
+async def short_answer(engine: LlamaEngine, tokens: int = 4) -> GenerationStats:
+    """`tokens` tokens decoded whatever the model would say (ignore_eos)."""
     prompt = engine.format([{"role": "user", "content": "Say hi."}])
-    generation = engine.stream(prompt, max_tokens=4)
+    generation = engine.stream(prompt, max_tokens=tokens, ignore_eos=True)
     async for _ in generation:
         pass
     return generation.stats
 
 
+# The hang guard of a wait for the engine to go idle; what is asserted is a ratio.
+IDLE_GUARD_S = 300
+
+
+def seconds_until_idle(engine: LlamaEngine) -> float:
+    started = time.monotonic()
+    while engine.running or engine.waiting:
+        assert time.monotonic() - started < IDLE_GUARD_S, "the engine never went idle"
+        time.sleep(0.01)
+    return time.monotonic() - started
+
+
 def test_disconnected_stream_frees_the_engine(components: Components) -> None:
+    """The slot frees at the next decode step once the client walks away, not when the
+    answer (up to 300 tokens) would have ended: sooner than the same engine decodes 40
+    tokens, measured in this test (a ratio, where a fixed 5 s and queued_s < 0.5 failed
+    on a loaded machine)."""
     engine = small_engine(parallel=1, max_tokens=300, temperature=0.7)
     single = components.using(engine=engine)
     try:
+        forty_tokens_s = asyncio.run(short_answer(engine, 40)).total_s
         for base in serve_in_thread(create_app(components.settings, single)):
             with httpx.Client(base_url=base, timeout=120) as client:
                 body = {"question": QUESTIONS[0]}
@@ -174,13 +196,12 @@ def test_disconnected_stream_frees_the_engine(components: Components) -> None:
                     for line in response.iter_lines():
                         if line.startswith("event: token"):
                             break  # first token: now walk away
-                deadline = time.monotonic() + 5
-                while engine.running:
-                    assert time.monotonic() < deadline, "the generation kept running"
-                    time.sleep(0.02)
-                # The only slot is free again: the next answer starts at once.
+                freed_s = seconds_until_idle(engine)
+                assert freed_s < forty_tokens_s, (freed_s, forty_tokens_s)
+                # The only slot is free again: the next answer waits less for it than
+                # it takes to decode its own four tokens.
                 stats = asyncio.run(short_answer(engine))
-                assert stats.queued_s < 0.5
+                assert stats.queued_s < stats.total_s - stats.queued_s, stats
     finally:
         engine.close()
 
@@ -188,8 +209,9 @@ def test_disconnected_stream_frees_the_engine(components: Components) -> None:
 def test_health_answers_fast_while_the_model_is_busy(busy_server: tuple[str, LlamaEngine]) -> None:
     base, engine = busy_server
 
-    async def run() -> list[float]:
+    async def run() -> tuple[list[float], float]:
         async with httpx.AsyncClient(base_url=base, timeout=300) as client:
+            began = time.monotonic()
             answers = [
                 asyncio.create_task(client.post("/api/chat", json={"question": q, "stream": False}))
                 for q in QUESTIONS[:4]
@@ -203,10 +225,13 @@ def test_health_answers_fast_while_the_model_is_busy(busy_server: tuple[str, Lla
                 await asyncio.sleep(0.05)
             assert engine.running > 0  # measured while busy
             await asyncio.gather(*answers)
-            return timings
+            return timings, time.monotonic() - began
 
-    timings = asyncio.run(run())
-    assert max(timings) < 0.25, timings
+    timings, answers_s = asyncio.run(run())
+    # A health check that waited on the model would take a good part of the answers'
+    # time; one served beside it takes a small fraction of it, however loaded the
+    # machine (a ratio of the same run, where a fixed 0.25 s failed under load).
+    assert max(timings) < answers_s / 10, (timings, answers_s)
 
 
 def test_sigterm_drains_an_answer_in_flight(tmp_path: Path) -> None:

@@ -33,7 +33,16 @@ from app.settings import LLMSettings, Settings, load_settings
 from tests.conftest import Models, free_port, serve_in_thread
 
 QUESTION = "Which REST endpoint creates a widget?"
+# An answer that runs far past a second: a short one can end inside the deadline (with
+# the canary pinned, greedy-seeded sampling gives QUESTION a 13-token answer every time).
+LONG_QUESTION = (
+    "Write a long, detailed essay on every REST endpoint of the widget server, with "
+    "many examples of requests and responses for each."
+)
 REMOTE_MODEL = "smollm2-remote"
+# A wait for something that must happen is bounded only against a hang; what the tests
+# assert is an order or an event, not a time.
+HANG_GUARD_S = 120
 pytestmark = pytest.mark.slow
 
 
@@ -366,6 +375,9 @@ def test_a_stopped_server_is_a_clear_503_and_not_ready(
 def test_a_client_that_leaves_frees_its_slot_and_stops_the_server(
     components: Components, upstream: Upstream
 ) -> None:
+    """What shows the answer was stopped, not left to end, is the upstream server's
+    "Disconnected from client": it logs that only for a connection closed mid-answer.
+    The waits are hang guards (a fixed 5 s for the slot failed on a loaded machine)."""
     settings = remote_settings(
         components.settings, upstream, parallel=1, queue_size=0, max_tokens=300, temperature=0.7
     )
@@ -379,13 +391,13 @@ def test_a_client_that_leaves_frees_its_slot_and_stops_the_server(
                     for line in response.iter_lines():
                         if line.startswith("event: token"):
                             break  # first token: now walk away
-                deadline = time.monotonic() + 5
+                deadline = time.monotonic() + HANG_GUARD_S
                 while engine.running:
                     assert time.monotonic() < deadline, "the slot stayed taken"
                     time.sleep(0.02)
                 # The server saw the upstream connection close and stopped generating.
                 while upstream.log.read_text().count("Disconnected from client") == before:
-                    assert time.monotonic() < deadline + 5, upstream.log.read_text()[-2000:]
+                    assert time.monotonic() < deadline, upstream.log.read_text()[-2000:]
                     time.sleep(0.1)
                 # The only slot is free again, with no queue: the next answer gets it.
                 reply = client.post("/api/chat", json={"question": QUESTION, "stream": False})
@@ -409,7 +421,7 @@ def test_a_full_queue_is_refused_at_once_with_retry_after(
             assert time.monotonic() < deadline, (engine.running, engine.waiting)
             await asyncio.sleep(0.02)
 
-    async def run(base: str) -> tuple[httpx.Response, float, str]:
+    async def run(base: str) -> tuple[httpx.Response, bool, str]:
         async with httpx.AsyncClient(base_url=base, timeout=120) as client:
 
             async def ask() -> str:
@@ -421,21 +433,22 @@ def test_a_full_queue_is_refused_at_once_with_retry_after(
             second = asyncio.create_task(ask())
             await wait_for(lambda: engine.waiting == 1)
             metrics = (await client.get("/metrics")).text
-            started = time.monotonic()
             third = await client.post("/api/chat", json={"question": QUESTION, "stream": False})
-            refused_in = time.monotonic() - started
+            # Refused at once, not after a wait: while the answer ahead of it still runs
+            # (an order, not a time: a fixed 2 s failed on a loaded machine).
+            at_once = not first.done() and engine.running == 1
             await asyncio.gather(first, second)
-            return third, refused_in, metrics
+            return third, at_once, metrics
 
     try:
         for base in serve_in_thread(create_app(settings, built)):
-            third, refused_in, metrics = asyncio.run(run(base))
+            third, at_once, metrics = asyncio.run(run(base))
     finally:
         engine.close()
     assert third.status_code == 429, third.text
     assert third.json()["error"]["type"] == "model_busy"
     assert int(third.headers["retry-after"]) >= 1
-    assert refused_in < 2.0  # refused at once, not after a wait
+    assert at_once, "refused only after the answer ahead of it ended"
     assert "docchat_llm_running_generations 1.0" in metrics
     assert "docchat_llm_waiting_requests 1.0" in metrics
     assert engine.running == 0
@@ -443,19 +456,28 @@ def test_a_full_queue_is_refused_at_once_with_retry_after(
 
 
 def test_the_deadline_ends_a_slow_answer(components: Components, upstream: Upstream) -> None:
+    """The 504 says the deadline fired; the upstream server's "Disconnected from
+    client" says it ended the generation there rather than letting it run on (what a
+    fixed 10 s limit stood for, and failed on a loaded machine). Where retrieval alone
+    outlasted the deadline, the upstream server was never asked."""
     settings = remote_settings(
         components.settings, upstream, request_timeout_s=1.0, max_tokens=2000, temperature=0.7
     )
     built = remote_components(components, settings)
+    log = upstream.log.read_text()
+    asked, stopped = log.count("POST /v1/chat/completions"), log.count("Disconnected from client")
     try:
         with TestClient(create_app(settings, built)) as client:
-            started = time.monotonic()
-            reply = client.post("/api/chat", json={"question": QUESTION, "stream": False})
-            elapsed = time.monotonic() - started
+            reply = client.post("/api/chat", json={"question": LONG_QUESTION, "stream": False})
         assert reply.status_code == 504, reply.text
         assert reply.json()["error"]["type"] == "timeout"
-        assert elapsed < 10
         assert built.engine.running == 0
+        deadline = time.monotonic() + HANG_GUARD_S
+        while (log := upstream.log.read_text()).count("POST /v1/chat/completions") > asked:
+            if log.count("Disconnected from client") > stopped:
+                break
+            assert time.monotonic() < deadline, log[-2000:]
+            time.sleep(0.1)
     finally:
         built.engine.close()
 

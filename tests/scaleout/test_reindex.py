@@ -1,7 +1,8 @@
 """`docchat reindex`: a real server keeps answering through a reindex to another
 embedding model and follows the swap; a reindex killed with SIGKILL continues when run
 again; rollback serves the previous index (caught up with what was ingested since)
-until it is dropped. Real processes, real models, both storage pairs."""
+until it is dropped. Real processes, real models: the live reindex on the Chroma server
+with PostgreSQL, the killed one on both storage pairs, the rollback on the embedded one."""
 
 from __future__ import annotations
 
@@ -13,6 +14,8 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -118,15 +121,42 @@ def synthetic_docs(root: Path, files: int = 14) -> Path:
     return docs
 
 
+@dataclass
+class Pair:
+    """One storage pair: the settings of the docchat processes and of the test's own
+    readers, and the collection (its own on the shared Chroma server)."""
+
+    env: dict[str, str]
+    overrides: dict[str, Any]
+    collection: str
+
+
+@pytest.fixture(params=["embedded", "servers"])
+def pair(request: pytest.FixtureRequest) -> Pair:
+    if request.param == "embedded":
+        return Pair({}, {}, "docs")
+    postgres: PostgresServer = request.getfixturevalue("postgres")
+    chroma: ChromaServer = request.getfixturevalue("chroma_server")
+    collection, url = f"killed-{uuid.uuid4().hex[:8]}", postgres.new_database()
+    return Pair(
+        {"vectors__url": chroma.url, "vectors__collection": collection, "database__url": url},
+        {"vectors": {"url": chroma.url, "collection": collection}, "database": {"url": url}},
+        collection,
+    )
+
+
 def test_a_reindex_killed_midway_continues_and_ends_complete(
-    tmp_path: Path, models: Models
+    tmp_path: Path, models: Models, pair: Pair
 ) -> None:
+    """On both storage pairs: the embedded Chroma with SQLite, and a Chroma server with
+    PostgreSQL (before, only the first, though the module said both)."""
     data = tmp_path / "data"
-    env = docchat_env(data)
+    env = docchat_env(data, **pair.env)
+    name = pair.collection
     assert cli(env, "ingest", str(synthetic_docs(tmp_path))).returncode == 0
-    settings = make_settings(data)
+    settings = make_settings(data, **pair.overrides)
     db = open_database(settings)
-    total = len(stored_chunks(db, "docs"))
+    total = len(stored_chunks(db, name))
     db.close()
     assert total >= 60
 
@@ -151,10 +181,10 @@ def test_a_reindex_killed_midway_continues_and_ends_complete(
     killed_at = max(int(n) for n in re.findall(r"(\d+)/\d+ chunks embedded", log.read_text()))
     assert killed_at < total, "the reindex ended before the kill"
 
-    midway = status(env)
-    assert midway["target"]["name"] == "docs"  # still served by the old index
+    midway = status(env, name)
+    assert midway["target"]["name"] == name  # still served by the old index
     assert midway["target"]["chunks"] == total
-    assert midway["building"]["name"] == "docs--g1"
+    assert midway["building"]["name"] == f"{name}--g1"
     assert midway["building"]["state"] == "building"
 
     again = cli(env, "reindex", "--backend", "onnx")
@@ -162,18 +192,18 @@ def test_a_reindex_killed_midway_continues_and_ends_complete(
     assert "(resumed)" in again.stdout
     embedded = int(re.search(r"(\d+) embedded", again.stdout).group(1))  # type: ignore[union-attr]
     assert embedded <= total - killed_at  # what was in the shadow was not redone
-    final = status(env)
+    final = status(env, name)
     assert final["building"] is None
-    assert final["target"]["name"] == "docs--g1"
+    assert final["target"]["name"] == f"{name}--g1"
     assert final["target"]["chunks"] == total == final["stored_chunks"]
 
     # Complete: every stored chunk's vector is there, and retrieval finds the pages.
     vectors = open_vectors(settings, writer=False)
     db = open_database(settings)
     try:
-        assert vectors.ids("docs") == set(stored_chunks(db, "docs"))
+        assert vectors.ids(name) == set(stored_chunks(db, name))
         page = (tmp_path / "many" / "page03.md").read_text().split("\n")[4][:300]
-        hits = Retriever(models.embedder, vectors, "docs", top_k=3, min_score=0).search_sync(page)
+        hits = Retriever(models.embedder, vectors, name, top_k=3, min_score=0).search_sync(page)
     finally:
         vectors.close()
         db.close()

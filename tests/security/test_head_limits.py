@@ -72,14 +72,15 @@ def status(response: bytes) -> int:
 
 
 def test_an_unfinished_1_mb_header_is_refused_at_once(served: Served) -> None:
-    """The header never ends: a server that read heads in full would wait for it."""
+    """The header never ends: a server that read heads in full would wait for it, and
+    the exchange would end by the client's read timeout, not by the server closing (so
+    `closed` is the check, where a fixed 5 s limit failed on a loaded machine)."""
     head = b"GET /healthz HTTP/1.1\r\nHost: docchat\r\nX-Big: " + b"a" * 1_000_000
-    response, closed, seconds = exchange(served, head)
+    response, closed, _ = exchange(served, head)
     assert status(response) == 431
     body = json.loads(response.partition(b"\r\n\r\n")[2])
     assert body["error"]["type"] == "request_header_fields_too_large"
     assert closed, "the connection stays open"
-    assert seconds < 5
     assert "request refused before it was read (431)" in served.log.read_text()
 
 

@@ -129,10 +129,20 @@ def streamed(client: TestClient, question: str) -> dict[str, Any]:
 def test_stored_text_is_redacted_and_the_answer_read_is_not(
     private: tuple[TestClient, Components],
 ) -> None:
+    """The user reads the personal data as written (the model quotes the support line
+    and the user's own number under greedy decoding, the same in every process since
+    the system prompt's canary is pinned); only the stored copy has placeholders.
+
+    Before, the read half was checked only `if` the answer held personal data, so
+    redacting what the user reads passed; with the streamed tokens redacted (a
+    deliberate break in the chat service, reverted), this test failed."""
     client, components = private
     pii = PiiRedactor()
     answer = streamed(client, QUESTION)
     print(f"\nstreamed answer: {answer['answer']!r}")
+    read = pii.find(answer["text"])
+    assert read, f"the model quoted no personal data: {answer['text']!r}"
+    assert answer["answer"] == answer["text"]  # the done event's answer is the one read
     with components.db.session() as session:
         conversation = session.get_one(Conversation, answer["conversation_id"])
         question, reply = conversation.messages
@@ -142,10 +152,11 @@ def test_stored_text_is_redacted_and_the_answer_read_is_not(
         assert "[PHONE]" in question.content
         assert "jane.doe" not in conversation.title
         # The answer as the user read it, and as stored: the same but for personal data.
-        assert reply.content == pii.redact(answer["answer"])
-    if pii.find(answer["answer"]):  # the model quoted the support address or number
-        assert reply.content != answer["answer"]
-        assert pii.find(answer["text"])  # the streamed tokens carried it as written
+        assert reply.content == pii.redact(answer["text"])
+        assert reply.content != answer["text"]
+        assert pii.find(reply.content) == []
+        for item in read:
+            assert answer["text"][item.start : item.end] not in reply.content
     rated = client.post(
         f"/api/messages/{answer['message_id']}/feedback",
         json={"rating": "down", "comment": "wrong, mail me at jane.doe@example.org"},
