@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import json
-import logging
 from collections.abc import Iterator
 
 import httpx
@@ -14,6 +13,7 @@ import pytest
 from app.api.openai import MODEL_ALIAS
 from app.security.redaction import Redactor
 from app.telemetry import logging as logs
+from tests.telemetry.test_log_safety import captured
 
 QUESTION = "Which REST endpoint creates a widget?"
 
@@ -106,18 +106,8 @@ def test_conversation_history_from_the_client(live_server: str) -> None:
 @pytest.fixture
 def json_log() -> Iterator[io.StringIO]:
     """The structured log lines the server (in this process) writes meanwhile."""
-    stream = io.StringIO()
-    handler = logging.StreamHandler(stream)
-    handler.setFormatter(logs.JsonFormatter(Redactor([])))
-    root = logging.getLogger()
-    level = root.level
-    root.addHandler(handler)
-    root.setLevel(logging.INFO)
-    try:
+    with captured(logs.JsonFormatter(Redactor([]))) as stream:
         yield stream
-    finally:
-        root.removeHandler(handler)
-        root.setLevel(level)
 
 
 @pytest.mark.parametrize("size", [900_000, 200])
