@@ -97,8 +97,9 @@ def _write(action: audit.AdminAction, outcome: str, reason: str | None) -> None:
         from app.store.db import open_database
 
         db = open_database(load_settings())
-    except Exception:  # invalid settings: the command has said so already
-        log.warning("could not record %s in the audit trail", action.action, exc_info=True)
+    except Exception as exc:  # invalid settings, no database: the command said so already
+        # One line, no traceback: an operator reads the command's own error above it.
+        log.warning("could not record %s in the audit trail: %s", action.action, exc)
         return
     try:
         audit.finish(db, action, outcome, reason)

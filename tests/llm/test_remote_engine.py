@@ -425,7 +425,9 @@ def test_a_full_queue_is_refused_at_once_with_retry_after(
         async with httpx.AsyncClient(base_url=base, timeout=120) as client:
 
             async def ask() -> str:
-                body = {"question": QUESTION, "stream": False}
+                # Long: the first answer must still run while the second queues (the
+                # 13-token answer to QUESTION could end first, leaving the queue empty).
+                body = {"question": LONG_QUESTION, "stream": False}
                 return (await client.post("/api/chat", json=body)).text
 
             first = asyncio.create_task(ask())
