@@ -111,23 +111,40 @@ def _blocks(text: str) -> list[str]:
 
 
 def _from_the_closest_section(text: str, question: str, embed: Embed) -> str:
-    """Start at the heading of the section holding the paragraph most like the question,
-    when that is not the first: the answering line should not sit past the cut."""
+    """The section holding the paragraph most like the question, from its heading to the
+    next, when that is not the first: the answering line should not sit in the middle."""
     blocks = _blocks(text)
     if len(blocks) < 2:
         return text
     vectors = embed([question, *(b[:BLOCK_CHARS] for b in blocks)])
     scores = [sum(x * y for x, y in zip(vectors[0], v, strict=True)) for v in vectors[1:]]
     best = max(range(len(blocks)), key=lambda i: scores[i])
-    heading = next((i for i in range(best, 0, -1) if blocks[i].lstrip().startswith("#")), None)
+    heading = next((i for i in range(best, 0, -1) if _is_heading(blocks[i])), None)
     if heading is not None:
-        return "\n\n".join(blocks[heading:])
+        # That section alone: the next heading starts another subject.
+        end = next((i for i in range(best + 1, len(blocks)) if _is_heading(blocks[i])), None)
+        return "\n\n".join(blocks[heading:end])
     if len("\n\n".join(blocks[: best + 1])) > PASSAGE_CHARS:
         # No heading before it and past the cut: from the paragraph itself, with the
         # term it describes when the paragraph before is one (an option's name, say).
         term = best > 0 and "\n" not in blocks[best - 1] and len(blocks[best - 1]) <= 80
         return "\n\n".join(blocks[best - 1 if term else best :])
     return text
+
+
+def _is_heading(block: str) -> bool:
+    """A Markdown heading, or what a loader left of one: a short line of a few words that
+    starts with a capital and ends without a sentence's punctuation ("Rolling back")."""
+    text = block.strip()
+    if text.startswith("#"):
+        return True
+    return (
+        "\n" not in text
+        and 0 < len(text) <= 60
+        and len(text.split()) <= 8
+        and text[0].isupper()
+        and not text.endswith((".", ":", ",", ";", "?", "!", "|"))
+    )
 
 
 def _balanced_fences(text: str, cut: bool) -> str:

@@ -37,11 +37,25 @@ def test_a_passage_cut_mid_token_starts_where_a_reader_can(models: Models) -> No
     assert text.startswith("## Rolling back")  # the section that answers, from its heading
     assert "docchat models rollback" in text
     assert text.count("```") % 2 == 0  # no code block left open or closed twice
-    # A sentence of that section is in bold, and nothing of the next.
+    # That section alone (not the next, "Lineage"), a sentence of it in bold.
+    assert "Lineage" not in text
     marked = text.split("**")[1]
     assert "roll" in marked.lower()
-    assert text.index("**") < text.index("## Lineage")
     assert shown.endswith("[1]")
+
+
+def test_a_heading_as_the_loader_leaves_it_is_found_too(models: Models) -> None:
+    """The Markdown loader stores headings as bare lines and code without its fences:
+    "Rolling back" is still where the passage starts."""
+    start = MODELS_PAGE.index("`GET /api/admin/models` and")
+    chunk = MODELS_PAGE[start : start + 1400].replace("## ", "").replace("```sh\n", "")
+    chunk = chunk.replace("```\n", "").replace("`", "")
+    shown = closest_passage(
+        [hit(chunk)], "How do I roll back a chat model after a bad upgrade?", models.embedder.embed
+    )
+    text = quoted_text(shown)
+    assert text.startswith("Rolling back\n\ndocchat models rollback")
+    assert "Lineage" not in text
 
 
 def test_without_a_question_the_passage_still_starts_and_ends_cleanly() -> None:
