@@ -429,7 +429,10 @@ PASSAGE = (
     ">\n"
     "> | setting | default |\n"
     "> | --- | --- |\n"
-    "> | `models.poll_interval_s` | 10 |\n\n"
+    "> | `models.poll_interval_s` | 10 |\n"
+    ">\n"
+    "> A paragraph the source wrapped at its width: this first line is long enough, and\n"
+    "> it goes on here.\n\n"
     "[1]"
 )
 
@@ -461,6 +464,10 @@ def test_a_quoted_passage_renders_its_code_table_and_marked_sentence(driver, liv
     assert headers == ["setting", "default"]
     cells = [td.text for td in quote.find_elements(By.CSS_SELECTOR, "table tbody td")]
     assert cells == ["models.poll_interval_s", "10"]
+    # The source's wrapping is not a line break inside a quoted passage.
+    wrapped = quote.find_elements(By.CSS_SELECTOR, "p.md-p")[-1]
+    assert wrapped.find_elements(By.TAG_NAME, "br") == []
+    assert "long enough, and it goes on here." in wrapped.text
     assert probe.text.rstrip().endswith("[1]")  # after the quote, not inside it
     assert "[1]" not in quote.text
     # An unpaired marker stays text rather than bolding the rest of the line.

@@ -123,7 +123,10 @@ def _from_the_closest_section(text: str, question: str, embed: Embed) -> str:
     if heading is not None:
         # That section alone: the next heading starts another subject.
         end = next((i for i in range(best + 1, len(blocks)) if _is_heading(blocks[i])), None)
-        return "\n\n".join(blocks[heading:end])
+        title = blocks[heading].strip()
+        if not title.startswith("#"):  # what a loader left of a heading: shown as one
+            title = f"#### {title}"
+        return "\n\n".join([title, *blocks[heading + 1 : end]])
     if len("\n\n".join(blocks[: best + 1])) > PASSAGE_CHARS:
         # No heading before it and past the cut: from the paragraph itself, with the
         # term it describes when the paragraph before is one (an option's name, say).

@@ -54,7 +54,7 @@ def test_a_heading_as_the_loader_leaves_it_is_found_too(models: Models) -> None:
         [hit(chunk)], "How do I roll back a chat model after a bad upgrade?", models.embedder.embed
     )
     text = quoted_text(shown)
-    assert text.startswith("Rolling back\n\ndocchat models rollback")
+    assert text.startswith("#### Rolling back\n\ndocchat models rollback")
     assert "Lineage" not in text
 
 

@@ -74,7 +74,14 @@ function tableCells(line) {
   });
 }
 
-export function renderMarkdown(text) {
+// A quoted passage keeps its source's wrapping: a long line followed by more of the
+// same paragraph is one line of prose broken at the source's width, not a line break.
+function softWrapped(previous, line) {
+  return previous.length >= 60 && previous.indexOf(" | ") < 0 && line.indexOf(" | ") < 0;
+}
+
+export function renderMarkdown(text, options) {
+  const soft = Boolean(options && options.soft);
   const frag = document.createDocumentFragment();
   const lines = String(text === undefined || text === null ? "" : text)
     .replace(/\r\n?/g, "\n")
@@ -130,7 +137,7 @@ export function renderMarkdown(text) {
         j++;
       }
       const quote = el("blockquote", "md-quote");
-      quote.appendChild(renderMarkdown(inner.join("\n")));
+      quote.appendChild(renderMarkdown(inner.join("\n"), { soft: true }));
       frag.appendChild(quote);
       i = j - 1;
       continue;
@@ -207,6 +214,8 @@ export function renderMarkdown(text) {
     if (!para) {
       para = el("p", "md-p");
       frag.appendChild(para);
+    } else if (soft && softWrapped(lines[i - 1], line)) {
+      para.appendChild(document.createTextNode(" "));
     } else {
       para.appendChild(el("br"));
     }
