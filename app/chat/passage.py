@@ -12,6 +12,8 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
+import numpy as np
+
 from app.store.vectors import Hit
 
 PASSAGE_INTRO = (
@@ -65,8 +67,9 @@ def closest_passage(hits: list[Hit], question: str = "", embed: Embed | None = N
     hit = hits[0]
     text = _from_a_start(hit.text.strip())
     if embed is not None and question:
-        text = _from_the_closest_section(text, question, embed)
-    text = readable(text)
+        # A paragraph jumped to may itself open mid-sentence: found a start again.
+        text = _from_a_start(_from_the_closest_section(text, question, embed))
+    text = _cut(text)
     if embed is not None and question:
         text = mark_closest(text, question, embed)
     quoted = "\n".join(f"> {line}" if line else ">" for line in text.splitlines())
@@ -76,7 +79,11 @@ def closest_passage(hits: list[Hit], question: str = "", embed: Embed | None = N
 
 def readable(text: str) -> str:
     """`text` from its first real start to a clean end near PASSAGE_CHARS."""
-    text = _from_a_start(text.strip())
+    return _cut(_from_a_start(text.strip()))
+
+
+def _cut(text: str) -> str:
+    """`text` ended cleanly near PASSAGE_CHARS, a code block it leaves open closed."""
     cut = len(text) > PASSAGE_CHARS
     if cut:
         head = text[:PASSAGE_CHARS]
@@ -110,14 +117,19 @@ def _blocks(text: str) -> list[str]:
     return blocks
 
 
+def _closeness(embed: Embed, question: str, texts: list[str]) -> list[float]:
+    """Each text's cosine to the question (the embedder's vectors are normalized)."""
+    vectors = np.array(embed([question, *texts]))
+    return [float(s) for s in vectors[1:] @ vectors[0]]
+
+
 def _from_the_closest_section(text: str, question: str, embed: Embed) -> str:
     """The section holding the paragraph most like the question, from its heading to the
     next, when that is not the first: the answering line should not sit in the middle."""
     blocks = _blocks(text)
     if len(blocks) < 2:
         return text
-    vectors = embed([question, *(b[:BLOCK_CHARS] for b in blocks)])
-    scores = [sum(x * y for x, y in zip(vectors[0], v, strict=True)) for v in vectors[1:]]
+    scores = _closeness(embed, question, [b[:BLOCK_CHARS] for b in blocks])
     best = max(range(len(blocks)), key=lambda i: scores[i])
     heading = next((i for i in range(best, 0, -1) if _is_heading(blocks[i])), None)
     if heading is not None:
@@ -171,9 +183,7 @@ def mark_closest(text: str, question: str, embed: Embed) -> str:
     sentences = _prose_sentences(text)
     if len(sentences) < 2:
         return text  # one sentence: bold would say nothing
-    vectors = embed([question, *(" ".join(text[a:b] for a, b in s) for s in sentences)])
-    q = vectors[0]
-    scores = [sum(x * y for x, y in zip(q, v, strict=True)) for v in vectors[1:]]
+    scores = _closeness(embed, question, [" ".join(text[a:b] for a, b in s) for s in sentences])
     best = max(scores)
     ranked = sorted(range(len(sentences)), key=lambda i: -scores[i])
     chosen = [i for i in ranked[:MARKED_MAX] if scores[i] >= best - MARKED_MARGIN]
