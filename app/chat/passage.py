@@ -67,7 +67,7 @@ def closest_passage(hits: list[Hit], question: str = "", embed: Embed | None = N
     hit = hits[0]
     text = _from_a_start(hit.text.strip())
     if embed is not None and question:
-        # A paragraph jumped to may itself open mid-sentence: found a start again.
+        # A paragraph jumped to may itself open mid-sentence: find a start again.
         text = _from_a_start(_from_the_closest_section(text, question, embed))
     text = _cut(text)
     if embed is not None and question:
