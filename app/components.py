@@ -16,9 +16,13 @@ from app.llm.embedder import Embedder
 from app.llm.engine import LlamaEngine
 from app.llm.hosting import ModelHost, SwappableEngine
 from app.llm.provision import chat_model_path, embedding_model_path
-from app.llm.registry import ModelEntry, ModelRegistry
 from app.rag.prompt import system_prompt
 from app.rag.retrieval import Retriever
+from app.releases.entries import AdapterEntry, ModelEntry
+from app.releases.errors import RegistryError
+from app.releases.gate import Gate
+from app.releases.measure import Rows, measure_with
+from app.releases.registry import Registry
 from app.security.keys import KeyStore
 from app.security.output_guard import OutputGuard, new_canary
 from app.security.pii import redactor_for
@@ -78,7 +82,7 @@ def load_engine(settings: Settings, db: Database | None = None) -> ChatEngine:
 def active_model(settings: Settings, db: Database) -> ModelEntry:
     """The registry's active model, checked; on the first start, the configured (or
     default) file, registered and activated."""
-    registry = ModelRegistry(db)
+    registry = Registry(db)
     entry = registry.active()
     if entry is None:
         path = chat_model_path(settings.llm.model_path, settings.data_dir / "models")
@@ -222,16 +226,27 @@ class Components:
         engine = engine or self.engine.pin()
         engine.set_prefix(self.chat.shared_prefix(engine))
 
-    def model_host(self) -> ModelHost | None:
-        """What keeps this server on the registry's active model (None when the model
-        is not swappable: a remote server, or an engine handed in by a test)."""
+    @cached_property
+    def gate(self) -> Gate:
+        """The release gate, measuring inside this server with its stores and embedder."""
+        return build_gate(self.settings, self.db, lambda engine: self)
+
+    def model_host(self) -> ModelHost[ModelEntry] | None:
+        """What keeps this server on the release in service (None when the model is
+        not swappable: a remote server, or an engine handed in by a test)."""
         if not isinstance(self.engine, SwappableEngine):
             return None
         metrics = self.telemetry.metrics
+        registry = Registry(self.db)
+
+        def load(release: ModelEntry) -> ChatEngine:
+            registry.verify(release)
+            return load_model(self.settings, release)
+
         return ModelHost(
             self.engine,
-            ModelRegistry(self.db),
-            lambda entry: load_model(self.settings, entry),
+            registry.active,
+            load,
             self.warm,
             poll_s=self.settings.models.poll_interval_s,
             on_swap=lambda engine: metrics.set_model(engine, self.embedder.name),
@@ -241,6 +256,55 @@ class Components:
         """Release what these components opened, newest first."""
         while self.closers:
             self.closers.pop()()
+
+
+def build_gate(
+    settings: Settings,
+    db: Database,
+    answering: Callable[[ChatEngine], Components] | None = None,
+) -> Gate:
+    """The one release gate, for models and adapters alike: each candidate loaded here,
+    and asked over `answering(engine)` (a server's own components) scoped to each gate
+    set's collection, or, for a command, over components opened as a reader when the
+    first measurement needs them; an adapter's held-out rows read from its own dataset
+    (refused if that changed since it was trained)."""
+    opened: list[Components] = []
+
+    def parts(engine: ChatEngine) -> Components:
+        if answering is not None:
+            return answering(engine)
+        if not opened:  # a command's: opened once, as a reader, on the first candidate
+            opened.append(build_components(settings, writer=False, db=db, engine=engine))
+        return opened[0]
+
+    def scoped(engine: ChatEngine, collection: str) -> Components:
+        vectors = settings.vectors.model_copy(update={"collection": collection})
+        return parts(engine).using(
+            engine=engine, settings=settings.model_copy(update={"vectors": vectors})
+        )
+
+    def held_out(release: ModelEntry, rows: Rows) -> dict[str, Any]:
+        from app.finetune.held_out import held_out_report
+
+        engine = load_model(settings, release)
+        try:
+            embed = parts(engine).embedder.embed
+            return held_out_report(engine, rows, embed, max_tokens=settings.llm.max_tokens)
+        finally:
+            engine.close()
+
+    def held_out_rows(adapter: AdapterEntry) -> Rows:
+        from app.finetune.training_run import dataset_rows
+
+        sha256, rows = dataset_rows(db, settings.data_dir, adapter.dataset_name, "held-out")
+        if sha256 != adapter.dataset_sha256:
+            raise RegistryError(
+                f"dataset {adapter.dataset_name!r} is not the one {adapter.name!r} was trained on"
+            )
+        return rows
+
+    measure = measure_with(settings, lambda release: load_model(settings, release), scoped)
+    return Gate(settings.models, Registry(db), measure, held_out, held_out_rows)
 
 
 def build_components(

@@ -15,7 +15,6 @@ from fastapi.staticfiles import StaticFiles
 
 from app import __version__
 from app.api import (
-    adapters,
     admin,
     chat,
     curation,
@@ -23,9 +22,9 @@ from app.api import (
     feedback,
     health,
     metrics,
-    models,
     openai,
     reindex,
+    releases,
 )
 from app.api.errors import install_error_handlers
 from app.components import Components, build_components
@@ -140,8 +139,7 @@ def create_app(
         feedback.review,
         admin.admin,
         admin.uploads,
-        models.router,
-        adapters.router,
+        releases.router,
         curation.router,
         reindex.router,
         metrics.router,

@@ -31,7 +31,7 @@ from app.chat.passage import closest_passage  # noqa: E402
 from app.components import build_components, load_model  # noqa: E402
 from app.evaluation.answers import AnswerReport, evaluate_answers  # noqa: E402
 from app.evaluation.cases import QACase, contains_expected, read_cases  # noqa: E402
-from app.llm.registry import ModelRegistry  # noqa: E402
+from app.releases.registry import Registry  # noqa: E402
 from app.settings import load_settings  # noqa: E402
 
 
@@ -70,9 +70,9 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
     base = build_components(settings, writer=False)
     rows = []
     try:
-        registry = ModelRegistry(base.db)
+        registry = Registry(base.db)
         for name in args.model:
-            entry = registry.get(name)
+            entry = registry.model(name)
             engine = load_model(settings, entry)
             try:
                 for spec in args.set:

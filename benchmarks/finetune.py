@@ -18,19 +18,15 @@ import os
 import platform
 import sys
 import time
-from functools import cache
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from app.cli.models import _promotion  # noqa: E402
-from app.components import active_model, load_embedder, load_model, open_database  # noqa: E402
-from app.finetune.gate import adapter_gate  # noqa: E402
+from app.components import active_model, build_gate, open_database  # noqa: E402
 from app.finetune.train import TrainConfig  # noqa: E402
 from app.finetune.training_run import train_for_active_base  # noqa: E402
-from app.llm.registry import ModelRegistry  # noqa: E402
 from app.settings import load_settings  # noqa: E402
 
 
@@ -56,7 +52,6 @@ def main() -> None:
 
     settings = load_settings()
     db = open_database(settings)
-    models = ModelRegistry(db)
     active_model(settings, db)  # a fresh data directory: the configured model, registered
     config = TrainConfig(epochs=args.epochs, learning_rate=args.learning_rate, rank=args.rank)
     began = time.monotonic()
@@ -71,23 +66,16 @@ def main() -> None:
         ),
     )
     trained_s = time.monotonic() - began
-    embedder = cache(lambda: load_embedder(settings))
-    gate = adapter_gate(
-        _promotion(settings, models),
-        db,
-        settings.data_dir,
-        lambda entry: load_model(settings, entry),
-        lambda texts: embedder().embed(texts),
-        max_tokens=settings.llm.max_tokens,
-    )
+    gate = build_gate(settings, db)
+    models = gate.registry
     base = models.active()
     assert base is not None
     if settings.models.gate_sets and not (
         base.eval_report and base.eval_report.get("sha256") == base.sha256
     ):
-        gate.promotion.evaluate(base.name)
-    report = gate.evaluate(adapter.name)
-    base_sets = (models.get(base.name).eval_report or {}).get("sets", [])
+        gate.evaluate("model", base.name)
+    report = gate.evaluate("adapter", adapter.name)
+    base_sets = (models.model(base.name).eval_report or {}).get("sets", [])
 
     t = adapter.training
     print(f"# {platform.machine()}, {os.cpu_count()} CPUs, device {t['device']}")
@@ -109,7 +97,7 @@ def main() -> None:
     ]
     print(row("base", report) + "".join(base_cells))
     print(row("adapter", report))
-    problems = gate.problems(adapter.name)
+    problems = gate.problems("adapter", adapter.name)
     print("gate:", "passes" if not problems else "refuses: " + "; ".join(problems))
     if args.out:
         args.out.write_text(

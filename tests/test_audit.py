@@ -21,12 +21,11 @@ from sqlalchemy.exc import DBAPIError
 from app.components import Components, build_components, open_database
 from app.config_report import settings_hashes
 from app.curation import datasets, examples
-from app.finetune.gate import AdapterPromotion
-from app.llm.adapters import AdapterRegistry
-from app.llm.promotion import GateRefused, Promotion
 from app.llm.provision import small_chat_model
-from app.llm.registry import ModelRegistry, RegistryError
 from app.main import create_app
+from app.releases.errors import GateRefused, RegistryError
+from app.releases.gate import Gate
+from app.releases.registry import Registry
 from app.security.keys import KeyStore
 from app.store import audit, conversations
 from app.store.db import Database
@@ -82,24 +81,22 @@ def test_models_and_adapters_activated_rolled_back_and_refused(
     """Each outcome of each release action: refused, and (activation, rollback, adapter
     activation and deactivation) done. Only `model.activate` was checked as a success
     before; with the audit record of the other successes removed, this test failed."""
-    registry = ModelRegistry(db)
-    entry = registry.add(small_chat_model(), name="small")
+    registry = Registry(db)
+    entry = registry.add_model(small_chat_model(), name="small")
     registry.activate("small", actor="alice")
     with pytest.raises(RegistryError):
         registry.rollback(actor="alice")
     settings = make_settings(tmp_path)
-    promotion = Promotion(settings, registry, never_measured)
+    gate = Gate(settings.models, registry, never_measured, never_measured, never_measured)
     with pytest.raises(GateRefused):
-        promotion.activate("small", actor="bob", evaluate=False)  # never evaluated
-    adapters = AdapterRegistry(db)
-    gate = AdapterPromotion(promotion, adapters, never_measured, never_measured)
+        gate.activate("model", "small", actor="bob", evaluate=False)  # never evaluated
     with pytest.raises(RegistryError):
-        gate.activate("no-such-adapter", actor="carol", evaluate=False)
+        gate.activate("adapter", "no-such-adapter", actor="carol", evaluate=False)
     with pytest.raises(RegistryError):
         gate.deactivate(actor="carol")
     # The registry only hashes an adapter's file; serving one is tested in tests/finetune.
     (tmp_path / "tone.gguf").write_bytes(b"adapter bytes for the registry")
-    tone = adapters.add(
+    tone = registry.add_adapter(
         tmp_path / "tone.gguf",
         name="tone",
         base=entry,
@@ -108,9 +105,9 @@ def test_models_and_adapters_activated_rolled_back_and_refused(
         hyperparameters={},
         training={},
     )
-    gate.activate("tone", actor="carol", evaluate=False, force=True)  # never evaluated
+    gate.activate("adapter", "tone", actor="carol", evaluate=False, force=True)  # not measured
     registry.rollback(actor="dave")  # back to the base alone
-    gate.activate("tone", actor="carol", evaluate=False, force=True)
+    gate.activate("adapter", "tone", actor="carol", evaluate=False, force=True)
     gate.deactivate(actor="erin")
     seen = [(e["action"], e["outcome"], e["actor"], e["target"]) for e in reversed(trail(db))]
     assert seen == [

@@ -98,7 +98,7 @@ def operator_errors() -> tuple[type[Exception], ...]:
     from app.backup.stores import BackupError
     from app.llm.catalog import PullError
     from app.llm.provision import ModelNotFound
-    from app.llm.registry import RegistryError
+    from app.releases.errors import RegistryError
     from app.security.secrets import ConfigError
     from app.store.db import DatabaseUnavailable
     from app.store.index_record import EmbeddingMismatch

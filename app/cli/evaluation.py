@@ -154,7 +154,8 @@ def eval_answers(
     from app.evaluation.answers import evaluate_answers
     from app.evaluation.thresholds import Limit
     from app.llm.base import CannotChat
-    from app.llm.registry import ModelRegistry, RegistryError
+    from app.releases.errors import RegistryError
+    from app.releases.registry import Registry
     from app.security.secrets import ConfigError
     from app.store.vectors import VectorStoreBusy
 
@@ -171,7 +172,7 @@ def eval_answers(
             raise fail(f"collection {target!r} is empty: ingest the documents first")
         if model is not None:
             try:
-                entry = ModelRegistry(components.db).get(model)
+                entry = Registry(components.db).model(model)
                 components = components.using(engine=load_model(settings, entry))
             except (RegistryError, CannotChat) as exc:
                 raise fail(str(exc)) from None

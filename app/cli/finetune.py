@@ -6,21 +6,19 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Callable
-from functools import cache
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from app.cli import releases
 from app.cli.common import console, err, fail, say
-from app.cli.models import _fail_on_registry_errors, _promotion, question_bar, registry
+from app.cli.releases import refused_as_failure, registry
 
 if TYPE_CHECKING:
-    from app.finetune.gate import AdapterPromotion
-    from app.llm.adapters import AdapterEntry
-    from app.llm.registry import ModelRegistry
-    from app.settings import Settings
+    from app.releases.entries import AdapterEntry
+    from app.releases.registry import Registry
 
 app = typer.Typer(no_args_is_help=True)
 
@@ -87,7 +85,7 @@ def finetune_train(
         active_model(settings, models.db)  # registers the configured model on a first use
         say("loading the base model (dequantized to fp32)...")
         try:
-            entry = _fail_on_registry_errors(
+            entry = refused_as_failure(
                 lambda: train_for_active_base(
                     models.db,
                     settings.data_dir,
@@ -101,21 +99,6 @@ def finetune_train(
         except (TrainingError, LookupError, ValueError) as exc:
             raise fail(str(exc)) from None
     _show(entry, None)
-
-
-def _adapter_promotion(settings: Settings, models: ModelRegistry) -> AdapterPromotion:
-    from app.components import load_embedder, load_model
-    from app.finetune.gate import adapter_gate
-
-    embedder = cache(lambda: load_embedder(settings))
-    return adapter_gate(
-        _promotion(settings, models),
-        models.db,
-        settings.data_dir,
-        lambda entry: load_model(settings, entry),
-        lambda texts: embedder().embed(texts),
-        max_tokens=settings.llm.max_tokens,
-    )
 
 
 def _show(entry: AdapterEntry, reasons: list[str] | None) -> None:
@@ -150,16 +133,13 @@ def _show(entry: AdapterEntry, reasons: list[str] | None) -> None:
         say("  evaluation    none yet (docchat finetune evaluate)")
 
 
-def _compatibility(models: ModelRegistry) -> Callable[[AdapterEntry], list[str]]:
-    from dataclasses import replace
-
-    from app.llm.adapters import compatibility
+def _compatibility(models: Registry) -> Callable[[AdapterEntry], list[str]]:
+    from app.releases.entries import compatibility
 
     active = models.active()
     if active is None:
         return lambda adapter: ["no model is active"]
-    base = replace(active, adapter=None)
-    return lambda adapter: compatibility(adapter, base)
+    return lambda adapter: compatibility(adapter, active.base)
 
 
 @app.command("list")
@@ -170,10 +150,8 @@ def finetune_list(
 
     The adapters, which one serves, and whether each fits the active base model
     (adapters of another base are listed as incompatible, with the reason)."""
-    from app.llm.adapters import AdapterRegistry
-
     with registry() as (_settings, models):
-        entries = AdapterRegistry(models.db).entries()
+        entries = models.adapters()
         reasons_of = _compatibility(models)
         active = models.active()
         serving = active.adapter.name if active and active.adapter else None
@@ -209,10 +187,8 @@ def finetune_show(
     as_json: Annotated[bool, typer.Option("--json", help="JSON.")] = False,
 ) -> None:
     """One adapter: its base, dataset, training run, evaluation and compatibility."""
-    from app.llm.adapters import AdapterRegistry
-
     with registry() as (_settings, models):
-        entry = _fail_on_registry_errors(lambda: AdapterRegistry(models.db).get(name))
+        entry = refused_as_failure(lambda: models.adapter(name))
         reasons = _compatibility(models)(entry)
     if as_json:
         sys.stdout.write(json.dumps({**entry.as_dict(), "incompatible": reasons}, indent=2) + "\n")
@@ -226,12 +202,9 @@ def finetune_evaluate(name: Annotated[str, typer.Argument(help="Adapter name.")]
 
     Measure the active base with the adapter on the gate's sets and the dataset's
     held-out split (the base alone too, on the same rows), and record it."""
-    from app.llm.adapters import AdapterRegistry
-
-    with registry() as (settings, models), question_bar() as advance:
-        gate = _adapter_promotion(settings, models)
-        _fail_on_registry_errors(lambda: gate.evaluate(name, advance))
-        entry = AdapterRegistry(models.db).get(name)
+    releases.evaluate("adapter", name)
+    with registry() as (_settings, models):
+        entry = models.adapter(name)
         reasons = _compatibility(models)(entry)
     _show(entry, reasons)
 
@@ -253,13 +226,7 @@ def finetune_activate(
 
     Example: docchat finetune activate support-2026-12-on-qwen2.5-coder-0.5b-instruct-q4_k_m
     """
-    with registry() as (settings, models), question_bar() as advance:
-        gate = _adapter_promotion(settings, models)
-        entry = _fail_on_registry_errors(
-            lambda: gate.activate(
-                name, actor="cli", force=force, evaluate=evaluate, progress=advance
-            )
-        )
+    entry = releases.activate("adapter", name, force=force, evaluate=evaluate)
     say(f"active: {entry.release} ({entry.sha256[:12]}, adapter {entry.adapter_sha256 or '-'})")
 
 
@@ -267,6 +234,5 @@ def finetune_activate(
 def finetune_deactivate() -> None:
     """Serve the active base model alone again."""
     with registry() as (settings, models):
-        gate = _adapter_promotion(settings, models)
-        entry = _fail_on_registry_errors(lambda: gate.deactivate(actor="cli"))
+        entry = refused_as_failure(lambda: releases.gate(settings, models).deactivate(actor="cli"))
     say(f"active: {entry.release}")

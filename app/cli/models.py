@@ -5,64 +5,21 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from rich.text import Text
 
-from app.cli.common import console, err, fail, load, say
+from app.cli import releases
+from app.cli.common import console, fail, say
+from app.cli.releases import bytes_bar, refused_as_failure, registry
 
 if TYPE_CHECKING:  # the commands' own imports wait until they run: --help stays fast
-    from app.llm.promotion import Promotion
-    from app.llm.registry import ModelEntry, ModelRegistry
-    from app.settings import Settings
+    from app.releases.entries import ModelEntry
 
 app = typer.Typer(no_args_is_help=True)
-
-
-@contextmanager
-def registry() -> Iterator[tuple[Settings, ModelRegistry]]:
-    """The settings and the registry in their database (closed afterwards)."""
-    from app.llm.registry import ModelRegistry
-    from app.store.db import open_database
-
-    settings = load()
-    if settings.llm.backend == "remote":
-        raise fail("llm.backend is remote: the model server's models are not in the registry")
-    db = open_database(settings)
-    try:
-        yield settings, ModelRegistry(db)
-    finally:
-        db.close()
-
-
-@contextmanager
-def bytes_bar(description: str, total: int) -> Iterator[Callable[[int], None]]:
-    """A progress bar over bytes, on stderr; yields the callback that advances it."""
-    with Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        DownloadColumn(),
-        TimeElapsedColumn(),
-        console=err,
-    ) as bar:
-        task = bar.add_task(description, total=total)
-        yield lambda n: bar.advance(task, n)
-
-
-def _fail_on_registry_errors(run: Callable[[], Any]) -> Any:
-    from app.llm.base import CannotChat
-    from app.llm.registry import RegistryError
-
-    try:
-        return run()
-    except (RegistryError, CannotChat) as exc:
-        raise fail(str(exc)) from None
 
 
 def _show(entry: ModelEntry) -> None:
@@ -107,7 +64,7 @@ def models_add(
     with registry() as (_settings, models):
         size = path.stat().st_size if path.is_file() else 0
         with bytes_bar(f"hashing {path.name}", size) as advance:
-            entry = _fail_on_registry_errors(lambda: models.add(path, name=name, progress=advance))
+            entry = refused_as_failure(lambda: models.add_model(path, name=name, progress=advance))
     _show(entry)
 
 
@@ -136,12 +93,12 @@ def models_pull(
                 path = pull(model, settings.data_dir / "models", progress=advance)
             except PullError as exc:
                 raise fail(str(exc)) from None
-        existing = models.find_by_hash(model.sha256)
+        existing = models.find_model(model.sha256)
         if existing is not None:
             say(f"{name} is registered already, as {existing.name}")
             return
-        entry = _fail_on_registry_errors(
-            lambda: models.add(path, name=name, source=f"catalog:{name}")
+        entry = refused_as_failure(
+            lambda: models.add_model(path, name=name, source=f"catalog:{name}")
         )
     _show(entry)
 
@@ -171,7 +128,7 @@ def models_list(
 ) -> None:
     """Registered models, the active one marked."""
     with registry() as (_settings, models):
-        entries = models.entries()
+        entries = models.models()
     if as_json:
         sys.stdout.write(json.dumps([e.as_dict() for e in entries], indent=2) + "\n")
         return
@@ -207,7 +164,7 @@ def models_show(
 ) -> None:
     """One model: its file, what the file says about itself, its latest evaluation."""
     with registry() as (_settings, models):
-        entry = _fail_on_registry_errors(lambda: models.get(name) if name else models.active())
+        entry = refused_as_failure(lambda: models.model(name) if name else models.active())
         history = models.history()
     if entry is None:
         raise fail("no model is active yet: start the server once, or docchat models activate")
@@ -221,36 +178,6 @@ def models_show(
         say(f"  {a.action}{flag} {a.created_at:%Y-%m-%d %H:%M} by {a.actor or '-'}")
 
 
-def _promotion(settings: Settings, models: ModelRegistry) -> Promotion:
-    """The gate, measuring in this process (the embedded store must not be held by a
-    running server: activate through its admin API then)."""
-    from app.components import build_components, load_model
-    from app.llm.promotion import Promotion, measure_with
-
-    base: list[Any] = []
-
-    def components_for(engine: Any, collection: str) -> Any:
-        scoped = settings.model_copy(
-            update={"vectors": settings.vectors.model_copy(update={"collection": collection})}
-        )
-        if not base:
-            base.append(build_components(settings, writer=False, engine=engine))
-        return base[0].using(engine=engine, settings=scoped)
-
-    measure = measure_with(settings, lambda entry: load_model(settings, entry), components_for)
-    return Promotion(settings, models, measure)
-
-
-@contextmanager
-def question_bar() -> Iterator[Callable[[Any], None]]:
-    """A progress bar over the questions asked, on stderr."""
-    with Progress(
-        TextColumn("{task.description}"), TextColumn("{task.completed} answers"), console=err
-    ) as bar:
-        task = bar.add_task("asking the gate's questions")
-        yield lambda result: bar.advance(task)
-
-
 @app.command("evaluate")
 def models_evaluate(
     name: Annotated[str, typer.Argument(help="Model to measure.")],
@@ -259,15 +186,9 @@ def models_evaluate(
 
     Example: docchat models evaluate qwen2.5-coder-0.5b-instruct-q4_k_m
     """
-    from app.store.vectors import VectorStoreBusy
-
-    with registry() as (settings, models), question_bar() as advance:
-        try:
-            promotion = _promotion(settings, models)
-            _fail_on_registry_errors(lambda: promotion.evaluate(name, advance))
-        except VectorStoreBusy as exc:
-            raise fail(f"{exc} (or evaluate through the server's admin API)") from None
-        entry = models.get(name)
+    releases.evaluate("model", name)
+    with registry() as (_settings, models):
+        entry = models.model(name)
     _show(entry)
 
 
@@ -289,21 +210,7 @@ def models_activate(
 
     Example: docchat models activate qwen2.5-coder-0.5b-instruct-q4_k_m
     """
-    from app.store.vectors import VectorStoreBusy
-
-    with registry() as (settings, models), question_bar() as advance:
-        try:
-            promotion = _promotion(settings, models)
-            entry = _fail_on_registry_errors(
-                lambda: promotion.activate(
-                    name, actor="cli", force=force, evaluate=evaluate, progress=advance
-                )
-            )
-        except VectorStoreBusy as exc:
-            raise fail(
-                f"{exc} While a server runs on the embedded store, activate through its "
-                f"admin API: POST /api/admin/models/{name}/activate"
-            ) from None
+    entry = releases.activate("model", name, force=force, evaluate=evaluate)
     say(f"active: {entry.name} ({entry.sha256[:12]})")
 
 
@@ -314,5 +221,5 @@ def models_rollback() -> None:
     Return to the model that was in service before the current one (no gate: it
     served before). Running servers switch back without a restart."""
     with registry() as (_settings, models):
-        entry = _fail_on_registry_errors(lambda: models.rollback(actor="cli"))
-    say(f"active: {entry.name} ({entry.sha256[:12]})")
+        entry = refused_as_failure(lambda: models.rollback(actor="cli"))
+    say(f"active: {entry.release} ({entry.sha256[:12]})")

@@ -10,15 +10,15 @@ next base model.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import replace
 from pathlib import Path
 from typing import Literal
 
 from app.curation import datasets
 from app.curation.export import chat_rows
 from app.finetune.train import TrainConfig, TrainingError, train_adapter
-from app.llm.adapters import AdapterEntry, AdapterRegistry
-from app.llm.registry import ModelEntry, ModelRegistry, RegistryError
+from app.releases.entries import AdapterEntry, ModelEntry
+from app.releases.errors import RegistryError
+from app.releases.registry import Registry
 from app.store.db import Database
 
 
@@ -58,13 +58,13 @@ def train_for_active_base(
     progress: Callable[[int, int, float], None] = lambda step, total, loss: None,
 ) -> AdapterEntry:
     """Train an adapter for the active base model on `dataset` and register it."""
-    active = ModelRegistry(db).active()
+    registry = Registry(db)
+    active = registry.active()
     if active is None:
         raise RegistryError("no model is active yet: start the server once first")
-    base = replace(active, adapter=None)
+    base = active.base
     dataset_sha256, rows = dataset_rows(db, data_dir, dataset, "train")
-    adapters = AdapterRegistry(db)
-    taken = {a.name for a in adapters.entries()}
+    taken = {a.name for a in registry.adapters()}
     name = name or adapter_name(dataset, base, taken)
     if name in taken:
         raise RegistryError(f"an adapter named {name!r} is registered already")
@@ -81,7 +81,7 @@ def train_for_active_base(
         device=device,
         progress=progress,
     )
-    return adapters.add(
+    return registry.add_adapter(
         result.adapter,
         name=name,
         base=base,

@@ -5,9 +5,10 @@ that is current when it starts and runs on it to its last token. A swap makes a 
 engine current for the answers that start after it, and the old one is closed once
 the answers it took on have ended: no restart, no failed request.
 
-The ModelHost keeps a server's engine in step with the registry: every replica polls
-the active model, so `docchat models activate` on any machine, or the admin API on
-one replica, reaches them all.
+The ModelHost keeps a server's engine in step with the release in service: every
+replica polls it, so `docchat models activate` on any machine, or the admin API on one
+replica, reaches them all. What a release is, and where it is recorded, is the
+composition root's to say (app/releases): the host only compares hashes and loads.
 """
 
 from __future__ import annotations
@@ -17,13 +18,29 @@ import contextlib
 import logging
 import threading
 from collections.abc import Callable
+from typing import Generic, Protocol, TypeVar
 
 from app.llm.base import ChatEngine, Generation, Prompt, Ticket
-from app.llm.registry import ModelEntry, ModelRegistry
 
 log = logging.getLogger(__name__)
 
 RETIRE_POLL_S = 0.2
+
+
+class Release(Protocol):
+    """A model file with an adapter on it or none, as the host tells them apart."""
+
+    @property
+    def sha256(self) -> str: ...
+
+    @property
+    def adapter_sha256(self) -> str | None: ...
+
+    @property
+    def release(self) -> str: ...
+
+
+R = TypeVar("R", bound=Release)
 
 
 class SwappableEngine:
@@ -160,21 +177,22 @@ class SwappableEngine:
             engine.close()
 
 
-class ModelHost:
-    """Keeps a server's engine serving the registry's active model."""
+class ModelHost(Generic[R]):
+    """Keeps a server's engine serving the release in service (`active`), loaded by
+    `load` (which checks the files first)."""
 
     def __init__(
         self,
         engine: SwappableEngine,
-        registry: ModelRegistry,
-        load: Callable[[ModelEntry], ChatEngine],
+        active: Callable[[], R | None],
+        load: Callable[[R], ChatEngine],
         warm: Callable[[ChatEngine], None],
         *,
         poll_s: float,
         on_swap: Callable[[ChatEngine], None] = lambda engine: None,
     ) -> None:
         self.engine = engine
-        self.registry = registry
+        self.active = active
         self.load = load
         self.warm = warm
         self.poll_s = poll_s
@@ -183,7 +201,7 @@ class ModelHost:
         self._wake = asyncio.Event()
 
     async def run(self) -> None:
-        """Follow the registry until cancelled (the server's lifespan)."""
+        """Follow the release in service until cancelled (the server's lifespan)."""
         while True:
             with contextlib.suppress(TimeoutError):  # woken early, or the poll is due
                 await asyncio.wait_for(self._wake.wait(), timeout=self.poll_s)
@@ -191,19 +209,18 @@ class ModelHost:
             try:
                 await self.sync()
             except Exception:  # a bad file or an unreachable database: keep serving
-                log.exception("could not switch to the registry's active model")
+                log.exception("could not switch to the release in service")
 
-    async def sync(self) -> ModelEntry | None:
-        """Serve the active model, loading and swapping to it if it is not served yet;
-        the entry served (None when the registry has no active model)."""
+    async def sync(self) -> R | None:
+        """Serve the release in service, loading and swapping to it if it is not served
+        yet; the release served (None when none was activated yet)."""
         async with self._lock:
-            entry = await asyncio.to_thread(self.registry.active)
+            entry = await asyncio.to_thread(self.active)
             if entry is None or (entry.sha256, entry.adapter_sha256) == (
                 self.engine.model_sha256,
                 self.engine.adapter_sha256,
             ):
                 return entry
-            await asyncio.to_thread(self.registry.verify, entry)
             log.info("loading model %s to replace %s", entry.release, self.engine.model_id)
             new = await asyncio.to_thread(self.load, entry)
             try:
@@ -230,5 +247,5 @@ class ModelHost:
             await asyncio.sleep(RETIRE_POLL_S)
 
     def wake(self) -> None:
-        """Check the registry now (after an activation through this server)."""
+        """Check the release in service now (after an activation through this server)."""
         self._wake.set()

@@ -14,15 +14,16 @@ import numpy as np
 import pytest
 from rapidfuzz import fuzz
 
-from app.finetune.gate import held_out_problems
 from app.finetune.gguf_adapter import BaseShape, write_adapter
 from app.finetune.held_out import token_f1
 from app.finetune.train import CHECKPOINT, TrainConfig, TrainingError, check_memory, train_adapter
-from app.llm.adapters import AdapterRegistry, compatibility
 from app.llm.engine import LlamaEngine
 from app.llm.provision import small_chat_model
-from app.llm.registry import IncompatibleAdapter, ModelRegistry
 from app.rag.prompt import build_messages, system_prompt
+from app.releases.entries import compatibility
+from app.releases.errors import IncompatibleAdapter
+from app.releases.gate import held_out_problems
+from app.releases.registry import Registry
 from app.settings import LLMSettings
 from app.store.db import Database
 from app.store.vectors import Hit
@@ -197,10 +198,10 @@ def test_an_adapter_is_refused_on_another_base(
     db = Database(f"sqlite:///{tmp_path / 'docchat.db'}")
     db.migrate()
     try:
-        models = ModelRegistry(db)
-        base_a, base_b = models.add(a), models.add(b)
+        models = Registry(db)
+        base_a, base_b = models.add_model(a), models.add_model(b)
         models.activate(base_a.name, actor="test")
-        adapter = AdapterRegistry(db).add(
+        adapter = models.add_adapter(
             adapter_file,
             name="keys",
             base=base_a,
@@ -212,7 +213,7 @@ def test_an_adapter_is_refused_on_another_base(
         assert compatibility(adapter, base_a) == []
         served = models.activate(base_a.name, actor="test", adapter=adapter)
         assert served.release == "smollm2+keys"
-        assert models.active() == replace(models.get(base_a.name), adapter=adapter)
+        assert models.active() == replace(models.model(base_a.name), adapter=adapter)
 
         reasons = compatibility(adapter, base_b)
         assert len(reasons) == 1

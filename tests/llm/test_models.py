@@ -31,10 +31,11 @@ from app.chat.events import Release
 from app.components import Components, active_model, load_model
 from app.llm.base import CannotChat
 from app.llm.hosting import SwappableEngine
-from app.llm.promotion import GateRefused, Promotion, compare
 from app.llm.provision import small_chat_model
-from app.llm.registry import ModelFileChanged, ModelRegistry, RegistryError
 from app.main import create_app
+from app.releases.errors import GateRefused, ModelFileChanged, RegistryError
+from app.releases.gate import Gate
+from app.releases.registry import Registry
 from app.settings import GateSet, Settings
 from app.store.db import Database
 from app.store.models import Message
@@ -96,14 +97,14 @@ def variants(tmp_path_factory: pytest.TempPathFactory) -> Variants:
 
 
 @pytest.fixture
-def registry(tmp_path: Path) -> Iterator[ModelRegistry]:
+def registry(tmp_path: Path) -> Iterator[Registry]:
     db = Database(f"sqlite:///{tmp_path / 'registry.db'}")
     db.migrate()
-    yield ModelRegistry(db)
+    yield Registry(db)
     db.close()
 
 
-def test_add_list_show_activate_and_roll_back(registry: ModelRegistry, variants: Variants) -> None:
+def test_add_list_show_activate_and_roll_back(registry: Registry, variants: Variants) -> None:
     first = registry.seed(variants.original, name="smollm2")
     assert first.active
     assert first.architecture == "llama"
@@ -111,10 +112,10 @@ def test_add_list_show_activate_and_roll_back(registry: ModelRegistry, variants:
     assert first.chat_template
     assert first.parameters is not None
     assert 130e6 < first.parameters < 140e6
-    second = registry.add(variants.q8, name="smollm2-q8")
+    second = registry.add_model(variants.q8, name="smollm2-q8")
     assert second.quantization == "Q8_0"
     assert second.sha256 != first.sha256
-    assert [e.name for e in registry.entries()] == ["smollm2", "smollm2-q8"]
+    assert [e.name for e in registry.models()] == ["smollm2", "smollm2-q8"]
     assert registry.activate("smollm2-q8", actor="test").active
     assert registry.active_name() == "smollm2-q8"
     assert registry.rollback(actor="test").name == "smollm2"
@@ -125,17 +126,15 @@ def test_add_list_show_activate_and_roll_back(registry: ModelRegistry, variants:
     with pytest.raises(RegistryError, match="nothing to roll back to"):
         registry.rollback(actor="test")
     with pytest.raises(RegistryError, match="registered already"):
-        registry.add(variants.q8, name="again")
+        registry.add_model(variants.q8, name="again")
     with pytest.raises(RegistryError, match="no model named 'nope'"):
-        registry.get("nope")
+        registry.model("nope")
 
 
-def test_a_changed_file_is_refused(
-    registry: ModelRegistry, variants: Variants, tmp_path: Path
-) -> None:
+def test_a_changed_file_is_refused(registry: Registry, variants: Variants, tmp_path: Path) -> None:
     copy = tmp_path / "model.gguf"
     shutil.copyfile(variants.original, copy)
-    registry.add(copy, name="m")
+    registry.add_model(copy, name="m")
     with copy.open("r+b") as handle:  # one byte of the weights, far from the header
         handle.seek(50 * 2**20)
         byte = handle.read(1)
@@ -145,23 +144,23 @@ def test_a_changed_file_is_refused(
         registry.activate("m", actor="test")
     copy.unlink()
     with pytest.raises(ModelFileChanged, match="is missing"):
-        registry.verify(registry.get("m"))
+        registry.verify(registry.model("m"))
 
 
-def test_files_that_cannot_chat_are_refused(registry: ModelRegistry, variants: Variants) -> None:
+def test_files_that_cannot_chat_are_refused(registry: Registry, variants: Variants) -> None:
     with pytest.raises(RegistryError, match="cannot read it as a model"):
-        registry.add(variants.truncated, name="cut")
-    entry = registry.add(variants.no_template, name="base")
+        registry.add_model(variants.truncated, name="cut")
+    entry = registry.add_model(variants.no_template, name="base")
     assert not entry.chat_template
     settings = Settings(_env_file=None)  # type: ignore[call-arg]
     with pytest.raises(CannotChat, match="no chat template"):
         load_model(settings, entry)
-    promotion = Promotion(settings, registry, measure=lambda *a: pytest.fail("not measured"))
-    assert promotion.problems("base") == [
+    gate = Gate(settings.models, registry, *[lambda *a: pytest.fail("not measured")] * 3)
+    assert gate.problems("model", "base") == [
         "it has no chat template: an instruction-tuned model is needed"
     ]
-    with pytest.raises(GateRefused, match="no chat template"):
-        promotion.activate("base", actor="test", evaluate=False)
+    with pytest.raises(GateRefused, match="model 'base' refused: it has no chat template"):
+        gate.activate("model", "base", actor="test", evaluate=False)
 
 
 def report(expected: float, p95: float) -> dict[str, object]:
@@ -191,12 +190,13 @@ def test_a_release_is_named_by_its_files_short_hashes() -> None:
     assert Release("served-elsewhere").fingerprint is None  # a model server's file
 
 
-def test_the_gate_compares_set_by_set() -> None:
+def test_the_gate_compares_set_by_set(registry: Registry) -> None:
     settings = Settings(_env_file=None)  # type: ignore[call-arg]
-    assert compare(report(0.60, 10), report(0.62, 9), settings) == []  # within tolerance
-    worse = compare(report(0.40, 10), report(0.62, 9), settings)
+    compare = Gate(settings.models, registry, *[lambda *a: pytest.fail("not measured")] * 3).compare
+    assert compare(report(0.60, 10), report(0.62, 9)) == []  # within tolerance
+    worse = compare(report(0.40, 10), report(0.62, 9))
     assert worse == ["docs_qa.jsonl: expected fell from 0.62 to 0.4"]
-    slower = compare(report(0.62, 30), report(0.62, 10), settings)
+    slower = compare(report(0.62, 30), report(0.62, 10))
     assert slower == [
         "docs_qa.jsonl: total_p95_s rose from 10 s to 30 s",
         "docs_qa.jsonl: first_token_p95_s rose from 5 s to 15 s",
@@ -206,12 +206,12 @@ def test_the_gate_compares_set_by_set() -> None:
 @pytest.fixture
 def registry_server(
     components: Components, variants: Variants, tmp_path: Path
-) -> Iterator[tuple[str, Components, ModelRegistry, SwappableEngine]]:
+) -> Iterator[tuple[str, Components, Registry, SwappableEngine]]:
     """A live app over the corpus whose model comes from its own registry (SmolLM2
     active, its Q8_0 requantization registered beside it)."""
     db = Database(f"sqlite:///{tmp_path / 'registry.db'}")
     db.migrate()
-    registry = ModelRegistry(db)
+    registry = Registry(db)
     base = components.settings
     settings = base.model_copy(
         update={
@@ -222,7 +222,7 @@ def registry_server(
         }
     )
     registry.seed(variants.original, name="smollm2")
-    registry.add(variants.q8, name="smollm2-q8")
+    registry.add_model(variants.q8, name="smollm2-q8")
     engine = SwappableEngine(load_model(settings, active_model(settings, db)))
     served = components.using(settings=settings, db=db, engine=engine)
     served.warm()
@@ -246,10 +246,10 @@ def stored_lineage(components: Components, message_id: str) -> tuple[str | None,
 
 
 def test_hot_swap_while_an_answer_streams(
-    registry_server: tuple[str, Components, ModelRegistry, SwappableEngine],
+    registry_server: tuple[str, Components, Registry, SwappableEngine],
 ) -> None:
     base, served, registry, engine = registry_server
-    old, new = registry.get("smollm2"), registry.get("smollm2-q8")
+    old, new = registry.model("smollm2"), registry.model("smollm2-q8")
     first_engine = engine.current
     with httpx.Client(base_url=base, timeout=120) as client:
         lines = []
@@ -303,7 +303,7 @@ def test_hot_swap_while_an_answer_streams(
 
 
 def test_rollback_through_the_api_and_the_gate_refuses_unmeasured(
-    registry_server: tuple[str, Components, ModelRegistry, SwappableEngine],
+    registry_server: tuple[str, Components, Registry, SwappableEngine],
 ) -> None:
     base, _served, _registry, engine = registry_server
     with httpx.Client(base_url=base, timeout=120) as client:
@@ -325,7 +325,7 @@ def test_rollback_through_the_api_and_the_gate_refuses_unmeasured(
 
 
 def test_a_server_follows_an_activation_made_elsewhere(
-    registry_server: tuple[str, Components, ModelRegistry, SwappableEngine],
+    registry_server: tuple[str, Components, Registry, SwappableEngine],
 ) -> None:
     """Another replica, or `docchat models activate`, changes the registry: this server
     swaps within its poll interval, without a request to it."""
@@ -347,11 +347,11 @@ def test_the_gate_refuses_a_model_that_answers_worse(
     """The real measurement on the test corpus's question set: both models are asked
     every question, the reports are recorded, and the blind copy (which never sees the
     question) is refused for the answers it misses; --force overrides, on the record."""
-    from app.llm.promotion import measure_with
+    from app.releases.measure import measure_with
 
     db = Database(f"sqlite:///{tmp_path / 'gate.db'}")
     db.migrate()
-    registry = ModelRegistry(db)
+    registry = Registry(db)
     settings = components.settings.model_copy(
         update={
             "models": components.settings.models.model_copy(
@@ -360,21 +360,21 @@ def test_the_gate_refuses_a_model_that_answers_worse(
         }
     )
     registry.seed(variants.original, name="smollm2")
-    registry.add(variants.blind, name="blind")
+    registry.add_model(variants.blind, name="blind")
     measure = measure_with(
         settings,
         lambda entry: load_model(settings, entry),
         lambda engine, collection: components.using(engine=engine),
     )
-    promotion = Promotion(settings, registry, measure)
+    gate = Gate(settings.models, registry, measure, *[lambda *a: pytest.fail("held out")] * 2)
     try:
         with pytest.raises(GateRefused) as refused:
-            promotion.activate("blind", actor="test")
+            gate.activate("model", "blind", actor="test")
         assert any(
             p.startswith("corpus_qa.jsonl: expected fell from") for p in refused.value.problems
         )
         assert registry.active_name() == "smollm2"
-        baseline = registry.get("smollm2").eval_report
+        baseline = registry.model("smollm2").eval_report
         assert baseline is not None
         answers = baseline["sets"][0]["answers"]
         assert answers["in_scope"] == 6
@@ -382,10 +382,10 @@ def test_the_gate_refuses_a_model_that_answers_worse(
         assert answers["expected"] > 0  # SmolLM2 does find some: 7421, 02:30
         assert answers["total_p95_s"] > 0
         assert baseline["sets"][0]["retrieval"]["recall"] == 1.0
-        blind = registry.get("blind").eval_report
+        blind = registry.model("blind").eval_report
         assert blind is not None
         assert blind["sets"][0]["answers"]["expected"] < answers["expected"]
-        forced = promotion.activate("blind", actor="test", force=True, evaluate=False)
+        forced = gate.activate("model", "blind", actor="test", force=True, evaluate=False)
         assert forced.active
         assert registry.history()[-1].forced
         assert "expected fell" in registry.history()[-1].note
@@ -427,7 +427,7 @@ def test_models_commands(variants: Variants, tmp_path: Path) -> None:
 
 
 def test_a_missing_model_file_is_one_clear_line_not_a_traceback(
-    registry: ModelRegistry, variants: Variants, tmp_path: Path
+    registry: Registry, variants: Variants, tmp_path: Path
 ) -> None:
     """A registered file gone (a restore onto a new machine, a cleaned disk): every
     command that loads the model says which file and what to do, and exits 1."""
@@ -464,8 +464,8 @@ def test_a_model_name_with_a_trailing_newline_is_refused(tmp_path: Path) -> None
     db.migrate()
     try:
         with pytest.raises(RegistryError, match="invalid model name"):
-            ModelRegistry(db).add(small_chat_model(), name="smol\n")
-        assert ModelRegistry(db).entries() == []
+            Registry(db).add_model(small_chat_model(), name="smol\n")
+        assert Registry(db).models() == []
     finally:
         db.close()
     env = {
@@ -490,10 +490,10 @@ def test_the_first_start_registers_the_configured_model(tmp_path: Path) -> None:
         entry = active_model(settings, db)
         assert entry.active
         assert entry.path == small_chat_model().resolve()
-        assert ModelRegistry(db).history()[0].action == "seed"
+        assert Registry(db).history()[0].action == "seed"
         again = active_model(settings, db)  # the second start verifies, no new row
         assert again.name == entry.name
-        assert len(ModelRegistry(db).history()) == 1
+        assert len(Registry(db).history()) == 1
     finally:
         db.close()
 

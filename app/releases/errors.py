@@ -1,0 +1,34 @@
+"""What a release request can run into; each message says why and what to do."""
+
+from __future__ import annotations
+
+
+class RegistryError(ValueError):
+    """A release request that cannot be done."""
+
+
+class NotRegistered(RegistryError):
+    """No model, or no adapter, of that name."""
+
+
+class ModelFileChanged(RegistryError):
+    """A registered file (a model's, an adapter's) is missing or its bytes no longer
+    match the hash it was registered with."""
+
+
+class IncompatibleAdapter(RegistryError):
+    """An adapter that was not trained on this base model."""
+
+    def __init__(self, adapter: str, model: str, reasons: list[str]) -> None:
+        super().__init__(
+            f"adapter {adapter!r} cannot be served on model {model!r}: " + "; ".join(reasons)
+        )
+        self.reasons = reasons
+
+
+class GateRefused(RegistryError):
+    """The candidate answers worse than what it would replace (or cannot chat)."""
+
+    def __init__(self, kind: str, name: str, problems: list[str]) -> None:
+        super().__init__(f"{kind} {name!r} refused: " + "; ".join(problems))
+        self.problems = problems
