@@ -1,31 +1,48 @@
-"""Dependencies point one way: app -> ingest -> shared lower modules (common, and the
-settings and stores that ingest writes through). Read from the source with `ast`, so
-a new import that breaks a rule fails here, whatever imports it at run time."""
+"""Dependencies point one way, at package level: each package sits in one layer of the
+order docs/architecture.md draws, and imports only from its own layer (without a cycle)
+or from layers below it. Every import counts — at module level, inside a function, or
+under `if TYPE_CHECKING:` — since each is a dependency someone reading the code follows.
+Read from the source with `ast`, so a new import against the order fails here, whatever
+imports it at run time."""
 
 from __future__ import annotations
 
 import ast
-from collections.abc import Iterator
+from collections import defaultdict
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).parents[1]
 PACKAGES = ("app", "ingest", "common")
-# Entry points and wiring: they may use everything, and nothing below may use them.
-TOP = ("app.api", "app.main", "app.cli", "app.components")
-# What ingest may use of app: the settings it is given and the stores it writes.
-INGEST_MAY_USE = ("app.settings", "app.store")
-# Answering, telemetry and security never depend on how documents get in.
-NEVER_INGEST = (
-    "app.rag",
-    "app.chat",
-    "app.llm",
-    "app.telemetry",
-    "app.security",
-    "app.store",
-    "app.problems",
+# The order, top to bottom. A package is `app.<name>` (a subpackage or a module of app),
+# `ingest` or `common`; `app` alone is app/__init__.py (the version).
+LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("entry points", ("app.api", "app.cli", "app.main", "app.healthcheck")),
+    ("composition", ("app.components", "app.config_report")),
+    (
+        "features",
+        (
+            "app.chat",
+            "app.curation",
+            "app.evaluation",
+            "app.releases",
+            "app.finetune",
+            "app.backup",
+            "ingest",
+        ),
+    ),
+    ("rag and engines", ("app.rag", "app.llm")),
+    ("security", ("app.security",)),
+    ("telemetry", ("app.telemetry",)),
+    ("store", ("app.store",)),
+    ("settings", ("app.settings",)),
+    ("common", ("app.errors", "app", "common")),
 )
+# What ingest may use of app, beyond the order: the settings it is given and the stores
+# it writes (not the features beside it).
+INGEST_MAY_USE = ("app.settings", "app.store", "app.errors", "app")
 
 
 def module_name(path: Path) -> str:
@@ -33,9 +50,9 @@ def module_name(path: Path) -> str:
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
-def imports(path: Path, *, top_level_only: bool = False) -> Iterator[str]:
-    """Project modules imported by `path` (all, or only those at module level)."""
-    tree = ast.parse(path.read_text(encoding="utf-8"))
+def imports_in(source: str, *, top_level_only: bool = False) -> Iterator[str]:
+    """Project modules a source imports (all, or only those at module level)."""
+    tree = ast.parse(source)
     nodes = tree.body if top_level_only else ast.walk(tree)
     for node in nodes:
         if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
@@ -47,37 +64,104 @@ def imports(path: Path, *, top_level_only: bool = False) -> Iterator[str]:
         yield from (n for n in names if n.split(".")[0] in PACKAGES)
 
 
+def imports(path: Path, *, top_level_only: bool = False) -> Iterator[str]:
+    return imports_in(path.read_text(encoding="utf-8"), top_level_only=top_level_only)
+
+
 def sources() -> list[Path]:
     return sorted(p for package in PACKAGES for p in (ROOT / package).rglob("*.py"))
 
 
-def within(module: str, prefixes: tuple[str, ...]) -> bool:
-    return any(module == p or module.startswith(p + ".") for p in prefixes)
+def package_of(module: str) -> str:
+    """`app.llm.engine` -> `app.llm`; `app.main` -> `app.main`; `ingest.x` -> `ingest`."""
+    parts = module.split(".")
+    return ".".join(parts[:2]) if parts[0] == "app" else parts[0]
 
 
-def violations(rule: str) -> list[str]:
-    found = []
-    for path in sources():
-        importer = module_name(path)
-        for imported in imports(path):
-            if rule == "common" and within(importer, ("common",)):
-                bad = not within(imported, ("common",))
-            elif rule == "ingest" and within(importer, ("ingest",)):
-                bad = within(imported, ("app",)) and not within(imported, INGEST_MAY_USE)
-            elif rule == "never-ingest" and within(importer, NEVER_INGEST):
-                bad = within(imported, ("ingest",))
-            elif rule == "upward" and not within(importer, TOP):
-                bad = within(imported, TOP)
-            else:
-                bad = False
-            if bad:
-                found.append(f"{importer} imports {imported}")
+def layer_of(package: str) -> int:
+    for index, (_, members) in enumerate(LAYERS):
+        if package in members:
+            return index
+    raise LookupError(f"package {package} is in no layer: place it in LAYERS")
+
+
+def edges() -> list[tuple[str, str]]:
+    """(importer module, imported module) for every project import."""
+    return [(module_name(path), imported) for path in sources() for imported in imports(path)]
+
+
+def against_the_order(found: Iterable[tuple[str, str]]) -> list[str]:
+    """Imports from a lower layer up, and package cycles inside one layer."""
+    problems = []
+    within: dict[str, set[str]] = defaultdict(set)
+    for importer, imported in found:
+        source, target = package_of(importer), package_of(imported)
+        if source == target:
+            continue
+        up, down = layer_of(source), layer_of(target)
+        if down < up:
+            problems.append(
+                f"{importer} imports {imported}: {LAYERS[up][0]} may not use {LAYERS[down][0]}"
+            )
+        elif down == up:
+            within[source].add(target)
+    problems += [f"package cycle: {' -> '.join(c)}" for c in cycles(within)]
+    return problems
+
+
+def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """The cycles a depth-first walk of `graph` meets."""
+    found: list[list[str]] = []
+    state: dict[str, int] = {}  # 1: on the current path, 2: done
+
+    def visit(node: str, path: list[str]) -> None:
+        state[node] = 1
+        for target in sorted(graph.get(node, ())):
+            if state.get(target) == 1:
+                found.append([*path[path.index(target) :], target])
+            elif target not in state:
+                visit(target, [*path, target])
+        state[node] = 2
+
+    for node in sorted(graph):
+        if node not in state:
+            visit(node, [node])
     return found
 
 
-@pytest.mark.parametrize("rule", ["common", "ingest", "never-ingest", "upward"])
-def test_dependencies_point_one_way(rule: str) -> None:
-    assert violations(rule) == []
+def test_every_package_is_placed() -> None:
+    packages = {package_of(m) for path in sources() for m in (module_name(path),)}
+    unplaced = []
+    for package in sorted(packages):
+        try:
+            layer_of(package)
+        except LookupError as exc:
+            unplaced.append(str(exc))
+    assert unplaced == []
+
+
+def test_imports_follow_the_package_order() -> None:
+    assert against_the_order(edges()) == []
+
+
+def test_ingest_uses_only_the_settings_and_stores_of_app() -> None:
+    found = [
+        f"{importer} imports {imported}"
+        for importer, imported in edges()
+        if importer.split(".")[0] == "ingest"
+        and imported.split(".")[0] == "app"
+        and package_of(imported) not in INGEST_MAY_USE
+    ]
+    assert found == []
+
+
+def test_common_uses_nothing_of_app_or_ingest() -> None:
+    found = [
+        f"{importer} imports {imported}"
+        for importer, imported in edges()
+        if importer.split(".")[0] == "common" and imported.split(".")[0] != "common"
+    ]
+    assert found == []
 
 
 def test_no_import_cycles_between_modules() -> None:
@@ -89,28 +173,34 @@ def test_no_import_cycles_between_modules() -> None:
     for module, targets in graph.items():
         # `from app.x import name` may name a module or an object in one: keep modules.
         graph[module] = {t for t in targets if t in known and t != module}
-    cycles = []
-    state: dict[str, int] = {}  # 1: on the current path, 2: done
-
-    def visit(module: str, path: list[str]) -> None:
-        state[module] = 1
-        for target in sorted(graph[module]):
-            if state.get(target) == 1:
-                cycles.append(" -> ".join([*path[path.index(target) :], target]))
-            elif target not in state:
-                visit(target, [*path, target])
-        state[module] = 2
-
-    for module in sorted(graph):
-        if module not in state:
-            visit(module, [module])
-    assert cycles == []
+    assert [" -> ".join(c) for c in cycles(graph)] == []
 
 
-def test_the_rules_see_a_violation(tmp_path: Path) -> None:
-    """The checker itself: a module that imports upward is reported."""
-    bad = tmp_path / "bad.py"
-    bad.write_text("from app.api.chat import router\nimport ingest.pipeline\n")
-    assert list(imports(bad)) == ["app.api.chat", "ingest.pipeline"]
-    assert within("app.api.chat", TOP)
-    assert not within("app.apiary", TOP)
+@pytest.mark.parametrize(
+    "importer, source",
+    [
+        # Each a deliberately wrong import, in each of the forms the rule reads.
+        ("app.store.db", "from app.chat.service import ChatService\n"),
+        ("app.llm.engine", "def later():\n    from app.releases.registry import Registry\n"),
+        (
+            "app.rag.retrieval",
+            "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    import ingest.pipeline\n",
+        ),
+        ("app.settings", "import app.telemetry.metrics\n"),
+    ],
+)
+def test_a_wrong_import_is_reported(importer: str, source: str) -> None:
+    """The rule itself: one import against the order, added to the real ones, fails."""
+    wrong = [(importer, imported) for imported in imports_in(source)]
+    assert len(wrong) == 1
+    problems = against_the_order([*edges(), *wrong])
+    assert len(problems) == 1
+    assert problems[0].startswith(f"{importer} imports {wrong[0][1]}:")
+
+
+def test_a_cycle_inside_a_layer_is_reported() -> None:
+    """Features may use each other, one way: releases use evaluation, never back."""
+    wrong = ("app.evaluation.answers", "app.releases.gate")
+    problems = against_the_order([*edges(), wrong])
+    assert problems and all(p.startswith("package cycle:") for p in problems)
+    assert any("app.evaluation -> app.releases" in p for p in problems)

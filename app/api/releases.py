@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Annotated, Any
@@ -205,35 +205,44 @@ def show_adapter(name: str, components: ComponentsDep) -> AdapterOut:
     return adapter_out(entry, registry.active())
 
 
-@router.post("/models/{name}/activate", responses=ACTIVATE_RESPONSES)
-async def activate_model(
-    name: str,
-    body: ActivateRequest,
-    components: ComponentsDep,
-    host: HostDep,
-    identity: IdentityDep,
-    request: Request,
-) -> Any:
-    """Put a model in service through the gate, swapped in while answers run: the ones
-    in flight end on the old model, new ones start on the new one."""
-    return await activate(request, "model", name, body, components, host, actor_of(identity))
+ACTIVATES: dict[Kind, str] = {
+    "model": "Put a model in service through the gate, swapped in while answers run: the "
+    "ones in flight end on the old model, new ones start on the new one.",
+    "adapter": "Serve an adapter on the active base model through the gate, swapped in "
+    "while answers run. An adapter of another base is refused whatever `force` says.",
+}
 
 
-@router.post("/adapters/{name}/activate", responses=ACTIVATE_RESPONSES)
-async def activate_adapter(
-    name: str,
-    body: ActivateRequest,
-    components: ComponentsDep,
-    host: HostDep,
-    identity: IdentityDep,
-    request: Request,
-) -> Any:
-    """Serve an adapter on the active base model through the gate, swapped in while
-    answers run. An adapter of another base is refused whatever `force` says."""
-    return await activate(request, "adapter", name, body, components, host, actor_of(identity))
+def activation_route(kind: Kind) -> Callable[..., Awaitable[Any]]:
+    """POST /{kind}s/{name}/activate: a gated activation of a model or an adapter, at
+    once without measuring, or as a job that measures."""
+
+    async def activate(
+        name: str,
+        body: ActivateRequest,
+        components: ComponentsDep,
+        host: HostDep,
+        identity: IdentityDep,
+        request: Request,
+    ) -> Any:
+        return await gated(request, kind, name, body, components, host, actor_of(identity))
+
+    return activate
 
 
-async def activate(
+for _kind, _doc in ACTIVATES.items():
+    router.add_api_route(
+        f"/{_kind}s/{{name}}/activate",
+        activation_route(_kind),
+        methods=["POST"],
+        name=f"activate_{_kind}",  # the audit trail's action: api.activate_model, ...
+        summary=f"Activate {_kind.capitalize()}",
+        description=_doc,
+        responses=ACTIVATE_RESPONSES,
+    )
+
+
+async def gated(
     request: Request,
     kind: Kind,
     name: str,
@@ -312,14 +321,8 @@ async def rollback_model(
 ) -> RegisteredModelOut:
     """Return to the release in service before the current one, swapped in while
     answers run (no gate: it served before)."""
-    registry = components.gate.registry
-    actor = actor_of(identity)
-    try:
-        entry = await asyncio.to_thread(lambda: registry.rollback(actor=actor))
-    except RegistryError as exc:
-        raise ApiError(409, "nothing_to_roll_back", str(exc)) from None
-    await host.sync()
-    return model_out(entry)
+    registry, actor = components.gate.registry, actor_of(identity)
+    return await ungated(lambda: registry.rollback(actor=actor), host, "nothing_to_roll_back")
 
 
 @router.post("/adapters/deactivate", responses={**ERROR_RESPONSES, 409: {"description": "None."}})
@@ -327,11 +330,18 @@ async def deactivate_adapter(
     components: ComponentsDep, host: HostDep, identity: IdentityDep
 ) -> RegisteredModelOut:
     """Serve the active base model alone again."""
-    gate = components.gate
-    actor = actor_of(identity)
+    gate, actor = components.gate, actor_of(identity)
+    return await ungated(lambda: gate.deactivate(actor=actor), host, "no_adapter")
+
+
+async def ungated(
+    change: Callable[[], ModelEntry], host: ModelHost[ModelEntry], refused_as: str
+) -> RegisteredModelOut:
+    """A change to a release that served before (no gate), off the event loop, then
+    this server swapped to it; a refusal answers 409 with the type `refused_as`."""
     try:
-        entry = await asyncio.to_thread(lambda: gate.deactivate(actor=actor))
+        entry = await asyncio.to_thread(change)
     except RegistryError as exc:
-        raise ApiError(409, "no_adapter", str(exc)) from None
+        raise ApiError(409, refused_as, str(exc)) from None
     await host.sync()
     return model_out(entry)

@@ -14,7 +14,7 @@ from rich.table import Table
 
 from app.cli import releases
 from app.cli.common import console, err, fail, say
-from app.cli.releases import refused_as_failure, registry
+from app.cli.releases import Evaluate, Force, refused_as_failure, registry
 
 if TYPE_CHECKING:
     from app.releases.entries import AdapterEntry
@@ -212,12 +212,8 @@ def finetune_evaluate(name: Annotated[str, typer.Argument(help="Adapter name.")]
 @app.command("activate")
 def finetune_activate(
     name: Annotated[str, typer.Argument(help="Adapter to serve on the active base.")],
-    force: Annotated[
-        bool, typer.Option(help="Serve it even if the gate refuses (recorded).")
-    ] = False,
-    evaluate: Annotated[
-        bool, typer.Option(help="Measure now (off: use the recorded evaluations).")
-    ] = True,
+    force: Force = False,
+    evaluate: Evaluate = True,
 ) -> None:
     """Serve an adapter on the active base model through the promotion gate.
 

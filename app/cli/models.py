@@ -14,7 +14,7 @@ from rich.text import Text
 
 from app.cli import releases
 from app.cli.common import console, fail, say
-from app.cli.releases import bytes_bar, refused_as_failure, registry
+from app.cli.releases import Evaluate, Force, bytes_bar, refused_as_failure, registry
 
 if TYPE_CHECKING:  # the commands' own imports wait until they run: --help stays fast
     from app.releases.entries import ModelEntry
@@ -195,12 +195,8 @@ def models_evaluate(
 @app.command("activate")
 def models_activate(
     name: Annotated[str, typer.Argument(help="Model to put in service.")],
-    force: Annotated[
-        bool, typer.Option(help="Activate even if the gate refuses (recorded).")
-    ] = False,
-    evaluate: Annotated[
-        bool, typer.Option(help="Measure now (off: use the recorded evaluations).")
-    ] = True,
+    force: Force = False,
+    evaluate: Evaluate = True,
 ) -> None:
     """Put a model in service through the promotion gate.
 

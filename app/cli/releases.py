@@ -6,8 +6,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
+import typer
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeElapsedColumn
 
 from app.cli.common import err, fail, load
@@ -19,6 +20,9 @@ if TYPE_CHECKING:  # the commands' own imports wait until they run: --help stays
     from app.settings import Settings
 
 T = TypeVar("T")
+# The options of every activation, a model's or an adapter's.
+Force = Annotated[bool, typer.Option(help="Put it in service even if the gate refuses (recorded).")]
+Evaluate = Annotated[bool, typer.Option(help="Measure now (off: use the recorded evaluations).")]
 
 
 @contextmanager

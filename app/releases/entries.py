@@ -52,6 +52,18 @@ class Registered:
     def _own_fields(self) -> dict[str, Any]:
         return {}
 
+    @staticmethod
+    def _common(row: ChatModel | Adapter) -> dict[str, Any]:
+        """The fields every registered row has, as the entry holds them."""
+        return {
+            "name": row.name,
+            "path": Path(row.path),
+            "sha256": row.sha256,
+            "size_bytes": row.size_bytes,
+            "eval_report": row.eval_report,
+            "evaluated_at": row.evaluated_at,
+        }
+
 
 @dataclass(frozen=True, kw_only=True)
 class AdapterEntry(Registered):
@@ -73,10 +85,7 @@ class AdapterEntry(Registered):
     def of(cls, row: Adapter) -> AdapterEntry:
         """The entry of a database row."""
         return cls(
-            name=row.name,
-            path=Path(row.path),
-            sha256=row.sha256,
-            size_bytes=row.size_bytes,
+            **cls._common(row),
             base_name=row.base_name,
             base_sha256=row.base_sha256,
             architecture=row.architecture,
@@ -86,8 +95,6 @@ class AdapterEntry(Registered):
             hyperparameters=dict(row.hyperparameters),
             training=dict(row.training),
             created_at=row.created_at,
-            eval_report=row.eval_report,
-            evaluated_at=row.evaluated_at,
         )
 
     def _own_fields(self) -> dict[str, Any]:
@@ -140,10 +147,7 @@ class ModelEntry(Registered):
     def of(cls, row: ChatModel, active: bool) -> ModelEntry:
         """The entry of a database row."""
         return cls(
-            name=row.name,
-            path=Path(row.path),
-            sha256=row.sha256,
-            size_bytes=row.size_bytes,
+            **cls._common(row),
             architecture=row.architecture,
             parameters=row.parameters,
             quantization=row.quantization,
@@ -151,8 +155,6 @@ class ModelEntry(Registered):
             chat_template=row.chat_template,
             source=row.source,
             added_at=row.added_at,
-            eval_report=row.eval_report,
-            evaluated_at=row.evaluated_at,
             active=active,
         )
 
