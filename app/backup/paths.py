@@ -21,7 +21,7 @@ from app.llm.catalog import CATALOG
 from common.files import file_sha256
 
 if TYPE_CHECKING:
-    from app.backup.snapshot import Manifest
+    from app.backup.manifest import Manifest
 
 SQLITE_FILE = "database/docchat.sqlite3"
 PG_FILE = "database/docchat.pgdump"
