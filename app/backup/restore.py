@@ -14,7 +14,7 @@ from sqlalchemy.engine import make_url
 
 from app.backup import stores
 from app.backup.manifest import Manifest, code_revision
-from app.backup.paths import Plan
+from app.backup.paths import Plan, holds
 from app.backup.progress import Progress, Quiet
 from app.backup.stores import SnapshotRefused
 from app.backup.verify import checked
@@ -24,7 +24,6 @@ from app.store import audit
 from app.store.db import Database
 from app.store.models import Adapter, ChatModel
 from app.store.vectors import VectorStore
-from common.files import file_sha256
 
 
 @dataclass
@@ -192,10 +191,6 @@ def _put_files(steps: Plan, progress: Progress) -> int:
     return len(steps.files)
 
 
-def _holds(path: Path, sha256: str) -> bool:
-    return path.is_file() and file_sha256(path) == sha256
-
-
 def _put_registered(
     steps: Plan,
     db: Database,
@@ -211,7 +206,12 @@ def _put_registered(
     )
     for placed in steps.registered:
         entry, kind, home = placed.entry, placed.kind, placed.home
-        if placed.stored and placed.target and placed.spare and not _holds(home, entry["sha256"]):
+        if (
+            placed.stored
+            and placed.target
+            and placed.spare
+            and not holds(home, entry["sha256"], entry["size"])
+        ):
             if home.exists():  # another file by that name: keep it, and ours beside it
                 home = placed.spare
             stores.copy_file(placed.stored, home, progress.advance)
