@@ -21,7 +21,7 @@ from app.llm.catalog import CATALOG
 from common.files import file_sha256
 
 if TYPE_CHECKING:
-    from app.backup.snapshot import Manifest
+    from app.backup.manifest import Manifest
 
 SQLITE_FILE = "database/docchat.sqlite3"
 PG_FILE = "database/docchat.pgdump"
@@ -223,7 +223,7 @@ def _place(
     rel: str | None
     if old.is_relative_to(old_root):
         rel = old.relative_to(old_root).as_posix()
-    elif _holds(Path(old), entry["sha256"], entry["size"]):
+    elif holds(Path(old), entry["sha256"], entry["size"]):
         # A file outside the data directory that this machine has with the registered
         # bytes: the registry points at it again, and nothing is ever written there.
         return Placement(kind, entry, stored, None, None, Path(old))
@@ -237,7 +237,7 @@ def _place(
     return Placement(kind, entry, stored, target, spare, target)
 
 
-def _holds(path: Path, sha256: str, size: int) -> bool:
+def holds(path: Path, sha256: str, size: int) -> bool:
     """A regular file (not a link) with these bytes."""
     return (
         path.is_file()

@@ -1,0 +1,100 @@
+"""How a question is answered from the documents: retrieval, prompting and grounding (rag)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+from app.settings.validation import SECTION_CONFIG
+
+
+class RagSettings(BaseModel):
+    """Retrieval and prompting."""
+
+    model_config = SECTION_CONFIG
+
+    top_k: int = Field(
+        4,
+        ge=1,
+        le=50,
+        description="Most passages put into the prompt (each one or more neighbouring "
+        "chunks; see context_tokens).",
+    )
+    retrieval: Literal["hybrid", "vector"] = Field(
+        "hybrid",
+        description="How chunks are found. hybrid: the vector ranking and a BM25 ranking "
+        "of the chunks' words (kept in step with ingest, saved under <data_dir>/lexical) "
+        "fused by reciprocal rank; vector: by embedding similarity alone.",
+    )
+    candidates: int = Field(
+        20,
+        ge=1,
+        le=200,
+        description="Chunks each ranking (vectors, words) contributes before they are fused.",
+    )
+    lexical_weight: float = Field(
+        0.0,
+        ge=0.0,
+        le=4.0,
+        description="Weight of the BM25 ranking against the vector ranking (1.0) in a "
+        "hybrid search, for a question in plain words; a question that names something "
+        "as code writes it (json.dumps, --amend, WX-4163, `x`) fuses both at 1.0. 0: plain "
+        "questions go by meaning alone (on paraphrased questions shared common words "
+        "ranked worse; see docs/retrieval.md).",
+    )
+    context_tokens: int = Field(
+        1200,
+        ge=0,
+        le=32_000,
+        description="Budget for the documentation excerpts in a prompt, in tokens of the "
+        "embedding model's tokenizer (close to the chat model's for English; about four "
+        "characters each). The best hits are taken in rank order, adjacent hits merged, "
+        "near-duplicates dropped, then each passage widened to its neighbouring chunks of "
+        "the same section while the budget allows. 0: the top_k chunks as found, unwidened.",
+    )
+    min_score: float = Field(
+        0.3,
+        ge=-1.0,
+        le=1.0,
+        description="Cosine similarity below which a chunk counts as not relevant. When "
+        "no chunk reaches it, the answer says the docs do not cover the question.",
+    )
+    history_turns: int = Field(
+        3, ge=0, description="Earlier question/answer pairs of a conversation put in the prompt."
+    )
+    followups: Literal["off", "rules", "model"] = Field(
+        "rules",
+        description='How a follow-up question ("and how do I undo it?") is made standalone '
+        'before retrieval. rules: one that reads like a follow-up (opens with "and", '
+        'points back with "it" or "that", or is a few words long) is searched '
+        "together with the previous question; model: the chat model rewrites it (a "
+        "short generation before the answer); off: searched as asked (with the previous "
+        "question only when alone it finds nothing).",
+    )
+    max_question_chars: int = Field(4000, ge=1, description="Longest question accepted.")
+    max_messages: int = Field(
+        256,
+        ge=2,
+        description="Most messages one OpenAI-style request may carry (system, history and "
+        "question together); more is refused with 413 before any work is done.",
+    )
+    max_request_chars: int = Field(
+        100_000,
+        ge=1000,
+        description="Most characters in all messages of one request together; more is "
+        "refused with 413. Only the newest turns that fit the context reach the model.",
+    )
+    grounding_threshold: float = Field(
+        0.5,
+        ge=0,
+        le=1,
+        description="Grounding score (share of the answer supported by the retrieved "
+        "chunks) below which an answer counts as ungrounded.",
+    )
+    ungrounded_action: Literal["flag", "replace", "passages"] = Field(
+        "passages",
+        description="What a user sees when an answer is not supported by its passages. "
+        "flag: the answer, marked as such; replace: that the docs do not cover it, with the "
+        "closest sources listed; passages: the closest passage word for word, cited.",
+    )
