@@ -177,7 +177,7 @@ def test_no_import_cycles_between_modules() -> None:
 
 
 @pytest.mark.parametrize(
-    "importer, source",
+    ("importer", "source"),
     [
         # Each a deliberately wrong import, in each of the forms the rule reads.
         ("app.store.db", "from app.chat.service import ChatService\n"),
@@ -202,5 +202,6 @@ def test_a_cycle_inside_a_layer_is_reported() -> None:
     """Features may use each other, one way: releases use evaluation, never back."""
     wrong = ("app.evaluation.answers", "app.releases.gate")
     problems = against_the_order([*edges(), wrong])
-    assert problems and all(p.startswith("package cycle:") for p in problems)
+    assert problems
+    assert all(p.startswith("package cycle:") for p in problems)
     assert any("app.evaluation -> app.releases" in p for p in problems)

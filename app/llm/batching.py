@@ -29,8 +29,6 @@ from typing import Any, Literal
 import llama_cpp as ll
 
 # Re-exported where they were declared before (the tests import them from here).
-from app.llm.chunk_sizer import FIRST_CHUNK as FIRST_CHUNK
-from app.llm.chunk_sizer import MIN_CHUNK as MIN_CHUNK
 from app.llm.chunk_sizer import ChunkSizer
 
 log = logging.getLogger(__name__)

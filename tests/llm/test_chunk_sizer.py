@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from app.llm.batching import FIRST_CHUNK, MIN_CHUNK, ChunkSizer
+from app.llm.chunk_sizer import FIRST_CHUNK, MIN_CHUNK, ChunkSizer
 
 
 def settle(sizer: ChunkSizer, decode_s: float, per_token_s: float, steps: int = 30) -> None:
