@@ -24,7 +24,6 @@ NEVER_INGEST = (
     "app.telemetry",
     "app.security",
     "app.store",
-    "app.problems",
 )
 
 

@@ -29,11 +29,11 @@ from app.api.models import (
     start_job,
 )
 from app.api.models import promotion_in as model_promotion_in
+from app.api.problems import ApiError
 from app.components import Components, load_model
 from app.finetune.gate import AdapterPromotion, adapter_gate
 from app.llm.adapters import AdapterEntry, AdapterRegistry, compatibility
 from app.llm.registry import IncompatibleAdapter, ModelEntry, ModelRegistry, RegistryError
-from app.problems import ApiError
 
 router = APIRouter(prefix="/api/admin", tags=["admin"], dependencies=admin_scope())
 

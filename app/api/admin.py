@@ -24,6 +24,7 @@ from app.api.deps import (
     require_scope,
 )
 from app.api.errors import ERROR_RESPONSES
+from app.api.problems import ApiError
 from app.api.schemas import (
     AuditEventOut,
     DeletedOut,
@@ -35,7 +36,6 @@ from app.api.schemas import (
     UploadResult,
 )
 from app.components import Components
-from app.problems import ApiError
 from app.store import audit, retention
 from app.store.models import OUTCOMES, IngestRun, utcnow
 from ingest.loaders import SUPPORTED_SUFFIXES

@@ -15,6 +15,7 @@ from pydantic import BaseModel, Field, StrictBool
 
 from app.api.deps import ChatDep, IdentityDep, require_scope
 from app.api.errors import ERROR_RESPONSES
+from app.api.problems import problem_of
 from app.api.schemas import ChatAnswer
 from app.api.streaming import admitted, finished, sse
 from app.chat.events import Finished, Token
@@ -105,7 +106,7 @@ async def events(answer: Answer) -> AsyncIterator[str]:
             elif isinstance(event, Finished):
                 yield sse("done", answer_body(event))
             else:
-                problem = event.problem
+                problem = problem_of(event.error)
                 yield sse("error", {"error": {"type": problem.type, "message": problem.message}})
     finally:
         await answer.cancel()  # nothing to do when the events ran

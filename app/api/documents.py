@@ -14,8 +14,8 @@ from app.api.deps import (
     require_scope,
 )
 from app.api.errors import ERROR_RESPONSES
+from app.api.problems import ApiError
 from app.api.schemas import ChunkOut, ConversationOut, DeletedOut, DocumentOut
-from app.problems import ApiError
 from app.security.keys import may_read
 from app.store import audit, feedback, retention
 from app.store.conversations import message_dict

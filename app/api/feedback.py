@@ -16,8 +16,8 @@ from app.api.deps import (
     require_scope,
 )
 from app.api.errors import ERROR_RESPONSES
+from app.api.problems import ApiError
 from app.api.schemas import FeedbackOut, FeedbackReviewItem
-from app.problems import ApiError
 from app.security.keys import may_read
 from app.store import feedback
 from app.store.feedback import COMMENT_MAX_CHARS, Rating

@@ -22,12 +22,12 @@ from pydantic import BaseModel, Field
 
 from app.api.deps import ComponentsDep, IdentityDep, actor_of, admin_scope
 from app.api.errors import ERROR_RESPONSES
+from app.api.problems import ApiError
 from app.components import Components, load_model
 from app.llm.base import CannotChat, ChatEngine
 from app.llm.hosting import ModelHost
 from app.llm.promotion import GateRefused, Promotion, measure_with
 from app.llm.registry import IncompatibleAdapter, ModelEntry, ModelRegistry, RegistryError
-from app.problems import ApiError
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/api/admin", tags=["admin"], dependencies=admin_scope())

@@ -2,9 +2,10 @@
 
 `open` decides everything before a response starts (bounds, the stored conversation,
 retrieval, a place in the model's queue, the prompt) under the request's deadline, so
-that every refusal is a plain HTTP error. The `Answer` it returns then yields typed
-events (tokens, then finished or failed) and stores the outcome however the answer
-ends: complete, withheld, failed, or cancelled because the client left.
+that every refusal is a domain error raised before any byte is sent. The `Answer` it
+returns then yields typed events (tokens, then finished or failed) and stores the
+outcome however the answer ends: complete, withheld, failed, or cancelled because the
+client left.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
 from typing import Any
 
+from app.chat.errors import ConversationNotFound, InvalidQuestion, QuestionTooLong, RequestTooLarge
 from app.chat.events import (
     AnswerChecks,
     AnswerEvent,
@@ -29,7 +31,6 @@ from app.chat.events import (
 )
 from app.chat.passage import closest_passage
 from app.llm.base import ChatEngine, GenerationStats, GenerationTimeout, Prompt, Ticket
-from app.problems import INTERNAL, ApiError, QuestionTooLong, RequestTooLarge, problem_from
 from app.rag.fitting import fit_prompt
 from app.rag.followup import standalone_by_model, standalone_by_rules
 from app.rag.grounding import grounding_score
@@ -44,6 +45,7 @@ from app.store.db import Database
 from app.store.models import Conversation
 from app.store.vectors import Hit
 from app.telemetry.reporter import Telemetry
+from common.errors import DocchatError, InternalError
 
 log = logging.getLogger(__name__)
 
@@ -123,12 +125,12 @@ class ChatService:
         return fitted.prompt
 
     async def open(self, question: Question) -> Answer:
-        """Decide everything before the first byte: refusals raise here (ApiError and
-        its kinds, EngineBusy, PromptTooLong, GenerationTimeout), never later."""
+        """Decide everything before the first byte: refusals raise here (the errors of
+        app/chat/errors.py, EngineBusy, PromptTooLong, GenerationTimeout), never later."""
         deadline = time.monotonic() + self.llm.request_timeout_s
         text = question.text.strip()
         if not text:
-            raise ApiError(422, "invalid_request", "question: must not be blank")
+            raise InvalidQuestion("question: must not be blank")
         self._check_size(question, text)
         history = list(question.history)
         previous = next((t for role, t in reversed(history) if role == "user"), None)
@@ -219,7 +221,7 @@ class ChatService:
             conversation = session.get(Conversation, conversation_id)
             # Another key's conversation looks exactly like a missing one.
             if conversation is None or not may_read(caller, conversation.owner):
-                raise ApiError(404, "not_found", "no such conversation")
+                raise ConversationNotFound
             history = conversations.history(session, conversation_id, self.rag.history_turns)
             return history, conversations.last_question(session, conversation_id) or ""
 
@@ -381,11 +383,11 @@ class Answer:
             yield final
         except Exception as exc:
             status = "error"
-            problem = problem_from(exc)
-            if problem is None:
+            error = exc if isinstance(exc, DocchatError) else None
+            if error is None:
                 log.exception("answer failed in conversation %s", self.started.conversation_id)
-                problem = INTERNAL
-            yield Failed(problem)
+                error = InternalError()
+            yield Failed(error)
         finally:
             if self.ticket is not None:
                 self.ticket.release()
