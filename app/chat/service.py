@@ -18,7 +18,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
 from typing import Any
 
-from app.chat.errors import ConversationNotFound, InvalidQuestion, QuestionTooLong, RequestTooLarge
+from app.chat.errors import InvalidQuestion, QuestionTooLong, RequestTooLarge
 from app.chat.events import (
     AnswerChecks,
     AnswerEvent,
@@ -30,19 +30,18 @@ from app.chat.events import (
     Usage,
 )
 from app.chat.passage import closest_passage
+from app.chat.records import ChatRecords
 from app.llm.base import ChatEngine, GenerationStats, GenerationTimeout, Prompt, Ticket
 from app.rag.fitting import fit_prompt
 from app.rag.followup import standalone_by_model, standalone_by_rules
 from app.rag.grounding import grounding_score
 from app.rag.prompt import NO_CONTEXT_ANSWER, system_prompt
 from app.rag.retrieval import Retriever, citations
-from app.security.keys import Identity, may_read
+from app.security.keys import Identity
 from app.security.output_guard import WITHHELD_ANSWER, OutputGuard
 from app.security.pii import PiiRedactor
 from app.settings import LLMSettings, RagSettings
-from app.store import conversations
 from app.store.db import Database
-from app.store.models import Conversation
 from app.store.vectors import Hit
 from app.telemetry.reporter import Telemetry
 from common.errors import DocchatError, InternalError
@@ -71,6 +70,11 @@ class Question:
     caller: Identity | None = None  # None: authentication is off
 
 
+def release_of(engine: ChatEngine) -> Release:
+    """The model (and adapter) an engine answers with, as the answer names it."""
+    return Release(engine.model_id, engine.model_sha256, engine.adapter_sha256)
+
+
 class ChatService:
     """Answers questions from the documentation, with citations and checks."""
 
@@ -93,6 +97,7 @@ class ChatService:
         self.engine = engine
         self.guard = guard
         self.db = db
+        self.records = ChatRecords(db, pii)
         self.rag = rag
         self.llm = llm
         self.telemetry = telemetry or retriever.telemetry
@@ -136,7 +141,10 @@ class ChatService:
         previous = next((t for role, t in reversed(history) if role == "user"), None)
         if question.conversation_id is not None:
             history, previous = await asyncio.to_thread(
-                self._stored_history, question.conversation_id, question.caller
+                self.records.history,
+                question.conversation_id,
+                question.caller,
+                self.rag.history_turns,
             )
         budget = min(question.max_tokens or self.llm.max_tokens, self.llm.max_tokens)
         # One engine for the whole answer, even if the model in service is swapped.
@@ -162,7 +170,14 @@ class ChatService:
                     prompt, hits = fitted.prompt, fitted.hits
             ids: tuple[str | None, str | None] = (None, None)
             if question.store:
-                ids = await asyncio.to_thread(self._store_question, question, text, hits, engine)
+                ids = await asyncio.to_thread(
+                    self.records.store_question,
+                    question.conversation_id,
+                    question.caller.key_id if question.caller else None,
+                    text,
+                    hits,
+                    release_of(engine),
+                )
         except TimeoutError:
             if ticket is not None:
                 ticket.release()
@@ -213,70 +228,6 @@ class ChatService:
                 f"{self.rag.max_request_chars} accepted"
             )
 
-    def _stored_history(
-        self, conversation_id: str, caller: Identity | None
-    ) -> tuple[list[tuple[str, str]], str]:
-        """Earlier turns and the last question of a conversation the caller may read."""
-        with self.db.session() as session:
-            conversation = session.get(Conversation, conversation_id)
-            # Another key's conversation looks exactly like a missing one.
-            if conversation is None or not may_read(caller, conversation.owner):
-                raise ConversationNotFound
-            history = conversations.history(session, conversation_id, self.rag.history_turns)
-            return history, conversations.last_question(session, conversation_id) or ""
-
-    def stored(self, text: str) -> str:
-        """Text as it is written to the database: with personal data replaced when the
-        redaction is on."""
-        return self.pii.redact(text) if self.pii is not None else text
-
-    def _store_question(
-        self, question: Question, text: str, hits: list[Hit], engine: ChatEngine
-    ) -> tuple[str, str]:
-        """Save the question and a placeholder answer; the conversation and answer ids."""
-        owner = question.caller.key_id if question.caller else None
-        text = self.stored(text)
-        with self.db.session() as session:
-            conversation_id = question.conversation_id
-            if conversation_id is None:
-                conversation_id = conversations.create(session, text, owner).id
-            conversations.add_message(session, conversation_id, "user", content=text)
-            answer = conversations.add_message(
-                session,
-                conversation_id,
-                "assistant",
-                status="streaming",
-                citations=[c.as_dict() for c in citations(hits)],
-                answered_from_docs=bool(hits),
-                model=engine.model_id,
-                model_sha256=engine.model_sha256,
-                adapter_sha256=engine.adapter_sha256,
-            )
-            return conversation_id, answer.id
-
-    def _store_outcome(
-        self,
-        message_id: str,
-        text: str,
-        status: str,
-        usage: Usage,
-        checks: AnswerChecks,
-        seconds: float | None = None,
-    ) -> None:
-        # The answer's time rides with its checks (the anomaly monitors' latency signal,
-        # app/telemetry/anomaly.py, reads it back from the database).
-        with self.db.session() as session:
-            conversations.update_message(
-                session,
-                message_id,
-                content=self.stored(text),
-                status=status,
-                prompt_tokens=usage.prompt_tokens or None,
-                completion_tokens=usage.completion_tokens or None,
-                checks=checks.as_dict()
-                | ({} if seconds is None else {"seconds": round(seconds, 3)}),
-            )
-
     async def check_grounding(self, text: str, hits: list[Hit]) -> tuple[float, bool]:
         """How much of the answer the retrieved chunks support, and the verdict."""
         with self.telemetry.stage("check") as span:
@@ -323,7 +274,7 @@ class Answer:
     ) -> None:
         self.service = service
         self.engine = engine  # the model that writes this answer, to its end
-        self.release = Release(engine.model_id, engine.model_sha256, engine.adapter_sha256)
+        self.release = release_of(engine)
         self.started = started
         self.hits = hits
         self.query = query  # what retrieval searched for (a follow-up made standalone)
@@ -397,7 +348,7 @@ class Answer:
                 # Shielded: the write must happen even while this task is being cancelled.
                 await asyncio.shield(
                     asyncio.to_thread(
-                        service._store_outcome,
+                        service.records.store_outcome,
                         self.started.message_id,
                         text,
                         status,
@@ -476,7 +427,7 @@ class Answer:
             self.ticket.release()
         if self.started.message_id is not None:
             await asyncio.to_thread(
-                self.service._store_outcome,
+                self.service.records.store_outcome,
                 self.started.message_id,
                 "",
                 "cancelled",
