@@ -29,10 +29,10 @@ from app.api.schemas import (
     AuditEventOut,
     DeletedOut,
     FindingOut,
-    IngestIssueOut,
     IngestRunOut,
     KeyOut,
     Revoked,
+    RunFindingOut,
     UploadResult,
 )
 from app.components import Components
@@ -167,8 +167,8 @@ def ingest_runs(
             chunks_written=r.chunks_written,
             seconds=r.seconds,
             issues=[
-                IngestIssueOut(source=i.path, severity=i.severity, reason=i.reason)
-                for i in r.issues
+                RunFindingOut(source=f.path, severity=f.severity, reason=f.reason)
+                for f in r.findings
             ],
         )
         for r in runs

@@ -150,8 +150,8 @@ class Revoked(BaseModel):
     revoked: str
 
 
-class IngestIssueOut(BaseModel):
-    """A finding of an ingest run."""
+class RunFindingOut(BaseModel):
+    """A data-quality finding of a stored ingest run."""
 
     source: str
     severity: str
@@ -170,7 +170,8 @@ class IngestRunOut(BaseModel):
     counts: dict[str, int] = Field(description="Files per outcome (new, changed, ...).")
     chunks_written: int
     seconds: float
-    issues: list[IngestIssueOut]
+    # The run's findings, under the name clients have always read.
+    issues: list[RunFindingOut]
 
 
 class FindingOut(BaseModel):
