@@ -78,12 +78,12 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
-        problems = "; ".join(
+        reasons = "; ".join(
             f"{'.'.join(str(p) for p in e['loc'] if p != 'body') or 'body'}: {e['msg']}"
             for e in exc.errors()
         )
         return JSONResponse(
-            error_body("invalid_request", problems or "invalid request"), status_code=422
+            error_body("invalid_request", reasons or "invalid request"), status_code=422
         )
 
     @app.exception_handler(StarletteHTTPException)
