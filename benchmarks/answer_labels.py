@@ -121,5 +121,6 @@ async def ask_all(
                 flush=True,
             )
 
+
 if __name__ == "__main__":
     main()
