@@ -30,7 +30,9 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from app.chat.passage import closest_passage  # noqa: E402
 from app.components import load_embedder  # noqa: E402
+from app.evaluation.cases import QACase, contains_expected  # noqa: E402
 from app.llm.embedder import Embedder  # noqa: E402
 from app.rag.grounding import content_words, grounding_score  # noqa: E402
 from app.rag.terms import unpaired_terms  # noqa: E402
@@ -54,6 +56,7 @@ class Labelled:
     out_of_scope: bool
     grounded: bool | None  # the service's verdict when the answer was made
     hits: list[Hit]
+    stored: dict[str, Any]  # the row of eval/answers/ (shown, shown_expected, seconds...)
 
     @property
     def half(self) -> str:
@@ -90,6 +93,7 @@ def read_labelled() -> list[Labelled]:
                     bool(item.get("out_of_scope")),
                     item.get("grounded"),
                     hits,
+                    item,
                 )
             )
     return rows
@@ -104,6 +108,9 @@ def says_nothing_new(question: str, answer: str, least: int) -> bool:
     new = {w for w in content_words(answer) - empty if w[:5] not in asked}
     return len(new) < least
 
+
+# The verdict the service now gives (rag.check_terms on): today's score and the terms.
+AFTER = "today + terms paired (0.5)"
 
 # A check: True when it flags the answer (judges it unsupported).
 Check = Callable[[Labelled], bool]
@@ -188,6 +195,54 @@ def measure(rows: list[Labelled], named: dict[str, Check]) -> dict[str, Any]:
     return results
 
 
+def before_after(rows: list[Labelled], flags: Check, embedder: Embedder) -> dict[str, Any]:
+    """Per set and model, what the user is shown before (today's verdict, as stored) and
+    after (an answer the new check flags gives way to the closest passage, as
+    rag.ungrounded_action=passages does): in-scope answers whose shown text holds the
+    expected phrase, wrong answers shown without a flag (of all in-scope questions
+    labelled), and the seconds an answer took."""
+    out: dict[str, Any] = {}
+    groups: dict[str, list[Labelled]] = {}
+    for r in rows:
+        groups.setdefault(f"{r.set} / {r.model}", []).append(r)
+    for name, members in sorted(groups.items()):
+        inside = [r for r in members if not r.out_of_scope]
+        judged = [r for r in inside if r.stored.get("shown_expected") is not None]
+        before = sum(1 for r in judged if r.stored["shown_expected"])
+        after = 0
+        for r in judged:
+            newly = r.label != "refused" and r.grounded is not False and flags(r)
+            if not newly:
+                after += bool(r.stored["shown_expected"])
+                continue
+            case = QACase(
+                r.question, (), tuple(r.stored["expect_any"]), tuple(r.stored["expect_all"])
+            )
+            shown = closest_passage(r.hits, r.question, embedder.embed)
+            after += bool(contains_expected(case, shown))
+        wrong = [r for r in inside if r.label == "wrong"]
+        out[name] = {
+            "in_scope": len(inside),
+            "expected_shown_before": round(before / len(judged), 3) if judged else None,
+            "expected_shown_after": round(after / len(judged), 3) if judged else None,
+            "wrong_unflagged_before": round(
+                sum(1 for r in wrong if r.grounded is not False) / len(inside), 3
+            )
+            if inside
+            else None,
+            "wrong_unflagged_after": round(
+                sum(1 for r in wrong if r.grounded is not False and not flags(r)) / len(inside),
+                3,
+            )
+            if inside
+            else None,
+            "seconds_mean": round(
+                sum(r.stored.get("seconds", 0.0) for r in members) / len(members), 1
+            ),
+        }
+    return out
+
+
 def cost(rows: list[Labelled], embedder: Embedder, n: int = 20) -> float:
     """Milliseconds per answer of today's grounding score, recomputed on `n` answers."""
     sample = [r for r in rows if r.label in ("wrong", "partial", "right")][:n]
@@ -231,8 +286,24 @@ def main() -> None:
     results = measure(rows, named)
     results["grounding (today)"]["ms_per_answer"] = cost(rows, embedder)
     print_results(results)
+    new = named[AFTER]
+    sets = before_after(rows, new, embedder)
+    print(f"\n## before / after ({AFTER})")
+    print("| set / model | in scope | expected shown | wrong shown unflagged | s per answer |")
+    print("| --- | --- | --- | --- | --- |")
+    for name, f in sets.items():
+        print(
+            f"| {name} | {f['in_scope']} | {f['expected_shown_before']} / "
+            f"{f['expected_shown_after']} | {f['wrong_unflagged_before']} / "
+            f"{f['wrong_unflagged_after']} | {f['seconds_mean']} |"
+        )
     args.out.write_text(
-        json.dumps({"labels": counts, "checks": results}, indent=2, ensure_ascii=False) + "\n"
+        json.dumps(
+            {"labels": counts, "checks": results, "before_after": sets},
+            indent=2,
+            ensure_ascii=False,
+        )
+        + "\n"
     )
 
 

@@ -41,8 +41,10 @@ _SENTENCE = re.compile(r"(?<=[.!?])\s+|\n+")
 _PARAGRAPH = re.compile(r"\n\s*\n|\n(?=\s*(?:[-*|]|\d+[.)])\s)")
 _LIST_ITEM = re.compile(r"(?:[-*]|\d+[.)])\s")
 _ABBREVIATIONS = frozenset({"e.g", "i.e", "etc", "vs"})
-# What the answer's sentence says about a term must be this share of it in one paragraph.
+# What the answer's sentence says about a term must be this share of it in one paragraph,
+# when it says at least SAID words besides (fewer: too few to compare, presence decides).
 PAIRED = 0.5
+SAID = 3
 
 
 def _norm(text: str) -> str:
@@ -110,10 +112,13 @@ def unpaired_terms(
             t = _norm(term)
             if t in asked or term in missing:
                 continue
-            holding = [n for n, unit in enumerate(units) if t in unit]
+            # A manual names the command `git blame` as git-blame as often as not.
+            spellings = {t, t.replace(" ", "-")}
+            holding = [n for n, unit in enumerate(units) if any(w in unit for w in spellings)]
             said = _stems(_CODE_SPAN.sub(" ", sentence)) - asked_stems - _stems(term)
             if not holding or (
-                said and max(len(said & unit_stems[n]) for n in holding) < paired * len(said)
+                len(said) >= SAID
+                and max(len(said & unit_stems[n]) for n in holding) < paired * len(said)
             ):
                 missing.append(term)
     return missing
