@@ -25,7 +25,7 @@ INSTALL = """Run make run in the repository. It:
 4. ingests the docs/ folder (incrementally: later runs only process what changed);
 5. starts the server on http://127.0.0.1:8000.
 
-Open that address in a browser and ask a question. make install does steps 1–3 only;
+Open that address in a browser and ask a question. make install does steps 1\u20133 only;
 make serve starts the server without ingesting. make clean removes the virtual
 environment and caches (not data/)."""
 
@@ -129,9 +129,11 @@ def test_the_service_judges_an_invented_flag_ungrounded(components: Components) 
         "running answers' tokens, so they keep streaming: set `--chunks`."
     )
     checks = asyncio.run(chat.check_grounding(wrong, hits, STREAMING))
-    assert checks.grounding_score is not None and checks.grounding_score >= 0.5
+    assert checks.grounding_score is not None
+    assert checks.grounding_score >= 0.5
     assert checks.unsupported_terms == ["--chunks"]
     assert checks.grounded is False
     right = wrong.replace("`--chunks`", "`llm.prefill_chunk`")
     checks = asyncio.run(chat.check_grounding(right, hits, STREAMING))
-    assert checks.grounded is True and checks.unsupported_terms is None
+    assert checks.grounded is True
+    assert checks.unsupported_terms is None
