@@ -36,7 +36,7 @@ from app.evaluation.cases import QACase, contains_expected  # noqa: E402
 from app.llm.embedder import Embedder  # noqa: E402
 from app.rag.grounding import content_words, grounding_score  # noqa: E402
 from app.rag.terms import unpaired_terms  # noqa: E402
-from app.settings import load_settings  # noqa: E402
+from app.settings import RagSettings, load_settings  # noqa: E402
 from app.store.vectors import Hit  # noqa: E402
 
 LABELS = ROOT / "eval" / "labels"
@@ -54,7 +54,7 @@ class Labelled:
     label: str
     reason: str
     out_of_scope: bool
-    grounded: bool | None  # the service's verdict when the answer was made
+    score: float | None  # the grounding score when the answer was made
     hits: list[Hit]
     stored: dict[str, Any]  # the row of eval/answers/ (shown, shown_expected, seconds...)
 
@@ -91,7 +91,7 @@ def read_labelled() -> list[Labelled]:
                     label["label"],
                     label.get("reason", ""),
                     bool(item.get("out_of_scope")),
-                    item.get("grounded"),
+                    item.get("grounding_score"),
                     hits,
                     item,
                 )
@@ -109,6 +109,12 @@ def says_nothing_new(question: str, answer: str, least: int) -> bool:
     return len(new) < least
 
 
+def today_flags(row: Labelled) -> bool:
+    """Today's verdict: ungrounded below rag.grounding_threshold's default."""
+    threshold = RagSettings.model_fields["grounding_threshold"].default
+    return row.score is None or row.score < threshold
+
+
 # The verdict the service now gives (rag.check_terms on): today's score and the terms.
 AFTER = "today + terms paired (0.5)"
 
@@ -120,9 +126,11 @@ def checks() -> dict[str, Check]:
     """The checks measured, by name: each alone, then together."""
 
     def today(row: Labelled) -> bool:
-        # The verdict the service gave when the answer was made (the same function on
-        # the same text and passages); its cost is measured on its own, see `cost`.
-        return row.grounded is False
+        # The score the service gave when the answer was made (the same function on the
+        # same text and passages) against today's threshold; its cost is measured on its
+        # own, see `cost`. (Not the stored verdict: answers made since rag.check_terms
+        # came in carry the new verdict.)
+        return today_flags(row)
 
     def texts(row: Labelled) -> list[str]:
         return [h.text for h in row.hits]
@@ -151,6 +159,8 @@ def checks() -> dict[str, Check]:
     echo2 = echo(2)
     named["today + echo (< 2)"] = lambda r: today(r) or echo2(r)
     pair5, echo1 = paired(0.5), echo(1)
+    present = paired(0.0)
+    named["today + terms in the passages"] = lambda r: today(r) or present(r)
     named["today + terms paired (0.5)"] = lambda r: today(r) or pair5(r)
     named["today + terms paired (0.5) + echo (no word)"] = lambda r: (
         today(r) or pair5(r) or echo1(r)
@@ -211,7 +221,7 @@ def before_after(rows: list[Labelled], flags: Check, embedder: Embedder) -> dict
         before = sum(1 for r in judged if r.stored["shown_expected"])
         after = 0
         for r in judged:
-            newly = r.label != "refused" and r.grounded is not False and flags(r)
+            newly = r.label != "refused" and not today_flags(r) and flags(r)
             if not newly:
                 after += bool(r.stored["shown_expected"])
                 continue
@@ -226,12 +236,12 @@ def before_after(rows: list[Labelled], flags: Check, embedder: Embedder) -> dict
             "expected_shown_before": round(before / len(judged), 3) if judged else None,
             "expected_shown_after": round(after / len(judged), 3) if judged else None,
             "wrong_unflagged_before": round(
-                sum(1 for r in wrong if r.grounded is not False) / len(inside), 3
+                sum(1 for r in wrong if not today_flags(r)) / len(inside), 3
             )
             if inside
             else None,
             "wrong_unflagged_after": round(
-                sum(1 for r in wrong if r.grounded is not False and not flags(r)) / len(inside),
+                sum(1 for r in wrong if not today_flags(r) and not flags(r)) / len(inside),
                 3,
             )
             if inside
