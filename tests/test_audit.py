@@ -135,6 +135,16 @@ def test_models_and_adapters_activated_rolled_back_and_refused(
     active = registry.active()
     assert active is not None
     assert (active.name, active.adapter) == ("small", None)
+    # A rollback to a release with an adapter is a rollback, not an adapter activation
+    # (it was recorded as adapter.activate before).
+    assert registry.rollback(actor="frank").release == "small+tone"
+    newest = trail(db)[0]
+    assert (newest["action"], newest["actor"], newest["target"]) == (
+        "model.rollback",
+        "frank",
+        "small+tone",
+    )
+    assert newest["detail"]["adapter"] == "tone"
 
 
 def test_curation_actions_are_audited(db: Database, tmp_path: Path) -> None:
