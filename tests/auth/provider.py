@@ -140,9 +140,10 @@ class Provider:
         """Follow an authorization request through the provider's login form, as a
         browser would; the response that leaves the provider (its redirect back)."""
         response = client.get(authorize_url)
-        while response.is_redirect and urlsplit(str(response.next_request.url)).netloc == urlsplit(
-            self.issuer
-        ).netloc:
+        while (
+            response.is_redirect
+            and urlsplit(str(response.next_request.url)).netloc == urlsplit(self.issuer).netloc
+        ):
             location = str(response.next_request.url)
             if "/interaction/" in location and response.request.method == "GET":
                 page = client.get(location)
