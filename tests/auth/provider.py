@@ -211,23 +211,28 @@ class Provider:
             return str(tokens.json()[want])
 
 
-def start_provider(folder: Path, redirect_uris: list[str], post_logout_uris: list[str]) -> Provider:
-    """A provider on a free loopback port, with USERS and one signing key."""
+def start_provider(
+    folder: Path, redirect_uris: list[str], post_logout_uris: list[str], port: int | None = None
+) -> Provider:
+    """A provider on `port` (a free loopback one by default), with USERS and one
+    signing key."""
     need_path(
         HERE / "node_modules" / "oidc-provider",
         "the sign-in tests need node and tests/oidc's packages (make install: npm ci)",
     )
     (folder / "users.json").write_text(json.dumps(USERS))
-    provider = Provider(folder, free_port(), redirect_uris, post_logout_uris, [new_key("k1")])
+    provider = Provider(
+        folder, port or free_port(), redirect_uris, post_logout_uris, [new_key("k1")]
+    )
     provider.start()
     return provider
 
 
 def running_provider(
-    folder: Path, redirect_uris: list[str], post_logout_uris: list[str]
+    folder: Path, redirect_uris: list[str], post_logout_uris: list[str], port: int | None = None
 ) -> Iterator[Provider]:
     """A provider for a fixture's lifetime."""
-    provider = start_provider(folder, redirect_uris, post_logout_uris)
+    provider = start_provider(folder, redirect_uris, post_logout_uris, port)
     try:
         yield provider
     finally:
