@@ -27,6 +27,7 @@ class Person:
     """A recorded person, as the rest of docchat sees them."""
 
     id: str
+    subject: str
     username: str
     display_name: str
     email: str
@@ -71,6 +72,7 @@ def groups_in(claims: dict[str, Any], path: str) -> frozenset[str] | None:
 def person(row: User) -> Person:
     return Person(
         row.id,
+        row.subject,
         row.username,
         row.display_name,
         row.email,

@@ -36,12 +36,16 @@ def test_sign_in_records_the_person_with_groups_and_starts_a_session(
     assert done.headers["location"] == "/sources/abc?x=1#chunk-2"
     cookie = done.headers["set-cookie"]
     assert f"{COOKIE}=" in cookie
-    assert "HttpOnly" in cookie and "SameSite=lax" in cookie and "Path=/" in cookie
+    assert "HttpOnly" in cookie
+    assert "SameSite=lax" in cookie
+    assert "Path=/" in cookie
     value = app_client.cookies[COOKIE]
-    assert "alice" not in value and value.count(".") == 1  # a signed random id, no claims
+    assert "alice" not in value
+    assert value.count(".") == 1
 
     info = app_client.get("/auth/session").json()
-    assert info["signed_in"] and info["scope"] == "chat"
+    assert info["signed_in"]
+    assert info["scope"] == "chat"
     assert info["user"]["name"] == "Alice Support"
     assert info["user"]["groups"] == ["support"]
     assert len(info["csrf_token"]) >= 32
@@ -49,8 +53,11 @@ def test_sign_in_records_the_person_with_groups_and_starts_a_session(
     assert app_client.get("/api/admin/keys").status_code == 403  # not an admin group
 
     events = audit_events(components, "auth.signin")
-    mine = [e for e in events if e["outcome"] == "ok" and e["actor"] == f"user:{info['user']['id']}"]
-    assert mine and mine[0]["detail"]["groups"] == ["support"]
+    mine = [
+        e for e in events if e["outcome"] == "ok" and e["actor"] == f"user:{info['user']['id']}"
+    ]
+    assert mine
+    assert mine[0]["detail"]["groups"] == ["support"]
     assert metric(app_client, "docchat_signins_total", "outcome", "ok") == before + 1
     # Only the hash of the session id is stored.
     session_id = value.split(".")[0]
@@ -75,7 +82,8 @@ def test_groups_come_from_the_provider_at_every_sign_in(
     # Removed at the provider: gone at the next sign-in.
     assert sign_in(app_client, provider, "alice").status_code == 303
     info = app_client.get("/auth/session").json()
-    assert info["user"]["groups"] == ["support"] and info["scope"] == "chat"
+    assert info["user"]["groups"] == ["support"]
+    assert info["scope"] == "chat"
     assert app_client.get("/api/admin/keys").status_code == 403
 
 
