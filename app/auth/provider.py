@@ -64,7 +64,8 @@ class Provider:
             if self._metadata is not None and time.monotonic() - self._metadata_at < METADATA_TTL_S:
                 return self._metadata
         issuer = str(self.settings.issuer)
-        body = self._get_json(issuer + DISCOVERY_PATH, "discovery document")
+        url = self.settings.discovery_url or issuer + DISCOVERY_PATH
+        body = self._get_json(url, "discovery document")
         # OpenID Connect Discovery 1.0, 4.3: the issuer must match exactly, or tokens
         # from one tenant could pass for another's.
         if body.get("issuer", "").rstrip("/") != issuer:

@@ -110,8 +110,13 @@ class TokenChecker:
     def bearer(self, token: str) -> dict[str, Any]:
         """The claims of a bearer token issued for docchat's API."""
         claims = self._decode(token, self.settings.token_audiences)
-        if "nonce" in claims or "at_hash" in claims:
-            # An ID token proves a sign-in to the client it was issued to; it is not a
-            # credential for an API (a leaked one must not become one).
+        # An ID token proves a sign-in to the client it was issued to; it is not a
+        # credential for an API (a leaked one must not become one). Access tokens that
+        # say what they are (RFC 9068's at+jwt, Keycloak's typ Bearer) are taken as such
+        # even where a provider copies the sign-in's nonce into them.
+        kind = str(jwt.get_unverified_header(token).get("typ", "")).lower()
+        declared_access = kind in ("at+jwt", "application/at+jwt") or claims.get("typ") == "Bearer"
+        looks_like_id = claims.get("typ") == "ID" or "at_hash" in claims or "nonce" in claims
+        if looks_like_id and not declared_access:
             raise AuthRefused("token_is_id_token", "an ID token is not accepted as a bearer token")
         return claims

@@ -34,6 +34,13 @@ class OidcSettings(BaseModel):
         "accepts the provider's bearer tokens too, and authentication is on unless "
         "security.auth_enabled says otherwise.",
     )
+    discovery_url: str | None = Field(
+        None,
+        description="Where docchat reads the discovery document, when it cannot reach the "
+        "provider at the issuer's own address (a container network: Keycloak's "
+        "backchannel name). Empty: <issuer>/.well-known/openid-configuration. The "
+        "document's issuer must still be oidc.issuer.",
+    )
     client_id: str = Field(
         "", description="docchat's client id at the provider (a confidential client)."
     )
@@ -150,7 +157,7 @@ class OidcSettings(BaseModel):
             )
         return algorithms
 
-    @field_validator("issuer", "public_url")
+    @field_validator("issuer", "public_url", "discovery_url")
     @classmethod
     def _http_url(cls, url: str | None) -> str | None:
         if url is None or url == "":

@@ -27,10 +27,9 @@ import httpx
 from cryptography.hazmat.primitives.asymmetric import rsa
 from jwt.algorithms import RSAAlgorithm
 
-from tests.needs import need_path
+from tests.needs import need_path, need_tool
 
 HERE = Path(__file__).parents[1] / "oidc"
-NODE = shutil.which("node") or "/usr/bin/node"
 TOOL_REDIRECT = "http://127.0.0.1/tool-callback"
 API_AUDIENCE = "urn:docchat:api"
 USERS: dict[str, dict[str, Any]] = {
@@ -100,7 +99,7 @@ class Provider:
             "OIDC_POST_LOGOUT_URIS": ",".join(self.post_logout_uris),
         }
         self.process = subprocess.Popen(
-            [NODE, str(HERE / "provider.mjs")],
+            [shutil.which("node") or "node", str(HERE / "provider.mjs")],
             cwd=HERE,
             env=env,
             stdout=subprocess.PIPE,
@@ -216,6 +215,7 @@ def start_provider(
 ) -> Provider:
     """A provider on `port` (a free loopback one by default), with USERS and one
     signing key."""
+    need_tool("node", "the sign-in tests run an OpenID provider under node")
     need_path(
         HERE / "node_modules" / "oidc-provider",
         "the sign-in tests need node and tests/oidc's packages (make install: npm ci)",

@@ -23,6 +23,7 @@ from app.auth.provider import Provider as ProviderClient
 from app.auth.tokens import TokenChecker
 from app.auth.users import UserStore
 from app.components import Components
+from app.main import create_app
 from app.settings import Settings
 from tests.auth.conftest import audit_events, metric
 from tests.auth.provider import Provider, new_key
@@ -148,6 +149,19 @@ def test_tokens_the_provider_would_never_issue_are_refused(
         components,
     )
     refused(app_client, "not.a.jwt", "token_malformed", components)
+
+
+def test_an_id_token_is_no_bearer_token_even_for_docchats_audience(
+    components: Components, signin_settings: Settings, provider: Provider
+) -> None:
+    # Audiences left empty: bearer tokens must name the client id, as ID tokens do.
+    settings = signin_settings.model_copy(
+        update={"oidc": signin_settings.oidc.model_copy(update={"audiences": []})}
+    )
+    id_token = provider.tool_token("alice", client_id="docchat", want="id_token")
+    assert jwt.decode(id_token, options={"verify_signature": False})["aud"] == "docchat"
+    with TestClient(create_app(settings, components)) as client:
+        refused(client, id_token, "token_is_id_token", components)
 
 
 def test_nonce_of_an_id_token_must_be_the_sign_ins(

@@ -43,7 +43,8 @@ const configuration = {
     {
       client_id: "docchat",
       client_secret: "docchat-secret",
-      redirect_uris: split(process.env.OIDC_REDIRECT_URIS),
+      // The tool's redirect too: a test gets an ID token issued to docchat itself.
+      redirect_uris: [...split(process.env.OIDC_REDIRECT_URIS), TOOL_REDIRECT],
       post_logout_redirect_uris: split(process.env.OIDC_POST_LOGOUT_URIS),
       grant_types: ["authorization_code"],
       response_types: ["code"],
