@@ -48,7 +48,8 @@ def signin_server(
     thread.start()
     deadline = time.monotonic() + 30
     while not server.started:
-        assert time.monotonic() < deadline and thread.is_alive(), "server did not start"
+        assert thread.is_alive(), "server died at start"
+        assert time.monotonic() < deadline, "server did not start"
         time.sleep(0.05)
     yield f"http://127.0.0.1:{ports.live}"
     server.should_exit = True
