@@ -10,7 +10,7 @@ from collections.abc import Callable
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.api.problems import error_body
-from app.auth.errors import AuthRefused
+from app.auth.errors import AuthRefused, ProviderUnavailable
 from app.auth.service import SignInService
 from app.security.keys import Identity, KeyStore
 from app.security.limits import RateLimiter
@@ -34,7 +34,8 @@ SECURITY_HEADERS = [
 # data (it asks for a key or a sign-in and fetches everything through the API), and the
 # sign-in routes (which read the session themselves).
 PUBLIC_EXACT = frozenset({"/healthz", "/readyz", "/", "/favicon.ico"})
-PUBLIC_PREFIXES = ("/static/", "/sources/", "/auth/")
+SIGNIN_PREFIX = "/auth/"
+PUBLIC_PREFIXES = ("/static/", "/sources/", SIGNIN_PREFIX)
 # Methods that change nothing: a cookie-authenticated request with another method must
 # carry the session's CSRF token.
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -250,6 +251,13 @@ class AuthMiddleware:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or is_public(scope["path"], self.public_extra):
+            if scope["type"] == "http" and scope["path"].startswith(SIGNIN_PREFIX):
+                # Each sign-in start writes a row and calls the provider: limited per
+                # address like any anonymous caller, though the routes are public.
+                retry_after = self.limiter.hit(f"addr:{_client_address(scope)}")
+                if retry_after:
+                    await _too_many(send, retry_after, "too many requests")
+                    return
             await self.app(scope, receive, send)
             return
         identity: Identity | None = None
@@ -272,6 +280,10 @@ class AuthMiddleware:
                     cookie = cookie_value(scope, self.cookie_name)
                     if cookie is not None:
                         identity = await self._session(scope, signin, cookie)
+            except ProviderUnavailable as exc:
+                # The provider's keys could not be read: not the caller's fault.
+                await send_error(send, 503, exc.code, str(exc))
+                return
             except AuthRefused as exc:
                 if exc.code not in ("session_over", "session_missing"):
                     self.failures.hit(address)
