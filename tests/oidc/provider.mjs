@@ -14,7 +14,7 @@
 //   OIDC_POST_LOGOUT_URIS  comma-separated post-logout redirect URIs of that client
 //
 // Clients: `docchat` (the page's confidential client), `docchat-tool` (a tool that gets
-// access tokens for the API) and `docchat-short` (the same, with 1-second tokens).
+// access tokens for the API) and `docchat-short` (the same, with 3-second tokens).
 // Access tokens are JWTs (RFC 9068) for the resource they name: `urn:docchat:api`
 // unless the request says otherwise (a test asks for `urn:other:api` to get a token
 // for another audience). Every client secret is "<client id>-secret".
@@ -89,7 +89,7 @@ const configuration = {
         scope: "api",
         audience: resource,
         accessTokenFormat: "jwt",
-        accessTokenTTL: client.clientId === "docchat-short" ? 1 : 600,
+        accessTokenTTL: client.clientId === "docchat-short" ? 3 : 600,
         jwt: { sign: { alg: "RS256" } },
       }),
     },
