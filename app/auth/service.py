@@ -19,7 +19,7 @@ from app.auth.provider import Provider
 from app.auth.sessions import Live, SessionStore, pkce_challenge
 from app.auth.tokens import TokenChecker
 from app.auth.users import Person, UserStore
-from app.security.identity import Identity, Scope
+from app.security.identity import Identity, Scope, Via
 from app.settings import OidcSettings
 from app.store import audit
 from app.store.db import Database
@@ -90,13 +90,10 @@ class SignInService:
             return "ingest"
         return "chat"
 
-    def identity(self, person: Person, via: str) -> Identity:
+    def identity(self, person: Person, via: Via) -> Identity:
+        """The caller a person is, with the scope their groups give."""
         return Identity.user(
-            person.id,
-            person.label,
-            self.scope_of(person.groups),
-            person.groups,
-            via,  # type: ignore[arg-type]
+            person.id, person.label, self.scope_of(person.groups), person.groups, via
         )
 
     # ---- refusals

@@ -4,6 +4,7 @@ POST carries the CSRF token), feedback given, then signed out at the provider to
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections.abc import Iterator
@@ -20,6 +21,7 @@ from app.settings import Settings
 from tests.auth.conftest import Ports
 from tests.auth.provider import USERS, Provider
 from tests.test_web_browser import (
+    ARTIFACTS,
     PAGE_TIMEOUT_S,
     QUESTION,
     _browser_problems,
@@ -70,6 +72,8 @@ def test_sign_in_through_the_provider_ask_rate_and_sign_out(driver, signin_serve
         lambda d: _shown(d, "#signin-panel #sign-in"), message="no sign-in prompt"
     )
     assert not _shown(driver, "#key-form")
+    os.makedirs(ARTIFACTS, exist_ok=True)
+    driver.save_screenshot(os.path.join(ARTIFACTS, "signin-prompt.png"))
     driver.find_element(By.ID, "sign-in").click()
 
     # The provider's own login page.
@@ -104,6 +108,7 @@ def test_sign_in_through_the_provider_ask_rate_and_sign_out(driver, signin_serve
     assert answer.find_element(By.CSS_SELECTOR, ".msg-body").text.strip()
     _rate(driver, answer, "up")
     assert _browser_problems(driver) == []
+    driver.save_screenshot(os.path.join(ARTIFACTS, "signed-in.png"))
 
     # Sign out: docchat's session ends, then the provider's (its confirmation page).
     driver.find_element(By.ID, "sign-out").click()
