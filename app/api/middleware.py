@@ -34,8 +34,8 @@ SECURITY_HEADERS = [
 # data (it asks for a key or a sign-in and fetches everything through the API), and the
 # sign-in routes (which read the session themselves).
 PUBLIC_EXACT = frozenset({"/healthz", "/readyz", "/", "/favicon.ico"})
-SIGNIN_PREFIX = "/auth/"
-PUBLIC_PREFIXES = ("/static/", "/sources/", SIGNIN_PREFIX)
+SIGNIN_START = "/auth/login"
+PUBLIC_PREFIXES = ("/static/", "/sources/", "/auth/")
 # Methods that change nothing: a cookie-authenticated request with another method must
 # carry the session's CSRF token.
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -251,9 +251,10 @@ class AuthMiddleware:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or is_public(scope["path"], self.public_extra):
-            if scope["type"] == "http" and scope["path"].startswith(SIGNIN_PREFIX):
-                # Each sign-in start writes a row and calls the provider: limited per
-                # address like any anonymous caller, though the routes are public.
+            if scope["type"] == "http" and scope["path"] == SIGNIN_START:
+                # Each sign-in start writes a row: limited per address like any anonymous
+                # caller, though the route is public. (Not /auth/session, which every
+                # page load asks: a company behind one proxy address would share it.)
                 retry_after = self.limiter.hit(f"addr:{_client_address(scope)}")
                 if retry_after:
                     await _too_many(send, retry_after, "too many requests")

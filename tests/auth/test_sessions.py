@@ -101,3 +101,17 @@ def test_production_refuses_sign_in_without_https(signin_settings: Settings) -> 
         }
     )
     assert not [p for p in startup_problems(fixed) if "oidc" in p]
+
+
+def test_sign_in_starts_are_rate_limited_per_address(
+    components: Components, signin_settings: Settings, provider: Provider
+) -> None:
+    limited = signin_settings.model_copy(
+        update={
+            "security": signin_settings.security.model_copy(update={"rate_limit_per_minute": 2})
+        }
+    )
+    with TestClient(create_app(limited, components), follow_redirects=False) as client:
+        assert [client.get("/auth/login").status_code for _ in range(3)] == [302, 302, 429]
+        # What every page load asks is not counted against the address.
+        assert {client.get("/auth/session").status_code for _ in range(5)} == {200}
