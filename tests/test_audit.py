@@ -423,6 +423,8 @@ def cli_walk_args(tmp: Path) -> dict[str, list[str]]:
         "reindex": ["--drop-previous"],
         "keys.create": ["--name", "walk-key", "--scope", "chat"],
         "keys.revoke": ["walk-key"],
+        "users.disable": ["no-such-person"],
+        "users.enable": ["no-such-person"],
         "models.add": [str(tmp / "no-such-model.gguf")],
         "models.pull": ["no-such-catalog-model"],
         "models.evaluate": ["no-such-model"],
