@@ -21,6 +21,8 @@ class AnswerChecks:
     retrieval_score: float | None = None
     grounding_score: float | None = None
     grounded: bool | None = None
+    # Terms the answer names that its passages do not hold with what it says of them.
+    unsupported_terms: list[str] | None = None
     blocked: str | None = None  # why the output guard withheld it
     # What an ungrounded answer was replaced with: "passage" (the closest passage, word
     # for word) or "notice" (that the docs do not cover it); None: shown as written.

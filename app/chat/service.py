@@ -37,6 +37,7 @@ from app.rag.followup import standalone_by_model, standalone_by_rules
 from app.rag.grounding import grounding_score
 from app.rag.prompt import NO_CONTEXT_ANSWER, system_prompt
 from app.rag.retrieval import Retriever, citations
+from app.rag.terms import unpaired_terms
 from app.security.keys import Identity
 from app.security.output_guard import WITHHELD_ANSWER, OutputGuard
 from app.security.pii import PiiRedactor
@@ -228,15 +229,25 @@ class ChatService:
                 f"{self.rag.max_request_chars} accepted"
             )
 
-    async def check_grounding(self, text: str, hits: list[Hit]) -> tuple[float, bool]:
-        """How much of the answer the retrieved chunks support, and the verdict."""
+    async def check_grounding(self, text: str, hits: list[Hit], question: str) -> AnswerChecks:
+        """How much of the answer the retrieved chunks support, the terms it names that
+        they do not (rag.check_terms), and the verdict: grounded when the score reaches
+        rag.grounding_threshold and every term is found."""
         with self.telemetry.stage("check") as span:
             score, _detail = await asyncio.to_thread(
                 grounding_score, text, hits, self.retriever.embedder
             )
             span.set_attribute("docchat.grounding_score", score)
         self.telemetry.metrics.grounding_score.observe(score)
-        return round(score, 4), score >= self.rag.grounding_threshold
+        unsupported = None
+        if self.rag.check_terms:
+            unsupported = unpaired_terms(question, text, [h.text for h in hits])
+        grounded = score >= self.rag.grounding_threshold and not unsupported
+        return AnswerChecks(
+            grounding_score=round(score, 4),
+            grounded=grounded,
+            unsupported_terms=unsupported or None,
+        )
 
     def record_generation(self, stats: GenerationStats, span: Any) -> None:
         """What one generation cost, in its span and the metrics."""
@@ -373,8 +384,9 @@ class Answer:
             return self._finished(
                 WITHHELD_ANSWER, WITHHELD_ANSWER, blocked, "content_filter", stats
             )
-        score, grounded = await self.service.check_grounding(text, self.hits)
-        checks = AnswerChecks(checks.retrieval_score, score, grounded)
+        grounding = await self.service.check_grounding(text, self.hits, self.query)
+        checks = replace(grounding, retrieval_score=checks.retrieval_score)
+        grounded = checks.grounded
         notice = None
         action = self.service.rag.ungrounded_action
         if not grounded and action == "replace":

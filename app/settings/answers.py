@@ -92,6 +92,14 @@ class RagSettings(BaseModel):
         description="Grounding score (share of the answer supported by the retrieved "
         "chunks) below which an answer counts as ungrounded.",
     )
+    check_terms: bool = Field(
+        True,
+        description="Also judge an answer ungrounded when a command, flag, setting, "
+        "environment variable, path, function or number it names is missing from its "
+        "passages, or is found only in a paragraph that says nothing of what the answer "
+        "says about it (app/rag/terms.py; measured against hand-labelled answers in "
+        "docs/answer-quality.md). Costs about a millisecond.",
+    )
     ungrounded_action: Literal["flag", "replace", "passages"] = Field(
         "passages",
         description="What a user sees when an answer is not supported by its passages. "
