@@ -48,18 +48,19 @@ def open_vectors(settings: Settings, *, writer: bool) -> VectorStore:
 
 
 def load_embedder(
-    settings: Settings, path: Path | None = None, backend: str | None = None
+    settings: Settings, path: Path | None = None, embedding_backend: str | None = None
 ) -> Embedder:
     """The embedding model from its folder (the configured one unless given), run by
-    the configured backend (unless given)."""
+    the configured embedding.backend (unless given: torch, onnx, ...; not llm.backend,
+    which says where the chat model runs)."""
     path = embedding_model_path(path or settings.embedding.model_path)
-    backend = backend or settings.embedding.backend
-    log.info("loading embedding model from %s (%s)", path, backend)
+    embedding_backend = embedding_backend or settings.embedding.backend
+    log.info("loading embedding model from %s (%s)", path, embedding_backend)
     return Embedder(
         path,
         device=settings.embedding.device,
         batch_size=settings.embedding.batch_size,
-        backend=backend,
+        backend=embedding_backend,
         cache_dir=settings.embedding.cache_dir,
     )
 

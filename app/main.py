@@ -27,16 +27,16 @@ from app.api import (
     releases,
 )
 from app.api.errors import install_error_handlers
-from app.components import Components, build_components
-from app.config_report import settings_hashes
-from app.security.keys import KeyStore
-from app.security.limits import RateLimiter
-from app.security.middleware import (
+from app.api.middleware import (
     AuthMiddleware,
     BodySizeLimitMiddleware,
     SecurityHeadersMiddleware,
     hsts_header,
 )
+from app.components import Components, build_components
+from app.config_report import settings_hashes
+from app.security.keys import KeyStore
+from app.security.limits import RateLimiter
 from app.security.secrets import check_startup
 from app.settings import Settings
 from app.store.audit import record_settings

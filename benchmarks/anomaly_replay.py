@@ -42,14 +42,8 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from app.settings import AnomalySettings
-from app.telemetry.anomaly import (
-    DAY,
-    AnomalyDetector,
-    AnswerEvent,
-    Events,
-    RatingEvent,
-    history_span,
-)
+from app.telemetry.anomaly import DAY, AnomalyDetector, history_span
+from app.telemetry.observations import AnswerObservation, Observations, RatingObservation
 
 HOUR = 3600.0
 EPOCH = 1_700_000_000.0 - 1_700_000_000.0 % DAY  # a midnight (UTC), a Tuesday
@@ -117,12 +111,12 @@ def load(t: float) -> float:
 
 def generate(
     days: int, seed: int, shifts: list[Incident], peak_per_hour: float = 240.0
-) -> tuple[list[AnswerEvent], list[RatingEvent]]:
+) -> tuple[list[AnswerObservation], list[RatingObservation]]:
     """Answers and ratings of `days` days, with the incidents injected."""
     rng = random.Random(seed)
     drift = [rng.gauss(0, 0.02) for _ in range(days)]
-    answers: list[AnswerEvent] = []
-    ratings: list[RatingEvent] = []
+    answers: list[AnswerObservation] = []
+    ratings: list[RatingObservation] = []
     t = EPOCH
     end = EPOCH + days * DAY
     while True:
@@ -145,10 +139,10 @@ def generate(
         seconds = (3.0 + 6.0 * level**2) * rng.lognormvariate(0, 0.3)
         if "latency" in active:
             seconds *= 2.0
-        answers.append(AnswerEvent(t, grounded, refused, score, length, round(seconds, 3)))
+        answers.append(AnswerObservation(t, grounded, refused, score, length, round(seconds, 3)))
         if rng.random() < 0.15:  # a rating, a little later
             p_down = 0.55 if "thumbs_down" in active else (0.45 if grounded is False else 0.12)
-            ratings.append(RatingEvent(t + rng.uniform(5, 120), rng.random() < p_down))
+            ratings.append(RatingObservation(t + rng.uniform(5, 120), rng.random() < p_down))
     ratings.sort(key=lambda r: r.at)
     return answers, ratings
 
@@ -164,8 +158,8 @@ def fetcher(events: list[Any]) -> Any:
 
 def replay(
     settings: AnomalySettings,
-    answers: list[AnswerEvent],
-    ratings: list[RatingEvent],
+    answers: list[AnswerObservation],
+    ratings: list[RatingObservation],
     judged_from: float,
     until: float,
     step: float = 300.0,
@@ -173,7 +167,7 @@ def replay(
     """(time, alert, status) of every change, judging every `step` seconds."""
     span = history_span(settings)
     detector = AnomalyDetector(
-        settings, Events(fetcher(answers), span), Events(fetcher(ratings), span)
+        settings, Observations(fetcher(answers), span), Observations(fetcher(ratings), span)
     )
     changes = []
     t = judged_from

@@ -189,9 +189,9 @@ def main() -> None:
     print(f"{len(chosen)} questions")
     ingest(settings, pages, figures)
 
-    torch_model = load_embedder(settings, backend="torch")
-    onnx = load_embedder(settings, backend="onnx")
-    int8 = load_embedder(settings, backend="onnx-int8")
+    torch_model = load_embedder(settings, embedding_backend="torch")
+    onnx = load_embedder(settings, embedding_backend="onnx")
+    int8 = load_embedder(settings, embedding_backend="onnx-int8")
     files = sample(settings, args.sample)
     texts = [t for f in files for t in f]
     tokens = tokens_embedded(torch_model, texts)

@@ -28,7 +28,7 @@ from app.llm.embedder import Embedder
 from app.llm.engine import Prompt
 from app.main import create_app
 from app.settings import Settings
-from ingest.pipeline import IngestSummary
+from ingest.summary import IngestSummary
 
 DEFAULT_DOCS = Path("/usr/share/doc/python3.11/html")
 QUESTION = "How do I pretty-print a dictionary as JSON with indentation?"

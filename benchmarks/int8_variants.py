@@ -52,7 +52,7 @@ def main() -> None:
         raise SystemExit(f"no stored chunks in collection {args.collection!r}")
     texts = [c.text for c in random.Random(7).sample(chunks, min(args.sample, len(chunks)))]
 
-    fp32 = load_embedder(settings, backend="auto")  # fp32 on torch, and its int8 twins
+    fp32 = load_embedder(settings, embedding_backend="auto")  # fp32 on torch, and its int8 twins
     variants = {"fp32": fp32}
     for name in ("int8", "int8-channel"):
         variants[name] = fp32.variant_for(IndexRecord(replace(fp32.identity, variant=name)))

@@ -122,7 +122,7 @@ def main() -> None:
     parser.add_argument("--set", action="append", required=True)
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
-    embedder = load_embedder(Settings(_env_file=None), backend="auto")  # type: ignore[call-arg]
+    embedder = load_embedder(Settings(_env_file=None), embedding_backend="auto")  # type: ignore[call-arg]
     sets = [run_set(spec, embedder) for spec in args.set]
     if args.out:
         report = {"machine": platform.machine(), "sets": sets}

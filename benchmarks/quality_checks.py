@@ -46,9 +46,9 @@ def main() -> None:
     found: Counter[str] = Counter()
     for file in files:
         verdict = gate.check(str(file.path), file.source, docs[str(file.path)])
-        found.update(issue.check for issue in verdict.issues)
+        found.update(finding.check for finding in verdict.findings)
     boilerplate = gate.finish()
-    found.update(issue.check for _, issue in boilerplate)
+    found.update(finding.check for finding in boilerplate)
 
     checks = sum(seconds.values())
     print(f"{len(docs)} pages, {sum(len(d.text) for d in docs.values()) / 1e6:.1f} M characters")
@@ -57,8 +57,8 @@ def main() -> None:
         print(f"  {label:<32} {s:7.2f} s")
     print(f"  {'all checks':<32} {checks:7.2f} s ({checks / len(docs) * 1000:.1f} ms a page)")
     print("findings:", dict(found) or "none")
-    for source, issue in sorted(boilerplate, key=lambda found: found[0]):
-        print(f"  boilerplate: {source}: {issue.reason}")
+    for finding in sorted(boilerplate, key=lambda found: found.source):
+        print(f"  boilerplate: {finding.source}: {finding.reason}")
 
     if args.dry_run:
         with tempfile.TemporaryDirectory() as tmp:

@@ -251,7 +251,7 @@ def main() -> None:
     args = parser.parse_args()
     configs = [c for c in CONFIGS if not args.config or c.name in args.config]
     # auto: each collection in the variant it was built with (fp32, int8)
-    embedder = load_embedder(Settings(_env_file=None), backend="auto")  # type: ignore[call-arg]
+    embedder = load_embedder(Settings(_env_file=None), embedding_backend="auto")  # type: ignore[call-arg]
     remember(embedder)
     print(f"{'set':22} {'configuration':46} rec@5  mrr@5 prompt  page  chars   max", flush=True)
     sets = [run_set(spec, embedder, configs) for spec in args.set]

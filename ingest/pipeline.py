@@ -21,7 +21,7 @@ import contextlib
 import hashlib
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Protocol
 
@@ -30,15 +30,16 @@ from sqlalchemy import func, select
 from app.settings import IngestSettings
 from app.store.db import Database
 from app.store.index_record import Chunking, EmbeddingIdentity, IndexRecord
-from app.store.models import OUTCOMES, Document, IngestIssue, IngestRun, utcnow
+from app.store.models import Document
 from app.store.vectors import VectorStore
 from ingest.chunking import ChunkDraft, Chunker, embedding_text
 from ingest.discovery import SourceFile, discover
 from ingest.document import ExtractLimits, LoadedDocument, LoadError
 from ingest.index_writer import IndexEntry, IndexWriter, StoredDocument
 from ingest.loaders import load_file
-from ingest.quality import Issue, SeenDocuments
+from ingest.quality import Finding, SeenDocuments
 from ingest.quality_gate import QualityGate
+from ingest.summary import IngestSummary, finish_run, start_run
 
 
 class EmbeddingModel(Protocol):
@@ -55,49 +56,6 @@ class EmbeddingModel(Protocol):
         """The variant (fp32, int8) that a collection with this record (or a `new`
         one) is embedded with: app/llm/embedder.py."""
         ...
-
-
-@dataclass
-class Finding:
-    """A problem with one file: an error keeps it out of the index, a warning is reported."""
-
-    source: str
-    severity: str
-    reason: str
-    check: str  # which check found it: one of ingest.quality.CHECKS
-
-
-@dataclass
-class IngestSummary:
-    """The outcome of a run, as printed and as stored."""
-
-    run_id: int | None = None
-    collection: str = ""
-    new: int = 0
-    changed: int = 0
-    unchanged: int = 0
-    deleted: int = 0
-    failed: int = 0
-    skipped: int = 0
-    # Kept out of the index by a check (an exact duplicate): not a failure of the run.
-    quarantined: int = 0
-    chunks_written: int = 0
-    seconds: float = 0.0
-    status: str = "running"
-    dry_run: bool = False
-    findings: list[Finding] = field(default_factory=list)
-    # Seconds spent per stage (load, chunk, embed, store): where a slow run goes.
-    stages: dict[str, float] = field(default_factory=dict)
-    model: str = ""  # the embedding model (and variant) the chunks were embedded with
-
-    def timed(self, stage: str, started: float) -> None:
-        """Add the time since `started` (a perf_counter value) to a stage."""
-        self.stages[stage] = self.stages.get(stage, 0.0) + time.perf_counter() - started
-
-    @property
-    def partial(self) -> bool:
-        """Some files failed; the rest were ingested."""
-        return self.failed > 0
 
 
 class MassChange(Exception):
@@ -141,10 +99,6 @@ def _seen_documents(stored: dict[str, StoredDocument], gone: set[str]) -> SeenDo
         if doc.status == "indexed" and doc.text_hash is not None and doc.path not in gone:
             seen.add(doc.path, doc.source, doc.text_hash, doc.signature or [])
     return seen
-
-
-def _finding(source: str, issue: Issue) -> Finding:
-    return Finding(source, issue.severity, issue.reason, issue.check)
 
 
 class Ingestor:
@@ -252,7 +206,7 @@ class Ingestor:
                 if progress:
                     progress(file.source, outcome, written)
             began = time.perf_counter()
-            summary.findings += [_finding(source, i) for source, i in state.gate.finish()]
+            summary.findings += state.gate.finish()
             summary.timed("checks", began)
             for path in sorted(state.gone):
                 if not dry_run:
@@ -269,7 +223,7 @@ class Ingestor:
             raise
         finally:
             summary.seconds = time.perf_counter() - started
-            self._finish_run(summary)
+            finish_run(self.db, summary)
         return summary
 
     def _begin(
@@ -291,7 +245,7 @@ class Ingestor:
         }
         gone = set(known) - {str(f.path) for f in files}
         gate = QualityGate(_seen_documents(stored, gone))
-        summary.run_id = self._start_run(collection, resolved, summary.dry_run)
+        summary.run_id = start_run(self.db, collection, resolved, summary.dry_run)
         return _RunState(summary, index, known, gone, gate, embedder)
 
     def _guard_mass_change(self, files: list[SourceFile], state: _RunState) -> None:
@@ -363,7 +317,7 @@ class Ingestor:
             return self._quarantine(file, rejection, state)
         if rejection is not None:  # garbled text: the file's own content is broken
             return self._fail(file, summary, rejection.reason, rejection.check)
-        summary.findings += [_finding(file.source, i) for i in verdict.issues]
+        summary.findings += [replace(f, source=file.source) for f in verdict.findings]
 
         if unchanged and previous is not None:
             # Indexed before the quality checks existed: its chunks are current, only its
@@ -377,8 +331,8 @@ class Ingestor:
         began = time.perf_counter()
         drafts = self.chunker.chunk(doc)
         summary.timed("chunk", began)
-        drafts, chunk_issues = state.gate.check_chunks(drafts)
-        summary.findings += [_finding(file.source, i) for i in chunk_issues]
+        drafts, chunk_findings = state.gate.check_chunks(drafts)
+        summary.findings += [replace(f, source=file.source) for f in chunk_findings]
         outcome = "changed" if previous else "new"
         if not summary.dry_run:
             embeddings = self._embed(doc, drafts, state)
@@ -424,10 +378,10 @@ class Ingestor:
     ) -> tuple[str, int]:
         # A file that was indexed before keeps its old chunks: a broken edit loses nothing.
         summary.failed += 1
-        summary.findings.append(Finding(file.source, "error", reason, check))
+        summary.findings.append(Finding(check, "error", reason, file.source))
         return "failed", 0
 
-    def _quarantine(self, file: SourceFile, issue: Issue, state: _RunState) -> tuple[str, int]:
+    def _quarantine(self, file: SourceFile, finding: Finding, state: _RunState) -> tuple[str, int]:
         """Keep a file out of the index, and remove the version of it indexed before.
 
         Unlike a load failure, where the previous version stays (a broken edit loses
@@ -436,29 +390,8 @@ class Ingestor:
         name and the same text under the original's.
         """
         state.summary.quarantined += 1
-        state.summary.findings.append(_finding(file.source, issue))
+        state.summary.findings.append(replace(finding, source=file.source))
         previous = state.known.get(str(file.path))
         if previous is not None and not state.summary.dry_run:
             state.index.withdraw(previous)
         return "quarantined", 0
-
-    def _start_run(self, collection: str, roots: list[Path], dry_run: bool) -> int:
-        with self.db.session() as session:
-            run = IngestRun(
-                collection=collection, roots="\n".join(map(str, roots)), dry_run=dry_run
-            )
-            session.add(run)
-            session.flush()
-            return run.id
-
-    def _finish_run(self, summary: IngestSummary) -> None:
-        with self.db.session() as session:
-            run = session.get_one(IngestRun, summary.run_id)
-            for name in OUTCOMES:
-                setattr(run, name, getattr(summary, name))
-            run.chunks_written, run.seconds = summary.chunks_written, summary.seconds
-            run.status, run.finished_at = summary.status, utcnow()
-            run.issues = [
-                IngestIssue(path=f.source, severity=f.severity, reason=f.reason, check=f.check)
-                for f in summary.findings
-            ]

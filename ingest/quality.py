@@ -1,6 +1,6 @@
 """Data-quality checks on what goes into the index: junk is reported, duplicates kept out.
 
-Each check is one function returning `Issue`s. Checks of one document look at its text
+Each check is one function returning `Finding`s. Checks of one document look at its text
 alone (garbled, near-empty, injection, short chunks); the others compare it with the
 rest of the collection (duplicate, near-duplicate) or with the other documents loaded
 in the run (boilerplate). An "error" keeps the document out of the index; a "warning"
@@ -65,12 +65,15 @@ _WORD = re.compile(r"\w+")
 
 
 @dataclass(frozen=True)
-class Issue:
-    """One finding of a check about one document."""
+class Finding:
+    """What a check found about one document: an error keeps it out of the index, a
+    warning is reported."""
 
     check: str  # one of CHECKS
     severity: str  # error | warning
     reason: str
+    # The document's source, once the pipeline names it (a check of a text knows none).
+    source: str = ""
 
 
 # --- checks of one document ---------------------------------------------------------------
@@ -88,52 +91,52 @@ def garbled_ratio(text: str) -> float:
     return bad / len(text)
 
 
-def check_garbled(text: str) -> Issue | None:
+def check_garbled(text: str) -> Finding | None:
     """Error: text that was decoded wrongly or is not really text."""
     ratio = garbled_ratio(text)
     if ratio > GARBLED_RATIO:
-        return Issue(
+        return Finding(
             "garbled", "error", f"garbled text ({ratio:.0%} replacement or control characters)"
         )
     return None
 
 
-def check_near_empty(text: str) -> Issue | None:
+def check_near_empty(text: str) -> Finding | None:
     """Warning: too little text to answer anything from."""
     size = len(text.strip())
     if size < NEAR_EMPTY_CHARS:
-        return Issue("near_empty", "warning", f"near-empty: only {size} characters of text")
+        return Finding("near_empty", "warning", f"near-empty: only {size} characters of text")
     return None
 
 
-def check_injection(doc: LoadedDocument) -> list[Issue]:
+def check_injection(doc: LoadedDocument) -> list[Finding]:
     """Warnings: text that tries to instruct the model."""
     # Headings are scanned too: the section heading is shown with each excerpt in the prompt.
     headings = [doc.title, *(s.heading for s in doc.sections)]
     found = injection_findings("\n\n".join([*headings, doc.text]))
-    return [Issue("injection", "warning", reason) for reason in found]
+    return [Finding("injection", "warning", reason) for reason in found]
 
 
-def check_document(doc: LoadedDocument) -> list[Issue]:
+def check_document(doc: LoadedDocument) -> list[Finding]:
     """The checks of one document's own text: the loader's warnings, then each check."""
-    issues = [Issue("load", "warning", warning) for warning in doc.warnings]
-    issues += [Issue("limits", "warning", note) for note in doc.limits]
-    issues += [i for i in (check_garbled(doc.text), check_near_empty(doc.text)) if i]
-    return issues + check_injection(doc)
+    findings = [Finding("load", "warning", warning) for warning in doc.warnings]
+    findings += [Finding("limits", "warning", note) for note in doc.limits]
+    findings += [i for i in (check_garbled(doc.text), check_near_empty(doc.text)) if i]
+    return findings + check_injection(doc)
 
 
-def check_chunks(drafts: list[ChunkDraft]) -> list[Issue]:
+def check_chunks(drafts: list[ChunkDraft]) -> list[Finding]:
     """Warning: chunks too short to be useful on their own."""
     short = [d for d in drafts if d.n_tokens < SHORT_CHUNK_TOKENS]
     if short and len(drafts) > 1:
         reason = (
             f"{len(short)} of {len(drafts)} chunks are shorter than {SHORT_CHUNK_TOKENS} tokens"
         )
-        return [Issue("short_chunks", "warning", reason)]
+        return [Finding("short_chunks", "warning", reason)]
     return []
 
 
-def drop_repeated_chunks(drafts: list[ChunkDraft]) -> tuple[list[ChunkDraft], Issue | None]:
+def drop_repeated_chunks(drafts: list[ChunkDraft]) -> tuple[list[ChunkDraft], Finding | None]:
     """One copy of each chunk text, renumbered in reading order; a warning with the count.
 
     A page repeated a thousand times would otherwise be embedded and stored a thousand
@@ -152,7 +155,7 @@ def drop_repeated_chunks(drafts: list[ChunkDraft]) -> tuple[list[ChunkDraft], Is
         f"{dropped} of {len(drafts)} chunks repeat an earlier chunk word for word; "
         f"dropped, each text is indexed once ({len(kept)} chunks)"
     )
-    return kept, Issue("repeated_chunks", "warning", reason)
+    return kept, Finding("repeated_chunks", "warning", reason)
 
 
 # --- fingerprints ----------------------------------------------------------------------------
@@ -261,21 +264,21 @@ class SeenDocuments:
         return best
 
 
-def check_duplicate(path: str, digest: str, seen: SeenDocuments) -> Issue | None:
+def check_duplicate(path: str, digest: str, seen: SeenDocuments) -> Finding | None:
     """Error: the same text as another document, which stays (it came first)."""
     original = seen.duplicate_of(path, digest)
     if original is None:
         return None
-    return Issue("duplicate", "error", f"exact duplicate of {original}")
+    return Finding("duplicate", "error", f"exact duplicate of {original}")
 
 
-def check_near_duplicate(path: str, sig: Sequence[int], seen: SeenDocuments) -> Issue | None:
+def check_near_duplicate(path: str, sig: Sequence[int], seen: SeenDocuments) -> Finding | None:
     """Warning: most 5-word phrases shared with another document."""
     found = seen.most_similar(path, sig) if sig else None
     if found is None or found[1] < NEAR_DUPLICATE_SIMILARITY:
         return None
     other, score = found
-    return Issue(
+    return Finding(
         "near_duplicate",
         "warning",
         f"near-duplicate of {other} ({score:.0%} of 5-word phrases shared)",
@@ -284,7 +287,7 @@ def check_near_duplicate(path: str, sig: Sequence[int], seen: SeenDocuments) -> 
 
 def check_boilerplate(
     paragraphs: Mapping[str, Iterable[tuple[int, int]]],
-) -> dict[str, Issue]:
+) -> dict[str, Finding]:
     """Warnings for documents that are mostly paragraphs repeated across the run.
 
     `paragraphs` maps each document loaded in the run to its paragraph fingerprints.
@@ -295,11 +298,11 @@ def check_boilerplate(
     in_documents = Counter(h for prints in documents.values() for h in {h for h, _ in prints})
     needed = max(BOILERPLATE_MIN_DOCS, math.ceil(BOILERPLATE_DOC_SHARE * len(documents)))
     repeated = {h for h, count in in_documents.items() if count >= needed}
-    issues = {}
+    findings = {}
     for key, prints in documents.items():
         total = sum(length for _, length in prints)
         share = sum(length for h, length in prints if h in repeated) / total if total else 0.0
         if share >= BOILERPLATE_TEXT_SHARE:
             reason = f"mostly boilerplate ({share:.0%} repeated text)"
-            issues[key] = Issue("boilerplate", "warning", reason)
-    return issues
+            findings[key] = Finding("boilerplate", "warning", reason)
+    return findings

@@ -13,12 +13,12 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from ingest.chunking import ChunkDraft
 from ingest.document import LoadedDocument
 from ingest.quality import (
-    Issue,
+    Finding,
     SeenDocuments,
     check_boilerplate,
     check_chunks,
@@ -36,14 +36,14 @@ from ingest.quality import (
 class Verdict:
     """What the checks found in one loaded document, and its fingerprints."""
 
-    issues: list[Issue]  # in the order of the checks
+    findings: list[Finding]  # in the order of the checks
     text_hash: str
     signature: list[int]
 
     @property
-    def rejection(self) -> Issue | None:
+    def rejection(self) -> Finding | None:
         """The first error, which keeps the document out of the index; None: it goes in."""
-        return next((i for i in self.issues if i.severity == "error"), None)
+        return next((i for i in self.findings if i.severity == "error"), None)
 
     @property
     def fingerprints(self) -> tuple[str, list[int]]:
@@ -69,14 +69,14 @@ class QualityGate:
     def check(self, path: str, source: str, doc: LoadedDocument) -> Verdict:
         """Run the checks of one document, and remember it if it goes in."""
         with self._timed("own text"):
-            issues = check_document(doc)
+            findings = check_document(doc)
         with self._timed("fingerprints"):
             digest, sig = text_hash(doc.text), signature(doc.text)
         with self._timed("duplicates"):
             duplicate = check_duplicate(path, digest, self.seen)
             # An exact copy is rejected anyway: comparing its phrases would say nothing more.
             near = None if duplicate else check_near_duplicate(path, sig, self.seen)
-        verdict = Verdict([i for i in (*issues, duplicate, near) if i], digest, sig)
+        verdict = Verdict([i for i in (*findings, duplicate, near) if i], digest, sig)
         rejection = verdict.rejection
         if rejection is None:
             with self._timed("duplicates"):
@@ -89,17 +89,17 @@ class QualityGate:
                 self.seen.remove(path)
         return verdict
 
-    def check_chunks(self, drafts: list[ChunkDraft]) -> tuple[list[ChunkDraft], list[Issue]]:
+    def check_chunks(self, drafts: list[ChunkDraft]) -> tuple[list[ChunkDraft], list[Finding]]:
         """Run the checks of a document's chunks (after it is let in and chunked): the
         chunks to index (each repeated text once) and the findings."""
         kept, repeated = drop_repeated_chunks(drafts)
         return kept, [*check_chunks(kept), *([repeated] if repeated else [])]
 
-    def finish(self) -> list[tuple[str, Issue]]:
-        """Run the checks across the run, once every document is loaded: (source, issue)."""
+    def finish(self) -> list[Finding]:
+        """Run the checks across the run, once every document is loaded."""
         with self._timed("boilerplate"):
             found = check_boilerplate(self._paragraphs)
-        return [(self._sources[path], issue) for path, issue in found.items()]
+        return [replace(finding, source=self._sources[path]) for path, finding in found.items()]
 
     @contextmanager
     def _timed(self, kind: str) -> Iterator[None]:

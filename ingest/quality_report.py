@@ -58,8 +58,8 @@ def build_report(db: Database, run_id: int) -> dict[str, Any]:
             "seconds": round(run.seconds, 3),
         }
         findings = [
-            {"check": i.check, "severity": i.severity, "source": i.path, "reason": i.reason}
-            for i in run.issues
+            {"check": f.check, "severity": f.severity, "source": f.path, "reason": f.reason}
+            for f in run.findings
         ]
     summary["errors"] = sum(1 for f in findings if f["severity"] == "error")
     summary["warnings"] = len(findings) - summary["errors"]

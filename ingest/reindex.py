@@ -46,8 +46,9 @@ class ReindexError(RuntimeError):
 
 
 @dataclass(frozen=True)
-class StoredChunk:
-    """A chunk as SQL holds it, with what its vector's metadata needs."""
+class ChunkToEmbed:
+    """A chunk stored in SQL, as the vector store is given it: the text to embed, the
+    chunk's own text and its vector's metadata."""
 
     id: str
     text: str  # what gets embedded: title, section and text (ingest.chunking)
@@ -76,7 +77,7 @@ class ReindexSummary:
 Progress = Callable[[int, int], None]
 
 
-def stored_chunks(db: Database, collection: str) -> dict[str, StoredChunk]:
+def stored_chunks(db: Database, collection: str) -> dict[str, ChunkToEmbed]:
     """Every chunk of the collection's documents in SQL, by id."""
     with db.session() as session:
         rows = session.execute(
@@ -96,7 +97,7 @@ def stored_chunks(db: Database, collection: str) -> dict[str, StoredChunk]:
             .where(Document.collection == collection)
         ).all()
     return {
-        row.id: StoredChunk(
+        row.id: ChunkToEmbed(
             row.id,
             embedding_text(row.title, row.section, row.text),
             row.text,
@@ -213,7 +214,7 @@ class Reindexer:
     def _fill(
         self,
         physical: str,
-        chunks: dict[str, StoredChunk],
+        chunks: dict[str, ChunkToEmbed],
         embedder: EmbeddingModel,
         summary: ReindexSummary,
         progress: Progress | None,

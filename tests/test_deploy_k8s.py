@@ -22,8 +22,8 @@ from fastapi.routing import iter_route_contexts
 from pydantic import BaseModel, SecretStr
 
 from app.api.metrics import METRICS_PATH
+from app.api.middleware import is_public
 from app.main import create_app
-from app.security.middleware import is_public
 from app.security.secrets import production_problems
 from app.settings import DEFAULT_SECRETS_DIR, ENV_PREFIX, Settings, load_settings
 

@@ -19,7 +19,7 @@ PACKAGES = ("app", "ingest", "common")
 # The order, top to bottom. A package is `app.<name>` (a subpackage or a module of app),
 # `ingest` or `common`; `app` alone is app/__init__.py (the version).
 LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("entry points", ("app.api", "app.cli", "app.main", "app.healthcheck")),
+    ("entry points", ("app.api", "app.cli", "app.main", "app.healthcheck", "app.web")),
     ("composition", ("app.components", "app.config_report")),
     (
         "features",
@@ -34,15 +34,16 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
         ),
     ),
     ("rag and engines", ("app.rag", "app.llm")),
-    ("security", ("app.security",)),
+    # Telemetry redacts with security's redactor; security's checks report nothing.
     ("telemetry", ("app.telemetry",)),
+    ("security", ("app.security",)),
     ("store", ("app.store",)),
     ("settings", ("app.settings",)),
-    ("common", ("app.errors", "app", "common")),
+    ("common", ("app", "common")),
 )
 # What ingest may use of app, beyond the order: the settings it is given and the stores
 # it writes (not the features beside it).
-INGEST_MAY_USE = ("app.settings", "app.store", "app.errors", "app")
+INGEST_MAY_USE = ("app.settings", "app.store")
 
 
 def module_name(path: Path) -> str:

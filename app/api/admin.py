@@ -8,9 +8,10 @@ import re
 import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
+from pydantic import BaseModel, Field
 from sqlalchemy import select
 from starlette.datastructures import UploadFile
 
@@ -24,21 +25,94 @@ from app.api.deps import (
     require_scope,
 )
 from app.api.errors import ERROR_RESPONSES
-from app.api.schemas import (
-    AuditEventOut,
-    DeletedOut,
-    FindingOut,
-    IngestIssueOut,
-    IngestRunOut,
-    KeyOut,
-    Revoked,
-    UploadResult,
-)
+from app.api.problems import ApiError
+from app.api.schemas import DeletedOut
 from app.components import Components
-from app.problems import ApiError
 from app.store import audit, retention
 from app.store.models import OUTCOMES, IngestRun, utcnow
 from ingest.loaders import SUPPORTED_SUFFIXES
+
+
+class KeyOut(BaseModel):
+    """An API key as admins see it: never the key or its hash."""
+
+    id: str
+    name: str
+    scope: str
+    state: str = Field(description="active, expired or revoked.")
+    created_at: str
+    last_used_at: str | None
+    expires_at: str | None
+
+
+class Revoked(BaseModel):
+    """The key that was revoked."""
+
+    revoked: str
+
+
+class RunFindingOut(BaseModel):
+    """A data-quality finding of a stored ingest run."""
+
+    source: str
+    severity: str
+    reason: str
+
+
+class IngestRunOut(BaseModel):
+    """An ingest run and its summary."""
+
+    id: int
+    collection: str
+    status: str
+    dry_run: bool
+    started_at: str
+    finished_at: str | None
+    counts: dict[str, int] = Field(description="Files per outcome (new, changed, ...).")
+    chunks_written: int
+    seconds: float
+    # The run's findings, under the name clients have always read.
+    issues: list[RunFindingOut]
+
+
+class FindingOut(BaseModel):
+    """A data-quality finding of an upload's ingest."""
+
+    source: str
+    check: str
+    severity: str
+    reason: str
+
+
+class UploadResult(BaseModel):
+    """What ingesting an upload did."""
+
+    run_id: int | None
+    status: str
+    new: int
+    changed: int
+    unchanged: int
+    failed: int
+    quarantined: int
+    chunks_written: int
+    findings: list[FindingOut]
+    outcomes: dict[str, str] = Field(description="Each uploaded file's outcome.")
+
+
+class AuditEventOut(BaseModel):
+    """One admin action in the audit trail (read only: the API cannot change it)."""
+
+    id: int
+    created_at: str
+    actor: str = Field(description='A key\'s name, "cli:<OS user>", "server" or "anonymous".')
+    action: str = Field(description='What was done, e.g. "key.revoke", "model.activate".')
+    target: str = Field(description="What it was done to: a key, a model, a conversation.")
+    outcome: str = Field(description='"ok", "refused" or "failed".')
+    reason: str | None = Field(description="Why it was refused or failed.")
+    detail: dict[str, Any] = Field(
+        description="Counts, hashes and flags; never secrets or message text."
+    )
+
 
 admin = APIRouter(prefix="/api/admin", tags=["admin"], dependencies=admin_scope())
 uploads = APIRouter(prefix="/api", tags=["ingest"], dependencies=[require_scope("ingest")])
@@ -167,8 +241,8 @@ def ingest_runs(
             chunks_written=r.chunks_written,
             seconds=r.seconds,
             issues=[
-                IngestIssueOut(source=i.path, severity=i.severity, reason=i.reason)
-                for i in r.issues
+                RunFindingOut(source=f.path, severity=f.severity, reason=f.reason)
+                for f in r.findings
             ],
         )
         for r in runs

@@ -15,11 +15,50 @@ from pydantic import BaseModel, Field, StrictBool
 
 from app.api.deps import ChatDep, IdentityDep, require_scope
 from app.api.errors import ERROR_RESPONSES
-from app.api.schemas import ChatAnswer
+from app.api.problems import problem_of
+from app.api.schemas import CitationOut
 from app.api.streaming import admitted, finished, sse
 from app.chat.events import Finished, Token
 from app.chat.service import Answer, Question
 from app.telemetry.context import annotate
+
+
+class UsageOut(BaseModel):
+    """Tokens the answer cost."""
+
+    prompt_tokens: int
+    completion_tokens: int
+
+
+class ReleaseOut(BaseModel):
+    """The model (and adapter) that wrote an answer."""
+
+    model: str = Field(description='The name it is served under ("base+adapter" with one).')
+    model_sha256: str | None = Field(
+        description="The model file's sha256, first 12 hex digits (null: a model server's)."
+    )
+    adapter_sha256: str | None = Field(
+        description="The adapter file's sha256, first 12 hex digits (null: none applied)."
+    )
+
+
+class ChatAnswer(BaseModel):
+    """A finished answer (the JSON response, and the data of the `done` event)."""
+
+    conversation_id: str
+    message_id: str
+    answer: str
+    answered_from_docs: bool
+    citations: list[CitationOut]
+    grounded: bool | None
+    grounding_score: float | None
+    checks: dict[str, Any] = Field(
+        description="The checks the answer went through: retrieval_score, "
+        "grounding_score, grounded, and blocked (why it was withheld)."
+    )
+    usage: UsageOut
+    release: ReleaseOut
+
 
 router = APIRouter(prefix="/api", tags=["chat"], dependencies=[require_scope("chat")])
 
@@ -105,7 +144,7 @@ async def events(answer: Answer) -> AsyncIterator[str]:
             elif isinstance(event, Finished):
                 yield sse("done", answer_body(event))
             else:
-                problem = event.problem
+                problem = problem_of(event.error)
                 yield sse("error", {"error": {"type": problem.type, "message": problem.message}})
     finally:
         await answer.cancel()  # nothing to do when the events ran

@@ -11,9 +11,9 @@ from fastapi.exceptions import RequestValidationError
 from sqlalchemy.orm import Session
 from starlette.exceptions import HTTPException
 
+from app.api.problems import ApiError, problem_from
 from app.chat.service import ChatService
 from app.components import Components
-from app.problems import ApiError, problem_from
 from app.security.keys import Identity, Scope
 from app.security.keys import may_read as may_read
 from app.settings import Settings

@@ -3,7 +3,10 @@ deletion of one's own conversation."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter
+from pydantic import BaseModel, Field
 
 from app.api.deps import (
     IdentityDep,
@@ -14,12 +17,55 @@ from app.api.deps import (
     require_scope,
 )
 from app.api.errors import ERROR_RESPONSES
-from app.api.schemas import ChunkOut, ConversationOut, DeletedOut, DocumentOut
-from app.problems import ApiError
+from app.api.problems import ApiError
+from app.api.schemas import CitationOut, DeletedOut, FeedbackOut
 from app.security.keys import may_read
 from app.store import audit, feedback, retention
 from app.store.conversations import message_dict
 from app.store.models import Conversation, Document
+
+
+class MessageOut(BaseModel):
+    """A question or an answer of a conversation."""
+
+    id: str
+    role: str = Field(description='"user" or "assistant".')
+    content: str
+    status: str = Field(description="complete, streaming, cancelled, blocked or error.")
+    citations: list[CitationOut]
+    answered_from_docs: bool | None
+    checks: dict[str, Any]
+    created_at: str
+    feedback: FeedbackOut | None = Field(description="The caller's own rating of it.")
+
+
+class ConversationOut(BaseModel):
+    """A conversation with its messages, oldest first."""
+
+    id: str
+    title: str
+    created_at: str
+    messages: list[MessageOut]
+
+
+class ChunkOut(BaseModel):
+    """One chunk of a document, in reading order."""
+
+    ord: int
+    section: str
+    text: str
+
+
+class DocumentOut(BaseModel):
+    """A stored document: what a citation links to."""
+
+    id: str
+    collection: str
+    source: str
+    title: str
+    updated_at: str
+    chunks: list[ChunkOut]
+
 
 router = APIRouter(prefix="/api", tags=["documents"], dependencies=[require_scope("chat")])
 

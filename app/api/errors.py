@@ -1,6 +1,6 @@
 """One error shape for every failure a client sees: {"error": {"type", "message"}}.
 
-Which status and type an exception stands for is decided once, in app/problems.py;
+Which status and type an exception stands for is decided once, in app/api/problems.py;
 here it becomes a response.
 """
 
@@ -15,11 +15,9 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from app.api.problems import INTERNAL, ApiError, Problem, error_body, problem_from
 from app.api.streaming import ClientLeft
-from app.curation.errors import CurationError
-from app.llm.base import EngineBusy, EngineUnavailable, GenerationTimeout, PromptTooLong
-from app.problems import INTERNAL, ApiError, Problem, error_body, problem_from
-from app.store.index_record import EmbeddingMismatch
+from common.errors import DocchatError
 
 log = logging.getLogger(__name__)
 
@@ -71,16 +69,8 @@ def install_error_handlers(app: FastAPI) -> None:
         problem = problem_from(exc)
         return problem_response(problem or INTERNAL, None if problem else exc)
 
-    for kind in (
-        ApiError,
-        CurationError,
-        EmbeddingMismatch,
-        EngineBusy,
-        EngineUnavailable,
-        GenerationTimeout,
-        PromptTooLong,
-    ):
-        app.add_exception_handler(kind, _known)
+    for known in (ApiError, DocchatError):
+        app.add_exception_handler(known, _known)
 
     @app.exception_handler(ClientLeft)
     async def _left(_request: Request, _exc: ClientLeft) -> Response:
@@ -88,12 +78,12 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
-        problems = "; ".join(
+        reasons = "; ".join(
             f"{'.'.join(str(p) for p in e['loc'] if p != 'body') or 'body'}: {e['msg']}"
             for e in exc.errors()
         )
         return JSONResponse(
-            error_body("invalid_request", problems or "invalid request"), status_code=422
+            error_body("invalid_request", reasons or "invalid request"), status_code=422
         )
 
     @app.exception_handler(StarletteHTTPException)

@@ -16,12 +16,35 @@ from app.api.deps import (
     require_scope,
 )
 from app.api.errors import ERROR_RESPONSES
-from app.api.schemas import FeedbackOut, FeedbackReviewItem
-from app.problems import ApiError
+from app.api.problems import ApiError
+from app.api.schemas import FeedbackOut
 from app.security.keys import may_read
 from app.store import feedback
 from app.store.feedback import COMMENT_MAX_CHARS, Rating
 from app.store.models import Message
+
+
+class ReviewCitation(BaseModel):
+    """A source of a rated answer, as the review list shows it."""
+
+    source: str | None
+    title: str | None
+    section: str | None
+    score: float | None
+    url: str | None
+
+
+class FeedbackReviewItem(FeedbackOut):
+    """A rating with the question, the answer and its sources: what to fix in the docs."""
+
+    conversation_id: str
+    question: str | None
+    answer_excerpt: str
+    answer_status: str
+    answered_from_docs: bool | None
+    grounding_score: float | None
+    citations: list[ReviewCitation]
+
 
 router = APIRouter(prefix="/api", tags=["feedback"], dependencies=[require_scope("chat")])
 review = APIRouter(prefix="/api/admin", tags=["admin"], dependencies=admin_scope())

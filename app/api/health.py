@@ -8,11 +8,25 @@ from typing import Any
 
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
 
 from app.api.deps import ComponentsDep
-from app.api.schemas import Health, Readiness
 from app.llm.base import EngineUnavailable
 from app.store.db import ping
+
+
+class Health(BaseModel):
+    """The process answers."""
+
+    status: str
+
+
+class Readiness(BaseModel):
+    """Whether the server can answer, with each dependency's check."""
+
+    status: str = Field(description='"ready" or "unavailable".')
+    checks: dict[str, str]
+
 
 router = APIRouter(tags=["health"])
 

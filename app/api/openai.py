@@ -18,11 +18,11 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
 from app.api.deps import ChatDep, ComponentsDep, IdentityDep, require_scope
 from app.api.errors import ERROR_RESPONSES
+from app.api.problems import ApiError, error_body, problem_of, quoted
 from app.api.schemas import ModelList, ModelOut
 from app.api.streaming import admitted, finished
 from app.chat.events import Failed, Finished, Token
 from app.chat.service import Answer, Question
-from app.problems import ApiError, error_body, quoted
 
 router = APIRouter(prefix="/v1", tags=["openai"], dependencies=[require_scope("chat")])
 
@@ -212,7 +212,7 @@ class Completion:
                 elif isinstance(event, Failed):
                     # The status is sent already: an error object in the stream, as
                     # OpenAI does (its client raises APIError on it).
-                    problem = event.problem
+                    problem = problem_of(event.error)
                     yield f"data: {json.dumps(error_body(problem.type, problem.message))}\n\n"
                     return
                 else:

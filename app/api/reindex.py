@@ -19,8 +19,8 @@ from pydantic import BaseModel, Field
 
 from app.api.deps import ComponentsDep, admin_scope
 from app.api.errors import ERROR_RESPONSES
+from app.api.problems import ApiError
 from app.components import Components, load_embedder
-from app.problems import ApiError
 from app.store import audit
 from app.store.index_record import Chunking
 

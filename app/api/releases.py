@@ -24,12 +24,13 @@ from pydantic import BaseModel, Field
 
 from app.api.deps import ComponentsDep, IdentityDep, actor_of, admin_scope
 from app.api.errors import ERROR_RESPONSES
+from app.api.problems import ApiError
 from app.components import Components
 from app.llm.base import CannotChat
 from app.llm.hosting import ModelHost
-from app.problems import ApiError
 from app.releases.entries import AdapterEntry, Kind, ModelEntry, compatibility
 from app.releases.errors import GateRefused, IncompatibleAdapter, RegistryError
+from common.errors import DocchatError
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/api/admin", tags=["admin"], dependencies=admin_scope())
@@ -179,10 +180,7 @@ def list_models(components: ComponentsDep) -> list[RegisteredModelOut]:
 @router.get("/models/{name}", responses=ERROR_RESPONSES)
 def show_model(name: str, components: ComponentsDep) -> RegisteredModelOut:
     """One model with its latest evaluation."""
-    try:
-        return model_out(components.gate.registry.model(name))
-    except RegistryError as exc:
-        raise ApiError(404, "not_found", str(exc)) from None
+    return model_out(components.gate.registry.model(name))
 
 
 @router.get("/adapters", responses=ERROR_RESPONSES)
@@ -198,11 +196,7 @@ def list_adapters(components: ComponentsDep) -> list[AdapterOut]:
 def show_adapter(name: str, components: ComponentsDep) -> AdapterOut:
     """One adapter with its training run and latest evaluation."""
     registry = components.gate.registry
-    try:
-        entry = registry.adapter(name)
-    except RegistryError as exc:
-        raise ApiError(404, "not_found", str(exc)) from None
-    return adapter_out(entry, registry.active())
+    return adapter_out(registry.adapter(name), registry.active())
 
 
 ACTIVATES: dict[Kind, str] = {
@@ -253,12 +247,7 @@ async def gated(
 ) -> Any:
     """A gated activation: at once without measuring, or as a job that measures."""
     gate = components.gate
-    try:
-        await asyncio.to_thread(gate.candidate, kind, name)
-    except IncompatibleAdapter as exc:
-        raise ApiError(409, "incompatible_adapter", str(exc)) from None
-    except RegistryError as exc:
-        raise ApiError(404, "not_found", str(exc)) from None
+    await asyncio.to_thread(gate.candidate, kind, name)  # known, and fit to serve on
     run = partial(gate.activate, kind, name, actor=actor, force=body.force, evaluate=body.evaluate)
     if not body.evaluate:
         return model_out(await run_gate(run, host))
@@ -267,15 +256,11 @@ async def gated(
 
 async def run_gate(activate: Callable[[], ModelEntry], host: ModelHost[ModelEntry]) -> ModelEntry:
     """Run a gated activation (blocking: off the event loop), then swap this server to
-    the release in service; the gate's answer as an API error."""
+    the release in service. The gate's refusals say what they mean (app/releases/errors.py)."""
     try:
         entry = await asyncio.to_thread(activate)
-    except GateRefused as exc:
-        raise ApiError(409, "gate_refused", str(exc)) from None
-    except IncompatibleAdapter as exc:
-        raise ApiError(409, "incompatible_adapter", str(exc)) from None
-    except (RegistryError, CannotChat) as exc:
-        raise ApiError(409, "model_unusable", str(exc)) from None
+    except CannotChat as exc:  # forced past the gate, and the file cannot serve
+        raise RegistryError(str(exc)) from None
     await host.sync()  # swap now; the other replicas follow within their poll interval
     return entry
 
@@ -295,9 +280,9 @@ def start_job(
         try:
             await run_gate(activate, host)
             job.status, job.forced = "activated", force
-        except ApiError as exc:
-            refused = exc.type in ("gate_refused", "incompatible_adapter")
-            job.status, job.problems = ("refused" if refused else "failed"), [exc.message]
+        except DocchatError as exc:
+            refused = exc.code in (GateRefused.code, IncompatibleAdapter.code)
+            job.status, job.problems = ("refused" if refused else "failed"), [str(exc)]
         except Exception as exc:
             log.exception("activating %s failed", job.model)
             job.status, job.problems = "failed", [type(exc).__name__]
@@ -322,7 +307,7 @@ async def rollback_model(
     """Return to the release in service before the current one, swapped in while
     answers run (no gate: it served before)."""
     registry, actor = components.gate.registry, actor_of(identity)
-    return await ungated(lambda: registry.rollback(actor=actor), host, "nothing_to_roll_back")
+    return await ungated(lambda: registry.rollback(actor=actor), host)
 
 
 @router.post("/adapters/deactivate", responses={**ERROR_RESPONSES, 409: {"description": "None."}})
@@ -331,17 +316,14 @@ async def deactivate_adapter(
 ) -> RegisteredModelOut:
     """Serve the active base model alone again."""
     gate, actor = components.gate, actor_of(identity)
-    return await ungated(lambda: gate.deactivate(actor=actor), host, "no_adapter")
+    return await ungated(lambda: gate.deactivate(actor=actor), host)
 
 
 async def ungated(
-    change: Callable[[], ModelEntry], host: ModelHost[ModelEntry], refused_as: str
+    change: Callable[[], ModelEntry], host: ModelHost[ModelEntry]
 ) -> RegisteredModelOut:
     """A change to a release that served before (no gate), off the event loop, then
-    this server swapped to it; a refusal answers 409 with the type `refused_as`."""
-    try:
-        entry = await asyncio.to_thread(change)
-    except RegistryError as exc:
-        raise ApiError(409, refused_as, str(exc)) from None
+    this server swapped to it."""
+    entry = await asyncio.to_thread(change)
     await host.sync()
     return model_out(entry)

@@ -12,7 +12,6 @@ from fastapi import Request
 
 from app.chat.events import Failed, Finished
 from app.chat.service import Answer, ChatService, Question
-from app.problems import ApiError
 
 T = TypeVar("T")
 
@@ -66,5 +65,5 @@ async def finished(request: Request, answer: Answer) -> Finished:
     if outcome is None:
         raise ClientLeft
     if isinstance(outcome, Failed):
-        raise ApiError.of(outcome.problem)
+        raise outcome.error
     return outcome

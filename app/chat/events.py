@@ -1,7 +1,7 @@
 """What the chat service tells its callers: typed events and the answer's checks.
 
 The routes only frame these (server-sent events, JSON, OpenAI chunks); nothing here
-knows HTTP beyond the status a problem carries.
+knows HTTP: a failure is a domain error, which the routes map to what a client sees.
 """
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from app.llm.base import GenerationStats
-from app.problems import Problem
 from app.rag.retrieval import Citation
+from common.errors import DocchatError
 
 
 @dataclass(frozen=True)
@@ -115,9 +115,10 @@ class Finished:
 
 @dataclass(frozen=True)
 class Failed:
-    """The answer failed after it was admitted (the response may be under way)."""
+    """The answer failed after it was admitted (the response may be under way): why,
+    as a domain error (InternalError for an unexpected one, which is logged)."""
 
-    problem: Problem
+    error: DocchatError
 
 
 AnswerEvent = Token | Finished | Failed

@@ -2,9 +2,10 @@
 
 `open` decides everything before a response starts (bounds, the stored conversation,
 retrieval, a place in the model's queue, the prompt) under the request's deadline, so
-that every refusal is a plain HTTP error. The `Answer` it returns then yields typed
-events (tokens, then finished or failed) and stores the outcome however the answer
-ends: complete, withheld, failed, or cancelled because the client left.
+that every refusal is a domain error raised before any byte is sent. The `Answer` it
+returns then yields typed events (tokens, then finished or failed) and stores the
+outcome however the answer ends: complete, withheld, failed, or cancelled because the
+client left.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
 from typing import Any
 
+from app.chat.errors import InvalidQuestion, QuestionTooLong, RequestTooLarge
 from app.chat.events import (
     AnswerChecks,
     AnswerEvent,
@@ -28,22 +30,21 @@ from app.chat.events import (
     Usage,
 )
 from app.chat.passage import closest_passage
+from app.chat.records import ChatRecords
 from app.llm.base import ChatEngine, GenerationStats, GenerationTimeout, Prompt, Ticket
-from app.problems import INTERNAL, ApiError, QuestionTooLong, RequestTooLarge, problem_from
 from app.rag.fitting import fit_prompt
 from app.rag.followup import standalone_by_model, standalone_by_rules
 from app.rag.grounding import grounding_score
 from app.rag.prompt import NO_CONTEXT_ANSWER, system_prompt
 from app.rag.retrieval import Retriever, citations
-from app.security.keys import Identity, may_read
+from app.security.keys import Identity
 from app.security.output_guard import WITHHELD_ANSWER, OutputGuard
 from app.security.pii import PiiRedactor
 from app.settings import LLMSettings, RagSettings
-from app.store import conversations
 from app.store.db import Database
-from app.store.models import Conversation
 from app.store.vectors import Hit
 from app.telemetry.reporter import Telemetry
+from common.errors import DocchatError, InternalError
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +70,11 @@ class Question:
     caller: Identity | None = None  # None: authentication is off
 
 
+def release_of(engine: ChatEngine) -> Release:
+    """The model (and adapter) an engine answers with, as the answer names it."""
+    return Release(engine.model_id, engine.model_sha256, engine.adapter_sha256)
+
+
 class ChatService:
     """Answers questions from the documentation, with citations and checks."""
 
@@ -91,6 +97,7 @@ class ChatService:
         self.engine = engine
         self.guard = guard
         self.db = db
+        self.records = ChatRecords(db, pii)
         self.rag = rag
         self.llm = llm
         self.telemetry = telemetry or retriever.telemetry
@@ -123,18 +130,21 @@ class ChatService:
         return fitted.prompt
 
     async def open(self, question: Question) -> Answer:
-        """Decide everything before the first byte: refusals raise here (ApiError and
-        its kinds, EngineBusy, PromptTooLong, GenerationTimeout), never later."""
+        """Decide everything before the first byte: refusals raise here (the errors of
+        app/chat/errors.py, EngineBusy, PromptTooLong, GenerationTimeout), never later."""
         deadline = time.monotonic() + self.llm.request_timeout_s
         text = question.text.strip()
         if not text:
-            raise ApiError(422, "invalid_request", "question: must not be blank")
+            raise InvalidQuestion("question: must not be blank")
         self._check_size(question, text)
         history = list(question.history)
         previous = next((t for role, t in reversed(history) if role == "user"), None)
         if question.conversation_id is not None:
             history, previous = await asyncio.to_thread(
-                self._stored_history, question.conversation_id, question.caller
+                self.records.history,
+                question.conversation_id,
+                question.caller,
+                self.rag.history_turns,
             )
         budget = min(question.max_tokens or self.llm.max_tokens, self.llm.max_tokens)
         # One engine for the whole answer, even if the model in service is swapped.
@@ -160,7 +170,14 @@ class ChatService:
                     prompt, hits = fitted.prompt, fitted.hits
             ids: tuple[str | None, str | None] = (None, None)
             if question.store:
-                ids = await asyncio.to_thread(self._store_question, question, text, hits, engine)
+                ids = await asyncio.to_thread(
+                    self.records.store_question,
+                    question.conversation_id,
+                    question.caller.key_id if question.caller else None,
+                    text,
+                    hits,
+                    release_of(engine),
+                )
         except TimeoutError:
             if ticket is not None:
                 ticket.release()
@@ -211,70 +228,6 @@ class ChatService:
                 f"{self.rag.max_request_chars} accepted"
             )
 
-    def _stored_history(
-        self, conversation_id: str, caller: Identity | None
-    ) -> tuple[list[tuple[str, str]], str]:
-        """Earlier turns and the last question of a conversation the caller may read."""
-        with self.db.session() as session:
-            conversation = session.get(Conversation, conversation_id)
-            # Another key's conversation looks exactly like a missing one.
-            if conversation is None or not may_read(caller, conversation.owner):
-                raise ApiError(404, "not_found", "no such conversation")
-            history = conversations.history(session, conversation_id, self.rag.history_turns)
-            return history, conversations.last_question(session, conversation_id) or ""
-
-    def stored(self, text: str) -> str:
-        """Text as it is written to the database: with personal data replaced when the
-        redaction is on."""
-        return self.pii.redact(text) if self.pii is not None else text
-
-    def _store_question(
-        self, question: Question, text: str, hits: list[Hit], engine: ChatEngine
-    ) -> tuple[str, str]:
-        """Save the question and a placeholder answer; the conversation and answer ids."""
-        owner = question.caller.key_id if question.caller else None
-        text = self.stored(text)
-        with self.db.session() as session:
-            conversation_id = question.conversation_id
-            if conversation_id is None:
-                conversation_id = conversations.create(session, text, owner).id
-            conversations.add_message(session, conversation_id, "user", content=text)
-            answer = conversations.add_message(
-                session,
-                conversation_id,
-                "assistant",
-                status="streaming",
-                citations=[c.as_dict() for c in citations(hits)],
-                answered_from_docs=bool(hits),
-                model=engine.model_id,
-                model_sha256=engine.model_sha256,
-                adapter_sha256=engine.adapter_sha256,
-            )
-            return conversation_id, answer.id
-
-    def _store_outcome(
-        self,
-        message_id: str,
-        text: str,
-        status: str,
-        usage: Usage,
-        checks: AnswerChecks,
-        seconds: float | None = None,
-    ) -> None:
-        # The answer's time rides with its checks (the anomaly monitors' latency signal,
-        # app/telemetry/anomaly.py, reads it back from the database).
-        with self.db.session() as session:
-            conversations.update_message(
-                session,
-                message_id,
-                content=self.stored(text),
-                status=status,
-                prompt_tokens=usage.prompt_tokens or None,
-                completion_tokens=usage.completion_tokens or None,
-                checks=checks.as_dict()
-                | ({} if seconds is None else {"seconds": round(seconds, 3)}),
-            )
-
     async def check_grounding(self, text: str, hits: list[Hit]) -> tuple[float, bool]:
         """How much of the answer the retrieved chunks support, and the verdict."""
         with self.telemetry.stage("check") as span:
@@ -321,7 +274,7 @@ class Answer:
     ) -> None:
         self.service = service
         self.engine = engine  # the model that writes this answer, to its end
-        self.release = Release(engine.model_id, engine.model_sha256, engine.adapter_sha256)
+        self.release = release_of(engine)
         self.started = started
         self.hits = hits
         self.query = query  # what retrieval searched for (a follow-up made standalone)
@@ -381,11 +334,11 @@ class Answer:
             yield final
         except Exception as exc:
             status = "error"
-            problem = problem_from(exc)
-            if problem is None:
+            error = exc if isinstance(exc, DocchatError) else None
+            if error is None:
                 log.exception("answer failed in conversation %s", self.started.conversation_id)
-                problem = INTERNAL
-            yield Failed(problem)
+                error = InternalError()
+            yield Failed(error)
         finally:
             if self.ticket is not None:
                 self.ticket.release()
@@ -395,7 +348,7 @@ class Answer:
                 # Shielded: the write must happen even while this task is being cancelled.
                 await asyncio.shield(
                     asyncio.to_thread(
-                        service._store_outcome,
+                        service.records.store_outcome,
                         self.started.message_id,
                         text,
                         status,
@@ -474,7 +427,7 @@ class Answer:
             self.ticket.release()
         if self.started.message_id is not None:
             await asyncio.to_thread(
-                self.service._store_outcome,
+                self.service.records.store_outcome,
                 self.started.message_id,
                 "",
                 "cancelled",

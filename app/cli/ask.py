@@ -33,7 +33,7 @@ def ask(
 
     from app.chat.events import Failed, Finished, Token
     from app.chat.service import Question
-    from app.problems import ApiError, problem_from
+    from common.errors import DocchatError
 
     async def run() -> list[dict[str, Any]]:
         answer = await components.chat.open(Question(question, store=False))
@@ -44,17 +44,14 @@ def ask(
             elif isinstance(event, Finished) and event.notice:
                 sys.stdout.write("\n\n" + event.notice)
             elif isinstance(event, Failed):
-                raise ApiError.of(event.problem)
+                raise event.error
         sys.stdout.write("\n")
         return [c.as_dict() for c in answer.started.citations]
 
     try:
         sources = asyncio.run(run())
-    except Exception as exc:
-        problem = problem_from(exc)
-        if problem is None:
-            raise
-        raise fail(problem.message) from None
+    except DocchatError as exc:  # a refusal or failure: its message is written to be shown
+        raise fail(str(exc)) from None
     finally:
         components.close()
     if sources:

@@ -15,7 +15,7 @@ from rich.text import Text
 from app.cli.common import EXIT_PARTIAL, console, err, fail, load, say
 
 if TYPE_CHECKING:  # the command's own imports wait until it runs: --help stays fast
-    from ingest.pipeline import IngestSummary
+    from ingest.summary import IngestSummary
 
 
 def ingest(

@@ -101,7 +101,7 @@ def reindex(
 
     Example: docchat reindex --collection docs --embedding /models/new-minilm
     """
-    from app.llm.embedder import BACKENDS
+    from app.llm.embedder import EMBEDDING_BACKENDS
     from app.store.index_record import EmbeddingMismatch
     from ingest.reindex import ReindexError
 
@@ -109,8 +109,8 @@ def reindex(
                                ("abort", abort), ("status", status)) if on]  # fmt: skip
     if len(actions) > 1:
         raise fail("give at most one of --rollback, --drop-previous, --abort, --status")
-    if backend is not None and backend not in BACKENDS:
-        raise fail(f"unknown backend {backend!r}: use one of {', '.join(BACKENDS)}")
+    if backend is not None and backend not in EMBEDDING_BACKENDS:
+        raise fail(f"unknown backend {backend!r}: use one of {', '.join(EMBEDDING_BACKENDS)}")
     settings = load()
     target = collection or settings.vectors.collection
     audit.describe(target=target)

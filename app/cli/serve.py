@@ -19,11 +19,11 @@ def serve(
     """
     import uvicorn
 
+    from app.api.head_limits import head_limited_protocol
     from app.components import build_components
     from app.llm.base import EngineUnavailable
     from app.llm.provision import ModelNotFound
     from app.main import create_app
-    from app.security.head_limits import head_limited_protocol
     from app.store.db import DatabaseUnavailable
     from app.store.index_record import EmbeddingMismatch
     from app.store.vectors import VectorStoreBusy, VectorStoreUnavailable

@@ -1,25 +1,27 @@
-"""What curation refuses, with the HTTP status each stands for (app/problems.py maps
-them; the CLI prints the message)."""
+"""What curation refuses, and what each refusal means (app/api/problems.py maps the
+kind to what a client sees; the CLI prints the message)."""
 
 from __future__ import annotations
 
+from common.errors import DocchatError, Kind
 
-class CurationError(ValueError):
-    """A request curation cannot do; `status` and `type` say how a client sees it."""
 
-    status = 422
-    type = "invalid_request"
+class CurationError(DocchatError, ValueError):
+    """A request curation cannot do: an invalid one, unless a subclass says otherwise."""
+
+    kind = Kind.INVALID
+    code = "invalid_request"
 
 
 class NotFound(CurationError):
     """No such example, answer or dataset."""
 
-    status = 404
-    type = "not_found"
+    kind = Kind.NOT_FOUND
+    code = "not_found"
 
 
 class Conflict(CurationError):
     """The name is taken, or the state forbids it (a dataset is never rebuilt)."""
 
-    status = 409
-    type = "conflict"
+    kind = Kind.CONFLICT
+    code = "conflict"

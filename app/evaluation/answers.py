@@ -118,7 +118,7 @@ async def answer_case(chat: ChatService, case: QACase) -> AnswerResult:
             if isinstance(event, Token) and result.first_token_s is None:
                 result.first_token_s = time.perf_counter() - started
             elif isinstance(event, Failed):
-                result.error = f"{event.problem.type}: {event.problem.message}"
+                result.error = f"{event.error.code}: {event.error}"
             elif isinstance(event, Finished):
                 judge(result, case, event)
     except Exception as exc:  # refused before the answer started (e.g. prompt too long)

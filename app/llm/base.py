@@ -11,37 +11,54 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from app.settings import LLMSettings
+from common.errors import DocchatError, Kind
 
 
-class PromptTooLong(ValueError):
+class PromptTooLong(DocchatError, ValueError):
     """The prompt leaves no room in the context window for an answer."""
 
+    kind = Kind.OVER_CONTEXT
+    code = "context_length_exceeded"
 
-class EngineBusy(RuntimeError):
+
+class EngineBusy(DocchatError, RuntimeError):
     """The wait queue is full: the caller should retry after `retry_after` seconds."""
 
+    kind = Kind.BUSY
+    code = "model_busy"
+
     def __init__(self, retry_after: int) -> None:
-        super().__init__(f"the model is busy; retry in {retry_after} s")
-        self.retry_after = retry_after
+        super().__init__(f"the model is busy; retry in {retry_after} s", retry_after=retry_after)
 
 
-class GenerationTimeout(TimeoutError):
+class GenerationTimeout(DocchatError, TimeoutError):
     """A request passed its deadline, waiting or generating."""
+
+    kind = Kind.TIMEOUT
+    code = "timeout"
 
 
 class CannotChat(ValueError):
     """A model file that cannot serve chat: not loadable, or no chat template."""
 
 
-class EngineUnavailable(RuntimeError):
-    """The model server failed or could not be reached. The message is safe to show
-    (never a key, a URL's credentials or the server's own error text); `status` is the
-    HTTP status docchat answers with and `type` the error type in its body."""
+# app/llm/remote.py still names an EngineUnavailable by the HTTP status it used to
+# stand for; read here as the kind it means (and a server that is down is worth
+# another try in a few seconds).
+_KIND_OF_STATUS = {502: Kind.UPSTREAM_FAILED, 503: Kind.UNAVAILABLE, 504: Kind.TIMEOUT}
+UNAVAILABLE_RETRY_AFTER_S = 5
 
-    def __init__(self, status: int, type_: str, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.type = type_
+
+class EngineUnavailable(DocchatError, RuntimeError):
+    """The model server failed (UPSTREAM_FAILED), could not be reached (UNAVAILABLE) or
+    stopped answering in time (TIMEOUT). The message is safe to show (never a key, a
+    URL's credentials or the server's own error text); `code` names the failure."""
+
+    def __init__(self, kind: Kind | int, code: str, message: str) -> None:
+        if not isinstance(kind, Kind):
+            kind = _KIND_OF_STATUS[kind]
+        retry_after = UNAVAILABLE_RETRY_AFTER_S if kind is Kind.UNAVAILABLE else None
+        super().__init__(message, kind=kind, code=code, retry_after=retry_after)
 
 
 @dataclass
@@ -76,7 +93,7 @@ class GenerationStats:
 
 
 def busy(settings: LLMSettings, waiting: int) -> EngineBusy:
-    """The 429 for a full queue, with a guess at when a slot frees."""
+    """The refusal for a full queue, with a guess at when a slot frees."""
     # A slot frees every few seconds on average; say when to try again.
     per_answer = settings.max_tokens / 20
     rounds = (waiting + 1) / max(1, settings.parallel)
@@ -112,7 +129,7 @@ class Admission:
         self._lock = threading.Lock()
 
     def reserve(self) -> Ticket:
-        """A ticket, or EngineBusy (429 with Retry-After) when every place is taken."""
+        """A ticket, or EngineBusy (with when to retry) when every place is taken."""
         with self._lock:
             if self.held >= self.capacity:
                 raise busy(self.settings, self.held - self.settings.parallel)

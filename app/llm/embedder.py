@@ -45,7 +45,7 @@ os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 
 log = logging.getLogger(__name__)
 
-BACKENDS = ("auto", "torch", "onnx", "onnx-int8")
+EMBEDDING_BACKENDS = ("auto", "torch", "onnx", "onnx-int8")
 # The variant each explicit backend embeds in; `auto` serves every one of these.
 VARIANTS = {"torch": "fp32", "onnx": "fp32", "onnx-int8": "int8-channel"}
 QUANTIZED = ("int8-channel", "int8")  # what `auto` runs on ONNX Runtime; the first is for new
@@ -151,8 +151,10 @@ class Embedder:
     ) -> None:
         from sentence_transformers import SentenceTransformer
 
-        if backend not in BACKENDS:
-            raise ValueError(f"unknown embedding backend {backend!r}: use one of {BACKENDS}")
+        if backend not in EMBEDDING_BACKENDS:
+            raise ValueError(
+                f"unknown embedding backend {backend!r}: use one of {EMBEDDING_BACKENDS}"
+            )
         self.model_path = model_path
         self.name = model_name(model_path)
         self.batch_size = batch_size

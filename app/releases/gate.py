@@ -206,7 +206,7 @@ class Gate:
         if active is None or active.adapter is None:
             reason = "no adapter is in service"
             audit.record_in(self.registry.db, actor, "adapter.deactivate", "", "refused", reason)
-            raise RegistryError(reason)
+            raise RegistryError(reason, code="no_adapter")
         return self.registry.activate(
             active.name, actor=actor, note="adapter removed", audited_as="adapter.deactivate"
         )

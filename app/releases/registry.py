@@ -329,7 +329,7 @@ class Registry:
         if target is None:
             reason = "nothing to roll back to: only one model was ever active"
             audit.record_in(self.db, actor, "model.rollback", "", "refused", reason)
-            raise RegistryError(reason)
+            raise RegistryError(reason, code="nothing_to_roll_back")
         return self.activate(target.name, actor=actor, action="rollback", adapter=target.adapter)
 
     def seed(self, path: Path, *, name: str | None = None) -> ModelEntry:

@@ -19,6 +19,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from common.errors import DocchatError, Kind
+
 PREFIX = "docchat:"
 
 
@@ -101,9 +103,13 @@ class IndexRecord:
         return cls(model, chunking)
 
 
-class EmbeddingMismatch(RuntimeError):
+class EmbeddingMismatch(DocchatError, RuntimeError):
     """A collection is used with another embedding model (or chunking) than it was
-    built with."""
+    built with: nothing can be answered from it until the settings or the collection
+    change (no use retrying)."""
+
+    kind = Kind.UNAVAILABLE
+    code = "embedding_mismatch"
 
     def __init__(
         self,

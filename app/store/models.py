@@ -147,13 +147,14 @@ class IngestRun(Base):
     chunks_written: Mapped[int] = mapped_column(Integer, default=0)
     seconds: Mapped[float] = mapped_column(Float, default=0.0)
 
-    issues: Mapped[list[IngestIssue]] = relationship(
-        back_populates="run", cascade="all, delete-orphan", order_by="IngestIssue.id"
+    findings: Mapped[list[IngestFinding]] = relationship(
+        back_populates="run", cascade="all, delete-orphan", order_by="IngestFinding.id"
     )
 
 
-class IngestIssue(Base):
-    """A data-quality finding of an ingest run: an error (file not indexed) or a warning."""
+class IngestFinding(Base):
+    """A data-quality finding of an ingest run: an error (file not indexed) or a warning
+    (ingest.quality.Finding, stored; the table keeps its first name)."""
 
     __tablename__ = "ingest_issues"
 
@@ -167,7 +168,7 @@ class IngestIssue(Base):
     check: Mapped[str] = mapped_column(String(32), default="load")
     reason: Mapped[str] = mapped_column(Text)
 
-    run: Mapped[IngestRun] = relationship(back_populates="issues")
+    run: Mapped[IngestRun] = relationship(back_populates="findings")
 
 
 class Conversation(Base):

@@ -25,49 +25,27 @@ here too: it needs no baseline.
 
 from __future__ import annotations
 
-import bisect
 import math
 import statistics
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
-from typing import Any, Generic, Literal, TypeVar
-
-from sqlalchemy import func, select
+from typing import Any, Literal
 
 from app.settings import AnomalySettings
 from app.store.db import Database
-from app.store.models import Document, Feedback, IngestRun, Message
+from app.telemetry.observations import (
+    SETTLE_S,
+    AnswerObservation,
+    Observations,
+    RatingObservation,
+    SqlObservations,
+)
 
 DAY = 86_400.0
 MAD_TO_SIGMA = 1.4826  # MAD of a normal distribution times this is its standard deviation
 MEDIAN_ERROR = 1.2533  # standard error of a median, in standard errors of a mean
-SETTLE_S = 600.0  # answers still running: windows ending later than this are not cached
 # Seasonal windows per past day: the same time, and half a window and a window either side.
 SEASONAL_OFFSETS = (-2, -1, 0, 1, 2)
-
-
-@dataclass(frozen=True)
-class AnswerEvent:
-    """One finished answer, as the signals see it."""
-
-    at: float  # epoch seconds of the question
-    grounded: bool | None  # None: not checked (no context, withheld)
-    refused: bool  # no context, withheld, or replaced by a notice
-    top_score: float | None
-    length: int | None  # characters of an answer that was given (None when refused)
-    seconds: float | None  # question to the end of the answer
-
-
-@dataclass(frozen=True)
-class RatingEvent:
-    """One rating of an answer."""
-
-    at: float
-    down: bool
-
-
-E = TypeVar("E", AnswerEvent, RatingEvent)
 
 
 def _mean(values: list[float]) -> float:
@@ -81,7 +59,7 @@ class Signal:
     name: str
     description: str
     ratings: bool  # read from the ratings (else the answers)
-    value: Callable[[Any], float | None]  # an event's contribution; None: not counted
+    value: Callable[[Any], float | None]  # an observation's contribution; None: not counted
     figure: Callable[[list[float]], float]
     bad: Literal["up", "down", "both"]
     floor: float  # smallest scale, in the figure's unit
@@ -153,42 +131,6 @@ SIGNALS: tuple[Signal, ...] = (
 )
 
 
-class Events(Generic[E]):
-    """Events of the last `span` seconds, sorted by time, from a fetch function.
-
-    The old part is fetched again every `refresh` seconds; between, only what came
-    after it (the last `refresh` seconds and the answers that may still be running).
-    """
-
-    def __init__(
-        self, fetch: Callable[[float, float], list[E]], span: float, refresh: float = 3600.0
-    ) -> None:
-        self.fetch: Callable[[float, float], list[E]] = fetch
-        self.span, self.refresh = span, refresh
-        self.stable: list[E] = []
-        self.stable_times: list[float] = []
-        self.stable_until = -math.inf
-        self.loaded_at = -math.inf
-        self.events: list[E] = []
-        self.times: list[float] = []
-
-    def update(self, now: float) -> None:
-        """Read what is new up to `now`."""
-        if not 0 <= now - self.loaded_at < self.refresh:
-            self.stable_until, self.loaded_at = now - SETTLE_S, now
-            self.stable = self.fetch(now - self.span, self.stable_until)
-            self.stable_times = [e.at for e in self.stable]
-        fresh = self.fetch(self.stable_until, now)
-        self.events = self.stable + fresh
-        self.times = self.stable_times + [e.at for e in fresh]
-
-    def between(self, start: float, end: float) -> list[E]:
-        """The events in [start, end)."""
-        lo = bisect.bisect_left(self.times, start)
-        hi = bisect.bisect_left(self.times, end, lo)
-        return self.events[lo:hi]
-
-
 def history_span(settings: AnomalySettings) -> float:
     """Seconds of events a baseline reads: the days, and the widest window offsets."""
     return settings.history_days * DAY + 3 * settings.window_s
@@ -256,8 +198,8 @@ class AnomalyDetector:
     """Judges every signal against its baseline; says when one fires or resolves."""
 
     settings: AnomalySettings
-    answers: Events[AnswerEvent]
-    ratings: Events[RatingEvent]
+    answers: Observations[AnswerObservation]
+    ratings: Observations[RatingObservation]
     # Ingest's recent deletions: {collection: (documents now, documents deleted)}.
     drops: Callable[[float, float], dict[str, tuple[int, int]]] | None = None
     signals: tuple[Signal, ...] = SIGNALS
@@ -272,12 +214,12 @@ class AnomalyDetector:
     @classmethod
     def from_database(cls, settings: AnomalySettings, db: Database) -> AnomalyDetector:
         """A detector reading the answers, ratings and ingest runs in the database."""
-        source = SqlEvents(db)
+        source = SqlObservations(db)
         span = history_span(settings)
         return cls(
             settings,
-            Events(source.answers, span),
-            Events(source.ratings, span),
+            Observations(source.answers, span),
+            Observations(source.ratings, span),
             source.drops,
         )
 
@@ -461,98 +403,3 @@ class AnomalyDetector:
         oldest = now - history_span(self.settings)
         if len(self._figures) > 4096:
             self._figures = {k: v for k, v in self._figures.items() if k[1] >= oldest}
-
-
-def _epoch(moment: datetime) -> float:
-    return moment.timestamp()
-
-
-def _moment(epoch: float) -> datetime:
-    return datetime.fromtimestamp(epoch, UTC)
-
-
-class SqlEvents:
-    """The signals' events, read from the messages, feedback and ingest_runs tables."""
-
-    def __init__(self, db: Database) -> None:
-        self.db = db
-
-    def answers(self, start: float, end: float) -> list[AnswerEvent]:
-        """Answers asked in [start, end) that finished (complete or withheld)."""
-        query = (
-            select(
-                Message.created_at,
-                Message.status,
-                Message.answered_from_docs,
-                Message.checks,
-                func.length(Message.content),
-            )
-            .where(
-                Message.role == "assistant",
-                Message.status.in_(("complete", "blocked")),
-                Message.created_at >= _moment(start),
-                Message.created_at < _moment(end),
-            )
-            .order_by(Message.created_at)
-        )
-        found = []
-        with self.db.session() as session:
-            for created, status, from_docs, checks, length in session.execute(query):
-                checks = checks or {}
-                refused = (
-                    status == "blocked"
-                    or from_docs is False
-                    or checks.get("replaced_by") == "notice"
-                )
-                grounded = checks.get("grounded")
-                score, seconds = checks.get("retrieval_score"), checks.get("seconds")
-                found.append(
-                    AnswerEvent(
-                        _epoch(created),
-                        None if grounded is None else bool(grounded),
-                        refused,
-                        None if score is None else float(score),
-                        None if refused else int(length or 0),
-                        None if seconds is None else float(seconds),
-                    )
-                )
-        return found
-
-    def ratings(self, start: float, end: float) -> list[RatingEvent]:
-        """Ratings given in [start, end)."""
-        query = (
-            select(Feedback.created_at, Feedback.rating)
-            .where(Feedback.created_at >= _moment(start), Feedback.created_at < _moment(end))
-            .order_by(Feedback.created_at)
-        )
-        with self.db.session() as session:
-            return [RatingEvent(_epoch(at), rating < 0) for at, rating in session.execute(query)]
-
-    def drops(self, start: float, end: float) -> dict[str, tuple[int, int]]:
-        """{collection: (documents now, documents deleted by runs finished in [start,
-        end))} for the collections that lost any."""
-        with self.db.session() as session:
-            deleted = {
-                collection: total
-                for collection, total in session.execute(
-                    select(IngestRun.collection, func.sum(IngestRun.deleted))
-                    .where(
-                        IngestRun.dry_run.is_(False),
-                        IngestRun.finished_at >= _moment(start),
-                        IngestRun.finished_at < _moment(end),
-                    )
-                    .group_by(IngestRun.collection)
-                    .having(func.sum(IngestRun.deleted) > 0)
-                )
-            }
-            if not deleted:
-                return {}
-            documents = {
-                collection: count
-                for collection, count in session.execute(
-                    select(Document.collection, func.count())
-                    .where(Document.collection.in_(deleted))
-                    .group_by(Document.collection)
-                )
-            }
-        return {c: (int(documents.get(c, 0)), int(n)) for c, n in deleted.items()}

@@ -19,7 +19,8 @@ from app.settings import Settings
 from app.store.models import Chunk, Document
 from ingest.document import ExtractLimits, LoadedDocument, LoadError
 from ingest.loaders import load_bytes, load_file
-from ingest.pipeline import Ingestor, IngestSummary
+from ingest.pipeline import Ingestor
+from ingest.summary import IngestSummary
 from tests.conftest import CORPUS, Models, make_settings
 from tests.fixtures.make_pdf import build_pdf, compressed, text_bomb
 

@@ -22,8 +22,8 @@ from ingest.injection import (
     injection_findings,
 )
 from ingest.loaders import load_file
-from ingest.pipeline import IngestSummary
 from ingest.quality import check_document
+from ingest.summary import IngestSummary
 from tests.conftest import FIXTURES, Models, make_settings
 from tests.ingest.test_pipeline import run
 from tests.needs import need_path
@@ -285,7 +285,7 @@ def ingested(tmp_path_factory: pytest.TempPathFactory, models: Models) -> Ingest
     try:
         with db.session() as session:
             stored = session.get_one(IngestRun, summary.run_id)
-            issues = [(i.path, i.severity, i.reason) for i in stored.issues]
+            issues = [(i.path, i.severity, i.reason) for i in stored.findings]
             chunks: dict[str, list[str]] = {}
             for chunk in session.scalars(select(Chunk).order_by(Chunk.ord)):
                 chunks.setdefault(chunk.document.source, []).append(chunk.text)

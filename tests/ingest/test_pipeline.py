@@ -20,7 +20,8 @@ from app.store.models import Chunk, Document, IngestRun
 from app.store.vectors import VectorStore, VectorStoreBusy
 from ingest.chunking import Chunker
 from ingest.loaders import load_file
-from ingest.pipeline import Ingestor, IngestSummary
+from ingest.pipeline import Ingestor
+from ingest.summary import IngestSummary
 from tests.conftest import CORPUS, Models, make_settings
 
 GOOD = ["admin/backup.rst", "guide.md", "manual.pdf", "notes.txt", "reference/api.html"]
@@ -112,7 +113,7 @@ def test_folder_with_every_format_and_bad_files(
             4,
             want,
         )
-        assert {i.path for i in stored.issues if i.severity == "error"} == set(errors)
+        assert {i.path for i in stored.findings if i.severity == "error"} == set(errors)
     db.close()
 
 

@@ -21,9 +21,8 @@ from sqlalchemy import select, text, update
 from app.components import open_database, open_vectors
 from app.settings import Settings
 from app.store.db import Database, alembic_config
-from app.store.models import Chunk, Document, IngestIssue, IngestRun
+from app.store.models import Chunk, Document, IngestFinding, IngestRun
 from ingest.document import LoadedDocument, Section
-from ingest.pipeline import IngestSummary
 from ingest.quality import (
     SIGNATURE_SIZE,
     SeenDocuments,
@@ -33,6 +32,7 @@ from ingest.quality import (
     signature,
     similarity,
 )
+from ingest.summary import IngestSummary
 from tests.conftest import Models, make_settings
 from tests.ingest.test_pipeline import run
 from tests.test_cli import docchat
@@ -180,7 +180,7 @@ def test_run_and_documents_keep_what_later_runs_need(junk: Junk) -> None:
     with db.session() as session:
         stored_run = session.get_one(IngestRun, junk.summary.run_id)
         assert stored_run.quarantined == 1
-        checks = {(i.path, i.check, i.severity) for i in stored_run.issues}
+        checks = {(i.path, i.check, i.severity) for i in stored_run.findings}
         assert ("docs/copy-of-a.md", "duplicate", "error") in checks
         assert ("docs/b2.md", "near_duplicate", "warning") in checks
         docs = list(session.scalars(select(Document)))
@@ -419,6 +419,6 @@ def test_migration_0003_keeps_and_classifies_old_findings(tmp_path: Path) -> Non
     db.migrate()
     with db.session() as session:
         assert session.get_one(IngestRun, 1).quarantined == 0
-        stored_checks = {i.reason: i.check for i in session.scalars(select(IngestIssue))}
+        stored_checks = {i.reason: i.check for i in session.scalars(select(IngestFinding))}
     assert stored_checks == reasons
     db.close()

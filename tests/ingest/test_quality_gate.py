@@ -21,21 +21,21 @@ def test_verdicts_in_check_order_and_what_the_gate_remembers() -> None:
     gate = QualityGate(seen, seconds)
 
     kept = gate.check("/d/a.md", "d/a.md", doc(prose(2)))
-    assert (kept.issues, kept.rejection) == ([], None)
+    assert (kept.findings, kept.rejection) == ([], None)
     assert kept.fingerprints == (text_hash(prose(2)), signature(prose(2)))
 
     # An exact copy is rejected as a duplicate, with no near-duplicate finding on top.
     copy = gate.check("/d/copy.md", "d/copy.md", doc(original))
-    assert [i.check for i in copy.issues] == ["duplicate"]
-    assert copy.rejection is copy.issues[0]
+    assert [i.check for i in copy.findings] == ["duplicate"]
+    assert copy.rejection is copy.findings[0]
     # Garbled text is found first: it, not the duplicate, is why the page stays out.
     garbled = gate.check("/d/bad.md", "d/bad.md", doc(broken))
-    assert [i.check for i in garbled.issues] == ["garbled", "duplicate"]
-    assert garbled.rejection is garbled.issues[0]
+    assert [i.check for i in garbled.findings] == ["garbled", "duplicate"]
+    assert garbled.rejection is garbled.findings[0]
 
     # What was let in is compared with from then on; what was rejected is not.
     again = gate.check("/d/b.md", "d/b.md", doc(prose(2)))
-    assert [i.reason for i in again.issues] == ["exact duplicate of d/a.md"]
+    assert [i.reason for i in again.findings] == ["exact duplicate of d/a.md"]
     gate.seen.remove("/d/old.md")
     gate.seen.remove("/d/broken.md")
     assert gate.seen.duplicate_of("/d/x.md", text_hash(original)) is None

@@ -319,7 +319,7 @@ def test_a_wrong_key_is_a_clear_error_and_never_leaks(
 
         with pytest.raises(EngineUnavailable) as refused:
             asyncio.run(generate())
-        assert refused.value.type == "model_server_auth"
+        assert refused.value.code == "model_server_auth"
         assert built.engine.running == 0
     finally:
         built.engine.close()

@@ -38,7 +38,7 @@ def test_incremental_ingest_matches_the_embedded_stores(
     with db.session() as session:
         stored = session.scalars(select(IngestRun)).one()
         assert (stored.status, stored.failed) == ("partial", len(BAD))
-        assert {i.path for i in stored.issues if i.severity == "error"} == {
+        assert {i.path for i in stored.findings if i.severity == "error"} == {
             f"corpus/{name}" for name in BAD
         }
         assert stored.finished_at is not None

@@ -11,10 +11,10 @@ from fastapi.routing import APIRoute, RouteContext, iter_route_contexts
 from fastapi.testclient import TestClient
 from starlette.routing import Mount
 
+from app.api.middleware import is_public
 from app.components import Components
 from app.main import create_app
 from app.security.keys import SCOPE_LEVEL
-from app.security.middleware import is_public
 from tests.conftest import bearer, with_auth
 
 QUESTION = "What port does the widget server listen on by default?"

@@ -14,10 +14,10 @@ import pytest
 from fastapi.testclient import TestClient
 from pydantic import SecretStr
 
+from app.api.middleware import CSP
 from app.components import Components
 from app.main import create_app
 from app.security.limits import RateLimiter
-from app.security.middleware import CSP
 from tests.conftest import CORPUS, serve_in_thread, with_auth
 
 

@@ -19,7 +19,7 @@ from app.settings import AlertSettings, AnomalySettings
 from app.store.db import Database
 from app.store.models import Conversation, Feedback, IngestRun, Message
 from app.telemetry.alerts import AlertManager, WebhookSender
-from app.telemetry.anomaly import AnomalyDetector, SqlEvents
+from app.telemetry.anomaly import AnomalyDetector, SqlObservations
 from tests.conftest import make_settings
 from tests.telemetry.test_alerts import Receiver
 
@@ -225,5 +225,5 @@ def test_a_real_answer_is_read_back_with_its_time(client: TestClient, components
     answer = stored["messages"][-1]
     assert answer["role"] == "assistant"
     assert answer["checks"]["seconds"] > 0
-    events = SqlEvents(components.db).answers(before - 1, datetime.now(UTC).timestamp() + 1)
+    events = SqlObservations(components.db).answers(before - 1, datetime.now(UTC).timestamp() + 1)
     assert [e.seconds for e in events] == [answer["checks"]["seconds"]]

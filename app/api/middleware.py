@@ -9,7 +9,7 @@ from collections.abc import Callable
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.problems import error_body
+from app.api.problems import error_body
 from app.security.keys import Identity, KeyStore
 from app.security.limits import RateLimiter
 from app.telemetry.context import annotate

@@ -21,7 +21,7 @@ from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-from app.problems import error_body
+from app.api.problems import error_body
 
 log = logging.getLogger(__name__)
 # After the 431, the client's remaining bytes are read and dropped for this long before

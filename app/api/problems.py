@@ -1,18 +1,16 @@
 """What a client is told when something fails: a status, a stable type and a message
 that is safe to show. One mapping from exceptions to problems serves the HTTP error
-handlers, the streamed routes (whose status is already sent) and the CLI alike."""
+handlers, the streamed routes (whose status is already sent) and the audit trail:
+a domain error (common/errors.py) says what it means, and here its kind becomes a
+status; an ApiError is a route's own refusal, status and all."""
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass, field
 
-from app.curation.errors import CurationError
-from app.llm.base import EngineBusy, EngineUnavailable, GenerationTimeout, PromptTooLong
-from app.store.index_record import EmbeddingMismatch
 from app.telemetry.context import current
+from common.errors import DocchatError, InternalError, Kind
 
-log = logging.getLogger(__name__)
 # A value from the request that a message quotes back is cut to this many characters:
 # the message goes into the response and the request's log line.
 QUOTED_CHARS = 64
@@ -48,26 +46,27 @@ class ApiError(Exception):
         self.message = message
         self.headers = headers or {}
 
-    @classmethod
-    def of(cls, problem: Problem) -> ApiError:
-        """The problem raised as an error (the routes that answer with one JSON body)."""
-        return cls(problem.status, problem.type, problem.message, problem.headers)
+
+# The status each kind of domain error is answered with.
+STATUS_OF_KIND: dict[Kind, int] = {
+    Kind.INVALID: 422,
+    Kind.NOT_FOUND: 404,
+    Kind.CONFLICT: 409,
+    Kind.OVER_LIMIT: 413,
+    Kind.OVER_CONTEXT: 400,
+    Kind.BUSY: 429,
+    Kind.UNAVAILABLE: 503,
+    Kind.UPSTREAM_FAILED: 502,
+    Kind.TIMEOUT: 504,
+    Kind.INTERNAL: 500,
+}
 
 
-class QuestionTooLong(ApiError):
-    """A question over rag.max_question_chars; refused before any work is done."""
-
-    def __init__(self, limit: int) -> None:
-        super().__init__(
-            413, "question_too_long", f"the question is longer than {limit} characters"
-        )
-
-
-class RequestTooLarge(ApiError):
-    """A request over rag.max_messages or rag.max_request_chars; refused before any work."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__(413, "request_too_large", message)
+def problem_of(error: DocchatError) -> Problem:
+    """The problem a domain error stands for: its kind's status, its code as the type,
+    its message, and Retry-After when it says when to try again."""
+    headers = {"Retry-After": str(error.retry_after)} if error.retry_after is not None else {}
+    return Problem(STATUS_OF_KIND[error.kind], error.code, str(error), headers)
 
 
 def problem_from(exc: BaseException) -> Problem | None:
@@ -75,23 +74,12 @@ def problem_from(exc: BaseException) -> Problem | None:
     whose details belong in the log only)."""
     if isinstance(exc, ApiError):
         return Problem(exc.status, exc.type, exc.message, exc.headers)
-    if isinstance(exc, CurationError):
-        return Problem(exc.status, exc.type, str(exc))
-    if isinstance(exc, EngineBusy):
-        return Problem(429, "model_busy", str(exc), {"Retry-After": str(exc.retry_after)})
-    if isinstance(exc, EngineUnavailable):
-        headers = {"Retry-After": "5"} if exc.status == 503 else {}
-        return Problem(exc.status, exc.type, str(exc), headers)
-    if isinstance(exc, GenerationTimeout):
-        return Problem(504, "timeout", str(exc))
-    if isinstance(exc, PromptTooLong):
-        return Problem(400, "context_length_exceeded", str(exc))
-    if isinstance(exc, EmbeddingMismatch):
-        return Problem(503, "embedding_mismatch", str(exc))
+    if isinstance(exc, DocchatError):
+        return problem_of(exc)
     return None
 
 
-INTERNAL = Problem(500, "internal_error", "internal error; see the server log")
+INTERNAL = problem_of(InternalError())
 
 
 def error_body(type_: str, message: str, exc: BaseException | None = None) -> dict[str, object]:
