@@ -23,7 +23,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -117,7 +117,7 @@ class Calibration:
     # On the questions it was computed from (not a held-out figure).
     false_refusals: float | None = None
     refused_out_of_scope: float | None = None
-    at: str = ""
+    at: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds")[:19])
 
     def to_metadata(self) -> dict[str, Any]:
         """Chroma collection metadata (flat str/int/float values; None left out)."""
@@ -127,7 +127,7 @@ class Calibration:
             f"{PREFIX}basis": self.basis,
             f"{PREFIX}in_scope": self.in_scope,
             f"{PREFIX}out_of_scope": self.out_of_scope,
-            f"{PREFIX}at": self.at or datetime.now(UTC).isoformat(timespec="seconds"),
+            f"{PREFIX}at": self.at,
         }
         if self.false_refusals is not None:
             meta[f"{PREFIX}false_refusals"] = round(self.false_refusals, 4)
@@ -163,7 +163,7 @@ class Calibration:
             how = f"from {self.basis} ({self.in_scope} in scope, {self.out_of_scope} out of scope)"
         else:
             how = f"from {self.basis}"
-        return f"scope threshold {self.threshold:.3f} ({self.method}, {how}, {self.at})"
+        return f"scope threshold {self.threshold:.3f} ({self.method}, {how}, {self.at} UTC)"
 
 
 def threshold_from_questions(inside: Sequence[float], max_false_refusals: float) -> float:

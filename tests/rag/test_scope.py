@@ -89,7 +89,7 @@ def test_calibration_round_trips_through_collection_metadata() -> None:
     assert back is not None
     assert (back.threshold, back.method, back.basis) == (0.4321, "questions", "eval/git_qa.jsonl")
     assert (back.in_scope, back.out_of_scope, back.false_refusals) == (60, 18, 0.05)
-    assert back.at  # stamped when written
+    assert back.at == calibration.at  # when it was calibrated
     assert Calibration.from_metadata({"docchat:model": "x"}) is None
 
 
