@@ -37,6 +37,7 @@ from app.rag.followup import standalone_by_model, standalone_by_rules
 from app.rag.grounding import grounding_score
 from app.rag.prompt import NO_CONTEXT_ANSWER, system_prompt
 from app.rag.retrieval import Retriever, citations
+from app.rag.scope import not_covered_answer
 from app.security.keys import Identity
 from app.security.output_guard import WITHHELD_ANSWER, OutputGuard
 from app.security.pii import PiiRedactor
@@ -155,6 +156,11 @@ class ChatService:
             async with asyncio.timeout(deadline - time.monotonic()):
                 query = await self._standalone(engine, text, previous, deadline)
                 hits = await self.retriever.context(query, previous)
+                refusal = NO_CONTEXT_ANSWER
+                if not hits and self.retriever.scope == "calibrated":
+                    # Say what the docs never mention, when that is why.
+                    unknown = await asyncio.to_thread(self.retriever.unknown_names, query)
+                    refusal = not_covered_answer(unknown)
                 if hits:  # a question the docs do not cover needs no model
                     ticket = engine.reserve()
                     fitted = await asyncio.to_thread(
@@ -200,6 +206,7 @@ class ChatService:
             temperature=question.temperature,
             deadline=deadline,
             ticket=ticket,
+            refusal=refusal,
         )
 
     async def _standalone(
@@ -271,6 +278,7 @@ class Answer:
         temperature: float | None,
         deadline: float,
         ticket: Ticket | None,
+        refusal: str = NO_CONTEXT_ANSWER,
     ) -> None:
         self.service = service
         self.engine = engine  # the model that writes this answer, to its end
@@ -284,6 +292,7 @@ class Answer:
         self.deadline = deadline
         self.opened = deadline - service.llm.request_timeout_s  # when the question came
         self.ticket = ticket
+        self.refusal = refusal  # what is said when the docs do not cover the question
         self._begun = False
 
     @property
@@ -303,7 +312,7 @@ class Answer:
         stats: GenerationStats | None = None
         try:
             if self.prompt is None:
-                for piece in re.findall(r"\S+\s*", NO_CONTEXT_ANSWER):
+                for piece in re.findall(r"\S+\s*", self.refusal):
                     pieces.append(piece)
                     yield Token(piece)
                 final = self._finished("".join(pieces), None, checks, "stop")
