@@ -75,7 +75,7 @@ POLICIES = {
 }
 
 
-def judge(answers: dict[str, Any], scores: dict[str, dict[str, Any]]) -> dict[str, Any]:
+def judge(answers: dict[str, Any], scores: dict[tuple[str, str], dict[str, Any]]) -> dict[str, Any]:
     rows = [r for r in answers["rows"] if "error" not in r]
     figures: dict[str, Any] = {
         "set": answers["set"],
@@ -85,7 +85,7 @@ def judge(answers: dict[str, Any], scores: dict[str, dict[str, Any]]) -> dict[st
         "policies": {},
     }
     for name, policy in POLICIES.items():
-        shown = [(r, policy(r, scores[r["question"]])) for r in rows]
+        shown = [(r, policy(r, scores[answers["set"], r["question"]])) for r in rows]
         inside = [s for r, s in shown if not r["out_of_scope"]]
         outside = [s for r, s in shown if r["out_of_scope"]]
         figures["policies"][name] = {
@@ -102,8 +102,9 @@ def main() -> None:
     parser.add_argument("--scores", type=Path, action="append", required=True)
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
+    # Keyed by set too: the sets share a few out-of-scope questions.
     scores = {
-        row["question"]: row
+        (result["set"], row["question"]): row
         for path in args.scores
         for result in json.loads(path.read_text())["sets"]
         for row in result["rows"]
