@@ -3,8 +3,8 @@ so that every policy of refusing can be judged on the same answers (figures, not
 pass/fail).
 
     DOCCHAT_DATA_DIR=/tmp/scope/docs PYTHONPATH=. .venv/bin/python \\
-        benchmarks/scope_answers.py --set eval/docs_qa.jsonl:docs --in-scope 24 \\
-        --out /tmp/scope/answers_docs.json
+        benchmarks/scope_answers.py --set eval/docs_qa.jsonl:docs --in-scope 20 \\
+        --out benchmarks/scope_answers_docs.json
 
 Every out-of-scope question of the set and an evenly spread sample of `--in-scope` of
 its in-scope ones are answered through the chat service (greedy decoding, one at a

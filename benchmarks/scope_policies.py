@@ -2,8 +2,8 @@
 pass/fail; reads what benchmarks/scope_answers.py and benchmarks/scope_scores.py wrote).
 
     .venv/bin/python benchmarks/scope_policies.py \\
-        --answers /tmp/scope/answers_docs.json --scores benchmarks/scope_scores.json \\
-        [--answers ... ] --out benchmarks/scope_policies.json
+        --answers benchmarks/scope_answers_docs.json --scores benchmarks/scope_scores.json \\
+        --out benchmarks/scope_policies.json
 
 Per question of the answered sample, the scores file gives the held-out thresholds (the
 5-fold one, calibrated without the question, and the off-topic one, calibrated on no
