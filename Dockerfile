@@ -86,10 +86,12 @@ FROM builder AS test
 # What .ci/run installs: with CI set, a test whose package is missing fails (tests/needs.py).
 RUN apt-get update \
  && apt-get install -y --no-install-recommends chromium chromium-driver postgresql \
-      python3.11-doc prometheus prometheus-alertmanager \
+      python3.11-doc prometheus prometheus-alertmanager nodejs npm \
  && rm -rf /var/lib/apt/lists/*
 RUN pip install --no-deps --require-hashes -r requirements/dev.lock
 COPY . .
+# The OpenID provider the sign-in tests start (tests/oidc), from npm's lock file.
+RUN npm ci --prefix tests/oidc --no-audit --no-fund --loglevel=error
 # The SBOM tool's own virtualenv, where `make install` puts it (tests/test_supply_chain.py).
 RUN ln -s /opt/sbomtool .venv-sbom
 ENV HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 CI=true

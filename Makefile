@@ -25,7 +25,7 @@ SBOM_VENV ?= .venv-sbom
 
 install: $(STAMP)
 
-$(STAMP): pyproject.toml Makefile requirements/*.lock
+$(STAMP): pyproject.toml Makefile requirements/*.lock tests/oidc/package-lock.json
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip wheel
 	@if ! ls $(WHEELHOUSE)/llama_cpp_python-$(LLAMA_VERSION)-*.whl >/dev/null 2>&1; then \
@@ -50,6 +50,10 @@ $(STAMP): pyproject.toml Makefile requirements/*.lock
 	# supply-chain test and deploy/docker/build-and-check.
 	test -x $(SBOM_VENV)/bin/python || $(PYTHON) -m venv $(SBOM_VENV)
 	$(SBOM_VENV)/bin/pip install -q --no-deps --require-hashes -r requirements/sbom.lock
+	# The OpenID provider the sign-in tests start on loopback (tests/oidc: oidc-provider,
+	# from npm's lock file). Without node the sign-in tests skip (fail where CI is set).
+	if command -v npm >/dev/null; then npm ci --prefix tests/oidc --no-audit --no-fund --loglevel=error; \
+	  else echo ">> node/npm not found: the sign-in tests will be skipped (tests/oidc)"; fi
 	touch $(STAMP)
 
 # Refresh requirements/*.lock from the public index (after changing a dependency in

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import hmac
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -25,6 +27,7 @@ from app.api import (
     openai,
     reindex,
     releases,
+    signin,
 )
 from app.api.errors import install_error_handlers
 from app.api.middleware import (
@@ -33,11 +36,12 @@ from app.api.middleware import (
     SecurityHeadersMiddleware,
     hsts_header,
 )
+from app.auth.service import SignInService
 from app.components import Components, build_components
 from app.config_report import settings_hashes
 from app.security.keys import KeyStore
 from app.security.limits import RateLimiter
-from app.security.secrets import check_startup
+from app.security.secrets import check_startup, resolve_pepper
 from app.settings import Settings
 from app.store.audit import record_settings
 from app.store.retention import Purger
@@ -61,6 +65,29 @@ def audit_settings(components: Components) -> None:
         log.info(
             "settings changed since the previous start: %s", ", ".join(event.detail["changed"])
         )
+
+
+def build_signin(settings: Settings, components: Components) -> SignInService | None:
+    """The sign-in service where sign-in is configured. Its cookie key is derived from
+    the API key pepper (one secret fewer to manage; rotating the pepper signs everyone
+    out). The provider is asked for its metadata now, so a wrong issuer shows in the
+    log at start; a provider that is down only delays sign-ins."""
+    if not settings.oidc.enabled:
+        return None
+    pepper, _previous = resolve_pepper(settings)
+    secret = hmac.new(pepper, b"docchat session cookie", hashlib.sha256).digest()
+    metrics = components.telemetry.metrics
+
+    def count(metric: str, label: str) -> None:
+        counter = metrics.signins if metric == "signin" else metrics.auth_refusals
+        counter.labels(label).inc()
+
+    service = SignInService(settings.oidc, components.db, secret, count=count)
+    try:
+        service.provider.metadata()
+    except Exception as exc:
+        log.warning("the OpenID provider could not be read at start-up: %s", exc)
+    return service
 
 
 def create_app(
@@ -98,6 +125,7 @@ def create_app(
         app.state.model_host = host = ready.model_host()
         following = asyncio.create_task(host.run()) if host is not None else None
         await asyncio.to_thread(audit_settings, ready)
+        app.state.signin = await asyncio.to_thread(build_signin, settings, ready)
         retention = settings.retention
         purger = Purger(
             ready.db,
@@ -116,6 +144,8 @@ def create_app(
             if monitor is not None and alerts is not None:
                 monitor.cancel()
                 await alerts.drain()
+            if app.state.signin is not None:
+                app.state.signin.close()
             if owned:
                 app.state.components.close()
 
@@ -143,6 +173,7 @@ def create_app(
         curation.router,
         reindex.router,
         metrics.router,
+        signin.router,
     ):
         app.include_router(router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
@@ -177,6 +208,9 @@ def create_app(
         limiter=RateLimiter(security.rate_limit_per_minute),
         failures=RateLimiter(security.auth_failures_per_minute),
         public_extra=frozenset(public),
+        signin=lambda: getattr(app.state, "signin", None),
+        cookie_name=signin.cookie_names(settings)[0],
+        public_url=settings.oidc.public_url,
     )
     if security.cors_origins:
         app.add_middleware(

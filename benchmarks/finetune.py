@@ -97,7 +97,7 @@ def main() -> None:
     ]
     print(row("base", report) + "".join(base_cells))
     print(row("adapter", report))
-    problems = gate.problems("adapter", adapter.name)
+    problems = gate.reasons("adapter", adapter.name)
     print("gate:", "passes" if not problems else "refuses: " + "; ".join(problems))
     if args.out:
         args.out.write_text(

@@ -135,6 +135,16 @@ def test_models_and_adapters_activated_rolled_back_and_refused(
     active = registry.active()
     assert active is not None
     assert (active.name, active.adapter) == ("small", None)
+    # A rollback to a release with an adapter is a rollback, not an adapter activation
+    # (it was recorded as adapter.activate before).
+    assert registry.rollback(actor="frank").release == "small+tone"
+    newest = trail(db)[0]
+    assert (newest["action"], newest["actor"], newest["target"]) == (
+        "model.rollback",
+        "frank",
+        "small+tone",
+    )
+    assert newest["detail"]["adapter"] == "tone"
 
 
 def test_curation_actions_are_audited(db: Database, tmp_path: Path) -> None:
@@ -413,6 +423,8 @@ def cli_walk_args(tmp: Path) -> dict[str, list[str]]:
         "reindex": ["--drop-previous"],
         "keys.create": ["--name", "walk-key", "--scope", "chat"],
         "keys.revoke": ["walk-key"],
+        "users.disable": ["no-such-person"],
+        "users.enable": ["no-such-person"],
         "models.add": [str(tmp / "no-such-model.gguf")],
         "models.pull": ["no-such-catalog-model"],
         "models.evaluate": ["no-such-model"],

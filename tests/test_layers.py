@@ -30,6 +30,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "app.releases",
             "app.finetune",
             "app.backup",
+            "app.auth",
             "ingest",
         ),
     ),

@@ -24,6 +24,10 @@ DOM hooks used (kept stable by ``app/web/static/chat.js`` / ``source.js``):
   ``sessionStorage["docchat.api_key"]`` and is sent as ``Authorization: Bearer``.
   ``#forget-key`` (shown only while a key is stored) removes it. A 403 or 429
   shows its message in ``.msg-error`` (chat) or ``#doc-status`` (source page).
+* Sign-in (when the server has OpenID Connect configured; tests/auth/test_signin_browser.py):
+  no key form; ``#signin-panel`` with the link ``#sign-in`` instead, ``#who`` ("Signed in
+  as ...") and ``#sign-out`` in the header once signed in. Changes carry the session's
+  CSRF token (``X-CSRF-Token``) from ``/auth/session``.
 * Feedback under a finished answer: ``.feedback`` with ``data-state`` ``idle`` /
   ``sending`` / ``saved`` / ``error`` and ``data-rating`` (``up``, ``down`` or empty),
   buttons ``.feedback-up`` / ``.feedback-down`` (``aria-pressed``), then the optional

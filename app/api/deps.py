@@ -55,7 +55,8 @@ def require_scope(needed: Scope) -> Any:
         if identity is None:
             raise ApiError(401, "unauthorized", "a valid API key is required")
         if not identity.allows(needed):
-            raise ApiError(403, "forbidden", f"this key's scope does not allow {needed}")
+            whose = "this key's scope" if identity.kind == "key" else "your groups"
+            raise ApiError(403, "forbidden", f"{whose} does not allow {needed}")
 
     # Read by the route inventory test: every non-public route must declare a scope.
     marked: Callable[[Request], None] = check
@@ -64,8 +65,9 @@ def require_scope(needed: Scope) -> Any:
 
 
 def actor_of(identity: Identity | None) -> str:
-    """Whom the audit trail records a caller as: `key:<id>`, typed, never the key's name."""
-    return audit.key_actor(identity.key_id) if identity else audit.ANONYMOUS
+    """Whom the audit trail records a caller as: `key:<id>` or `user:<id>`, typed, never
+    a name."""
+    return identity.actor if identity else audit.ANONYMOUS
 
 
 def outcome_of(exc: BaseException) -> tuple[str, str]:
@@ -114,8 +116,11 @@ def admin_scope() -> list[Any]:
 
 
 def feedback_name(identity: Identity | None) -> str:
-    """Whom feedback is stored as: the key's name (never the key); "" with auth off."""
-    return identity.name if identity else ""
+    """Whom feedback is stored as: the key's name (never the key), `user:<id>` for a
+    person (names are not unique, and a key's name has no colon); "" with auth off."""
+    if identity is None:
+        return ""
+    return identity.name if identity.kind == "key" else identity.actor
 
 
 def get_session(request: Request) -> Iterator[Session]:

@@ -10,6 +10,8 @@ from collections.abc import Callable
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.api.problems import error_body
+from app.auth.errors import AuthRefused, ProviderUnavailable
+from app.auth.service import SignInService
 from app.security.keys import Identity, KeyStore
 from app.security.limits import RateLimiter
 from app.telemetry.context import annotate
@@ -28,10 +30,16 @@ SECURITY_HEADERS = [
     (b"cross-origin-opener-policy", b"same-origin"),
 ]
 
-# Reachable without a key: probes and the static shell of the chat page, which holds no
-# data (it asks for a key and fetches everything through the API).
+# Reachable without a key: probes, the static shell of the chat page, which holds no
+# data (it asks for a key or a sign-in and fetches everything through the API), and the
+# sign-in routes (which read the session themselves).
 PUBLIC_EXACT = frozenset({"/healthz", "/readyz", "/", "/favicon.ico"})
-PUBLIC_PREFIXES = ("/static/", "/sources/")
+SIGNIN_START = "/auth/login"
+PUBLIC_PREFIXES = ("/static/", "/sources/", "/auth/")
+# Methods that change nothing: a cookie-authenticated request with another method must
+# carry the session's CSRF token.
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+CSRF_HEADER = b"x-csrf-token"
 
 
 def is_public(path: str, extra: frozenset[str] = frozenset()) -> bool:
@@ -147,10 +155,49 @@ def _credential(scope: Scope) -> str | None:
     return None
 
 
+def _header(scope: Scope, name: bytes) -> str | None:
+    headers: list[tuple[bytes, bytes]] = scope.get("headers", [])
+    for key, raw in headers:
+        if key == name:
+            return raw.decode("latin-1")
+    return None
+
+
+def cookie_value(scope: Scope, name: str) -> str | None:
+    """One cookie's value from the Cookie headers (the last one sent wins nothing: the
+    first is taken, as browsers send the most specific first)."""
+    headers: list[tuple[bytes, bytes]] = scope.get("headers", [])
+    for key, raw in headers:
+        if key != b"cookie":
+            continue
+        for part in raw.decode("latin-1").split(";"):
+            found, _, value = part.strip().partition("=")
+            if found == name and value:
+                return value
+    return None
+
+
+def own_origin(scope: Scope, public_url: str | None) -> str:
+    """This site's origin as a browser names it: the configured public URL, else the
+    scheme and Host of the request."""
+    if public_url:
+        parts = public_url.split("/")
+        return "/".join(parts[:3])
+    return f"{scope.get('scheme', 'http')}://{_header(scope, b'host') or ''}"
+
+
+def looks_like_jwt(credential: str) -> bool:
+    """A JWS in compact form (three dot-separated parts), not an API key."""
+    return not credential.startswith("dck_") and credential.count(".") == 2
+
+
 def _client_address(scope: Scope) -> str:
     """The peer's address (a proxy's, unless uvicorn trusts its forwarded headers)."""
     client = scope.get("client") or ("unknown", 0)
     return str(client[0])
+
+
+_CHALLENGE = ((b"www-authenticate", b"Bearer"),)
 
 
 async def _too_many(send: Send, retry_after: int, message: str) -> None:
@@ -167,7 +214,12 @@ class AuthMiddleware:
     """Authenticates every non-public request and applies the per-caller rate limit.
 
     Deny by default: a route added later needs a key unless it is listed as public.
-    What a key may do (its scope) is checked by each router's dependency.
+    What a caller may do (its scope) is checked by each router's dependency.
+
+    With sign-in configured, a caller is also a person: by a bearer JWT from the
+    provider (told from an API key by its shape), or, with no credential header, by the
+    page's session cookie, whose changes (any method but GET, HEAD, OPTIONS) must carry
+    the session's CSRF token and come from no other origin.
 
     Wrong keys are limited per client address by `failures`: an address over that
     budget is refused with 429 before its key is hashed or looked up, whatever the key,
@@ -183,16 +235,30 @@ class AuthMiddleware:
         limiter: RateLimiter,
         failures: RateLimiter | None = None,
         public_extra: frozenset[str] = frozenset(),
+        signin: Callable[[], SignInService | None] = lambda: None,
+        cookie_name: str = "",
+        public_url: str | None = None,
     ) -> None:
         self.app = app
         self.enabled = enabled
         self.keys = keys
+        self.signin = signin
+        self.cookie_name = cookie_name
+        self.public_url = public_url
         self.limiter = limiter
         self.failures = failures or RateLimiter(0)
         self.public_extra = public_extra
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or is_public(scope["path"], self.public_extra):
+            if scope["type"] == "http" and scope["path"] == SIGNIN_START:
+                # Each sign-in start writes a row: limited per address like any anonymous
+                # caller, though the route is public. (Not /auth/session, which every
+                # page load asks: a company behind one proxy address would share it.)
+                retry_after = self.limiter.hit(f"addr:{_client_address(scope)}")
+                if retry_after:
+                    await _too_many(send, retry_after, "too many requests")
+                    return
             await self.app(scope, receive, send)
             return
         identity: Identity | None = None
@@ -202,27 +268,68 @@ class AuthMiddleware:
             if blocked:
                 await _too_many(send, blocked, "too many failed authentications from this address")
                 return
+            signin = self.signin()
             key = _credential(scope)
-            if key is not None:
-                identity = await asyncio.to_thread(self.keys().authenticate, key)
-                if identity is None:
+            try:
+                if key is not None and signin is not None and looks_like_jwt(key):
+                    identity = await asyncio.to_thread(signin.bearer, key)
+                elif key is not None:
+                    identity = await asyncio.to_thread(self.keys().authenticate, key)
+                    if identity is None:
+                        self.failures.hit(address)
+                elif signin is not None:
+                    cookie = cookie_value(scope, self.cookie_name)
+                    if cookie is not None:
+                        identity = await self._session(scope, signin, cookie)
+            except ProviderUnavailable as exc:
+                # The provider's keys could not be read: not the caller's fault.
+                await send_error(send, 503, exc.code, str(exc))
+                return
+            except AuthRefused as exc:
+                if exc.code not in ("session_over", "session_missing"):
                     self.failures.hit(address)
+                status, challenge = (403, ()) if exc.code == "csrf_failed" else (401, _CHALLENGE)
+                await send_error(send, status, exc.code, str(exc), challenge)
+                return
             if identity is None:
                 # One answer for missing, wrong, expired and revoked keys alike.
                 await send_error(
                     send,
                     401,
                     "unauthorized",
-                    "a valid API key is required",
-                    ((b"www-authenticate", b"Bearer"),),
+                    "sign in, or send a valid API key or bearer token"
+                    if signin is not None
+                    else "a valid API key is required",
+                    _CHALLENGE,
                 )
                 return
-        caller = f"key:{identity.key_id}" if identity else f"addr:{address}"
+        caller = identity.actor if identity else f"addr:{address}"
         retry_after = self.limiter.hit(caller)
         if retry_after:
             await _too_many(send, retry_after, "too many requests")
             return
         scope.setdefault("state", {})["identity"] = identity
         if identity is not None:
-            annotate(key_name=identity.name)
+            # A person is logged by docchat's id, never by their name.
+            annotate(key_name=identity.name if identity.kind == "key" else identity.actor)
         await self.app(scope, receive, send)
+
+    async def _session(self, scope: Scope, signin: SignInService, cookie: str) -> Identity:
+        """The person a session cookie stands for; a change must also come from this
+        site's page (the CSRF token, and no other origin). AuthRefused otherwise."""
+        identity, live = await asyncio.to_thread(signin.session, cookie)
+        if scope["method"] not in SAFE_METHODS:
+            try:
+                signin.check_csrf(
+                    live,
+                    token=_header(scope, CSRF_HEADER),
+                    origin=_header(scope, b"origin"),
+                    site=_header(scope, b"sec-fetch-site"),
+                    own_origin=own_origin(scope, self.public_url),
+                )
+            except AuthRefused as exc:
+                detail = {"route": f"{scope['method']} {scope['path']}"}
+                raise await asyncio.to_thread(
+                    signin.refused, "auth.csrf", exc, actor=identity.actor, detail=detail
+                ) from None
+        return identity

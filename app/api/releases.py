@@ -26,10 +26,9 @@ from app.api.deps import ComponentsDep, IdentityDep, actor_of, admin_scope
 from app.api.errors import ERROR_RESPONSES
 from app.api.problems import ApiError
 from app.components import Components
-from app.llm.base import CannotChat
 from app.llm.hosting import ModelHost
 from app.releases.entries import AdapterEntry, Kind, ModelEntry, compatibility
-from app.releases.errors import GateRefused, IncompatibleAdapter, RegistryError
+from app.releases.errors import GateRefused, IncompatibleAdapter
 from common.errors import DocchatError
 
 log = logging.getLogger(__name__)
@@ -257,10 +256,7 @@ async def gated(
 async def run_gate(activate: Callable[[], ModelEntry], host: ModelHost[ModelEntry]) -> ModelEntry:
     """Run a gated activation (blocking: off the event loop), then swap this server to
     the release in service. The gate's refusals say what they mean (app/releases/errors.py)."""
-    try:
-        entry = await asyncio.to_thread(activate)
-    except CannotChat as exc:  # forced past the gate, and the file cannot serve
-        raise RegistryError(str(exc)) from None
+    entry = await asyncio.to_thread(activate)
     await host.sync()  # swap now; the other replicas follow within their poll interval
     return entry
 

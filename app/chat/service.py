@@ -179,7 +179,7 @@ class ChatService:
                 ids = await asyncio.to_thread(
                     self.records.store_question,
                     question.conversation_id,
-                    question.caller.key_id if question.caller else None,
+                    question.caller.owner if question.caller else None,
                     text,
                     hits,
                     release_of(engine),

@@ -47,6 +47,7 @@ READS = frozenset(
         "models.list",
         "models.show",
         "quality.report",
+        "users.list",
     }
 )
 

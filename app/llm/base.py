@@ -38,14 +38,14 @@ class GenerationTimeout(DocchatError, TimeoutError):
     code = "timeout"
 
 
-class CannotChat(ValueError):
+class CannotChat(DocchatError, ValueError):
     """A model file that cannot serve chat: not loadable, or no chat template."""
 
+    kind = Kind.CONFLICT
+    code = "model_unusable"
 
-# app/llm/remote.py still names an EngineUnavailable by the HTTP status it used to
-# stand for; read here as the kind it means (and a server that is down is worth
-# another try in a few seconds).
-_KIND_OF_STATUS = {502: Kind.UPSTREAM_FAILED, 503: Kind.UNAVAILABLE, 504: Kind.TIMEOUT}
+
+# A model server that cannot be reached is worth another try in a few seconds.
 UNAVAILABLE_RETRY_AFTER_S = 5
 
 
@@ -54,9 +54,7 @@ class EngineUnavailable(DocchatError, RuntimeError):
     stopped answering in time (TIMEOUT). The message is safe to show (never a key, a
     URL's credentials or the server's own error text); `code` names the failure."""
 
-    def __init__(self, kind: Kind | int, code: str, message: str) -> None:
-        if not isinstance(kind, Kind):
-            kind = _KIND_OF_STATUS[kind]
+    def __init__(self, kind: Kind, code: str, message: str) -> None:
         retry_after = UNAVAILABLE_RETRY_AFTER_S if kind is Kind.UNAVAILABLE else None
         super().__init__(message, kind=kind, code=code, retry_after=retry_after)
 

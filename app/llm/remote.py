@@ -31,6 +31,7 @@ from app.llm.base import (
 )
 from app.llm.slots import Slots
 from app.settings import LLMSettings
+from common.errors import Kind
 
 log = logging.getLogger(__name__)
 
@@ -278,7 +279,9 @@ class RemoteEngine:
                             line = await anext(lines, None)
                         if line is None:
                             raise EngineUnavailable(
-                                502, "model_server_error", "the model server ended the answer early"
+                                Kind.UPSTREAM_FAILED,
+                                "model_server_error",
+                                "the model server ended the answer early",
                             )
                         if not line.startswith("data:"):
                             continue  # blank separators, comments (pings), event names
@@ -338,21 +341,29 @@ def _translated(what: str) -> Any:
         if isinstance(exc, httpx.ConnectTimeout | httpx.PoolTimeout):
             log.warning("model server unreachable (%s): %s", what, type(exc).__name__)
             raise EngineUnavailable(
-                503, "model_unavailable", "the model server cannot be reached; try again later"
+                Kind.UNAVAILABLE,
+                "model_unavailable",
+                "the model server cannot be reached; try again later",
             ) from None
         log.warning("model server silent too long (%s): %s", what, type(exc).__name__)
         raise EngineUnavailable(
-            504, "model_timeout", "the model server stopped answering in time"
+            Kind.TIMEOUT,
+            "model_timeout",
+            "the model server stopped answering in time",
         ) from None
     except httpx.ConnectError as exc:
         log.warning("model server unreachable (%s): %s", what, type(exc).__name__)
         raise EngineUnavailable(
-            503, "model_unavailable", "the model server cannot be reached; try again later"
+            Kind.UNAVAILABLE,
+            "model_unavailable",
+            "the model server cannot be reached; try again later",
         ) from None
     except httpx.HTTPError as exc:
         log.warning("model server connection failed (%s): %s", what, type(exc).__name__)
         raise EngineUnavailable(
-            502, "model_server_error", "the connection to the model server failed"
+            Kind.UPSTREAM_FAILED,
+            "model_server_error",
+            "the connection to the model server failed",
         ) from None
 
 
@@ -365,7 +376,7 @@ def _raise_for_status(response: httpx.Response, what: str) -> None:
     log.warning("model server answered %s to %s: %s", status, what, detail)
     if status in (401, 403):
         raise EngineUnavailable(
-            502,
+            Kind.UPSTREAM_FAILED,
             "model_server_auth",
             f"the model server refused docchat's API key (HTTP {status}); check llm.remote_api_key",
         )
@@ -373,10 +384,14 @@ def _raise_for_status(response: httpx.Response, what: str) -> None:
         raise PromptTooLong("the prompt does not fit the model server's context window")
     if status in (429, 503):
         raise EngineUnavailable(
-            503, "model_unavailable", f"the model server is busy or starting (HTTP {status})"
+            Kind.UNAVAILABLE,
+            "model_unavailable",
+            f"the model server is busy or starting (HTTP {status})",
         )
     raise EngineUnavailable(
-        502, "model_server_error", f"the model server failed the request (HTTP {status})"
+        Kind.UPSTREAM_FAILED,
+        "model_server_error",
+        f"the model server failed the request (HTTP {status})",
     )
 
 
@@ -385,13 +400,17 @@ def _parse_chunk(data: str) -> dict[str, Any]:
         chunk = json.loads(data)
     except ValueError:
         raise EngineUnavailable(
-            502, "model_server_error", "the model server sent an unreadable answer"
+            Kind.UPSTREAM_FAILED,
+            "model_server_error",
+            "the model server sent an unreadable answer",
         ) from None
     if not isinstance(chunk, dict):
         return {}
     if "error" in chunk:
         log.warning("model server error in the stream: %s", str(chunk["error"])[:300])
         raise EngineUnavailable(
-            502, "model_server_error", "the model server failed while answering"
+            Kind.UPSTREAM_FAILED,
+            "model_server_error",
+            "the model server failed while answering",
         )
     return chunk

@@ -43,6 +43,6 @@ class GateRefused(RegistryError):
 
     code = "gate_refused"
 
-    def __init__(self, kind: str, name: str, problems: list[str]) -> None:
-        super().__init__(f"{kind} {name!r} refused: " + "; ".join(problems))
-        self.problems = problems
+    def __init__(self, kind: str, name: str, reasons: list[str]) -> None:
+        super().__init__(f"{kind} {name!r} refused: " + "; ".join(reasons))
+        self.reasons = reasons

@@ -116,7 +116,7 @@ class Gate:
         self.registry.record_report(release.adapter or release, report)
         return report
 
-    def problems(self, kind: Kind, name: str) -> list[str]:
+    def reasons(self, kind: Kind, name: str) -> list[str]:
         """Why the candidate may not serve, from the recorded reports (empty: it may).
         A candidate without a report of its current file is refused."""
         release = self.candidate(kind, name)
@@ -128,24 +128,24 @@ class Gate:
         assert report is not None  # _fresh says so
         if report.get("sha256") != release.sha256:
             return ["it was evaluated on another base file: evaluate it again"]
-        problems = []
+        reasons = []
         baseline = self.baseline(kind, release)
         if baseline is not None and report["sets"]:
             if not _fresh(baseline, baseline.eval_report):
                 role = "active" if kind == "model" else "base"
-                problems.append(
+                reasons.append(
                     f"the {role} model {baseline.name!r} has no evaluation to compare with"
                 )
             else:
-                problems += self.compare(report, baseline.eval_report or {})
+                reasons += self.compare(report, baseline.eval_report or {})
         if "held_out" in report:
-            problems += held_out_problems(report["held_out"], self.settings.gate_tolerance)
-        return problems
+            reasons += held_out_reasons(report["held_out"], self.settings.gate_tolerance)
+        return reasons
 
     def compare(self, candidate: dict[str, Any], baseline: dict[str, Any]) -> list[str]:
         """Where the candidate falls behind the baseline, set by set."""
         old = {set_key(s): s for s in baseline.get("sets", [])}
-        problems = []
+        reasons = []
         for measured in candidate.get("sets", []):
             before = old.get(set_key(measured))
             if before is None:
@@ -157,8 +157,8 @@ class Gate:
                 tolerance=self.settings.gate_tolerance,
                 latency_ratio=self.settings.gate_latency_ratio,
             )
-            problems += [f"{name}: {w}" for w in worse]
-        return problems
+            reasons += [f"{name}: {w}" for w in worse]
+        return reasons
 
     def activate(
         self,
@@ -187,16 +187,16 @@ class Gate:
                 except CannotChat as exc:
                     if not force:
                         raise GateRefused(kind, name, [str(exc)]) from None
-            problems = self.problems(kind, name)
-            if problems and not force:
-                raise GateRefused(kind, name, problems)
-            if problems:
-                log.warning("%s activated by force despite: %s", name, "; ".join(problems))
+            reasons = self.reasons(kind, name)
+            if reasons and not force:
+                raise GateRefused(kind, name, reasons)
+            if reasons:
+                log.warning("%s activated by force despite: %s", name, "; ".join(reasons))
         return self.registry.activate(
             release.name,
             actor=actor,
-            forced=bool(problems),
-            note="; ".join(problems),
+            forced=bool(reasons),
+            note="; ".join(reasons),
             adapter=self.registry.adapter(name) if kind == "adapter" else None,
         )
 
@@ -232,20 +232,20 @@ def set_key(entry: dict[str, Any]) -> tuple[str, str]:
     return Path(entry["file"]).name, entry["collection"]
 
 
-def held_out_problems(held: dict[str, Any], tolerance: float) -> list[str]:
+def held_out_reasons(held: dict[str, Any], tolerance: float) -> list[str]:
     """Where the adapter answers the held-out split worse than the base alone. A share
     over n examples moves by 1/n when one answer changes, so a drop within one example
     is not held against a small split."""
-    problems = []
+    reasons = []
     n = held["adapter"].get("examples") or 0
     for figure, allowed in (("f1", tolerance), ("close", max(tolerance, 1 / max(n, 1)))):
         ours, theirs = held["adapter"].get(figure), held["base"].get(figure)
         if ours is not None and theirs is not None and ours < theirs - allowed - 1e-9:
-            problems.append(
+            reasons.append(
                 f"held-out split ({n} examples): {figure} {ours:.2f} against the base's "
                 f"{theirs:.2f}"
             )
-    return problems
+    return reasons
 
 
 def _fresh(release: ModelEntry, report: dict[str, Any] | None) -> bool:

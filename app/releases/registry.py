@@ -278,7 +278,8 @@ class Registry:
         (the gate has been passed or forced). An adapter trained on another base is
         refused whatever the gate said. The one place a release goes into service:
         every activation, and every refusal here, is in the audit trail."""
-        kind = audited_as or (f"model.{action}" if adapter is None else "adapter.activate")
+        plain = adapter is None or action != "activate"  # a rollback is one, adapter or not
+        kind = audited_as or (f"model.{action}" if plain else "adapter.activate")
         target = f"{name}+{adapter.name}" if adapter is not None else name
         try:
             entry = self.model(name)

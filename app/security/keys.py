@@ -9,19 +9,20 @@ import re
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Literal
 
 from sqlalchemy import select
 
+# Re-exported: who a caller is lives in identity.py; keys are one kind of caller.
+from app.security.identity import SCOPE_LEVEL as SCOPE_LEVEL
+from app.security.identity import SCOPES as SCOPES
+from app.security.identity import Identity as Identity
+from app.security.identity import Scope as Scope
+from app.security.identity import may_read as may_read
 from app.store import audit
 from app.store.db import Database
 from app.store.keys import KEY_ID, find_key
 from app.store.models import ApiKey, utcnow
 
-Scope = Literal["chat", "ingest", "admin"]
-SCOPES: tuple[Scope, ...] = ("chat", "ingest", "admin")
-# Each scope includes the ones before it: an admin key may also chat and ingest.
-SCOPE_LEVEL = {scope: level for level, scope in enumerate(SCOPES)}
 KEY_FORMAT = re.compile(r"^dck_([0-9a-f]{12})_([A-Za-z0-9_-]{40,})$")
 # A key's name, chosen by an admin: a letter or digit, then letters, digits, ".", "_"
 # and "-", at most 64 in all. No ":" (so no name reads like a typed audit actor such as
@@ -45,24 +46,6 @@ def name_problem(name: str) -> str | None:
 
 # last_used_at is written at most this often per key, not on every request.
 LAST_USED_RESOLUTION = timedelta(minutes=1)
-
-
-@dataclass(frozen=True)
-class Identity:
-    """Who is calling: the key's id, name and scope (never the key)."""
-
-    key_id: str
-    name: str
-    scope: Scope
-
-    def allows(self, needed: Scope) -> bool:
-        """Whether this key's scope covers `needed`."""
-        return SCOPE_LEVEL[self.scope] >= SCOPE_LEVEL[needed]
-
-
-def may_read(caller: Identity | None, owner: str | None) -> bool:
-    """Whether a caller may see a conversation: its owner or an admin (or auth off)."""
-    return caller is None or caller.allows("admin") or owner == caller.key_id
 
 
 @dataclass(frozen=True)

@@ -302,7 +302,25 @@ def production_problems(settings: Settings) -> list[str]:
         problems.append("authentication is off (security.auth_enabled)")
     if settings.security.key_pepper is None:
         problems.append("security.key_pepper is missing")
-    return problems + secret_problems(settings)
+    return problems + _signin_problems(settings) + secret_problems(settings)
+
+
+def _signin_problems(settings: Settings) -> list[str]:
+    """Sign-in in production: over HTTPS, with callbacks to a fixed address (never one
+    taken from a request's Host header)."""
+    oidc = settings.oidc
+    if not oidc.enabled:
+        return []
+    problems = []
+    if not str(oidc.issuer).startswith("https://"):
+        problems.append("oidc.issuer must be an https:// URL")
+    if not oidc.public_url:
+        problems.append("oidc.public_url is required with sign-in (the callback's address)")
+    elif not oidc.public_url.startswith("https://"):
+        problems.append("oidc.public_url must be an https:// URL")
+    if not settings.session_cookie_secure:
+        problems.append("oidc.cookie_secure is off: the session cookie would go over HTTP")
+    return problems
 
 
 def startup_problems(settings: Settings) -> list[str]:

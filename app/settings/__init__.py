@@ -8,7 +8,7 @@ the embedded ones: SQLite and an on-disk Chroma under ``data_dir`` and the model
 pip installs.
 
 Each section is declared, with its descriptions, in the module named for what it holds
-(models, stores, ingest, answers, server, observability, data); the tree and its
+(models, stores, ingest, answers, server, signin, observability, data); the tree and its
 loading in loading.py. Import from here: ``from app.settings import Settings``.
 """
 
@@ -36,6 +36,7 @@ from app.settings.observability import (
     TelemetrySettings,
 )
 from app.settings.server import SecuritySettings, ServerSettings
+from app.settings.signin import OidcSettings
 from app.settings.stores import DatabaseSettings, VectorSettings
 from app.settings.validation import SECTION_CONFIG, has_user_info, invalid_patterns
 
@@ -54,6 +55,7 @@ __all__ = [
     "LLMSettings",
     "LoggingSettings",
     "ModelSettings",
+    "OidcSettings",
     "PiiKind",
     "PrivacySettings",
     "RagSettings",

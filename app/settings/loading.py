@@ -25,6 +25,7 @@ from app.settings.observability import (
     TelemetrySettings,
 )
 from app.settings.server import SecuritySettings, ServerSettings
+from app.settings.signin import OidcSettings
 from app.settings.stores import DatabaseSettings, VectorSettings
 
 ENV_PREFIX = "DOCCHAT_"
@@ -62,6 +63,7 @@ class Settings(BaseSettings):
     rag: RagSettings = Field(default_factory=RagSettings)
     server: ServerSettings = Field(default_factory=ServerSettings)
     security: SecuritySettings = Field(default_factory=SecuritySettings)
+    oidc: OidcSettings = Field(default_factory=OidcSettings)
     logging: LoggingSettings = Field(default_factory=LoggingSettings)
     telemetry: TelemetrySettings = Field(default_factory=TelemetrySettings)
     alerts: AlertSettings = Field(default_factory=AlertSettings)
@@ -92,10 +94,18 @@ class Settings(BaseSettings):
 
     @property
     def auth_enabled(self) -> bool:
-        """Whether API keys are required (the setting, or on in production)."""
+        """Whether callers must authenticate (the setting; else on in production, and
+        wherever sign-in is configured: configuring it says who may come in)."""
         if self.security.auth_enabled is None:
-            return self.env == "production"
+            return self.env == "production" or self.oidc.enabled
         return self.security.auth_enabled
+
+    @property
+    def session_cookie_secure(self) -> bool:
+        """Whether the session cookie is Secure (the setting, or on outside development)."""
+        if self.oidc.cookie_secure is None:
+            return self.env != "development"
+        return self.oidc.cookie_secure
 
     @property
     def api_docs_enabled(self) -> bool:

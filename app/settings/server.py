@@ -49,8 +49,10 @@ class SecuritySettings(BaseModel):
 
     auth_enabled: bool | None = Field(
         None,
-        description="Require an API key on every route but /healthz, /readyz and the "
-        "static chat page. Empty: on in production, off otherwise.",
+        description="Require an API key (or, with sign-in configured, a signed-in person or "
+        "the provider's bearer token) on every route but /healthz, /readyz, the sign-in "
+        "routes and the static chat page. Empty: on in production and wherever oidc.issuer "
+        "is set, off otherwise.",
     )
     key_pepper: SecretStr | None = Field(
         None,

@@ -13,7 +13,9 @@ the action writes one generic event (`api.<route>` or `cli.<command>`, with its 
 actor, target and outcome) unless the domain code wrote and committed an event of its
 own for it (`model.activate` with the gate's detail, `key.revoke`, ...). Inside an
 action every event is written as the action's actor, which is typed (`key:<id>`,
-`cli:<OS user>`), never a name a caller chose.
+`user:<id>` for a signed-in person, `cli:<OS user>`), never a name a caller chose.
+Sign-ins, sign-outs and refused credentials (`auth.*`) are written by the sign-in
+service (app/auth/service.py) as the person, or `anonymous` when no one is known.
 """
 
 from __future__ import annotations
@@ -64,6 +66,13 @@ ACTIONS = (
     "backup.create",
     "backup.restore",
     "settings.changed",
+    "auth.signin",
+    "auth.signout",
+    "auth.session",
+    "auth.token",
+    "auth.csrf",
+    "user.disable",
+    "user.enable",
 )
 SETTINGS_ACTION = "settings.changed"
 

@@ -152,6 +152,21 @@ class Metrics:
         )
         for rating in ("up", "down"):
             self.feedback.labels(rating)  # both series exist from the start, at 0
+        self.signins = Counter(
+            "docchat_signins",
+            "Sign-ins through the OpenID provider, by outcome (ok, refused).",
+            ["outcome"],
+            registry=r,
+        )
+        for outcome in ("ok", "refused"):
+            self.signins.labels(outcome)
+        self.auth_refusals = Counter(
+            "docchat_auth_refusals",
+            "Refused sign-in steps, bearer tokens, sessions and cross-site requests, by "
+            "reason (token_expired, state_mismatch, csrf_failed, user_disabled, ...).",
+            ["reason"],
+            registry=r,
+        )
         self.llm_waiting = Gauge(
             "docchat_llm_waiting_requests", "Requests waiting for the model.", registry=r
         )

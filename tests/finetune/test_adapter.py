@@ -22,7 +22,7 @@ from app.llm.provision import small_chat_model
 from app.rag.prompt import build_messages, system_prompt
 from app.releases.entries import compatibility
 from app.releases.errors import IncompatibleAdapter
-from app.releases.gate import held_out_problems
+from app.releases.gate import held_out_reasons
 from app.releases.registry import Registry
 from app.settings import LLMSettings
 from app.store.db import Database
@@ -247,12 +247,12 @@ def test_the_held_out_gate_allows_one_example_of_a_small_split() -> None:
         }
 
     # Two examples: one answer that stops being close moves the share by 0.5.
-    assert held_out_problems(held(2, (0.52, 0.0), (0.56, 0.5)), 0.05) == []
+    assert held_out_reasons(held(2, (0.52, 0.0), (0.56, 0.5)), 0.05) == []
     # Twenty: the same drop is ten answers.
-    (problem,) = held_out_problems(held(20, (0.52, 0.0), (0.56, 0.5)), 0.05)
+    (problem,) = held_out_reasons(held(20, (0.52, 0.0), (0.56, 0.5)), 0.05)
     assert problem == "held-out split (20 examples): close 0.00 against the base's 0.50"
     # The mean F1 is held to the tolerance whatever the size.
-    (problem,) = held_out_problems(held(2, (0.40, 0.5), (0.56, 0.5)), 0.05)
+    (problem,) = held_out_reasons(held(2, (0.40, 0.5), (0.56, 0.5)), 0.05)
     assert "f1 0.40 against the base's 0.56" in problem
 
 

@@ -156,7 +156,7 @@ def test_files_that_cannot_chat_are_refused(registry: Registry, variants: Varian
     with pytest.raises(CannotChat, match="no chat template"):
         load_model(settings, entry)
     gate = Gate(settings.models, registry, *[lambda *a: pytest.fail("not measured")] * 3)
-    assert gate.problems("model", "base") == [
+    assert gate.reasons("model", "base") == [
         "it has no chat template: an instruction-tuned model is needed"
     ]
     with pytest.raises(GateRefused, match="model 'base' refused: it has no chat template"):
@@ -371,7 +371,7 @@ def test_the_gate_refuses_a_model_that_answers_worse(
         with pytest.raises(GateRefused) as refused:
             gate.activate("model", "blind", actor="test")
         assert any(
-            p.startswith("corpus_qa.jsonl: expected fell from") for p in refused.value.problems
+            p.startswith("corpus_qa.jsonl: expected fell from") for p in refused.value.reasons
         )
         assert registry.active_name() == "smollm2"
         baseline = registry.model("smollm2").eval_report

@@ -1,11 +1,16 @@
 /* docchat API requests, shared by both pages: how a request carries the API
- * key, and how a failed response or request reads as a one-line message.
+ * key (or the sign-in session's CSRF token), and how a failed response or
+ * request reads as a one-line message.
  */
 
-// Request headers plus the key (when there is one) as a bearer token.
+import { withSession } from "./auth.js";
+
+// Request headers plus the key (when there is one) as a bearer token, else
+// the sign-in session's CSRF token (when signed in; the cookie goes by itself).
 // Headers stay a plain object: callers (and tests) read them back as one.
 export function withKey(headers, key) {
   if (key) headers.Authorization = "Bearer " + key;
+  else withSession(headers);
   return headers;
 }
 

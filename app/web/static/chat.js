@@ -14,7 +14,7 @@
  */
 
 import { errorMessage, networkErrorMessage, rateLimitMessage, readError, refusalMessage, withKey } from "./api.js";
-import { createKeyPrompt, getKey } from "./auth.js";
+import { createKeyPrompt, getKey, loadSession } from "./auth.js";
 import { renderCitations } from "./citations.js";
 import { renderFeedback } from "./feedback.js";
 import { renderMarkdown } from "./markdown.js";
@@ -412,7 +412,13 @@ function initChat() {
   });
 
   updateEmptyState();
-  loadConversation();
+  // Sign-in or keys: the server says which before the first request. Not
+  // signed in where sign-in is on: the sign-in prompt at once, not at the
+  // first question.
+  loadSession().then(function (session) {
+    if (session.oidc && !session.signed_in) requireKey(null, loadConversation);
+    else loadConversation();
+  });
 }
 
 // For tests and the browser console: the renderers and the stream parser.

@@ -8,7 +8,7 @@
  */
 
 import { errorMessage, networkErrorMessage, refusalMessage, withKey } from "./api.js";
-import { createKeyPrompt, getKey } from "./auth.js";
+import { createKeyPrompt, getKey, loadSession } from "./auth.js";
 import { el } from "./dom.js";
 
 const FORBIDDEN = "This key may not review answers: an admin key is needed.";
@@ -151,7 +151,7 @@ function init() {
   keyPrompt = createKeyPrompt(load, load);
   document.getElementById("rating").addEventListener("change", load);
   document.getElementById("pending").addEventListener("change", load);
-  load();
+  loadSession().then(load);
 }
 
 if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", init);

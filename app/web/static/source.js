@@ -8,7 +8,7 @@
  */
 
 import { errorMessage, networkErrorMessage, refusalMessage, withKey } from "./api.js";
-import { createKeyPrompt, getKey } from "./auth.js";
+import { createKeyPrompt, getKey, loadSession } from "./auth.js";
 import { el } from "./dom.js";
 
 function documentIdFromPath(pathname) {
@@ -88,7 +88,7 @@ let keyPrompt = null;
 
 function init() {
   keyPrompt = createKeyPrompt(load, null);
-  load();
+  loadSession().then(load);
 }
 
 async function load() {
