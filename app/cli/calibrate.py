@@ -62,7 +62,7 @@ def calibrate(
             raise fail(f"{questions}: no in-scope questions to calibrate on")
     vectors = open_vectors(settings, writer=not dry_run)
     try:
-        if vectors.count(target) == 0:
+        if vectors.target(target).count == 0:  # (a missing one is not created)
             raise fail(f"collection {target!r} is empty: ingest the documents first")
         db = open_database(settings)
         try:
@@ -103,7 +103,7 @@ def calibrate_after_ingest(
     empty collection)."""
     from app.rag.retrieval import Retriever
 
-    if vectors.count(target) == 0:
+    if vectors.target(target).count == 0:
         return None
     retriever = Retriever.configured(settings.rag, embedder, vectors, db, target, data_dir=None)
     current = retriever.calibration()
