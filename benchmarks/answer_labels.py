@@ -30,7 +30,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from app.chat.events import Failed, Finished, Token  # noqa: E402
-from app.chat.service import ChatService, Question  # noqa: E402
+from app.chat.question import Question  # noqa: E402
+from app.chat.service import ChatService  # noqa: E402
 from app.components import build_components  # noqa: E402
 from app.evaluation.answers import is_refusal  # noqa: E402
 from app.evaluation.cases import QACase, contains_expected, read_cases  # noqa: E402

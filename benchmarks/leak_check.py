@@ -29,7 +29,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from app.chat.events import Finished  # noqa: E402
-from app.chat.service import Question  # noqa: E402
+from app.chat.question import Question  # noqa: E402
 from app.components import build_components, open_ingestor  # noqa: E402
 from app.rag.prompt import system_prompt  # noqa: E402
 from app.security.output_guard import OutputGuard, new_canary  # noqa: E402

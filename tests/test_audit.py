@@ -421,6 +421,7 @@ def cli_walk_args(tmp: Path) -> dict[str, list[str]]:
     return {
         "ingest": [str(tmp / "no-such-folder")],
         "reindex": ["--drop-previous"],
+        "calibrate": ["--collection", "no-such-collection"],
         "keys.create": ["--name", "walk-key", "--scope", "chat"],
         "keys.revoke": ["walk-key"],
         "users.disable": ["no-such-person"],

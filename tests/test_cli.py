@@ -227,3 +227,18 @@ def test_eval_answers_and_retrieval_report_and_gate(tmp_path: Path) -> None:
     retrieval = docchat("eval", "retrieval", qa, "--json", "--min-recall", "1", data_dir=data)
     assert retrieval.returncode == 0, retrieval.stderr
     assert json.loads(retrieval.stdout)["questions"] == 6  # out-of-scope ones left out
+
+
+def test_ingest_calibrates_the_scope_and_keeps_a_calibration_from_a_set(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    ingested = docchat("ingest", str(CORPUS / "guide.md"), data_dir=data)
+    assert ingested.returncode == 0, ingested.stderr
+    assert re.search(r"^scope: scope threshold 0\.\d{3} \(off-topic", ingested.stdout, re.M)
+    qa = str(FIXTURES / "corpus_qa.jsonl")
+    calibrated = docchat("calibrate", "--questions", qa, data_dir=data)
+    assert calibrated.returncode == 0, calibrated.stderr
+    assert "(questions, from " in calibrated.stdout
+    assert "6 in scope, 2 out of scope" in calibrated.stdout
+    again = docchat("ingest", str(CORPUS / "guide.md"), data_dir=data)
+    assert again.returncode == 0, again.stderr
+    assert "scope: kept scope threshold" in again.stdout

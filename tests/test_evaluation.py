@@ -113,8 +113,12 @@ def test_the_shipped_question_sets_read_cleanly() -> None:
     assert len(docs) >= 30
     assert sum(c.out_of_scope for c in docs) >= 5
     assert all(c.has_expectations for c in docs if not c.out_of_scope)
-    python = read_cases(EVAL / "python311_qa.jsonl")
-    assert all(c.has_expectations and c.sources for c in python)
+    for name in ("python311_qa.jsonl", "git_qa.jsonl"):
+        cases = read_cases(EVAL / name)
+        assert all(c.has_expectations and c.sources for c in cases if not c.out_of_scope)
+        # Enough out-of-scope questions to measure a 90% refusal rate (issue 23).
+        assert sum(c.out_of_scope for c in cases) >= 15
+        assert all(not c.sources and not c.has_expectations for c in cases if c.out_of_scope)
 
 
 def test_a_malformed_case_names_its_line(tmp_path: Path) -> None:

@@ -19,7 +19,8 @@ from app.api.problems import problem_of
 from app.api.schemas import CitationOut
 from app.api.streaming import admitted, finished, sse
 from app.chat.events import Finished, Token
-from app.chat.service import Answer, Question
+from app.chat.question import Question
+from app.chat.service import Answer
 from app.telemetry.context import annotate
 
 

@@ -22,7 +22,8 @@ from app.api.problems import ApiError, error_body, problem_of, quoted
 from app.api.schemas import ModelList, ModelOut
 from app.api.streaming import admitted, finished
 from app.chat.events import Failed, Finished, Token
-from app.chat.service import Answer, Question
+from app.chat.question import Question
+from app.chat.service import Answer
 
 router = APIRouter(prefix="/v1", tags=["openai"], dependencies=[require_scope("chat")])
 

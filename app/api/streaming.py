@@ -11,7 +11,8 @@ from typing import Any, TypeVar
 from fastapi import Request
 
 from app.chat.events import Failed, Finished
-from app.chat.service import Answer, ChatService, Question
+from app.chat.question import Question
+from app.chat.service import Answer, ChatService
 
 T = TypeVar("T")
 

@@ -15,7 +15,7 @@ import logging
 import re
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any
 
 from app.chat.errors import InvalidQuestion, QuestionTooLong, RequestTooLarge
@@ -30,6 +30,7 @@ from app.chat.events import (
     Usage,
 )
 from app.chat.passage import closest_passage
+from app.chat.question import Question
 from app.chat.records import ChatRecords
 from app.llm.base import ChatEngine, GenerationStats, GenerationTimeout, Prompt, Ticket
 from app.rag.fitting import fit_prompt
@@ -37,8 +38,8 @@ from app.rag.followup import standalone_by_model, standalone_by_rules
 from app.rag.grounding import grounding_score
 from app.rag.prompt import NO_CONTEXT_ANSWER, system_prompt
 from app.rag.retrieval import Retriever, citations
+from app.rag.scope import not_covered_answer
 from app.rag.terms import unpaired_terms
-from app.security.keys import Identity
 from app.security.output_guard import WITHHELD_ANSWER, OutputGuard
 from app.security.pii import PiiRedactor
 from app.settings import LLMSettings, RagSettings
@@ -53,22 +54,6 @@ UNGROUNDED_ANSWER = (
     "The documentation does not clearly cover this question: the answer I drafted was "
     "not supported by the passages I found. The closest sources are listed below."
 )
-
-
-@dataclass(frozen=True)
-class Question:
-    """A question and what it continues."""
-
-    text: str
-    # A stored conversation to continue (its history is read from the database) ...
-    conversation_id: str | None = None
-    # ... or the earlier turns the caller holds itself (OpenAI clients), oldest first.
-    history: tuple[tuple[str, str], ...] = ()
-    extra_system: str = ""  # the caller's own system instructions, appended
-    max_tokens: int | None = None
-    temperature: float | None = None
-    store: bool = True  # keep the question and answer as a conversation
-    caller: Identity | None = None  # None: authentication is off
 
 
 def release_of(engine: ChatEngine) -> Release:
@@ -156,6 +141,11 @@ class ChatService:
             async with asyncio.timeout(deadline - time.monotonic()):
                 query = await self._standalone(engine, text, previous, deadline)
                 hits = await self.retriever.context(query, previous)
+                refusal = NO_CONTEXT_ANSWER
+                if not hits and self.retriever.scope == "calibrated":
+                    # Say what the docs never mention, when that is why.
+                    unknown = await asyncio.to_thread(self.retriever.unknown_names, query)
+                    refusal = not_covered_answer(unknown)
                 if hits:  # a question the docs do not cover needs no model
                     ticket = engine.reserve()
                     fitted = await asyncio.to_thread(
@@ -201,6 +191,7 @@ class ChatService:
             temperature=question.temperature,
             deadline=deadline,
             ticket=ticket,
+            refusal=refusal,
         )
 
     async def _standalone(
@@ -282,6 +273,7 @@ class Answer:
         temperature: float | None,
         deadline: float,
         ticket: Ticket | None,
+        refusal: str = NO_CONTEXT_ANSWER,
     ) -> None:
         self.service = service
         self.engine = engine  # the model that writes this answer, to its end
@@ -295,6 +287,7 @@ class Answer:
         self.deadline = deadline
         self.opened = deadline - service.llm.request_timeout_s  # when the question came
         self.ticket = ticket
+        self.refusal = refusal  # what is said when the docs do not cover the question
         self._begun = False
 
     @property
@@ -314,7 +307,7 @@ class Answer:
         stats: GenerationStats | None = None
         try:
             if self.prompt is None:
-                for piece in re.findall(r"\S+\s*", NO_CONTEXT_ANSWER):
+                for piece in re.findall(r"\S+\s*", self.refusal):
                     pieces.append(piece)
                     yield Token(piece)
                 final = self._finished("".join(pieces), None, checks, "stop")

@@ -14,6 +14,7 @@ from app.cli import (
     audit,
     audited,
     backup,
+    calibrate,
     config,
     conversations,
     curate,
@@ -41,6 +42,7 @@ app.command()(serve.serve)
 app.command()(ingest.ingest)
 app.command()(ask.ask)
 app.command()(reindex.reindex)
+app.command()(calibrate.calibrate)
 app.add_typer(config.app, name="config", help="Inspect the settings.")
 app.add_typer(keys.app, name="keys", help="Manage API keys (shown once, stored hashed).")
 app.add_typer(users.app, name="users", help="People who sign in: list, disable, enable.")

@@ -32,7 +32,7 @@ def ask(
         raise fail(str(exc)) from None
 
     from app.chat.events import Failed, Finished, Token
-    from app.chat.service import Question
+    from app.chat.question import Question
     from common.errors import DocchatError
 
     async def run() -> list[dict[str, Any]]:

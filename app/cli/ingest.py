@@ -45,7 +45,9 @@ def ingest(
     1 the run could not be done (or would have deleted or replaced too much of the
     collection: see --allow-mass-change).
     """
+    from app.cli.calibrate import calibrate_after_ingest
     from app.components import open_ingestor
+    from app.llm.embedder import Embedder
     from app.store.db import DatabaseUnavailable
     from app.store.index_record import EmbeddingMismatch
     from app.store.vectors import VectorStoreBusy, VectorStoreUnavailable
@@ -73,6 +75,12 @@ def ingest(
                 on_start=bar.start,
                 allow_mass_change=allow_mass_change,
             )
+            scope = None
+            # The scope threshold follows the collection (app/rag/scope.py).
+            if ingestor.vectors is not None and isinstance(ingestor.embedder, Embedder):
+                scope = calibrate_after_ingest(
+                    settings, ingestor.vectors, ingestor.db, target, ingestor.embedder
+                )
     except (
         VectorStoreBusy,
         VectorStoreUnavailable,
@@ -86,6 +94,8 @@ def ingest(
             "interrupted; the store is consistent, run the same command to finish", 130
         ) from None
     print_summary(summary, target)
+    if scope is not None:
+        say(f"scope: {scope}")
     if summary.partial:
         err.print(
             f"partial run: {summary.failed} file(s) failed and were skipped (exit {EXIT_PARTIAL})",

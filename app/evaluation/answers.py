@@ -11,7 +11,6 @@ refused; an in-scope one must not), and latency percentiles.
 from __future__ import annotations
 
 import math
-import re
 import statistics
 import time
 from collections.abc import Callable
@@ -19,19 +18,14 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from app.chat.events import Failed, Finished, Token
-from app.chat.service import UNGROUNDED_ANSWER, ChatService, Question
+from app.chat.question import Question
+from app.chat.service import UNGROUNDED_ANSWER, ChatService
 from app.evaluation.cases import QACase, contains_expected, source_matches
 from app.rag.prompt import NO_CONTEXT_ANSWER
+from app.rag.scope import NOT_COVERED
 
 # How a model says the documentation does not cover a question, in its own words.
-REFUSAL = re.compile(
-    r"\b(?:does not|doesn't|do not|don't|did not|didn't)\s+(?:clearly\s+)?"
-    r"(?:cover|mention|contain|include|say|provide|describe|specify|address)"
-    r"|\bnot\s+(?:covered|mentioned|specified|described|documented)"
-    r"|\bno\s+(?:information|mention|details?)\s+(?:about|on|of|regarding)"
-    r"|\bI\s+(?:do not|don't|cannot|can't)\s+(?:know|find|answer)",
-    re.IGNORECASE,
-)
+REFUSAL = NOT_COVERED
 
 
 @dataclass

@@ -12,9 +12,10 @@ import numpy as np
 
 from app.llm.embedder import Embedder
 from app.rag.assembly import ContextAssembler
+from app.rag.scope import Calibration, calibrate, unknown_names
 from app.settings import RagSettings
 from app.store.db import Database
-from app.store.lexical import LexicalIndex
+from app.store.lexical import LexicalIndex, tokens
 from app.store.vectors import Hit, VectorStore
 from app.telemetry.reporter import Telemetry
 
@@ -94,7 +95,14 @@ def fuse(
 
 class Retriever:
     """Embeds the query with the ingest embedder and searches one collection: by
-    vectors alone, or (with a lexical index) by vectors and BM25 fused."""
+    vectors alone, or (with a lexical index) by vectors and BM25 fused.
+
+    Whether the collection covers a question at all (`relevant`, `context`): with
+    `scope="calibrated"`, its best chunk must reach the collection's calibrated threshold
+    (rag.min_score for a collection never calibrated) and it must name nothing the
+    collection never mentions (app/rag/scope.py); with `scope="min_score"`, its best
+    chunk must reach min_score, on every collection alike.
+    """
 
     def __init__(
         self,
@@ -109,6 +117,7 @@ class Retriever:
         candidates: int = 20,
         assembler: ContextAssembler | None = None,
         lexical_weight: float = 1.0,
+        scope: str = "min_score",
     ) -> None:
         self.embedder = embedder
         self.vectors = vectors
@@ -120,6 +129,7 @@ class Retriever:
         self.candidates = candidates
         self.assembler = assembler
         self.lexical_weight = lexical_weight
+        self.scope = scope
         # Hits handed to the assembler: more than it can use, so that dropped
         # near-duplicates and merged neighbours leave room for others.
         self.pool = top_k if assembler is None else max(3 * top_k, 12)
@@ -157,13 +167,55 @@ class Retriever:
             candidates=rag.candidates,
             assembler=assembler,
             lexical_weight=rag.lexical_weight,
+            scope=rag.scope,
         )
 
     def search_sync(self, query: str, k: int | None = None) -> list[Hit]:
         """All of the k nearest chunks, best first, whatever their score."""
+        return self._search(query, k)[0]
+
+    def best_score(self, question: str) -> float:
+        """The cosine of the best chunk the chat's search finds for a question (what
+        the scope threshold is compared with; -1.0 for an empty collection)."""
+        return max((h.score for h in self.search_sync(question, self.pool)), default=-1.0)
+
+    def calibration(self) -> Calibration | None:
+        """The served collection's scope calibration, if it has one."""
+        return Calibration.from_metadata(self.vectors.target(self.collection).extra)
+
+    def calibrate(
+        self,
+        questions: Sequence[tuple[str, bool]] = (),
+        *,
+        basis: str = "",
+        max_false_refusals: float = 0.05,
+    ) -> Calibration:
+        """The collection's scope calibration from a question set ((question,
+        out_of_scope) pairs) or, without one, from the shipped off-topic list."""
+        return calibrate(
+            self.best_score,
+            questions=questions,
+            basis=basis,
+            max_false_refusals=max_false_refusals,
+        )
+
+    def save_calibration(self, calibration: Calibration) -> None:
+        """Store the calibration with the served collection (a writer store)."""
+        target = self.vectors.target(self.collection)
+        if target.record is None:
+            raise ValueError(f"collection {self.collection!r} is empty: ingest it first")
+        self.vectors.set_record(target.name, target.record, calibration.to_metadata())
+
+    def _search(self, query: str, k: int | None = None) -> tuple[list[Hit], float]:
+        """The k nearest chunks and the served collection's scope threshold."""
         # The model the served collection was built with (a reindex may have swapped
         # it): EmbeddingMismatch naming both rather than a silently worse ranking.
-        record = self.vectors.target(self.collection).record
+        target = self.vectors.target(self.collection)
+        threshold = self.min_score
+        if self.scope == "calibrated":
+            calibration = Calibration.from_metadata(target.extra)
+            threshold = calibration.threshold if calibration else self.min_score
+        record = target.record
         embedder = self.embedder.for_index(self.collection, record)
         with self.telemetry.stage("embed"):
             vector = embedder.embed([query])[0]
@@ -176,7 +228,26 @@ class Retriever:
             span.set_attribute("docchat.hits", len(hits))
             if hits:
                 span.set_attribute("docchat.top_score", hits[0].score)
-        return hits
+        return hits, threshold
+
+    def unknown_names(self, question: str) -> list[str]:
+        """The names in a question the collection never mentions (none without a
+        lexical index, whose vocabulary says what it mentions)."""
+        if self.lexical is None:
+            return []
+        self.lexical.refresh()
+        return unknown_names(question, tokens, self.lexical.knows)
+
+    def _in_scope(self, question: str, found: list[Hit], threshold: float) -> list[Hit]:
+        """The relevant chunks among those found: none when the collection does not
+        cover the question (its best chunk below the threshold, or a name it never
+        mentions), else those that reach min_score (or the threshold, when lower)."""
+        if not found or max(h.score for h in found) < threshold:
+            return []
+        if self.scope == "calibrated" and self.unknown_names(question):
+            return []
+        floor = min(self.min_score, threshold)
+        return [h for h in found if h.score >= floor]
 
     def _hybrid(self, query: str, vector: list[float], k: int) -> list[Hit]:
         """The vector and BM25 rankings fused; every hit scored by its cosine
@@ -207,16 +278,20 @@ class Retriever:
         return await asyncio.to_thread(self.search_sync, query, k)
 
     async def relevant(self, question: str, previous_question: str | None = None) -> list[Hit]:
-        """Chunks that pass the similarity threshold.
+        """Chunks of a question the collection covers (none when it does not).
 
         A follow-up such as "and how do I undo it?" means little alone: when the
         question finds nothing, it is tried again together with the previous one.
         """
-        found = await self.search(question, self.pool)
-        hits = [h for h in found if h.score >= self.min_score]
+        return await asyncio.to_thread(self._relevant, question, previous_question)
+
+    def _relevant(self, question: str, previous_question: str | None) -> list[Hit]:
+        found, threshold = self._search(question, self.pool)
+        hits = self._in_scope(question, found, threshold)
         if not hits and previous_question:
-            found = await self.search(f"{previous_question}\n{question}", self.pool)
-            hits = [h for h in found if h.score >= self.min_score]
+            together = f"{previous_question}\n{question}"
+            found, threshold = self._search(together, self.pool)
+            hits = self._in_scope(together, found, threshold)
         if found:
             self.telemetry.metrics.retrieval_top_score.observe(found[0].score)
         return hits
@@ -228,13 +303,7 @@ class Retriever:
 
     def context_sync(self, question: str, previous_question: str | None = None) -> list[Hit]:
         """`context`, blocking (evaluations and tools)."""
-        found = self.search_sync(question, self.pool)
-        hits = [h for h in found if h.score >= self.min_score]
-        if not hits and previous_question:
-            found = self.search_sync(f"{previous_question}\n{question}", self.pool)
-            hits = [h for h in found if h.score >= self.min_score]
-        if found:
-            self.telemetry.metrics.retrieval_top_score.observe(found[0].score)
+        hits = self._relevant(question, previous_question)
         if self.assembler is None or not hits:
             return hits[: self.top_k]
         with self.telemetry.stage("assemble"):

@@ -57,8 +57,20 @@ class RagSettings(BaseModel):
         0.3,
         ge=-1.0,
         le=1.0,
-        description="Cosine similarity below which a chunk counts as not relevant. When "
-        "no chunk reaches it, the answer says the docs do not cover the question.",
+        description="Cosine similarity below which a chunk counts as not relevant; and, "
+        "for a collection without a scope calibration (or with scope=min_score), the "
+        "score a question's best chunk must reach, else the answer says the docs do not "
+        "cover the question.",
+    )
+    scope: Literal["calibrated", "min_score"] = Field(
+        "calibrated",
+        description="How docchat decides that the docs do not cover a question, before "
+        "the model is asked. calibrated: the question's best chunk must reach the "
+        "collection's own threshold (calibrated by `docchat ingest` from a list of "
+        "unrelated questions, or by `docchat calibrate --questions FILE` from a question "
+        "set; min_score until then), and the question must name nothing the collection "
+        "never mentions (a product, a tool: Okta, Sourcetree); min_score: the best chunk "
+        "must reach min_score, the same on every collection (docchat before 2026-12).",
     )
     history_turns: int = Field(
         3, ge=0, description="Earlier question/answer pairs of a conversation put in the prompt."

@@ -289,6 +289,11 @@ class LexicalIndex:
             top = top[np.argsort(-scores[top], kind="stable")]
             return [LexicalHit(self._ids[i], float(scores[i])) for i in top]
 
+    def knows(self, term: str) -> bool:
+        """Whether a term (as `tokens` gives them) occurs in the collection."""
+        with self._lock:
+            return term in self._postings
+
     @property
     def size(self) -> int:
         """Chunks in the index."""

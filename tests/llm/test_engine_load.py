@@ -17,7 +17,7 @@ import httpx
 import pytest
 
 from app.chat.events import Failed, Finished
-from app.chat.service import Question
+from app.chat.question import Question
 from app.components import Components
 from app.llm.engine import EngineBusy, GenerationStats, LlamaEngine
 from app.llm.provision import small_chat_model

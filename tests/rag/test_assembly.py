@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 from dataclasses import replace
 
-from app.chat.service import Question
+from app.chat.question import Question
 from app.components import Components
 from app.rag.assembly import ContextAssembler, join_overlapping
 from app.rag.retrieval import Retriever, citations

@@ -7,7 +7,7 @@ import asyncio
 
 import pytest
 
-from app.chat.service import Question
+from app.chat.question import Question
 from app.components import Components
 from app.rag.followup import reads_like_followup, standalone_by_model, standalone_by_rules
 from tests.conftest import Models
