@@ -8,19 +8,13 @@ per PDF (a fraction of a second), small beside chunking and embedding a PDF.
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
-from pathlib import Path
 from typing import Any
 
 from ingest.document import ExtractLimits, LoadedDocument, LoadError, Section
+from ingest.loaders.child import run_child
 from ingest.loaders.text import split_paragraphs
 
 _MAX_TITLE_CHARS = 100
-# The folder that holds the `ingest` package: the child must import this same code.
-_PACKAGE_ROOT = str(Path(__file__).resolve().parents[2])
 
 
 def load(data: bytes, stem: str, limits: ExtractLimits | None = None) -> LoadedDocument:
@@ -64,40 +58,8 @@ def load(data: bytes, stem: str, limits: ExtractLimits | None = None) -> LoadedD
 
 def _extract(data: bytes, limits: ExtractLimits) -> tuple[list[dict[str, Any]], bool]:
     """The child's lines (see pdf_extract.py) and whether the time budget ran out."""
-    env = {
-        **os.environ,
-        "PYTHONPATH": os.pathsep.join(
-            p for p in (_PACKAGE_ROOT, os.environ.get("PYTHONPATH", "")) if p
-        ),
-    }
-    command = [
-        sys.executable,
-        "-m",
-        "ingest.loaders.pdf_extract",
-        str(limits.max_page_chars),
-        str(limits.max_file_chars),
-    ]
-    with subprocess.Popen(
-        command,
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        env=env,
-    ) as child:
-        try:
-            out, _ = child.communicate(data, timeout=limits.timeout_s)
-            timed_out = False
-        except subprocess.TimeoutExpired:
-            child.kill()
-            out, _ = child.communicate()  # what it wrote before the kill
-            timed_out = True
-    lines = []
-    for raw in out.splitlines():
-        try:
-            lines.append(json.loads(raw))
-        except ValueError:  # the last line, cut by the kill
-            break
-    return lines, timed_out
+    args = [str(limits.max_page_chars), str(limits.max_file_chars)]
+    return run_child("ingest.loaders.pdf_extract", args, data, limits.timeout_s)
 
 
 def _limit_notes(

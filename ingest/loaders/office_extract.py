@@ -1,0 +1,175 @@
+"""The sections of an office document, extracted in a child process (ingest/loaders/office.py).
+
+Run as `python -m ingest.loaders.office_extract FORMAT MAX_FILE_CHARS` with the file on
+stdin. Lines, in order: {"error": reason} alone if the file cannot be read; else
+{"title": core-properties title or ""}, then one {"heading", "level", "paragraphs"} per
+section, then {"stop": "file"} if MAX_FILE_CHARS was reached (the text is cut exactly
+there), or {"end": true} when the whole file was read. {"warning": ...} lines may come
+between sections.
+
+How each format maps to sections:
+- docx: paragraphs styled "Title" / "Heading N" (or styles based on them) start a section
+  of level N (Title: 1); list paragraphs become "- item" lines; a table is one paragraph,
+  a row per line, cells joined by " | ".
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from collections.abc import Iterator
+from io import BytesIO
+from typing import Any
+
+from ingest.loaders.blocks import list_text
+
+
+class _Sections:
+    """Sections being built, cut at a character budget."""
+
+    def __init__(self, max_chars: int) -> None:
+        self.room = max_chars
+        self.heading = ""
+        self.level = 0
+        self.paragraphs: list[str] = []
+        self.cut = False
+
+    def start(self, heading: str, level: int) -> Iterator[dict[str, Any]]:
+        """Close the current section (yielding it) and open another."""
+        yield from self.flush()
+        self.heading, self.level = " ".join(heading.split()), level
+
+    def add(self, text: str) -> None:
+        text = text.strip()
+        if not text or self.cut:
+            return
+        if len(text) >= self.room:
+            text, self.cut = text[: self.room], True
+        self.room -= len(text)
+        self.paragraphs.append(text)
+
+    def flush(self) -> Iterator[dict[str, Any]]:
+        if self.paragraphs or self.heading:
+            yield {"heading": self.heading, "level": self.level, "paragraphs": self.paragraphs}
+        self.heading, self.level, self.paragraphs = "", 0, []
+
+
+def extract(fmt: str, data: bytes, max_chars: int) -> Iterator[dict[str, Any]]:
+    """The lines described above."""
+    readers = {"docx": _docx}
+    try:
+        title, blocks = readers[fmt](data)
+    except Exception as exc:  # the libraries raise many types on damaged files
+        yield {"error": f"corrupt or unreadable file: {_short(exc)}"}
+        return
+    yield {"title": title}
+    sections = _Sections(max_chars)
+    for kind, text, level in blocks:
+        if kind == "heading":
+            yield from sections.start(text, level)
+        elif kind == "warning":
+            yield {"warning": text}
+        else:
+            sections.add(text)
+        if sections.cut:
+            yield from sections.flush()
+            yield {"stop": "file"}
+            return
+    yield from sections.flush()
+    yield {"end": True}
+
+
+# A block: ("heading", text, level) | ("text", text, 0) | ("warning", text, 0).
+Block = tuple[str, str, int]
+
+
+def _docx(data: bytes) -> tuple[str, Iterator[Block]]:
+    import docx
+    from docx.table import Table
+
+    document = docx.Document(BytesIO(data))
+    title = document.core_properties.title or ""
+
+    def blocks() -> Iterator[Block]:
+        items: list[str] = []
+        for block in document.iter_inner_content():
+            if isinstance(block, Table):
+                if items:
+                    yield "text", list_text(items, ordered=False), 0
+                    items = []
+                yield "text", _docx_table(block), 0
+                continue
+            level = _heading_level(block.style)
+            text = block.text
+            if level and text.strip():
+                if items:
+                    yield "text", list_text(items, ordered=False), 0
+                    items = []
+                yield "heading", text, level
+                continue
+            p_pr = block._p.pPr
+            if p_pr is not None and p_pr.numPr is not None:
+                items.append(" ".join(text.split()))
+                continue
+            if items:
+                yield "text", list_text(items, ordered=False), 0
+                items = []
+            yield "text", text, 0
+        if items:
+            yield "text", list_text(items, ordered=False), 0
+
+    return title, blocks()
+
+
+def _heading_level(style: Any) -> int:
+    """N for a "Heading N" style (or one based on it), 1 for "Title", else 0."""
+    seen = 0
+    while style is not None and seen < 10:
+        name = (style.name or "").lower()
+        if name == "title":
+            return 1
+        if name.startswith("heading "):
+            digits = name.removeprefix("heading ").strip()
+            return int(digits) if digits.isdigit() else 1
+        style, seen = style.base_style, seen + 1
+    return 0
+
+
+def _docx_table(table: Any) -> str:
+    """A table as lines, cells joined by " | "; a merged cell once."""
+    lines = []
+    for row in table.rows:
+        cells, last = [], None
+        for cell in row.cells:
+            if cell._tc is last:  # a horizontally merged cell repeats
+                continue
+            last = cell._tc
+            cells.append(" ".join(cell.text.split()))
+        if any(cells):
+            lines.append(" | ".join(cells))
+    return "\n".join(lines)
+
+
+def _short(exc: BaseException) -> str:
+    message = " ".join(str(exc).split()) or type(exc).__name__
+    return message if len(message) <= 120 else message[:117] + "..."
+
+
+def main() -> None:
+    """Read a file from stdin, write its lines to stdout (flushed: a kill keeps them)."""
+    logging.disable(logging.WARNING)
+    fmt, max_chars = sys.argv[1], int(sys.argv[2])
+    data = sys.stdin.buffer.read()
+    out = sys.stdout
+    try:
+        for line in extract(fmt, data, max_chars):
+            out.write(json.dumps(line) + "\n")
+            out.flush()
+    except BaseException as exc:  # e.g. MemoryError: said to the parent, not as a traceback
+        out.write(json.dumps({"error": f"could not be parsed: {type(exc).__name__}"}) + "\n")
+        out.flush()
+
+
+if __name__ == "__main__":
+    main()

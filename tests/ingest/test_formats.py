@@ -1,0 +1,156 @@
+"""Office formats (issue #26): real files made by LibreOffice (tests/fixtures/formats/make.sh)
+or taken from public sample sets, read into sections that follow the document's headings,
+and the bad ones (password-protected, corrupt, zip bombs) each a finding for that file only.
+"""
+
+from __future__ import annotations
+
+import io
+import shutil
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from app.components import open_database, open_vectors
+from app.settings import Settings
+from ingest.document import ExtractLimits, LoadedDocument, LoadError
+from ingest.loaders import load_bytes, load_file
+from ingest.pipeline import Ingestor
+from ingest.summary import IngestSummary
+from tests.conftest import Models, make_settings
+
+FORMATS = Path(__file__).parents[1] / "fixtures" / "formats"
+
+
+def headings(doc: LoadedDocument) -> list[tuple[int, str]]:
+    return [(s.level, s.heading) for s in doc.sections]
+
+
+def section_text(doc: LoadedDocument, heading: str) -> str:
+    matches = [s for s in doc.sections if s.heading == heading]
+    assert matches, f"no section {heading!r} in {headings(doc)}"
+    return "\n\n".join(matches[0].paragraphs)
+
+
+def run(settings: Settings, models: Models, root: Path) -> IngestSummary:
+    db = open_database(settings)
+    vectors = open_vectors(settings, writer=True)
+    try:
+        ingestor = Ingestor.configured(settings.ingest, db, vectors, models.embedder)
+        return ingestor.run([root], settings.vectors.collection)
+    finally:
+        vectors.close()
+        db.close()
+
+
+def top_hit(settings: Settings, models: Models, question: str) -> tuple[str, str, str]:
+    """(source, section, text) of the best chunk for a question."""
+    vectors = open_vectors(settings, writer=False)
+    try:
+        (embedding,) = models.embedder.embed([question])
+        (hit,) = vectors.query(settings.vectors.collection, embedding, 1)
+    finally:
+        vectors.close()
+    return str(hit.metadata["source"]), str(hit.metadata["section"]), hit.text
+
+
+def zip_bomb(like: Path, member: str, size: int) -> bytes:
+    """A copy of a real package whose `member` is `size` zero bytes, deflated (~1,000:1)."""
+    buffer = io.BytesIO()
+    with (
+        zipfile.ZipFile(like) as source,
+        zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED, compresslevel=9) as target,
+    ):
+        for info in source.infolist():
+            if info.filename != member:
+                target.writestr(info.filename, source.read(info))
+        with target.open(member, "w", force_zip64=True) as stream:
+            block = b"\0" * (1 << 24)
+            for _ in range(size // len(block)):
+                stream.write(block)
+    return buffer.getvalue()
+
+
+# --- Word ---------------------------------------------------------------------------------
+
+
+def test_docx_headings_become_sections() -> None:
+    doc = load_file(FORMATS / "widget-guide.docx")
+    assert doc.title == "Widget Server operations guide"
+    assert headings(doc) == [
+        (1, "Widget Server operations guide"),
+        (2, "Backups"),
+        (3, "Restoring a backup"),
+        (2, "Ports and limits"),
+        (2, "Troubleshooting"),
+    ]
+    backups = section_text(doc, "Backups")
+    assert "copies the widget store to the archive volume at 02:30" in backups
+    assert "- Keep fourteen daily copies.\n- Test a restore every quarter." in backups
+    assert "widgetctl restore" in section_text(doc, "Restoring a backup")
+    assert section_text(doc, "Ports and limits").endswith(
+        "Setting | Default | Meaning\n"
+        "port | 7421 | The port the server listens on\n"
+        "max_clients | 512 | Connections accepted at once"
+    )
+    assert (doc.warnings, doc.limits) == ([], [])
+
+
+def test_docx_is_cut_at_the_file_bound() -> None:
+    data = (FORMATS / "widget-guide.docx").read_bytes()
+    doc = load_bytes(data, "guide.docx", ExtractLimits(max_file_chars=100))
+    assert sum(len(p) for s in doc.sections for p in s.paragraphs) == 100
+    assert doc.limits == [
+        "text cut at 100 characters (ingest.max_file_chars); the rest of the file was not read"
+    ]
+
+
+# --- Bad input ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("name", "reason"),
+    [
+        ("password.docx", "password-protected Word file"),
+        ("password.pdf", "encrypted PDF"),
+        ("truncated.docx", "corrupt or unreadable Word file: not a zip package"),
+    ],
+)
+def test_protected_and_corrupt_files_are_refused(name: str, reason: str) -> None:
+    with pytest.raises(LoadError, match=reason):
+        load_file(FORMATS / name)
+
+
+def test_a_docx_that_expands_to_gigabytes_is_refused_unread() -> None:
+    bomb = zip_bomb(FORMATS / "widget-guide.docx", "word/document.xml", 1 << 30)
+    assert len(bomb) < 2_000_000
+    with pytest.raises(LoadError, match=r"expands to 1,074 MB \(the limit is 256 MB\): a zip bomb"):
+        load_bytes(bomb, "bomb.docx")
+
+
+def test_a_folder_of_good_and_bad_office_files(tmp_path: Path, models: Models) -> None:
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    for name in ("widget-guide.docx", "password.docx", "password.pdf"):
+        shutil.copy(FORMATS / name, folder / name)
+    shutil.copy(FORMATS / "truncated.docx", folder / "broken.docx")
+    (folder / "bomb.docx").write_bytes(
+        zip_bomb(FORMATS / "widget-guide.docx", "word/document.xml", 1 << 30)
+    )
+    settings = make_settings(tmp_path / "data")
+    summary = run(settings, models, folder)
+
+    failed = {f.source: f.reason for f in summary.findings if f.check == "load"}
+    assert sorted(failed) == [
+        "docs/bomb.docx",
+        "docs/broken.docx",
+        "docs/password.docx",
+        "docs/password.pdf",
+    ]
+    assert "zip bomb" in failed["docs/bomb.docx"]
+    assert (summary.new, summary.failed) == (1, 4)
+    question = "Which port does the widget server listen on?"
+    source, section, text = top_hit(settings, models, question)
+    assert (source, section) == ("docs/widget-guide.docx", "Ports and limits")
+    assert "port | 7421 | The port the server listens on" in text
