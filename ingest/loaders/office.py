@@ -1,4 +1,4 @@
-"""Office documents (.docx, .pptx, .xlsx): zip packages of XML, read in a child process.
+"""Office documents (.docx, .xlsx): zip packages of XML, read in a child process.
 
 Before anything parses a package, its zip directory is checked here: a password-protected
 Office file is not a zip at all (an OLE container holding the encrypted package), and a
@@ -56,9 +56,10 @@ def load(data: bytes, fmt: str, stem: str, limits: ExtractLimits | None = None) 
     if not timed_out and not any("end" in line for line in lines):
         failure = next((str(line["error"]) for line in lines if "error" in line), "it ended")
         warnings.append(f"text extraction stopped part-way ({failure})")
-    title = " ".join(str(head["title"]).split()) or next(
-        (s.heading for s in sections if s.heading), stem
-    )
+    title = " ".join(str(head["title"]).split())
+    if not title and fmt == "docx":  # a spreadsheet's first sheet name is no title
+        title = next((s.heading for s in sections if s.heading), "")
+    title = title or stem
     return LoadedDocument(title=title, sections=sections, warnings=warnings, limits=notes)
 
 

@@ -24,6 +24,8 @@ from typing import Any
 
 from ingest.loaders.blocks import list_text
 
+ROWS_PER_PARAGRAPH = 20
+
 
 class _Sections:
     """Sections being built, cut at a character budget."""
@@ -57,7 +59,7 @@ class _Sections:
 
 def extract(fmt: str, data: bytes, max_chars: int) -> Iterator[dict[str, Any]]:
     """The lines described above."""
-    readers = {"docx": _docx}
+    readers = {"docx": _docx, "xlsx": _xlsx}
     try:
         title, blocks = readers[fmt](data)
     except Exception as exc:  # the libraries raise many types on damaged files
@@ -149,6 +151,57 @@ def _docx_table(table: Any) -> str:
         if any(cells):
             lines.append(" | ".join(cells))
     return "\n".join(lines)
+
+
+def _xlsx(data: bytes) -> tuple[str, Iterator[Block]]:
+    import openpyxl
+
+    # read_only streams the rows (a large sheet is not held in memory); data_only gives
+    # the values formulas last computed, as saved by the application.
+    book = openpyxl.load_workbook(BytesIO(data), read_only=True, data_only=True)
+    title = book.properties.title or ""
+
+    def blocks() -> Iterator[Block]:
+        hidden = 0
+        for sheet in book.worksheets:
+            if sheet.sheet_state != "visible":
+                hidden += 1
+                continue
+            yield "heading", sheet.title, 1
+            header: str | None = None
+            rows: list[str] = []
+            for values in sheet.iter_rows(values_only=True):
+                cells = [_cell_text(v) for v in values]
+                while cells and not cells[-1]:
+                    cells.pop()
+                if not cells:
+                    continue
+                line = " | ".join(cells)
+                if header is None:
+                    header = line
+                elif not rows:
+                    rows.append(header)
+                rows.append(line)
+                if len(rows) >= ROWS_PER_PARAGRAPH:
+                    yield "text", "\n".join(rows), 0
+                    rows = []
+            if rows or header is not None:
+                yield "text", "\n".join(rows or [header or ""]), 0
+        if hidden:
+            yield "warning", f"{hidden} hidden sheets not indexed", 0
+
+    return title, blocks()
+
+
+def _cell_text(value: object) -> str:
+    """A cell's value as text: whole floats without ".0", dates in ISO form."""
+    if value is None:
+        return ""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    if hasattr(value, "isoformat"):
+        return str(value.isoformat())
+    return " ".join(str(value).split())
 
 
 def _short(exc: BaseException) -> str:

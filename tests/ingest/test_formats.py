@@ -106,6 +106,30 @@ def test_docx_is_cut_at_the_file_bound() -> None:
     ]
 
 
+# --- Excel --------------------------------------------------------------------------------
+
+
+def test_xlsx_sheets_become_sections() -> None:
+    doc = load_file(FORMATS / "capacity.xlsx")
+    assert doc.title == "capacity"  # no title in its properties: the file name
+    assert headings(doc) == [(1, "Server sizes"), (1, "Support hours")]
+    assert section_text(doc, "Server sizes") == (
+        "Plan | CPU cores | Memory (GB) | Widgets per second\n"
+        "Starter | 2 | 4 | 150\n"
+        "Business | 8 | 32 | 1200\n"
+        "Total cores | 10"  # a formula, as its computed value
+    )
+    assert "Europe | 08:00 to 18:00 CET on weekdays" in section_text(doc, "Support hours")
+
+
+def test_xlsx_rows_come_in_paragraphs_that_repeat_the_header() -> None:
+    doc = load_file(FORMATS / "parts.xlsx")
+    (sheet,) = doc.sections
+    assert [len(p.splitlines()) for p in sheet.paragraphs] == [20, 20, 8]
+    assert all(p.startswith("Part number | Name | Stock\n") for p in sheet.paragraphs)
+    assert sheet.paragraphs[2].splitlines()[1] == "P-1039 | Widget spring size 39 | 273"
+
+
 # --- Bad input ----------------------------------------------------------------------------
 
 
@@ -113,6 +137,7 @@ def test_docx_is_cut_at_the_file_bound() -> None:
     ("name", "reason"),
     [
         ("password.docx", "password-protected Word file"),
+        ("password.xlsx", "password-protected Excel file"),
         ("password.pdf", "encrypted PDF"),
         ("truncated.docx", "corrupt or unreadable Word file: not a zip package"),
     ],
@@ -132,9 +157,10 @@ def test_a_docx_that_expands_to_gigabytes_is_refused_unread() -> None:
 def test_a_folder_of_good_and_bad_office_files(tmp_path: Path, models: Models) -> None:
     folder = tmp_path / "docs"
     folder.mkdir()
-    for name in ("widget-guide.docx", "password.docx", "password.pdf"):
+    for name in ("widget-guide.docx", "capacity.xlsx", "password.docx", "password.xlsx"):
         shutil.copy(FORMATS / name, folder / name)
     shutil.copy(FORMATS / "truncated.docx", folder / "broken.docx")
+    shutil.copy(FORMATS / "password.pdf", folder / "password.pdf")
     (folder / "bomb.docx").write_bytes(
         zip_bomb(FORMATS / "widget-guide.docx", "word/document.xml", 1 << 30)
     )
@@ -147,10 +173,15 @@ def test_a_folder_of_good_and_bad_office_files(tmp_path: Path, models: Models) -
         "docs/broken.docx",
         "docs/password.docx",
         "docs/password.pdf",
+        "docs/password.xlsx",
     ]
     assert "zip bomb" in failed["docs/bomb.docx"]
-    assert (summary.new, summary.failed) == (1, 4)
+    assert (summary.new, summary.failed) == (2, 5)
     question = "Which port does the widget server listen on?"
     source, section, text = top_hit(settings, models, question)
     assert (source, section) == ("docs/widget-guide.docx", "Ports and limits")
     assert "port | 7421 | The port the server listens on" in text
+    question = "What are the support hours in Europe?"
+    source, section, text = top_hit(settings, models, question)
+    assert (source, section) == ("docs/capacity.xlsx", "Support hours")
+    assert "Europe | 08:00 to 18:00 CET on weekdays" in text
