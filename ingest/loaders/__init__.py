@@ -19,6 +19,7 @@ SUPPORTED_SUFFIXES: dict[str, str] = {
     ".text": "text",
     ".pdf": "pdf",
     ".docx": "docx",
+    ".pptx": "pptx",
     ".xlsx": "xlsx",
 }
 # Fewer non-whitespace characters than this after extraction: nothing worth indexing.

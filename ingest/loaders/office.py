@@ -1,4 +1,4 @@
-"""Office documents (.docx, .xlsx): zip packages of XML, read in a child process.
+"""Office documents (.docx, .pptx, .xlsx): zip packages of XML, read in a child process.
 
 Before anything parses a package, its zip directory is checked here: a password-protected
 Office file is not a zip at all (an OLE container holding the encrypted package), and a
@@ -57,7 +57,7 @@ def load(data: bytes, fmt: str, stem: str, limits: ExtractLimits | None = None) 
         failure = next((str(line["error"]) for line in lines if "error" in line), "it ended")
         warnings.append(f"text extraction stopped part-way ({failure})")
     title = " ".join(str(head["title"]).split())
-    if not title and fmt == "docx":  # a spreadsheet's first sheet name is no title
+    if not title and fmt != "xlsx":  # a spreadsheet's first sheet name is no title
         title = next((s.heading for s in sections if s.heading), "")
     title = title or stem
     return LoadedDocument(title=title, sections=sections, warnings=warnings, limits=notes)

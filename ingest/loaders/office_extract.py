@@ -59,7 +59,7 @@ class _Sections:
 
 def extract(fmt: str, data: bytes, max_chars: int) -> Iterator[dict[str, Any]]:
     """The lines described above."""
-    readers = {"docx": _docx, "xlsx": _xlsx}
+    readers = {"docx": _docx, "pptx": _pptx, "xlsx": _xlsx}
     try:
         title, blocks = readers[fmt](data)
     except Exception as exc:  # the libraries raise many types on damaged files
@@ -100,7 +100,7 @@ def _docx(data: bytes) -> tuple[str, Iterator[Block]]:
                 if items:
                     yield "text", list_text(items, ordered=False), 0
                     items = []
-                yield "text", _docx_table(block), 0
+                yield "text", _table_text(block.rows), 0
                 continue
             level = _heading_level(block.style)
             text = block.text
@@ -138,19 +138,70 @@ def _heading_level(style: Any) -> int:
     return 0
 
 
-def _docx_table(table: Any) -> str:
-    """A table as lines, cells joined by " | "; a merged cell once."""
+def _table_text(rows: Any) -> str:
+    """A docx or pptx table's rows as lines, cells joined by " | "; a merged cell once."""
     lines = []
-    for row in table.rows:
+    for row in rows:
         cells, last = [], None
         for cell in row.cells:
-            if cell._tc is last:  # a horizontally merged cell repeats
+            if cell._tc is last or getattr(cell, "is_spanned", False):  # a merged cell once
                 continue
             last = cell._tc
             cells.append(" ".join(cell.text.split()))
         if any(cells):
             lines.append(" | ".join(cells))
     return "\n".join(lines)
+
+
+def _pptx(data: bytes) -> tuple[str, Iterator[Block]]:
+    import pptx
+
+    presentation = pptx.Presentation(BytesIO(data))
+    title = presentation.core_properties.title or ""
+
+    def blocks() -> Iterator[Block]:
+        hidden = 0
+        for number, slide in enumerate(presentation.slides, start=1):
+            if slide._element.get("show") in ("0", "false"):
+                hidden += 1
+                continue
+            heading_shape = slide.shapes.title
+            heading = heading_shape.text_frame.text if heading_shape is not None else ""
+            yield "heading", " ".join(heading.split()) or f"Slide {number}", 1
+            title_id = heading_shape.shape_id if heading_shape is not None else None
+            others = [shape for shape in slide.shapes if shape.shape_id != title_id]
+            for text in _shapes_text(others):
+                yield "text", text, 0
+            if slide.has_notes_slide:
+                frame = slide.notes_slide.notes_text_frame
+                notes = " ".join(frame.text.split()) if frame is not None else ""
+                if notes:
+                    yield "text", f"Notes: {notes}", 0
+        if hidden:
+            yield "warning", f"{hidden} hidden slides not indexed", 0
+
+    return title, blocks()
+
+
+def _shapes_text(shapes: list[Any]) -> Iterator[str]:
+    """The text of slide shapes in reading order; groups are read inside."""
+    from pptx.enum.shapes import MSO_SHAPE_TYPE, PP_PLACEHOLDER
+
+    bullets = {PP_PLACEHOLDER.BODY, PP_PLACEHOLDER.OBJECT}
+    for shape in sorted(shapes, key=lambda s: (s.top or 0, s.left or 0)):
+        if shape.shape_type == MSO_SHAPE_TYPE.GROUP:
+            yield from _shapes_text(list(shape.shapes))
+        elif getattr(shape, "has_table", False):
+            yield _table_text(shape.table.rows)
+        elif shape.has_text_frame:
+            listed = shape.is_placeholder and shape.placeholder_format.type in bullets
+            lines = []
+            for paragraph in shape.text_frame.paragraphs:
+                text = " ".join(paragraph.text.split())
+                if text:
+                    lines.append(f"{'  ' * paragraph.level}- {text}" if listed else text)
+            if lines:
+                yield "\n".join(lines)
 
 
 def _xlsx(data: bytes) -> tuple[str, Iterator[Block]]:

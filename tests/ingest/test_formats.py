@@ -106,6 +106,30 @@ def test_docx_is_cut_at_the_file_bound() -> None:
     ]
 
 
+# --- PowerPoint ---------------------------------------------------------------------------
+
+
+def test_pptx_slide_titles_become_sections() -> None:
+    doc = load_file(FORMATS / "release-talk.pptx")
+    assert doc.title == "Widget Server 3.0"  # the first slide's title
+    assert headings(doc) == [(1, "Widget Server 3.0"), (1, "What is new"), (1, "Upgrade steps")]
+    assert section_text(doc, "Widget Server 3.0") == (
+        "What changes for operators in the spring release"
+    )
+    assert section_text(doc, "What is new").startswith(
+        "- Widgets can now be pinned to a rack so they never migrate\n"
+        "- The cache is shared between all workers of a node\n"
+    )
+    assert section_text(doc, "Upgrade steps") == (
+        "- Drain the node with widgetctl drain\n"
+        "- Install the 3.0 package and run widgetctl migrate\n\n"
+        "From version | Downtime\n"
+        "2.9 | none (rolling upgrade)\n"
+        "2.8 or older | about five minutes per node\n\n"
+        "Notes: Remind the audience that a migration cannot be rolled back."
+    )
+
+
 # --- Excel --------------------------------------------------------------------------------
 
 
@@ -157,7 +181,8 @@ def test_a_docx_that_expands_to_gigabytes_is_refused_unread() -> None:
 def test_a_folder_of_good_and_bad_office_files(tmp_path: Path, models: Models) -> None:
     folder = tmp_path / "docs"
     folder.mkdir()
-    for name in ("widget-guide.docx", "capacity.xlsx", "password.docx", "password.xlsx"):
+    good = ("widget-guide.docx", "release-talk.pptx", "capacity.xlsx")
+    for name in (*good, "password.docx", "password.xlsx"):
         shutil.copy(FORMATS / name, folder / name)
     shutil.copy(FORMATS / "truncated.docx", folder / "broken.docx")
     shutil.copy(FORMATS / "password.pdf", folder / "password.pdf")
@@ -176,11 +201,15 @@ def test_a_folder_of_good_and_bad_office_files(tmp_path: Path, models: Models) -
         "docs/password.xlsx",
     ]
     assert "zip bomb" in failed["docs/bomb.docx"]
-    assert (summary.new, summary.failed) == (2, 5)
+    assert (summary.new, summary.failed) == (3, 5)
     question = "Which port does the widget server listen on?"
     source, section, text = top_hit(settings, models, question)
     assert (source, section) == ("docs/widget-guide.docx", "Ports and limits")
     assert "port | 7421 | The port the server listens on" in text
+    question = "How long is a node down when upgrading from 2.8?"
+    source, section, text = top_hit(settings, models, question)
+    assert (source, section) == ("docs/release-talk.pptx", "Upgrade steps")
+    assert "2.8 or older | about five minutes per node" in text
     question = "What are the support hours in Europe?"
     source, section, text = top_hit(settings, models, question)
     assert (source, section) == ("docs/capacity.xlsx", "Support hours")
