@@ -1,15 +1,18 @@
 """Running an extraction in a child process under a time budget (PDF and office formats).
 
 A parser stuck in one call (pypdf on a hostile content stream, lxml on a huge part) cannot
-be interrupted from inside its process; killing a child can. The child reads the file on
+be interrupted from inside its process; killing a child can, with the programs it started
+(the child leads a process group of its own). The child reads the file on
 stdin and writes one JSON object per line, flushed as it goes, so the lines written
 before a kill are kept.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -35,12 +38,15 @@ def run_child(
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         env=env,
+        # Its own process group: a kill stops the programs it runs too (OCR's tesseract).
+        start_new_session=True,
     ) as child:
         try:
             out, _ = child.communicate(data, timeout=timeout_s)
             timed_out = False
         except subprocess.TimeoutExpired:
-            child.kill()
+            with contextlib.suppress(ProcessLookupError):  # it ended just now
+                os.killpg(child.pid, signal.SIGKILL)
             out, _ = child.communicate()  # what it wrote before the kill
             timed_out = True
     lines = []

@@ -19,6 +19,7 @@ from ingest.loaders import load_bytes, load_file
 from ingest.pipeline import Ingestor
 from ingest.summary import IngestSummary
 from tests.conftest import Models, make_settings
+from tests.needs import need_tool
 
 FORMATS = Path(__file__).parents[1] / "fixtures" / "formats"
 
@@ -154,6 +155,48 @@ def test_xlsx_rows_come_in_paragraphs_that_repeat_the_header() -> None:
     assert sheet.paragraphs[2].splitlines()[1] == "P-1039 | Widget spring size 39 | 273"
 
 
+# --- Scanned PDFs (OCR) -------------------------------------------------------------------
+
+
+def test_a_scanned_page_is_read_by_ocr() -> None:
+    need_tool("tesseract", "OCR of scanned PDFs (apt-get install tesseract-ocr)")
+    need_tool("pdftoppm", "rasterising PDF pages for OCR (apt-get install poppler-utils)")
+    doc = load_file(FORMATS / "scanned.pdf")
+    assert headings(doc) == [(0, "Page 1"), (0, "Page 2")]
+    assert "Visitors sign in at the gate" in section_text(doc, "Page 1")  # its text layer
+    scanned = " ".join(section_text(doc, "Page 2").split())
+    assert "Worn widgets are returned to the depot in the blue crates." in scanned
+    assert "first Monday of each month" in scanned
+    assert (doc.warnings, doc.limits) == ([], [])
+
+
+def test_ocr_over_its_page_budget_is_a_finding() -> None:
+    need_tool("tesseract", "OCR of scanned PDFs (apt-get install tesseract-ocr)")
+    limits = ExtractLimits(ocr_page_timeout_s=0.01)
+    doc = load_file(FORMATS / "scanned.pdf", limits)
+    assert section_text(doc, "Page 2") == ""
+    assert doc.warnings == [
+        "OCR of 1 of 2 pages took longer than 0.01 s (ingest.ocr_page_timeout_s); left out: page 2"
+    ]
+
+
+def test_without_tesseract_a_scanned_page_is_a_finding(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PATH", "/nonexistent")  # the child finds neither tesseract nor pdftoppm
+    doc = load_file(FORMATS / "scanned.pdf")
+    assert "Visitors sign in at the gate" in section_text(doc, "Page 1")
+    assert doc.warnings == [
+        "1 of 2 pages have no text layer and were not read: OCR is off: tesseract is not "
+        "installed (Debian's tesseract-ocr); page 2"
+    ]
+
+
+def test_ocr_turned_off_is_said() -> None:
+    doc = load_file(FORMATS / "scanned.pdf", ExtractLimits(ocr=False))
+    assert doc.warnings == [
+        "1 of 2 pages have no text layer and were not read: OCR is off (ingest.ocr); page 2"
+    ]
+
+
 # --- Bad input ----------------------------------------------------------------------------
 
 
@@ -179,9 +222,10 @@ def test_a_docx_that_expands_to_gigabytes_is_refused_unread() -> None:
 
 
 def test_a_folder_of_good_and_bad_office_files(tmp_path: Path, models: Models) -> None:
+    need_tool("tesseract", "OCR of scanned PDFs (apt-get install tesseract-ocr)")
     folder = tmp_path / "docs"
     folder.mkdir()
-    good = ("widget-guide.docx", "release-talk.pptx", "capacity.xlsx")
+    good = ("widget-guide.docx", "release-talk.pptx", "capacity.xlsx", "scanned.pdf")
     for name in (*good, "password.docx", "password.xlsx"):
         shutil.copy(FORMATS / name, folder / name)
     shutil.copy(FORMATS / "truncated.docx", folder / "broken.docx")
@@ -201,7 +245,7 @@ def test_a_folder_of_good_and_bad_office_files(tmp_path: Path, models: Models) -
         "docs/password.xlsx",
     ]
     assert "zip bomb" in failed["docs/bomb.docx"]
-    assert (summary.new, summary.failed) == (3, 5)
+    assert (summary.new, summary.failed) == (4, 5)
     question = "Which port does the widget server listen on?"
     source, section, text = top_hit(settings, models, question)
     assert (source, section) == ("docs/widget-guide.docx", "Ports and limits")
@@ -210,6 +254,10 @@ def test_a_folder_of_good_and_bad_office_files(tmp_path: Path, models: Models) -
     source, section, text = top_hit(settings, models, question)
     assert (source, section) == ("docs/release-talk.pptx", "Upgrade steps")
     assert "2.8 or older | about five minutes per node" in text
+    question = "When does the depot shred worn widgets?"
+    source, section, text = top_hit(settings, models, question)
+    assert (source, section) == ("docs/scanned.pdf", "Page 2")  # read by OCR
+    assert "first Monday of each month" in " ".join(text.split())
     question = "What are the support hours in Europe?"
     source, section, text = top_hit(settings, models, question)
     assert (source, section) == ("docs/capacity.xlsx", "Support hours")
