@@ -1,4 +1,4 @@
-"""Office documents (.docx, .pptx, .xlsx): zip packages of XML, read in a child process.
+"""Office documents (.docx, .odt, .pptx, .xlsx): zip packages of XML, read in a child process.
 
 Before anything parses a package, its zip directory is checked here: a password-protected
 Office file is not a zip at all (an OLE container holding the encrypted package), and a
@@ -17,7 +17,7 @@ from typing import Any
 from ingest.document import ExtractLimits, LoadedDocument, LoadError, Section
 from ingest.loaders.child import run_child
 
-FORMAT_NAMES = {"docx": "Word", "pptx": "PowerPoint", "xlsx": "Excel"}
+FORMAT_NAMES = {"docx": "Word", "odt": "OpenDocument text", "pptx": "PowerPoint", "xlsx": "Excel"}
 # What a package may expand to, all members together, and how many members it may have.
 # A real document's XML is rarely over a few megabytes; its pictures are stored, not
 # compressed, and are not read at all.
@@ -87,6 +87,18 @@ def check_package(data: bytes, fmt: str) -> None:
         )
     if any(m.flag_bits & 0x1 for m in members):
         raise LoadError(f"password-protected {name} file (encrypted zip parts); not read")
+    if fmt == "odt" and _odf_encrypted(data):
+        raise LoadError(f"password-protected {name} file: save it without a password to index it")
+
+
+def _odf_encrypted(data: bytes) -> bool:
+    """Whether an ODF package's manifest says its parts are encrypted (a password was set)."""
+    with zipfile.ZipFile(BytesIO(data)) as package:
+        try:
+            manifest = package.read("META-INF/manifest.xml")
+        except KeyError:
+            return False
+    return b"encryption-data" in manifest
 
 
 def _section(line: dict[str, Any]) -> Section:

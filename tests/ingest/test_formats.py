@@ -98,6 +98,19 @@ def test_docx_headings_become_sections() -> None:
     assert (doc.warnings, doc.limits) == ([], [])
 
 
+# --- OpenDocument text -----------------------------------------------------------------
+
+
+def test_odt_reads_like_the_same_docx() -> None:
+    """Both made by LibreOffice from one source: the same sections and text."""
+    odt = load_file(FORMATS / "widget-guide.odt")
+    docx = load_file(FORMATS / "widget-guide.docx")
+    assert odt.title == "Widget Server operations guide"
+    assert headings(odt) == headings(docx)
+    assert [s.paragraphs for s in odt.sections] == [s.paragraphs for s in docx.sections]
+    assert "port | 7421 | The port the server listens on" in section_text(odt, "Ports and limits")
+
+
 def test_docx_is_cut_at_the_file_bound() -> None:
     data = (FORMATS / "widget-guide.docx").read_bytes()
     doc = load_bytes(data, "guide.docx", ExtractLimits(max_file_chars=100))
@@ -205,6 +218,7 @@ def test_ocr_turned_off_is_said() -> None:
     [
         ("password.docx", "password-protected Word file"),
         ("password.xlsx", "password-protected Excel file"),
+        ("password.odt", "password-protected OpenDocument text file"),
         ("password.pdf", "encrypted PDF"),
         ("truncated.docx", "corrupt or unreadable Word file: not a zip package"),
     ],
@@ -226,7 +240,7 @@ def test_a_folder_of_good_and_bad_office_files(tmp_path: Path, models: Models) -
     folder = tmp_path / "docs"
     folder.mkdir()
     good = ("widget-guide.docx", "release-talk.pptx", "capacity.xlsx", "scanned.pdf")
-    for name in (*good, "password.docx", "password.xlsx"):
+    for name in (*good, "password.docx", "password.xlsx", "password.odt"):
         shutil.copy(FORMATS / name, folder / name)
     shutil.copy(FORMATS / "truncated.docx", folder / "broken.docx")
     shutil.copy(FORMATS / "password.pdf", folder / "password.pdf")
@@ -241,11 +255,12 @@ def test_a_folder_of_good_and_bad_office_files(tmp_path: Path, models: Models) -
         "docs/bomb.docx",
         "docs/broken.docx",
         "docs/password.docx",
+        "docs/password.odt",
         "docs/password.pdf",
         "docs/password.xlsx",
     ]
     assert "zip bomb" in failed["docs/bomb.docx"]
-    assert (summary.new, summary.failed) == (4, 5)
+    assert (summary.new, summary.failed) == (4, 6)
     question = "Which port does the widget server listen on?"
     source, section, text = top_hit(settings, models, question)
     assert (source, section) == ("docs/widget-guide.docx", "Ports and limits")
