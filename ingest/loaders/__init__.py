@@ -19,6 +19,7 @@ SUPPORTED_SUFFIXES: dict[str, str] = {
     ".text": "text",
     ".pdf": "pdf",
     ".docx": "docx",
+    ".epub": "epub",
     ".odt": "odt",
     ".pptx": "pptx",
     ".xlsx": "xlsx",

@@ -1,4 +1,5 @@
-"""Office documents (.docx, .odt, .pptx, .xlsx): zip packages of XML, read in a child process.
+"""Office documents and e-books (.docx, .odt, .pptx, .xlsx, .epub): zip packages of XML,
+read in a child process.
 
 Before anything parses a package, its zip directory is checked here: a password-protected
 Office file is not a zip at all (an OLE container holding the encrypted package), and a
@@ -17,7 +18,13 @@ from typing import Any
 from ingest.document import ExtractLimits, LoadedDocument, LoadError, Section
 from ingest.loaders.child import run_child
 
-FORMAT_NAMES = {"docx": "Word", "odt": "OpenDocument text", "pptx": "PowerPoint", "xlsx": "Excel"}
+FORMAT_NAMES = {
+    "docx": "Word",
+    "epub": "EPUB",
+    "odt": "OpenDocument text",
+    "pptx": "PowerPoint",
+    "xlsx": "Excel",
+}
 # What a package may expand to, all members together, and how many members it may have.
 # A real document's XML is rarely over a few megabytes; its pictures are stored, not
 # compressed, and are not read at all.
@@ -89,6 +96,8 @@ def check_package(data: bytes, fmt: str) -> None:
         raise LoadError(f"password-protected {name} file (encrypted zip parts); not read")
     if fmt == "odt" and _odf_encrypted(data):
         raise LoadError(f"password-protected {name} file: save it without a password to index it")
+    if fmt == "epub" and _epub_encrypted(data):
+        raise LoadError("encrypted (DRM-protected) EPUB: its chapters cannot be read")
 
 
 def _odf_encrypted(data: bytes) -> bool:
@@ -107,3 +116,13 @@ def _section(line: dict[str, Any]) -> Section:
         paragraphs=[str(p) for p in line["paragraphs"]],
         level=int(line["level"]),
     )
+
+
+def _epub_encrypted(data: bytes) -> bool:
+    """Whether META-INF/encryption.xml covers chapters (DRM), not just fonts (obfuscation)."""
+    with zipfile.ZipFile(BytesIO(data)) as package:
+        try:
+            listing = package.read("META-INF/encryption.xml")
+        except KeyError:
+            return False
+    return any(ext in listing.lower() for ext in (b".xhtml", b".html", b".htm"))

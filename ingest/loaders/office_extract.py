@@ -59,7 +59,7 @@ class _Sections:
 
 def extract(fmt: str, data: bytes, max_chars: int) -> Iterator[dict[str, Any]]:
     """The lines described above."""
-    readers = {"docx": _docx, "odt": _odt, "pptx": _pptx, "xlsx": _xlsx}
+    readers = {"docx": _docx, "epub": _epub, "odt": _odt, "pptx": _pptx, "xlsx": _xlsx}
     try:
         title, blocks = readers[fmt](data)
     except Exception as exc:  # the libraries raise many types on damaged files
@@ -286,6 +286,99 @@ def _odf_text(element: Any) -> str:
             parts.append(_odf_text(child))
         parts.append(child.tail or "")
     return "".join(parts)
+
+
+_OPF = {
+    "c": "urn:oasis:names:tc:opendocument:xmlns:container",
+    "opf": "http://www.idpf.org/2007/opf",
+    "dc": "http://purl.org/dc/elements/1.1/",
+}
+_XHTML_TYPES = {"application/xhtml+xml", "text/html"}
+
+
+def _epub(data: bytes) -> tuple[str, Iterator[Block]]:
+    import posixpath
+    import zipfile
+
+    from lxml import etree
+
+    from ingest.loaders import html
+
+    parser = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False)
+    package = zipfile.ZipFile(BytesIO(data))
+    container = etree.fromstring(package.read("META-INF/container.xml"), parser)
+    rootfile = container.find(".//c:rootfile", _OPF)
+    if rootfile is None or not rootfile.get("full-path"):
+        raise ValueError("no package document in META-INF/container.xml")
+    opf_path = str(rootfile.get("full-path"))
+    opf = etree.fromstring(package.read(opf_path), parser)
+    found = opf.find(".//dc:title", _OPF)
+    title = (found.text or "") if found is not None else ""
+    base = posixpath.dirname(opf_path)
+    manifest = {
+        item.get("id"): item
+        for item in opf.iterfind(".//opf:manifest/opf:item", _OPF)
+        if item.get("media-type") in _XHTML_TYPES
+    }
+    chapters = [
+        posixpath.normpath(posixpath.join(base, str(manifest[ref].get("href"))))
+        for ref in (i.get("idref") for i in opf.iterfind(".//opf:spine/opf:itemref", _OPF))
+        if ref in manifest
+    ]
+
+    toc = _epub_toc(package, opf, base, parser)
+
+    def blocks() -> Iterator[Block]:
+        for name in chapters:
+            try:
+                page = package.read(name).decode("utf-8", "replace")
+            except KeyError:
+                yield "warning", f"chapter {name} is missing from the package", 0
+                continue
+            chapter = html.load(page, posixpath.basename(name))
+            for section in chapter.sections:
+                if section.heading:
+                    yield "heading", section.heading, section.level
+                elif name in toc:
+                    yield "heading", toc[name], 1
+                    if section.paragraphs and section.paragraphs[0] == toc[name]:
+                        section.paragraphs.pop(0)  # the heading, written as a paragraph
+                for paragraph in section.paragraphs:
+                    yield "text", paragraph, 0
+
+    return title, blocks()
+
+
+def _epub_toc(package: Any, opf: Any, base: str, parser: Any) -> dict[str, str]:
+    """Chapter file -> its title in the table of contents (first entry per file)."""
+    import posixpath
+
+    from lxml import etree
+
+    items = list(opf.iterfind(".//opf:manifest/opf:item", _OPF))
+    nav = next((i for i in items if "nav" in (i.get("properties") or "").split()), None)
+    ncx = next((i for i in items if i.get("media-type") == "application/x-dtbncx+xml"), None)
+    entries: list[tuple[str, str]] = []
+    if nav is not None:
+        path = posixpath.normpath(posixpath.join(base, str(nav.get("href"))))
+        tree = etree.fromstring(package.read(path), parser)
+        links = tree.iterfind(".//{http://www.w3.org/1999/xhtml}a")
+        entries = [(str(a.get("href") or ""), "".join(a.itertext())) for a in links]
+    elif ncx is not None:
+        path = posixpath.normpath(posixpath.join(base, str(ncx.get("href"))))
+        tree = etree.fromstring(package.read(path), parser)
+        ns = "{http://www.daisy.org/z3986/2005/ncx/}"
+        for point in tree.iter(f"{ns}navPoint"):
+            label, content = point.find(f"{ns}navLabel/{ns}text"), point.find(f"{ns}content")
+            if label is not None and content is not None:
+                entries.append((str(content.get("src") or ""), label.text or ""))
+    folder = posixpath.dirname(path) if entries else base
+    toc: dict[str, str] = {}
+    for href, label in entries:
+        target = posixpath.normpath(posixpath.join(folder, href.split("#")[0]))
+        if " ".join(label.split()):
+            toc.setdefault(target, " ".join(label.split()))
+    return toc
 
 
 def _xlsx(data: bytes) -> tuple[str, Iterator[Block]]:

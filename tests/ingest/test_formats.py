@@ -144,6 +144,25 @@ def test_pptx_slide_titles_become_sections() -> None:
     )
 
 
+# --- EPUB --------------------------------------------------------------------------------
+
+
+def test_epub_chapters_become_sections() -> None:
+    doc = load_file(FORMATS / "field-manual.epub")
+    assert doc.title == "Widget field manual"
+    # LibreOffice's EPUB export writes headings as styled paragraphs: each chapter file
+    # is headed by its title in the table of contents (the nav document).
+    assert headings(doc) == [(1, "Installing a widget on site"), (1, "Servicing")]
+    assert section_text(doc, "Installing a widget on site").startswith(
+        "Mount the widget bracket at shoulder height"
+    )
+    assert section_text(doc, "Servicing") == (
+        "Replace the dust filter every six months, or every two months in a workshop with "
+        "sawdust in the air.\n\n"
+        "Part | Interval\nDust filter | 6 months\nDrive belt | 2 years"
+    )
+
+
 # --- Excel --------------------------------------------------------------------------------
 
 
@@ -228,11 +247,18 @@ def test_protected_and_corrupt_files_are_refused(name: str, reason: str) -> None
         load_file(FORMATS / name)
 
 
-def test_a_docx_that_expands_to_gigabytes_is_refused_unread() -> None:
-    bomb = zip_bomb(FORMATS / "widget-guide.docx", "word/document.xml", 1 << 30)
+@pytest.mark.parametrize(
+    ("name", "member"),
+    [
+        ("widget-guide.docx", "word/document.xml"),
+        ("field-manual.epub", "OEBPS/sections/section0001.xhtml"),
+    ],
+)
+def test_a_package_that_expands_to_gigabytes_is_refused_unread(name: str, member: str) -> None:
+    bomb = zip_bomb(FORMATS / name, member, 1 << 30)
     assert len(bomb) < 2_000_000
     with pytest.raises(LoadError, match=r"expands to 1,074 MB \(the limit is 256 MB\): a zip bomb"):
-        load_bytes(bomb, "bomb.docx")
+        load_bytes(bomb, f"bomb{Path(name).suffix}")
 
 
 def test_a_folder_of_good_and_bad_office_files(tmp_path: Path, models: Models) -> None:
@@ -240,6 +266,7 @@ def test_a_folder_of_good_and_bad_office_files(tmp_path: Path, models: Models) -
     folder = tmp_path / "docs"
     folder.mkdir()
     good = ("widget-guide.docx", "release-talk.pptx", "capacity.xlsx", "scanned.pdf")
+    good += ("field-manual.epub",)
     for name in (*good, "password.docx", "password.xlsx", "password.odt"):
         shutil.copy(FORMATS / name, folder / name)
     shutil.copy(FORMATS / "truncated.docx", folder / "broken.docx")
@@ -260,7 +287,7 @@ def test_a_folder_of_good_and_bad_office_files(tmp_path: Path, models: Models) -
         "docs/password.xlsx",
     ]
     assert "zip bomb" in failed["docs/bomb.docx"]
-    assert (summary.new, summary.failed) == (4, 6)
+    assert (summary.new, summary.failed) == (5, 6)
     question = "Which port does the widget server listen on?"
     source, section, text = top_hit(settings, models, question)
     assert (source, section) == ("docs/widget-guide.docx", "Ports and limits")
@@ -273,6 +300,10 @@ def test_a_folder_of_good_and_bad_office_files(tmp_path: Path, models: Models) -
     source, section, text = top_hit(settings, models, question)
     assert (source, section) == ("docs/scanned.pdf", "Page 2")  # read by OCR
     assert "first Monday of each month" in " ".join(text.split())
+    question = "How often should the dust filter be replaced?"
+    source, section, text = top_hit(settings, models, question)
+    assert (source, section) == ("docs/field-manual.epub", "Servicing")
+    assert "Dust filter | 6 months" in text
     question = "What are the support hours in Europe?"
     source, section, text = top_hit(settings, models, question)
     assert (source, section) == ("docs/capacity.xlsx", "Support hours")
