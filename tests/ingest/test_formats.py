@@ -6,7 +6,9 @@ and the bad ones (password-protected, corrupt, zip bombs) each a finding for tha
 from __future__ import annotations
 
 import io
+import os
 import shutil
+import time
 import zipfile
 from pathlib import Path
 
@@ -210,6 +212,40 @@ def test_ocr_over_its_page_budget_is_a_finding() -> None:
     assert doc.warnings == [
         "OCR of 1 of 2 pages took longer than 0.01 s (ingest.ocr_page_timeout_s); left out: page 2"
     ]
+
+
+def test_ocr_past_the_file_budget_is_stopped_with_the_child(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A tesseract that never finishes: the file's budget stops the extraction and the
+    programs it started (its process group), keeping the page read before."""
+    need_tool("pdftoppm", "rasterising PDF pages for OCR (apt-get install poppler-utils)")
+    pid_file = tmp_path / "tesseract.pid"
+    stuck = tmp_path / "bin" / "tesseract"
+    stuck.parent.mkdir()
+    stuck.write_text(f"#!/bin/sh\necho $$ > {pid_file}\nexec sleep 120\n")
+    stuck.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{stuck.parent}{os.pathsep}{os.environ['PATH']}")
+    limits = ExtractLimits(timeout_s=5, ocr_page_timeout_s=60)
+    doc = load_file(FORMATS / "scanned.pdf", limits)
+    assert [s.heading for s in doc.sections] == ["Page 1"]
+    assert doc.limits == [
+        "text extraction stopped after 5 s (ingest.extract_timeout_s): 1 of 2 pages read"
+    ]
+    pid = int(pid_file.read_text())
+    for _ in range(50):  # the kill is sent; the process may take a moment to go
+        if not Path(f"/proc/{pid}").exists() or "Z" in _state(pid):
+            break
+        time.sleep(0.1)
+    else:
+        pytest.fail(f"the stuck tesseract (pid {pid}) outlived its extraction")
+
+
+def _state(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(") ")[1][:1]
+    except (OSError, IndexError):
+        return "Z"
 
 
 def test_without_tesseract_a_scanned_page_is_a_finding(monkeypatch: pytest.MonkeyPatch) -> None:
