@@ -87,6 +87,7 @@ FROM builder AS test
 RUN apt-get update \
  && apt-get install -y --no-install-recommends chromium chromium-driver postgresql \
       python3.11-doc prometheus prometheus-alertmanager nodejs npm \
+      tesseract-ocr tesseract-ocr-eng poppler-utils \
  && rm -rf /var/lib/apt/lists/*
 RUN pip install --no-deps --require-hashes -r requirements/dev.lock
 COPY . .
@@ -101,11 +102,13 @@ RUN ruff check . && ruff format --check . && mypy && pytest -q -p no:cacheprovid
 FROM ${RUNTIME_BASE} AS runtime
 ARG ACCEL=cpu
 # postgresql-client: pg_dump and pg_restore for `docchat backup` (Debian's; its major
-# version must be the server's or newer).
+# version must be the server's or newer). tesseract-ocr (with its English data) and
+# poppler-utils' pdftoppm: OCR of scanned PDF pages (ingest.ocr; more languages are
+# tesseract-ocr-LANG packages).
 ENV DEBIAN_FRONTEND=noninteractive
 RUN apt-get update \
  && apt-get install -y --no-install-recommends python3 libgomp1 ca-certificates \
-      postgresql-client \
+      postgresql-client tesseract-ocr tesseract-ocr-eng poppler-utils \
  && rm -rf /var/lib/apt/lists/* \
  && groupadd --gid 10001 docchat \
  && useradd --uid 10001 --gid 10001 --home-dir /data --no-create-home \

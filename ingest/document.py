@@ -13,7 +13,11 @@ class ExtractLimits:
 
     max_file_chars: int = 5_000_000
     max_page_chars: int = 100_000  # PDF pages
-    timeout_s: float = 60.0  # PDF text extraction, which runs in a child process
+    timeout_s: float = 60.0  # PDF and office extraction, which run in a child process
+    # OCR of PDF pages without a text layer (tesseract), and its budget per page.
+    ocr: bool = True
+    ocr_languages: str = "eng"
+    ocr_page_timeout_s: float = 30.0
 
 
 class LoadError(Exception):

@@ -157,6 +157,9 @@ class Ingestor:
                 max_file_chars=settings.max_file_chars,
                 max_page_chars=settings.max_page_chars,
                 timeout_s=settings.extract_timeout_s,
+                ocr=settings.ocr,
+                ocr_languages=settings.ocr_languages,
+                ocr_page_timeout_s=settings.ocr_page_timeout_s,
             ),
         )
 

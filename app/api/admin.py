@@ -289,7 +289,8 @@ UPLOAD_FORM = {
                         "files": {
                             "type": "array",
                             "items": {"type": "string", "format": "binary"},
-                            "description": "Documents: Markdown, HTML, reST, text or PDF.",
+                            "description": "Documents: Markdown, HTML, reST, text, PDF, "
+                            "Word, PowerPoint, Excel, ODT or EPUB.",
                         },
                         "collection": {"type": "string", "description": "Target collection."},
                     },

@@ -37,7 +37,7 @@ def ingest(
         ),
     ] = False,
 ) -> None:
-    """Ingest Markdown, HTML, reST, text and PDF files; re-runs only process changes.
+    """Ingest Markdown, HTML, reST, text, PDF, office and EPUB files; re-runs process changes.
 
     Example: docchat ingest docs/ --collection docs
 

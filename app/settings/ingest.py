@@ -40,9 +40,27 @@ class IngestSettings(BaseModel):
     extract_timeout_s: float = Field(
         60.0,
         gt=0,
-        description="Seconds the text extraction of one PDF may take (it runs in a child "
-        "process, stopped when the time is up): the pages read by then are kept, with a "
-        "limits finding; a file with none read is skipped with a load error.",
+        description="Seconds the text extraction of one PDF or office document may take "
+        "(it runs in a child process, stopped when the time is up): the pages read by then "
+        "are kept, with a limits finding; a file with none read is skipped with a load error.",
+    )
+    ocr: bool = Field(
+        True,
+        description="Read PDF pages that have no text layer (scans) with OCR: Debian's "
+        "tesseract-ocr, pages rasterised by pdftoppm (poppler-utils). Where tesseract is "
+        "not installed, such pages are reported (a warning finding), not read.",
+    )
+    ocr_languages: str = Field(
+        "eng",
+        pattern=r"^[A-Za-z0-9_]+(\+[A-Za-z0-9_]+)*$",
+        description="Tesseract languages for OCR, joined by + (e.g. eng+deu); each needs "
+        "its tesseract-ocr-LANG package.",
+    )
+    ocr_page_timeout_s: float = Field(
+        30.0,
+        gt=0,
+        description="Seconds the OCR of one page may take; a page over it is left out with "
+        "a warning finding. The whole file stays within ingest.extract_timeout_s.",
     )
     exclude: list[str] = Field(
         default_factory=lambda: ["_sources/*", "_static/*", "_images/*", "node_modules/*"],

@@ -6,7 +6,7 @@ import codecs
 from pathlib import Path, PurePosixPath
 
 from ingest.document import ExtractLimits, LoadedDocument, LoadError
-from ingest.loaders import html, markdown, pdf, rst, text
+from ingest.loaders import html, markdown, office, pdf, rst, text
 
 SUPPORTED_SUFFIXES: dict[str, str] = {
     ".md": "markdown",
@@ -18,6 +18,11 @@ SUPPORTED_SUFFIXES: dict[str, str] = {
     ".txt": "text",
     ".text": "text",
     ".pdf": "pdf",
+    ".docx": "docx",
+    ".epub": "epub",
+    ".odt": "odt",
+    ".pptx": "pptx",
+    ".xlsx": "xlsx",
 }
 # Fewer non-whitespace characters than this after extraction: nothing worth indexing.
 MIN_TEXT_CHARS = 20
@@ -45,16 +50,24 @@ def load_bytes(data: bytes, name: str, limits: ExtractLimits | None = None) -> L
     if not data.strip():
         raise LoadError("empty file")
     stem = PurePosixPath(name.replace("\\", "/")).stem
-    decoded = "" if fmt == "pdf" else _decode(data, fmt)
-    if fmt != "pdf" and not decoded.strip():
+    binary = fmt == "pdf" or fmt in office.FORMAT_NAMES
+    decoded = "" if binary else _decode(data, fmt)
+    if not binary and not decoded.strip():
         raise LoadError("empty file")
     try:
-        doc = pdf.load(data, stem, limits) if fmt == "pdf" else _TEXT_LOADERS[fmt](decoded, stem)
+        if fmt == "pdf":
+            doc = pdf.load(data, stem, limits)
+        elif fmt in office.FORMAT_NAMES:
+            doc = office.load(data, fmt, stem, limits)
+        else:
+            doc = _TEXT_LOADERS[fmt](decoded, stem)
     except RecursionError as exc:  # the parsers and tree walks recurse once per nesting level
         raise LoadError("too deeply nested to read") from exc
     if sum(not c.isspace() for c in doc.text) < MIN_TEXT_CHARS:
         if fmt == "pdf":
             raise LoadError("no extractable text (scanned or image-only PDF?)")
+        if binary:
+            raise LoadError("no extractable text")
         raise LoadError("no text left after cleaning")
     _cut_text(doc, limits.max_file_chars)
     return doc
@@ -64,7 +77,8 @@ def _cut_text(doc: LoadedDocument, max_chars: int) -> None:
     """Cut a document's paragraphs after `max_chars` characters in all, and say so.
 
     The text formats are bounded by the file size alone (ingest.max_file_mb), and every
-    character is chunked and embedded; a PDF arrives already cut by its loader.
+    character is chunked and embedded; a PDF or office document arrives already cut by
+    its loader.
     """
     total = sum(len(p) for s in doc.sections for p in s.paragraphs)
     if total <= max_chars:

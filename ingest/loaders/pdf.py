@@ -1,4 +1,5 @@
-"""PDF loader: one section per page, with the text pypdf can extract.
+"""PDF loader: one section per page, with the text pypdf can extract, or OCR where a page
+has no text layer (a scan).
 
 The extraction runs in a child process (ingest/loaders/pdf_extract.py) under the file's
 time budget: killing a process is the one way to stop a page whose extraction blows up,
@@ -8,19 +9,13 @@ per PDF (a fraction of a second), small beside chunking and embedding a PDF.
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
-from pathlib import Path
 from typing import Any
 
 from ingest.document import ExtractLimits, LoadedDocument, LoadError, Section
+from ingest.loaders.child import run_child
 from ingest.loaders.text import split_paragraphs
 
 _MAX_TITLE_CHARS = 100
-# The folder that holds the `ingest` package: the child must import this same code.
-_PACKAGE_ROOT = str(Path(__file__).resolve().parents[2])
 
 
 def load(data: bytes, stem: str, limits: ExtractLimits | None = None) -> LoadedDocument:
@@ -39,13 +34,20 @@ def load(data: bytes, stem: str, limits: ExtractLimits | None = None) -> LoadedD
     page_count = int(head["pages"])
 
     sections: list[Section] = []
-    empty = 0
+    # Pages without text, by what OCR said of them (see pdf_extract.py).
+    textless: dict[str, list[int]] = {}
     for number, page in enumerate(pages, start=1):
         paragraphs = split_paragraphs(str(page["text"]))
-        empty += not paragraphs
+        if not paragraphs:
+            textless.setdefault(str(page.get("ocr") or "read"), []).append(number)
         sections.append(Section(heading=f"Page {number}", paragraphs=paragraphs, level=0))
 
+    ocr_notes = _ocr_notes(textless, len(pages), limits)
+    if ocr_notes and not any(s.paragraphs for s in sections):
+        raise LoadError(f"no extractable text: {ocr_notes[0]}")
+    empty = len(textless.get("read", []))
     warnings = [f"{empty} of {len(pages)} pages had no extractable text"] if empty else []
+    warnings += ocr_notes
     limit_notes = _limit_notes(lines, pages, page_count, limits)
     if len(pages) < page_count and timed_out:
         limit_notes.append(
@@ -64,40 +66,44 @@ def load(data: bytes, stem: str, limits: ExtractLimits | None = None) -> LoadedD
 
 def _extract(data: bytes, limits: ExtractLimits) -> tuple[list[dict[str, Any]], bool]:
     """The child's lines (see pdf_extract.py) and whether the time budget ran out."""
-    env = {
-        **os.environ,
-        "PYTHONPATH": os.pathsep.join(
-            p for p in (_PACKAGE_ROOT, os.environ.get("PYTHONPATH", "")) if p
-        ),
-    }
-    command = [
-        sys.executable,
-        "-m",
-        "ingest.loaders.pdf_extract",
+    languages = limits.ocr_languages if limits.ocr else ""
+    args = [
         str(limits.max_page_chars),
         str(limits.max_file_chars),
+        languages,
+        str(limits.ocr_page_timeout_s),
     ]
-    with subprocess.Popen(
-        command,
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        env=env,
-    ) as child:
-        try:
-            out, _ = child.communicate(data, timeout=limits.timeout_s)
-            timed_out = False
-        except subprocess.TimeoutExpired:
-            child.kill()
-            out, _ = child.communicate()  # what it wrote before the kill
-            timed_out = True
-    lines = []
-    for raw in out.splitlines():
-        try:
-            lines.append(json.loads(raw))
-        except ValueError:  # the last line, cut by the kill
-            break
-    return lines, timed_out
+    return run_child("ingest.loaders.pdf_extract", args, data, limits.timeout_s)
+
+
+def _ocr_notes(textless: dict[str, list[int]], page_count: int, limits: ExtractLimits) -> list[str]:
+    """Why pages without a text layer were not read by OCR, in words that name the fix."""
+    notes = []
+    for state, reason in (
+        ("unavailable", "OCR is off: tesseract is not installed (Debian's tesseract-ocr)"),
+        ("off", "OCR is off (ingest.ocr)"),
+    ):
+        if state in textless:
+            notes.append(
+                f"{len(textless[state])} of {page_count} pages have no text layer and were "
+                f"not read: {reason}; page {_page_list(textless[state])}"
+            )
+    if "timeout" in textless:
+        notes.append(
+            f"OCR of {len(textless['timeout'])} of {page_count} pages took longer than "
+            f"{limits.ocr_page_timeout_s:g} s (ingest.ocr_page_timeout_s); left out: "
+            f"page {_page_list(textless['timeout'])}"
+        )
+    if "failed" in textless:
+        notes.append(
+            f"OCR failed on {len(textless['failed'])} of {page_count} pages: "
+            f"page {_page_list(textless['failed'])}"
+        )
+    return notes
+
+
+def _page_list(numbers: list[int]) -> str:
+    return ", ".join(map(str, numbers[:5])) + (", ..." if len(numbers) > 5 else "")
 
 
 def _limit_notes(

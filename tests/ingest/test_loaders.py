@@ -38,6 +38,7 @@ def test_supported_suffixes() -> None:
     assert SUPPORTED_SUFFIXES == {
         ".md": "markdown", ".markdown": "markdown", ".html": "html", ".htm": "html",
         ".rst": "rst", ".rest": "rst", ".txt": "text", ".text": "text", ".pdf": "pdf",
+        ".docx": "docx", ".epub": "epub", ".odt": "odt", ".pptx": "pptx", ".xlsx": "xlsx",
     }  # fmt: skip
 
 
