@@ -21,7 +21,8 @@ from sqlalchemy import delete, select
 
 from app.auth.errors import AuthRefused
 from app.store.db import Database
-from app.store.models import PendingSignIn, SignInSession, User, utcnow
+from app.store.models import utcnow
+from app.store.people import PendingSignIn, SignInSession, User
 
 # A sign-in must come back from the provider within this long.
 PENDING_TTL = timedelta(minutes=10)

@@ -17,7 +17,8 @@ from sqlalchemy.orm import Session
 from app.auth.errors import AuthRefused
 from app.store import audit
 from app.store.db import Database
-from app.store.models import Group, SignInSession, User, utcnow
+from app.store.models import utcnow
+from app.store.people import Group, SignInSession, User
 
 MAX_GROUPS = 200  # more in one claim is a misconfigured provider, not a person
 

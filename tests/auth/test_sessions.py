@@ -15,7 +15,8 @@ from app.components import Components
 from app.main import create_app
 from app.security.secrets import startup_problems
 from app.settings import Settings
-from app.store.models import SignInSession, utcnow
+from app.store.models import utcnow
+from app.store.people import SignInSession
 from tests.auth.conftest import COOKIE, oidc_settings, sign_in
 from tests.auth.provider import Provider
 

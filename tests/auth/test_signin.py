@@ -9,7 +9,7 @@ from urllib.parse import parse_qs, urlsplit
 from fastapi.testclient import TestClient
 
 from app.components import Components
-from app.store.models import SignInSession
+from app.store.people import SignInSession
 from tests.auth.conftest import COOKIE, audit_events, csrf, metric, sign_in
 from tests.auth.provider import Provider
 
