@@ -197,7 +197,7 @@ class Gate:
             actor=actor,
             forced=bool(reasons),
             note="; ".join(reasons),
-            adapter=self.registry.adapter(name) if kind == "adapter" else None,
+            adapter=release.adapter,  # None for a model: it serves alone
         )
 
     def deactivate(self, *, actor: str) -> ModelEntry:

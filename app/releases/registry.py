@@ -360,8 +360,8 @@ def _verify_file(entry: Registered) -> None:
             f"{entry.kind} {entry.name!r}: its file {entry.path} is missing; put it back or "
             f"register the {entry.kind} again"
         )
-        catalog = entry.source.removeprefix("catalog:") if isinstance(entry, ModelEntry) else ""
-        if catalog and isinstance(entry, ModelEntry) and catalog != entry.source:
+        if isinstance(entry, ModelEntry) and entry.source.startswith("catalog:"):
+            catalog = entry.source.removeprefix("catalog:")
             # A catalog model (a restore onto a new machine, a cleaned cache): the
             # catalog provisions the same bytes again, checked by their hash.
             reason += f", or install it again from the catalog: docchat models pull {catalog}"
