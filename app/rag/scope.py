@@ -36,6 +36,9 @@ PREFIX = "docchat:scope_"
 # A word as a name is written: letters and digits, joined by . - _ + #.
 _WORD = re.compile(r"[A-Za-z0-9][\w.\-+#]*[\w+#]|[A-Za-z0-9]")
 _SENTENCE_END = re.compile(r"(?<=[.?!:;])\s+")
+# What a user writes about themselves or points at: e-mail addresses, web addresses and
+# telephone numbers are never names a collection should mention ("I am jane.doe@…").
+_CONTACT = re.compile(r"\S+@\S+|\b(?:https?|ftp)://\S+|\+?\d[\d ()./-]{6,}\d")
 # How a model says in its own words that the documentation does not cover a question.
 NOT_COVERED = re.compile(
     r"\b(?:does not|doesn't|do not|don't|did not|didn't)\s+(?:clearly\s+)?"
@@ -76,7 +79,7 @@ def names(question: str) -> list[str]:
     ("Okta", "Sourcetree"), in capitals ("SAML"), or with inner capitals, digits, dots
     or underscores ("useEffect", "for_each", "json.dumps")."""
     found = []
-    for sentence in _SENTENCE_END.split(question):
+    for sentence in _SENTENCE_END.split(_CONTACT.sub(" ", question)):
         for i, word in enumerate(_WORD.findall(sentence)):
             if word == "I" or word.isdigit():
                 continue

@@ -27,6 +27,9 @@ def test_names_are_what_a_question_writes_as_names() -> None:
     assert names("How do I loop with for_each? And json.dumps?") == ["for_each", "json.dumps"]
     # The first word of a sentence is capitalized anyway; I and plain numbers say nothing.
     assert names("Where do I find it. Backups run at 2 every night") == []
+    # Contact details a user gives about themselves are not names the docs must hold.
+    assert names("I am jane.doe@example.org, phone +1 415 555 0132. Whom do I call?") == []
+    assert names("Does https://Example.org/SSO work with Okta?") == ["Okta"]
 
 
 def test_unknown_names_are_those_no_term_of_the_collection_matches() -> None:
