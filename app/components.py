@@ -10,6 +10,8 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+from app.access.collections import Collections
+from app.access.policy import CollectionAccess
 from app.chat.service import ChatService
 from app.llm.base import ChatEngine
 from app.llm.embedder import Embedder
@@ -17,7 +19,7 @@ from app.llm.engine import LlamaEngine
 from app.llm.hosting import ModelHost, SwappableEngine
 from app.llm.provision import chat_model_path, embedding_model_path
 from app.rag.prompt import system_prompt
-from app.rag.retrieval import Retriever
+from app.rag.retrieval import Retriever, RetrieverPool
 from app.releases.entries import AdapterEntry, ModelEntry
 from app.releases.errors import RegistryError
 from app.releases.gate import Gate
@@ -184,19 +186,37 @@ class Components:
     closers: list[Callable[[], None]] = field(default_factory=list, repr=False)
 
     @cached_property
+    def access(self) -> CollectionAccess:
+        """Who may read which collection (refusals counted with the auth refusals)."""
+        refusals = self.telemetry.metrics.auth_refusals
+
+        def refused(_collection: str) -> None:
+            refusals.labels("collection_not_readable").inc()
+
+        return CollectionAccess(self.db, self.settings.vectors.collection, refused)
+
+    @cached_property
+    def retrievers(self) -> RetrieverPool:
+        """One retriever per collection, built when first asked of."""
+
+        def build(collection: str) -> Retriever:
+            return Retriever.configured(
+                self.settings.rag,
+                self.embedder,
+                self.vectors,
+                self.db,
+                collection,
+                data_dir=self.settings.data_dir,
+                telemetry=self.telemetry,
+            )
+
+        return RetrieverPool(build)
+
+    @cached_property
     def chat(self) -> ChatService:
         """The chat service over these components (built once)."""
-        retriever = Retriever.configured(
-            self.settings.rag,
-            self.embedder,
-            self.vectors,
-            self.db,
-            self.settings.vectors.collection,
-            data_dir=self.settings.data_dir,
-            telemetry=self.telemetry,
-        )
         return ChatService(
-            retriever,
+            self.retrievers.get(self.settings.vectors.collection),
             self.engine,
             self.guards.output,
             self.db,
@@ -204,6 +224,8 @@ class Components:
             llm=self.settings.llm,
             telemetry=self.telemetry,
             pii=redactor_for(self.settings.privacy),
+            access=self.access,
+            retrievers=self.retrievers.get,
         )
 
     def using(self, **parts: Any) -> Components:
@@ -343,6 +365,9 @@ def build_components(
         served = vectors.target(settings.vectors.collection).record
         own = embedder.variant_for(served)
         vectors.check_model(settings.vectors.collection, own.identity, adopt=False)
+        # The default collection is registered, readable by everyone who may chat, as it
+        # always was (an admin may restrict it: docchat collections revoke).
+        Collections(db).ensure(settings.vectors.collection, everyone=True, actor="server")
         if engine is None:
             engine = load_engine(settings, db)
             opened.callback(engine.close)

@@ -19,6 +19,7 @@ from app import __version__
 from app.api import (
     admin,
     chat,
+    collections,
     curation,
     documents,
     feedback,
@@ -163,6 +164,8 @@ def create_app(
     for router in (
         health.router,
         chat.router,
+        collections.router,
+        collections.admin,
         openai.router,
         documents.router,
         feedback.router,

@@ -442,6 +442,10 @@ def cli_walk_args(tmp: Path) -> dict[str, list[str]]:
         "finetune.activate": ["no-such-adapter"],
         "finetune.deactivate": [],
         "dataset.build": ["walk-dataset"],
+        "collections.create": ["walk-collection"],
+        "collections.grant": ["walk-collection", "group", "walkers"],
+        "collections.revoke": ["walk-collection", "group", "walkers"],
+        "collections.delete": ["walk-collection"],  # refused without --yes
         "conversations.purge": ["--older-than", "30d", "--dry-run"],
         "conversations.delete": ["--conversation", "no-such-conversation"],
         "backup.create": ["--to", str(tmp / "backups"), "--without-models"],

@@ -31,6 +31,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "app.finetune",
             "app.backup",
             "app.auth",
+            "app.access",
             "ingest",
         ),
     ),

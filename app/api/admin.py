@@ -15,6 +15,8 @@ from pydantic import BaseModel, Field
 from sqlalchemy import select
 from starlette.datastructures import UploadFile
 
+from app.access.collections import Collections, name_problem
+from app.access.policy import CollectionNotFound
 from app.api.deps import (
     ComponentsDep,
     IdentityDep,
@@ -22,12 +24,14 @@ from app.api.deps import (
     SettingsDep,
     actor_of,
     admin_scope,
+    get_identity,
     require_scope,
 )
 from app.api.errors import ERROR_RESPONSES
 from app.api.problems import ApiError
 from app.api.schemas import DeletedOut
 from app.components import Components
+from app.security.identity import Identity, Scope
 from app.store import audit, retention
 from app.store.models import OUTCOMES, IngestRun, utcnow
 from ingest.loaders import SUPPORTED_SUFFIXES
@@ -43,6 +47,28 @@ class KeyOut(BaseModel):
     created_at: str
     last_used_at: str | None
     expires_at: str | None
+    collections: list[str] | None = Field(
+        None, description="The only collections it reads (null: not limited)."
+    )
+
+
+class KeyIn(BaseModel):
+    """A key to create."""
+
+    name: str = Field(min_length=1, max_length=64)
+    scope: Scope
+    expires_days: float | None = Field(None, gt=0, le=36500)
+    collections: list[str] | None = Field(
+        None, max_length=100, description="The only collections it may read."
+    )
+
+
+class KeyCreated(BaseModel):
+    """A new key: shown this once, never again."""
+
+    id: str
+    name: str
+    key: str
 
 
 class Revoked(BaseModel):
@@ -135,9 +161,27 @@ def list_keys(components: ComponentsDep) -> list[KeyOut]:
             created_at=k.created_at.isoformat(),
             last_used_at=k.last_used_at.isoformat() if k.last_used_at else None,
             expires_at=k.expires_at.isoformat() if k.expires_at else None,
+            collections=list(k.collections) if k.collections is not None else None,
         )
         for k in components.guards.keys.list()
     ]
+
+
+@admin.post("/keys", status_code=201, responses=ERROR_RESPONSES)
+def create_key(body: KeyIn, components: ComponentsDep, identity: IdentityDep) -> KeyCreated:
+    """Create a key (optionally limited to some collections); the response is the only
+    time the key is ever shown."""
+    try:
+        key = components.guards.keys.create(
+            body.name,
+            body.scope,
+            body.expires_days,
+            collections=body.collections,
+            actor=actor_of(identity),
+        )
+    except ValueError as exc:
+        raise ApiError(422, "invalid_request", str(exc)) from None
+    return KeyCreated(id=key.split("_")[1], name=body.name, key=key)
 
 
 @admin.delete("/keys/{key_id}", responses=ERROR_RESPONSES)
@@ -312,8 +356,9 @@ async def upload_documents(
     except Exception as exc:  # starlette reports too many files and bad bodies this way
         raise ApiError(400, "invalid_upload", f"unreadable upload: {exc}") from None
     collection = str(form.get("collection") or settings.vectors.collection)
-    if not re.fullmatch(r"[a-zA-Z0-9][a-zA-Z0-9._-]{1,61}[a-zA-Z0-9]", collection):
-        raise ApiError(422, "invalid_request", "collection: 3-63 of [a-zA-Z0-9._-]")
+    if name_problem(collection):
+        raise ApiError(422, "invalid_request", f"collection: {name_problem(collection)}")
+    await asyncio.to_thread(_upload_target, components, get_identity(request), collection)
     files = [f for f in form.getlist("files") if isinstance(f, UploadFile)]
     if not files:
         raise ApiError(422, "invalid_request", "files: at least one file is required")
@@ -341,6 +386,16 @@ async def upload_documents(
     failed = {path for path in saved if result.outcomes.get(path.name) == "failed"}
     await asyncio.to_thread(_undo, saved, failed)
     return result
+
+
+def _upload_target(components: Components, caller: Identity | None, collection: str) -> None:
+    """Uploading is writing, not reading: a caller with the ingest scope writes into any
+    collection (a new one is registered for admins only until readers are granted),
+    except a key limited to some collections, which writes into those alone."""
+    if caller is not None and caller.collections is not None:
+        if collection not in caller.collections:
+            raise CollectionNotFound(collection)
+    Collections(components.db).ensure(collection, everyone=False, actor=actor_of(caller))
 
 
 def _save(folder: Path, files: list[tuple[str, bytes]]) -> dict[Path, bytes | None]:

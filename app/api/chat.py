@@ -74,6 +74,12 @@ class ChatRequest(BaseModel):
     stream: StrictBool = Field(
         True, description="Stream server-sent events (default) or return JSON."
     )
+    collection: str | None = Field(
+        None,
+        max_length=63,
+        description="The collection to answer from (GET /api/collections lists those the "
+        "caller may read); default: the conversation's, else the server's default.",
+    )
 
 
 def answer_body(done: Finished) -> dict[str, Any]:
@@ -115,7 +121,12 @@ async def chat(
     body: ChatRequest, chat: ChatDep, identity: IdentityDep, request: Request
 ) -> Response:
     """Answer a question from the documentation, with citations."""
-    question = Question(body.question, conversation_id=body.conversation_id, caller=identity)
+    question = Question(
+        body.question,
+        conversation_id=body.conversation_id,
+        caller=identity,
+        collection=body.collection,
+    )
     answer = await admitted(request, chat, question)
     annotate(conversation_id=answer.started.conversation_id)  # on this request's log line
     if not body.stream:

@@ -64,6 +64,14 @@ def require_scope(needed: Scope) -> Any:
     return Depends(marked)
 
 
+def may_see_conversation(
+    components: Components, identity: Identity | None, owner: str | None, collection: str | None
+) -> bool:
+    """Whether a caller may see a conversation: theirs (or an admin's look), and of a
+    collection they may still read (a revoked reader loses its history with it)."""
+    return may_read(identity, owner) and components.access.may_read(identity, collection)
+
+
 def actor_of(identity: Identity | None) -> str:
     """Whom the audit trail records a caller as: `key:<id>` or `user:<id>`, typed, never
     a name."""

@@ -3,17 +3,19 @@ deletion of one's own conversation."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
+from sqlalchemy import select
 
 from app.api.deps import (
+    ComponentsDep,
     IdentityDep,
     SessionDep,
-    SettingsDep,
     actor_of,
     feedback_name,
+    may_see_conversation,
     require_scope,
 )
 from app.api.errors import ERROR_RESPONSES
@@ -44,8 +46,24 @@ class ConversationOut(BaseModel):
 
     id: str
     title: str
+    collection: str
     created_at: str
     messages: list[MessageOut]
+
+
+class ConversationSummary(BaseModel):
+    """One of the caller's conversations, as the page lists them."""
+
+    id: str
+    title: str
+    collection: str
+    created_at: str
+
+
+class Rename(BaseModel):
+    """A conversation's new title."""
+
+    title: str = Field(min_length=1, max_length=200)
 
 
 class ChunkOut(BaseModel):
@@ -72,15 +90,13 @@ router = APIRouter(prefix="/api", tags=["documents"], dependencies=[require_scop
 
 @router.get("/documents/{document_id}", responses=ERROR_RESPONSES)
 def get_document(
-    document_id: str, session: SessionDep, settings: SettingsDep, identity: IdentityDep
+    document_id: str, session: SessionDep, components: ComponentsDep, identity: IdentityDep
 ) -> DocumentOut:
     """A document's chunks in order: what a citation links to."""
     doc = session.get(Document, document_id)
-    # A chat key reads the collection the server answers from, as its answers do;
-    # other collections in the same store (ingested with --collection) are an admin's
-    # to read. One that is hidden looks exactly like a missing one.
-    admin = identity is None or identity.allows("admin")
-    if doc is None or (not admin and doc.collection != settings.vectors.collection):
+    # Only a reader of its collection sees it; a hidden one looks exactly like a
+    # missing one.
+    if doc is None or not components.access.may_read(identity, doc.collection):
         raise ApiError(404, "not_found", "no such document")
     return DocumentOut(
         id=doc.id,
@@ -92,14 +108,72 @@ def get_document(
     )
 
 
+def _readable(
+    session: SessionDep, components: ComponentsDep, identity: IdentityDep, conversation_id: str
+) -> Conversation:
+    conversation = session.get(Conversation, conversation_id)
+    if conversation is None or not may_see_conversation(
+        components, identity, conversation.owner, conversation.collection
+    ):
+        raise ApiError(404, "not_found", "no such conversation")
+    return conversation
+
+
+@router.get("/conversations", responses=ERROR_RESPONSES)
+def list_conversations(
+    session: SessionDep,
+    components: ComponentsDep,
+    identity: IdentityDep,
+    limit: Annotated[int, Query(ge=1, le=200, description="How many, newest first.")] = 50,
+) -> list[ConversationSummary]:
+    """The caller's own conversations (with authentication off: those nobody owns), in
+    the collections they may still read, newest first."""
+    default = components.settings.vectors.collection
+    readable = {c.name for c in components.access.readable(identity)}
+    owner = identity.owner if identity is not None else None
+    rows = session.scalars(
+        select(Conversation)
+        .where(Conversation.owner.is_(None) if owner is None else Conversation.owner == owner)
+        .order_by(Conversation.created_at.desc())
+        .limit(limit)
+    )
+    return [
+        ConversationSummary(
+            id=c.id,
+            title=c.title,
+            collection=c.collection or default,
+            created_at=c.created_at.isoformat(),
+        )
+        for c in rows
+        if (c.collection or default) in readable
+    ]
+
+
+@router.patch("/conversations/{conversation_id}", responses=ERROR_RESPONSES)
+def rename_conversation(
+    conversation_id: str,
+    body: Rename,
+    session: SessionDep,
+    components: ComponentsDep,
+    identity: IdentityDep,
+) -> ConversationSummary:
+    """Give one's conversation another title."""
+    conversation = _readable(session, components, identity, conversation_id)
+    conversation.title = " ".join(body.title.split())[:200] or conversation.title
+    return ConversationSummary(
+        id=conversation.id,
+        title=conversation.title,
+        collection=conversation.collection or components.settings.vectors.collection,
+        created_at=conversation.created_at.isoformat(),
+    )
+
+
 @router.get("/conversations/{conversation_id}", responses=ERROR_RESPONSES)
 def get_conversation(
-    conversation_id: str, session: SessionDep, identity: IdentityDep
+    conversation_id: str, session: SessionDep, components: ComponentsDep, identity: IdentityDep
 ) -> ConversationOut:
     """A conversation's messages, so the chat page survives a reload."""
-    conversation = session.get(Conversation, conversation_id)
-    if conversation is None or not may_read(identity, conversation.owner):
-        raise ApiError(404, "not_found", "no such conversation")
+    conversation = _readable(session, components, identity, conversation_id)
     messages = conversation.messages
     # The caller's own ratings: what the page shows as chosen.
     mine = feedback.given_by(
@@ -109,6 +183,7 @@ def get_conversation(
         {
             "id": conversation.id,
             "title": conversation.title,
+            "collection": conversation.collection or components.settings.vectors.collection,
             "created_at": conversation.created_at.isoformat(),
             "messages": [
                 message_dict(m, feedback.feedback_dict(mine[m.id]) if m.id in mine else None)
@@ -123,7 +198,8 @@ def delete_conversation(
     conversation_id: str, session: SessionDep, identity: IdentityDep
 ) -> DeletedOut:
     """Delete a conversation the caller started (an admin: any), with its messages and
-    the ratings of its answers. Another key's conversation answers 404, like a missing one."""
+    the ratings of its answers, even one of a collection they no longer read. Another
+    key's conversation answers 404, like a missing one."""
     conversation = session.get(Conversation, conversation_id)
     if conversation is None or not may_read(identity, conversation.owner):
         raise ApiError(404, "not_found", "no such conversation")

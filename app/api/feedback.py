@@ -13,12 +13,12 @@ from app.api.deps import (
     SessionDep,
     admin_scope,
     feedback_name,
+    may_see_conversation,
     require_scope,
 )
 from app.api.errors import ERROR_RESPONSES
 from app.api.problems import ApiError
 from app.api.schemas import FeedbackOut
-from app.security.keys import may_read
 from app.store import feedback
 from app.store.feedback import COMMENT_MAX_CHARS, Rating
 from app.store.models import Message
@@ -75,7 +75,9 @@ def give_feedback(
     if (
         message is None
         or message.role != "assistant"
-        or not may_read(identity, message.conversation.owner)
+        or not may_see_conversation(
+            components, identity, message.conversation.owner, message.conversation.collection
+        )
     ):
         raise ApiError(404, "not_found", "no such answer")
     comment = request.comment

@@ -6,6 +6,7 @@ message; the sources ride along in an extra top-level field, `sources`.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 import uuid
@@ -16,7 +17,7 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
-from app.api.deps import ChatDep, ComponentsDep, IdentityDep, require_scope
+from app.api.deps import ComponentsDep, IdentityDep, require_scope
 from app.api.errors import ERROR_RESPONSES
 from app.api.problems import ApiError, error_body, problem_of, quoted
 from app.api.schemas import ModelList, ModelOut
@@ -24,6 +25,8 @@ from app.api.streaming import admitted, finished
 from app.chat.events import Failed, Finished, Token
 from app.chat.question import Question
 from app.chat.service import Answer
+from app.components import Components
+from app.security.identity import Identity
 
 router = APIRouter(prefix="/v1", tags=["openai"], dependencies=[require_scope("chat")])
 
@@ -76,28 +79,35 @@ class CompletionRequest(BaseModel):
     stream_options: StreamOptions | None = None
 
 
-def _check_model(requested: str, model_id: str) -> None:
-    if requested not in (model_id, MODEL_ALIAS):
+def collection_of(requested: str, components: Components, caller: Identity | None) -> str | None:
+    """The collection a model id addresses: `docchat/<collection>` one the caller may
+    read; the model's own id or plain `docchat` the default one (None). Anything else,
+    or a collection the caller may not read, is a model that does not exist."""
+    if requested in (components.engine.model_id, MODEL_ALIAS):
+        return None
+    prefix = MODEL_ALIAS + "/"
+    name = requested[len(prefix) :] if requested.startswith(prefix) else None
+    if name is None or not components.access.may_read(caller, name):
         raise ApiError(
             404,
             "model_not_found",
-            f"model {quoted(requested)} does not exist; available: {model_id!r}, {MODEL_ALIAS!r}",
+            f"model {quoted(requested)} does not exist; GET /v1/models lists those you may use",
         )
+    return name
 
 
 @router.get("/models", responses=ERROR_RESPONSES)
-async def list_models(components: ComponentsDep) -> ModelList:
-    """The one model this server answers with (and its alias)."""
+async def list_models(components: ComponentsDep, identity: IdentityDep) -> ModelList:
+    """The model this server answers with, its alias for the default collection, and
+    `docchat/<collection>` for each collection the caller may read."""
     created = components.engine.created
-    return ModelList(
-        data=[
-            ModelOut(id=mid, created=created, owned_by="docchat")
-            for mid in (components.engine.model_id, MODEL_ALIAS)
-        ]
-    )
+    readable = await asyncio.to_thread(components.access.readable, identity)
+    ids = [components.engine.model_id, MODEL_ALIAS]
+    ids += [f"{MODEL_ALIAS}/{c.name}" for c in readable]
+    return ModelList(data=[ModelOut(id=mid, created=created, owned_by="docchat") for mid in ids])
 
 
-def question_of(request: CompletionRequest, caller: Any) -> Question:
+def question_of(request: CompletionRequest, caller: Any, collection: str | None = None) -> Question:
     """The last user message as the question, the turns before it as its history."""
     user_turns = [i for i, m in enumerate(request.messages) if m.role == "user"]
     if not user_turns or not request.messages[user_turns[-1]].text.strip():
@@ -117,6 +127,7 @@ def question_of(request: CompletionRequest, caller: Any) -> Question:
         temperature=request.temperature,
         store=False,
         caller=caller,
+        collection=collection,
     )
 
 
@@ -138,16 +149,17 @@ def usage_body(done: Finished) -> dict[str, int]:
 @router.post("/chat/completions", response_model=None, responses=ERROR_RESPONSES)
 async def chat_completions(
     body: CompletionRequest,
-    chat: ChatDep,
+    components: ComponentsDep,
     identity: IdentityDep,
     request: Request,
 ) -> Response:
-    """Answer the last user message from the documentation."""
-    _check_model(body.model, chat.engine.model_id)
+    """Answer the last user message from the documentation (of the collection the
+    model id names)."""
+    collection = await asyncio.to_thread(collection_of, body.model, components, identity)
     if body.n != 1:
         raise ApiError(400, "invalid_request", "n: only 1 choice is supported")
-    question = question_of(body, identity)
-    answer = await admitted(request, chat, question)
+    question = question_of(body, identity, collection)
+    answer = await admitted(request, components.chat, question)
     completion = Completion(body, answer)
     if not body.stream:
         return JSONResponse(completion.whole(await finished(request, answer)))

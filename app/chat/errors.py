@@ -38,3 +38,16 @@ class ConversationNotFound(DocchatError):
 
     def __init__(self) -> None:
         super().__init__("no such conversation")
+
+
+class ConversationElsewhere(DocchatError):
+    """A question that names another collection than the conversation it continues."""
+
+    kind = Kind.CONFLICT
+    code = "conversation_in_another_collection"
+
+    def __init__(self, collection: str) -> None:
+        super().__init__(
+            f"this conversation answers from collection {collection!r}: start a new one "
+            "to ask in another"
+        )

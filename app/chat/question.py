@@ -21,3 +21,6 @@ class Question:
     temperature: float | None = None
     store: bool = True  # keep the question and answer as a conversation
     caller: Identity | None = None  # None: authentication is off
+    # The collection to answer from (None: the conversation's, else the default); the
+    # caller must be one of its readers (app/access/policy.py).
+    collection: str | None = None

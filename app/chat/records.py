@@ -5,6 +5,8 @@ privacy.redact_personal_data is on; what the user reads is the answer as written
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 from app.chat.errors import ConversationNotFound
 from app.chat.events import AnswerChecks, Release, Usage
 from app.rag.retrieval import citations
@@ -16,6 +18,14 @@ from app.store.models import Conversation
 from app.store.vectors import Hit
 
 
+class Earlier(NamedTuple):
+    """What a stored conversation gives the question that continues it."""
+
+    history: list[tuple[str, str]]  # earlier turns, oldest first
+    previous: str  # the last question
+    collection: str | None  # the collection it answers from (None: the default)
+
+
 class ChatRecords:
     """Conversations and their messages, as the chat service reads and writes them."""
 
@@ -23,18 +33,19 @@ class ChatRecords:
         self.db = db
         self.pii = pii
 
-    def history(
-        self, conversation_id: str, caller: Identity | None, turns: int
-    ) -> tuple[list[tuple[str, str]], str]:
-        """Earlier turns (at most `turns`) and the last question of a conversation the
-        caller may read."""
+    def history(self, conversation_id: str, caller: Identity | None, turns: int) -> Earlier:
+        """Earlier turns (at most `turns`), the last question and the collection of a
+        conversation the caller may read."""
         with self.db.session() as session:
             conversation = session.get(Conversation, conversation_id)
             # Another key's conversation looks exactly like a missing one.
             if conversation is None or not may_read(caller, conversation.owner):
                 raise ConversationNotFound
-            history = conversations.history(session, conversation_id, turns)
-            return history, conversations.last_question(session, conversation_id) or ""
+            return Earlier(
+                conversations.history(session, conversation_id, turns),
+                conversations.last_question(session, conversation_id) or "",
+                conversation.collection,
+            )
 
     def stored(self, text: str) -> str:
         """Text as it is written to the database: with personal data replaced when the
@@ -48,13 +59,14 @@ class ChatRecords:
         text: str,
         hits: list[Hit],
         release: Release,
+        collection: str | None = None,
     ) -> tuple[str, str]:
-        """Save the question (in a new conversation, unless one is given) and a
-        placeholder answer; the conversation and answer ids."""
+        """Save the question (in a new conversation of `collection`, unless one is
+        given) and a placeholder answer; the conversation and answer ids."""
         text = self.stored(text)
         with self.db.session() as session:
             if conversation_id is None:
-                conversation_id = conversations.create(session, text, owner).id
+                conversation_id = conversations.create(session, text, owner, collection).id
             conversations.add_message(session, conversation_id, "user", content=text)
             answer = conversations.add_message(
                 session,

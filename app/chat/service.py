@@ -14,10 +14,12 @@ import asyncio
 import logging
 import re
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import replace
 from typing import Any
 
+from app.access.policy import CollectionAccess
+from app.chat.collection import collection_of
 from app.chat.errors import InvalidQuestion, QuestionTooLong, RequestTooLarge
 from app.chat.events import (
     AnswerChecks,
@@ -75,8 +77,14 @@ class ChatService:
         llm: LLMSettings,
         telemetry: Telemetry | None = None,
         pii: PiiRedactor | None = None,
+        access: CollectionAccess | None = None,
+        retrievers: Callable[[str], Retriever] | None = None,
     ) -> None:
-        self.retriever = retriever
+        self.retriever = retriever  # the default collection's
+        # Who may read which collection (None: no rule, the default collection only,
+        # as a tool or a test that builds the service over one retriever).
+        self.access = access
+        self._retrievers = retrievers
         # Personal data is replaced in what is stored (privacy.redact_personal_data);
         # what the user reads is the answer as written.
         self.pii = pii
@@ -103,6 +111,12 @@ class ChatService:
             n += 1
         return Prompt(a.text, a.tokens[:n], [])
 
+    def retriever_for(self, collection: str) -> Retriever:
+        """The retriever over `collection` (the default one's unless another is named)."""
+        if collection == self.retriever.collection or self._retrievers is None:
+            return self.retriever
+        return self._retrievers(collection)
+
     async def prompt_for(self, text: str) -> Prompt | None:
         """The prompt a new question gets (benchmarks and tools: nothing is reserved or
         stored); None when the docs do not cover it."""
@@ -125,13 +139,12 @@ class ChatService:
         self._check_size(question, text)
         history = list(question.history)
         previous = next((t for role, t in reversed(history) if role == "user"), None)
-        if question.conversation_id is not None:
-            history, previous = await asyncio.to_thread(
-                self.records.history,
-                question.conversation_id,
-                question.caller,
-                self.rag.history_turns,
-            )
+        collection, earlier = await collection_of(
+            question, self.records, self.access, self.retriever.collection, self.rag.history_turns
+        )
+        if earlier is not None:
+            history, previous = earlier.history, earlier.previous
+        retriever = self.retriever_for(collection)
         budget = min(question.max_tokens or self.llm.max_tokens, self.llm.max_tokens)
         # One engine for the whole answer, even if the model in service is swapped.
         engine = self.engine.pin()
@@ -140,11 +153,11 @@ class ChatService:
         try:
             async with asyncio.timeout(deadline - time.monotonic()):
                 query = await self._standalone(engine, text, previous, deadline)
-                hits = await self.retriever.context(query, previous)
+                hits = await retriever.context(query, previous)
                 refusal = NO_CONTEXT_ANSWER
-                if not hits and self.retriever.scope == "calibrated":
+                if not hits and retriever.scope == "calibrated":
                     # Say what the docs never mention, when that is why.
-                    unknown = await asyncio.to_thread(self.retriever.unknown_names, query)
+                    unknown = await asyncio.to_thread(retriever.unknown_names, query)
                     refusal = not_covered_answer(unknown)
                 if hits:  # a question the docs do not cover needs no model
                     ticket = engine.reserve()
@@ -168,6 +181,9 @@ class ChatService:
                     text,
                     hits,
                     release_of(engine),
+                    # A conversation of the default collection records it too: a later
+                    # change of vectors.collection must not move it.
+                    collection,
                 )
         except TimeoutError:
             if ticket is not None:

@@ -15,6 +15,7 @@ from app.cli import (
     audited,
     backup,
     calibrate,
+    collections,
     config,
     conversations,
     curate,
@@ -46,6 +47,11 @@ app.command()(calibrate.calibrate)
 app.add_typer(config.app, name="config", help="Inspect the settings.")
 app.add_typer(keys.app, name="keys", help="Manage API keys (shown once, stored hashed).")
 app.add_typer(users.app, name="users", help="People who sign in: list, disable, enable.")
+app.add_typer(
+    collections.app,
+    name="collections",
+    help="Collections and their readers: create, grant, revoke, delete.",
+)
 app.add_typer(evaluation.app, name="eval", help="Measure answer and retrieval quality.")
 app.add_typer(
     models.app, name="models", help="Chat models: add, pull, evaluate, activate, roll back."

@@ -31,6 +31,8 @@ READS = frozenset(
         "backup.verify",
         "config.reference",
         "config.show",
+        "collections.list",
+        "collections.show",
         "curate.list",
         "curate.show",
         "dataset.diff",

@@ -45,6 +45,7 @@ def ingest(
     1 the run could not be done (or would have deleted or replaced too much of the
     collection: see --allow-mass-change).
     """
+    from app.access.collections import Collections
     from app.cli.calibrate import calibrate_after_ingest
     from app.components import open_ingestor
     from app.llm.embedder import Embedder
@@ -75,6 +76,13 @@ def ingest(
                 on_start=bar.start,
                 allow_mass_change=allow_mass_change,
             )
+            registered = False
+            if not dry_run:
+                # A new collection is registered for admins only until readers are
+                # granted; the default one, as it always was, for everyone.
+                registered = Collections(ingestor.db).ensure(
+                    target, everyone=target == settings.vectors.collection, actor="cli"
+                )
             scope = None
             # The scope threshold follows the collection (app/rag/scope.py).
             if ingestor.vectors is not None and isinstance(ingestor.embedder, Embedder):
@@ -94,6 +102,11 @@ def ingest(
             "interrupted; the store is consistent, run the same command to finish", 130
         ) from None
     print_summary(summary, target)
+    if registered and target != settings.vectors.collection:
+        say(
+            f"collection {target} registered: admins only read it until you grant readers "
+            f"(docchat collections grant {target} group NAME)"
+        )
     if scope is not None:
         say(f"scope: {scope}")
     if summary.partial:

@@ -35,18 +35,27 @@ def keys_create(
     expires: Annotated[
         float | None, typer.Option(help="Days until the key stops working.", min=0.001)
     ] = None,
+    collection: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--collection",
+            help="A collection it may read, and no other (repeatable; default: not "
+            "limited: what everyone reads, or all with the admin scope).",
+        ),
+    ] = None,
 ) -> None:
     """Create an API key and print it once; only its keyed hash is stored.
 
-    Example: docchat keys create --name support-bot --scope chat --expires 90
+    Example: docchat keys create --name support-bot --scope chat --collection runbooks
     """
     settings = load()
     try:
-        key = key_store(settings).create(name, scope, expires)
+        key = key_store(settings).create(name, scope, expires, collections=collection)
     except ValueError as exc:
         raise fail(str(exc)) from None
+    limited = f", reads only {', '.join(collection)}" if collection else ""
     err.print(
-        f"key {name!r} ({scope}) created. It is shown once; store it now:",
+        f"key {name!r} ({scope}{limited}) created. It is shown once; store it now:",
         markup=False,
         highlight=False,
     )
@@ -70,6 +79,7 @@ def keys_list(as_json: Annotated[bool, typer.Option("--json", help="Print JSON."
             "last_used": when(k.last_used_at),
             "expires": when(k.expires_at),
             "state": k.state,
+            "collections": ", ".join(k.collections) if k.collections is not None else "-",
         }
         for k in keys
     ]
@@ -77,7 +87,8 @@ def keys_list(as_json: Annotated[bool, typer.Option("--json", help="Print JSON."
         console.print_json(json.dumps(rows))
         return
     table = Table(title="API keys")
-    for column in ("id", "name", "scope", "created", "last_used", "expires", "state"):
+    columns = ("id", "name", "scope", "created", "last_used", "expires", "state", "collections")
+    for column in columns:
         table.add_column(column.replace("_", " "))
     for row in rows:
         table.add_row(*(Text(row[c]) for c in row))

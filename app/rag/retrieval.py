@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import Sequence
+import threading
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -308,3 +309,24 @@ class Retriever:
             return hits[: self.top_k]
         with self.telemetry.stage("assemble"):
             return self.assembler.assemble(hits)
+
+
+class RetrieverPool:
+    """One retriever per collection, built on first use and kept (each keeps its own
+    keyword index in memory); a deleted collection's is forgotten."""
+
+    def __init__(self, build: Callable[[str], Retriever]) -> None:
+        self._build = build
+        self._built: dict[str, Retriever] = {}
+        self._lock = threading.Lock()
+
+    def get(self, collection: str) -> Retriever:
+        with self._lock:
+            found = self._built.get(collection)
+            if found is None:
+                found = self._built[collection] = self._build(collection)
+            return found
+
+    def forget(self, collection: str) -> None:
+        with self._lock:
+            self._built.pop(collection, None)

@@ -31,6 +31,9 @@ class Identity:
     kind: Kind = "key"
     groups: frozenset[str] = frozenset()
     via: Via = "key"
+    # A key limited to some collections reads those and no other, whatever its scope
+    # (None: not limited; a person is never limited here, their groups decide).
+    collections: frozenset[str] | None = None
 
     @classmethod
     def user(

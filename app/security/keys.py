@@ -7,6 +7,7 @@ import hashlib
 import hmac
 import re
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -19,6 +20,7 @@ from app.security.identity import Identity as Identity
 from app.security.identity import Scope as Scope
 from app.security.identity import may_read as may_read
 from app.store import audit
+from app.store.collections import Collection
 from app.store.db import Database
 from app.store.keys import KEY_ID, find_key
 from app.store.models import ApiKey, utcnow
@@ -59,6 +61,7 @@ class KeyInfo:
     last_used_at: datetime | None
     expires_at: datetime | None
     revoked_at: datetime | None
+    collections: tuple[str, ...] | None = None  # the only ones it reads (None: not limited)
 
     @property
     def state(self) -> str:
@@ -82,11 +85,23 @@ class KeyStore:
         return hmac.new(pepper or self._pepper, key.encode(), hashlib.sha256).hexdigest()
 
     def create(
-        self, name: str, scope: Scope, expires_days: float | None = None, *, actor: str = "cli"
+        self,
+        name: str,
+        scope: Scope,
+        expires_days: float | None = None,
+        *,
+        collections: Sequence[str] | None = None,
+        actor: str = "cli",
     ) -> str:
         """Store a new key and return it: the only time it is ever seen. Audited (the
-        key's name, id and scope; never the key) as done by `actor`."""
-        detail: dict[str, object] = {"scope": scope, "expires_days": expires_days}
+        key's name, id and scope; never the key) as done by `actor`. With `collections`
+        (registered ones), the key reads those and no other."""
+        limit = sorted(set(collections)) if collections else None
+        detail: dict[str, object] = {
+            "scope": scope,
+            "expires_days": expires_days,
+            "collections": limit,
+        }
         bad_name = name_problem(name)
         if bad_name is not None:
             # The refused name is not the target: it may hold what no row should.
@@ -104,9 +119,19 @@ class KeyStore:
                 reason = f"a key named {name!r} already exists"
                 audit.record_in(self.db, actor, "key.create", name, "refused", reason, detail)
                 raise ValueError(reason)
+            unknown = [c for c in limit or () if session.get(Collection, c) is None]
+            if unknown:
+                reason = f"no collection named {', '.join(map(repr, unknown))}"
+                audit.record_in(self.db, actor, "key.create", name, "refused", reason, detail)
+                raise ValueError(reason)
             session.add(
                 ApiKey(
-                    id=key_id, name=name, scope=scope, key_hash=self._hash(key), expires_at=expires
+                    id=key_id,
+                    name=name,
+                    scope=scope,
+                    key_hash=self._hash(key),
+                    expires_at=expires,
+                    collections=limit,
                 )
             )
             audit.record(session, actor, "key.create", name, detail={**detail, "id": key_id})
@@ -136,7 +161,8 @@ class KeyStore:
                 return None
             if row.last_used_at is None or now - row.last_used_at > LAST_USED_RESOLUTION:
                 row.last_used_at = now
-            return Identity(row.id, row.name, row.scope)  # type: ignore[arg-type]
+            limit = frozenset(row.collections) if row.collections is not None else None
+            return Identity(row.id, row.name, row.scope, collections=limit)  # type: ignore[arg-type]
 
     def list(self) -> list[KeyInfo]:
         """Every key, newest first."""
@@ -144,7 +170,14 @@ class KeyStore:
             rows = session.scalars(select(ApiKey).order_by(ApiKey.created_at.desc())).all()
             return [
                 KeyInfo(
-                    r.id, r.name, r.scope, r.created_at, r.last_used_at, r.expires_at, r.revoked_at
+                    r.id,
+                    r.name,
+                    r.scope,
+                    r.created_at,
+                    r.last_used_at,
+                    r.expires_at,
+                    r.revoked_at,
+                    tuple(r.collections) if r.collections is not None else None,
                 )
                 for r in rows
             ]

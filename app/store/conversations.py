@@ -19,9 +19,11 @@ def storable(text: str) -> str:
     return text.replace("\x00", "")
 
 
-def create(session: Session, title: str, owner: str | None = None) -> Conversation:
-    """A new, empty conversation titled by its first question."""
-    conversation = Conversation(title=storable(title)[:200], owner=owner)
+def create(
+    session: Session, title: str, owner: str | None = None, collection: str | None = None
+) -> Conversation:
+    """A new, empty conversation titled by its first question, in `collection`."""
+    conversation = Conversation(title=storable(title)[:200], owner=owner, collection=collection)
     session.add(conversation)
     session.flush()
     return conversation

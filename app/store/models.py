@@ -181,6 +181,9 @@ class Conversation(Base):
     # Who started it: an API key's id (12 hex digits), or "u:<user id>" for a signed-in
     # person (Identity.owner); no one else but an admin can read or continue it.
     owner: Mapped[str | None] = mapped_column(String(16), default=None, index=True)
+    # The collection it answers from, for all its turns (NULL: the default collection,
+    # as every conversation from before collections had readers).
+    collection: Mapped[str | None] = mapped_column(String(63), default=None)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     messages: Mapped[list[Message]] = relationship(
@@ -253,6 +256,9 @@ class ApiKey(Base):
     last_used_at: Mapped[datetime | None] = mapped_column(default=None)
     expires_at: Mapped[datetime | None] = mapped_column(default=None)
     revoked_at: Mapped[datetime | None] = mapped_column(default=None)
+    # The collections it may read, and no other (a JSON list of names; NULL: not limited).
+    # Names, not foreign keys: deleting a collection must not lift a key's limit.
+    collections: Mapped[list[str] | None] = mapped_column(JSON, default=None)
 
 
 class ChatModel(Base):

@@ -264,6 +264,15 @@ class VectorStore:
         if self._existing(physical) is not None:
             self._client.delete_collection(physical)
 
+    def drop_name(self, name: str) -> None:
+        """Delete everything serving `name`: every generation its pointer names (served,
+        kept for rollback, being built), then the pointer."""
+        pointer = self.pointer(name)
+        for physical in {pointer.target, pointer.previous, pointer.building, name} - {""}:
+            self.drop(physical)
+        if pointer.exists:
+            self._client.delete_collection(name + POINTER_SUFFIX)
+
     def next_generation(self, name: str) -> str:
         """A physical name for a new generation of `name` that is not in use."""
         n = 1

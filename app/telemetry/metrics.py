@@ -163,7 +163,8 @@ class Metrics:
         self.auth_refusals = Counter(
             "docchat_auth_refusals",
             "Refused sign-in steps, bearer tokens, sessions and cross-site requests, by "
-            "reason (token_expired, state_mismatch, csrf_failed, user_disabled, ...).",
+            "reason (token_expired, state_mismatch, csrf_failed, user_disabled, "
+            "collection_not_readable, ...).",
             ["reason"],
             registry=r,
         )

@@ -24,8 +24,10 @@ def client(live_server: str) -> openai.OpenAI:
 
 
 def test_models_are_listed(client: openai.OpenAI) -> None:
+    """The model, its alias, and the default collection by name (the server registered
+    it at start-up, readable by everyone)."""
     ids = [m.id for m in client.models.list()]
-    assert ids == ["SmolLM2-135M-Instruct.Q4_1", MODEL_ALIAS]
+    assert ids == ["SmolLM2-135M-Instruct.Q4_1", MODEL_ALIAS, f"{MODEL_ALIAS}/docs"]
 
 
 def test_completion_answers_with_sources(client: openai.OpenAI) -> None:

@@ -17,6 +17,7 @@ import { errorMessage, networkErrorMessage, rateLimitMessage, readError, refusal
 import { createKeyPrompt, getKey, loadSession } from "./auth.js";
 import { renderCitations } from "./citations.js";
 import { renderFeedback } from "./feedback.js";
+import { createLibrary } from "./library.js";
 import { renderMarkdown } from "./markdown.js";
 import { assistantMessage, finishAssistant, setError, showTyping, userMessage } from "./messages.js";
 import { createSSEParser, readEventStream } from "./sse.js";
@@ -60,6 +61,19 @@ function initChat() {
   let controller = null; // AbortController of the running request
   let generation = 0; // bumps on "New conversation" to ignore stale work
   let pending = null; // what to retry once an API key has been entered
+
+  // The collections one may read and one's past conversations.
+  const library = createLibrary({
+    onOpen: function (id) {
+      newBtn.click();
+      conversationId = id;
+      setStoredId(id);
+      loadConversation();
+    },
+    onNew: function () {
+      newBtn.click();
+    },
+  });
 
   const keyPrompt = createKeyPrompt(
     function () {
@@ -199,6 +213,7 @@ function initChat() {
       } else {
         const data = await res.json();
         if (gen !== generation) return;
+        library.opened(conversationId, data && data.collection);
         renderHistory(data && data.messages);
       }
     } catch (e) {
@@ -251,8 +266,10 @@ function initChat() {
     // reload finds it) and the answer's (what feedback is given on).
     const noteIds = function (data) {
       if (data.conversation_id) {
+        const started = conversationId !== String(data.conversation_id);
         conversationId = String(data.conversation_id);
         setStoredId(conversationId);
+        if (started) library.opened(conversationId, null);
       }
       if (data.message_id) parts.msg.dataset.messageId = String(data.message_id);
     };
@@ -290,7 +307,14 @@ function initChat() {
       const res = await fetch("/api/chat", {
         method: "POST",
         headers: withKey({ "Content-Type": "application/json", Accept: "text/event-stream" }, key),
-        body: JSON.stringify({ question: question, conversation_id: conversationId || null, stream: true }),
+        // A new conversation asks in the picked collection; one that goes on
+        // keeps its own.
+        body: JSON.stringify({
+          question: question,
+          conversation_id: conversationId || null,
+          collection: conversationId ? null : library.collection(),
+          stream: true,
+        }),
         signal: controller.signal,
       });
       if (res.status === 401) {
@@ -416,8 +440,15 @@ function initChat() {
   // signed in where sign-in is on: the sign-in prompt at once, not at the
   // first question.
   loadSession().then(function (session) {
-    if (session.oidc && !session.signed_in) requireKey(null, loadConversation);
-    else loadConversation();
+    if (session.oidc && !session.signed_in) {
+      requireKey(null, function () {
+        library.load();
+        loadConversation();
+      });
+    } else {
+      library.load();
+      loadConversation();
+    }
   });
 }
 

@@ -1,0 +1,2 @@
+"""Collections and who may read them: the rule (policy.py) and an admin's changes
+(collections.py)."""

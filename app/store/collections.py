@@ -1,0 +1,76 @@
+"""Collections and their readers: which groups, people and keys may read a collection's
+documents (app/access decides with these rows). Declared on the same Base as every
+other table; importing this module puts them in its metadata (Alembic's env does)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from sqlalchemy import ForeignKey, String, select
+from sqlalchemy.orm import Mapped, Session, mapped_column, relationship
+
+from app.store.models import Base, utcnow
+
+ReaderKind = Literal["everyone", "group", "user", "key"]
+READER_KINDS: tuple[ReaderKind, ...] = ("everyone", "group", "user", "key")
+# The subject of an "everyone" reader: there is only one.
+EVERYONE = "*"
+
+
+class Collection(Base):
+    """A collection a server answers from: registered by an admin (or by the first
+    ingest into it), read by its readers and by admins."""
+
+    __tablename__ = "collections"
+
+    # The name ingest and the vector store use (Chroma's limit: 3-63 characters).
+    name: Mapped[str] = mapped_column(String(63), primary_key=True)
+    title: Mapped[str] = mapped_column(String(200), default="")
+    description: Mapped[str] = mapped_column(String(1000), default="")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_by: Mapped[str] = mapped_column(String(64), default="")
+
+    readers: Mapped[list[CollectionReader]] = relationship(
+        cascade="all, delete-orphan", order_by="(CollectionReader.kind, CollectionReader.subject)"
+    )
+
+
+class CollectionReader(Base):
+    """Who may read a collection: everyone who may chat, a group (by the name the
+    provider's claim gives it), a person (docchat's user id) or an API key (its id)."""
+
+    __tablename__ = "collection_readers"
+
+    collection: Mapped[str] = mapped_column(
+        ForeignKey("collections.name", ondelete="CASCADE"), primary_key=True
+    )
+    kind: Mapped[str] = mapped_column(String(16), primary_key=True)
+    subject: Mapped[str] = mapped_column(String(255), primary_key=True, index=True)
+    granted_at: Mapped[datetime] = mapped_column(default=utcnow)
+    granted_by: Mapped[str] = mapped_column(String(64), default="")
+
+
+def registered(session: Session) -> list[Collection]:
+    """Every registered collection, by name."""
+    return list(session.scalars(select(Collection).order_by(Collection.name)))
+
+
+def granted_to(
+    session: Session, *, groups: frozenset[str], user_id: str | None, key_id: str | None
+) -> set[str]:
+    """The collections whose readers name everyone, one of the groups, the person or
+    the key: one query, whatever the number of collections."""
+    subjects: list[tuple[str, str]] = [("everyone", EVERYONE)]
+    subjects += [("group", g) for g in groups]
+    if user_id is not None:
+        subjects.append(("user", user_id))
+    if key_id is not None:
+        subjects.append(("key", key_id))
+    rows = session.execute(
+        select(CollectionReader.collection, CollectionReader.kind, CollectionReader.subject)
+        .join(Collection)
+        .where(CollectionReader.subject.in_({s for _, s in subjects}))
+    )
+    wanted = set(subjects)
+    return {name for name, kind, subject in rows if (kind, subject) in wanted}

@@ -1,0 +1,247 @@
+"""Collections with readers, end to end: people signed in through the real OpenID
+provider and keys limited to collections read only what they are granted, in every
+way there is to read it.
+
+The leak probe: a phrase that exists only in the sales collection is asked for by a
+person of the support group through the chat (in every collection she may read, and
+naming the sales one), the OpenAI API, the document pages, citations, an admin's
+conversation in that collection (read, continued, rated), and the export; it never
+appears in anything she is sent.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from fastapi.testclient import TestClient
+
+from app.components import Components, build_components
+from app.main import create_app
+from app.store.models import Document
+from tests.auth.conftest import Ports, audit_events, metric, oidc_settings
+from tests.auth.provider import Provider
+from tests.conftest import CORPUS, Models, bearer, make_settings
+from tests.sse import parse_sse
+
+# Only in the sales collection: the probe looks for any of these words anywhere.
+SECRET = "ZEPHYR-7731"
+SALES_DOC = f"""# Renewal discounts
+
+Account managers offer the quartermaster discount on renewals of three years or more.
+The quartermaster discount code is {SECRET}; enter it in the renewal form's promotion
+field before the quote is sent.
+"""
+SUPPORT_DOC = """# Escalation runbook
+
+When a customer reports a data loss, page the duty engineer through the incident
+bridge and open a severity-one ticket within fifteen minutes.
+"""
+ASK = "What is the quartermaster discount code for renewals?"
+
+
+@dataclass
+class Deployment:
+    components: Components
+    client: TestClient
+    sales_doc: str  # the sales document's id
+
+
+def ingest(settings: Any, models: Models, collection: str, folder: Path) -> None:
+    from app.components import open_ingestor
+
+    with open_ingestor(settings, embedder=models.embedder) as ingestor:
+        ingestor.run([folder], collection)
+
+
+@pytest.fixture(scope="module")
+def deployment(
+    tmp_path_factory: pytest.TempPathFactory, models: Models, ports: Ports, provider: Provider
+) -> Iterator[Deployment]:
+    root = tmp_path_factory.mktemp("collections")
+    for name, text in (("sales", SALES_DOC), ("support", SUPPORT_DOC)):
+        (root / name).mkdir()
+        (root / name / f"{name}.md").write_text(text)
+    shutil.copytree(CORPUS, root / "docs")
+    settings = make_settings(root / "data")
+    ingest(settings, models, "docs", root / "docs")
+    ingest(settings, models, "sales-playbook", root / "sales")
+    ingest(settings, models, "support-runbooks", root / "support")
+    settings = oidc_settings(settings, f"http://127.0.0.1:{ports.provider}")
+    components = build_components(settings, embedder=models.embedder, engine=models.engine)
+    from app.access.collections import Collections
+
+    collections = Collections(components.db)
+    collections.ensure("sales-playbook", everyone=False, actor="cli")
+    collections.ensure("support-runbooks", everyone=False, actor="cli")
+    collections.grant("sales-playbook", "group", "sales")
+    collections.grant("support-runbooks", "group", "support")
+    with components.db.session() as session:
+        sales_doc = session.query(Document).filter_by(collection="sales-playbook").one().id
+    with TestClient(create_app(settings, components), follow_redirects=False) as client:
+        yield Deployment(components, client, sales_doc)
+    components.close()
+
+
+@pytest.fixture(scope="module")
+def alice(provider: Provider) -> dict[str, str]:
+    """Support: reads docs (everyone) and support-runbooks."""
+    return bearer(provider.tool_token("alice"))
+
+
+@pytest.fixture(scope="module")
+def bob(provider: Provider) -> dict[str, str]:
+    """Sales and an admin."""
+    return bearer(provider.tool_token("bob"))
+
+
+def chat(client: TestClient, headers: dict[str, str], **body: Any) -> httpx.Response:
+    return client.post("/api/chat", json={"stream": False, **body}, headers=headers)
+
+
+def test_each_person_lists_the_collections_they_may_read(
+    deployment: Deployment, alice: dict[str, str], bob: dict[str, str]
+) -> None:
+    client = deployment.client
+    mine = [c["name"] for c in client.get("/api/collections", headers=alice).json()]
+    assert mine == ["docs", "support-runbooks"]
+    every = [c["name"] for c in client.get("/api/collections", headers=bob).json()]
+    assert every == ["docs", "sales-playbook", "support-runbooks"]  # an admin reads all
+    models = [m["id"] for m in client.get("/v1/models", headers=alice).json()["data"]]
+    assert "docchat/support-runbooks" in models
+    assert "docchat/sales-playbook" not in models
+
+
+def test_the_phrase_of_another_group_never_reaches_a_reader(
+    deployment: Deployment, alice: dict[str, str], bob: dict[str, str]
+) -> None:
+    client = deployment.client
+    # The admin has a conversation in the sales collection: its answer quotes the code.
+    theirs = chat(client, bob, question=ASK, collection="sales-playbook")
+    assert theirs.status_code == 200, theirs.text
+    assert SECRET in json.dumps(theirs.json()), "the phrase must be findable by a reader"
+    conversation, message = theirs.json()["conversation_id"], theirs.json()["message_id"]
+
+    sent: list[httpx.Response] = []
+
+    def probe(response: httpx.Response) -> httpx.Response:
+        sent.append(response)
+        return response
+
+    # The chat: naming the collection, and in each one she may read.
+    refused = probe(chat(client, alice, question=ASK, collection="sales-playbook"))
+    assert refused.status_code == 404
+    assert refused.json()["error"]["type"] == "collection_not_found"
+    for collection in (None, "docs", "support-runbooks"):
+        asked = probe(chat(client, alice, question=ASK, collection=collection))
+        assert asked.status_code == 200, asked.text
+        assert all(c["collection"] != "sales-playbook" for c in asked.json()["citations"])
+    streamed = probe(
+        client.post(
+            "/api/chat",
+            json={"question": ASK, "collection": "support-runbooks"},
+            headers=alice,
+        )
+    )
+    assert [e for e, _ in parse_sse(streamed.text.splitlines())][-1] == "done"
+    # The OpenAI API: by model id, listed or not.
+    body = {"messages": [{"role": "user", "content": ASK}], "max_tokens": 48}
+    for model, status in (
+        ("docchat/sales-playbook", 404),
+        ("docchat/support-runbooks", 200),
+        ("docchat", 200),
+    ):
+        answered = probe(
+            client.post("/v1/chat/completions", json={"model": model, **body}, headers=alice)
+        )
+        assert answered.status_code == status, (model, answered.text)
+    # The document a citation would link to, and its page's data.
+    assert (
+        probe(client.get(f"/api/documents/{deployment.sales_doc}", headers=alice)).status_code
+        == 404
+    )
+    # The admin's conversation: read, listed, continued, rated.
+    assert probe(client.get(f"/api/conversations/{conversation}", headers=alice)).status_code == 404
+    listed = probe(client.get("/api/conversations", headers=alice))
+    assert conversation not in listed.text
+    continued = probe(
+        chat(client, alice, question="And for two years?", conversation_id=conversation)
+    )
+    assert continued.status_code == 404
+    rated = probe(
+        client.post(f"/api/messages/{message}/feedback", json={"rating": "up"}, headers=alice)
+    )
+    assert rated.status_code == 404
+    # The export and the review queue are an admin's.
+    for path in ("/api/admin/feedback", "/api/admin/collections"):
+        assert probe(client.get(path, headers=alice)).status_code == 403
+
+    # The code, and words of the passage the question does not hold.
+    leaked = [r.request.url.path for r in sent if SECRET in r.text or "promotion field" in r.text]
+    assert not leaked, f"the sales phrase reached a support reader through {leaked}"
+    refusals = metric(client, "docchat_auth_refusals_total", "reason", "collection_not_readable")
+    assert refusals >= 3  # the chat, the OpenAI API, the document (the rest are not hers)
+
+
+def test_a_key_limited_to_one_collection_reads_that_one_alone(deployment: Deployment) -> None:
+    client = deployment.client
+    keys = deployment.components.guards.keys
+    limited = bearer(keys.create("support-tool", "chat", collections=["support-runbooks"]))
+    admin_limited = bearer(keys.create("support-admin", "admin", collections=["support-runbooks"]))
+    for headers in (limited, admin_limited):
+        names = [c["name"] for c in client.get("/api/collections", headers=headers).json()]
+        assert names == ["support-runbooks"]
+        for collection in ("sales-playbook", "docs"):
+            refused = chat(client, headers, question=ASK, collection=collection)
+            assert refused.status_code == 404, refused.text
+        # Without a collection, a question asks the default one: not this key's either.
+        assert chat(client, headers, question=ASK).status_code == 404
+        answered = chat(
+            client,
+            headers,
+            question="How fast is a data loss escalated?",
+            collection="support-runbooks",
+        )
+        assert answered.status_code == 200
+        assert SECRET not in answered.text
+    with pytest.raises(ValueError, match="no collection named 'nope'"):
+        keys.create("bad-limit", "chat", collections=["nope"])
+
+
+def test_grants_and_revocations_count_from_the_next_request_and_are_audited(
+    deployment: Deployment, alice: dict[str, str]
+) -> None:
+    from app.access.collections import Collections
+
+    client = deployment.client
+    collections = Collections(deployment.components.db)
+    mine = chat(
+        client, alice, question="How fast is a data loss escalated?", collection="support-runbooks"
+    )
+    assert mine.status_code == 200
+    conversation = mine.json()["conversation_id"]
+    assert client.get(f"/api/conversations/{conversation}", headers=alice).status_code == 200
+
+    collections.revoke("support-runbooks", "group", "support")
+    try:
+        gone = chat(
+            client,
+            alice,
+            question="How fast is a data loss escalated?",
+            collection="support-runbooks",
+        )
+        assert gone.status_code == 404
+        # Her history in it goes with the collection, though she still owns it.
+        assert client.get(f"/api/conversations/{conversation}", headers=alice).status_code == 404
+        assert conversation not in client.get("/api/conversations", headers=alice).text
+    finally:
+        collections.grant("support-runbooks", "group", "support")
+    assert client.get(f"/api/conversations/{conversation}", headers=alice).status_code == 200
+    actions = {e["action"] for e in audit_events(deployment.components, "collection")}
+    assert {"collection.grant", "collection.revoke", "collection.create"} <= actions
