@@ -392,9 +392,9 @@ def _upload_target(components: Components, caller: Identity | None, collection: 
     """Uploading is writing, not reading: a caller with the ingest scope writes into any
     collection (a new one is registered for admins only until readers are granted),
     except a key limited to some collections, which writes into those alone."""
-    if caller is not None and caller.collections is not None:
-        if collection not in caller.collections:
-            raise CollectionNotFound(collection)
+    limit = caller.collections if caller is not None else None
+    if limit is not None and collection not in limit:
+        raise CollectionNotFound(collection)
     Collections(components.db).ensure(collection, everyone=False, actor=actor_of(caller))
 
 
