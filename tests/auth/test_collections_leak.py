@@ -22,8 +22,10 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
+from app.access.collections import Collections
 from app.components import Components, build_components
 from app.main import create_app
+from app.settings import Settings
 from app.store.models import Document
 from tests.auth.conftest import Ports, audit_events, metric, oidc_settings
 from tests.auth.provider import Provider
@@ -60,11 +62,10 @@ def ingest(settings: Any, models: Models, collection: str, folder: Path) -> None
         ingestor.run([folder], collection)
 
 
-@pytest.fixture(scope="module")
-def deployment(
-    tmp_path_factory: pytest.TempPathFactory, models: Models, ports: Ports, provider: Provider
-) -> Iterator[Deployment]:
-    root = tmp_path_factory.mktemp("collections")
+def three_collections(root: Path, models: Models, ports: Ports) -> tuple[Components, Settings]:
+    """A server's components over three collections: docs (everyone), sales-playbook
+    (group sales) and support-runbooks (group support), with sign-in configured for the
+    test provider."""
     for name, text in (("sales", SALES_DOC), ("support", SUPPORT_DOC)):
         (root / name).mkdir()
         (root / name / f"{name}.md").write_text(text)
@@ -75,13 +76,19 @@ def deployment(
     ingest(settings, models, "support-runbooks", root / "support")
     settings = oidc_settings(settings, f"http://127.0.0.1:{ports.provider}")
     components = build_components(settings, embedder=models.embedder, engine=models.engine)
-    from app.access.collections import Collections
-
     collections = Collections(components.db)
     collections.ensure("sales-playbook", everyone=False, actor="cli")
     collections.ensure("support-runbooks", everyone=False, actor="cli")
     collections.grant("sales-playbook", "group", "sales")
     collections.grant("support-runbooks", "group", "support")
+    return components, settings
+
+
+@pytest.fixture(scope="module")
+def deployment(
+    tmp_path_factory: pytest.TempPathFactory, models: Models, ports: Ports, provider: Provider
+) -> Iterator[Deployment]:
+    components, settings = three_collections(tmp_path_factory.mktemp("collections"), models, ports)
     with components.db.session() as session:
         sales_doc = session.query(Document).filter_by(collection="sales-playbook").one().id
     with TestClient(create_app(settings, components), follow_redirects=False) as client:
@@ -217,8 +224,6 @@ def test_a_key_limited_to_one_collection_reads_that_one_alone(deployment: Deploy
 def test_grants_and_revocations_count_from_the_next_request_and_are_audited(
     deployment: Deployment, alice: dict[str, str]
 ) -> None:
-    from app.access.collections import Collections
-
     client = deployment.client
     collections = Collections(deployment.components.db)
     mine = chat(

@@ -1,0 +1,125 @@
+"""A person of the support group signs in on the chat page through the real provider, in
+headless Chromium: the collection picker offers what she may read and nothing else, a
+question asked in the runbooks cites them, and her conversation list opens, renames and
+deletes her conversation."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Iterator
+
+import pytest
+import uvicorn
+from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
+from selenium.webdriver.support.ui import Select, WebDriverWait
+
+from app.main import create_app
+from tests.auth.conftest import Ports
+from tests.auth.provider import USERS, Provider
+from tests.auth.test_collections_leak import three_collections
+from tests.conftest import Models
+from tests.test_web_browser import (
+    ARTIFACTS,
+    PAGE_TIMEOUT_S,
+    _browser_problems,
+    _wait_answer,
+    driver,
+)
+
+pytestmark = pytest.mark.browser
+__all__ = ["driver"]
+
+
+@pytest.fixture(scope="module")
+def server(
+    tmp_path_factory: pytest.TempPathFactory, models: Models, ports: Ports, provider: Provider
+) -> Iterator[str]:
+    """Three collections behind uvicorn, on the port the provider knows."""
+    components, settings = three_collections(tmp_path_factory.mktemp("page"), models, ports)
+    config = uvicorn.Config(
+        create_app(settings, components), host="127.0.0.1", port=ports.live, log_level="warning"
+    )
+    running = uvicorn.Server(config)
+    thread = threading.Thread(target=running.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not running.started:
+        assert thread.is_alive(), "server died at start"
+        assert time.monotonic() < deadline, "server did not start"
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{ports.live}"
+    running.should_exit = True
+    thread.join(timeout=30)
+    components.close()
+
+
+def _shown(drv, selector: str) -> bool:
+    return any(e.is_displayed() for e in drv.find_elements(By.CSS_SELECTOR, selector))
+
+
+def _titles(drv) -> list[str]:
+    return [e.text for e in drv.find_elements(By.CSS_SELECTOR, "#history-list .history-open")]
+
+
+def _wait(drv, check, message: str) -> None:
+    WebDriverWait(drv, PAGE_TIMEOUT_S).until(check, message=message)
+
+
+@pytest.mark.slow  # waits for the real model's answer
+def test_the_picker_offers_what_she_reads_and_her_conversations_are_hers(
+    driver, server: str
+) -> None:
+    driver.delete_all_cookies()
+    driver.get(server + "/")
+    driver.execute_script("window.localStorage.clear(); window.sessionStorage.clear();")
+    _wait(driver, lambda d: _shown(d, "#signin-panel #sign-in"), "no sign-in prompt")
+    driver.find_element(By.ID, "sign-in").click()
+    _wait(driver, lambda d: d.find_elements(By.ID, "login"), "the provider's login page")
+    driver.find_element(By.ID, "login").send_keys("alice")
+    driver.find_element(By.ID, "password").send_keys(USERS["alice"]["password"])
+    driver.find_element(By.ID, "sign-in").click()
+    _wait(driver, lambda d: d.current_url.startswith(server) and _shown(d, "#who"), "signed in")
+
+    # The picker: the collections of her group and everyone's, never the sales one.
+    _wait(driver, lambda d: _shown(d, "#collection"), "no collection picker")
+    picker = Select(driver.find_element(By.ID, "collection"))
+    assert [o.get_attribute("value") for o in picker.options] == ["docs", "support-runbooks"]
+    assert picker.first_selected_option.get_attribute("value") == "docs"
+    picker.select_by_value("support-runbooks")
+
+    box = driver.find_element(By.ID, "question")
+    box.send_keys("How fast must a data loss be escalated?")
+    box.send_keys(Keys.ENTER)
+    answer = _wait_answer(driver)
+    cited = [a.text for a in answer.find_elements(By.CSS_SELECTOR, ".citations li a")]
+    assert any("support.md" in c for c in cited), cited
+
+    # Her conversations: listed, renamed, opened again in its collection, deleted.
+    driver.find_element(By.ID, "history-toggle").click()
+    _wait(driver, lambda d: _titles(d) == ["How fast must a data loss be escalated?"], "listed")
+    driver.find_element(By.CSS_SELECTOR, "#history-list .history-action").click()  # Rename
+    prompt = driver.switch_to.alert
+    prompt.send_keys("Data loss escalation")
+    prompt.accept()
+    _wait(driver, lambda d: _titles(d) == ["Data loss escalation"], "renamed")
+    driver.find_element(By.ID, "new-conversation").click()
+    picker = Select(driver.find_element(By.ID, "collection"))
+    picker.select_by_value("docs")
+    driver.find_element(By.CSS_SELECTOR, "#history-list .history-open").click()
+    _wait(
+        driver,
+        lambda d: len(d.find_elements(By.CSS_SELECTOR, "#messages .msg.assistant")) == 1,
+        "the conversation did not open",
+    )
+    picker = Select(driver.find_element(By.ID, "collection"))
+    assert picker.first_selected_option.get_attribute("value") == "support-runbooks"
+    os.makedirs(ARTIFACTS, exist_ok=True)
+    driver.save_screenshot(os.path.join(ARTIFACTS, "collections-and-history.png"))
+    driver.find_elements(By.CSS_SELECTOR, "#history-list .history-action")[1].click()  # Delete
+    driver.switch_to.alert.accept()
+    _wait(driver, lambda d: _titles(d) == [], "not deleted")
+    assert driver.find_elements(By.CSS_SELECTOR, "#messages .msg") == []
+    assert _browser_problems(driver) == []
