@@ -251,3 +251,23 @@ def test_grants_and_revocations_count_from_the_next_request_and_are_audited(
     assert client.get(f"/api/conversations/{conversation}", headers=alice).status_code == 200
     actions = {e["action"] for e in audit_events(deployment.components, "collection")}
     assert {"collection.grant", "collection.revoke", "collection.create"} <= actions
+
+
+def test_a_group_removed_at_the_provider_takes_its_collections_with_it(
+    deployment: Deployment, provider: Provider
+) -> None:
+    """Moved out of support at the provider: her next token reads the default
+    collection alone (her groups come from the provider, not from docchat's copy)."""
+    client = deployment.client
+    provider.set_groups("alice", [])
+    try:
+        token = bearer(provider.tool_token("alice"))
+        names = [c["name"] for c in client.get("/api/collections", headers=token).json()]
+        assert names == ["docs"]
+        question = "How fast is a data loss escalated?"
+        refused = chat(client, token, question=question, collection="support-runbooks")
+        assert refused.status_code == 404
+    finally:
+        provider.set_groups("alice", ["support"])
+    again = bearer(provider.tool_token("alice"))
+    assert chat(client, again, question=question, collection="support-runbooks").status_code == 200
