@@ -2,7 +2,7 @@
 (the chat service before it retrieves, the document pages, conversations, feedback,
 the OpenAI model list).
 
-- Authentication off (no caller): every collection.
+- Authentication off (no caller): every collection (the listing: every registered one).
 - A key limited to collections (`docchat keys create --collection`): those, if
   registered, and no other, whatever its scope.
 - An admin (key scope or a person's groups): every registered collection.
@@ -82,6 +82,8 @@ class CollectionAccess:
     def may_read(self, caller: Identity | None, name: str | None) -> bool:
         """Whether the caller may read `name` (None: the default collection)."""
         name = name or self.default
+        if caller is None:  # authentication off: every collection, registered or not
+            return True
         allowed = any(c.name == name for c in self.readable(caller))
         if not allowed and self.on_refused is not None:
             self.on_refused(name)

@@ -24,8 +24,7 @@ def ask(
     from app.store.index_record import EmbeddingMismatch
     from app.store.vectors import VectorStoreBusy
 
-    overrides = {"vectors": {"collection": collection}} if collection else {}
-    settings = load(**overrides)
+    settings = load()
     try:
         components = build_components(settings, writer=False)
     except (VectorStoreBusy, ConfigError, EmbeddingMismatch) as exc:
@@ -36,7 +35,7 @@ def ask(
     from common.errors import DocchatError
 
     async def run() -> list[dict[str, Any]]:
-        answer = await components.chat.open(Question(question, store=False))
+        answer = await components.chat.open(Question(question, store=False, collection=collection))
         async for event in answer.events():
             if isinstance(event, Token):
                 sys.stdout.write(event.text)
