@@ -20,6 +20,7 @@ from app.api import (
     admin,
     chat,
     collections,
+    console,
     curation,
     documents,
     feedback,
@@ -166,6 +167,7 @@ def create_app(
         chat.router,
         collections.router,
         collections.admin,
+        console.router,
         openai.router,
         documents.router,
         feedback.router,
@@ -184,6 +186,11 @@ def create_app(
     @app.get("/", include_in_schema=False)
     async def index() -> FileResponse:
         return FileResponse(STATIC / "index.html")
+
+    @app.get("/admin", include_in_schema=False)
+    async def console_page() -> FileResponse:
+        # The page is public; every figure and action on it is an admin route.
+        return FileResponse(STATIC / "admin.html")
 
     @app.get("/sources/{document_id}", include_in_schema=False)
     async def source_page(document_id: str) -> FileResponse:

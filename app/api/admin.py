@@ -203,12 +203,15 @@ def audit_events(
         Query(max_length=64, description='An action ("key.revoke") or a kind ("key").'),
     ] = None,
     limit: Annotated[int, Query(ge=1, le=1000, description="How many, newest first.")] = 100,
+    actor: Annotated[
+        str | None, Query(max_length=100, description='Who: "user:<id>", "key:<id>", "cli:root".')
+    ] = None,
 ) -> list[AuditEventOut]:
     """The audit trail of admin actions, newest first. Read only: no route changes it."""
     if since is not None and since.tzinfo is None:
         since = since.replace(tzinfo=UTC)
     try:
-        found = audit.events(session, since=since, action=action, limit=limit)
+        found = audit.events(session, since=since, action=action, actor=actor, limit=limit)
     except ValueError as exc:  # a `since` UTC cannot hold
         raise ApiError(422, "invalid_request", f"since: {exc}") from None
     return [AuditEventOut.model_validate(audit.as_dict(e)) for e in found]

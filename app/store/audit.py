@@ -243,9 +243,11 @@ def events(
     *,
     since: datetime | None = None,
     action: str | None = None,
+    actor: str | None = None,
     limit: int = 100,
 ) -> list[AuditEvent]:
-    """Events newest first; `action` matches exactly or as a prefix ("key" or "key.").
+    """Events newest first; `action` matches exactly or as a prefix ("key" or "key."),
+    `actor` exactly ("user:<id>", "key:<id>", "cli:root").
 
     ValueError for a `since` that UTC cannot hold (9999-12-31T23:59:59-23:59 is in
     the year 10000 there), the zone events are stored in."""
@@ -257,6 +259,8 @@ def events(
         query = query.where(
             (AuditEvent.action == prefix) | AuditEvent.action.startswith(prefix + ".")
         )
+    if actor:
+        query = query.where(AuditEvent.actor == actor)
     return list(session.scalars(query))
 
 

@@ -211,6 +211,9 @@ class AlertManager:
             self.retrieval,
         ]
         self._tasks: set[asyncio.Task[None]] = set()
+        # The latest alerts sent (firing and resolved), newest last: the console shows
+        # them without Prometheus or a webhook receiver (this replica's only).
+        self.recent: deque[dict[str, Any]] = deque(maxlen=200)
 
     def request_done(self, route: str, status: int, seconds: float) -> None:
         """Count a finished request (probes and metrics scrapes are not traffic)."""
@@ -271,8 +274,13 @@ class AlertManager:
         self._send(due)
         return due
 
+    def firing(self) -> list[str]:
+        """The names of the threshold monitors firing now."""
+        return [m.name for m in self.monitors if m.firing]
+
     def _send(self, due: list[dict[str, Any]]) -> None:
         for payload in due:
+            self.recent.append(payload)
             log.warning(
                 "alert %s %s", payload["alert"], payload["status"], extra={"alert": payload}
             )

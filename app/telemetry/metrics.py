@@ -182,6 +182,15 @@ class Metrics:
         )
         self.model_info = Info("docchat_model", "The models in use.", registry=r)
 
+    def rejections(self) -> float:
+        """Requests answered 429 since start (a full queue, or a rate limit)."""
+        return sum(
+            sample.value
+            for metric in self.http_requests.collect()
+            for sample in metric.samples
+            if sample.name.endswith("_total") and sample.labels.get("status") == "429"
+        )
+
     def bind_engine(self, waiting: Callable[[], float], running: Callable[[], float]) -> None:
         """Read the engine's queue gauges at scrape time."""
         self.llm_waiting.set_function(waiting)

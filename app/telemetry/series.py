@@ -1,0 +1,99 @@
+"""What the console's health charts draw: per hour, from the database alone (so they work
+without Prometheus), answers, their time p50/p95, refusals, answers judged ungrounded,
+thumbs-down, and the chunks each ingest run wrote."""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+
+from sqlalchemy import select
+
+from app.store.db import Database
+from app.store.models import IngestRun
+from app.telemetry.observations import SqlObservations
+
+HOUR = 3600.0
+
+
+@dataclass(frozen=True)
+class HourFigures:
+    """One hour of answers and ratings."""
+
+    at: str  # the hour's start, ISO 8601 UTC
+    answers: int
+    seconds_p50: float | None  # question to the end of the answer
+    seconds_p95: float | None
+    refused: float | None  # share of answers that said the docs do not cover it
+    ungrounded: float | None  # share of checked answers judged not supported
+    ratings: int
+    down: float | None  # share of ratings that were thumbs-down
+
+
+def _quantile(values: list[float], q: float) -> float | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    return round(ordered[min(len(ordered) - 1, math.ceil(q * len(ordered)) - 1)], 3)
+
+
+def _share(part: int, whole: int) -> float | None:
+    return round(part / whole, 4) if whole else None
+
+
+def hourly(db: Database, hours: int, now: float | None = None) -> list[dict[str, object]]:
+    """The last `hours` whole hours and the current one, oldest first."""
+    now = time.time() if now is None else now
+    end = (math.floor(now / HOUR) + 1) * HOUR
+    start = end - (hours + 1) * HOUR
+    source = SqlObservations(db)
+    answers, ratings = source.answers(start, end), source.ratings(start, end)
+    figures = []
+    for i in range(hours + 1):
+        lo, hi = start + i * HOUR, start + (i + 1) * HOUR
+        these = [a for a in answers if lo <= a.at < hi]
+        rated = [r for r in ratings if lo <= r.at < hi]
+        seconds = [a.seconds for a in these if a.seconds is not None]
+        checked = [a for a in these if a.grounded is not None]
+        figures.append(
+            HourFigures(
+                at=datetime.fromtimestamp(lo, UTC).isoformat(timespec="seconds"),
+                answers=len(these),
+                seconds_p50=_quantile(seconds, 0.5),
+                seconds_p95=_quantile(seconds, 0.95),
+                refused=_share(sum(a.refused for a in these), len(these)),
+                ungrounded=_share(sum(not a.grounded for a in checked), len(checked)),
+                ratings=len(rated),
+                down=_share(sum(r.down for r in rated), len(rated)),
+            )
+        )
+    return [asdict(f) for f in figures]
+
+
+def ingest_volume(db: Database, hours: int, now: float | None = None) -> list[dict[str, object]]:
+    """The ingest runs of the last `hours` (not dry runs), oldest first: when, which
+    collection, what they changed."""
+    now = time.time() if now is None else now
+    since = datetime.fromtimestamp(now - hours * HOUR, UTC)
+    query = (
+        select(IngestRun)
+        .where(IngestRun.dry_run.is_(False), IngestRun.started_at >= since)
+        .order_by(IngestRun.started_at)
+    )
+    with db.session() as session:
+        return [
+            {
+                "at": run.started_at.isoformat(timespec="seconds"),
+                "collection": run.collection,
+                "status": run.status,
+                "new": run.new,
+                "changed": run.changed,
+                "deleted": run.deleted,
+                "failed": run.failed,
+                "quarantined": run.quarantined,
+                "chunks_written": run.chunks_written,
+            }
+            for run in session.scalars(query)
+        ]

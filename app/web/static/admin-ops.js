@@ -1,0 +1,158 @@
+/* docchat console: models (the registry, activation through the gate with its
+ * reasons, rollback) and the audit trail (filters, CSV). */
+
+import { call, setStatus } from "./admin-api.js";
+import { el } from "./dom.js";
+
+function cellTable(id, headings, rows) {
+  const t = document.getElementById(id);
+  const tr = el("tr");
+  headings.forEach((h) => tr.appendChild(el("th", null, h)));
+  const body = el("tbody");
+  rows.forEach(function (cells) {
+    const row = el("tr");
+    cells.forEach(function (c) {
+      const td = el("td");
+      if (c instanceof Node) td.appendChild(c);
+      else td.textContent = c === null || c === undefined ? "" : String(c);
+      row.appendChild(td);
+    });
+    body.appendChild(row);
+  });
+  const head = el("thead");
+  head.appendChild(tr);
+  t.replaceChildren(head, body);
+}
+
+function gateSummary(report) {
+  if (!report || typeof report !== "object") return "not evaluated";
+  const parts = [];
+  Object.keys(report).forEach(function (set) {
+    const r = report[set];
+    if (!r || typeof r !== "object" || !r.answers) return;
+    const a = r.answers;
+    if (typeof a.expected_found === "number") parts.push(set + ": expected " + a.expected_found.toFixed(2));
+  });
+  return parts.join("; ") || "evaluated";
+}
+
+function result(text, isError) {
+  const out = document.getElementById("model-result");
+  out.textContent = text;
+  out.classList.toggle("error-text", !!isError);
+}
+
+async function pollJob(job) {
+  for (let i = 0; i < 600; i++) {
+    await new Promise((r) => setTimeout(r, 2000));
+    const now = await call("GET", "/api/admin/model-jobs/" + encodeURIComponent(job.id));
+    if (now === null) return;
+    if (now.status !== "running") {
+      result(now.status + (now.problems && now.problems.length ? ": " + now.problems.join("; ") : ""), now.status !== "activated");
+      await showModels();
+      return;
+    }
+    result("Measuring " + job.model + " on the gate's question sets…");
+  }
+}
+
+async function activate(name, measure) {
+  result("Activating " + name + "…");
+  try {
+    const out = await call("POST", "/api/admin/models/" + encodeURIComponent(name) + "/activate", { evaluate: measure });
+    if (out === null) return;
+    if (out.id && out.status) await pollJob(out);
+    else result(name + " is in service.");
+  } catch (e) {
+    result("Refused: " + e.message, true);
+  }
+  await showModels();
+}
+
+export async function showModels() {
+  const models = await call("GET", "/api/admin/models");
+  if (models === null) return;
+  cellTable(
+    "models-table",
+    ["Model", "Quantization", "Size", "Gate figures", "State", ""],
+    models.map(function (m) {
+      const actions = el("div", "admin-inline");
+      if (!m.active) {
+        const now = el("button", "button secondary small", "Activate");
+        now.type = "button";
+        now.setAttribute("aria-label", "Activate " + m.name + " on its recorded evaluation");
+        now.addEventListener("click", () => activate(m.name, false));
+        const measure = el("button", "button secondary small", "Measure and activate");
+        measure.type = "button";
+        measure.setAttribute("aria-label", "Measure " + m.name + " and activate it if the gate passes");
+        measure.addEventListener("click", () => activate(m.name, true));
+        actions.append(now, measure);
+      }
+      return [
+        m.name + (m.adapter ? " + " + m.adapter : ""),
+        m.quantization,
+        Math.round(m.size_bytes / 1048576) + " MiB",
+        gateSummary(m.eval_report),
+        m.active ? "in service" : "",
+        actions,
+      ];
+    })
+  );
+}
+
+async function rollback() {
+  result("Rolling back…");
+  try {
+    const out = await call("POST", "/api/admin/models/rollback");
+    if (out !== null) result("Rolled back: " + out.name + " is in service.");
+  } catch (e) {
+    result("Not rolled back: " + e.message, true);
+  }
+  await showModels();
+}
+
+function auditQuery() {
+  const form = document.getElementById("audit-filter");
+  const params = new URLSearchParams();
+  if (form.actor.value.trim()) params.set("actor", form.actor.value.trim());
+  if (form.action.value.trim()) params.set("action", form.action.value.trim());
+  if (form.since.value) params.set("since", form.since.value + "T00:00:00");
+  return params;
+}
+
+export async function showAudit() {
+  const params = auditQuery();
+  params.set("limit", "200");
+  const events = await call("GET", "/api/admin/audit?" + params.toString());
+  if (events === null) return;
+  cellTable(
+    "audit-table",
+    ["When", "Who", "What", "Target", "Outcome", "Why"],
+    events.map((e) => [e.created_at.slice(0, 19).replace("T", " "), e.actor, e.action, e.target, e.outcome, e.reason || ""])
+  );
+  setStatus(events.length + " events");
+}
+
+async function downloadCsv() {
+  try {
+    const res = await call("GET", "/api/admin/audit.csv?" + auditQuery().toString(), undefined, true);
+    if (res === null) return;
+    const url = URL.createObjectURL(await res.blob());
+    const link = el("a");
+    link.href = url;
+    link.download = "docchat-audit.csv";
+    document.body.appendChild(link);
+    link.click();
+    link.remove();
+    setTimeout(() => URL.revokeObjectURL(url), 10000);
+  } catch (e) {
+    setStatus(e.message, true);
+  }
+}
+
+document.getElementById("model-rollback").addEventListener("click", rollback);
+document.getElementById("audit-filter").addEventListener("submit", function (ev) {
+  ev.preventDefault();
+  showAudit().catch((e) => setStatus(e.message, true));
+});
+document.getElementById("audit-csv").addEventListener("click", downloadCsv);
