@@ -59,6 +59,8 @@ CHECKS = (
     "short_chunks",
     "repeated_chunks",
     "injection",
+    # A source's own: pages robots.txt refused, a crawl stopped at its limits.
+    "source",
 )
 
 _WORD = re.compile(r"\w+")
