@@ -14,8 +14,8 @@ from pydantic import ValidationError
 from sqlalchemy import select
 
 from app.store.db import Database
-from app.store.sources import Source
 from app.store.models import utcnow
+from app.store.sources import Source
 from ingest.sources import KINDS
 from ingest.sources.base import SourceKind, SyncContext
 

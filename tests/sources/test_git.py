@@ -117,7 +117,8 @@ def test_first_sync_then_only_the_commit_range(
 
     hashed.clear()
     third = sync("handbook")  # nothing new upstream: nothing read at all
-    assert third.status == "completed" and hashed == []
+    assert third.status == "completed"
+    assert hashed == []
     assert third.summary.unchanged == 3
 
 
@@ -145,7 +146,8 @@ def test_token_never_stored_and_revoked_credentials_fail_that_source_only(
     assert documents(settings, models) == before  # nothing lost
     with syncing(settings, models) as syncer:
         shown = syncer.sources.get("handbook")
-    assert shown.last_status == "failed" and shown.last_error == failed.error
+    assert shown.last_status == "failed"
+    assert shown.last_error == failed.error
     assert shown.last_success_at is not None
 
 
