@@ -187,7 +187,7 @@ class WebsiteSource(SourceKind):
         delay = max(config.request_interval_s, float(robots.crawl_delay(agent) or 0))
         queue = deque((url, 0) for url in self._seeds(client, crawl))
         seen = {url for url, _ in queue}
-        refused_by_robots = 0
+        refused_by_robots = past_depth = 0
         while queue:
             url, depth = queue.popleft()
             if not self.in_scope(url):
@@ -215,16 +215,18 @@ class WebsiteSource(SourceKind):
                 if link in seen or not self.in_scope(link):
                     continue
                 if depth + 1 > config.max_depth:
-                    if crawl.complete:
-                        crawl.findings.append(
-                            _finding(
-                                url, f"links past max_depth ({config.max_depth}) were not followed"
-                            )
-                        )
+                    past_depth += 1
                     crawl.complete = False
                     continue
                 seen.add(link)
                 queue.append((link, depth + 1))
+        if past_depth:
+            crawl.findings.append(
+                _finding(
+                    config.start_url,
+                    f"{past_depth} links past max_depth ({config.max_depth}) were not followed",
+                )
+            )
         if refused_by_robots:
             crawl.findings.append(
                 _finding(config.start_url, f"{refused_by_robots} URLs left out: robots.txt")
