@@ -28,6 +28,7 @@ from app.cli import (
     quality,
     reindex,
     serve,
+    sources,
     users,
 )
 from app.cli.common import describe, fail
@@ -46,6 +47,9 @@ app.command()(calibrate.calibrate)
 app.add_typer(config.app, name="config", help="Inspect the settings.")
 app.add_typer(keys.app, name="keys", help="Manage API keys (shown once, stored hashed).")
 app.add_typer(users.app, name="users", help="People who sign in: list, disable, enable.")
+app.add_typer(
+    sources.app, name="sources", help="Where collections come from: git, websites, folders."
+)
 app.add_typer(evaluation.app, name="eval", help="Measure answer and retrieval quality.")
 app.add_typer(
     models.app, name="models", help="Chat models: add, pull, evaluate, activate, roll back."

@@ -61,6 +61,8 @@ class SourceKind(ABC):
 
     name: ClassVar[str]
     Config: ClassVar[type[KindConfig]]
+    # The config key `docchat sources add NAME KIND TARGET` sets (path, url, start_url).
+    target: ClassVar[str]
 
     def __init__(self, config: KindConfig, context: SyncContext) -> None:
         self.config = config

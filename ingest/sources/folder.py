@@ -25,6 +25,7 @@ class FolderSource(SourceKind):
     """Files under a folder; citations name them relative to its parent, as ingest does."""
 
     name = "folder"
+    target = "path"
     Config = FolderConfig
     config: FolderConfig
 

@@ -71,6 +71,7 @@ class GitSource(SourceKind):
     """Files of one branch of a repository, each citing the commit it was read at."""
 
     name = "git"
+    target = "url"
     Config = GitConfig
     config: GitConfig
 

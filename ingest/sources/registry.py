@@ -3,6 +3,7 @@ app/store/sources.py). What a sync does is in ingest/sources/sync.py."""
 
 from __future__ import annotations
 
+import builtins
 import re
 import shutil
 from dataclasses import dataclass
@@ -153,7 +154,7 @@ class Sources:
         shutil.rmtree(self.workdir(source.id), ignore_errors=True)
         return source
 
-    def due(self, now: datetime | None = None) -> list[SourceView]:
+    def due(self, now: datetime | None = None) -> builtins.list[SourceView]:
         """Enabled sources with a schedule whose next run has come, oldest due first."""
         now = now or utcnow()
         with self.db.session() as session:

@@ -93,6 +93,7 @@ class WebsiteSource(SourceKind):
     """Pages of one site under one path prefix."""
 
     name = "website"
+    target = "start_url"
     Config = WebsiteConfig
     config: WebsiteConfig
 

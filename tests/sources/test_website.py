@@ -46,7 +46,9 @@ def site() -> Iterator[Site]:
         ),
         "/docs/a.html": (
             "text/html",
-            page("Alpha", "Alpha widgets are tuned with the alpha dial on the rear panel.").encode(),
+            page(
+                "Alpha", "Alpha widgets are tuned with the alpha dial on the rear panel."
+            ).encode(),
         ),
         "/docs/a.html?print=1": (
             "text/html",
