@@ -98,7 +98,9 @@ def test_due_sources_sync_in_the_background_and_reschedule(
 def _indexed(db_file: Path) -> int:
     try:
         with sqlite3.connect(db_file) as conn:
-            return conn.execute("SELECT count(*) FROM documents WHERE status='indexed'").fetchone()[0]
+            return conn.execute("SELECT count(*) FROM documents WHERE status='indexed'").fetchone()[
+                0
+            ]
     except sqlite3.OperationalError:
         return 0
 
