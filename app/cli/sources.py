@@ -247,8 +247,11 @@ def sources_sync(
             )
         except SourceProblem as exc:
             raise fail(str(exc)) from None
+        calibrated = _calibrate(syncer, results)
     for result in results:
         print_result(result)
+    for collection, scope in calibrated.items():
+        say(f"scope of {collection}: {scope}")
     if due and not results:
         say("no source is due")
     if any(r.status in ("failed", "refused") for r in results):
@@ -272,6 +275,29 @@ def print_result(result: SyncResult) -> None:
     console.print(line, highlight=False, soft_wrap=True)
     if result.error:
         err.print(Text(f"  {result.error}", style="red"), soft_wrap=True)
+
+
+def _calibrate(syncer: Any, results: list[SyncResult]) -> dict[str, str]:
+    """The scope threshold follows each collection a sync changed, as after `ingest`."""
+    from app.cli.calibrate import calibrate_after_ingest
+    from app.llm.embedder import Embedder
+
+    ingestor = syncer.ingestor
+    if ingestor.vectors is None or not isinstance(ingestor.embedder, Embedder):
+        return {}
+    changed = {
+        r.summary.collection
+        for r in results
+        if r.summary is not None and r.summary.new + r.summary.changed + r.summary.deleted
+    }
+    found = {}
+    for collection in sorted(changed):
+        scope = calibrate_after_ingest(
+            syncer.settings, ingestor.vectors, ingestor.db, collection, ingestor.embedder
+        )
+        if scope is not None:
+            found[collection] = scope
+    return found
 
 
 def _syncer() -> Any:

@@ -93,7 +93,9 @@ def test_cli_add_list_sync_show_remove(
     assert bad.exit_code == 1
     assert "http" in bad.output
     assert "every 6h" in run("list")
-    assert "added 3" in run("sync", "shelf")
+    synced = run("sync", "shelf")
+    assert "added 3" in synced
+    assert "scope of shelf:" in synced
     shown = json.loads(run("show", "shelf", "--json"))
     assert shown["last_status"] == "completed"
     assert shown["last_counts"]["unchanged"] == 0
