@@ -206,6 +206,7 @@ def sources_remove(
     """
     from ingest.sources.registry import SourceProblem
 
+    _exists(name)  # before the stores and the model are opened (seconds)
     with _syncer() as syncer:
         try:
             source, removed = syncer.remove(name, keep_documents=keep_documents)
@@ -238,6 +239,8 @@ def sources_sync(
 
     if (name is None) == (not due):
         raise fail("name a source, or give --due (not both)")
+    if name is not None:
+        _exists(name)
     with _syncer() as syncer:
         try:
             results = (
@@ -275,6 +278,16 @@ def print_result(result: SyncResult) -> None:
     console.print(line, highlight=False, soft_wrap=True)
     if result.error:
         err.print(Text(f"  {result.error}", style="red"), soft_wrap=True)
+
+
+def _exists(name: str) -> None:
+    """Exit with the registry's message when there is no such source."""
+    from ingest.sources.registry import SourceProblem
+
+    try:
+        _registry().get(name)
+    except SourceProblem as exc:
+        raise fail(str(exc)) from None
 
 
 def _calibrate(syncer: Any, results: list[SyncResult]) -> dict[str, str]:
