@@ -276,6 +276,17 @@ def print_result(result: SyncResult) -> None:
             f"{len(summary.findings)} findings, {summary.seconds:.1f} s"
         )
     console.print(line, highlight=False, soft_wrap=True)
+    if summary is not None:
+        from ingest.quality_report import grouped
+
+        rows = [
+            {"severity": f.severity, "source": f.source, "reason": f.reason}
+            for f in summary.findings
+        ]
+        for severity, text in grouped(rows):
+            shown = Text(f"  {severity}", style="red" if severity == "error" else "yellow")
+            shown.append(f" {text}")
+            console.print(shown, highlight=False, soft_wrap=True)
     if result.error:
         err.print(Text(f"  {result.error}", style="red"), soft_wrap=True)
 
