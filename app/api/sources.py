@@ -45,7 +45,9 @@ class SourceOut(BaseModel):
     next_run_at: str | None
     last_started_at: str | None
     last_finished_at: str | None
-    last_status: str | None = Field(description="completed, partial, refused, failed, running.")
+    last_status: str | None = Field(
+        description="completed, partial, refused, failed, running, interrupted (killed)."
+    )
     last_error: str | None
     last_counts: dict[str, Any] = Field(
         description="added, changed, removed, unchanged, failed, quarantined."

@@ -6,17 +6,18 @@ from __future__ import annotations
 import builtins
 import re
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from app.store.db import Database
 from app.store.models import utcnow
-from app.store.sources import Source
+from app.store.sources import Source, SourceLease
 from ingest.sources import KINDS
 from ingest.sources.base import SourceKind, SyncContext
 
@@ -53,8 +54,15 @@ class SourceView:
     state: dict[str, Any]  # the kind's: the commit last ingested
 
     @classmethod
-    def of(cls, row: Source) -> SourceView:
-        return cls(**{name: getattr(row, name) for name in cls.__dataclass_fields__})
+    def of(cls, row: Source, session: Session | None = None) -> SourceView:
+        """The row as shown; a sync recorded as running whose collection lease is free
+        or expired was killed: shown as interrupted (the next sync takes it over)."""
+        view = cls(**{name: getattr(row, name) for name in cls.__dataclass_fields__})
+        if session is not None and row.last_status == "running":
+            lease = session.get(SourceLease, row.collection)
+            if lease is None or lease.until is None or lease.until < utcnow():
+                view = replace(view, last_status="interrupted")
+        return view
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready: datetimes in ISO 8601."""
@@ -124,7 +132,7 @@ class Sources:
     def list(self) -> list[SourceView]:
         with self.db.session() as session:
             rows = session.scalars(select(Source).order_by(Source.collection, Source.name))
-            return [SourceView.of(r) for r in rows]
+            return [SourceView.of(r, session) for r in rows]
 
     def get(self, name_or_id: str) -> SourceView:
         """A source by name or id (SourceProblem when there is none)."""
@@ -134,7 +142,7 @@ class Sources:
             )
             if row is None:
                 raise SourceProblem(f"no source {name_or_id!r}")
-            return SourceView.of(row)
+            return SourceView.of(row, session)
 
     def set_schedule(self, name_or_id: str, interval_s: int, enabled: bool = True) -> SourceView:
         """Change how often a source syncs (0: on demand only); the next run follows."""

@@ -163,3 +163,14 @@ def test_missing_credential_and_url_with_a_secret_are_refused(
         syncer.sources.add(
             "leaky", "handbook", "git", {"url": f"http://u:{TOKEN}@127.0.0.1/docs.git"}
         )
+
+
+def test_too_many_files_stop_that_source_with_a_clear_error(
+    settings: Settings, models: Models, served: tuple[GitServer, Path], sync: Callable[..., Any]
+) -> None:
+    server, _ = served
+    add_source(settings, server, max_files=2)
+    result = sync("handbook")
+    assert result.status == "failed"
+    assert "more than 2 files to index" in (result.error or "")
+    assert documents(settings, models) == {}

@@ -166,7 +166,9 @@ def test_killed_sync_is_taken_over_and_converges(tmp_path: Path, models: Models)
 
         with syncing(settings, models) as syncer:
             assert syncer.sync("big").status == "busy"  # the dead process's lease
+            assert syncer.sources.get("big").last_status == "running"
             time.sleep(10.5)
+            assert syncer.sources.get("big").last_status == "interrupted"  # lease ran out
             resumed = syncer.sync("big")
         assert resumed.status == "completed", resumed.error
         assert resumed.summary.unchanged >= 8
