@@ -30,6 +30,7 @@ from app.api import (
     reindex,
     releases,
     signin,
+    sources,
 )
 from app.api.errors import install_error_handlers
 from app.api.middleware import (
@@ -49,6 +50,7 @@ from app.store.audit import record_settings
 from app.store.retention import Purger
 from app.telemetry.middleware import RequestTelemetryMiddleware, RouteNames
 from app.telemetry.reporter import Telemetry
+from ingest.sources.scheduler import Scheduler
 
 log = logging.getLogger(__name__)
 STATIC = Path(__file__).parent / "web" / "static"
@@ -136,11 +138,21 @@ def create_app(
             interval_s=retention.purge_interval_s,
         )
         purging = asyncio.create_task(purger.run()) if purger.enabled else None
+        # Sources: syncs an admin starts, and (sources.scheduler) the due ones; only a
+        # writer of the vector store can run them.
+        app.state.sources = None
+        syncing = None
+        if ready.vectors.writable:
+            app.state.sources = scheduler = Scheduler(settings, ready.ingestor)
+            if settings.sources.scheduler:
+                syncing = asyncio.create_task(scheduler.run())
         try:
             yield
         finally:
             if purging is not None:
                 purging.cancel()
+            if syncing is not None:
+                syncing.cancel()
             if following is not None:
                 following.cancel()
             if monitor is not None and alerts is not None:
@@ -179,6 +191,7 @@ def create_app(
         reindex.router,
         metrics.router,
         signin.router,
+        sources.router,
     ):
         app.include_router(router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")

@@ -21,7 +21,7 @@ import contextlib
 import hashlib
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Protocol
 
@@ -80,6 +80,20 @@ class MassChange(Exception):
 ProgressCallback = Callable[[str, str, int], None]
 
 
+@dataclass(frozen=True)
+class Listing:
+    """The files of a run when a source found them rather than the folder walk: a git
+    checkout or a website mirror (ingest/sources). `changed`, when known (the files a
+    commit range touched), spares reading the others: an indexed file outside it is
+    taken as unchanged without hashing it. `findings` are the source's own (pages
+    refused by robots.txt, limits reached), stored with the run's."""
+
+    files: list[SourceFile]
+    unsupported: list[Path] = field(default_factory=list)
+    changed: frozenset[Path] | None = None
+    findings: list[Finding] = field(default_factory=list)
+
+
 @dataclass
 class _RunState:
     """What one run carries from file to file."""
@@ -90,6 +104,7 @@ class _RunState:
     gone: set[str]  # paths of known documents whose files are no longer there
     gate: QualityGate
     embedder: EmbeddingModel  # the variant the collection is built with
+    changed: frozenset[Path] | None = None  # see Listing
 
 
 def _seen_documents(stored: dict[str, StoredDocument], gone: set[str]) -> SeenDocuments:
@@ -172,8 +187,10 @@ class Ingestor:
         progress: ProgressCallback | None = None,
         on_start: Callable[[int], None] | None = None,
         allow_mass_change: bool = False,
+        listing: Listing | None = None,
     ) -> IngestSummary:
-        """Bring the collection in line with the files under `roots`.
+        """Bring the collection in line with the files under `roots` (those `listing`
+        names, when given; else those the folder walk finds).
 
         MassChange, before anything is written, when the run would delete or replace
         more of the collection than `mass_change_share` (unless `allow_mass_change`).
@@ -196,9 +213,14 @@ class Ingestor:
         summary = IngestSummary(
             collection=collection, dry_run=dry_run, model=embedder.identity.describe()
         )
-        files, unsupported = discover(roots, self.exclude)
+        if listing is None:
+            files, unsupported = discover(roots, self.exclude)
+        else:
+            files, unsupported = listing.files, listing.unsupported
+            summary.findings += listing.findings
         summary.skipped = len(unsupported)
         state = self._begin(summary, roots, files, embedder)
+        state.changed = listing.changed if listing is not None else None
         if on_start:
             on_start(len(files))
         try:
@@ -279,6 +301,8 @@ class Ingestor:
             return
         replaced = 0
         for file, doc in present:
+            if state.changed is not None and file.path not in state.changed:
+                continue
             with contextlib.suppress(OSError, LoadError):
                 replaced += self._content_hash(file) != doc.content_hash
         if deleted + replaced > limit and deleted + replaced >= floor:
@@ -289,6 +313,15 @@ class Ingestor:
         path = str(file.path)
         summary = state.summary
         previous = state.known.get(path)
+        if (
+            state.changed is not None
+            and file.path not in state.changed
+            and previous is not None
+            and previous.status == "indexed"
+            and previous.text_hash is not None
+        ):
+            summary.unchanged += 1
+            return "unchanged", 0
         try:
             content_hash = self._content_hash(file)
         except OSError as exc:

@@ -28,6 +28,12 @@ GARBLED_RATIO = 0.02
 # Less text than this is worth a warning (an empty file already fails to load).
 NEAR_EMPTY_CHARS = 200
 SHORT_CHUNK_TOKENS = 12
+# A short chunk is what the end of a section leaves: one in a document is normal (the
+# PostgreSQL manual gave 127 such warnings, all "1 of N"). Text cut into fragments (a
+# table flattened cell by cell, a page of one-word headings) leaves many: warn when at
+# least this many, and this share, of a document's chunks are short.
+SHORT_CHUNK_MIN = 2
+SHORT_CHUNK_SHARE = 0.25
 
 # Near-duplicates: documents sharing this share of their 5-word phrases (Jaccard
 # similarity of the sets of word 5-shingles). It is estimated from a bottom-k MinHash
@@ -59,6 +65,8 @@ CHECKS = (
     "short_chunks",
     "repeated_chunks",
     "injection",
+    # A source's own: pages robots.txt refused, a crawl stopped at its limits.
+    "source",
 )
 
 _WORD = re.compile(r"\w+")
@@ -128,7 +136,7 @@ def check_document(doc: LoadedDocument) -> list[Finding]:
 def check_chunks(drafts: list[ChunkDraft]) -> list[Finding]:
     """Warning: chunks too short to be useful on their own."""
     short = [d for d in drafts if d.n_tokens < SHORT_CHUNK_TOKENS]
-    if short and len(drafts) > 1:
+    if len(short) >= SHORT_CHUNK_MIN and len(short) >= SHORT_CHUNK_SHARE * len(drafts):
         reason = (
             f"{len(short)} of {len(drafts)} chunks are shorter than {SHORT_CHUNK_TOKENS} tokens"
         )

@@ -6,6 +6,7 @@ other front end (an API route, a CI script) can reuse them.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from sqlalchemy import select
@@ -86,9 +87,48 @@ def format_report(report: dict[str, Any]) -> list[str]:
         groups.setdefault(finding["check"], []).append(finding)
     for check, findings in groups.items():
         lines += ["", f"{check} ({len(findings)})"]
-        lines += [f"  {f['severity']:<7}  {f['source']}: {f['reason']}" for f in findings]
+        lines += [f"  {severity:<7}  {text}" for severity, text in grouped(findings)]
+    return lines
+
+
+# A reason said of this many files or more is printed once, with the count: a report
+# that lists the same warning 127 times hides the one finding worth reading.
+GROUP_AT = 3
+_NUMBER = re.compile(r"\d+")
+
+
+def grouped(findings: list[dict[str, Any]]) -> list[tuple[str, str]]:
+    """(severity, line) per finding, in order, except that a reason repeated (numbers
+    aside) for GROUP_AT or more sources is one line with the count and three of them."""
+    shapes: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for finding in findings:
+        shape = _NUMBER.sub("N", finding["reason"])
+        shapes.setdefault((finding["severity"], shape), []).append(finding)
+    lines: list[tuple[str, str]] = []
+    done: set[tuple[str, str]] = set()
+    for finding in findings:
+        key = (finding["severity"], _NUMBER.sub("N", finding["reason"]))
+        same = shapes[key]
+        if len(same) < GROUP_AT:
+            lines.append((finding["severity"], f"{finding['source']}: {finding['reason']}"))
+        elif key not in done:
+            done.add(key)
+            shown = ", ".join(f["source"] for f in same[:3])
+            reason = _merged([f["reason"] for f in same])
+            lines.append((key[0], f"{len(same)} files: {reason} (e.g. {shown})"))
     return lines
 
 
 def _check_order(check: str) -> int:
     return CHECKS.index(check) if check in CHECKS else len(CHECKS)
+
+
+def _merged(reasons: list[str]) -> str:
+    """The reasons (of one shape) as one: numbers they share kept, the others as N."""
+    text = _NUMBER.split(reasons[0])
+    numbers = [_NUMBER.findall(r) for r in reasons]
+    out = [text[0]]
+    for i, rest in enumerate(text[1:]):
+        values = {n[i] for n in numbers}
+        out += [values.pop() if len(values) == 1 else "N", rest]
+    return "".join(out)

@@ -227,6 +227,7 @@ def test_selectors_match_their_pods(docs: list[Doc]) -> None:
         "docchat",
         "docchat-backup",
         "docchat-ingest",
+        "docchat-sources",
     ]
 
 

@@ -29,6 +29,7 @@ from app.cli import (
     quality,
     reindex,
     serve,
+    sources,
     users,
 )
 from app.cli.common import describe, fail
@@ -51,6 +52,9 @@ app.add_typer(
     collections.app,
     name="collections",
     help="Collections and their readers: create, grant, revoke, delete.",
+)
+app.add_typer(
+    sources.app, name="sources", help="Where collections come from: git, websites, folders."
 )
 app.add_typer(evaluation.app, name="eval", help="Measure answer and retrieval quality.")
 app.add_typer(

@@ -49,6 +49,8 @@ READS = frozenset(
         "models.list",
         "models.show",
         "quality.report",
+        "sources.list",
+        "sources.show",
         "users.list",
     }
 )

@@ -172,10 +172,14 @@ def print_summary(summary: IngestSummary, collection: str) -> None:
     if summary.stages:
         spent = ", ".join(f"{name} {secs:.1f} s" for name, secs in summary.stages.items())
         say(f"time by stage: {spent}")
-    for finding in summary.findings:
-        colour = "red" if finding.severity == "error" else "yellow"
-        line = Text(finding.severity, style=colour)
-        line.append(f" {finding.source}: {finding.reason}")
+    from ingest.quality_report import grouped
+
+    as_rows = [
+        {"severity": f.severity, "source": f.source, "reason": f.reason} for f in summary.findings
+    ]
+    for severity, text in grouped(as_rows):
+        line = Text(severity, style="red" if severity == "error" else "yellow")
+        line.append(f" {text}")
         console.print(line, highlight=False, soft_wrap=True)
     errors = sum(1 for f in summary.findings if f.severity == "error")
     say(f"findings: {errors} errors, {len(summary.findings) - errors} warnings")

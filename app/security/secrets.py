@@ -99,6 +99,12 @@ def secret_fields(model: BaseModel, prefix: str = "") -> list[tuple[str, SecretS
             found += secret_fields(value, f"{prefix}{name}.")
         elif isinstance(value, SecretStr):
             found.append((prefix + name, value))
+        elif isinstance(value, dict):  # named secrets, e.g. sources.credentials
+            found += [
+                (f"{prefix}{name}.{key}", item)
+                for key, item in value.items()
+                if isinstance(item, SecretStr)
+            ]
     return found
 
 

@@ -37,6 +37,7 @@ from app.settings.observability import (
 )
 from app.settings.server import SecuritySettings, ServerSettings
 from app.settings.signin import OidcSettings
+from app.settings.sources import SourceSettings
 from app.settings.stores import DatabaseSettings, VectorSettings
 from app.settings.validation import SECTION_CONFIG, has_user_info, invalid_patterns
 
@@ -63,6 +64,7 @@ __all__ = [
     "SecuritySettings",
     "ServerSettings",
     "Settings",
+    "SourceSettings",
     "TelemetrySettings",
     "VectorSettings",
     "has_user_info",

@@ -26,6 +26,7 @@ from app.settings.observability import (
 )
 from app.settings.server import SecuritySettings, ServerSettings
 from app.settings.signin import OidcSettings
+from app.settings.sources import SourceSettings
 from app.settings.stores import DatabaseSettings, VectorSettings
 
 ENV_PREFIX = "DOCCHAT_"
@@ -72,6 +73,7 @@ class Settings(BaseSettings):
     retention: RetentionSettings = Field(default_factory=RetentionSettings)
     privacy: PrivacySettings = Field(default_factory=PrivacySettings)
     backup: BackupSettings = Field(default_factory=BackupSettings)
+    sources: SourceSettings = Field(default_factory=SourceSettings)
 
     @field_validator("data_dir")
     @classmethod

@@ -208,5 +208,8 @@ class Metrics:
         )
 
     def bind_database(self, db: Database) -> None:
-        """Add the ingest figures kept in the database."""
+        """Add the ingest and source-sync figures kept in the database."""
+        from app.telemetry.source_metrics import SourceCollector
+
         self.registry.register(IngestCollector(db))
+        self.registry.register(SourceCollector(db))

@@ -150,3 +150,15 @@ def test_webhook_urls_stay_out_of_the_settings_repr() -> None:
     settings = settings_with([SLACK])
     assert MARK not in repr(settings)
     assert MARK not in repr(settings.alerts)
+
+
+def test_named_source_credentials_are_secret_values_for_redactor_and_guard() -> None:
+    """sources.credentials is a dict of secrets: each one is redacted and guarded like
+    any other (before, only SecretStr fields themselves were found)."""
+    token = "ghp_S0urceT0kenCanary123456789"
+    settings = Settings(_env_file=None, sources={"credentials": {"docs-repo": token}})  # type: ignore[call-arg]
+    values = setting_secrets(settings)
+    assert token in values
+    assert token not in Redactor(values).redact(f"cloning with {token}")
+    guard = OutputGuard(values, new_canary(), [])
+    assert guard.violation(f"The token is {token}.") == "secret value"

@@ -5,7 +5,7 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import Engine, create_engine, text
 
-from app.store import collections, people  # noqa: F401  (their tables join Base.metadata)
+from app.store import collections, people, sources  # noqa: F401  (their tables join Base.metadata)
 from app.store.models import Base
 
 config = context.config
