@@ -9,6 +9,7 @@ import os
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import uvicorn
@@ -33,12 +34,9 @@ pytestmark = pytest.mark.browser
 __all__ = ["driver"]
 
 
-@pytest.fixture(scope="module")
-def server(
-    tmp_path_factory: pytest.TempPathFactory, models: Models, ports: Ports, provider: Provider
-) -> Iterator[str]:
+def serve_three_collections(root: Path, models: Models, ports: Ports) -> Iterator[str]:
     """Three collections behind uvicorn, on the port the provider knows."""
-    components, settings = three_collections(tmp_path_factory.mktemp("page"), models, ports)
+    components, settings = three_collections(root, models, ports)
     config = uvicorn.Config(
         create_app(settings, components), host="127.0.0.1", port=ports.live, log_level="warning"
     )
@@ -54,6 +52,27 @@ def server(
     running.should_exit = True
     thread.join(timeout=30)
     components.close()
+
+
+@pytest.fixture(scope="module")
+def server(
+    tmp_path_factory: pytest.TempPathFactory, models: Models, ports: Ports, provider: Provider
+) -> Iterator[str]:
+    yield from serve_three_collections(tmp_path_factory.mktemp("page"), models, ports)
+
+
+def sign_in_as(drv, base: str, user: str) -> None:
+    """Through the provider's login page, as a person does (cookies of both cleared)."""
+    drv.delete_all_cookies()
+    drv.get(base + "/")
+    drv.execute_script("window.localStorage.clear(); window.sessionStorage.clear();")
+    _wait(drv, lambda d: _shown(d, "#signin-panel #sign-in"), "no sign-in prompt")
+    drv.find_element(By.ID, "sign-in").click()
+    _wait(drv, lambda d: d.find_elements(By.ID, "login"), "the provider's login page")
+    drv.find_element(By.ID, "login").send_keys(user)
+    drv.find_element(By.ID, "password").send_keys(USERS[user]["password"])
+    drv.find_element(By.ID, "sign-in").click()
+    _wait(drv, lambda d: d.current_url.startswith(base) and _shown(d, "#who"), "signed in")
 
 
 def _shown(drv, selector: str) -> bool:
@@ -72,16 +91,7 @@ def _wait(drv, check, message: str) -> None:
 def test_the_picker_offers_what_she_reads_and_her_conversations_are_hers(
     driver, server: str
 ) -> None:
-    driver.delete_all_cookies()
-    driver.get(server + "/")
-    driver.execute_script("window.localStorage.clear(); window.sessionStorage.clear();")
-    _wait(driver, lambda d: _shown(d, "#signin-panel #sign-in"), "no sign-in prompt")
-    driver.find_element(By.ID, "sign-in").click()
-    _wait(driver, lambda d: d.find_elements(By.ID, "login"), "the provider's login page")
-    driver.find_element(By.ID, "login").send_keys("alice")
-    driver.find_element(By.ID, "password").send_keys(USERS["alice"]["password"])
-    driver.find_element(By.ID, "sign-in").click()
-    _wait(driver, lambda d: d.current_url.startswith(server) and _shown(d, "#who"), "signed in")
+    sign_in_as(driver, server, "alice")
 
     # The picker: the collections of her group and everyone's, never the sales one.
     _wait(driver, lambda d: _shown(d, "#collection"), "no collection picker")

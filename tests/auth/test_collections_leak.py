@@ -20,6 +20,7 @@ from typing import Any
 
 import httpx
 import pytest
+from fastapi.routing import iter_route_contexts
 from fastapi.testclient import TestClient
 
 from app.access.collections import Collections
@@ -271,3 +272,29 @@ def test_a_group_removed_at_the_provider_takes_its_collections_with_it(
         provider.set_groups("alice", ["support"])
     again = bearer(provider.tool_token("alice"))
     assert chat(client, again, question=question, collection="support-runbooks").status_code == 200
+
+
+def test_every_admin_route_refuses_a_reader_and_the_trail_exports_as_csv(
+    deployment: Deployment, alice: dict[str, str], bob: dict[str, str]
+) -> None:
+    """The console's data is the admin API's: each route under /api/admin answers 403
+    to a person without the admin role (GET and changes alike); an admin exports the
+    audit trail as CSV, filtered by who did what."""
+    client = deployment.client
+    routes = [
+        (method, route.path)
+        for route in iter_route_contexts(deployment.client.app.routes)  # type: ignore[attr-defined]
+        if route.path.startswith("/api/admin")
+        for method in route.methods or ()
+    ]
+    assert len(routes) > 30
+    for method, template in routes:
+        path = template.replace("{", "").replace("}", "")  # any value: refused before
+        status = client.request(method, path, headers=alice).status_code
+        assert status == 403, (method, template, status)
+    exported = client.get("/api/admin/audit.csv", params={"action": "collection"}, headers=bob)
+    assert exported.status_code == 200
+    assert exported.headers["content-type"].startswith("text/csv")
+    lines = exported.text.splitlines()
+    assert lines[0] == "id,created_at,actor,action,target,outcome,reason,detail"
+    assert any(",collection.grant,sales-playbook," in line for line in lines[1:])
