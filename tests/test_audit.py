@@ -277,7 +277,8 @@ def test_no_route_edits_the_trail(
             assert response.status_code in (404, 405), (method, path)
     spec = create_app(components.settings, components).openapi()
     audit_paths = {p: set(ops) for p, ops in spec["paths"].items() if "audit" in p}
-    assert audit_paths == {"/api/admin/audit": {"get"}}
+    # The trail and its CSV export: read only.
+    assert audit_paths == {"/api/admin/audit": {"get"}, "/api/admin/audit.csv": {"get"}}
 
 
 def test_cli_audit_list(tmp_path: Path) -> None:
