@@ -76,12 +76,34 @@ function readerCell(c) {
   return cell;
 }
 
+function sourceRow(s) {
+  const counts = s.last_counts || {};
+  const last = s.last_status
+    ? s.last_status + (s.last_finished_at ? " at " + s.last_finished_at.slice(0, 16).replace("T", " ") : "")
+    : "never synced";
+  const changed = ["added", "changed", "removed", "failed", "quarantined"]
+    .filter((k) => counts[k])
+    .map((k) => counts[k] + " " + k)
+    .join(", ");
+  return [
+    s.name,
+    s.kind,
+    s.collection,
+    s.enabled ? "every " + Math.round(s.interval_s / 60) + " min" : "on demand",
+    last + (changed ? " (" + changed + ")" : "") + (s.last_error ? ": " + s.last_error : ""),
+    s.next_run_at ? s.next_run_at.slice(0, 16).replace("T", " ") : "",
+    button("Sync now", () => act(() => call("POST", "/api/admin/sources/" + encodeURIComponent(s.name) + "/sync"), showCollections), "Sync " + s.name + " now"),
+  ];
+}
+
 export async function showCollections() {
-  const [collections, runs] = await Promise.all([
+  const [collections, runs, sources] = await Promise.all([
     call("GET", "/api/admin/collections"),
     call("GET", "/api/admin/ingest-runs?limit=20"),
+    call("GET", "/api/admin/sources"),
   ]);
-  if (collections === null || runs === null) return;
+  if (collections === null || runs === null || sources === null) return;
+  table("sources-table", ["Source", "Kind", "Collection", "Schedule", "Last sync", "Next", ""], sources.map(sourceRow));
   table(
     "collections-table",
     ["Collection", "Documents", "Readers", ""],
