@@ -2,7 +2,8 @@
 (the chat service before it retrieves, the document pages, conversations, feedback,
 the OpenAI model list).
 
-- Authentication off (no caller): every collection (the listing: every registered one).
+- Authentication off (no caller): every registered collection (an unknown name is not
+  searched: the vector store would create it empty).
 - A key limited to collections (`docchat keys create --collection`): those, if
   registered, and no other, whatever its scope.
 - An admin (key scope or a person's groups): every registered collection.
@@ -61,6 +62,8 @@ class CollectionAccess:
         """The collections the caller may read, the default first, then by name."""
         with self.db.session() as session:
             every = {c.name: c for c in rows.registered(session)}
+            if self.default not in every:  # a store no server has started on yet
+                every[self.default] = rows.Collection(name=self.default, title="", description="")
             if caller is None or (caller.collections is None and caller.allows("admin")):
                 names = set(every)
             elif caller.collections is not None:
@@ -82,8 +85,6 @@ class CollectionAccess:
     def may_read(self, caller: Identity | None, name: str | None) -> bool:
         """Whether the caller may read `name` (None: the default collection)."""
         name = name or self.default
-        if caller is None:  # authentication off: every collection, registered or not
-            return True
         allowed = any(c.name == name for c in self.readable(caller))
         if not allowed and self.on_refused is not None:
             self.on_refused(name)
