@@ -39,6 +39,7 @@ from app.rag.grounding import grounding_score
 from app.rag.prompt import NO_CONTEXT_ANSWER, system_prompt
 from app.rag.retrieval import Retriever, citations
 from app.rag.scope import not_covered_answer
+from app.rag.support import sentence_support
 from app.rag.terms import unpaired_terms
 from app.security.output_guard import WITHHELD_ANSWER, OutputGuard
 from app.security.pii import PiiRedactor
@@ -234,10 +235,17 @@ class ChatService:
         if self.rag.check_terms:
             unsupported = unpaired_terms(question, text, [h.text for h in hits])
         grounded = score >= self.rag.grounding_threshold and not unsupported
+        support = None
+        if self.rag.sentence_support:
+            found = await asyncio.to_thread(
+                sentence_support, text, hits, self.retriever.embedder.embed
+            )
+            support = [s.as_dict() for s in found] or None
         return AnswerChecks(
             grounding_score=round(score, 4),
             grounded=grounded,
             unsupported_terms=unsupported or None,
+            support=support,
         )
 
     def record_generation(self, stats: GenerationStats, span: Any) -> None:
@@ -384,11 +392,11 @@ class Answer:
         action = self.service.rag.ungrounded_action
         if not grounded and action == "replace":
             notice = UNGROUNDED_ANSWER
-            checks = replace(checks, replaced_by="notice")
+            checks = replace(checks, replaced_by="notice", support=None)
         elif not grounded and action == "passages":
             embed = self.service.retriever.embedder.embed
             notice = await asyncio.to_thread(closest_passage, self.hits, self.query, embed)
-            checks = replace(checks, replaced_by="passage")
+            checks = replace(checks, replaced_by="passage", support=None)
         reason = stats.finish_reason or "stop"
         return self._finished(notice or text, notice, checks, reason, stats)
 

@@ -20,6 +20,7 @@ import { renderFeedback } from "./feedback.js";
 import { renderMarkdown } from "./markdown.js";
 import { assistantMessage, finishAssistant, setError, showTyping, userMessage } from "./messages.js";
 import { createSSEParser, readEventStream } from "./sse.js";
+import { renderSupport } from "./support.js";
 
 const STORAGE_KEY = "docchat.conversation_id";
 const FORBIDDEN_MESSAGE = "This key may not use the chat."; // on a 403
@@ -425,6 +426,7 @@ function initChat() {
 window.docchat = Object.freeze({
   renderMarkdown: renderMarkdown,
   renderCitations: renderCitations,
+  renderSupport: renderSupport,
   createSSEParser: createSSEParser,
 });
 
