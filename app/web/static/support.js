@@ -33,7 +33,7 @@ function evidenceList(items) {
   items.forEach(function (item, i) {
     const li = el("li", item.supported ? "evidence-supported" : "evidence-unsupported");
     li.dataset.index = String(i);
-    li.appendChild(el("span", "evidence-sentence", item.sentence));
+    li.appendChild(el("span", "evidence-sentence", item.sentence.replace(/`/g, "")));
     if (item.supported) {
       const quote = el("q", "evidence-passage", item.passage_sentence);
       li.appendChild(quote);
