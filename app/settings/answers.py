@@ -101,8 +101,8 @@ class RagSettings(BaseModel):
         True,
         description="Also refuse a question whose passages name none of what it asks "
         "about (a capitalized name, an acronym, a version: 'Git LFS', 'Django', 'Python "
-        "3.13') when the name is rare in the collection (in fewer than 0.5% of its "
-        "chunks): a near miss in the manual's own field that the scope threshold lets "
+        "3.13') when the name is rare in the collection (in fewer than 0.35% of "
+        "its chunks): a near miss in the manual's own field that the scope threshold lets "
         "through (app/rag/answerable.py; with rag.scope=calibrated and "
         "rag.retrieval=hybrid, whose word index says how rare a name is; measured in "
         "docs/answer-quality.md).",

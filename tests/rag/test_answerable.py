@@ -43,10 +43,14 @@ def test_a_name_rare_in_the_collection_and_absent_from_the_passages_is_refused()
     question = "How do I track large video files with Git LFS so they don't bloat the repo?"
     assert missing_names(question, [GIT_PASSAGE]) == ["LFS"]  # "git" is in it
     assert rare_missing_names(question, [GIT_PASSAGE], share(GIT_SHARES)) == ["LFS"]
+    numpy = "How do I add a vector to every row of a matrix with NumPy broadcasting?"
+    python = share({"numpi": 0.0016, "vector": 0.01})
+    assert rare_missing_names(numpy, [CRLF_PASSAGE], python) == ["NumPy"]
+    # GitHub, in 0.49% of the git manual's chunks, is above the bound chosen on the dev
+    # half (0.35%): a near miss it lets through.
     github = "How do I add my SSH public key to my account on the GitHub website?"
-    assert rare_missing_names(github, [GIT_PASSAGE], share(GIT_SHARES | {"ssh": 0.01})) == [
-        "GitHub"
-    ]
+    assert missing_names(github, [GIT_PASSAGE]) == ["SSH", "GitHub"]
+    assert rare_missing_names(github, [GIT_PASSAGE], share(GIT_SHARES | {"ssh": 0.01})) == []
 
 
 def test_a_name_the_collection_uses_all_the_time_is_context() -> None:
