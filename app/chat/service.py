@@ -39,7 +39,7 @@ from app.rag.grounding import grounding_score
 from app.rag.prompt import NO_CONTEXT_ANSWER, system_prompt
 from app.rag.retrieval import Retriever, citations
 from app.rag.scope import not_covered_answer
-from app.rag.support import sentence_support
+from app.rag.support import support_field
 from app.rag.terms import unpaired_terms
 from app.security.output_guard import WITHHELD_ANSWER, OutputGuard
 from app.security.pii import PiiRedactor
@@ -235,12 +235,8 @@ class ChatService:
         if self.rag.check_terms:
             unsupported = unpaired_terms(question, text, [h.text for h in hits])
         grounded = score >= self.rag.grounding_threshold and not unsupported
-        support = None
-        if self.rag.sentence_support:
-            found = await asyncio.to_thread(
-                sentence_support, text, hits, self.retriever.embedder.embed
-            )
-            support = [s.as_dict() for s in found] or None
+        embed = self.retriever.embedder.embed
+        support = await support_field(text, hits, embed) if self.rag.sentence_support else None
         return AnswerChecks(
             grounding_score=round(score, 4),
             grounded=grounded,

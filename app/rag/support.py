@@ -10,6 +10,7 @@ the reader to judge.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -68,3 +69,12 @@ def sentence_support(answer: str, hits: Sequence[Hit], embed: Embed) -> list[Sup
         score = float(blended[best])
         out.append(Support(part, source, sentence, score, score >= SUPPORTED))
     return out
+
+
+async def support_field(
+    answer: str, hits: Sequence[Hit], embed: Embed
+) -> list[dict[str, Any]] | None:
+    """`sentence_support` off the event loop, as checks.support holds it (None: no
+    sentence to support)."""
+    found = await asyncio.to_thread(sentence_support, answer, hits, embed)
+    return [s.as_dict() for s in found] or None
