@@ -221,10 +221,12 @@ class ChatService:
                 f"{self.rag.max_request_chars} accepted"
             )
 
-    async def check_grounding(self, text: str, hits: list[Hit], question: str) -> AnswerChecks:
+    async def check_grounding(
+        self, text: str, hits: list[Hit], question: str, with_support: bool = True
+    ) -> AnswerChecks:
         """How much of the answer the retrieved chunks support, the terms it names that
         they do not (rag.check_terms), and the verdict: grounded when the score reaches
-        rag.grounding_threshold and every term is found."""
+        rag.grounding_threshold and every term is found; with_support, each sentence's."""
         with self.telemetry.stage("check") as span:
             score, _detail = await asyncio.to_thread(
                 grounding_score, text, hits, self.retriever.embedder
@@ -236,7 +238,8 @@ class ChatService:
             unsupported = unpaired_terms(question, text, [h.text for h in hits])
         grounded = score >= self.rag.grounding_threshold and not unsupported
         embed = self.retriever.embedder.embed
-        support = await support_field(text, hits, embed) if self.rag.sentence_support else None
+        on = self.rag.sentence_support and with_support
+        support = await support_field(text, hits, embed) if on else None
         return AnswerChecks(
             grounding_score=round(score, 4),
             grounded=grounded,

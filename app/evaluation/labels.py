@@ -78,7 +78,8 @@ async def label_agreement(chat: ChatService, qa_file: Path) -> dict[str, Any] | 
         if not row.hits:
             flagged[row.label] += 1  # nothing to answer from: refused, so flagged
             continue
-        checks = await chat.check_grounding(row.answer, row.hits, row.question)
+        # The verdict alone: the sentence support does not change it.
+        checks = await chat.check_grounding(row.answer, row.hits, row.question, False)
         flagged[row.label] += not checks.grounded
 
     def share(label: str) -> float | None:
