@@ -3,14 +3,18 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
 
 import pytest
 
 from app.chat.events import AnswerChecks, Finished, Release, Usage
+from app.components import Components
 from app.evaluation.answers import AnswerResult, is_refusal, percentile, summarize
 from app.evaluation.cases import QACase, contains_expected, read_cases
+from app.evaluation.labels import label_agreement, read_labels
+from app.evaluation.thresholds import regressions
 from app.rag.prompt import NO_CONTEXT_ANSWER
 
 EVAL = Path(__file__).parents[1] / "eval"
@@ -126,3 +130,46 @@ def test_a_malformed_case_names_its_line(tmp_path: Path) -> None:
     bad.write_text('{"question": "ok", "sources": ["a.md"]}\n{"question": "no sources"}\n')
     with pytest.raises(ValueError, match=r"qa.jsonl:2: .*sources"):
         read_cases(bad)
+
+
+def test_the_gate_refuses_a_check_that_got_worse_on_the_labels() -> None:
+    """labels_wrong_flagged may not fall, nor labels_right_flagged rise, past the
+    tolerance; a report recorded before the figures existed is not compared on them."""
+    before = {"labels_wrong_flagged": 0.8, "labels_right_flagged": 0.1}
+    worse = regressions(
+        {"labels_wrong_flagged": 0.6, "labels_right_flagged": 0.3},
+        before,
+        tolerance=0.05,
+        latency_ratio=None,
+    )
+    assert worse == [
+        "labels_wrong_flagged fell from 0.8 to 0.6",
+        "labels_right_flagged rose from 0.1 to 0.3",
+    ]
+    same = {"labels_wrong_flagged": 0.78, "labels_right_flagged": 0.12}
+    assert regressions(same, before, tolerance=0.05, latency_ratio=None) == []
+    old = {"labels_wrong_flagged": None, "labels_right_flagged": None, "errors": None}
+    assert regressions(same, old, tolerance=0.05, latency_ratio=None) == []
+
+
+def test_a_set_s_labels_are_found_beside_it() -> None:
+    rows = read_labels(EVAL / "git_manual_qa.jsonl")
+    assert {r.label for r in rows} == {"right", "wrong"}
+    assert all(r.hits for r in rows)
+    assert len(rows) == sum(
+        1
+        for line in (EVAL / "labels" / "git_manual_qa.qwen0.5b.jsonl").read_text().splitlines()
+        if json.loads(line)["label"] in ("right", "wrong")
+    )
+    assert read_labels(EVAL / "curated_docs.jsonl") == []
+
+
+def test_the_check_s_agreement_with_the_labels_is_reported(components: Components) -> None:
+    """The service's own check, run again on the default model's labelled answers to
+    git_manual_qa with their passages: it flags more of the wrong ones than of the right
+    ones (docs/answer-quality.md: 2 of 4 wrong, none of 5 right)."""
+    found = asyncio.run(label_agreement(components.chat, EVAL / "git_manual_qa.jsonl"))
+    assert found is not None
+    assert found["labelled"] == 9
+    assert found["labels_wrong_flagged"] > found["labels_right_flagged"]
+    assert asyncio.run(label_agreement(components.chat, EVAL / "curated_docs.jsonl")) is None

@@ -685,3 +685,63 @@ def test_key_refusals_and_rate_limits_are_shown_inline(driver, live_server):
     assert _session_key(driver) is None
     assert not driver.find_element(By.ID, "forget-key").is_displayed()
     assert _browser_problems(driver) == []
+
+
+def test_each_answer_sentence_shows_its_passage_sentence(driver, live_server):
+    """checks.support on the page: a supported sentence's block shows the passage
+    sentence on hover (title), an unsupported one is marked, and a tap opens the
+    evidence list at that sentence."""
+    base = live_server.rstrip("/")
+    _open_fresh_chat(driver, base)
+    driver.execute_script(
+        """
+        const msg = document.createElement('article');
+        msg.id = 'support-probe';
+        msg.className = 'msg assistant done';
+        const body = document.createElement('div');
+        body.className = 'msg-body answer';
+        body.appendChild(window.docchat.renderMarkdown(arguments[0]));
+        msg.appendChild(body);
+        document.getElementById('messages').appendChild(msg);
+        const box = window.docchat.renderSupport(msg, body, arguments[1]);
+        if (box) msg.appendChild(box);
+        """,
+        "Run `make serve` to start the server without ingesting.\n\n"
+        "- Docchat also ships a phone app.\n- <img src=x onerror=alert(1)> stays text.",
+        [
+            {
+                "sentence": "Run `make serve` to start the server without ingesting.",
+                "source": "docs/getting-started.md",
+                "passage_sentence": "make serve starts the server without ingesting.",
+                "score": 0.81,
+                "supported": True,
+            },
+            {
+                "sentence": "Docchat also ships a phone app.",
+                "source": "",
+                "passage_sentence": "",
+                "score": 0.2,
+                "supported": False,
+            },
+            {"sentence": 42, "supported": True},  # malformed: ignored
+        ],
+    )
+    probe = driver.find_element(By.ID, "support-probe")
+    first = probe.find_element(By.CSS_SELECTOR, ".msg-body p.supported")
+    assert "make serve starts the server without ingesting." in first.get_attribute("title")
+    assert "docs/getting-started.md" in first.get_attribute("title")
+    marked = probe.find_element(By.CSS_SELECTOR, ".msg-body li.unsupported")
+    assert marked.text == "Docchat also ships a phone app."
+    assert marked.get_attribute("title").startswith("Not found in the documentation")
+    evidence = probe.find_element(By.CSS_SELECTOR, "details.evidence")
+    assert evidence.get_attribute("open") is None
+    marked.click()
+    assert evidence.get_attribute("open") is not None
+    current = evidence.find_element(By.CSS_SELECTOR, "li.evidence-current")
+    assert "Not found in the documentation." in current.text
+    assert len(evidence.find_elements(By.CSS_SELECTOR, ".evidence-list li")) == 2
+    assert probe.find_elements(By.CSS_SELECTOR, "img") == []  # text, never markup
+    os.makedirs(ARTIFACTS, exist_ok=True)
+    driver.execute_script("arguments[0].scrollIntoView();", probe)
+    driver.save_screenshot(os.path.join(ARTIFACTS, "support.png"))
+    assert _browser_problems(driver) == []

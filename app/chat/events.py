@@ -27,6 +27,10 @@ class AnswerChecks:
     # What an ungrounded answer was replaced with: "passage" (the closest passage, word
     # for word) or "notice" (that the docs do not cover it); None: shown as written.
     replaced_by: str | None = None
+    # Each answer sentence with the passage sentence that supports it best
+    # (app/rag/support.py; rag.sentence_support): sentence, source, passage_sentence,
+    # score, supported. Only for an answer shown as written.
+    support: list[dict[str, Any]] | None = None
 
     def as_dict(self) -> dict[str, Any]:
         """The checks that ran, as stored and shown (absent ones left out)."""

@@ -16,10 +16,10 @@ import re
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import replace
-from typing import Any
 
 from app.access.policy import CollectionAccess
 from app.chat.collection import collection_of
+from app.chat.costs import record_generation
 from app.chat.errors import InvalidQuestion, QuestionTooLong, RequestTooLarge
 from app.chat.events import (
     AnswerChecks,
@@ -41,6 +41,7 @@ from app.rag.grounding import grounding_score
 from app.rag.prompt import NO_CONTEXT_ANSWER, system_prompt
 from app.rag.retrieval import Retriever, citations
 from app.rag.scope import not_covered_answer
+from app.rag.support import support_field
 from app.rag.terms import unpaired_terms
 from app.security.output_guard import WITHHELD_ANSWER, OutputGuard
 from app.security.pii import PiiRedactor
@@ -236,10 +237,12 @@ class ChatService:
                 f"{self.rag.max_request_chars} accepted"
             )
 
-    async def check_grounding(self, text: str, hits: list[Hit], question: str) -> AnswerChecks:
+    async def check_grounding(
+        self, text: str, hits: list[Hit], question: str, with_support: bool = True
+    ) -> AnswerChecks:
         """How much of the answer the retrieved chunks support, the terms it names that
         they do not (rag.check_terms), and the verdict: grounded when the score reaches
-        rag.grounding_threshold and every term is found."""
+        rag.grounding_threshold and every term is found; with_support, each sentence's."""
         with self.telemetry.stage("check") as span:
             score, _detail = await asyncio.to_thread(
                 grounding_score, text, hits, self.retriever.embedder
@@ -250,27 +253,15 @@ class ChatService:
         if self.rag.check_terms:
             unsupported = unpaired_terms(question, text, [h.text for h in hits])
         grounded = score >= self.rag.grounding_threshold and not unsupported
+        embed = self.retriever.embedder.embed
+        on = self.rag.sentence_support and with_support
+        support = await support_field(text, hits, embed) if on else None
         return AnswerChecks(
             grounding_score=round(score, 4),
             grounded=grounded,
             unsupported_terms=unsupported or None,
+            support=support,
         )
-
-    def record_generation(self, stats: GenerationStats, span: Any) -> None:
-        """What one generation cost, in its span and the metrics."""
-        metrics = self.telemetry.metrics
-        span.set_attribute("docchat.prompt_tokens", stats.prompt_tokens)
-        span.set_attribute("docchat.completion_tokens", stats.completion_tokens)
-        span.set_attribute("docchat.finish_reason", stats.finish_reason or "")
-        span.end()
-        metrics.prompt_tokens.inc(stats.prompt_tokens)
-        metrics.completion_tokens.inc(stats.completion_tokens)
-        if stats.time_to_first_token_s is not None:
-            metrics.stage_duration.labels("prompt").observe(stats.time_to_first_token_s)
-            decode_s = stats.total_s - stats.time_to_first_token_s
-            if stats.completion_tokens > 1 and decode_s > 0:
-                metrics.tokens_per_second.observe((stats.completion_tokens - 1) / decode_s)
-        metrics.stage_duration.labels("generate").observe(stats.total_s)
 
 
 class Answer:
@@ -345,7 +336,7 @@ class Answer:
                 finally:
                     stats = generation.stats
                     usage = Usage(stats.prompt_tokens, stats.completion_tokens)
-                    service.record_generation(stats, span)
+                    record_generation(service.telemetry, stats, span)
                 checks = AnswerChecks(retrieval_score=round(self.hits[0].score, 4))
                 final = await self._checked("".join(pieces), stats, checks, guarded.violation)
             status = "blocked" if final.checks.blocked else "complete"
@@ -400,11 +391,11 @@ class Answer:
         action = self.service.rag.ungrounded_action
         if not grounded and action == "replace":
             notice = UNGROUNDED_ANSWER
-            checks = replace(checks, replaced_by="notice")
+            checks = replace(checks, replaced_by="notice", support=None)
         elif not grounded and action == "passages":
             embed = self.service.retriever.embedder.embed
             notice = await asyncio.to_thread(closest_passage, self.hits, self.query, embed)
-            checks = replace(checks, replaced_by="passage")
+            checks = replace(checks, replaced_by="passage", support=None)
         reason = stats.finish_reason or "stop"
         return self._finished(notice or text, notice, checks, reason, stats)
 

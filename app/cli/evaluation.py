@@ -178,7 +178,9 @@ def eval_answers(
                 raise fail(str(exc)) from None
             components.warm()
         with answer_bar(len(cases)) as advance:
-            report = asyncio.run(evaluate_answers(components.chat, cases, progress=advance))
+            report = asyncio.run(
+                evaluate_answers(components.chat, cases, progress=advance, labels_of=qa_file)
+            )
         if model is not None:
             components.engine.close()
     finally:
@@ -236,6 +238,11 @@ def print_answers(report: Any) -> None:
         f"{report.false_refusals:.2f}"
     )
     say(f"out of scope {report.out_of_scope}: refused {report.refused_out_of_scope:.2f}")
+    if report.labelled:
+        say(
+            f"grounding check on {report.labelled} hand-labelled answers: wrong flagged "
+            f"{report.labels_wrong_flagged}  right flagged {report.labels_right_flagged}"
+        )
     say(
         f"first token p50 {report.first_token_p50_s:.2f} s  p95 {report.first_token_p95_s:.2f} s"
         f"   whole answer p50 {report.total_p50_s:.2f} s  p95 {report.total_p95_s:.2f} s"

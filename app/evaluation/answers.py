@@ -14,13 +14,15 @@ import math
 import statistics
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 from app.chat.events import Failed, Finished, Token
 from app.chat.question import Question
 from app.chat.service import UNGROUNDED_ANSWER, ChatService
 from app.evaluation.cases import QACase, contains_expected, source_matches
+from app.evaluation.labels import label_agreement
 from app.rag.prompt import NO_CONTEXT_ANSWER
 from app.rag.scope import NOT_COVERED
 
@@ -72,6 +74,11 @@ class AnswerReport:
     total_p95_s: float = 0.0
     completion_tokens_mean: float = 0.0
     prompt_tokens_mean: float = 0.0
+    # The grounding check on the set's hand-labelled answers (app/evaluation/labels.py):
+    # the share of wrong ones it flags and of right ones (None: the set has no labels).
+    labelled: int = 0
+    labels_wrong_flagged: float | None = None
+    labels_right_flagged: float | None = None
     results: list[AnswerResult] = field(default_factory=list)
 
     def as_dict(self, *, with_results: bool = True) -> dict[str, Any]:
@@ -188,8 +195,10 @@ async def evaluate_answers(
     cases: list[QACase],
     *,
     progress: Callable[[AnswerResult], None] | None = None,
+    labels_of: Path | None = None,
 ) -> AnswerReport:
-    """Every case in turn, one at a time (as one user asks), then the report."""
+    """Every case in turn, one at a time (as one user asks), then the report; with
+    `labels_of` (the set's file), the check's agreement with the set's hand labels."""
     results = []
     for case in cases:
         result = await answer_case(chat, case)
@@ -197,4 +206,6 @@ async def evaluate_answers(
         if progress is not None:
             progress(result)
     engine = chat.engine
-    return summarize(results, engine.model_id, getattr(engine, "model_sha256", None))
+    report = summarize(results, engine.model_id, getattr(engine, "model_sha256", None))
+    agreement = await label_agreement(chat, labels_of) if labels_of is not None else None
+    return replace(report, **agreement) if agreement else report

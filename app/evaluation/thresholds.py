@@ -7,8 +7,16 @@ from dataclasses import dataclass
 from typing import Any
 
 # Figures where more is better and where less is better.
-HIGHER = ("expected", "grounded", "cited", "refused_out_of_scope", "recall", "mrr")
-LOWER = ("false_refusals", "errors", "total_p95_s", "first_token_p95_s")
+HIGHER = (
+    "expected",
+    "grounded",
+    "cited",
+    "refused_out_of_scope",
+    "recall",
+    "mrr",
+    "labels_wrong_flagged",  # the grounding check on a set's hand labels
+)
+LOWER = ("false_refusals", "errors", "total_p95_s", "first_token_p95_s", "labels_right_flagged")
 LATENCY = ("total_p95_s", "first_token_p95_s")
 
 
@@ -47,10 +55,11 @@ def regressions(
         old, new = baseline.get(figure), candidate.get(figure)
         if old is not None and new is not None and new < old - tolerance:
             worse.append(f"{figure} fell from {old:g} to {new:g}")
-    old, new = baseline.get("false_refusals"), candidate.get("false_refusals")
-    if old is not None and new is not None and new > old + tolerance:
-        worse.append(f"false_refusals rose from {old:g} to {new:g}")
-    if candidate.get("errors", 0) > baseline.get("errors", 0):
+    for figure in ("false_refusals", "labels_right_flagged"):
+        old, new = baseline.get(figure), candidate.get(figure)
+        if old is not None and new is not None and new > old + tolerance:
+            worse.append(f"{figure} rose from {old:g} to {new:g}")
+    if (candidate.get("errors") or 0) > (baseline.get("errors") or 0):
         worse.append(f"errors rose from {baseline.get('errors', 0)} to {candidate['errors']}")
     if latency_ratio is not None:
         for figure in LATENCY:

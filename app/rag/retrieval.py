@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from app.llm.embedder import Embedder
+from app.rag.answerable import rare_missing_names
 from app.rag.assembly import ContextAssembler
 from app.rag.scope import Calibration, calibrate, unknown_names
 from app.settings import RagSettings
@@ -119,6 +120,7 @@ class Retriever:
         assembler: ContextAssembler | None = None,
         lexical_weight: float = 1.0,
         scope: str = "min_score",
+        answerable_names: bool = False,
     ) -> None:
         self.embedder = embedder
         self.vectors = vectors
@@ -131,6 +133,7 @@ class Retriever:
         self.assembler = assembler
         self.lexical_weight = lexical_weight
         self.scope = scope
+        self.answerable_names = answerable_names
         # Hits handed to the assembler: more than it can use, so that dropped
         # near-duplicates and merged neighbours leave room for others.
         self.pool = top_k if assembler is None else max(3 * top_k, 12)
@@ -169,6 +172,7 @@ class Retriever:
             assembler=assembler,
             lexical_weight=rag.lexical_weight,
             scope=rag.scope,
+            answerable_names=rag.answerable_names,
         )
 
     def search_sync(self, query: str, k: int | None = None) -> list[Hit]:
@@ -305,10 +309,18 @@ class Retriever:
     def context_sync(self, question: str, previous_question: str | None = None) -> list[Hit]:
         """`context`, blocking (evaluations and tools)."""
         hits = self._relevant(question, previous_question)
-        if self.assembler is None or not hits:
-            return hits[: self.top_k]
-        with self.telemetry.stage("assemble"):
-            return self.assembler.assemble(hits)
+        if self.assembler is not None and hits:
+            with self.telemetry.stage("assemble"):
+                hits = self.assembler.assemble(hits)
+        hits = hits[: self.top_k] if self.assembler is None else hits
+        # Passages that name nothing of what the question asks about, where that is rare
+        # in the collection, do not answer it (app/rag/answerable.py); part of the
+        # calibrated scope decision (scope=min_score is the behaviour before it).
+        on = self.answerable_names and self.scope == "calibrated"
+        lexical = self.lexical if on else None
+        if hits and lexical is not None and rare_missing_names(question, hits, lexical.share):
+            return []
+        return hits
 
 
 class RetrieverPool:

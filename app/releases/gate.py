@@ -45,6 +45,8 @@ COMPARED = (
     "errors",
     "first_token_p95_s",
     "total_p95_s",
+    "labels_wrong_flagged",
+    "labels_right_flagged",
 )
 # The command that evaluates a candidate of each kind.
 EVALUATE = {"model": "docchat models evaluate", "adapter": "docchat finetune evaluate"}
@@ -152,8 +154,9 @@ class Gate:
                 continue  # a set the baseline was not measured on: nothing to compare
             name = Path(measured["file"]).name
             worse = regressions(
-                {k: measured["answers"][k] for k in COMPARED},
-                {k: before["answers"][k] for k in COMPARED},
+                # .get: reports recorded before a figure existed lack it (not compared).
+                {k: measured["answers"].get(k) for k in COMPARED},
+                {k: before["answers"].get(k) for k in COMPARED},
                 tolerance=self.settings.gate_tolerance,
                 latency_ratio=self.settings.gate_latency_ratio,
             )

@@ -63,7 +63,9 @@ def measure_with(
                     f"collection {collection!r} is empty: ingest its documents before "
                     f"evaluating on {gate_set.file}"
                 )
-            answers = asyncio.run(evaluate_answers(parts.chat, cases, progress=progress))
+            answers = asyncio.run(
+                evaluate_answers(parts.chat, cases, progress=progress, labels_of=gate_set.file)
+            )
             retrieval = evaluate_retrieval(parts.chat.retriever, cases, k=5)
         finally:
             engine.close()

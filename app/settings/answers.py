@@ -97,6 +97,16 @@ class RagSettings(BaseModel):
         description="Most characters in all messages of one request together; more is "
         "refused with 413. Only the newest turns that fit the context reach the model.",
     )
+    answerable_names: bool = Field(
+        True,
+        description="Also refuse a question whose passages name none of what it asks "
+        "about (a capitalized name, an acronym, a version: 'Git LFS', 'Django', 'Python "
+        "3.13') when the name is rare in the collection (in fewer than 0.35% of "
+        "its chunks): a near miss in the manual's own field that the scope threshold lets "
+        "through (app/rag/answerable.py; with rag.scope=calibrated and "
+        "rag.retrieval=hybrid, whose word index says how rare a name is; measured in "
+        "docs/answer-quality.md).",
+    )
     grounding_threshold: float = Field(
         0.5,
         ge=0,
@@ -111,6 +121,14 @@ class RagSettings(BaseModel):
         "passages, or is found only in a paragraph that says nothing of what the answer "
         "says about it (app/rag/terms.py; measured against hand-labelled answers in "
         "docs/answer-quality.md). Costs about a millisecond.",
+    )
+    sentence_support: bool = Field(
+        True,
+        description="Give every answer sentence the passage sentence that supports it best "
+        "(checks.support: sentence, source, passage_sentence, score, supported; the chat "
+        "page shows it on hover or tap and marks unsupported sentences). Costs one "
+        "embedding batch of the answer's and the passages' sentences, about as long as "
+        "the grounding score itself (app/rag/support.py; docs/answer-quality.md).",
     )
     ungrounded_action: Literal["flag", "replace", "passages"] = Field(
         "passages",

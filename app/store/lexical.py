@@ -294,6 +294,14 @@ class LexicalIndex:
         with self._lock:
             return term in self._postings
 
+    def share(self, term: str) -> float:
+        """The share of the collection's chunks that hold a term (0.0 when empty)."""
+        with self._lock:
+            posting = self._postings.get(term)
+            if posting is None or not self._n_alive:
+                return 0.0
+            return sum(self._alive[slot] for slot in posting[0]) / self._n_alive
+
     @property
     def size(self) -> int:
         """Chunks in the index."""

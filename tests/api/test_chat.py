@@ -50,6 +50,16 @@ def test_json_answer_has_the_same_fields(client: TestClient) -> None:
     assert "7421" in body["answer"]
     assert body["citations"][0]["source"] == "corpus/guide.md"
     assert body["usage"]["prompt_tokens"] > 0
+    # Each sentence of an answer shown as written, with its passage sentence; none for
+    # an answer the docs' own passage replaced.
+    checks = body["checks"]
+    if checks.get("replaced_by"):
+        assert "support" not in checks
+    else:
+        assert checks["support"]
+        keys = {"sentence", "source", "passage_sentence", "score", "supported"}
+        assert all(set(item) == keys for item in checks["support"])
+        assert any(item["source"] == "corpus/guide.md" for item in checks["support"])
 
 
 def test_follow_up_uses_stored_history(client: TestClient) -> None:

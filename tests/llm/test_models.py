@@ -163,8 +163,8 @@ def test_files_that_cannot_chat_are_refused(registry: Registry, variants: Varian
         gate.activate("model", "base", actor="test", evaluate=False)
 
 
-def report(expected: float, p95: float) -> dict[str, object]:
-    answers = {
+def report(expected: float, p95: float, **labels: float) -> dict[str, object]:
+    answers: dict[str, object] = labels | {
         "expected": expected,
         "grounded": 0.5,
         "cited": 0.9,
@@ -201,6 +201,16 @@ def test_the_gate_compares_set_by_set(registry: Registry) -> None:
         "docs_qa.jsonl: total_p95_s rose from 10 s to 30 s",
         "docs_qa.jsonl: first_token_p95_s rose from 5 s to 15 s",
     ]
+    # The grounding check on the set's hand labels: a release whose check flags fewer
+    # wrong answers or more right ones is refused; a report from before the figures
+    # existed (no such keys) is not compared on them.
+    labelled = report(0.62, 10, labels_wrong_flagged=0.82, labels_right_flagged=0.19)
+    check_worse = report(0.62, 10, labels_wrong_flagged=0.6, labels_right_flagged=0.3)
+    assert compare(check_worse, labelled) == [
+        "docs_qa.jsonl: labels_wrong_flagged fell from 0.82 to 0.6",
+        "docs_qa.jsonl: labels_right_flagged rose from 0.19 to 0.3",
+    ]
+    assert compare(check_worse, report(0.62, 10)) == []
 
 
 @pytest.fixture

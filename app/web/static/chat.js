@@ -21,6 +21,7 @@ import { createLibrary } from "./library.js";
 import { renderMarkdown } from "./markdown.js";
 import { assistantMessage, finishAssistant, setError, showTyping, userMessage } from "./messages.js";
 import { createSSEParser, readEventStream } from "./sse.js";
+import { renderSupport } from "./support.js";
 
 const STORAGE_KEY = "docchat.conversation_id";
 const FORBIDDEN_MESSAGE = "This key may not use the chat."; // on a 403
@@ -456,6 +457,7 @@ function initChat() {
 window.docchat = Object.freeze({
   renderMarkdown: renderMarkdown,
   renderCitations: renderCitations,
+  renderSupport: renderSupport,
   createSSEParser: createSSEParser,
 });
 

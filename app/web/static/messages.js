@@ -5,6 +5,7 @@
 import { renderCitations } from "./citations.js";
 import { el } from "./dom.js";
 import { renderMarkdown } from "./markdown.js";
+import { renderSupport } from "./support.js";
 
 // A question as shown in the log (plain text, never Markdown).
 export function userMessage(text, id) {
@@ -78,6 +79,8 @@ export function finishAssistant(parts, answer, citations, answeredFromDocs, chec
   if (oldWarning) oldWarning.remove();
   const warning = groundingWarning(checks);
   if (warning) parts.msg.appendChild(warning);
+  const evidence = renderSupport(parts.msg, parts.body, checks && checks.support);
+  if (evidence) parts.msg.appendChild(evidence);
   const cites = renderCitations(citations);
   if (cites) parts.msg.appendChild(cites);
   if (answeredFromDocs === false) {
