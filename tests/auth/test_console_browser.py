@@ -91,6 +91,7 @@ def test_an_admin_runs_docchat_from_the_console(driver, server: str, tmp_path: P
     assert runs[0][1] == "support-runbooks"
     assert "shortcuts.md" in runs[0][-1]
     # A file dropped onto the page goes the same way (a DragEvent as a browser sends it).
+    before = driver.find_element(By.ID, "upload-result").text
     driver.execute_script(
         """const files = new DataTransfer();
         files.items.add(new File([arguments[0]], "dropped.md", {type: "text/markdown"}));
@@ -100,7 +101,7 @@ def test_an_admin_runs_docchat_from_the_console(driver, server: str, tmp_path: P
     )
     _wait(
         driver,
-        lambda d: "1 new" in d.find_element(By.ID, "upload-result").text,
+        lambda d: (now := d.find_element(By.ID, "upload-result").text) != before and "1 new" in now,
         "the dropped file was not ingested",
         timeout=180,
     )
