@@ -90,6 +90,21 @@ def test_an_admin_runs_docchat_from_the_console(driver, server: str, tmp_path: P
     runs = _cells(driver, "runs-table")
     assert runs[0][1] == "support-runbooks"
     assert "shortcuts.md" in runs[0][-1]
+    # A file dropped onto the page goes the same way (a DragEvent as a browser sends it).
+    before = driver.find_element(By.ID, "upload-result").text
+    driver.execute_script(
+        """const files = new DataTransfer();
+        files.items.add(new File([arguments[0]], "dropped.md", {type: "text/markdown"}));
+        const drop = new DragEvent("drop", {dataTransfer: files, bubbles: true, cancelable: true});
+        document.getElementById("upload-drop").dispatchEvent(drop);""",
+        "# Bridge\n\nThe incident bridge number is 4455; the duty engineer joins it first.\n",
+    )
+    _wait(
+        driver,
+        lambda d: (now := d.find_element(By.ID, "upload-result").text) != before and "1 new" in now,
+        "the dropped file was not ingested",
+        timeout=180,
+    )
 
     # A reader granted and revoked from the table.
     row = next(

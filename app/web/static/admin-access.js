@@ -2,6 +2,8 @@
  * ingest runs) and API keys (create shows the key once, revoke). */
 
 import { call, setStatus } from "./admin-api.js";
+import { errorMessage, withKey } from "./api.js";
+import { getKey } from "./auth.js";
 import { el } from "./dom.js";
 
 function button(text, onClick, label) {
@@ -148,17 +150,49 @@ function findingList(lines) {
   return list;
 }
 
+// POST /api/documents with the upload's progress shown (fetch cannot report it):
+// resolves to the run's report, rejects with the server's message.
+function send(data, progress) {
+  return new Promise(function (resolve, reject) {
+    const xhr = new XMLHttpRequest();
+    xhr.open("POST", "/api/documents");
+    const headers = withKey({ Accept: "application/json" }, getKey());
+    Object.keys(headers).forEach((h) => xhr.setRequestHeader(h, headers[h]));
+    xhr.upload.addEventListener("progress", function (ev) {
+      if (ev.lengthComputable) progress(Math.round((100 * ev.loaded) / ev.total));
+    });
+    xhr.addEventListener("load", function () {
+      let body = null;
+      try {
+        body = JSON.parse(xhr.responseText);
+      } catch (e) {
+        body = null;
+      }
+      if (xhr.status >= 200 && xhr.status < 300) resolve(body);
+      else reject(new Error(errorMessage(body, "Request failed (" + xhr.status + ").")));
+    });
+    xhr.addEventListener("error", () => reject(new Error("The upload did not reach the server.")));
+    xhr.send(data);
+  });
+}
+
 async function upload(ev) {
-  ev.preventDefault();
-  const form = ev.target;
+  if (ev) ev.preventDefault();
+  const form = document.getElementById("collection-upload");
+  if (!form.files.files.length) return;
   const data = new FormData();
   for (const file of form.files.files) data.append("files", file);
   data.append("collection", form.collection.value);
   const out = document.getElementById("upload-result");
-  out.textContent = "Uploading and ingesting…";
+  const bar = document.getElementById("upload-progress");
+  bar.hidden = false;
+  bar.value = 0;
+  out.textContent = "Uploading…";
   try {
-    const r = await call("POST", "/api/documents", data);
-    if (r === null) return;
+    const r = await send(data, function (percent) {
+      bar.value = percent;
+      out.textContent = percent < 100 ? "Uploading… " + percent + "%" : "Uploaded; ingesting (checks, chunks, embeddings)…";
+    });
     out.replaceChildren(
       el("p", null, "Run " + r.run_id + " (" + r.status + "): " + r.new + " new, " + r.changed + " changed, " + r.unchanged + " unchanged, " + r.failed + " failed, " + r.quarantined + " quarantined, " + r.chunks_written + " chunks."),
       findingList(r.findings.map((f) => f.source + ": " + f.reason))
@@ -166,8 +200,30 @@ async function upload(ev) {
     form.reset();
   } catch (e) {
     out.textContent = "Upload refused: " + e.message;
+  } finally {
+    bar.hidden = true;
   }
   await showCollections();
+}
+
+// Files dropped on the zone are uploaded into the collection chosen above.
+function dropZone() {
+  const zone = document.getElementById("upload-drop");
+  const input = document.querySelector("#collection-upload input[type=file]");
+  ["dragenter", "dragover"].forEach(function (name) {
+    zone.addEventListener(name, function (ev) {
+      ev.preventDefault();
+      zone.classList.add("active");
+    });
+  });
+  zone.addEventListener("dragleave", () => zone.classList.remove("active"));
+  zone.addEventListener("drop", function (ev) {
+    ev.preventDefault();
+    zone.classList.remove("active");
+    if (!ev.dataTransfer || !ev.dataTransfer.files.length) return;
+    input.files = ev.dataTransfer.files;
+    upload();
+  });
 }
 
 export async function showKeys() {
@@ -224,4 +280,5 @@ async function createCollection(ev) {
 
 document.getElementById("collection-create").addEventListener("submit", createCollection);
 document.getElementById("collection-upload").addEventListener("submit", upload);
+dropZone();
 document.getElementById("key-create").addEventListener("submit", createKey);
