@@ -33,7 +33,8 @@ SECURITY_HEADERS = [
 # Reachable without a key: probes, the static shell of the chat page, which holds no
 # data (it asks for a key or a sign-in and fetches everything through the API), and the
 # sign-in routes (which read the session themselves).
-PUBLIC_EXACT = frozenset({"/healthz", "/readyz", "/", "/favicon.ico"})
+# The pages themselves hold no data (the console's figures are admin routes).
+PUBLIC_EXACT = frozenset({"/healthz", "/readyz", "/", "/admin", "/favicon.ico"})
 SIGNIN_START = "/auth/login"
 PUBLIC_PREFIXES = ("/static/", "/sources/", "/auth/")
 # Methods that change nothing: a cookie-authenticated request with another method must

@@ -75,6 +75,7 @@ def test_every_route_is_public_or_scoped(auth_client: TestClient) -> None:
             # The sign-in routes read (and check) the session themselves.
             assert route.path in (
                 "/",
+                "/admin",
                 "/healthz",
                 "/readyz",
                 "/sources/{document_id}",
@@ -132,6 +133,11 @@ def test_public_routes_need_no_key(auth_client: TestClient) -> None:
     assert auth_client.get("/").status_code == 200
     assert auth_client.get("/static/chat.js").status_code == 200
     assert auth_client.get("/sources/abc").status_code == 200
+    # The console page asks for a key itself; its figures are admin routes.
+    console = auth_client.get("/admin")
+    assert console.status_code == 200
+    assert 'id="key-form"' in console.text
+    assert auth_client.get("/api/admin/health").status_code == 401
 
 
 def test_chat_with_bearer_and_x_api_key(auth_client: TestClient, keys: dict[str, str]) -> None:
