@@ -241,11 +241,8 @@ def test_chat_answers_with_sources_through_the_remote_model(remote: Components) 
 def test_openai_endpoint_on_top_of_the_remote_model(remote: Components) -> None:
     for base in serve_in_thread(create_app(remote.settings, remote)):
         client = openai.OpenAI(base_url=f"{base}/v1", api_key="unused", max_retries=0)
-        assert [m.id for m in client.models.list()] == [
-            REMOTE_MODEL,
-            MODEL_ALIAS,
-            f"{MODEL_ALIAS}/docs",
-        ]
+        listed = [m.id for m in client.models.list()]
+        assert listed[:3] == [REMOTE_MODEL, MODEL_ALIAS, f"{MODEL_ALIAS}/docs"]
         response = client.chat.completions.create(
             model=MODEL_ALIAS, messages=[{"role": "user", "content": QUESTION}], max_tokens=48
         )
