@@ -24,14 +24,18 @@ function cellTable(id, headings, rows) {
   t.replaceChildren(head, body);
 }
 
+// The recorded gate figures, set by set: what the gate compares with the release
+// in service.
 function gateSummary(report) {
-  if (!report || typeof report !== "object") return "not evaluated";
-  const parts = [];
-  Object.keys(report).forEach(function (set) {
-    const r = report[set];
-    if (!r || typeof r !== "object" || !r.answers) return;
-    const a = r.answers;
-    if (typeof a.expected_found === "number") parts.push(set + ": expected " + a.expected_found.toFixed(2));
+  if (!report || !Array.isArray(report.sets)) return "not evaluated";
+  const parts = report.sets.map(function (s) {
+    const a = s.answers || {};
+    const name = String(s.file || "").split("/").pop();
+    const figures = [];
+    if (typeof a.expected === "number") figures.push("expected " + a.expected.toFixed(2));
+    if (typeof a.grounded === "number") figures.push("grounded " + a.grounded.toFixed(2));
+    if (typeof a.first_token_p95_s === "number") figures.push("first token p95 " + a.first_token_p95_s.toFixed(1) + " s");
+    return name + ": " + (figures.join(", ") || "measured");
   });
   return parts.join("; ") || "evaluated";
 }
