@@ -1,7 +1,7 @@
 /* docchat console: collections (readers, create, grant, revoke, delete, upload,
  * ingest runs) and API keys (create shows the key once, revoke). */
 
-import { call, setStatus } from "./admin-api.js";
+import { call, setStatus, table } from "./admin-api.js";
 import { errorMessage, withKey } from "./api.js";
 import { getKey } from "./auth.js";
 import { el } from "./dom.js";
@@ -12,26 +12,6 @@ function button(text, onClick, label) {
   if (label) b.setAttribute("aria-label", label);
   b.addEventListener("click", onClick);
   return b;
-}
-
-function table(id, headings, rows) {
-  const t = document.getElementById(id);
-  const head = el("thead");
-  const tr = el("tr");
-  headings.forEach((h) => tr.appendChild(el("th", null, h)));
-  head.appendChild(tr);
-  const body = el("tbody");
-  rows.forEach(function (cells) {
-    const row = el("tr");
-    cells.forEach(function (c) {
-      const td = el("td");
-      if (c instanceof Node) td.appendChild(c);
-      else td.textContent = c === null || c === undefined ? "" : String(c);
-      row.appendChild(td);
-    });
-    body.appendChild(row);
-  });
-  t.replaceChildren(head, body);
 }
 
 async function act(doing, reload) {

@@ -4,6 +4,7 @@
 
 import { errorMessage, networkErrorMessage, withKey } from "./api.js";
 import { getKey } from "./auth.js";
+import { el } from "./dom.js";
 
 const FORBIDDEN = "The console is for admins: your groups (or this key) do not give the admin role.";
 let keyPrompt = null;
@@ -60,4 +61,25 @@ export async function call(method, path, body, raw) {
     throw error;
   }
   return parsed;
+}
+
+// A table of rows of cells: text (through textContent) or nodes the sections built.
+export function table(id, headings, rows) {
+  const t = document.getElementById(id);
+  const head = el("thead");
+  const tr = el("tr");
+  headings.forEach((h) => tr.appendChild(el("th", null, h)));
+  head.appendChild(tr);
+  const body = el("tbody");
+  rows.forEach(function (cells) {
+    const row = el("tr");
+    cells.forEach(function (c) {
+      const td = el("td");
+      if (c instanceof Node) td.appendChild(c);
+      else td.textContent = c === null || c === undefined ? "" : String(c);
+      row.appendChild(td);
+    });
+    body.appendChild(row);
+  });
+  t.replaceChildren(head, body);
 }

@@ -1,28 +1,8 @@
 /* docchat console: models (the registry, activation through the gate with its
  * reasons, rollback) and the audit trail (filters, CSV). */
 
-import { call, setStatus } from "./admin-api.js";
+import { call, setStatus, table } from "./admin-api.js";
 import { el } from "./dom.js";
-
-function cellTable(id, headings, rows) {
-  const t = document.getElementById(id);
-  const tr = el("tr");
-  headings.forEach((h) => tr.appendChild(el("th", null, h)));
-  const body = el("tbody");
-  rows.forEach(function (cells) {
-    const row = el("tr");
-    cells.forEach(function (c) {
-      const td = el("td");
-      if (c instanceof Node) td.appendChild(c);
-      else td.textContent = c === null || c === undefined ? "" : String(c);
-      row.appendChild(td);
-    });
-    body.appendChild(row);
-  });
-  const head = el("thead");
-  head.appendChild(tr);
-  t.replaceChildren(head, body);
-}
 
 // The recorded gate figures, set by set: what the gate compares with the release
 // in service.
@@ -76,7 +56,7 @@ async function activate(name, measure) {
 export async function showModels() {
   const models = await call("GET", "/api/admin/models");
   if (models === null) return;
-  cellTable(
+  table(
     "models-table",
     ["Model", "Quantization", "Size", "Gate figures", "State", ""],
     models.map(function (m) {
@@ -129,7 +109,7 @@ export async function showAudit() {
   params.set("limit", "200");
   const events = await call("GET", "/api/admin/audit?" + params.toString());
   if (events === null) return;
-  cellTable(
+  table(
     "audit-table",
     ["When", "Who", "What", "Target", "Outcome", "Why"],
     events.map((e) => [e.created_at.slice(0, 19).replace("T", " "), e.actor, e.action, e.target, e.outcome, e.reason || ""])
