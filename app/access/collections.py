@@ -23,7 +23,7 @@ from app.store.collections import (
 from app.store.db import Database
 from app.store.keys import find_key
 from app.store.models import ApiKey, Document
-from app.store.people import User
+from app.store.people import User, find_user
 from app.store.vectors import VectorStore
 from common.errors import DocchatError, Kind
 
@@ -209,12 +209,7 @@ class Collections:
         if reader_kind == "group":
             return Reader("group", who.strip(), who.strip())
         if reader_kind == "user":
-            user = session.scalar(
-                select(User)
-                .where((User.id == who) | (User.username == who) | (User.email == who))
-                .order_by(User.id)
-                .limit(1)
-            )
+            user = find_user(session, who)
             if user is None:
                 raise NoSuchCollection(
                     f"no user {who!r} has signed in yet: grant one of their groups, or "

@@ -11,14 +11,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from app.auth.errors import AuthRefused
 from app.store import audit
 from app.store.db import Database
 from app.store.models import utcnow
-from app.store.people import Group, SignInSession, User
+from app.store.people import Group, SignInSession, User, find_user
 
 MAX_GROUPS = 200  # more in one claim is a misconfigured provider, not a person
 
@@ -143,20 +143,11 @@ class UserStore:
             rows = session.scalars(select(User).order_by(User.username, User.id)).all()
             return [person(r) for r in rows]
 
-    def _find(self, session: Session, who: str) -> User | None:
-        """By docchat's id, user name or e-mail (exactly)."""
-        return session.scalar(
-            select(User)
-            .where(or_(User.id == who, User.username == who, User.email == who))
-            .order_by(User.id)
-            .limit(1)
-        )
-
     def _change(self, who: str, action: str, actor: str, change: Any) -> Person:
         """Apply `change(session, row)` (which returns the event's detail) to the person
         `who` names, with its audit event; a refusal, audited, if there is no such one."""
         with self.db.session() as session:
-            row = self._find(session, who)
+            row = find_user(session, who)
             if row is not None:
                 detail = change(session, row)
                 audit.record(session, actor, action, f"user:{row.id}", detail=detail)

@@ -10,8 +10,10 @@ from sqlalchemy import (
     ForeignKey,
     String,
     UniqueConstraint,
+    or_,
+    select,
 )
-from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy.orm import Mapped, Session, mapped_column, relationship
 
 from app.store.models import Base, new_id, utcnow
 
@@ -38,6 +40,16 @@ class User(Base):
     disabled_at: Mapped[datetime | None] = mapped_column(default=None)
 
     groups: Mapped[list[Group]] = relationship(secondary="user_groups", order_by="Group.name")
+
+
+def find_user(session: Session, who: str) -> User | None:
+    """A person by docchat's id, user name or e-mail (exactly; the lowest id first)."""
+    return session.scalar(
+        select(User)
+        .where(or_(User.id == who, User.username == who, User.email == who))
+        .order_by(User.id)
+        .limit(1)
+    )
 
 
 class Group(Base):
