@@ -28,7 +28,7 @@ from app.components import Components, build_components
 from app.main import create_app
 from app.settings import Settings
 from app.store.models import Document
-from tests.auth.conftest import Ports, audit_events, metric, oidc_settings
+from tests.auth.conftest import Ports, audit_events, metric, oidc_settings, sign_in
 from tests.auth.provider import Provider
 from tests.conftest import CORPUS, Models, bearer, make_settings
 from tests.sse import parse_sse
@@ -298,3 +298,24 @@ def test_every_admin_route_refuses_a_reader_and_the_trail_exports_as_csv(
     lines = exported.text.splitlines()
     assert lines[0] == "id,created_at,actor,action,target,outcome,reason,detail"
     assert any(",collection.grant,sales-playbook," in line for line in lines[1:])
+
+
+def test_a_person_granted_by_e_mail_reads_the_collection(
+    deployment: Deployment, alice: dict[str, str], provider: Provider
+) -> None:
+    """Her e-mail comes with a page sign-in (an access token need not carry it); her
+    tokens are the same person."""
+    client = deployment.client
+    collections = Collections(deployment.components.db)
+    assert sign_in(client, provider, "alice").status_code == 303
+    client.cookies.clear()  # from here on, her bearer token alone
+    reader = collections.grant("sales-playbook", "user", "alice@example.com")
+    try:
+        assert reader.kind == "user"
+        assert reader.label == "alice@example.com"
+        names = [c["name"] for c in client.get("/api/collections", headers=alice).json()]
+        assert "sales-playbook" in names
+    finally:
+        collections.revoke("sales-playbook", "user", "alice@example.com")
+    names = [c["name"] for c in client.get("/api/collections", headers=alice).json()]
+    assert "sales-playbook" not in names
