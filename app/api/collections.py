@@ -4,7 +4,6 @@ create, grant, revoke and delete (the same calls as `docchat collections`, audit
 from __future__ import annotations
 
 import asyncio
-from typing import Literal
 
 from fastapi import APIRouter
 from pydantic import BaseModel, Field
@@ -141,7 +140,7 @@ def grant(
 @admin.delete("/collections/{name}/readers/{kind}", responses=ERROR_RESPONSES)
 def revoke(
     name: str,
-    kind: Literal["everyone", "group", "user", "key"],
+    kind: ReaderKind,
     components: ComponentsDep,
     identity: IdentityDep,
     who: str = "",

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from app.api.deps import (
     ComponentsDep,
@@ -58,6 +58,17 @@ class ConversationSummary(BaseModel):
     title: str
     collection: str
     created_at: str
+
+    @classmethod
+    def of(cls, conversation: Conversation, default: str) -> ConversationSummary:
+        """A conversation's summary; one from before collections had readers answers
+        from the default collection."""
+        return cls(
+            id=conversation.id,
+            title=conversation.title,
+            collection=conversation.collection or default,
+            created_at=conversation.created_at.isoformat(),
+        )
 
 
 class Rename(BaseModel):
@@ -131,22 +142,16 @@ def list_conversations(
     default = components.settings.vectors.collection
     readable = {c.name for c in components.access.readable(identity)}
     owner = identity.owner if identity is not None else None
+    # Filtered before the limit: conversations of collections no longer readable do not
+    # take the places of readable ones.
     rows = session.scalars(
         select(Conversation)
         .where(Conversation.owner.is_(None) if owner is None else Conversation.owner == owner)
+        .where(func.coalesce(Conversation.collection, default).in_(readable))
         .order_by(Conversation.created_at.desc())
         .limit(limit)
     )
-    return [
-        ConversationSummary(
-            id=c.id,
-            title=c.title,
-            collection=c.collection or default,
-            created_at=c.created_at.isoformat(),
-        )
-        for c in rows
-        if (c.collection or default) in readable
-    ]
+    return [ConversationSummary.of(c, default) for c in rows]
 
 
 @router.patch("/conversations/{conversation_id}", responses=ERROR_RESPONSES)
@@ -160,12 +165,7 @@ def rename_conversation(
     """Give one's conversation another title."""
     conversation = _readable(session, components, identity, conversation_id)
     conversation.title = " ".join(body.title.split())[:200] or conversation.title
-    return ConversationSummary(
-        id=conversation.id,
-        title=conversation.title,
-        collection=conversation.collection or components.settings.vectors.collection,
-        created_at=conversation.created_at.isoformat(),
-    )
+    return ConversationSummary.of(conversation, components.settings.vectors.collection)
 
 
 @router.get("/conversations/{conversation_id}", responses=ERROR_RESPONSES)

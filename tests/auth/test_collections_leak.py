@@ -247,6 +247,10 @@ def test_grants_and_revocations_count_from_the_next_request_and_are_audited(
         # Her history in it goes with the collection, though she still owns it.
         assert client.get(f"/api/conversations/{conversation}", headers=alice).status_code == 404
         assert conversation not in client.get("/api/conversations", headers=alice).text
+        # Her newest conversation is the hidden one: the list's one place goes to the
+        # newest she still reads (she asked in docs in the probe above).
+        newest = client.get("/api/conversations", params={"limit": 1}, headers=alice).json()
+        assert [c["collection"] for c in newest] == ["docs"]
     finally:
         collections.grant("support-runbooks", "group", "support")
     assert client.get(f"/api/conversations/{conversation}", headers=alice).status_code == 200
