@@ -13,7 +13,7 @@ from sqlalchemy import select
 
 from app.store.db import Database
 from app.store.models import IngestRun
-from app.telemetry.observations import SqlObservations
+from app.telemetry.observations import AnswerObservation, RatingObservation, SqlObservations
 
 HOUR = 3600.0
 
@@ -49,17 +49,20 @@ def hourly(db: Database, hours: int, now: float | None = None) -> list[dict[str,
     end = (math.floor(now / HOUR) + 1) * HOUR
     start = end - (hours + 1) * HOUR
     source = SqlObservations(db)
-    answers, ratings = source.answers(start, end), source.ratings(start, end)
+    # Each answer and rating into its hour, in one pass.
+    answers: list[list[AnswerObservation]] = [[] for _ in range(hours + 1)]
+    ratings: list[list[RatingObservation]] = [[] for _ in range(hours + 1)]
+    for a in source.answers(start, end):
+        answers[int((a.at - start) // HOUR)].append(a)
+    for r in source.ratings(start, end):
+        ratings[int((r.at - start) // HOUR)].append(r)
     figures = []
-    for i in range(hours + 1):
-        lo, hi = start + i * HOUR, start + (i + 1) * HOUR
-        these = [a for a in answers if lo <= a.at < hi]
-        rated = [r for r in ratings if lo <= r.at < hi]
+    for i, (these, rated) in enumerate(zip(answers, ratings, strict=True)):
         seconds = [a.seconds for a in these if a.seconds is not None]
         checked = [a for a in these if a.grounded is not None]
         figures.append(
             HourFigures(
-                at=datetime.fromtimestamp(lo, UTC).isoformat(timespec="seconds"),
+                at=datetime.fromtimestamp(start + i * HOUR, UTC).isoformat(timespec="seconds"),
                 answers=len(these),
                 seconds_p50=_quantile(seconds, 0.5),
                 seconds_p95=_quantile(seconds, 0.95),
