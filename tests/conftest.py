@@ -178,9 +178,10 @@ def docchat_serve(env: dict[str, str], log: Path, cwd: Path | None = None) -> It
             process.wait()
 
 
-def serve_in_thread(app: object) -> Iterator[str]:
-    """Run an app behind uvicorn on a free loopback port until the generator closes."""
-    port = free_port()
+def serve_in_thread(app: object, port: int | None = None) -> Iterator[str]:
+    """Run an app behind uvicorn on a loopback port (a free one unless given: a sign-in
+    test's must be the one the provider knows) until the generator closes."""
+    port = port or free_port()
     config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning")  # type: ignore[arg-type]
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)

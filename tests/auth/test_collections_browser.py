@@ -6,13 +6,10 @@ deletes her conversation."""
 from __future__ import annotations
 
 import os
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import uvicorn
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support.ui import Select, WebDriverWait
@@ -21,7 +18,7 @@ from app.main import create_app
 from tests.auth.conftest import Ports
 from tests.auth.provider import USERS, Provider
 from tests.auth.test_collections_leak import three_collections
-from tests.conftest import Models
+from tests.conftest import Models, serve_in_thread
 from tests.test_web_browser import (
     ARTIFACTS,
     PAGE_TIMEOUT_S,
@@ -37,21 +34,10 @@ __all__ = ["driver"]
 def serve_three_collections(root: Path, models: Models, ports: Ports) -> Iterator[str]:
     """Three collections behind uvicorn, on the port the provider knows."""
     components, settings = three_collections(root, models, ports)
-    config = uvicorn.Config(
-        create_app(settings, components), host="127.0.0.1", port=ports.live, log_level="warning"
-    )
-    running = uvicorn.Server(config)
-    thread = threading.Thread(target=running.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not running.started:
-        assert thread.is_alive(), "server died at start"
-        assert time.monotonic() < deadline, "server did not start"
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{ports.live}"
-    running.should_exit = True
-    thread.join(timeout=30)
-    components.close()
+    try:
+        yield from serve_in_thread(create_app(settings, components), ports.live)
+    finally:
+        components.close()
 
 
 @pytest.fixture(scope="module")

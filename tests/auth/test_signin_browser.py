@@ -5,12 +5,9 @@ POST carries the CSRF token), feedback given, then signed out at the provider to
 from __future__ import annotations
 
 import os
-import threading
-import time
 from collections.abc import Iterator
 
 import pytest
-import uvicorn
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support.ui import WebDriverWait
@@ -20,6 +17,7 @@ from app.main import create_app
 from app.settings import Settings
 from tests.auth.conftest import Ports
 from tests.auth.provider import USERS, Provider
+from tests.conftest import serve_in_thread
 from tests.test_web_browser import (
     ARTIFACTS,
     PAGE_TIMEOUT_S,
@@ -39,23 +37,7 @@ def signin_server(
     components: Components, signin_settings: Settings, provider: Provider, ports: Ports
 ) -> Iterator[str]:
     """The app with sign-in, behind uvicorn on the port the provider knows."""
-    config = uvicorn.Config(
-        create_app(signin_settings, components),
-        host="127.0.0.1",
-        port=ports.live,
-        log_level="warning",
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert thread.is_alive(), "server died at start"
-        assert time.monotonic() < deadline, "server did not start"
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{ports.live}"
-    server.should_exit = True
-    thread.join(timeout=30)
+    yield from serve_in_thread(create_app(signin_settings, components), ports.live)
 
 
 def _shown(drv, selector: str) -> bool:
