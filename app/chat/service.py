@@ -34,6 +34,7 @@ from app.chat.events import (
 from app.chat.passage import closest_passage
 from app.chat.question import Question
 from app.chat.records import ChatRecords
+from app.chat.warm_turns import Turns, WarmTurns, choose_prompt
 from app.llm.base import ChatEngine, GenerationStats, GenerationTimeout, Prompt, Ticket
 from app.rag.fitting import fit_prompt
 from app.rag.followup import standalone_by_model, standalone_by_rules
@@ -97,6 +98,9 @@ class ChatService:
         self.llm = llm
         self.telemetry = telemetry or retriever.telemetry
         self.system = system_prompt(guard.canary)
+        # Each conversation's last prompt as sent, for a follow-up the engine's cache
+        # of it makes cheap (app/chat/warm_turns.py).
+        self.warm = WarmTurns(max_age_s=llm.cache_max_age_s)
 
     def shared_prefix(self, engine: ChatEngine | None = None) -> Prompt:
         """The tokens every prompt starts with (the system turn in the model's template),
@@ -151,6 +155,7 @@ class ChatService:
         engine = self.engine.pin()
         ticket: Ticket | None = None
         prompt: Prompt | None = None
+        sent: Turns | None = None
         try:
             async with asyncio.timeout(deadline - time.monotonic()):
                 query = await self._standalone(engine, text, previous, deadline)
@@ -162,17 +167,19 @@ class ChatService:
                     refusal = not_covered_answer(unknown)
                 if hits:  # a question the docs do not cover needs no model
                     ticket = engine.reserve()
-                    fitted = await asyncio.to_thread(
-                        fit_prompt,
+                    chosen = await asyncio.to_thread(
+                        choose_prompt,
                         engine,
                         self.system,
                         text,
                         hits,
                         history,
+                        self.warm.recall(question.conversation_id),
                         question.extra_system,
                         budget,
                     )
-                    prompt, hits = fitted.prompt, fitted.hits
+                    prompt, hits = chosen.fitted.prompt, chosen.fitted.hits
+                    sent = chosen.sent
             ids: tuple[str | None, str | None] = (None, None)
             if question.store:
                 ids = await asyncio.to_thread(
@@ -209,6 +216,7 @@ class ChatService:
             deadline=deadline,
             ticket=ticket,
             refusal=refusal,
+            sent=sent,
         )
 
     async def _standalone(
@@ -281,6 +289,7 @@ class Answer:
         deadline: float,
         ticket: Ticket | None,
         refusal: str = NO_CONTEXT_ANSWER,
+        sent: Turns | None = None,
     ) -> None:
         self.service = service
         self.engine = engine  # the model that writes this answer, to its end
@@ -295,6 +304,7 @@ class Answer:
         self.opened = deadline - service.llm.request_timeout_s  # when the question came
         self.ticket = ticket
         self.refusal = refusal  # what is said when the docs do not cover the question
+        self.sent = sent  # the prompt's turns as sent, its answer to be added
         self._begun = False
 
     @property
@@ -340,6 +350,9 @@ class Answer:
                 checks = AnswerChecks(retrieval_score=round(self.hits[0].score, 4))
                 final = await self._checked("".join(pieces), stats, checks, guarded.violation)
             status = "blocked" if final.checks.blocked else "complete"
+            conversation = self.started.conversation_id
+            if status == "complete" and self.sent is not None and conversation is not None:
+                service.warm.remember(conversation, [*self.sent, ("assistant", final.text)])
             top = self.hits[0].score if self.hits else None
             service.telemetry.answer_done(final.verdict, top)
             yield final

@@ -240,6 +240,11 @@ class ChatEngine(Protocol):
         """Cache a prompt prefix every request shares, where the engine can."""
         ...
 
+    def cached_tokens(self, prompt: Prompt) -> int:
+        """How many of the prompt's first tokens the engine holds evaluated (the shared
+        prefix, a finished answer's cache); 0 where it cannot tell."""
+        ...
+
     def stream(
         self,
         prompt: Prompt,

@@ -11,7 +11,8 @@ lasts about `step_target_s` whatever the model and the machine). A sequence whos
 prompt is done samples its first token from that same step and decodes from the next
 one. Each sequence samples with its own sampler and hands its text to the request's
 event loop. Throughput grows with concurrent users instead of staying flat, and a
-cancelled request frees its slot at the next step, mid-prompt included.
+cancelled request frees its slot at the next step, mid-prompt included. A finished
+answer's cache stays in its sequence for a follow-up that starts with it (app/llm/kept.py).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ import llama_cpp as ll
 
 # Re-exported where they were declared before (the tests import them from here).
 from app.llm.chunk_sizer import ChunkSizer
+from app.llm.kept import KeptSequences
 
 log = logging.getLogger(__name__)
 PREFIX_SEQ = 0  # holds the cached prompt prefix; requests use the ids after it
@@ -59,6 +61,7 @@ class Job:
     # Worker state.
     seq: int = -1
     evaluated: int = 0  # prompt tokens in the sequence's cache so far
+    cells: int = 0  # tokens (prompt, then answer) the sequence's cache holds
     pos: int = 0
     produced: int = 0
     last: int = 0
@@ -95,19 +98,22 @@ class BatchedContext:
         n_batch: int,
         n_threads: int,
         adapter: Any = None,
+        n_kept: int = 0,
     ) -> None:
         self.model = model
         self.vocab = ll.llama_model_get_vocab(model)
         self.n_vocab = int(ll.llama_vocab_n_tokens(self.vocab))
         self.n_ctx_per_seq = n_ctx_per_seq
         self.n_parallel = n_parallel
+        # Sequences beyond n_parallel: room for finished answers' caches under load.
+        self.n_seqs = n_parallel + n_kept
         params = ll.llama_context_default_params()
         # One extra sequence keeps the cached prefix. Each sequence gets a KV stream of
         # its own (not unified): measured here, that is faster, and a sequence's
         # attention then never depends on its neighbours, so a batched answer is the
         # same as the answer generated alone (greedy decoding).
-        params.n_seq_max = n_parallel + 1
-        params.n_ctx = n_ctx_per_seq * (n_parallel + 1)
+        params.n_seq_max = self.n_seqs + 1
+        params.n_ctx = n_ctx_per_seq * (self.n_seqs + 1)
         params.n_batch = max(n_batch, n_parallel)
         params.n_ubatch = max(n_batch, n_parallel)
         params.n_threads = n_threads
@@ -177,6 +183,11 @@ class BatchedContext:
         """Drop a sequence's cells."""
         ll.llama_memory_seq_rm(self.memory, seq, -1, -1)
 
+    def trim(self, seq: int, keep: int) -> bool:
+        """Drop a sequence's cells from position `keep` on; whether the model allows it
+        (a recurrent model's state cannot be cut: then the caller starts over)."""
+        return bool(ll.llama_memory_seq_rm(self.memory, seq, keep, -1))
+
     def new_sampler(self, job: Job) -> Any:
         """Top-k, penalties, then greedy (temperature 0) or temperature + seeded sampling."""
         chain = ll.llama_sampler_chain_init(ll.llama_sampler_chain_default_params())
@@ -233,12 +244,13 @@ class BatchScheduler:
         *,
         prefill_chunk: int | Literal["auto"] = 64,
         step_target_s: float = 0.25,
+        cache_max_age_s: float = 900.0,
     ) -> None:
         self.context = context
         self.prefill_chunk = prefill_chunk
         self.chunk_sizer = ChunkSizer(step_target_s, context.n_batch)
         self.incoming: queue.Queue[Job | None] = queue.Queue()
-        self.free = list(range(1, context.n_parallel + 1))
+        self.free = KeptSequences(list(range(1, context.n_seqs + 1)), cache_max_age_s)
         self.prefilling: list[Job] = []  # admitted, prompt not fully evaluated (in order)
         self.active: list[Job] = []  # decoding
         self.steps = 0
@@ -297,7 +309,9 @@ class BatchScheduler:
                 reply.put(("error", exc))
 
     def _admit(self, *, block: bool) -> None:
-        while self.free:
+        for seq in self.free.expired():  # a conversation's cache outlives no one's wait
+            self.context.free_seq(seq)
+        while self.free and len(self.active) + len(self.prefilling) < self.context.n_parallel:
             try:
                 job = self.incoming.get(timeout=0.5) if block else self.incoming.get_nowait()
             except queue.Empty:
@@ -317,15 +331,20 @@ class BatchScheduler:
         """Give the job a sequence (with the cached prefix when its prompt starts with
         it); the rest of its prompt is evaluated by the next steps."""
         ctx = self.context
-        job.seq = self.free.pop(0)
+        job.seq, held = self.free.take(job.tokens)
         job.admitted_at = time.monotonic()
         job.sampler = ctx.new_sampler(job)
         try:
-            job.prefix_reused = ctx.reuse_prefix(job.seq, job.tokens)
+            if held and not ctx.trim(job.seq, held):
+                held = 0
+            if held < len(ctx.prefix):  # the cached system prompt gives more (a copy
+                held = ctx.reuse_prefix(job.seq, job.tokens) or held  # overwrites it)
+            if not held:
+                ctx.free_seq(job.seq)  # whatever a finished answer left there
         except Exception as exc:
             self._finish(job, "error", exc)
             return
-        job.evaluated = job.prefix_reused
+        job.prefix_reused = job.evaluated = job.cells = held
         self.prefilling.append(job)
 
     def _prompt_budget(self) -> int:
@@ -362,9 +381,12 @@ class BatchScheduler:
             job.evaluated = end
         # One llama_decode, unless the rows outgrow a batch (prefill_chunk larger than
         # n_batch, or 0): logits are read after each, before the next overwrites them.
+        by_seq = {job.seq: job for job in [*self.active, *self.prefilling]}
         began = time.perf_counter()
         for first in range(0, len(rows), ctx.n_batch):
             ctx.decode(rows[first : first + ctx.n_batch])
+            for _token, pos, seq, _logits in rows[first : first + ctx.n_batch]:
+                by_seq[seq].cells = pos + 1  # rows of a sequence come in position order
             for index in range(first, min(first + ctx.n_batch, len(rows))):
                 owner = owners.get(index)
                 if owner is None:
@@ -412,9 +434,11 @@ class BatchScheduler:
         if job in self.prefilling:
             self.prefilling.remove(job)
         if job.seq > 0:
-            self.context.free_seq(job.seq)
-            self.free.append(job.seq)
-            self.free.sort()
+            # What the cells hold stays for a follow-up, unless a decode failed.
+            held = None if kind == "error" else (job.tokens + job.written)[: job.cells]
+            if held is None:
+                self.context.free_seq(job.seq)
+            self.free.give_back(job.seq, held)
             job.seq = -1
         if job.sampler is not None:
             ll.llama_sampler_free(job.sampler)

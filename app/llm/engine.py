@@ -82,11 +82,13 @@ class LlamaEngine:
             n_batch=settings.n_batch,
             n_threads=self.n_threads,
             adapter=self._adapter,
+            n_kept=settings.cache_sequences,
         )
         self.scheduler = BatchScheduler(
             self.context,
             prefill_chunk=settings.prefill_chunk,
             step_target_s=settings.stream_gap_ms / 1000,
+            cache_max_age_s=settings.cache_max_age_s,
         )
         self.admission = Admission(settings)
         self._message_overhead: int | None = None
@@ -163,6 +165,13 @@ class LlamaEngine:
         """Cache the evaluation of a prompt prefix shared by every request (the system
         prompt): requests starting with it skip evaluating it."""
         self.scheduler.call(lambda: self.context.set_prefix(prompt.tokens))
+
+    def cached_tokens(self, prompt: Prompt) -> int:
+        """The longest start of the prompt that a free sequence or the cached system
+        prompt holds (a snapshot: the worker may reuse that sequence meanwhile)."""
+        prefix = self.context.prefix
+        shared = len(prefix) if prompt.tokens[: len(prefix)] == prefix else 0
+        return max(shared, self.scheduler.free.held(prompt.tokens))
 
     def stream(
         self,
@@ -245,6 +254,7 @@ class LlamaEngine:
         def evaluate() -> float:
             seq = self.context.n_parallel  # the last slot; benchmarks run it idle
             self.context.free_seq(seq)
+            self.scheduler.free.forget(seq)
             began = time.perf_counter()
             self.context.prefill(seq, prompt.tokens, 0)
             elapsed = time.perf_counter() - began

@@ -131,6 +131,10 @@ class SwappableEngine:
         """See ChatEngine (the current engine)."""
         self._current.set_prefix(prompt)
 
+    def cached_tokens(self, prompt: Prompt) -> int:
+        """See ChatEngine (the current engine)."""
+        return self._current.cached_tokens(prompt)
+
     def stream(
         self,
         prompt: Prompt,

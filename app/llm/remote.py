@@ -196,6 +196,10 @@ class RemoteEngine:
         """Nothing to do: llama.cpp's servers keep the previous prompt's evaluation per
         slot and reuse its common prefix themselves (vLLM's prefix caching likewise)."""
 
+    def cached_tokens(self, prompt: Prompt) -> int:
+        """Unknown: the server's cache is its own."""
+        return 0
+
     def stream(
         self,
         prompt: Prompt,

@@ -115,6 +115,21 @@ class LLMSettings(BaseModel):
         description="Answers generated together in one batched llama.cpp context; more "
         "raises throughput under concurrent use (each needs n_ctx tokens of KV cache).",
     )
+    cache_sequences: int = Field(
+        2,
+        ge=0,
+        le=64,
+        description="Sequences beyond `parallel` that keep a finished answer's KV cache, "
+        "so that a follow-up in the same conversation (or any prompt starting the same "
+        "way) evaluates only its new tokens; idle slots keep one too. Each needs n_ctx "
+        "tokens of KV cache (local engine only).",
+    )
+    cache_max_age_s: float = Field(
+        900.0,
+        gt=0,
+        description="A kept answer's cache older than this is cleared (its conversation "
+        "is then evaluated from its start again).",
+    )
     queue_size: int = Field(
         16,
         ge=0,
