@@ -29,6 +29,12 @@ class SourceIn(BaseModel):
         "credentials are named (credential), never given."
     )
     interval_s: int = Field(0, ge=0, description="Seconds between syncs; 0: on demand.")
+    cron: str | None = Field(
+        None,
+        description="A cron expression the syncs follow instead of an interval, e.g. "
+        "'0 3 * * 1-5' (UTC; 'TZ=Europe/Paris 0 3 * * 1-5' for another zone). 422 if "
+        "invalid.",
+    )
 
 
 class SourceOut(BaseModel):
@@ -40,9 +46,10 @@ class SourceOut(BaseModel):
     kind: str
     config: dict[str, Any]
     interval_s: int
+    cron: str | None
     enabled: bool
     created_at: str
-    next_run_at: str | None
+    next_run_at: str | None = Field(description="The next scheduled sync (UTC).")
     last_started_at: str | None
     last_finished_at: str | None
     last_status: str | None = Field(
@@ -106,7 +113,12 @@ def add_source(body: SourceIn, components: ComponentsDep) -> SourceOut:
         raise ApiError(409, "conflict", f"a source named {body.name!r} exists already")
     try:
         view = sources.add(
-            body.name, body.collection, body.kind, body.config, interval_s=body.interval_s
+            body.name,
+            body.collection,
+            body.kind,
+            body.config,
+            interval_s=body.interval_s,
+            cron=body.cron,
         )
     except SourceProblem as exc:
         raise ApiError(422, "invalid_request", str(exc)) from None
