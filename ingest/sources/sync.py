@@ -85,6 +85,7 @@ class Syncer:
         return SyncContext(
             workdir=self.sources.workdir(source.id),
             credentials=dict(s.credentials),
+            ssh_keys=dict(s.ssh_keys),
             exclude=tuple(self.settings.ingest.exclude),
             allow_private_addresses=s.allow_private_addresses,
             user_agent=s.user_agent,
