@@ -27,10 +27,12 @@ from app.api import (
     health,
     metrics,
     openai,
+    owned,
     reindex,
     releases,
     signin,
     sources,
+    uploads,
 )
 from app.api.errors import install_error_handlers
 from app.api.middleware import (
@@ -185,7 +187,8 @@ def create_app(
         feedback.router,
         feedback.review,
         admin.admin,
-        admin.uploads,
+        uploads.uploads,
+        owned.router,
         releases.router,
         curation.router,
         reindex.router,
@@ -245,7 +248,8 @@ def create_app(
     app.add_middleware(
         BodySizeLimitMiddleware,
         limit=security.max_body_bytes,
-        limits_by_path={admin.UPLOAD_PATH: security.max_upload_bytes},
+        limits_by_path={uploads.UPLOAD_PATH: security.max_upload_bytes},
+        limits_by_pattern=[(owned.UPLOAD_PATH, security.max_upload_bytes)],
     )
     hsts = security.hsts_max_age_s if settings.env == "production" else 0
     app.add_middleware(SecurityHeadersMiddleware, extra=hsts_header(hsts))

@@ -61,12 +61,19 @@ PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
             _FLAGS,
         ),
     ),
-    # Attempts to read the system prompt: "system prompt", "repeat your instructions",
-    # "print everything above". Not "show/display the instructions": debuggers do that.
+    # Attempts to read the system prompt: "your system prompt", "show me the system
+    # prompt", "repeat your instructions", "print everything above". Not "the system
+    # prompt" in a description (docchat's own pages explain theirs), nor "show/display
+    # the instructions": debuggers do that.
     (
         "prompt-leak",
         re.compile(
-            r"\bsystem\s+prompt\b"
+            r"\byour\s+(?:(?:full|entire|exact|hidden|original|initial|whole)\s+)?"
+            r"system\s+(?:prompt|message)\b"
+            r"|\b(?:reveal|print|repeat|leak|show|output|display|dump|quote|recite|share|"
+            r"tell\s+me|give\s+me|write\s+out)\s+(?:me\s+|us\s+)?(?:the\s+|its\s+)?"
+            r"(?:(?:full|entire|exact|hidden|original|initial|whole)\s+)?system\s+prompt\b"
+            r"|\bsystem\s+prompt\s+(?:override|injection|leak)\b"
             r"|\b(?:reveal|print|repeat|leak)\s+(?:me\s+)?"
             r"(?:your|the)\s+(?:system\s+|initial\s+|original\s+)?(?:prompt|instructions)\b"
             r"|\b(?:repeat|print|output)\s+(?:everything|all(?:\s+the)?\s+text)\s+"

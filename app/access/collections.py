@@ -1,6 +1,6 @@
-"""An admin's work on collections: create, grant, revoke, delete, describe. Every change
-is audited (`collection.*`) as done by its actor, refusals included; the CLI and the
-admin API both call these."""
+"""An admin's work on collections: create, grant and revoke readers and owners, delete,
+describe. Every change is audited (`collection.*`) as done by its actor, refusals
+included; the CLI and the admin API both call these."""
 
 from __future__ import annotations
 
@@ -15,8 +15,10 @@ from sqlalchemy.orm import Session
 from app.store import audit
 from app.store.collections import (
     EVERYONE,
+    OWNER_KINDS,
     READER_KINDS,
     Collection,
+    CollectionOwner,
     CollectionReader,
     ReaderKind,
 )
@@ -81,6 +83,7 @@ class CollectionView:
     created_by: str
     documents: int
     readers: list[Reader] = field(default_factory=list)
+    owners: list[Reader] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -91,6 +94,7 @@ class CollectionView:
             "created_by": self.created_by,
             "documents": self.documents,
             "readers": [r.as_dict() for r in self.readers],
+            "owners": [r.as_dict() for r in self.owners],
         }
 
 
@@ -168,17 +172,34 @@ class Collections:
         """Take a reader's access away; it counts from the next request."""
         return self._readers(name, kind, who, actor, add=False)
 
-    def _readers(self, name: str, kind: str, who: str, actor: str, *, add: bool) -> Reader:
-        action = "collection.grant" if add else "collection.revoke"
+    def grant_owner(self, name: str, kind: str, who: str, *, actor: str = "cli") -> Reader:
+        """Let a `group`, `user` or `key` (named as for readers) fill the collection:
+        upload into it, add, remove and sync its sources, see its runs; owners read it."""
+        return self._readers(name, kind, who, actor, add=True, owner=True)
+
+    def revoke_owner(self, name: str, kind: str, who: str, *, actor: str = "cli") -> Reader:
+        """Take an owner's rights away; it counts from the next request."""
+        return self._readers(name, kind, who, actor, add=False, owner=True)
+
+    def _readers(
+        self, name: str, kind: str, who: str, actor: str, *, add: bool, owner: bool = False
+    ) -> Reader:
+        role = "owner" if owner else "reader"
+        action = f"collection.{'grant' if add else 'revoke'}{'_owner' if owner else ''}"
+        table: type[CollectionReader] | type[CollectionOwner] = (
+            CollectionOwner if owner else CollectionReader
+        )
         try:
             with self.db.session() as session:
                 self._get(session, name)
+                if owner and kind not in OWNER_KINDS:
+                    raise CollectionError(f"an owner is one of {', '.join(OWNER_KINDS)}")
                 reader = self._resolve(session, kind, who)
                 key = (name, reader.kind, reader.subject)
-                row = session.get(CollectionReader, key)
+                row = session.get(table, key)
                 if add and row is None:
                     session.add(
-                        CollectionReader(
+                        table(
                             collection=name,
                             kind=reader.kind,
                             subject=reader.subject,
@@ -186,7 +207,10 @@ class Collections:
                         )
                     )
                 elif not add and row is None:
-                    raise NoSuchCollection(f"{reader.kind} {reader.label!r} is not a reader")
+                    article = "an" if owner else "a"
+                    raise NoSuchCollection(
+                        f"{reader.kind} {reader.label!r} is not {article} {role}"
+                    )
                 elif not add:
                     session.delete(row)
                 detail = {"kind": reader.kind, "subject": reader.subject, "label": reader.label}
@@ -269,7 +293,7 @@ class Collections:
         documents = session.scalar(
             select(func.count()).select_from(Document).where(Document.collection == row.name)
         )
-        labels = _labels(session, row.readers)
+        labels = _labels(session, [*row.readers, *row.owners])
         return CollectionView(
             row.name,
             row.title,
@@ -287,10 +311,22 @@ class Collections:
                 )
                 for r in row.readers
             ],
+            [
+                Reader(
+                    r.kind,
+                    r.subject,
+                    labels.get((r.kind, r.subject), r.subject),
+                    r.granted_at.isoformat(timespec="seconds"),
+                    r.granted_by,
+                )
+                for r in row.owners
+            ],
         )
 
 
-def _labels(session: Session, readers: list[CollectionReader]) -> dict[tuple[str, str], str]:
+def _labels(
+    session: Session, readers: list[CollectionReader | CollectionOwner]
+) -> dict[tuple[str, str], str]:
     """What people and keys are known by (e-mail or user name; the key's name)."""
     users = [r.subject for r in readers if r.kind == "user"]
     keys = [r.subject for r in readers if r.kind == "key"]

@@ -8,15 +8,24 @@ the OpenAI model list).
   registered, and no other, whatever its scope.
 - An admin (key scope or a person's groups): every registered collection.
 - Anyone else: the collections whose readers name everyone, one of their groups, the
-  person themselves, or the key.
+  person themselves, or the key, and those they own.
 
-A collection the caller may not read looks exactly like one that does not exist.
+Owners fill a collection without being admins (upload, its sources, its runs). The same
+rule with the owners' rows: auth off, or an admin (a limited admin key: its
+collections), owns every collection it reads; a key limited to collections owns those
+of them it is an owner of; anyone else the collections whose owners name one of their
+groups, the person, or the key.
+
+A collection the caller may not read looks exactly like one that does not exist; one
+the caller reads but does not own is refused as such (403, by the API).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+
+from sqlalchemy.orm import Session
 
 from app.security.identity import Identity
 from app.store import collections as rows
@@ -69,13 +78,8 @@ class CollectionAccess:
             elif caller.collections is not None:
                 names = set(caller.collections) & set(every)
             else:
-                person = caller.kind == "user"
-                names = rows.granted_to(
-                    session,
-                    groups=caller.groups if person else frozenset(),
-                    user_id=caller.id if person else None,
-                    key_id=None if person else caller.id,
-                )
+                names = _granted(session, caller, rows.CollectionReader)
+                names |= _granted(session, caller, rows.CollectionOwner)
             infos = [
                 CollectionInfo(n, every[n].title, every[n].description, n == self.default)
                 for n in names
@@ -90,6 +94,23 @@ class CollectionAccess:
             self.on_refused(name)
         return allowed
 
+    def owned(self, caller: Identity | None) -> set[str]:
+        """The registered collections the caller owns (the rule in the module's doc)."""
+        with self.db.session() as session:
+            every = {c.name for c in rows.registered(session)}
+            if caller is None or (caller.collections is None and caller.allows("admin")):
+                return every
+            if caller.collections is not None and caller.allows("admin"):
+                return set(caller.collections) & every
+            names = _granted(session, caller, rows.CollectionOwner)
+            if caller.collections is not None:
+                names &= set(caller.collections)
+            return names & every
+
+    def may_own(self, caller: Identity | None, name: str) -> bool:
+        """Whether the caller owns `name` (may upload into it, change its sources)."""
+        return name in self.owned(caller)
+
     def check(self, caller: Identity | None, name: str | None) -> str:
         """The collection's name (the default for None) if the caller may read it;
         CollectionNotFound otherwise."""
@@ -97,3 +118,20 @@ class CollectionAccess:
         if not self.may_read(caller, name):
             raise CollectionNotFound(name)
         return name
+
+
+def _granted(
+    session: Session,
+    caller: Identity,
+    table: type[rows.CollectionReader] | type[rows.CollectionOwner],
+) -> set[str]:
+    """The collections whose readers (or owners) name the caller: a person by their
+    groups and id, a key by its id."""
+    person = caller.kind == "user"
+    return rows.granted_to(
+        session,
+        groups=caller.groups if person else frozenset(),
+        user_id=caller.id if person else None,
+        key_id=None if person else caller.id,
+        table=table,
+    )

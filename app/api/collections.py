@@ -1,9 +1,11 @@
 """Collections over HTTP: the ones a caller may read (the page's picker), and an admin's
-create, grant, revoke and delete (the same calls as `docchat collections`, audited)."""
+create, grant, revoke (readers and owners) and delete (the same calls as `docchat
+collections`, audited). What owners themselves do is in app/api/owned.py."""
 
 from __future__ import annotations
 
 import asyncio
+from typing import Literal
 
 from fastapi import APIRouter
 from pydantic import BaseModel, Field
@@ -44,6 +46,9 @@ class CollectionAdminOut(BaseModel):
     created_by: str
     documents: int
     readers: list[ReaderOut]
+    owners: list[ReaderOut] = Field(
+        description="Who may fill it without being an admin: upload, its sources, its runs."
+    )
 
 
 class CollectionIn(BaseModel):
@@ -64,6 +69,17 @@ class ReaderIn(BaseModel):
         max_length=320,
         description="A group's name, a user's id, user name or e-mail, a key's id or name "
         "(empty for everyone).",
+    )
+
+
+class OwnerIn(BaseModel):
+    """An owner to grant."""
+
+    kind: Literal["group", "user", "key"]
+    who: str = Field(
+        min_length=1,
+        max_length=320,
+        description="A group's name, a user's id, user name or e-mail, a key's id or name.",
     )
 
 
@@ -149,6 +165,39 @@ def revoke(
     on: its people lose the collection's answers, documents and conversations."""
     collections = Collections(components.db)
     collections.revoke(name, kind, who, actor=actor_of(identity))
+    return _out(collections.show(name))
+
+
+@admin.get("/collections/{name}/owners", responses=ERROR_RESPONSES)
+def list_owners(name: str, components: ComponentsDep) -> list[ReaderOut]:
+    """Who owns the collection: may upload into it, change and sync its sources, and
+    see its runs, without being an admin."""
+    view = Collections(components.db).show(name)
+    return [ReaderOut.model_validate(o.as_dict()) for o in view.owners]
+
+
+@admin.post("/collections/{name}/owners", responses=ERROR_RESPONSES)
+def grant_owner(
+    name: str, body: OwnerIn, components: ComponentsDep, identity: IdentityDep
+) -> CollectionAdminOut:
+    """Make a group, a person or a key an owner of the collection (owners read it too),
+    from its next request on."""
+    collections = Collections(components.db)
+    collections.grant_owner(name, body.kind, body.who, actor=actor_of(identity))
+    return _out(collections.show(name))
+
+
+@admin.delete("/collections/{name}/owners/{kind}", responses=ERROR_RESPONSES)
+def revoke_owner(
+    name: str,
+    kind: Literal["group", "user", "key"],
+    who: str,
+    components: ComponentsDep,
+    identity: IdentityDep,
+) -> CollectionAdminOut:
+    """Take an owner's rights away (`who` as a query parameter), from its next request."""
+    collections = Collections(components.db)
+    collections.revoke_owner(name, kind, who, actor=actor_of(identity))
     return _out(collections.show(name))
 
 

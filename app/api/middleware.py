@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from collections.abc import Callable
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -103,16 +104,30 @@ class BodySizeLimitMiddleware:
     """413 for a body over the limit: at once from Content-Length, or as soon as a
     streamed body passes it, so an oversized body is never read in full."""
 
-    def __init__(self, app: ASGIApp, *, limit: int, limits_by_path: dict[str, int]) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        limit: int,
+        limits_by_path: dict[str, int],
+        limits_by_pattern: list[tuple[re.Pattern[str], int]] | None = None,
+    ) -> None:
         self.app = app
         self.limit = limit
         self.limits_by_path = limits_by_path
+        # Paths with a parameter (an owner's upload into /api/collections/{name}/...).
+        self.limits_by_pattern = limits_by_pattern or []
+
+    def limit_of(self, path: str) -> int:
+        if path in self.limits_by_path:
+            return self.limits_by_path[path]
+        return next((n for p, n in self.limits_by_pattern if p.fullmatch(path)), self.limit)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        limit = self.limits_by_path.get(scope["path"], self.limit)
+        limit = self.limit_of(scope["path"])
         headers = dict(scope.get("headers", []))
         declared = headers.get(b"content-length")
         if declared is not None and (not declared.isdigit() or int(declared) > limit):

@@ -11,6 +11,7 @@ from pydantic import BaseModel, Field
 from app.api.deps import ComponentsDep, admin_scope
 from app.api.errors import ERROR_RESPONSES
 from app.api.problems import ApiError
+from app.components import Components
 from app.store import audit
 from ingest.sources.registry import SourceProblem, Sources, SourceView
 from ingest.sources.scheduler import Scheduler
@@ -29,6 +30,12 @@ class SourceIn(BaseModel):
         "credentials are named (credential), never given."
     )
     interval_s: int = Field(0, ge=0, description="Seconds between syncs; 0: on demand.")
+    cron: str | None = Field(
+        None,
+        description="A cron expression the syncs follow instead of an interval, e.g. "
+        "'0 3 * * 1-5' (UTC; 'TZ=Europe/Paris 0 3 * * 1-5' for another zone). 422 if "
+        "invalid.",
+    )
 
 
 class SourceOut(BaseModel):
@@ -40,9 +47,10 @@ class SourceOut(BaseModel):
     kind: str
     config: dict[str, Any]
     interval_s: int
+    cron: str | None
     enabled: bool
     created_at: str
-    next_run_at: str | None
+    next_run_at: str | None = Field(description="The next scheduled sync (UTC).")
     last_started_at: str | None
     last_finished_at: str | None
     last_status: str | None = Field(
@@ -69,7 +77,7 @@ class SyncStarted(BaseModel):
     state: str = "started"
 
 
-def _sources(components: ComponentsDep) -> Sources:
+def sources_of(components: Components) -> Sources:
     return Sources(components.db, components.settings.data_dir)
 
 
@@ -90,14 +98,14 @@ def _get(sources: Sources, name: str) -> SourceView:
 @router.get("", responses=ERROR_RESPONSES)
 def list_sources(components: ComponentsDep) -> list[SourceOut]:
     """Every source with its schedule and last sync."""
-    return [SourceOut.of(s) for s in _sources(components).list()]
+    return [SourceOut.of(s) for s in sources_of(components).list()]
 
 
 @router.post("", status_code=201, responses=ERROR_RESPONSES)
 def add_source(body: SourceIn, components: ComponentsDep) -> SourceOut:
     """Register a source (422 if its settings are wrong, 409 if the name is taken)."""
     audit.describe(target=body.name, collection=body.collection, kind=body.kind)
-    sources = _sources(components)
+    sources = sources_of(components)
     try:
         sources.get(body.name)
     except SourceProblem:
@@ -106,7 +114,12 @@ def add_source(body: SourceIn, components: ComponentsDep) -> SourceOut:
         raise ApiError(409, "conflict", f"a source named {body.name!r} exists already")
     try:
         view = sources.add(
-            body.name, body.collection, body.kind, body.config, interval_s=body.interval_s
+            body.name,
+            body.collection,
+            body.kind,
+            body.config,
+            interval_s=body.interval_s,
+            cron=body.cron,
         )
     except SourceProblem as exc:
         raise ApiError(422, "invalid_request", str(exc)) from None
@@ -116,7 +129,7 @@ def add_source(body: SourceIn, components: ComponentsDep) -> SourceOut:
 @router.get("/{name}", responses=ERROR_RESPONSES)
 def show_source(name: str, components: ComponentsDep) -> SourceOut:
     """A source: settings, schedule, last sync's counts, findings, duration and error."""
-    return SourceOut.of(_get(_sources(components), name))
+    return SourceOut.of(_get(sources_of(components), name))
 
 
 @router.delete("/{name}", responses=ERROR_RESPONSES)
@@ -130,7 +143,7 @@ def remove_source(
 ) -> dict[str, Any]:
     """Remove a source, its clone or mirror and (unless kept) its documents."""
     audit.describe(target=name, keep_documents=keep_documents)
-    _get(_sources(components), name)
+    _get(sources_of(components), name)
     scheduler = _scheduler(request)
     if not scheduler.lock.acquire(timeout=5):
         raise ApiError(409, "conflict", "a sync runs in this server; try again when it ends")
@@ -151,7 +164,7 @@ def sync_source(
     ] = False,
 ) -> SyncStarted:
     """Start syncing a source in the server (409 while another sync of it runs)."""
-    source = _get(_sources(components), name)
+    source = _get(sources_of(components), name)
     audit.describe(target=source.name, allow_mass_change=allow_mass_change)
     if not _scheduler(request).start(source.id, allow_mass_change=allow_mass_change):
         raise ApiError(409, "conflict", "a sync runs in this server; try again when it ends")

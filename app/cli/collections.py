@@ -1,4 +1,5 @@
-"""`docchat collections`: the collections a server answers from and who may read them."""
+"""`docchat collections`: the collections a server answers from, who may read them and
+who owns them (may fill them without being an admin)."""
 
 from __future__ import annotations
 
@@ -36,6 +37,20 @@ def _readers(view: Any) -> str:
     )
 
 
+def _owners(view: Any) -> str:
+    return ", ".join(f"{r.kind}:{r.label}" for r in view.owners)
+
+
+Owner = Annotated[
+    bool,
+    typer.Option(
+        "--owner",
+        help="An owner rather than a reader: may upload into the collection, add, remove "
+        "and sync its sources and see its runs (and reads it); a group, user or key.",
+    ),
+]
+
+
 def _refused(exc: Exception) -> typer.Exit:
     return fail(str(exc))
 
@@ -53,11 +68,15 @@ def collections_list(
         console.print_json(json.dumps([v.as_dict() for v in views]))
         return
     table = Table(title="Collections")
-    for column in ("name", "title", "documents", "readers"):
+    for column in ("name", "title", "documents", "readers", "owners"):
         table.add_column(column)
     for v in views:
         table.add_row(
-            Text(v.name), Text(v.title), str(v.documents), Text(_readers(v) or "(admins only)")
+            Text(v.name),
+            Text(v.title),
+            str(v.documents),
+            Text(_readers(v) or "(admins only)"),
+            Text(_owners(v) or "-"),
         )
     console.print(table)
 
@@ -102,19 +121,24 @@ def collections_grant(
     name: Annotated[str, typer.Argument(help="The collection.")],
     kind: Kind,
     who: Who = "",
+    owner: Owner = False,
 ) -> None:
     """Let a group, a person, a key or everyone read a collection (from the next
-    request on, on every replica).
+    request on, on every replica); with --owner, let a group, person or key fill it.
 
-    Example: docchat collections grant runbooks group support
+    Example: docchat collections grant runbooks group support;
+    docchat collections grant runbooks user alice@example.com --owner
     """
     from app.access.collections import CollectionError
 
     try:
-        reader = collections().grant(name, kind, who)
+        if owner:
+            granted = collections().grant_owner(name, kind, who)
+        else:
+            granted = collections().grant(name, kind, who)
     except CollectionError as exc:
         raise _refused(exc) from None
-    say(f"{reader.kind} {reader.label} may read {name}")
+    say(f"{granted.kind} {granted.label} {'owns' if owner else 'may read'} {name}")
 
 
 @app.command("revoke")
@@ -122,19 +146,24 @@ def collections_revoke(
     name: Annotated[str, typer.Argument(help="The collection.")],
     kind: Kind,
     who: Who = "",
+    owner: Owner = False,
 ) -> None:
     """Take a reader's access away: its people lose the collection's answers,
-    documents and conversations from the next request on.
+    documents and conversations from the next request on (--owner: an owner's rights,
+    reading included unless also a reader).
 
     Example: docchat collections revoke docs everyone
     """
     from app.access.collections import CollectionError
 
     try:
-        reader = collections().revoke(name, kind, who)
+        if owner:
+            gone = collections().revoke_owner(name, kind, who)
+        else:
+            gone = collections().revoke(name, kind, who)
     except CollectionError as exc:
         raise _refused(exc) from None
-    say(f"{reader.kind} {reader.label} no longer reads {name}")
+    say(f"{gone.kind} {gone.label} no longer {'owns' if owner else 'reads'} {name}")
 
 
 @app.command("delete")

@@ -31,6 +31,10 @@ def _when(moment: Any) -> str:
     return moment.strftime("%Y-%m-%d %H:%M") if moment else "-"
 
 
+def _schedule(source: SourceView) -> str:
+    return f"cron {source.cron}" if source.cron else _every(source.interval_s)
+
+
 def _every(seconds: int) -> str:
     if not seconds:
         return "on demand"
@@ -74,6 +78,13 @@ def sources_add(
     every: Annotated[
         str | None, typer.Option(help="Sync this often (30m, 6h, 1d); default: on demand.")
     ] = None,
+    cron: Annotated[
+        str | None,
+        typer.Option(
+            help="Sync at the times of a cron expression instead, e.g. '0 3 * * 1-5' "
+            "(UTC; 'TZ=Europe/Paris 0 3 * * 1-5' for another zone)."
+        ),
+    ] = None,
     set_: Annotated[
         list[str] | None,
         typer.Option(
@@ -87,6 +98,7 @@ def sources_add(
 
     Example: docchat sources add handbook git https://git.example.org/docs.git
     --collection handbook --every 1h --set subpath=docs --set credential=gitea
+    (or --cron '0 3 * * 1-5': at 03:00 UTC on weekdays)
     """
     from ingest.sources import KINDS
     from ingest.sources.registry import SourceProblem
@@ -95,10 +107,14 @@ def sources_add(
         raise fail(f"unknown kind {kind!r}: one of {', '.join(sorted(KINDS))}")
     config = {KINDS[kind].target: target, **_settings_of(set_ or [])}
     try:
-        source = _registry().add(name, collection, kind, config, interval_s=_interval(every))
+        source = _registry().add(
+            name, collection, kind, config, interval_s=_interval(every), cron=cron
+        )
     except SourceProblem as exc:
         raise fail(str(exc)) from None
-    schedule = _every(source.interval_s)
+    schedule = _schedule(source)
+    if source.next_run_at:
+        schedule += f", next run {_when(source.next_run_at)} UTC"
     say(f"added {source.kind} source {source.name} of {source.collection} ({schedule})")
 
 
@@ -114,7 +130,7 @@ def sources_list(
     if as_json:
         console.print_json(json.dumps([s.as_dict() for s in found]))
         return
-    table = Table(title="Sources")
+    table = Table(title="Sources (times in UTC)")
     for column in ("name", "collection", "kind", "schedule", "last run", "status", "next run"):
         table.add_column(column)
     for s in found:
@@ -125,7 +141,7 @@ def sources_list(
                     s.name,
                     s.collection,
                     s.kind,
-                    _every(s.interval_s),
+                    _schedule(s),
                     _when(s.last_finished_at),
                     s.last_status or "never run",
                     _when(s.next_run_at),
@@ -161,7 +177,7 @@ def print_source(s: SourceView) -> None:
     say(f"{s.name} ({s.id}): {s.kind} source of collection {s.collection}")
     for key, value in s.config.items():
         say(f"  {key}: {value}")
-    say(f"schedule: {_every(s.interval_s)}{'' if s.enabled else ' (disabled)'}")
+    say(f"schedule: {_schedule(s)}{'' if s.enabled else ' (disabled)'}")
     say(f"last run: {_when(s.last_started_at)} -> {s.last_status or 'never run'}")
     if s.last_counts:
         say("  " + ", ".join(f"{k} {v}" for k, v in s.last_counts.items()))
@@ -169,7 +185,7 @@ def print_source(s: SourceView) -> None:
         say(f"  {s.last_seconds:.1f} s, {s.last_findings} findings (ingest run {s.last_run_id})")
     if s.last_error:
         err.print(Text(f"  error: {s.last_error}", style="red"))
-    say(f"last success: {_when(s.last_success_at)}; next run: {_when(s.next_run_at)}")
+    say(f"last success: {_when(s.last_success_at)}; next run: {_when(s.next_run_at)} (UTC)")
 
 
 @app.command("schedule")
@@ -178,19 +194,23 @@ def sources_schedule(
     every: Annotated[
         str | None, typer.Option(help="Sync this often (30m, 6h, 1d); omit: on demand only.")
     ] = None,
+    cron: Annotated[
+        str | None, typer.Option(help="Sync at the times of a cron expression instead.")
+    ] = None,
     disable: Annotated[bool, typer.Option(help="Keep the schedule but run nothing.")] = False,
 ) -> None:
     """Change how often a source syncs.
 
-    Example: docchat sources schedule handbook --every 6h
+    Example: docchat sources schedule handbook --every 6h;
+    docchat sources schedule handbook --cron '30 2 * * *'
     """
     from ingest.sources.registry import SourceProblem
 
     try:
-        source = _registry().set_schedule(name, _interval(every), enabled=not disable)
+        source = _registry().set_schedule(name, _interval(every), enabled=not disable, cron=cron)
     except SourceProblem as exc:
         raise fail(str(exc)) from None
-    say(f"{source.name}: {_every(source.interval_s)}, next run {_when(source.next_run_at)}")
+    say(f"{source.name}: {_schedule(source)}, next run {_when(source.next_run_at)} UTC")
 
 
 @app.command("remove")

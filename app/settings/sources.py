@@ -23,6 +23,15 @@ class SourceSettings(BaseModel):
         "through the environment of git (never in the URL, never written to disk or the "
         "database); revoke one by removing it here.",
     )
+    ssh_keys: dict[str, SecretStr] = Field(
+        default_factory=dict,
+        description="SSH private keys that git sources name (`--set ssh_key=NAME`), by "
+        "name, as ssh-keygen writes them: e.g. the secrets file sources__ssh_keys "
+        'holding {"deploy": "-----BEGIN OPENSSH PRIVATE KEY-----\\n..."} (jq -n '
+        "--rawfile k id_ed25519 '{deploy: $k}' writes it) or DOCCHAT_SOURCES__SSH_KEYS. "
+        "Each fetch writes the key to a temporary file (mode 0600) that git's ssh uses "
+        "and that is removed when the fetch ends; never logged or stored in the database.",
+    )
     scheduler: bool = Field(
         True,
         description="The server runs due syncs in the background (one at a time per "

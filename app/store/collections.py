@@ -1,6 +1,7 @@
-"""Collections and their readers: which groups, people and keys may read a collection's
-documents (app/access decides with these rows). Declared on the same Base as every
-other table; importing this module puts them in its metadata (Alembic's env does)."""
+"""Collections, their readers and owners: which groups, people and keys may read a
+collection's documents, and which may also fill it (app/access decides with these
+rows). Declared on the same Base as every other table; importing this
+module puts them in its metadata (Alembic's env does)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,8 @@ from app.store.models import Base, utcnow
 
 ReaderKind = Literal["everyone", "group", "user", "key"]
 READER_KINDS: tuple[ReaderKind, ...] = ("everyone", "group", "user", "key")
+# An owner is someone: never "everyone".
+OWNER_KINDS: tuple[ReaderKind, ...] = ("group", "user", "key")
 # The subject of an "everyone" reader: there is only one.
 EVERYONE = "*"
 
@@ -34,6 +37,9 @@ class Collection(Base):
     readers: Mapped[list[CollectionReader]] = relationship(
         cascade="all, delete-orphan", order_by="(CollectionReader.kind, CollectionReader.subject)"
     )
+    owners: Mapped[list[CollectionOwner]] = relationship(
+        cascade="all, delete-orphan", order_by="(CollectionOwner.kind, CollectionOwner.subject)"
+    )
 
 
 class CollectionReader(Base):
@@ -51,16 +57,37 @@ class CollectionReader(Base):
     granted_by: Mapped[str] = mapped_column(String(64), default="")
 
 
+class CollectionOwner(Base):
+    """Who may fill a collection without being an admin: upload into it, add, remove and
+    sync its sources, see its ingest runs and findings (and read it). A group, a person
+    or a key, named as readers are."""
+
+    __tablename__ = "collection_owners"
+
+    collection: Mapped[str] = mapped_column(
+        ForeignKey("collections.name", ondelete="CASCADE"), primary_key=True
+    )
+    kind: Mapped[str] = mapped_column(String(16), primary_key=True)
+    subject: Mapped[str] = mapped_column(String(255), primary_key=True, index=True)
+    granted_at: Mapped[datetime] = mapped_column(default=utcnow)
+    granted_by: Mapped[str] = mapped_column(String(64), default="")
+
+
 def registered(session: Session) -> list[Collection]:
     """Every registered collection, by name."""
     return list(session.scalars(select(Collection).order_by(Collection.name)))
 
 
 def granted_to(
-    session: Session, *, groups: frozenset[str], user_id: str | None, key_id: str | None
+    session: Session,
+    *,
+    groups: frozenset[str],
+    user_id: str | None,
+    key_id: str | None,
+    table: type[CollectionReader] | type[CollectionOwner] = CollectionReader,
 ) -> set[str]:
-    """The collections whose readers name everyone, one of the groups, the person or
-    the key: one query, whatever the number of collections."""
+    """The collections whose readers (or owners, with `table`) name everyone, one of
+    the groups, the person or the key: one query, whatever the number of collections."""
     subjects: list[tuple[str, str]] = [("everyone", EVERYONE)]
     subjects += [("group", g) for g in groups]
     if user_id is not None:
@@ -68,9 +95,9 @@ def granted_to(
     if key_id is not None:
         subjects.append(("key", key_id))
     rows = session.execute(
-        select(CollectionReader.collection, CollectionReader.kind, CollectionReader.subject)
+        select(table.collection, table.kind, table.subject)
         .join(Collection)
-        .where(CollectionReader.subject.in_({s for _, s in subjects}))
+        .where(table.subject.in_({s for _, s in subjects}))
     )
     wanted = set(subjects)
     return {name for name, kind, subject in rows if (kind, subject) in wanted}

@@ -38,8 +38,10 @@ class Source(Base):
     # The kind's settings, validated by its model; never a credential (those are named
     # here and resolved from the secret settings, sources.credentials).
     config: Mapped[dict[str, Any]] = mapped_column(default=dict)
-    # Seconds between syncs; 0: on demand only.
+    # Seconds between syncs; 0: on demand only (unless cron is set).
     interval_s: Mapped[int] = mapped_column(Integer, default=0)
+    # A cron expression (ingest/sources/cron.py) the syncs follow instead of interval_s.
+    cron: Mapped[str | None] = mapped_column(String(120), default=None)
     enabled: Mapped[bool] = mapped_column(default=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     next_run_at: Mapped[datetime | None] = mapped_column(default=None, index=True)

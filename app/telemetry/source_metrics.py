@@ -55,7 +55,7 @@ class SourceCollector(Collector):
                 success.add_metric(
                     values, row.last_success_at.timestamp() if row.last_success_at else 0.0
                 )
-                due = row.next_run_at if row.enabled and row.interval_s else None
+                due = row.next_run_at if row.enabled and (row.interval_s or row.cron) else None
                 overdue.add_metric(values, due.timestamp() if due else 0.0)
                 seconds.add_metric(values, row.last_seconds or 0.0)
                 findings.add_metric(values, float(row.last_findings))

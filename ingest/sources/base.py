@@ -37,6 +37,7 @@ class SyncContext:
 
     workdir: Path  # the source's own folder under data_dir/sources (clones, mirrors)
     credentials: dict[str, SecretStr] = field(default_factory=dict)
+    ssh_keys: dict[str, SecretStr] = field(default_factory=dict)
     exclude: tuple[str, ...] = ()  # ingest.exclude: globs every kind leaves out
     allow_private_addresses: bool = False
     user_agent: str = "docchat-sources/1"

@@ -4,30 +4,39 @@ only the files the commit range changed, and the pipeline removes the deleted on
 The token (sources.credentials) reaches git as an `http.extraHeader` set through git's
 environment (GIT_CONFIG_COUNT...), for the one command: never in the remote URL, so
 never in .git/config, the database or a log line; git's own errors are scrubbed of it
-before they are shown.
+before they are shown. An SSH key (sources.ssh_keys) goes through GIT_SSH_COMMAND and
+a temporary key file (ingest/sources/git_ssh.py).
 """
 
 from __future__ import annotations
 
 import base64
 import os
+import re
 import subprocess
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path, PurePosixPath
 from typing import Any
 from urllib.parse import urlsplit
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from ingest.discovery import SourceFile, excluded
 from ingest.loaders import SUPPORTED_SUFFIXES
 from ingest.pipeline import Listing
 from ingest.sources.base import Fetched, KindConfig, SourceError, SourceKind
+from ingest.sources.git_ssh import key_text, secret_parts, ssh_environment
+
+# git's scp-like address, user@host:path (no scheme).
+SCP_LIKE = re.compile(r"[A-Za-z0-9._-]+@[A-Za-z0-9.-]+:(?!//).+")
 
 
 class GitConfig(KindConfig):
     """A git source's settings."""
 
-    url: str = Field(description="The repository (https://, http://, ssh:// or file://).")
+    url: str = Field(
+        description="The repository: https://, http://, ssh://, git://, file://, or user@host:path."
+    )
     branch: str = Field("main", pattern=r"^[A-Za-z0-9._/-]{1,200}$", description="Branch.")
     subpath: str = Field("", description="Only files under this folder of the repository.")
     include: list[str] = Field(
@@ -35,6 +44,14 @@ class GitConfig(KindConfig):
     )
     exclude: list[str] = Field(default_factory=list, description="Globs to leave out.")
     credential: str | None = Field(None, description="Name of a token in sources.credentials.")
+    ssh_key: str | None = Field(
+        None, description="Name of a private key in sources.ssh_keys (ssh URLs)."
+    )
+    known_hosts: str | None = Field(
+        None,
+        description="The server's host key lines, as in known_hosts (public); none: the "
+        "key seen at the first sync is trusted and pinned.",
+    )
     username: str = Field(
         "x-access-token", description="User name sent with the token (HTTP basic)."
     )
@@ -48,15 +65,28 @@ class GitConfig(KindConfig):
     @field_validator("url")
     @classmethod
     def _no_secret_in_url(cls, url: str) -> str:
+        if SCP_LIKE.fullmatch(url):
+            return url
         parts = urlsplit(url)
         if parts.scheme not in ("https", "http", "ssh", "file", "git"):
-            raise ValueError("url: use https://, http://, ssh://, git:// or file://")
+            raise ValueError(
+                "url: use https://, http://, ssh://, git://, file:// or user@host:path"
+            )
         if parts.password or (parts.username and parts.scheme in ("https", "http")):
             raise ValueError(
                 "url: no credentials in the URL (it is stored); name a token of "
                 "sources.credentials with credential instead"
             )
         return url
+
+    @model_validator(mode="after")
+    def _credential_fits_url(self) -> GitConfig:
+        ssh = bool(SCP_LIKE.fullmatch(self.url)) or urlsplit(self.url).scheme == "ssh"
+        if self.ssh_key and not ssh:
+            raise ValueError("ssh_key: only for ssh:// or user@host:path URLs")
+        if self.credential and ssh:
+            raise ValueError("credential: a token is for https:// URLs; use ssh_key over ssh")
+        return self
 
     @field_validator("subpath")
     @classmethod
@@ -110,16 +140,35 @@ class GitSource(SourceKind):
         else:
             self._git(repo, "remote", "set-url", "origin", url)
         branch = self.config.branch
-        self._git(
-            repo,
-            "fetch",
-            "-q",
-            "--no-tags",
-            "--prune",
-            "origin",
-            f"+refs/heads/{branch}:refs/remotes/origin/{branch}",
-            network=True,
+        key = self._ssh_key()
+        context: AbstractContextManager[dict[str, str]] = (
+            ssh_environment(key, self.context.workdir, self.config.known_hosts)
+            if key is not None
+            else nullcontext({})
         )
+        with context as env:
+            self._git(
+                repo,
+                "fetch",
+                "-q",
+                "--no-tags",
+                "--prune",
+                "origin",
+                f"+refs/heads/{branch}:refs/remotes/origin/{branch}",
+                network=True,
+                env=env,
+                secrets=secret_parts(key) if key is not None else [],
+            )
+
+    def _ssh_key(self) -> str | None:
+        """The source's private key, checked (SourceError when missing or not a key)."""
+        name = self.config.ssh_key
+        if name is None:
+            return None
+        secret = self.context.ssh_keys.get(name)
+        if secret is None:
+            raise SourceError(f"ssh key {name!r} is not set in sources.ssh_keys")
+        return key_text(secret.get_secret_value(), name)
 
     def _listing(self, repo: Path, commit: str) -> tuple[list[SourceFile], list[Path]]:
         sub = self.config.subpath
@@ -167,20 +216,33 @@ class GitSource(SourceKind):
     def _cite(self, name: str, commit: str) -> str:
         if self.config.web_url:
             return self.config.web_url.format(commit=commit, path=name)
-        where = urlsplit(self.config.url)
-        label = (where.netloc + where.path).rstrip("/").removesuffix(".git")
+        url = self.config.url
+        if SCP_LIKE.fullmatch(url):
+            url = "ssh://" + url.replace(":", "/", 1)
+        where = urlsplit(url)
+        host = where.netloc.rpartition("@")[2]  # never the user name
+        label = (host + where.path).rstrip("/").removesuffix(".git")
         return f"{label}/{name}@{commit[:12]}"
 
-    def _git(self, repo: Path, *args: str, network: bool = False) -> str:
-        """Run git in `repo`; its output, or SourceError with its message (scrubbed)."""
+    def _git(
+        self,
+        repo: Path,
+        *args: str,
+        network: bool = False,
+        env: dict[str, str] | None = None,
+        secrets: list[str] | None = None,
+    ) -> str:
+        """Run git in `repo`; its output, or SourceError with its message (scrubbed of
+        the token and of `secrets`)."""
+        secrets = list(secrets or [])
         env = {
+            **(env or {}),
             "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
             "HOME": str(self.context.workdir),
             "GIT_TERMINAL_PROMPT": "0",  # a refused credential fails, never waits
             "GIT_CONFIG_NOSYSTEM": "1",
             "LC_ALL": "C",
         }
-        secrets: list[str] = []
         if network and self.config.credential:
             token = self.context.credentials.get(self.config.credential)
             if token is None:

@@ -7,7 +7,7 @@ import builtins
 import re
 import shutil
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +20,7 @@ from app.store.models import utcnow
 from app.store.sources import Source, SourceLease
 from ingest.sources import KINDS
 from ingest.sources.base import SourceKind, SyncContext
+from ingest.sources.cron import Cron, CronError, next_run
 
 NAME = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9._-]{0,62}")
 COLLECTION = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9._-]{1,61}[a-zA-Z0-9]")
@@ -39,6 +40,7 @@ class SourceView:
     kind: str
     config: dict[str, Any]
     interval_s: int
+    cron: str | None
     enabled: bool
     created_at: datetime
     next_run_at: datetime | None
@@ -92,15 +94,18 @@ class Sources:
         config: dict[str, Any],
         *,
         interval_s: int = 0,
+        cron: str | None = None,
     ) -> SourceView:
-        """Register a source (SourceProblem: bad name, kind or config, or name taken)."""
+        """Register a source (SourceProblem: bad name, kind, config or schedule, or name
+        taken). With an interval it runs at once, then every interval; with a cron
+        expression at its next time."""
         if not NAME.fullmatch(name):
             raise SourceProblem(f"invalid source name {name!r}: 1-63 of [a-zA-Z0-9._-]")
         if not COLLECTION.fullmatch(collection):
             raise SourceProblem(f"invalid collection name {collection!r}: 3-63 of [a-zA-Z0-9._-]")
-        if interval_s < 0:
-            raise SourceProblem("the interval cannot be negative")
+        cron = self.check_schedule(interval_s, cron)
         checked = self.check_config(kind, config)
+        first_run = utcnow() if interval_s else None
         with self.db.session() as session:
             if session.scalar(select(Source.id).where(Source.name == name)):
                 raise SourceProblem(f"a source named {name!r} exists already")
@@ -110,11 +115,27 @@ class Sources:
                 kind=kind,
                 config=checked,
                 interval_s=interval_s,
-                next_run_at=utcnow() if interval_s else None,
+                cron=cron,
+                next_run_at=next_run(0, cron, utcnow()) if cron else first_run,
             )
             session.add(row)
             session.flush()
             return SourceView.of(row)
+
+    @staticmethod
+    def check_schedule(interval_s: int, cron: str | None) -> str | None:
+        """The cron expression normalised (None: none), or SourceProblem saying what is
+        wrong with the schedule."""
+        if interval_s < 0:
+            raise SourceProblem("the interval cannot be negative")
+        if cron is None or not cron.strip():
+            return None
+        if interval_s:
+            raise SourceProblem("a schedule is an interval or a cron expression, not both")
+        try:
+            return Cron.parse(cron).text
+        except CronError as exc:
+            raise SourceProblem(f"invalid cron expression: {exc}") from None
 
     @staticmethod
     def check_config(kind: str, config: dict[str, Any]) -> dict[str, Any]:
@@ -144,14 +165,18 @@ class Sources:
                 raise SourceProblem(f"no source {name_or_id!r}")
             return SourceView.of(row, session)
 
-    def set_schedule(self, name_or_id: str, interval_s: int, enabled: bool = True) -> SourceView:
-        """Change how often a source syncs (0: on demand only); the next run follows."""
+    def set_schedule(
+        self, name_or_id: str, interval_s: int, enabled: bool = True, cron: str | None = None
+    ) -> SourceView:
+        """Change how often a source syncs (0 and no cron: on demand only); the next run
+        follows: an interval counts from the last sync, a cron expression from now."""
         source = self.get(name_or_id)
+        cron = self.check_schedule(interval_s, cron)
         with self.db.session() as session:
             row = session.get_one(Source, source.id)
-            row.interval_s, row.enabled = interval_s, enabled
-            base = row.last_finished_at or utcnow()
-            row.next_run_at = base + timedelta(seconds=interval_s) if interval_s else None
+            row.interval_s, row.cron, row.enabled = interval_s, cron, enabled
+            base = utcnow() if cron else row.last_finished_at or utcnow()
+            row.next_run_at = next_run(interval_s, cron, base)
             return SourceView.of(row)
 
     def remove(self, name_or_id: str) -> SourceView:
@@ -170,7 +195,7 @@ class Sources:
                 select(Source)
                 .where(
                     Source.enabled.is_(True),
-                    Source.interval_s > 0,
+                    (Source.interval_s > 0) | Source.cron.is_not(None),
                     Source.next_run_at.is_not(None),
                     Source.next_run_at <= now,
                 )

@@ -16,7 +16,6 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass
-from datetime import timedelta
 from pathlib import Path
 
 from app.settings import Settings
@@ -24,6 +23,7 @@ from app.store.models import utcnow
 from app.store.sources import Leases, Source
 from ingest.pipeline import Ingestor, MassChange
 from ingest.sources.base import SourceError, SyncContext
+from ingest.sources.cron import next_run
 from ingest.sources.registry import Sources, SourceView
 from ingest.summary import IngestSummary
 
@@ -85,6 +85,7 @@ class Syncer:
         return SyncContext(
             workdir=self.sources.workdir(source.id),
             credentials=dict(s.credentials),
+            ssh_keys=dict(s.ssh_keys),
             exclude=tuple(self.settings.ingest.exclude),
             allow_private_addresses=s.allow_private_addresses,
             user_agent=s.user_agent,
@@ -161,9 +162,7 @@ class Syncer:
             "last_findings": findings,
             "last_seconds": round(time.perf_counter() - began, 3),
             "last_run_id": result.summary.run_id if result.summary else None,
-            "next_run_at": (
-                finished + timedelta(seconds=source.interval_s) if source.interval_s else None
-            ),
+            "next_run_at": next_run(source.interval_s, source.cron, finished),
         }
         if state is not None:
             values |= {"state": state, "last_success_at": finished}

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -323,3 +324,120 @@ def test_a_person_granted_by_e_mail_reads_the_collection(
         collections.revoke("sales-playbook", "user", "alice@example.com")
     names = [c["name"] for c in client.get("/api/collections", headers=alice).json()]
     assert "sales-playbook" not in names
+
+
+def _upload(client: TestClient, headers: dict[str, str], collection: str) -> httpx.Response:
+    page = ("note.md", b"# Handover\n\nThe night shift hands over at six through the bridge.\n")
+    return client.post(
+        f"/api/collections/{collection}/documents", files={"files": page}, headers=headers
+    )
+
+
+def test_an_owner_fills_her_collection_and_touches_no_other(
+    deployment: Deployment, alice: dict[str, str], bob: dict[str, str], tmp_path: Path
+) -> None:
+    """Support owns support-runbooks: alice (support, not an admin) uploads into it, adds
+    and syncs a git source and reads its runs; she cannot touch sales-playbook (not
+    hers to read: 404) or docs (she reads it: 403); a key that only reads
+    support-runbooks cannot upload; every change is audited as hers."""
+    from tests.sources.servers import git, git_server
+
+    client = deployment.client
+    collections = Collections(deployment.components.db)
+    reader_key = bearer(deployment.components.guards.keys.create("runbook-reader", "chat"))
+    collections.grant("support-runbooks", "key", "runbook-reader")
+    assert _upload(client, alice, "support-runbooks").status_code == 403  # not yet an owner
+    granted = client.post(
+        "/api/admin/collections/support-runbooks/owners",
+        json={"kind": "group", "who": "support"},
+        headers=bob,
+    )
+    assert granted.status_code == 200, granted.text
+    assert [o["subject"] for o in granted.json()["owners"]] == ["support"]
+    repo = tmp_path / "served"
+    work = tmp_path / "work"
+    repo.mkdir()
+    work.mkdir()
+    git(repo, "init", "-q", "--bare", "-b", "main", "wiki.git")
+    git(work, "init", "-q", "-b", "main")
+    (work / "pager.md").write_text("# Pager\n\nThe pager rotation changes every Monday noon.\n")
+    git(work, "add", "-A")
+    git(work, "commit", "-q", "-m", "pager")
+    git(work, "push", "-q", str(repo / "wiki.git"), "main")
+    try:
+        uploaded = _upload(client, alice, "support-runbooks")
+        assert uploaded.status_code == 200, uploaded.text
+        assert uploaded.json()["new"] == 1
+        assert _upload(client, alice, "sales-playbook").status_code == 404
+        assert _upload(client, alice, "docs").status_code == 403
+        assert _upload(client, reader_key, "support-runbooks").status_code == 403
+        assert (
+            client.get("/api/collections/support-runbooks/sources", headers=reader_key).status_code
+            == 403
+        )
+        with git_server(repo) as server:
+            source = {
+                "name": "support-wiki",
+                "kind": "git",
+                "config": {"url": f"{server.url}/wiki.git"},
+            }
+            base = "/api/collections/support-runbooks/sources"
+            added = client.post(base, json=source, headers=alice)
+            assert added.status_code == 201, added.text
+            assert added.json()["collection"] == "support-runbooks"
+            for refused, status in (
+                ({**source, "name": "x", "kind": "folder", "config": {"path": "/etc"}}, 422),
+                ({**source, "name": "y", "config": {"url": "file:///etc/repo.git"}}, 403),
+                (
+                    {
+                        **source,
+                        "name": "z",
+                        "config": {"url": "https://h.test/r", "credential": "c"},
+                    },
+                    403,
+                ),
+            ):
+                assert client.post(base, json=refused, headers=alice).status_code == status
+            assert (
+                client.post(
+                    "/api/collections/sales-playbook/sources", json=source, headers=alice
+                ).status_code
+                == 404
+            )
+            assert client.post(f"{base}/support-wiki/sync", headers=alice).status_code == 202
+            deadline = time.monotonic() + 60
+            while (shown := client.get(f"{base}/support-wiki", headers=alice).json())[
+                "last_status"
+            ] in (None, "running"):
+                assert time.monotonic() < deadline
+                time.sleep(0.2)
+        assert shown["last_status"] == "completed", shown
+        assert shown["last_counts"]["added"] == 1
+        # Another collection's path does not reach the source.
+        assert (
+            client.get("/api/collections/docs/sources/support-wiki", headers=bob).status_code == 404
+        )
+        runs = client.get("/api/collections/support-runbooks/runs", headers=alice).json()
+        assert {r["collection"] for r in runs} == {"support-runbooks"}
+        assert len(runs) >= 2  # the upload and the sync
+        removed = client.delete(f"{base}/support-wiki", headers=alice)
+        assert removed.json() == {"removed": "support-wiki", "documents_removed": 1}
+    finally:
+        revoked = client.delete(
+            "/api/admin/collections/support-runbooks/owners/group",
+            params={"who": "support"},
+            headers=bob,
+        )
+        assert revoked.status_code == 200
+        collections.revoke("support-runbooks", "key", "runbook-reader")
+    assert _upload(client, alice, "support-runbooks").status_code == 403  # from now on
+    trail = audit_events(deployment.components, "api")
+    mine = {e["action"] for e in trail if str(e["actor"]).startswith("user:")}
+    assert {
+        "api.upload_to_collection",
+        "api.add_owned_source",
+        "api.sync_owned_source",
+        "api.remove_owned_source",
+    } <= mine
+    owners = {e["action"] for e in audit_events(deployment.components, "collection")}
+    assert {"collection.grant_owner", "collection.revoke_owner"} <= owners

@@ -73,6 +73,11 @@ POSITIVES = [
 
 # Ordinary technical prose near the patterns: none may be flagged.
 NEGATIVES = [
+    # docchat's own pages explain its system prompt (docs/security.md, docs/curation.md).
+    "A random marker (a canary) is planted in the system prompt, after its fixed prefix.",
+    "The service asks it: docchat's system prompt, the earlier turns, the numbered excerpts.",
+    "documentation text after a cached system prompt; every answer its full length.",
+    "The system prompt reworded is caught less well.",
     "You can ignore this warning.",
     "Ignore the rules in the previous section if you use the default settings.",
     "As described in the previous section, the cache is rebuilt.",
@@ -173,6 +178,21 @@ def test_repeated_snippets_once_and_at_most_five_findings() -> None:
     findings = injection_findings(many)
     assert len(findings) == MAX_FINDINGS
     assert findings[0] == f'{FINDING_PREFIX}: "<|token_0|>"'
+
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_docchat_own_docs_give_no_injection_findings() -> None:
+    """`make run` ingests docs/: pages that explain the system prompt are not attacks."""
+    pages = [*sorted((REPO / "docs").rglob("*.md")), REPO / "README.md"]
+    assert len(pages) > 20
+    flagged = {
+        page.name: found
+        for page in pages
+        if (found := [f for f in check_document(load_file(page)) if FINDING_PREFIX in f.reason])
+    }
+    assert flagged == {}
 
 
 @pytest.mark.parametrize("page", NEAR_MISS_PAGES)

@@ -53,6 +53,14 @@ def test_admin_api_adds_syncs_shows_and_removes(
     refused = api.post("/api/admin/sources", json=wrong)
     assert refused.status_code == 422
     assert "typo" in refused.text
+    bad_cron = api.post("/api/admin/sources", json={**body, "name": "c", "cron": "0 3 * *"})
+    assert bad_cron.status_code == 422
+    assert "5 fields" in bad_cron.text
+    nightly = api.post("/api/admin/sources", json={**body, "name": "n", "cron": "0 3 * * 1-5"})
+    assert nightly.status_code == 201
+    assert nightly.json()["cron"] == "0 3 * * 1-5"
+    assert nightly.json()["next_run_at"][11:16] == "03:00"
+    assert api.delete("/api/admin/sources/n").status_code == 200
     assert api.post("/api/admin/sources/shelf/sync").status_code == 202
     deadline = time.monotonic() + 60
     while (shown := api.get("/api/admin/sources/shelf").json())["last_status"] in (None, "running"):

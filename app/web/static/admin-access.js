@@ -71,7 +71,7 @@ function sourceRow(s) {
     s.name,
     s.kind,
     s.collection,
-    s.enabled ? "every " + Math.round(s.interval_s / 60) + " min" : "on demand",
+    !s.enabled ? "disabled" : s.cron ? "cron " + s.cron : s.interval_s ? "every " + Math.round(s.interval_s / 60) + " min" : "on demand",
     last + (changed ? " (" + changed + ")" : "") + (s.last_error ? ": " + s.last_error : ""),
     s.next_run_at ? s.next_run_at.slice(0, 16).replace("T", " ") : "",
     button("Sync now", () => act(() => call("POST", "/api/admin/sources/" + encodeURIComponent(s.name) + "/sync"), showCollections), "Sync " + s.name + " now"),
