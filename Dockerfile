@@ -19,9 +19,9 @@ FROM ${BASE} AS builder
 ARG ACCEL=cpu
 # CUDA archs for ACCEL=cuda: one per GPU generation you run on (90 = H100/H200).
 ARG CUDA_ARCHITECTURES="75;80;86;89;90"
-# CPU: portable instruction set (a native build uses the build machine's, e.g. AMX,
-# and crashes elsewhere).
-ARG LLAMA_CPU_ARGS="-DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON"
+# CPU: every x86 variant, the best loaded at run time (app/llm/cpu_backends.py); a
+# native build uses the build machine's instructions, e.g. AMX, and crashes elsewhere.
+ARG LLAMA_CPU_ARGS="-DGGML_NATIVE=OFF -DGGML_BACKEND_DL=ON -DGGML_CPU_ALL_VARIANTS=ON"
 # CPU-only torch (PyPI's default build carries GBs of CUDA libraries sentence-transformers
 # does not need here). Wheels dropped in deploy/docker/wheels/ are used first.
 ARG TORCH_INDEX=https://download.pytorch.org/whl/cpu

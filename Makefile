@@ -12,9 +12,13 @@ BIN := $(VENV)/bin
 # where you build. Only torch is installed with it, so an unreachable index is tried once.
 TORCH_INDEX ?= https://download.pytorch.org/whl/cpu
 LLAMA_VERSION := $(shell sed -n 's/^llama-cpp-python==//p' requirements/llama.in)
-# Portable llama.cpp: a native build uses every instruction of the build machine (AMX
-# here), which crashes elsewhere and, on some machines, here too.
-LLAMA_CMAKE_ARGS ?= -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON
+# llama.cpp with every x86 CPU variant, the best one loaded at run time
+# (app/llm/cpu_backends.py): AVX-512/VNNI where the CPU has them, AVX2 or less where it
+# does not. A native build uses every instruction of the build machine (AMX here), which
+# crashes elsewhere and, on some machines, here too. The AVX2-only build of docchat
+# before 2026-12-06: LLAMA_CMAKE_ARGS="-DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON
+# -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON".
+LLAMA_CMAKE_ARGS ?= -DGGML_NATIVE=OFF -DGGML_BACKEND_DL=ON -DGGML_CPU_ALL_VARIANTS=ON
 # pip's wheel cache ignores CMAKE_ARGS, so the wheel is kept in a folder named by them.
 LLAMA_FLAGS_ID := $(shell printf '%s' '$(LLAMA_CMAKE_ARGS)' | sha1sum | cut -c1-10)
 WHEELHOUSE ?= $(HOME)/.cache/docchat/wheels/llama-cpp-python-$(LLAMA_VERSION)-$(LLAMA_FLAGS_ID)
@@ -29,7 +33,7 @@ $(STAMP): pyproject.toml Makefile requirements/*.lock tests/oidc/package-lock.js
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip wheel
 	@if ! ls $(WHEELHOUSE)/llama_cpp_python-$(LLAMA_VERSION)-*.whl >/dev/null 2>&1; then \
-	  echo ">> building llama-cpp-python $(LLAMA_VERSION), portable CPU build (about 5 minutes, once per machine)"; \
+	  echo ">> building llama-cpp-python $(LLAMA_VERSION), every CPU variant (8-15 minutes on 2 cores, once per machine)"; \
 	  CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(BIN)/pip wheel -q --no-cache-dir --no-deps --require-hashes \
 	    -r requirements/llama.lock -w $(WHEELHOUSE); \
 	fi

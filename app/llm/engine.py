@@ -19,6 +19,7 @@ from app.llm.base import GenerationTimeout as GenerationTimeout
 from app.llm.base import Prompt as Prompt
 from app.llm.base import PromptTooLong as PromptTooLong
 from app.llm.batching import BatchedContext, BatchScheduler, Job
+from app.llm.cpu_backends import load_cpu_backend
 from app.settings import LLMSettings
 
 log = logging.getLogger(__name__)
@@ -40,6 +41,11 @@ class LlamaEngine:
     ) -> None:
         from llama_cpp import Llama
         from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
+        try:  # before the first model: the CPU kernels this machine runs best
+            self.cpu_variant = load_cpu_backend(settings.cpu_variant)
+        except ValueError as exc:
+            raise CannotChat(str(exc)) from None
 
         self.settings = settings
         self.model_path = model_path

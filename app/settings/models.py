@@ -85,6 +85,15 @@ class LLMSettings(BaseModel):
         "answer aimed for while new prompts are read (the length of one mixed step).",
     )
 
+    cpu_variant: str = Field(
+        "auto",
+        pattern=r"^[\w.]+$",
+        description="llama.cpp's CPU kernels, where it was built with every variant (make "
+        "install, the image): auto loads the best one the CPU runs (Zen 4 / Ice Lake "
+        "AVX-512 VNNI here, Haswell AVX2 on older machines); a name (haswell, skylakex, "
+        "icelake, zen4, ...) forces one, e.g. to step around a CPU that misreports a "
+        "feature. Ignored by a build with one backend compiled in (the CUDA image).",
+    )
     n_gpu_layers: int = Field(
         0,
         description="Layers offloaded to the GPU (-1: all). Needs a CUDA/Metal build of "
