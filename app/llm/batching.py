@@ -17,73 +17,27 @@ answer's cache stays in its sequence for a follow-up that starts with it (app/ll
 
 from __future__ import annotations
 
-import codecs
 import ctypes
 import logging
 import queue
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import llama_cpp as ll
 
 # Re-exported where they were declared before (the tests import them from here).
 from app.llm.chunk_sizer import ChunkSizer
+from app.llm.jobs import LOOP_MAX_TOKENS as LOOP_MAX_TOKENS
+from app.llm.jobs import LOOP_MIN_TOKENS as LOOP_MIN_TOKENS
+from app.llm.jobs import Job
+from app.llm.jobs import looping as looping
 from app.llm.kept import KeptSequences
+from app.llm.lookup import PromptLookup
 
 log = logging.getLogger(__name__)
 PREFIX_SEQ = 0  # holds the cached prompt prefix; requests use the ids after it
-
-
-@dataclass(eq=False)  # identity: jobs live in sets and lists
-class Job:
-    """One generation as the worker sees it."""
-
-    tokens: list[int]
-    max_tokens: int
-    temperature: float
-    seed: int
-    repeat_penalty: float
-    deadline: float
-    # Called from the worker thread: ("text", str) | ("end", reason) | ("error", exc)
-    emit: Callable[[str, Any], None]
-    # Decode all max_tokens even past an end-of-generation token (benchmarks, whose
-    # figures would otherwise mix in answers that ended early).
-    ignore_eos: bool = False
-    # Stop when the answer's last tokens repeat one block this many times in a row (a
-    # small model stuck in a loop would otherwise write until max_tokens); 0: never.
-    stop_repeats: int = 0
-    cancel: threading.Event = field(default_factory=threading.Event)
-    admitted_at: float | None = None
-    prefix_reused: int = 0
-    # Worker state.
-    seq: int = -1
-    evaluated: int = 0  # prompt tokens in the sequence's cache so far
-    cells: int = 0  # tokens (prompt, then answer) the sequence's cache holds
-    pos: int = 0
-    produced: int = 0
-    last: int = 0
-    sampler: Any = None
-    written: list[int] = field(default_factory=list)
-    decoder: Any = field(default_factory=lambda: codecs.getincrementaldecoder("utf-8")("ignore"))
-
-
-# Shortest and longest repeated block `looping` looks for, in tokens.
-LOOP_MIN_TOKENS = 8
-LOOP_MAX_TOKENS = 96
-
-
-def looping(tokens: list[int], repeats: int) -> bool:
-    """Whether the tokens end with one block written `repeats` times in a row."""
-    for size in range(LOOP_MIN_TOKENS, min(LOOP_MAX_TOKENS, len(tokens) // repeats) + 1):
-        block = tokens[-size:]
-        if all(
-            tokens[-size * (k + 1) : len(tokens) - size * k] == block for k in range(1, repeats)
-        ):
-            return True
-    return False
 
 
 class BatchedContext:
@@ -245,8 +199,10 @@ class BatchScheduler:
         prefill_chunk: int | Literal["auto"] = 64,
         step_target_s: float = 0.25,
         cache_max_age_s: float = 900.0,
+        lookup_tokens: int = 0,
     ) -> None:
         self.context = context
+        self.lookup_tokens = lookup_tokens
         self.prefill_chunk = prefill_chunk
         self.chunk_sizer = ChunkSizer(step_target_s, context.n_batch)
         self.incoming: queue.Queue[Job | None] = queue.Queue()
@@ -364,9 +320,15 @@ class BatchScheduler:
             elif time.monotonic() > job.deadline:
                 self._finish(job, "error", TimeoutError("the answer ran past its deadline"))
         # Rows: (token, position, sequence, wants logits); `owners` maps a row with
-        # logits to the job that samples from it.
-        rows = [(job.last, job.pos - 1, job.seq, True) for job in self.active]
-        owners: dict[int, Job] = dict(enumerate(self.active))
+        # logits to the job that samples from it and the row's place among its drafts.
+        rows: list[tuple[int, int, int, bool]] = []
+        owners: dict[int, tuple[Job, int]] = {}
+        drafts: dict[Job, list[int]] = {}
+        for job in self.active:
+            drafts[job] = self._draft(job)
+            for i, token in enumerate([job.last, *drafts[job]]):
+                owners[len(rows)] = (job, i)
+                rows.append((token, job.pos - 1 + i, job.seq, True))
         decoding = len(rows)
         budget = budget_before = self._prompt_budget()
         for job in self.prefilling:
@@ -375,35 +337,52 @@ class BatchScheduler:
             end = min(len(job.tokens), job.evaluated + budget)
             for pos in range(job.evaluated, end):
                 if pos == len(job.tokens) - 1:  # the prompt's last token: its logits
-                    owners[len(rows)] = job
+                    owners[len(rows)] = (job, 0)
                 rows.append((job.tokens[pos], pos, job.seq, pos == len(job.tokens) - 1))
             budget -= end - job.evaluated
             job.evaluated = end
         # One llama_decode, unless the rows outgrow a batch (prefill_chunk larger than
         # n_batch, or 0): logits are read after each, before the next overwrites them.
-        by_seq = {job.seq: job for job in [*self.active, *self.prefilling]}
+        by_seq = {job.seq: job for job in self.prefilling}
+        rejected: set[Job] = set()  # a draft token the model did not write: rows after it void
         began = time.perf_counter()
         for first in range(0, len(rows), ctx.n_batch):
             ctx.decode(rows[first : first + ctx.n_batch])
-            for _token, pos, seq, _logits in rows[first : first + ctx.n_batch]:
-                by_seq[seq].cells = pos + 1  # rows of a sequence come in position order
+            for _token, pos, seq, _logits in rows[max(first, decoding) : first + ctx.n_batch]:
+                by_seq[seq].cells = pos + 1  # prompt rows of a sequence come in order
             for index in range(first, min(first + ctx.n_batch, len(rows))):
-                owner = owners.get(index)
-                if owner is None:
+                if index not in owners:
                     continue
+                owner, i = owners[index]
                 if owner in self.prefilling:  # prompt done: it decodes from the next step
                     self.prefilling.remove(owner)
                     owner.pos = len(owner.tokens)
                     self.active.append(owner)
-                elif owner not in self.active:  # ended meanwhile
+                elif owner not in self.active or owner in rejected:  # ended meanwhile
                     continue
-                self._accept(owner, ctx.sample(owner, index - first))
+                else:  # the cells up to this row hold what the model wrote
+                    owner.cells = owner.pos
+                token = ctx.sample(owner, index - first)
+                self._accept(owner, token)
+                draft = drafts.get(owner, [])
+                if i < len(draft) and token != draft[i] and owner in self.active:
+                    rejected.add(owner)
+                    ctx.trim(owner.seq, owner.cells)
         # A mixed step with a whole chunk teaches the chunk size (a prompt's short tail
         # would make the decode rows look like the chunk's cost).
         learning = self.prefill_chunk == "auto" and decoding
         if learning and len(rows) - decoding == budget_before:
             self.chunk_sizer.observe(budget_before, time.perf_counter() - began)
         self.steps += 1
+
+    def _draft(self, job: Job) -> list[int]:
+        """Tokens to try after the job's next one (prompt lookup; greedy jobs only)."""
+        if self.lookup_tokens <= 0 or job.temperature > 0:
+            return []
+        if job.lookup is None:
+            job.lookup = PromptLookup(job.tokens + job.written)
+        room = min(job.max_tokens - job.produced, self.context.n_ctx_per_seq - job.pos) - 1
+        return job.lookup.draft(min(self.lookup_tokens, room))
 
     def _accept(self, job: Job, token: int) -> None:
         """Emit a sampled token, or finish the job; the token is decoded next step."""
@@ -421,6 +400,8 @@ class BatchScheduler:
         job.last = token
         job.pos += 1
         job.written.append(token)
+        if job.lookup is not None:
+            job.lookup.add(token)
         if job.stop_repeats and looping(job.written, job.stop_repeats):
             self._finish(job, "end", "repetition")
         elif job.produced >= job.max_tokens or job.pos >= ctx.n_ctx_per_seq:

@@ -18,8 +18,9 @@ from app.llm.base import GenerationStats as GenerationStats
 from app.llm.base import GenerationTimeout as GenerationTimeout
 from app.llm.base import Prompt as Prompt
 from app.llm.base import PromptTooLong as PromptTooLong
-from app.llm.batching import BatchedContext, BatchScheduler, Job
+from app.llm.batching import BatchedContext, BatchScheduler
 from app.llm.cpu_backends import load_cpu_backend
+from app.llm.jobs import Job
 from app.settings import LLMSettings
 
 log = logging.getLogger(__name__)
@@ -95,6 +96,7 @@ class LlamaEngine:
             prefill_chunk=settings.prefill_chunk,
             step_target_s=settings.stream_gap_ms / 1000,
             cache_max_age_s=settings.cache_max_age_s,
+            lookup_tokens=settings.lookup_tokens,
         )
         self.admission = Admission(settings)
         self._message_overhead: int | None = None

@@ -139,6 +139,15 @@ class LLMSettings(BaseModel):
         description="A kept answer's cache older than this is cleared (its conversation "
         "is then evaluated from its start again).",
     )
+    lookup_tokens: int = Field(
+        0,
+        ge=0,
+        le=32,
+        description="Prompt-lookup decoding (greedy answers, local engine): up to this many "
+        "tokens guessed from the prompt where the answer's last three tokens occurred "
+        "there, checked in the same step as the next token; the text is unchanged, "
+        "quoted runs take fewer steps. 0: off.",
+    )
     queue_size: int = Field(
         16,
         ge=0,
