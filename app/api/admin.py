@@ -35,6 +35,7 @@ from app.security.identity import Identity, Scope
 from app.store import audit, retention
 from app.store.models import OUTCOMES, IngestRun, utcnow
 from ingest.loaders import SUPPORTED_SUFFIXES
+from ingest.summary import IngestSummary
 
 
 class KeyOut(BaseModel):
@@ -146,7 +147,7 @@ uploads = APIRouter(prefix="/api", tags=["ingest"], dependencies=[require_scope(
 UPLOAD_PATH = "/api/documents"
 SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._ -]{0,199}")  # fullmatch: no "\n"
 # One upload ingests at a time: the embedded store has one writer.
-_ingest_lock = threading.Lock()
+ingest_lock = threading.Lock()
 
 
 @admin.get("/keys", responses=ERROR_RESPONSES)
@@ -299,12 +300,17 @@ def ingest_runs(
 def _ingest(components: Components, files: list[Path], collection: str) -> UploadResult:
     settings = components.settings
     outcomes: dict[str, str] = {}
-    with _ingest_lock:
+    with ingest_lock:
         summary = components.ingestor(max_file_bytes=settings.security.max_upload_bytes).run(
             files,
             collection,
             progress=lambda source, outcome, _written: outcomes.__setitem__(source, outcome),
         )
+    return upload_result(summary, outcomes)
+
+
+def upload_result(summary: IngestSummary, outcomes: dict[str, str]) -> UploadResult:
+    """What a run of uploaded (or released) files did, as the API answers it."""
     return UploadResult(
         run_id=summary.run_id,
         status=summary.status,

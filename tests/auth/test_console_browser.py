@@ -17,6 +17,7 @@ from selenium.webdriver.support.ui import Select, WebDriverWait
 from tests.auth.conftest import Ports
 from tests.auth.provider import Provider
 from tests.auth.test_collections_browser import _shown, serve_three_collections, sign_in_as
+from tests.auth.test_collections_leak import SUPPORT_DOC
 from tests.conftest import Models
 from tests.test_web_browser import ARTIFACTS, PAGE_TIMEOUT_S, _browser_problems, driver
 
@@ -50,6 +51,16 @@ def _state(drv) -> str:
 def _tab(drv, name: str) -> None:
     drv.find_element(By.CSS_SELECTOR, f'.admin-tab[data-tab="{name}"]').click()
     _wait(drv, lambda d: _state(d) == "ready", f"the {name} section did not load")
+
+
+def _screenshot(drv, name: str, show: str | None = None) -> None:
+    """The page as it is now (scrolled to the element `show`), kept with the test's
+    artefacts (the folder is printed)."""
+    if show:
+        drv.execute_script("document.getElementById(arguments[0]).scrollIntoView()", show)
+    os.makedirs(ARTIFACTS, exist_ok=True)
+    drv.save_screenshot(os.path.join(ARTIFACTS, name))
+    print(f"screenshot: {os.path.join(ARTIFACTS, name)}")
 
 
 def _cells(drv, table: str) -> list[list[str]]:
@@ -106,6 +117,37 @@ def test_an_admin_runs_docchat_from_the_console(driver, server: str, tmp_path: P
         timeout=180,
     )
 
+    # A copy of a runbook already indexed is quarantined, listed with why, and released.
+    copy = tmp_path / "runbook-copy.md"
+    copy.write_text(SUPPORT_DOC)
+    Select(driver.find_element(By.ID, "upload-collection")).select_by_value("support-runbooks")
+    driver.find_element(By.CSS_SELECTOR, "#collection-upload input[type=file]").send_keys(str(copy))
+    driver.find_element(By.CSS_SELECTOR, "#collection-upload button[type=submit]").click()
+    _wait(
+        driver,
+        lambda d: any(r and r[0] == "runbook-copy.md" for r in _cells(d, "quarantine-table")),
+        "the copy is not listed in quarantine",
+        timeout=180,
+    )
+    assert "1 quarantined" in driver.find_element(By.ID, "upload-result").text
+    row = next(r for r in _cells(driver, "quarantine-table") if r[0] == "runbook-copy.md")
+    assert row[1] == "support-runbooks"
+    assert row[4] == "exact duplicate of support/support.md"
+    assert "runbook-copy.md: exact duplicate" in _cells(driver, "runs-table")[0][-1]
+    _screenshot(driver, "console-quarantine.png", "runs-table")
+    form = driver.find_element(By.CSS_SELECTOR, "#quarantine-table form")
+    form.find_element(By.NAME, "why").send_keys("the bridge team keeps its own copy")
+    release = '[aria-label="Release runbook-copy.md into support-runbooks"]'
+    driver.find_element(By.CSS_SELECTOR, release).click()
+    _wait(
+        driver,
+        lambda d: d.find_element(By.ID, "quarantine-result").text.startswith("Released"),
+        "not released",
+        timeout=180,
+    )
+    _wait(driver, lambda d: not _cells(d, "quarantine-table"), "still in quarantine")
+    assert not driver.find_element(By.ID, "quarantine-empty").get_attribute("hidden")
+
     # A reader granted and revoked from the table.
     row = next(
         r
@@ -146,7 +188,7 @@ def test_an_admin_runs_docchat_from_the_console(driver, server: str, tmp_path: P
     # Each of those in the audit view, by a filter on what was done.
     _tab(driver, "audit")
     found: set[str] = set()
-    for action in ("key", "collection"):
+    for action in ("key", "collection", "quarantine"):
         field = driver.find_element(By.CSS_SELECTOR, "#audit-filter input[name=action]")
         field.clear()
         field.send_keys(action)
@@ -154,10 +196,18 @@ def test_an_admin_runs_docchat_from_the_console(driver, server: str, tmp_path: P
         _wait(driver, lambda d: _cells(d, "audit-table"), "no events")
         found |= {row[2] for row in _cells(driver, "audit-table") if row[1].startswith("user:")}
     assert {"key.create", "key.revoke", "collection.grant", "collection.revoke"} <= found
-    os.makedirs(ARTIFACTS, exist_ok=True)
-    driver.save_screenshot(os.path.join(ARTIFACTS, "console-audit.png"))
+    assert "quarantine.release" in found
+    released = next(r for r in _cells(driver, "audit-table") if r[2] == "quarantine.release")
+    assert released[3:] == [
+        "support-runbooks/runbook-copy.md",
+        "ok",
+        "the bridge team keeps its own copy",
+    ]
+    _screenshot(driver, "console-audit.png")
+    _tab(driver, "keys")
+    _screenshot(driver, "console-keys.png")
     _tab(driver, "health")
-    driver.save_screenshot(os.path.join(ARTIFACTS, "console-health.png"))
+    _screenshot(driver, "console-health.png")
     assert _browser_problems(driver) == []
 
 
