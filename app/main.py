@@ -18,6 +18,7 @@ from fastapi.staticfiles import StaticFiles
 from app import __version__
 from app.api import (
     admin,
+    backups,
     chat,
     collections,
     console,
@@ -188,6 +189,7 @@ def create_app(
         admin.admin,
         admin.uploads,
         quarantine.router,
+        backups.router,
         releases.router,
         curation.router,
         reindex.router,

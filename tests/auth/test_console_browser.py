@@ -14,11 +14,12 @@ from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
+from app.main import create_app
 from tests.auth.conftest import Ports
 from tests.auth.provider import Provider
-from tests.auth.test_collections_browser import _shown, serve_three_collections, sign_in_as
-from tests.auth.test_collections_leak import SUPPORT_DOC
-from tests.conftest import Models
+from tests.auth.test_collections_browser import _shown, sign_in_as
+from tests.auth.test_collections_leak import SUPPORT_DOC, three_collections
+from tests.conftest import Models, serve_in_thread
 from tests.test_web_browser import ARTIFACTS, PAGE_TIMEOUT_S, _browser_problems, driver
 
 pytestmark = pytest.mark.browser
@@ -37,7 +38,16 @@ When a customer reports a data loss, page the duty engineer at once.
 def server(
     tmp_path_factory: pytest.TempPathFactory, models: Models, ports: Ports, provider: Provider
 ) -> Iterator[str]:
-    yield from serve_three_collections(tmp_path_factory.mktemp("console"), models, ports)
+    root = tmp_path_factory.mktemp("console")
+    components, settings = three_collections(root, models, ports)
+    backup = settings.backup.model_copy(update={"folder": root / "backups", "keep": 3})
+    settings = settings.model_copy(update={"backup": backup})
+    try:
+        yield from serve_in_thread(
+            create_app(settings, components.using(settings=settings)), ports.live
+        )
+    finally:
+        components.close()
 
 
 def _wait(drv, check, message: str, timeout: float = PAGE_TIMEOUT_S) -> None:
@@ -57,7 +67,9 @@ def _screenshot(drv, name: str, show: str | None = None) -> None:
     """The page as it is now (scrolled to the element `show`), kept with the test's
     artefacts (the folder is printed)."""
     if show:
-        drv.execute_script("document.getElementById(arguments[0]).scrollIntoView()", show)
+        drv.execute_script(
+            'document.getElementById(arguments[0]).scrollIntoView({block: "center"})', show
+        )
     os.makedirs(ARTIFACTS, exist_ok=True)
     drv.save_screenshot(os.path.join(ARTIFACTS, name))
     print(f"screenshot: {os.path.join(ARTIFACTS, name)}")
@@ -134,7 +146,7 @@ def test_an_admin_runs_docchat_from_the_console(driver, server: str, tmp_path: P
     assert row[1] == "support-runbooks"
     assert row[4] == "exact duplicate of support/support.md"
     assert "runbook-copy.md: exact duplicate" in _cells(driver, "runs-table")[0][-1]
-    _screenshot(driver, "console-quarantine.png", "runs-table")
+    _screenshot(driver, "console-quarantine.png", "quarantine-table")
     form = driver.find_element(By.CSS_SELECTOR, "#quarantine-table form")
     form.find_element(By.NAME, "why").send_keys("the bridge team keeps its own copy")
     release = '[aria-label="Release runbook-copy.md into support-runbooks"]'
@@ -185,19 +197,41 @@ def test_an_admin_runs_docchat_from_the_console(driver, server: str, tmp_path: P
         "not revoked",
     )
 
+    # A snapshot taken, listed and verified.
+    _tab(driver, "backups")
+    assert "the newest 3 are kept" in driver.find_element(By.ID, "backups-where").text
+    assert _cells(driver, "backups-table") == []
+    driver.find_element(By.CSS_SELECTOR, "#backup-create button[type=submit]").click()
+    _wait(
+        driver,
+        lambda d: d.find_element(By.ID, "backup-result").text.startswith("Snapshot "),
+        "no snapshot taken",
+        timeout=120,
+    )
+    _wait(driver, lambda d: len(_cells(d, "backups-table")) == 1, "the snapshot is not listed")
+    name = _cells(driver, "backups-table")[0][0]
+    assert _cells(driver, "backups-table")[0][4].startswith("3 (")  # collections (records)
+    driver.find_element(By.CSS_SELECTOR, f'[aria-label="Verify {name}"]').click()
+    _wait(driver, lambda d: ": ok, signed" in d.find_element(By.ID, "backup-result").text, "verify")
+    taken = _cells(driver, "backups-history")[0]
+    assert taken[1].startswith("user:")
+    assert taken[2:] == [name, "ok"]
+    _screenshot(driver, "console-backups.png")
+
     # Each of those in the audit view, by a filter on what was done.
     _tab(driver, "audit")
-    found: set[str] = set()
-    for action in ("key", "collection", "quarantine"):
+    rows: list[list[str]] = []
+    for action in ("key", "collection", "quarantine", "backup"):
         field = driver.find_element(By.CSS_SELECTOR, "#audit-filter input[name=action]")
         field.clear()
         field.send_keys(action)
         driver.find_element(By.CSS_SELECTOR, "#audit-filter button[type=submit]").click()
         _wait(driver, lambda d: _cells(d, "audit-table"), "no events")
-        found |= {row[2] for row in _cells(driver, "audit-table") if row[1].startswith("user:")}
+        rows += [row for row in _cells(driver, "audit-table") if row[1].startswith("user:")]
+    found = {row[2] for row in rows}
     assert {"key.create", "key.revoke", "collection.grant", "collection.revoke"} <= found
-    assert "quarantine.release" in found
-    released = next(r for r in _cells(driver, "audit-table") if r[2] == "quarantine.release")
+    assert {"quarantine.release", "backup.create"} <= found
+    released = next(r for r in rows if r[2] == "quarantine.release")
     assert released[3:] == [
         "support-runbooks/runbook-copy.md",
         "ok",

@@ -12,12 +12,14 @@ import { createKeyPrompt, loadSession } from "./auth.js";
 import { showHealth } from "./admin-health.js";
 import { showCollections, showKeys } from "./admin-access.js";
 import { showAudit, showModels } from "./admin-ops.js";
+import { showBackups } from "./admin-backups.js";
 
 const SECTIONS = {
   health: showHealth,
   collections: showCollections,
   models: showModels,
   keys: showKeys,
+  backups: showBackups,
   audit: showAudit,
 };
 
