@@ -14,6 +14,7 @@ from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
+from app.components import Components
 from app.main import create_app
 from tests.auth.conftest import Ports
 from tests.auth.provider import Provider
@@ -40,6 +41,7 @@ def server(
 ) -> Iterator[str]:
     root = tmp_path_factory.mktemp("console")
     components, settings = three_collections(root, models, ports)
+    _answers_to_review(components)
     backup = settings.backup.model_copy(update={"folder": root / "backups", "keep": 3})
     settings = settings.model_copy(update={"backup": backup})
     try:
@@ -48,6 +50,39 @@ def server(
         )
     finally:
         components.close()
+
+
+def _answers_to_review(components: Components) -> None:
+    """A thumbs-down on an answer of a two-turn conversation, and a curated answer whose
+    passage was taken from a version of the runbook that is no longer the one indexed
+    (stored as the chat and the review page store them)."""
+    from app.curation import examples
+    from app.store import conversations, feedback
+
+    with components.db.session() as session:
+        chat = conversations.create(session, "Data loss", collection="support-runbooks")
+        for role, text in (
+            ("user", "Who do I page for a data loss?"),
+            ("assistant", "Page the duty engineer through the incident bridge."),
+            ("user", "And how fast must the ticket be opened?"),
+            ("assistant", "Within an hour."),
+        ):
+            message = conversations.add_message(session, chat.id, role, content=text)
+        feedback.give(session, message.id, "user:tester", "down", "the runbook says 15 minutes")
+        examples.add(
+            session,
+            "How fast is a severity-one ticket opened?",
+            "Within fifteen minutes.",
+            collection="support-runbooks",
+            reviewer="user:tester",
+            passages=[
+                {
+                    "text": "open a severity-one ticket within fifteen minutes",
+                    "source": "support/support.md",
+                    "content_hash": "0" * 64,  # the runbook as it was when approved
+                }
+            ],
+        )
 
 
 def _wait(drv, check, message: str, timeout: float = PAGE_TIMEOUT_S) -> None:
@@ -196,6 +231,33 @@ def test_an_admin_runs_docchat_from_the_console(driver, server: str, tmp_path: P
         lambda d: any(r[0] == "console-bot" and r[6] == "revoked" for r in _cells(d, "keys-table")),
         "not revoked",
     )
+
+    # The thumbs-down with its whole conversation; a stale curated answer refreshed.
+    _tab(driver, "answers")
+    (down,) = _cells(driver, "answers-down")
+    assert down[1:4] == [
+        "And how fast must the ticket be opened?",
+        "Within an hour.",
+        "the runbook says 15 minutes",
+    ]
+    driver.find_element(
+        By.CSS_SELECTOR,
+        '[aria-label="Open the conversation of And how fast must the ticket be opened?"]',
+    ).click()
+    _wait(driver, lambda d: d.find_elements(By.ID, "conversation-title"), "no conversation")
+    turns = [t.text for t in driver.find_elements(By.CSS_SELECTOR, "#answers-conversation li")]
+    assert turns[0] == "Question: Who do I page for a data loss?"
+    assert turns[3] == "Answer: Within an hour."
+    (stale,) = _cells(driver, "answers-stale")
+    assert stale[0] == "How fast is a severity-one ticket opened?"
+    assert "changed since the example was approved" in stale[2]
+    _screenshot(driver, "console-answers.png")
+    driver.find_element(
+        By.CSS_SELECTOR,
+        '[aria-label="Refresh the curated answer to How fast is a severity-one ticket opened?"]',
+    ).click()
+    _wait(driver, lambda d: "Refreshed" in d.find_element(By.ID, "stale-result").text, "refresh")
+    _wait(driver, lambda d: _state(d) == "ready" and not _cells(d, "answers-stale"), "still stale")
 
     # A snapshot taken, listed and verified.
     _tab(driver, "backups")
