@@ -124,7 +124,7 @@ def test_an_admin_runs_docchat_from_the_console(driver, server: str, tmp_path: P
     sign_in_as(driver, server, "bob")  # docchat-admins at the provider
     driver.get(server + "/admin")
     _wait(driver, lambda d: _state(d) == "ready", "the console did not load")
-    assert len(driver.find_elements(By.CSS_SELECTOR, "#health-charts figure svg")) == 4
+    assert len(driver.find_elements(By.CSS_SELECTOR, "#health-charts figure svg")) == 5
 
     _tab(driver, "collections")
     names = [row[0] for row in _cells(driver, "collections-table")]
@@ -303,6 +303,18 @@ def test_an_admin_runs_docchat_from_the_console(driver, server: str, tmp_path: P
     _tab(driver, "keys")
     _screenshot(driver, "console-keys.png")
     _tab(driver, "health")
+    # Today's ingest runs, by where they came from: the `ingest` of the fixtures, uploads.
+    runs = [
+        [c.text for c in tr.find_elements(By.TAG_NAME, "td")]
+        for tr in driver.find_elements(By.CSS_SELECTOR, "#health-ingest tr")
+    ]
+    assert {r[2] for r in runs if r} == {"ingest", "upload"}
+    volume = driver.find_elements(By.CSS_SELECTOR, "#health-charts figure")[4]
+    assert "Chunks ingested per hour, by source" in volume.text
+    assert {k.text for k in volume.find_elements(By.CSS_SELECTOR, ".admin-legend .key")} == {
+        "ingest",
+        "upload",
+    }
     _screenshot(driver, "console-health.png")
     assert _browser_problems(driver) == []
 
