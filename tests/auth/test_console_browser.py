@@ -299,6 +299,9 @@ def test_an_admin_runs_docchat_from_the_console(driver, server: str, tmp_path: P
         "ok",
         "the bridge team keeps its own copy",
     ]
+    driver.find_element(By.CSS_SELECTOR, "#audit-filter input[name=action]").clear()
+    driver.find_element(By.CSS_SELECTOR, "#audit-filter button[type=submit]").click()
+    _wait(driver, lambda d: len(_cells(d, "audit-table")) > len(rows), "the whole trail")
     _screenshot(driver, "console-audit.png")
     _tab(driver, "keys")
     _screenshot(driver, "console-keys.png")
