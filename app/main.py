@@ -18,6 +18,7 @@ from fastapi.staticfiles import StaticFiles
 from app import __version__
 from app.api import (
     admin,
+    backups,
     chat,
     collections,
     console,
@@ -28,6 +29,7 @@ from app.api import (
     metrics,
     openai,
     owned,
+    quarantine,
     reindex,
     releases,
     signin,
@@ -189,6 +191,8 @@ def create_app(
         admin.admin,
         uploads.uploads,
         owned.router,
+        quarantine.router,
+        backups.router,
         releases.router,
         curation.router,
         reindex.router,

@@ -105,6 +105,7 @@ class _RunState:
     gate: QualityGate
     embedder: EmbeddingModel  # the variant the collection is built with
     changed: frozenset[Path] | None = None  # see Listing
+    released: frozenset[Path] = frozenset()  # let in though duplicates (see run)
 
 
 def _seen_documents(stored: dict[str, StoredDocument], gone: set[str]) -> SeenDocuments:
@@ -188,12 +189,14 @@ class Ingestor:
         on_start: Callable[[int], None] | None = None,
         allow_mass_change: bool = False,
         listing: Listing | None = None,
+        release: frozenset[Path] = frozenset(),
     ) -> IngestSummary:
         """Bring the collection in line with the files under `roots` (those `listing`
         names, when given; else those the folder walk finds).
 
         MassChange, before anything is written, when the run would delete or replace
         more of the collection than `mass_change_share` (unless `allow_mass_change`).
+        A file in `release` is indexed even if it duplicates another (ingest/quarantine.py).
         """
         missing = [str(r) for r in roots if not r.exists()]
         if missing:
@@ -221,6 +224,7 @@ class Ingestor:
         summary.skipped = len(unsupported)
         state = self._begin(summary, roots, files, embedder)
         state.changed = listing.changed if listing is not None else None
+        state.released = release
         if on_start:
             on_start(len(files))
         try:
@@ -350,7 +354,13 @@ class Ingestor:
         summary.timed("checks", began)
         rejection = verdict.rejection
         if rejection is not None and rejection.check == "duplicate":
-            return self._quarantine(file, rejection, state)
+            if file.path not in state.released:
+                return self._quarantine(file, rejection, state)
+            # An admin released it: indexed, the finding kept as a warning.
+            kept = replace(rejection, severity="warning", reason="released: " + rejection.reason)
+            findings = [kept if f is rejection else f for f in verdict.findings]
+            verdict = replace(verdict, findings=findings)
+            rejection = verdict.rejection
         if rejection is not None:  # garbled text: the file's own content is broken
             return self._fail(file, summary, rejection.reason, rejection.check)
         summary.findings += [replace(f, source=file.source) for f in verdict.findings]

@@ -455,6 +455,8 @@ def cli_walk_args(tmp: Path) -> dict[str, list[str]]:
         "conversations.delete": ["--conversation", "no-such-conversation"],
         "backup.create": ["--to", str(tmp / "backups"), "--without-models"],
         "backup.restore": [str(tmp / "no-such-snapshot")],
+        "quarantine.release": ["999", "--reason", "walk"],
+        "quarantine.drop": ["999", "--reason", "walk"],
     }
 
 

@@ -19,6 +19,7 @@ from app.api.deps import ComponentsDep, SessionDep, admin_scope
 from app.api.errors import ERROR_RESPONSES
 from app.api.problems import ApiError
 from app.store import audit
+from app.telemetry.bands import bands
 from app.telemetry.series import hourly, ingest_volume
 
 router = APIRouter(prefix="/api/admin", tags=["admin"], dependencies=admin_scope())
@@ -31,7 +32,15 @@ class HealthOut(BaseModel):
         description="Per hour, oldest first: answers, seconds_p50/p95, refused, "
         "ungrounded, ratings, down (shares 0-1; null without data)."
     )
-    ingest: list[dict[str, Any]] = Field(description="Ingest runs of the span, oldest first.")
+    baselines: dict[str, list[dict[str, float] | None]] = Field(
+        description="Per series (refused, ungrounded, down, seconds_p50), per hour: what the "
+        "anomaly monitors took as normal, {center, low, high} (the band an alert fires "
+        "outside), or null with too little history; {} with the monitors off."
+    )
+    ingest: list[dict[str, Any]] = Field(
+        description="Ingest runs of the span, oldest first, each with its source (a "
+        'source\'s name, "upload" or "ingest") and counts.'
+    )
     firing: list[str] = Field(description="Threshold alerts firing now on this server.")
     alerts: list[dict[str, Any]] = Field(
         description="The latest alerts this server sent (firing and resolved), newest first."
@@ -46,15 +55,18 @@ async def health(
 ) -> HealthOut:
     """Answers per hour, their time, refusals, ungrounded answers and thumbs-down, with
     the ingest runs and the alerts: the console's charts."""
-    db = components.db
-    series, runs = await asyncio.gather(
-        asyncio.to_thread(hourly, db, hours), asyncio.to_thread(ingest_volume, db, hours)
+    db, settings = components.db, components.settings
+    series, runs, normal = await asyncio.gather(
+        asyncio.to_thread(hourly, db, hours),
+        asyncio.to_thread(ingest_volume, db, hours, None, settings.data_dir),
+        asyncio.to_thread(bands, settings.anomalies, db, hours),
     )
     manager = components.telemetry.alerts
     alerts = list(reversed(manager.recent)) if manager is not None else []
     firing = manager.firing() if manager is not None else []
     return HealthOut(
         hours=series,
+        baselines=normal,
         ingest=runs,
         firing=firing,
         alerts=alerts[:50],

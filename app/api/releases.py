@@ -29,6 +29,7 @@ from app.components import Components
 from app.llm.hosting import ModelHost
 from app.releases.entries import AdapterEntry, Kind, ModelEntry, compatibility
 from app.releases.errors import GateRefused, IncompatibleAdapter
+from app.releases.report import gate_table
 from common.errors import DocchatError
 
 log = logging.getLogger(__name__)
@@ -323,3 +324,30 @@ async def ungated(
     entry = await asyncio.to_thread(change)
     await host.sync()
     return model_out(entry)
+
+
+class GateRowOut(BaseModel):
+    """One figure the gate compares."""
+
+    set: str = Field(description="The gate set's file, or the held-out split.")
+    figure: str
+    candidate: float | None
+    baseline: float | None
+    worse: bool = Field(description="The gate holds this figure against the candidate.")
+
+
+class GateReportOut(BaseModel):
+    """A candidate's recorded figures against its baseline's, and the gate's verdict."""
+
+    candidate: str
+    baseline: str | None = Field(description="The release compared with (None: nothing).")
+    reasons: list[str] = Field(description="Why the gate would refuse it now (empty: passes).")
+    passes: bool
+    rows: list[GateRowOut]
+
+
+@router.get("/gate/{kind}/{name}", responses=ERROR_RESPONSES)
+def gate_report(kind: Kind, name: str, components: ComponentsDep) -> GateReportOut:
+    """The gate's judgement of a candidate from the recorded evaluations, as a table:
+    what `activate` without measuring would decide, and why."""
+    return GateReportOut.model_validate(gate_table(components.gate, kind, name))

@@ -23,6 +23,7 @@ from app.components import Components
 from app.security.identity import Identity
 from app.settings import Settings
 from ingest.loaders import SUPPORTED_SUFFIXES
+from ingest.summary import IngestSummary
 
 
 class FindingOut(BaseModel):
@@ -54,18 +55,23 @@ uploads = APIRouter(prefix="/api", tags=["ingest"], dependencies=[require_scope(
 UPLOAD_PATH = "/api/documents"
 SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._ -]{0,199}")  # fullmatch: no "\n"
 # One upload ingests at a time: the embedded store has one writer.
-_ingest_lock = threading.Lock()
+ingest_lock = threading.Lock()
 
 
 def _ingest(components: Components, files: list[Path], collection: str) -> UploadResult:
     settings = components.settings
     outcomes: dict[str, str] = {}
-    with _ingest_lock:
+    with ingest_lock:
         summary = components.ingestor(max_file_bytes=settings.security.max_upload_bytes).run(
             files,
             collection,
             progress=lambda source, outcome, _written: outcomes.__setitem__(source, outcome),
         )
+    return upload_result(summary, outcomes)
+
+
+def upload_result(summary: IngestSummary, outcomes: dict[str, str]) -> UploadResult:
+    """What a run of uploaded (or released) files did, as the API answers it."""
     return UploadResult(
         run_id=summary.run_id,
         status=summary.status,

@@ -27,6 +27,7 @@ from app.cli import (
     keys,
     models,
     quality,
+    quarantine,
     reindex,
     serve,
     sources,
@@ -61,6 +62,9 @@ app.add_typer(
     models.app, name="models", help="Chat models: add, pull, evaluate, activate, roll back."
 )
 app.add_typer(quality.app, name="quality", help="Data-quality findings of ingest runs.")
+app.add_typer(
+    quarantine.app, name="quarantine", help="Files kept out as duplicates: list, release, drop."
+)
 app.add_typer(feedback.app, name="feedback", help="Users' ratings of answers.")
 app.add_typer(
     curate.app, name="curate", help="Curated answers: accept, correct, add, refresh, drop."

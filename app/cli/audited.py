@@ -49,6 +49,7 @@ READS = frozenset(
         "models.list",
         "models.show",
         "quality.report",
+        "quarantine.list",
         "sources.list",
         "sources.show",
         "users.list",

@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, Field, SecretStr
@@ -67,9 +68,22 @@ class PrivacySettings(BaseModel):
 
 
 class BackupSettings(BaseModel):
-    """How snapshots are signed: restore takes only this deployment's own (docs/backup.md)."""
+    """How snapshots are signed, and where the console finds them (docs/backup.md)."""
 
     model_config = SECTION_CONFIG
+
+    folder: Path | None = Field(
+        None,
+        description="Folder of snapshots that the console (/api/admin/backups) lists, "
+        "verifies and takes new ones into: the folder `docchat backup create --to` writes "
+        "(mount the same volume into the server). None: the console has no Backups to show.",
+    )
+    keep: int | None = Field(
+        None,
+        ge=1,
+        description="Retention of snapshots taken from the console: the newest N are kept "
+        "in `folder`, older ones deleted (as `backup create --keep N`). None: keep all.",
+    )
 
     signing_key: SecretStr | None = Field(
         None,

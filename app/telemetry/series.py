@@ -8,11 +8,14 @@ import math
 import time
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from app.store.db import Database
 from app.store.models import IngestRun
+from app.store.sources import Source
 from app.telemetry.observations import AnswerObservation, RatingObservation, SqlObservations
 
 HOUR = 3600.0
@@ -75,9 +78,11 @@ def hourly(db: Database, hours: int, now: float | None = None) -> list[dict[str,
     return [asdict(f) for f in figures]
 
 
-def ingest_volume(db: Database, hours: int, now: float | None = None) -> list[dict[str, object]]:
+def ingest_volume(
+    db: Database, hours: int, now: float | None = None, data_dir: Path | None = None
+) -> list[dict[str, object]]:
     """The ingest runs of the last `hours` (not dry runs), oldest first: when, which
-    collection, what they changed."""
+    collection and source, what they changed."""
     now = time.time() if now is None else now
     since = datetime.fromtimestamp(now - hours * HOUR, UTC)
     query = (
@@ -86,10 +91,12 @@ def ingest_volume(db: Database, hours: int, now: float | None = None) -> list[di
         .order_by(IngestRun.started_at)
     )
     with db.session() as session:
+        origins = _origins(session, data_dir)
         return [
             {
                 "at": run.started_at.isoformat(timespec="seconds"),
                 "collection": run.collection,
+                "source": _origin(run.roots, origins, data_dir),
                 "status": run.status,
                 "new": run.new,
                 "changed": run.changed,
@@ -100,3 +107,28 @@ def ingest_volume(db: Database, hours: int, now: float | None = None) -> list[di
             }
             for run in session.scalars(query)
         ]
+
+
+def _origins(session: Session, data_dir: Path | None) -> list[tuple[Path, str]]:
+    """(the folder a source's runs ingest, its name) for every source: a folder source's
+    own path, or the working folder where the others fetch (ingest/sources)."""
+    found = []
+    for source in session.scalars(select(Source)):
+        if source.kind == "folder" and source.config.get("path"):
+            found.append((Path(source.config["path"]).expanduser().resolve(), source.name))
+        if data_dir is not None:
+            found.append(((data_dir / "sources" / source.id).resolve(), source.name))
+    return found
+
+
+def _origin(roots: str, origins: list[tuple[Path, str]], data_dir: Path | None) -> str:
+    """Who a run ingested for: a source's name, "upload", or "ingest" (the command)."""
+    first = Path(roots.splitlines()[0]) if roots else None
+    if first is None:
+        return "ingest"
+    for folder, name in origins:
+        if first == folder or first.is_relative_to(folder):
+            return name
+    if data_dir is not None and first.is_relative_to((data_dir / "uploads").resolve()):
+        return "upload"
+    return "ingest"

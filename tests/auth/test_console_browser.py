@@ -14,10 +14,13 @@ from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
+from app.components import Components
+from app.main import create_app
 from tests.auth.conftest import Ports
 from tests.auth.provider import Provider
-from tests.auth.test_collections_browser import _shown, serve_three_collections, sign_in_as
-from tests.conftest import Models
+from tests.auth.test_collections_browser import _shown, sign_in_as
+from tests.auth.test_collections_leak import SUPPORT_DOC, three_collections
+from tests.conftest import Models, serve_in_thread
 from tests.test_web_browser import ARTIFACTS, PAGE_TIMEOUT_S, _browser_problems, driver
 
 pytestmark = pytest.mark.browser
@@ -36,7 +39,50 @@ When a customer reports a data loss, page the duty engineer at once.
 def server(
     tmp_path_factory: pytest.TempPathFactory, models: Models, ports: Ports, provider: Provider
 ) -> Iterator[str]:
-    yield from serve_three_collections(tmp_path_factory.mktemp("console"), models, ports)
+    root = tmp_path_factory.mktemp("console")
+    components, settings = three_collections(root, models, ports)
+    _answers_to_review(components)
+    backup = settings.backup.model_copy(update={"folder": root / "backups", "keep": 3})
+    settings = settings.model_copy(update={"backup": backup})
+    try:
+        yield from serve_in_thread(
+            create_app(settings, components.using(settings=settings)), ports.live
+        )
+    finally:
+        components.close()
+
+
+def _answers_to_review(components: Components) -> None:
+    """A thumbs-down on an answer of a two-turn conversation, and a curated answer whose
+    passage was taken from a version of the runbook that is no longer the one indexed
+    (stored as the chat and the review page store them)."""
+    from app.curation import examples
+    from app.store import conversations, feedback
+
+    with components.db.session() as session:
+        chat = conversations.create(session, "Data loss", collection="support-runbooks")
+        for role, text in (
+            ("user", "Who do I page for a data loss?"),
+            ("assistant", "Page the duty engineer through the incident bridge."),
+            ("user", "And how fast must the ticket be opened?"),
+            ("assistant", "Within an hour."),
+        ):
+            message = conversations.add_message(session, chat.id, role, content=text)
+        feedback.give(session, message.id, "user:tester", "down", "the runbook says 15 minutes")
+        examples.add(
+            session,
+            "How fast is a severity-one ticket opened?",
+            "Within fifteen minutes.",
+            collection="support-runbooks",
+            reviewer="user:tester",
+            passages=[
+                {
+                    "text": "open a severity-one ticket within fifteen minutes",
+                    "source": "support/support.md",
+                    "content_hash": "0" * 64,  # the runbook as it was when approved
+                }
+            ],
+        )
 
 
 def _wait(drv, check, message: str, timeout: float = PAGE_TIMEOUT_S) -> None:
@@ -50,6 +96,18 @@ def _state(drv) -> str:
 def _tab(drv, name: str) -> None:
     drv.find_element(By.CSS_SELECTOR, f'.admin-tab[data-tab="{name}"]').click()
     _wait(drv, lambda d: _state(d) == "ready", f"the {name} section did not load")
+
+
+def _screenshot(drv, name: str, show: str | None = None) -> None:
+    """The page as it is now (scrolled to the element `show`), kept with the test's
+    artefacts (the folder is printed)."""
+    if show:
+        drv.execute_script(
+            'document.getElementById(arguments[0]).scrollIntoView({block: "center"})', show
+        )
+    os.makedirs(ARTIFACTS, exist_ok=True)
+    drv.save_screenshot(os.path.join(ARTIFACTS, name))
+    print(f"screenshot: {os.path.join(ARTIFACTS, name)}")
 
 
 def _cells(drv, table: str) -> list[list[str]]:
@@ -66,7 +124,7 @@ def test_an_admin_runs_docchat_from_the_console(driver, server: str, tmp_path: P
     sign_in_as(driver, server, "bob")  # docchat-admins at the provider
     driver.get(server + "/admin")
     _wait(driver, lambda d: _state(d) == "ready", "the console did not load")
-    assert len(driver.find_elements(By.CSS_SELECTOR, "#health-charts figure svg")) == 4
+    assert len(driver.find_elements(By.CSS_SELECTOR, "#health-charts figure svg")) == 5
 
     _tab(driver, "collections")
     names = [row[0] for row in _cells(driver, "collections-table")]
@@ -106,6 +164,37 @@ def test_an_admin_runs_docchat_from_the_console(driver, server: str, tmp_path: P
         timeout=180,
     )
 
+    # A copy of a runbook already indexed is quarantined, listed with why, and released.
+    copy = tmp_path / "runbook-copy.md"
+    copy.write_text(SUPPORT_DOC)
+    Select(driver.find_element(By.ID, "upload-collection")).select_by_value("support-runbooks")
+    driver.find_element(By.CSS_SELECTOR, "#collection-upload input[type=file]").send_keys(str(copy))
+    driver.find_element(By.CSS_SELECTOR, "#collection-upload button[type=submit]").click()
+    _wait(
+        driver,
+        lambda d: any(r and r[0] == "runbook-copy.md" for r in _cells(d, "quarantine-table")),
+        "the copy is not listed in quarantine",
+        timeout=180,
+    )
+    assert "1 quarantined" in driver.find_element(By.ID, "upload-result").text
+    row = next(r for r in _cells(driver, "quarantine-table") if r[0] == "runbook-copy.md")
+    assert row[1] == "support-runbooks"
+    assert row[4] == "exact duplicate of support/support.md"
+    assert "runbook-copy.md: exact duplicate" in _cells(driver, "runs-table")[0][-1]
+    _screenshot(driver, "console-quarantine.png", "quarantine-table")
+    form = driver.find_element(By.CSS_SELECTOR, "#quarantine-table form")
+    form.find_element(By.NAME, "why").send_keys("the bridge team keeps its own copy")
+    release = '[aria-label="Release runbook-copy.md into support-runbooks"]'
+    driver.find_element(By.CSS_SELECTOR, release).click()
+    _wait(
+        driver,
+        lambda d: d.find_element(By.ID, "quarantine-result").text.startswith("Released"),
+        "not released",
+        timeout=180,
+    )
+    _wait(driver, lambda d: not _cells(d, "quarantine-table"), "still in quarantine")
+    assert not driver.find_element(By.ID, "quarantine-empty").get_attribute("hidden")
+
     # A reader granted and revoked from the table.
     row = next(
         r
@@ -143,21 +232,93 @@ def test_an_admin_runs_docchat_from_the_console(driver, server: str, tmp_path: P
         "not revoked",
     )
 
+    # The thumbs-down with its whole conversation; a stale curated answer refreshed.
+    _tab(driver, "answers")
+    (down,) = _cells(driver, "answers-down")
+    assert down[1:4] == [
+        "And how fast must the ticket be opened?",
+        "Within an hour.",
+        "the runbook says 15 minutes",
+    ]
+    driver.find_element(
+        By.CSS_SELECTOR,
+        '[aria-label="Open the conversation of And how fast must the ticket be opened?"]',
+    ).click()
+    _wait(driver, lambda d: d.find_elements(By.ID, "conversation-title"), "no conversation")
+    turns = [t.text for t in driver.find_elements(By.CSS_SELECTOR, "#answers-conversation li")]
+    assert turns[0] == "Question: Who do I page for a data loss?"
+    assert turns[3] == "Answer: Within an hour."
+    (stale,) = _cells(driver, "answers-stale")
+    assert stale[0] == "How fast is a severity-one ticket opened?"
+    assert "changed since the example was approved" in stale[2]
+    _screenshot(driver, "console-answers.png")
+    driver.find_element(
+        By.CSS_SELECTOR,
+        '[aria-label="Refresh the curated answer to How fast is a severity-one ticket opened?"]',
+    ).click()
+    _wait(driver, lambda d: "Refreshed" in d.find_element(By.ID, "stale-result").text, "refresh")
+    _wait(driver, lambda d: _state(d) == "ready" and not _cells(d, "answers-stale"), "still stale")
+
+    # A snapshot taken, listed and verified.
+    _tab(driver, "backups")
+    assert "the newest 3 are kept" in driver.find_element(By.ID, "backups-where").text
+    assert _cells(driver, "backups-table") == []
+    driver.find_element(By.CSS_SELECTOR, "#backup-create button[type=submit]").click()
+    _wait(
+        driver,
+        lambda d: d.find_element(By.ID, "backup-result").text.startswith("Snapshot "),
+        "no snapshot taken",
+        timeout=120,
+    )
+    _wait(driver, lambda d: len(_cells(d, "backups-table")) == 1, "the snapshot is not listed")
+    name = _cells(driver, "backups-table")[0][0]
+    assert _cells(driver, "backups-table")[0][4].startswith("3 (")  # collections (records)
+    driver.find_element(By.CSS_SELECTOR, f'[aria-label="Verify {name}"]').click()
+    _wait(driver, lambda d: ": ok, signed" in d.find_element(By.ID, "backup-result").text, "verify")
+    taken = _cells(driver, "backups-history")[0]
+    assert taken[1].startswith("user:")
+    assert taken[2:] == [name, "ok"]
+    _screenshot(driver, "console-backups.png")
+
     # Each of those in the audit view, by a filter on what was done.
     _tab(driver, "audit")
-    found: set[str] = set()
-    for action in ("key", "collection"):
+    rows: list[list[str]] = []
+    for action in ("key", "collection", "quarantine", "backup"):
         field = driver.find_element(By.CSS_SELECTOR, "#audit-filter input[name=action]")
         field.clear()
         field.send_keys(action)
         driver.find_element(By.CSS_SELECTOR, "#audit-filter button[type=submit]").click()
         _wait(driver, lambda d: _cells(d, "audit-table"), "no events")
-        found |= {row[2] for row in _cells(driver, "audit-table") if row[1].startswith("user:")}
+        rows += [row for row in _cells(driver, "audit-table") if row[1].startswith("user:")]
+    found = {row[2] for row in rows}
     assert {"key.create", "key.revoke", "collection.grant", "collection.revoke"} <= found
-    os.makedirs(ARTIFACTS, exist_ok=True)
-    driver.save_screenshot(os.path.join(ARTIFACTS, "console-audit.png"))
+    assert {"quarantine.release", "backup.create"} <= found
+    released = next(r for r in rows if r[2] == "quarantine.release")
+    assert released[3:] == [
+        "support-runbooks/runbook-copy.md",
+        "ok",
+        "the bridge team keeps its own copy",
+    ]
+    driver.find_element(By.CSS_SELECTOR, "#audit-filter input[name=action]").clear()
+    driver.find_element(By.CSS_SELECTOR, "#audit-filter button[type=submit]").click()
+    _wait(driver, lambda d: len(_cells(d, "audit-table")) > len(rows), "the whole trail")
+    _screenshot(driver, "console-audit.png")
+    _tab(driver, "keys")
+    _screenshot(driver, "console-keys.png")
     _tab(driver, "health")
-    driver.save_screenshot(os.path.join(ARTIFACTS, "console-health.png"))
+    # Today's ingest runs, by where they came from: the `ingest` of the fixtures, uploads.
+    runs = [
+        [c.text for c in tr.find_elements(By.TAG_NAME, "td")]
+        for tr in driver.find_elements(By.CSS_SELECTOR, "#health-ingest tr")
+    ]
+    assert {r[2] for r in runs if r} == {"ingest", "upload"}
+    volume = driver.find_elements(By.CSS_SELECTOR, "#health-charts figure")[4]
+    assert "Chunks ingested per hour, by source" in volume.text
+    assert {k.text for k in volume.find_elements(By.CSS_SELECTOR, ".admin-legend .key")} == {
+        "ingest",
+        "upload",
+    }
+    _screenshot(driver, "console-health.png")
     assert _browser_problems(driver) == []
 
 

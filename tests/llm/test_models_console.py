@@ -8,6 +8,7 @@ gate's judgement is what the page drives; tests/llm/test_models.py measures for 
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -24,7 +25,7 @@ from app.releases.registry import Registry
 from app.store.db import Database
 from tests.conftest import serve_in_thread, with_auth
 from tests.llm.test_models import Variants, variants
-from tests.test_web_browser import PAGE_TIMEOUT_S, _browser_problems, driver
+from tests.test_web_browser import ARTIFACTS, PAGE_TIMEOUT_S, _browser_problems, driver
 
 pytestmark = pytest.mark.browser
 __all__ = ["driver", "variants"]
@@ -60,6 +61,30 @@ def console(
     registry.seed(variants.original, name="smollm2")
     registry.add_model(variants.q8, name="smollm2-q8")
     registry.record_report(registry.model("smollm2"), report(registry.model("smollm2").sha256, 0.6))
+    # An adapter's lineage and gate report; the registry only hashes its file (serving one
+    # is tested in tests/finetune), so it is never activated here.
+    (tmp_path / "tone.gguf").write_bytes(b"adapter bytes for the registry")
+    tone = registry.add_adapter(
+        tmp_path / "tone.gguf",
+        name="tone",
+        base=registry.model("smollm2"),
+        dataset_name="support-answers",
+        dataset_sha256="ab" * 32,
+        hyperparameters={"rank": 8},
+        training={"steps": 120},
+    )
+    held = {
+        "adapter": {"f1": 0.41, "close": 0.5, "examples": 20},
+        "base": {"f1": 0.52, "close": 0.5},
+    }
+    registry.record_report(
+        tone,
+        {
+            **report(registry.model("smollm2").sha256, 0.6),
+            "adapter_sha256": tone.sha256,
+            "held_out": held,
+        },
+    )
     engine = SwappableEngine(load_model(settings, active_model(settings, db)))
     served = components.using(settings=settings, db=db, engine=engine)
     key = served.guards.keys.create("console-admin", "admin")
@@ -77,6 +102,13 @@ def _ready(drv) -> None:
         lambda d: d.find_element(By.TAG_NAME, "body").get_attribute("data-state") == "ready",
         message="the console section did not load",
     )
+
+
+def _rows(drv, table: str) -> list[list[str]]:
+    return [
+        [c.text for c in r.find_elements(By.TAG_NAME, "td")]
+        for r in drv.find_elements(By.CSS_SELECTOR, f"#{table} tbody tr")
+    ]
 
 
 def _result(drv) -> str:
@@ -109,6 +141,39 @@ def test_the_gate_refuses_then_passes_and_the_page_rolls_back(
     )
     assert "expected fell from 0.6 to 0.3" in _result(driver)
     assert engine.model_id == "smollm2"
+    # Its gate report: each figure against the model in service, the worse one marked.
+    driver.find_element(By.CSS_SELECTOR, '[aria-label="Gate report of smollm2-q8"]').click()
+    WebDriverWait(driver, PAGE_TIMEOUT_S).until(
+        lambda d: "smollm2-q8 against smollm2" in d.find_element(By.ID, "gate-title").text,
+        message="no gate report",
+    )
+    rows = _rows(driver, "gate-table")
+    assert ["docs_qa.jsonl", "expected", "0.30", "0.60", "worse"] in rows
+    assert ["docs_qa.jsonl", "grounded", "0.50", "0.50", "holds"] in rows
+    assert (
+        "refuses it: docs_qa.jsonl: expected fell"
+        in driver.find_element(By.ID, "gate-verdict").text
+    )
+    # The adapter: its lineage, and the gate's report against the base alone.
+    (adapter,) = _rows(driver, "adapters-table")
+    assert adapter[0] == "tone"
+    assert adapter[1].startswith("trained on smollm2 (")
+    assert "with dataset support-answers (abababababab), 120 steps" in adapter[1]
+    assert adapter[3] == "candidate"
+    driver.find_element(By.CSS_SELECTOR, '[aria-label="Gate report of tone"]').click()
+    WebDriverWait(driver, PAGE_TIMEOUT_S).until(
+        lambda d: "smollm2+tone against smollm2" in d.find_element(By.ID, "gate-title").text,
+        message="no adapter gate report",
+    )
+    assert ["held-out split", "f1", "0.41", "0.52", "worse"] in _rows(driver, "gate-table")
+    assert (
+        "held-out split (20 examples): f1 0.41" in driver.find_element(By.ID, "gate-verdict").text
+    )
+    shot = os.path.join(ARTIFACTS, "console-models.png")
+    os.makedirs(ARTIFACTS, exist_ok=True)
+    driver.execute_script("document.getElementById('adapters-table').scrollIntoView()")
+    driver.save_screenshot(shot)
+    print(f"screenshot: {shot}")
 
     # Measured again and as good: it passes, and this server swaps to it.
     registry.record_report(q8, report(q8.sha256, 0.6))

@@ -5,6 +5,7 @@ import { call, setStatus, table } from "./admin-api.js";
 import { errorMessage, withKey } from "./api.js";
 import { getKey } from "./auth.js";
 import { el } from "./dom.js";
+import { showQuarantine } from "./admin-quarantine.js";
 
 function button(text, onClick, label) {
   const b = el("button", "button secondary small", text);
@@ -121,6 +122,7 @@ export async function showCollections() {
       findingList(r.issues.map((f) => f.source + ": " + f.reason)),
     ])
   );
+  await showQuarantine(showCollections);
 }
 
 function findingList(lines) {
@@ -177,7 +179,9 @@ async function upload(ev) {
       el("p", null, "Run " + r.run_id + " (" + r.status + "): " + r.new + " new, " + r.changed + " changed, " + r.unchanged + " unchanged, " + r.failed + " failed, " + r.quarantined + " quarantined, " + r.chunks_written + " chunks."),
       findingList(r.findings.map((f) => f.source + ": " + f.reason))
     );
-    form.reset();
+    const into = form.collection.value;
+    form.reset(); // the files; the collection chosen stays
+    form.collection.value = into;
   } catch (e) {
     out.textContent = "Upload refused: " + e.message;
   } finally {

@@ -3,6 +3,7 @@
 
 import { call, setStatus, table } from "./admin-api.js";
 import { el } from "./dom.js";
+import { gateButton, showAdapters } from "./admin-releases.js";
 
 // The recorded gate figures, set by set: what the gate compares with the release
 // in service.
@@ -40,10 +41,11 @@ async function pollJob(job) {
   }
 }
 
-async function activate(name, measure) {
+// A model or an adapter ("adapter"), through the same gated route the CLI's takes.
+export async function activate(name, measure, kind) {
   result("Activating " + name + "…");
   try {
-    const out = await call("POST", "/api/admin/models/" + encodeURIComponent(name) + "/activate", { evaluate: measure });
+    const out = await call("POST", "/api/admin/" + (kind || "model") + "s/" + encodeURIComponent(name) + "/activate", { evaluate: measure });
     if (out === null) return;
     if (out.id && out.status) await pollJob(out);
     else result(name + " is in service.");
@@ -70,7 +72,7 @@ export async function showModels() {
         measure.type = "button";
         measure.setAttribute("aria-label", "Measure " + m.name + " and activate it if the gate passes");
         measure.addEventListener("click", () => activate(m.name, true));
-        actions.append(now, measure);
+        actions.append(now, measure, gateButton("model", m.name));
       }
       return [
         m.name + (m.adapter ? " + " + m.adapter : ""),
@@ -82,6 +84,7 @@ export async function showModels() {
       ];
     })
   );
+  await showAdapters();
 }
 
 async function rollback() {

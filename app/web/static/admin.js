@@ -12,12 +12,16 @@ import { createKeyPrompt, loadSession } from "./auth.js";
 import { showHealth } from "./admin-health.js";
 import { showCollections, showKeys } from "./admin-access.js";
 import { showAudit, showModels } from "./admin-ops.js";
+import { showBackups } from "./admin-backups.js";
+import { showAnswers } from "./admin-answers.js";
 
 const SECTIONS = {
   health: showHealth,
   collections: showCollections,
+  answers: showAnswers,
   models: showModels,
   keys: showKeys,
+  backups: showBackups,
   audit: showAudit,
 };
 
