@@ -1,7 +1,8 @@
 """The owners' page (/collections) in headless Chromium, signed in through the real
 provider: alice (support, not an admin) owns support-runbooks; from the chat page's link
-she uploads files into it and reads what was added, skipped and flagged, sees the run
-with its counts, syncs its git source and sees that run too; once her ownership is
+she uploads files into it and reads what was added, skipped, quarantined and flagged,
+sees the run with its counts, syncs its git source and sees that run too, adds a source
+(and is told why another is refused) and removes it; once her ownership is
 revoked the page shows nothing of it, the link is gone, and the owners' routes answer
 403 (a collection she reads) or 404 (one she does not)."""
 
@@ -15,7 +16,7 @@ from typing import Any
 import pytest
 from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.common.by import By
-from selenium.webdriver.support.ui import WebDriverWait
+from selenium.webdriver.support.ui import Select, WebDriverWait
 
 from app.access.collections import Collections
 from app.components import Components
@@ -96,6 +97,18 @@ def _rows(drv: Any, table: str) -> list[list[str]]:
         return [[c.text for c in r.find_elements(By.TAG_NAME, "td")] for r in rows]
     except StaleElementReferenceException:
         return []
+
+
+def add_source(drv: Any, name: str, url: str) -> None:
+    """Fill the form "Add a source" (a git repository, synced every hour) and send it."""
+    form = drv.find_element(By.CSS_SELECTOR, ".owner-add-source")
+    form.find_element(By.NAME, "name").clear()
+    form.find_element(By.NAME, "name").send_keys(name)
+    Select(form.find_element(By.NAME, "kind")).select_by_value("git")
+    form.find_element(By.NAME, "address").clear()
+    form.find_element(By.NAME, "address").send_keys(url)
+    Select(form.find_element(By.NAME, "every")).select_by_value("3600")
+    form.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
 
 
 def _statuses(drv: Any) -> dict[str, int]:
@@ -184,6 +197,20 @@ def test_an_owner_fills_her_collection_from_the_page_and_a_reader_cannot(
     (source,) = _rows(driver, "owner-sources-table")
     assert source[5] == "1 added", source
     assert "support-wiki: completed" in _text(driver, "#owner-status")
+
+    # A source added from the form, one refused (with the API's reason), one removed.
+    wiki_url = source[2]
+    add_source(driver, "file-repo", "file:///etc/repo.git")
+    _wait(driver, lambda d: "Not added: " in _text(d, ".owner-add-result"), "no refusal")
+    assert "file:// repository is for admins" in _text(driver, ".owner-add-result")
+    add_source(driver, "wiki-mirror", wiki_url)
+    _wait(driver, lambda d: len(_rows(d, "owner-sources-table")) == 2, "not added")
+    mirror = next(r for r in _rows(driver, "owner-sources-table") if r[0] == "wiki-mirror")
+    assert mirror[1:5] == ["git", wiki_url, "every hour", "never synced"], mirror
+    driver.find_element(By.CSS_SELECTOR, '[aria-label="Remove wiki-mirror"]').click()
+    driver.switch_to.alert.accept()
+    _wait(driver, lambda d: len(_rows(d, "owner-sources-table")) == 1, "not removed")
+    assert "Removed wiki-mirror" in _text(driver, "#owner-status")
     os.makedirs(ARTIFACTS, exist_ok=True)
     driver.save_screenshot(os.path.join(ARTIFACTS, "owner-page.png"))
     assert _browser_problems(driver) == []

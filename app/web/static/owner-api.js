@@ -32,14 +32,20 @@ function failure(status, body) {
   return error;
 }
 
-// A JSON request with the stored key (or the session's CSRF token): the parsed
-// body; null after a 401 (the prompt is shown); an Error with the server's
-// message and .status otherwise.
-export async function call(method, path) {
+// A JSON request (body: sent as JSON when given) with the stored key (or the
+// session's CSRF token): the parsed body; null after a 401 (the prompt is
+// shown); an Error with the server's message and .status otherwise.
+export async function call(method, path, body) {
   const key = getKey();
+  const headers = withKey({ Accept: "application/json" }, key);
+  if (body !== undefined) headers["Content-Type"] = "application/json";
   let res;
   try {
-    res = await fetch(path, { method: method, headers: withKey({ Accept: "application/json" }, key) });
+    res = await fetch(path, {
+      method: method,
+      headers: headers,
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
   } catch (e) {
     throw new Error(networkErrorMessage(e));
   }
@@ -47,14 +53,14 @@ export async function call(method, path) {
     unauthorized(key);
     return null;
   }
-  let body = null;
+  let parsed = null;
   try {
-    body = await res.json();
+    parsed = await res.json();
   } catch (e) {
-    body = null;
+    parsed = null;
   }
-  if (!res.ok) throw failure(res.status, body);
-  return body;
+  if (!res.ok) throw failure(res.status, parsed);
+  return parsed;
 }
 
 // POST a form of files with the upload's progress (fetch cannot report it):

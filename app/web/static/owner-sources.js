@@ -1,19 +1,25 @@
 /* docchat owners' page: the sources of one collection (schedule, last sync,
- * its counts and error, "Sync now") and its latest ingest runs (uploads,
+ * its counts and error, "Sync now", "Remove"; adding one is
+ * owner-source-form.js's) and its latest ingest runs (uploads,
  * syncs, `docchat ingest`) with their counts and findings, through the
  * owners' routes.
  */
 
 import { call, collectionPath, findingList, setStatus, table, when } from "./owner-api.js";
 import { el } from "./dom.js";
+import { sourceForm } from "./owner-source-form.js";
 
 const POLL_MS = 1000;
 const SYNC_WAIT_MS = 10 * 60 * 1000;
 
 function schedule(s) {
   if (s.cron) return "cron " + s.cron;
-  if (s.interval_s) return "every " + s.interval_s + " s";
-  return "on demand";
+  const every = s.interval_s;
+  if (!every) return "on demand";
+  for (const [seconds, one, many] of [[86400, "day", "days"], [3600, "hour", "hours"], [60, "minute", "minutes"]]) {
+    if (every % seconds === 0) return every === seconds ? "every " + one : "every " + every / seconds + " " + many;
+  }
+  return "every " + every + " s";
 }
 
 function counts(c) {
@@ -36,7 +42,13 @@ export function sourcesPanel(name) {
   const node = el("div", "owner-sources");
   const sourcesBox = el("div");
   const runsBox = el("div");
-  node.append(el("h3", null, "Sources"), sourcesBox, el("h3", null, "Latest ingest runs"), runsBox);
+  node.append(
+    el("h3", null, "Sources"),
+    sourcesBox,
+    sourceForm(name, () => refresh()),
+    el("h3", null, "Latest ingest runs"),
+    runsBox
+  );
 
   // Start a sync, then follow it until it has finished (GET .../sources/<s>).
   async function syncNow(s, button) {
@@ -62,12 +74,32 @@ export function sourcesPanel(name) {
     await refresh();
   }
 
-  function syncButton(s) {
-    const button = el("button", "button secondary", "Sync now");
-    button.type = "button";
-    button.setAttribute("aria-label", "Sync " + s.name + " now");
-    button.addEventListener("click", () => syncNow(s, button));
-    return button;
+  // Remove a source and the documents it brought (after asking).
+  async function remove(s) {
+    const question = "Remove the source " + s.name + " and the documents it brought into " + name + "?";
+    if (!window.confirm(question)) return;
+    try {
+      const done = await call("DELETE", collectionPath(name, "/sources/" + encodeURIComponent(s.name)));
+      if (done === null) return;
+      setStatus("Removed " + s.name + " and " + done.documents_removed + " documents it brought.");
+    } catch (e) {
+      setStatus("Could not remove " + s.name + ": " + e.message, true);
+    }
+    await refresh();
+  }
+
+  function actions(s) {
+    const sync = el("button", "button secondary", "Sync now");
+    sync.type = "button";
+    sync.setAttribute("aria-label", "Sync " + s.name + " now");
+    sync.addEventListener("click", () => syncNow(s, sync));
+    const drop = el("button", "button secondary", "Remove");
+    drop.type = "button";
+    drop.setAttribute("aria-label", "Remove " + s.name);
+    drop.addEventListener("click", () => remove(s));
+    const box = el("span", "owner-actions");
+    box.append(sync, drop);
+    return box;
   }
 
   async function refresh() {
@@ -90,10 +122,10 @@ export function sourcesPanel(name) {
               counts(s.last_counts),
               s.last_findings,
               s.last_error || "",
-              syncButton(s),
+              actions(s),
             ])
           )
-        : el("p", "admin-muted", "No sources: upload files below, or add a git repository or website through the API.")
+        : el("p", "admin-muted", "No sources yet: add a git repository or a website below, or upload files above.")
     );
     runsBox.replaceChildren(
       runs.length
