@@ -87,7 +87,7 @@ FROM builder AS test
 RUN apt-get update \
  && apt-get install -y --no-install-recommends chromium chromium-driver postgresql \
       python3.11-doc prometheus prometheus-alertmanager nodejs npm \
-      tesseract-ocr tesseract-ocr-eng poppler-utils \
+      tesseract-ocr tesseract-ocr-eng poppler-utils openssh-server \
  && rm -rf /var/lib/apt/lists/*
 RUN pip install --no-deps --require-hashes -r requirements/dev.lock
 COPY . .

@@ -212,6 +212,11 @@ def create_app(
         # The page is public; every figure and action on it is an admin route.
         return FileResponse(STATIC / "admin.html")
 
+    @app.get("/collections", include_in_schema=False)
+    async def owner_page() -> FileResponse:
+        # Public like /admin: what it shows comes from the owners' routes.
+        return FileResponse(STATIC / "owner.html")
+
     @app.get("/sources/{document_id}", include_in_schema=False)
     async def source_page(document_id: str) -> FileResponse:
         return FileResponse(STATIC / "source.html")

@@ -34,6 +34,13 @@ SHORT_CHUNK_TOKENS = 12
 # least this many, and this share, of a document's chunks are short.
 SHORT_CHUNK_MIN = 2
 SHORT_CHUNK_SHARE = 0.25
+# A chunk repeated word for word is always indexed once; the finding is for a page
+# copied over and over (a PDF of one page six times, one line 5,000 times). A long
+# reference page repeating a code sample or two is normal: clean manuals gave 11 such
+# warnings (1-4 of 17-303 chunks; the Python 3.11 and PostgreSQL 15 manuals, at most
+# 8%). Warn when at least this many, and this share, of a document's chunks repeat.
+REPEATED_CHUNK_MIN = 2
+REPEATED_CHUNK_SHARE = 0.25
 
 # Near-duplicates: documents sharing this share of their 5-word phrases (Jaccard
 # similarity of the sets of word 5-shingles). It is estimated from a bottom-k MinHash
@@ -145,7 +152,8 @@ def check_chunks(drafts: list[ChunkDraft]) -> list[Finding]:
 
 
 def drop_repeated_chunks(drafts: list[ChunkDraft]) -> tuple[list[ChunkDraft], Finding | None]:
-    """One copy of each chunk text, renumbered in reading order; a warning with the count.
+    """One copy of each chunk text, renumbered in reading order; a warning with the count
+    when repeats are many (REPEATED_CHUNK_MIN, REPEATED_CHUNK_SHARE).
 
     A page repeated a thousand times would otherwise be embedded and stored a thousand
     times, and fill every search result with copies of itself.
@@ -159,6 +167,8 @@ def drop_repeated_chunks(drafts: list[ChunkDraft]) -> tuple[list[ChunkDraft], Fi
     dropped = len(drafts) - len(kept)
     if not dropped:
         return drafts, None
+    if dropped < REPEATED_CHUNK_MIN or dropped < REPEATED_CHUNK_SHARE * len(drafts):
+        return kept, None
     reason = (
         f"{dropped} of {len(drafts)} chunks repeat an earlier chunk word for word; "
         f"dropped, each text is indexed once ({len(kept)} chunks)"

@@ -24,6 +24,11 @@ class CollectionOut(BaseModel):
     description: str
     default: bool = Field(description="What a question without a collection asks.")
     model: str = Field(description='Its model id in the OpenAI API ("docchat/<name>").')
+    owned: bool = Field(
+        False,
+        description="Whether the caller owns it: may upload into it and manage its sources "
+        "(/api/collections/<name>/..., the page /collections).",
+    )
 
 
 class ReaderOut(BaseModel):
@@ -98,8 +103,10 @@ admin = APIRouter(prefix="/api/admin", tags=["admin"], dependencies=admin_scope(
 async def readable_collections(
     components: ComponentsDep, identity: IdentityDep
 ) -> list[CollectionOut]:
-    """The collections the caller may read, the default first."""
+    """The collections the caller may read, the default first, each saying whether
+    the caller owns it."""
     found = await asyncio.to_thread(components.access.readable, identity)
+    owned = await asyncio.to_thread(components.access.owned, identity)
     return [
         CollectionOut(
             name=c.name,
@@ -107,6 +114,7 @@ async def readable_collections(
             description=c.description,
             default=c.default,
             model=f"docchat/{c.name}",
+            owned=c.name in owned,
         )
         for c in found
     ]

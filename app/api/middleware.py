@@ -34,8 +34,9 @@ SECURITY_HEADERS = [
 # Reachable without a key: probes, the static shell of the chat page, which holds no
 # data (it asks for a key or a sign-in and fetches everything through the API), and the
 # sign-in routes (which read the session themselves).
-# The pages themselves hold no data (the console's figures are admin routes).
-PUBLIC_EXACT = frozenset({"/healthz", "/readyz", "/", "/admin", "/favicon.ico"})
+# The pages themselves hold no data (the console's figures are admin routes, the owners'
+# page's are the owners' routes).
+PUBLIC_EXACT = frozenset({"/healthz", "/readyz", "/", "/admin", "/collections", "/favicon.ico"})
 SIGNIN_START = "/auth/login"
 PUBLIC_PREFIXES = ("/static/", "/sources/", "/auth/")
 # Methods that change nothing: a cookie-authenticated request with another method must

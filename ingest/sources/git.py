@@ -25,7 +25,7 @@ from ingest.discovery import SourceFile, excluded
 from ingest.loaders import SUPPORTED_SUFFIXES
 from ingest.pipeline import Listing
 from ingest.sources.base import Fetched, KindConfig, SourceError, SourceKind
-from ingest.sources.git_ssh import key_text, secret_parts, ssh_environment
+from ingest.sources.git_ssh import explain, key_text, secret_parts, ssh_environment
 
 # git's scp-like address, user@host:path (no scheme).
 SCP_LIKE = re.compile(r"[A-Za-z0-9._-]+@[A-Za-z0-9.-]+:(?!//).+")
@@ -147,18 +147,24 @@ class GitSource(SourceKind):
             else nullcontext({})
         )
         with context as env:
-            self._git(
-                repo,
-                "fetch",
-                "-q",
-                "--no-tags",
-                "--prune",
-                "origin",
-                f"+refs/heads/{branch}:refs/remotes/origin/{branch}",
-                network=True,
-                env=env,
-                secrets=secret_parts(key) if key is not None else [],
-            )
+            try:
+                self._git(
+                    repo,
+                    "fetch",
+                    "-q",
+                    "--no-tags",
+                    "--prune",
+                    "origin",
+                    f"+refs/heads/{branch}:refs/remotes/origin/{branch}",
+                    network=True,
+                    env=env,
+                    secrets=secret_parts(key) if key is not None else [],
+                )
+            except SourceError as exc:
+                if key is None or self.config.ssh_key is None:
+                    raise
+                pinned = None if self.config.known_hosts else self.context.workdir / "known_hosts"
+                raise SourceError(explain(str(exc), self.config.ssh_key, pinned)) from None
 
     def _ssh_key(self) -> str | None:
         """The source's private key, checked (SourceError when missing or not a key)."""

@@ -15,6 +15,7 @@ key that changes later fails the sync instead of handing the key to someone else
 from __future__ import annotations
 
 import os
+import re
 import shlex
 import shutil
 import tempfile
@@ -23,6 +24,11 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from ingest.sources.base import SourceError
+
+# What OpenSSH says when a host key is not the expected one (a changed key's banner
+# comes first and can push the last line past the kept part of the message).
+HOST_KEY_FAILED = ("Host key verification failed", "REMOTE HOST IDENTIFICATION HAS CHANGED")
+FINGERPRINT = re.compile(r"SHA256:[A-Za-z0-9+/]{43}")
 
 
 def ssh_command(key_file: Path, known_hosts: Path, *, pinned: bool) -> str:
@@ -66,6 +72,33 @@ def key_text(value: str, name: str) -> str:
 def secret_parts(text: str) -> list[str]:
     """The parts of a key to scrub from messages (its base64 lines)."""
     return [line for line in text.splitlines() if len(line) >= 16 and "-----" not in line]
+
+
+def explain(message: str, name: str, known_hosts: Path | None) -> str:
+    """A failed fetch's message led by what ssh's words mean for the source: its key
+    refused, or a host key that is not the expected one (known_hosts: the pinned file,
+    None when the source gives its own lines)."""
+    if "Permission denied (publickey" in message:
+        return (
+            f"the server refused ssh key {name!r} (is its public key still authorized "
+            f"for that user there?); {message}"
+        )
+    if any(words in message for words in HOST_KEY_FAILED):
+        # ssh's banner would fill the message (and is cut at 500 characters): only
+        # the fingerprint it names is kept.
+        sent = FINGERPRINT.search(message)
+        where = (
+            "the source's known_hosts lines"
+            if known_hosts is None
+            else f"the one pinned at the first sync ({known_hosts}; if the server was "
+            "re-keyed, check its new key, then give it as known_hosts or remove that file)"
+        )
+        seen = f" ({sent.group(0)})" if sent else ""
+        return (
+            f"the server's host key{seen} is not {where}; "
+            "git fetch failed: Host key verification failed"
+        )
+    return message
 
 
 @contextmanager

@@ -333,6 +333,11 @@ def _upload(client: TestClient, headers: dict[str, str], collection: str) -> htt
     )
 
 
+def _owned(client: TestClient, headers: dict[str, str]) -> dict[str, bool]:
+    """What GET /api/collections says the caller owns (the chat page's link)."""
+    return {c["name"]: c["owned"] for c in client.get("/api/collections", headers=headers).json()}
+
+
 def test_an_owner_fills_her_collection_and_touches_no_other(
     deployment: Deployment, alice: dict[str, str], bob: dict[str, str], tmp_path: Path
 ) -> None:
@@ -354,6 +359,7 @@ def test_an_owner_fills_her_collection_and_touches_no_other(
     )
     assert granted.status_code == 200, granted.text
     assert [o["subject"] for o in granted.json()["owners"]] == ["support"]
+    assert _owned(client, alice) == {"docs": False, "support-runbooks": True}
     repo = tmp_path / "served"
     work = tmp_path / "work"
     repo.mkdir()
@@ -431,6 +437,7 @@ def test_an_owner_fills_her_collection_and_touches_no_other(
         assert revoked.status_code == 200
         collections.revoke("support-runbooks", "key", "runbook-reader")
     assert _upload(client, alice, "support-runbooks").status_code == 403  # from now on
+    assert _owned(client, alice) == {"docs": False, "support-runbooks": False}
     trail = audit_events(deployment.components, "api")
     mine = {e["action"] for e in trail if str(e["actor"]).startswith("user:")}
     assert {

@@ -22,12 +22,14 @@ from app.components import open_database, open_vectors
 from app.settings import Settings
 from app.store.db import Database, alembic_config
 from app.store.models import Chunk, Document, IngestFinding, IngestRun
+from ingest.chunking import ChunkDraft
 from ingest.document import LoadedDocument, Section
 from ingest.quality import (
     SIGNATURE_SIZE,
     SeenDocuments,
     check_boilerplate,
     check_near_duplicate,
+    drop_repeated_chunks,
     paragraph_fingerprints,
     signature,
     similarity,
@@ -371,6 +373,28 @@ def test_near_duplicate_ignores_the_document_itself_and_dissimilar_ones() -> Non
 
 def _doc(*paragraphs: str) -> LoadedDocument:
     return LoadedDocument("t", [Section("", list(paragraphs))])
+
+
+def test_repeated_chunks_are_always_dropped_but_reported_only_when_many() -> None:
+    def drafts(texts: list[str]) -> list[ChunkDraft]:
+        return [ChunkDraft(n, "", t, 20) for n, t in enumerate(texts)]
+
+    # A reference page repeating one code sample: indexed once, nothing to report.
+    sample = "for item in items:\n    print(item)"
+    page = drafts([f"paragraph {n} of the reference" for n in range(10)] + [sample, sample])
+    kept, finding = drop_repeated_chunks(page)
+    assert [d.text for d in kept].count(sample) == 1
+    assert [d.ord for d in kept] == list(range(11))
+    assert finding is None
+    # A page copied over and over: the same, and a finding with the count.
+    kept, finding = drop_repeated_chunks(drafts(["the same page"] * 6))
+    assert len(kept) == 1
+    assert finding is not None
+    assert finding.reason.startswith("5 of 6 chunks repeat an earlier chunk")
+    # Many repeats, but a small share of a long page; and a large share, but only one.
+    assert drop_repeated_chunks(drafts([f"p{n}" for n in range(40)] + ["x"] * 4))[1] is None
+    assert drop_repeated_chunks(drafts(["a", "b", "b"]))[1] is None
+    assert drop_repeated_chunks(drafts(["a", "b", "b", "b"]))[1] is not None
 
 
 def test_boilerplate_needs_enough_documents_and_enough_repeated_text() -> None:

@@ -76,6 +76,7 @@ def test_every_route_is_public_or_scoped(auth_client: TestClient) -> None:
             assert route.path in (
                 "/",
                 "/admin",
+                "/collections",
                 "/healthz",
                 "/readyz",
                 "/sources/{document_id}",
@@ -138,6 +139,11 @@ def test_public_routes_need_no_key(auth_client: TestClient) -> None:
     assert console.status_code == 200
     assert 'id="key-form"' in console.text
     assert auth_client.get("/api/admin/health").status_code == 401
+    # The owners' page too: its lists are the owners' routes, behind a key or sign-in.
+    owners = auth_client.get("/collections")
+    assert owners.status_code == 200
+    assert 'id="key-form"' in owners.text
+    assert auth_client.get("/api/collections/docs/runs").status_code == 401
 
 
 def test_chat_with_bearer_and_x_api_key(auth_client: TestClient, keys: dict[str, str]) -> None:

@@ -1,6 +1,6 @@
 /* docchat chat page: the collections the person may read (a picker, shown
- * when there is more than one) and their own past conversations (open,
- * rename, delete). chat.js asks it which collection a new question goes to
+ * when there is more than one; a link to /collections for one she owns) and
+ * their own past conversations (open, rename, delete). chat.js asks it which collection a new question goes to
  * and tells it when a conversation was opened, created or deleted.
  *
  * Titles come from users' questions: they reach the DOM through textContent
@@ -46,6 +46,9 @@ export function createLibrary(handlers) {
       picker.appendChild(option);
     });
     if (chosen) picker.value = chosen;
+    // Owners (who may fill a collection) get the way to their page.
+    const ownerLink = document.getElementById("owner-link");
+    if (ownerLink) ownerLink.hidden = !(Array.isArray(found) && found.some((c) => c && c.owned === true));
     // One collection (or none readable): nothing to choose.
     if (pickerWrap) pickerWrap.hidden = picker.options.length < 2;
   }
