@@ -25,8 +25,16 @@ import time
 from pathlib import Path
 from typing import Any
 
-from app.components import load_embedder, open_ingestor
+from sqlalchemy import select
+
+from app.components import load_embedder, open_database, open_ingestor, open_vectors
+from app.evaluation.cases import read_cases
+from app.evaluation.retrieval import evaluate_retrieval, ranked_sources
+from app.llm.embedder import Embedder
+from app.rag.retrieval import Retriever
 from app.settings import Settings
+from app.store.models import Chunk, Document
+from ingest.chunking import embedding_text
 
 DEFAULT_DOCS = Path("/usr/share/doc/postgresql-doc-15/html")
 MODES = {
@@ -48,7 +56,48 @@ def subset(docs: Path, limit: int, into: Path) -> Path:
     return into
 
 
-def run_once(mode: str, docs: Path, keep: Path | None) -> dict[str, Any]:
+def past_the_window(settings: Settings, embedder: Embedder) -> int:
+    """Stored chunks whose embedded text (title, section, chunk) is longer than the
+    model reads: their tail is not embedded. 0: every token embedded."""
+    db = open_database(settings)
+    try:
+        with db.session() as session:
+            rows = session.execute(
+                select(Document.title, Chunk.section, Chunk.text).join(Chunk.document)
+            ).all()
+    finally:
+        db.close()
+    window = embedder.max_tokens - 2  # the model adds [CLS] and [SEP]
+    counts = embedder.count_tokens([embedding_text(*row) for row in rows])
+    return sum(n > window for n in counts)
+
+
+def retrieval(settings: Settings, embedder: Embedder, qa: Path) -> dict[str, Any]:
+    """Recall@5 and MRR@5 of the set's questions on the run's collection, with the
+    mode's embedder for the questions (as `docchat eval retrieval`), and the sources
+    each question ranked: the same everywhere when retrieval is unchanged."""
+    vectors = open_vectors(settings, writer=False)
+    db = open_database(settings)
+    try:
+        collection = settings.vectors.collection
+        retriever = Retriever.configured(
+            settings.rag, embedder, vectors, db, collection, data_dir=None
+        )
+        cases = read_cases(qa)
+        report = evaluate_retrieval(retriever, cases, k=5)
+        ranked = [ranked_sources(retriever, c.question, 5) for c in cases if not c.out_of_scope]
+    finally:
+        db.close()
+        vectors.close()
+    return {
+        "questions": report.questions,
+        "recall_at_5": round(report.recall, 3),
+        "mrr_at_5": round(report.mrr, 3),
+        "ranked": ranked,
+    }
+
+
+def run_once(mode: str, docs: Path, keep: Path | None, qa: Path | None) -> dict[str, Any]:
     options = MODES[mode]
     data_dir = Path(tempfile.mkdtemp(prefix=f"docchat-ingest-{mode}-", dir=keep))
     settings = Settings(
@@ -62,7 +111,8 @@ def run_once(mode: str, docs: Path, keep: Path | None) -> dict[str, Any]:
     setup = time.perf_counter() - began
     with open_ingestor(settings, embedder=embedder) as ingestor:
         summary = ingestor.run([docs], settings.vectors.collection)
-    truncated = 0  # chunks longer than the model's window: their tail is not embedded
+    truncated = past_the_window(settings, embedder)
+    found = retrieval(settings, embedder, qa) if qa else None
     if keep is None:
         shutil.rmtree(data_dir, ignore_errors=True)
     figures: dict[str, Any] = {
@@ -77,6 +127,8 @@ def run_once(mode: str, docs: Path, keep: Path | None) -> dict[str, Any]:
         "truncated_chunks": truncated,
         **{f"{k}_s": round(v, 2) for k, v in sorted(summary.stages.items())},
     }
+    if found is not None:
+        figures["retrieval"] = found
     return figures
 
 
@@ -84,14 +136,21 @@ def show(figures: dict[str, Any]) -> None:
     stages = ", ".join(
         f"{k[:-2]} {v:.1f}"
         for k, v in figures.items()
-        if k.endswith("_s") and k not in ("total_s", "setup_s")
+        if k.endswith("_s") and k not in ("total_s", "setup_s", "chunks_per_s")
     )
     print(
         f"{figures['mode']:>16}: {figures['files']} files, {figures['chunks']} chunks, "
-        f"total {figures['total_s']:.1f} s, {figures['chunks_per_s']} chunks/s "
+        f"total {figures['total_s']:.1f} s, {figures['chunks_per_s']} chunks/s, "
+        f"{figures['truncated_chunks']} past the model's window "
         f"(setup {figures['setup_s']:.1f} s; stages s: {stages})",
         flush=True,
     )
+    found = figures.get("retrieval")
+    if found:
+        print(
+            f"{'':>16}  {found['questions']} questions: recall@5 {found['recall_at_5']:.3f}, "
+            f"MRR@5 {found['mrr_at_5']:.3f}"
+        )
 
 
 def main() -> None:
@@ -102,6 +161,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=1)
     parser.add_argument("--keep", type=Path, help="make the data dirs here and keep them")
     parser.add_argument("--json", type=Path, help="also write the figures to this file")
+    parser.add_argument("--qa", type=Path, help="a question set: retrieval after each run")
     args = parser.parse_args()
     if not args.docs.is_dir():
         raise SystemExit(f"{args.docs} not found (apt-get install postgresql-doc-15)")
@@ -114,13 +174,17 @@ def main() -> None:
         rounds = []
         for n in range(args.rounds):
             print(f"round {n + 1}:", flush=True)
-            results = [run_once(mode, docs, args.keep) for mode in modes]
+            results = [run_once(mode, docs, args.keep, args.qa) for mode in modes]
             for figures in results:
                 show(figures)
             base = results[0]["total_s"]
             for figures in results[1:]:
                 figures[f"speedup_vs_{modes[0]}"] = round(base / figures["total_s"], 2)
                 print(f"  {figures['mode']} vs {modes[0]}: {base / figures['total_s']:.2f}x")
+                if "retrieval" in figures:
+                    same = figures["retrieval"]["ranked"] == results[0]["retrieval"]["ranked"]
+                    figures["retrieval"]["same_ranking"] = same
+                    print(f"  the same five sources, in order, for every question: {same}")
             rounds.append(results)
     if args.json:
         args.json.write_text(json.dumps({"docs": str(args.docs), "rounds": rounds}, indent=2))
