@@ -6,6 +6,8 @@ its bytes are unchanged, else load it, put it through the quality gate
 (ingest/quality_gate.py), chunk, embed and write it (ingest/index_writer.py); then the
 run-wide checks; then remove the documents whose files are gone; then record the run.
 The index writer holds the order of writes that lets a killed run converge on the next.
+Loading and chunking, embedding, and writing run at the same time for consecutive files
+(ingest/stages.py); writes stay in file order, in one thread.
 
 A file that fails to load, or whose text is garbled, keeps its previous version: a
 broken edit loses nothing. A file whose text duplicates a document already indexed (or
@@ -32,13 +34,14 @@ from app.store.db import Database
 from app.store.index_record import Chunking, EmbeddingIdentity, IndexRecord
 from app.store.models import Document
 from app.store.vectors import VectorStore
-from ingest.chunking import ChunkDraft, Chunker, embedding_text
+from ingest.chunking import Chunker, embedding_text
 from ingest.discovery import SourceFile, discover
-from ingest.document import ExtractLimits, LoadedDocument, LoadError
+from ingest.document import ExtractLimits, LoadError
 from ingest.index_writer import IndexEntry, IndexWriter, StoredDocument
 from ingest.loaders import load_file
 from ingest.quality import Finding, SeenDocuments
 from ingest.quality_gate import QualityGate
+from ingest.stages import FileStep, run_overlapped, run_sequential
 from ingest.summary import IngestSummary, finish_run, start_run
 
 
@@ -133,6 +136,7 @@ class Ingestor:
         mass_change_share: float = 1.0,
         mass_change_min_documents: int = 1,
         limits: ExtractLimits | None = None,
+        overlap_stages: bool = True,
     ) -> None:
         self.db = db
         self.vectors = vectors
@@ -146,6 +150,7 @@ class Ingestor:
         self.mass_change_share = mass_change_share
         self.mass_change_min_documents = mass_change_min_documents
         self.limits = limits or ExtractLimits()
+        self.overlap_stages = overlap_stages  # see ingest/stages.py
 
     @classmethod
     def configured(
@@ -177,6 +182,7 @@ class Ingestor:
                 ocr_languages=settings.ocr_languages,
                 ocr_page_timeout_s=settings.ocr_page_timeout_s,
             ),
+            overlap_stages=settings.overlap_stages,
         )
 
     def run(
@@ -230,10 +236,7 @@ class Ingestor:
         try:
             if not (dry_run or allow_mass_change):
                 self._guard_mass_change(files, state)
-            for file in files:
-                outcome, written = self._ingest_file(file, state)
-                if progress:
-                    progress(file.source, outcome, written)
+            self._process(files, state, progress)
             began = time.perf_counter()
             summary.findings += state.gate.finish()
             summary.timed("checks", began)
@@ -312,8 +315,38 @@ class Ingestor:
         if deleted + replaced > limit and deleted + replaced >= floor:
             raise MassChange(collection, documents, deleted, replaced, self.mass_change_share)
 
-    def _ingest_file(self, file: SourceFile, state: _RunState) -> tuple[str, int]:
-        """One file: skip it if unchanged, else load, check, chunk, embed and write it."""
+    def _process(
+        self, files: list[SourceFile], state: _RunState, progress: ProgressCallback | None
+    ) -> None:
+        """Every file through prepare, embed and finish (ingest/stages.py)."""
+
+        def embed(texts: list[str]) -> list[list[float]]:
+            began = time.perf_counter()
+            embeddings = state.embedder.embed(texts)
+            state.summary.timed("embed", began)
+            return embeddings
+
+        def finish(step: FileStep) -> None:
+            summary = state.summary
+            if step.write is not None or step.entry is not None:
+                began = time.perf_counter()
+                if step.write is not None:
+                    step.write()
+                if step.entry is not None:
+                    state.index.write(replace(step.entry, embeddings=step.embeddings))
+                summary.timed("store", began)
+            setattr(summary, step.outcome, getattr(summary, step.outcome) + 1)
+            summary.chunks_written += step.chunks
+            if progress:
+                progress(step.source, step.outcome, step.chunks)
+
+        run = run_overlapped if self.overlap_stages else run_sequential
+        run(files, lambda file: self._prepare(file, state), embed, finish)
+
+    def _prepare(self, file: SourceFile, state: _RunState) -> FileStep:
+        """One file up to embedding: skipped if unchanged, else loaded, checked and
+        chunked. Writes nothing (overlapped, this runs ahead of the writes): what is to
+        be written is in the step."""
         path = str(file.path)
         summary = state.summary
         previous = state.known.get(path)
@@ -324,8 +357,7 @@ class Ingestor:
             and previous.status == "indexed"
             and previous.text_hash is not None
         ):
-            summary.unchanged += 1
-            return "unchanged", 0
+            return FileStep(file.source, "unchanged")
         try:
             content_hash = self._content_hash(file)
         except OSError as exc:
@@ -338,8 +370,7 @@ class Ingestor:
             and previous.status == "indexed"
         )
         if unchanged and previous is not None and previous.text_hash is not None:
-            summary.unchanged += 1
-            return "unchanged", 0
+            return FileStep(file.source, "unchanged")
         began = time.perf_counter()
         try:
             doc = load_file(file.path, self.limits)
@@ -369,34 +400,24 @@ class Ingestor:
             # Indexed before the quality checks existed: its chunks are current, only its
             # text hash and signature are missing (until they are written, each run loads
             # the file again).
+            step = FileStep(file.source, "unchanged")
             if not summary.dry_run:
-                state.index.fill_in_fingerprints(previous, verdict.fingerprints)
-            summary.unchanged += 1
-            return "unchanged", 0
+                known, fingerprints = previous, verdict.fingerprints
+                step.write = lambda: state.index.fill_in_fingerprints(known, fingerprints)
+            return step
 
         began = time.perf_counter()
         drafts = self.chunker.chunk(doc)
         summary.timed("chunk", began)
         drafts, chunk_findings = state.gate.check_chunks(drafts)
         summary.findings += [replace(f, source=file.source) for f in chunk_findings]
-        outcome = "changed" if previous else "new"
+        step = FileStep(file.source, "changed" if previous else "new", chunks=len(drafts))
         if not summary.dry_run:
-            embeddings = self._embed(doc, drafts, state)
-            entry = IndexEntry(
-                path,
-                file.source,
-                doc.title,
-                content_hash,
-                verdict.fingerprints,
-                drafts,
-                embeddings,
+            step.texts = [embedding_text(doc.title, d.section, d.text) for d in drafts]
+            step.entry = IndexEntry(
+                path, file.source, doc.title, content_hash, verdict.fingerprints, drafts, []
             )
-            began = time.perf_counter()
-            state.index.write(entry)
-            summary.timed("store", began)
-        setattr(summary, outcome, getattr(summary, outcome) + 1)
-        summary.chunks_written += len(drafts)
-        return outcome, len(drafts)
+        return step
 
     def _content_hash(self, file: SourceFile) -> str:
         """sha256 of the file's bytes; LoadError if it is over the size limit."""
@@ -408,26 +429,14 @@ class Ingestor:
             )
         return hashlib.sha256(file.path.read_bytes()).hexdigest()
 
-    def _embed(
-        self, doc: LoadedDocument, drafts: list[ChunkDraft], state: _RunState
-    ) -> list[list[float]]:
-        summary = state.summary
-        began = time.perf_counter()
-        embeddings = state.embedder.embed(
-            [embedding_text(doc.title, d.section, d.text) for d in drafts]
-        )
-        summary.timed("embed", began)
-        return embeddings
-
     def _fail(
         self, file: SourceFile, summary: IngestSummary, reason: str, check: str = "load"
-    ) -> tuple[str, int]:
+    ) -> FileStep:
         # A file that was indexed before keeps its old chunks: a broken edit loses nothing.
-        summary.failed += 1
         summary.findings.append(Finding(check, "error", reason, file.source))
-        return "failed", 0
+        return FileStep(file.source, "failed")
 
-    def _quarantine(self, file: SourceFile, finding: Finding, state: _RunState) -> tuple[str, int]:
+    def _quarantine(self, file: SourceFile, finding: Finding, state: _RunState) -> FileStep:
         """Keep a file out of the index, and remove the version of it indexed before.
 
         Unlike a load failure, where the previous version stays (a broken edit loses
@@ -435,9 +444,9 @@ class Ingestor:
         a duplicate of another would otherwise be served twice, its old text under its
         name and the same text under the original's.
         """
-        state.summary.quarantined += 1
         state.summary.findings.append(replace(finding, source=file.source))
+        step = FileStep(file.source, "quarantined")
         previous = state.known.get(str(file.path))
         if previous is not None and not state.summary.dry_run:
-            state.index.withdraw(previous)
-        return "quarantined", 0
+            step.write = lambda: state.index.withdraw(previous)
+        return step

@@ -162,9 +162,15 @@ class Embedder:
         # int8 ONNX is a CPU runtime, so a GPU device keeps torch for every collection.
         self._auto = backend == "auto" and device == "cpu"
         backend = "torch" if backend == "auto" else backend
+        if backend == "onnx" and device != "cpu":
+            # The ONNX session runs on the CPU; torch gives the same vectors on the device.
+            backend = "torch"
         self.backend = backend
         self._model: Any = SentenceTransformer(str(model_path), device=device)
-        self._tokenizer: Any = self._model.tokenizer
+        # count_tokens has a tokenizer of its own: ingest counts in one thread while it
+        # embeds in another, and a fast tokenizer shared between calls with and without
+        # truncation can fail with "Already borrowed" when they meet (tokenizers#537).
+        self._tokenizer: Any = copy.deepcopy(self._model.tokenizer)
         # torch modules are not documented as thread-safe for concurrent forward passes.
         self._lock = threading.Lock()
         # Other models loaded to follow a swap (see follow_swaps).
@@ -178,16 +184,9 @@ class Embedder:
         self._twins: dict[str, Embedder] = {}
         self._onnx: Any = None
         if backend != "torch":
-            from app.llm.onnx_embedding import OnnxEncoder
-
-            self._onnx = OnnxEncoder.load(
-                self._model,
-                model_path,
-                sha,
-                variant=VARIANTS[backend],
-                cache_dir=cache_dir,
-                threads=threads,
-            )
+            self._onnx = self._load_onnx(backend, sha)
+            if self._onnx is None:
+                backend = self.backend = "torch"
         self.identity = EmbeddingIdentity(
             name=self.name,
             sha256=sha,
@@ -196,6 +195,32 @@ class Embedder:
             backend=backend,
             path=str(model_path.resolve()),
         )
+
+    def _load_onnx(self, backend: str, sha: str) -> Any:
+        """The ONNX Runtime encoder for `backend`; None for fp32 `onnx` where ONNX
+        Runtime is missing or the export fails: torch gives the same vectors, slower, so
+        that is a warning. onnx-int8 gives other vectors: no stand-in, the error stands."""
+        try:
+            from app.llm.onnx_embedding import OnnxEncoder
+
+            return OnnxEncoder.load(
+                self._model,
+                self.model_path,
+                sha,
+                variant=VARIANTS[backend],
+                cache_dir=self._cache_dir,
+                threads=self._threads,
+            )
+        except Exception as exc:
+            if backend != "onnx":
+                raise
+            log.warning(
+                "embedding.backend=onnx cannot run here (%s: %s): embedding with torch "
+                "instead, the same vectors, about half as fast (pip install onnxruntime)",
+                type(exc).__name__,
+                exc,
+            )
+            return None
 
     @property
     def dimension(self) -> int:

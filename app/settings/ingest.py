@@ -23,6 +23,13 @@ class IngestSettings(BaseModel):
     chunk_overlap: int = Field(
         32, ge=0, description="Tokens of the previous chunk repeated at the start of the next."
     )
+    overlap_stages: bool = Field(
+        True,
+        description="Run loading and chunking, embedding, and storing at the same time, "
+        "in threads joined by short queues, so the slowest stage (embedding) sets the pace; "
+        "files are still written one at a time in folder order, as a sequential run writes "
+        "them. false: one file at a time through every stage (the path before 2026-12).",
+    )
     max_file_mb: float = Field(50.0, gt=0, description="Files larger than this are refused.")
     max_file_chars: int = Field(
         5_000_000,
