@@ -232,7 +232,7 @@ def main() -> None:
         [
             sys.executable,
             "-m",
-            "llama_cpp.server",
+            "app.llm.llama_server",  # llama_cpp.server with the CPU kernels loaded
             "--model",
             str(small_chat_model()),
             "--n_threads",

@@ -291,4 +291,6 @@ def test_real_prompts_reuse_the_cached_system_prompt(components: Components) -> 
     done = asyncio.run(run())
     assert isinstance(done, Finished)
     assert done.stats is not None
-    assert done.stats.prefix_reused == len(prefix.tokens)
+    # At least the system prompt; more when an earlier test's answer left a cache whose
+    # prompt starts the same way (app/llm/kept.py).
+    assert done.stats.prefix_reused >= len(prefix.tokens)

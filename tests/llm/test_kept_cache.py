@@ -64,8 +64,12 @@ async def answer(engine: LlamaEngine, messages: list[dict[str, str]]) -> tuple[s
 
 def test_a_follow_up_evaluates_only_its_new_tokens_and_answers_the_same() -> None:
     """The second turn starts with the first turn's prompt and answer: the engine holds
-    them, so it reuses them (its reuse counter says so), and its greedy answer equals
-    the one written by an engine that kept nothing (caches expire at once)."""
+    them, so it reuses them (its reuse counter says so), and its greedy answer starts
+    as the one written by an engine that kept nothing (caches expire at once). Only
+    starts: the prompt is evaluated in other pieces, and with the AVX-512 kernels the
+    float rounding of other pieces can turn a near tie the other way some dozens of
+    tokens in (as batching does, docs/performance.md); a cache holding the wrong cells
+    would change the answer from its first words."""
     warm = small_engine(parallel=1, cache_sequences=1)
     cold = small_engine(parallel=1, cache_sequences=0, cache_max_age_s=1e-6)
     try:
@@ -81,7 +85,8 @@ def test_a_follow_up_evaluates_only_its_new_tokens_and_answers_the_same() -> Non
         asyncio.run(answer(cold, first))
         cold_text, cold_reused = asyncio.run(answer(cold, follow))
         assert cold_reused < MIN_REUSE  # nothing kept: evaluated from its start
-        assert text == cold_text
+        assert len(text) >= 24
+        assert text[:24] == cold_text[:24]
     finally:
         warm.close()
         cold.close()

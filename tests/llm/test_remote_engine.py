@@ -72,7 +72,7 @@ def start_upstream(folder: Path) -> Upstream:
     command = [
         sys.executable,
         "-m",
-        "llama_cpp.server",
+        "app.llm.llama_server",  # llama_cpp.server with the CPU kernels loaded
         "--model",
         str(small_chat_model()),
         "--host",
