@@ -36,6 +36,7 @@ from app.chat.question import Question
 from app.chat.records import ChatRecords
 from app.chat.warm_turns import Turns, WarmTurns, choose_prompt
 from app.llm.base import ChatEngine, GenerationStats, GenerationTimeout, Prompt, Ticket
+from app.llm.kept import shared_start
 from app.rag.fitting import fit_prompt
 from app.rag.followup import standalone_by_model, standalone_by_rules
 from app.rag.grounding import grounding_score
@@ -111,10 +112,7 @@ class ChatService:
         system = {"role": "system", "content": self.system}
         a = engine.format([system, {"role": "user", "content": "A"}])
         b = engine.format([system, {"role": "user", "content": "Z"}])
-        n = 0
-        while n < min(len(a.tokens), len(b.tokens)) and a.tokens[n] == b.tokens[n]:
-            n += 1
-        return Prompt(a.text, a.tokens[:n], [])
+        return Prompt(a.text, a.tokens[: shared_start(a.tokens, b.tokens)], [])
 
     def retriever_for(self, collection: str) -> Retriever:
         """The retriever over `collection` (the default one's unless another is named)."""

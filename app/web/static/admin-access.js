@@ -2,10 +2,9 @@
  * ingest runs) and API keys (create shows the key once, revoke). */
 
 import { call, setStatus, table } from "./admin-api.js";
-import { errorMessage, withKey } from "./api.js";
-import { getKey } from "./auth.js";
 import { el } from "./dom.js";
 import { showQuarantine } from "./admin-quarantine.js";
+import { sendFiles } from "./upload.js";
 
 function button(text, onClick, label) {
   const b = el("button", "button secondary small", text);
@@ -132,32 +131,6 @@ function findingList(lines) {
   return list;
 }
 
-// POST /api/documents with the upload's progress shown (fetch cannot report it):
-// resolves to the run's report, rejects with the server's message.
-function send(data, progress) {
-  return new Promise(function (resolve, reject) {
-    const xhr = new XMLHttpRequest();
-    xhr.open("POST", "/api/documents");
-    const headers = withKey({ Accept: "application/json" }, getKey());
-    Object.keys(headers).forEach((h) => xhr.setRequestHeader(h, headers[h]));
-    xhr.upload.addEventListener("progress", function (ev) {
-      if (ev.lengthComputable) progress(Math.round((100 * ev.loaded) / ev.total));
-    });
-    xhr.addEventListener("load", function () {
-      let body = null;
-      try {
-        body = JSON.parse(xhr.responseText);
-      } catch (e) {
-        body = null;
-      }
-      if (xhr.status >= 200 && xhr.status < 300) resolve(body);
-      else reject(new Error(errorMessage(body, "Request failed (" + xhr.status + ").")));
-    });
-    xhr.addEventListener("error", () => reject(new Error("The upload did not reach the server.")));
-    xhr.send(data);
-  });
-}
-
 async function upload(ev) {
   if (ev) ev.preventDefault();
   const form = document.getElementById("collection-upload");
@@ -171,7 +144,7 @@ async function upload(ev) {
   bar.value = 0;
   out.textContent = "Uploading…";
   try {
-    const r = await send(data, function (percent) {
+    const r = await sendFiles("/api/documents", data, function (percent) {
       bar.value = percent;
       out.textContent = percent < 100 ? "Uploading… " + percent + "%" : "Uploaded; ingesting (checks, chunks, embeddings)…";
     });

@@ -4,7 +4,7 @@
 
 import { errorMessage, networkErrorMessage, withKey } from "./api.js";
 import { getKey } from "./auth.js";
-import { el } from "./dom.js";
+import { tableParts } from "./dom.js";
 
 const FORBIDDEN = "The console is for admins: your groups (or this key) do not give the admin role.";
 let keyPrompt = null;
@@ -65,21 +65,5 @@ export async function call(method, path, body, raw) {
 
 // A table of rows of cells: text (through textContent) or nodes the sections built.
 export function table(id, headings, rows) {
-  const t = document.getElementById(id);
-  const head = el("thead");
-  const tr = el("tr");
-  headings.forEach((h) => tr.appendChild(el("th", null, h)));
-  head.appendChild(tr);
-  const body = el("tbody");
-  rows.forEach(function (cells) {
-    const row = el("tr");
-    cells.forEach(function (c) {
-      const td = el("td");
-      if (c instanceof Node) td.appendChild(c);
-      else td.textContent = c === null || c === undefined ? "" : String(c);
-      row.appendChild(td);
-    });
-    body.appendChild(row);
-  });
-  t.replaceChildren(head, body);
+  document.getElementById(id).replaceChildren(...tableParts(headings, rows));
 }

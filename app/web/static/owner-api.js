@@ -6,7 +6,8 @@
 
 import { errorMessage, networkErrorMessage, withKey } from "./api.js";
 import { getKey } from "./auth.js";
-import { el } from "./dom.js";
+import { el, tableParts } from "./dom.js";
+import { sendFiles as upload } from "./upload.js";
 
 let unauthorized = function () {};
 
@@ -63,58 +64,16 @@ export async function call(method, path, body) {
   return parsed;
 }
 
-// POST a form of files with the upload's progress (fetch cannot report it):
-// resolves to the run's report (null after a 401), rejects with the server's
-// message.
+// POST a form of files with the upload's progress: the run's report, null after
+// a 401 (the prompt is shown), or a rejection with the server's message.
 export function sendFiles(path, data, progress) {
-  return new Promise(function (resolve, reject) {
-    const key = getKey();
-    const xhr = new XMLHttpRequest();
-    xhr.open("POST", path);
-    const headers = withKey({ Accept: "application/json" }, key);
-    Object.keys(headers).forEach((h) => xhr.setRequestHeader(h, headers[h]));
-    xhr.upload.addEventListener("progress", function (ev) {
-      if (ev.lengthComputable) progress(Math.round((100 * ev.loaded) / ev.total));
-    });
-    xhr.addEventListener("load", function () {
-      if (xhr.status === 401) {
-        unauthorized(key);
-        resolve(null);
-        return;
-      }
-      let body = null;
-      try {
-        body = JSON.parse(xhr.responseText);
-      } catch (e) {
-        body = null;
-      }
-      if (xhr.status >= 200 && xhr.status < 300) resolve(body);
-      else reject(failure(xhr.status, body));
-    });
-    xhr.addEventListener("error", () => reject(new Error("The upload did not reach the server.")));
-    xhr.send(data);
-  });
+  return upload(path, data, progress, (key) => unauthorized(key));
 }
 
 // A table of rows of cells: text (through textContent) or nodes.
 export function table(className, headings, rows) {
   const t = el("table", "admin-table " + className);
-  const tr = el("tr");
-  headings.forEach((h) => tr.appendChild(el("th", null, h)));
-  const head = el("thead");
-  head.appendChild(tr);
-  const body = el("tbody");
-  rows.forEach(function (cells) {
-    const row = el("tr");
-    cells.forEach(function (c) {
-      const td = el("td");
-      if (c instanceof Node) td.appendChild(c);
-      else td.textContent = c === null || c === undefined ? "" : String(c);
-      row.appendChild(td);
-    });
-    body.appendChild(row);
-  });
-  t.append(head, body);
+  t.append(...tableParts(headings, rows));
   return t;
 }
 
