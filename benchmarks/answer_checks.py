@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import math
 import sys
 import time
 from collections.abc import Callable
@@ -115,11 +116,43 @@ def today_flags(row: Labelled) -> bool:
     return row.score is None or row.score < threshold
 
 
-# The verdict the service now gives (rag.check_terms on): today's score and the terms.
+# The verdict the service gave (rag.check_terms on): today's score and the terms; and
+# with the model's confidence (rag.min_confidence, measured when --confidence is given).
 AFTER = "today + terms paired (0.5)"
+WITH_CONFIDENCE = "today + terms paired (0.5) + confidence (kept)"
 
 # A check: True when it flags the answer (judges it unsupported).
 Check = Callable[[Labelled], bool]
+
+
+# The chat model's confidence in each labelled answer (benchmarks/judge_checks.py, which
+# evaluates the answer's prompt with the model that wrote it): (set, model, question) ->
+# exp(mean log-probability of its tokens); and the floor per model (the catalog's).
+CONFIDENCE: dict[tuple[str, str, str], float] = {}
+FLOORS = {
+    "qwen0.5b": "qwen2.5-coder-0.5b-instruct-q4_k_m",
+    "smollm2-135m": "smollm2-135m-instruct-q4_1",
+}
+
+
+def read_confidence(paths: list[Path]) -> None:
+    """Fill CONFIDENCE from judge_checks.py's reports."""
+    for path in paths:
+        report = json.loads(path.read_text(encoding="utf-8"))
+        for item in report["answers"]:
+            if "mean_logprob" in item:
+                key = (item["set"], report["answers_of"], item["question"])
+                CONFIDENCE[key] = math.exp(item["mean_logprob"])
+
+
+def unsure(row: Labelled) -> bool:
+    """Whether the model's confidence in the answer is below its model's floor (False
+    where either is unknown)."""
+    from app.llm.catalog import CATALOG
+
+    sure = CONFIDENCE.get((row.set, row.model, row.question))
+    floor = CATALOG[FLOORS[row.model]].confidence_floor if row.model in FLOORS else None
+    return sure is not None and floor is not None and sure < floor
 
 
 def checks() -> dict[str, Check]:
@@ -166,6 +199,9 @@ def checks() -> dict[str, Check]:
         today(r) or pair5(r) or echo1(r)
     )
     named["today + terms paired (0.5) + echo (< 2)"] = lambda r: today(r) or pair5(r) or echo2(r)
+    if CONFIDENCE:
+        named["confidence below the model's floor"] = unsure
+        named[WITH_CONFIDENCE] = lambda r: today(r) or pair5(r) or unsure(r)
     return named
 
 
@@ -282,7 +318,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "answer_checks.json")
     parser.add_argument("--check", action="append", help="Only these checks (by name).")
+    parser.add_argument(
+        "--confidence",
+        type=Path,
+        action="append",
+        default=[],
+        help="judge_checks.py reports: add the model's confidence (before/after against it)",
+    )
     args = parser.parse_args()
+    read_confidence(args.confidence)
     settings = load_settings()
     embedder = load_embedder(settings)
     rows = read_labelled()
@@ -296,9 +340,9 @@ def main() -> None:
     results = measure(rows, named)
     results["grounding (today)"]["ms_per_answer"] = cost(rows, embedder)
     print_results(results)
-    new = named[AFTER]
-    sets = before_after(rows, new, embedder)
-    print(f"\n## before / after ({AFTER})")
+    after = WITH_CONFIDENCE if WITH_CONFIDENCE in named else AFTER
+    sets = before_after(rows, named[after], embedder)
+    print(f"\n## before / after ({after})")
     print("| set / model | in scope | expected shown | wrong shown unflagged | s per answer |")
     print("| --- | --- | --- | --- | --- |")
     for name, f in sets.items():

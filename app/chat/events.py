@@ -31,6 +31,9 @@ class AnswerChecks:
     # (app/rag/support.py; rag.sentence_support): sentence, source, passage_sentence,
     # score, supported. Only for an answer shown as written.
     support: list[dict[str, Any]] | None = None
+    # The model's own confidence in what it wrote (app/rag/confidence.py): the geometric
+    # mean of its tokens' probabilities; None when the engine does not report them.
+    confidence: float | None = None
 
     def as_dict(self) -> dict[str, Any]:
         """The checks that ran, as stored and shown (absent ones left out)."""

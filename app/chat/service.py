@@ -18,9 +18,10 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import replace
 
 from app.access.policy import CollectionAccess
+from app.chat.checking import check_answer
 from app.chat.collection import collection_of
 from app.chat.costs import record_generation
-from app.chat.errors import InvalidQuestion, QuestionTooLong, RequestTooLarge
+from app.chat.errors import InvalidQuestion
 from app.chat.events import (
     AnswerChecks,
     AnswerEvent,
@@ -32,19 +33,17 @@ from app.chat.events import (
     Usage,
 )
 from app.chat.passage import closest_passage
-from app.chat.question import Question
+from app.chat.question import Question, check_size
 from app.chat.records import ChatRecords
 from app.chat.warm_turns import Turns, WarmTurns, choose_prompt
 from app.llm.base import ChatEngine, GenerationStats, GenerationTimeout, Prompt, Ticket
 from app.llm.kept import shared_start
+from app.rag.confidence import confidence_floor
 from app.rag.fitting import fit_prompt
 from app.rag.followup import standalone_by_model, standalone_by_rules
-from app.rag.grounding import grounding_score
 from app.rag.prompt import NO_CONTEXT_ANSWER, system_prompt
 from app.rag.retrieval import Retriever, citations
 from app.rag.scope import not_covered_answer
-from app.rag.support import support_field
-from app.rag.terms import unpaired_terms
 from app.security.output_guard import WITHHELD_ANSWER, OutputGuard
 from app.security.pii import PiiRedactor
 from app.settings import LLMSettings, RagSettings
@@ -139,7 +138,7 @@ class ChatService:
         text = question.text.strip()
         if not text:
             raise InvalidQuestion("question: must not be blank")
-        self._check_size(question, text)
+        check_size(self.rag, question, text)
         history = list(question.history)
         previous = next((t for role, t in reversed(history) if role == "user"), None)
         collection, earlier = await collection_of(
@@ -228,45 +227,28 @@ class ChatService:
             return await standalone_by_model(engine, text, previous, deadline=deadline)
         return standalone_by_rules(text, previous)
 
-    def _check_size(self, question: Question, text: str) -> None:
-        if len(text) > self.rag.max_question_chars:
-            raise QuestionTooLong(self.rag.max_question_chars)
-        messages = len(question.history) + 1 + (1 if question.extra_system else 0)
-        if messages > self.rag.max_messages:
-            raise RequestTooLarge(
-                f"messages: {messages} is more than the {self.rag.max_messages} accepted"
-            )
-        chars = len(text) + len(question.extra_system) + sum(len(c) for _, c in question.history)
-        if chars > self.rag.max_request_chars:
-            raise RequestTooLarge(
-                f"messages: {chars} characters in all is more than the "
-                f"{self.rag.max_request_chars} accepted"
-            )
-
     async def check_grounding(
-        self, text: str, hits: list[Hit], question: str, with_support: bool = True
+        self,
+        text: str,
+        hits: list[Hit],
+        question: str,
+        with_support: bool = True,
+        stats: GenerationStats | None = None,
+        engine: ChatEngine | None = None,
     ) -> AnswerChecks:
-        """How much of the answer the retrieved chunks support, the terms it names that
-        they do not (rag.check_terms), and the verdict: grounded when the score reaches
-        rag.grounding_threshold and every term is found; with_support, each sentence's."""
-        with self.telemetry.stage("check") as span:
-            score, _detail = await asyncio.to_thread(
-                grounding_score, text, hits, self.retriever.embedder
-            )
-            span.set_attribute("docchat.grounding_score", score)
-        self.telemetry.metrics.grounding_score.observe(score)
-        unsupported = None
-        if self.rag.check_terms:
-            unsupported = unpaired_terms(question, text, [h.text for h in hits])
-        grounded = score >= self.rag.grounding_threshold and not unsupported
-        embed = self.retriever.embedder.embed
-        on = self.rag.sentence_support and with_support
-        support = await support_field(text, hits, embed) if on else None
-        return AnswerChecks(
-            grounding_score=round(score, 4),
-            grounded=grounded,
-            unsupported_terms=unsupported or None,
-            support=support,
+        """The answer's checks (app/chat/checking.py); the model's confidence when the
+        generation's `stats` carry its tokens' probabilities."""
+        floor = confidence_floor(self.rag.min_confidence, (engine or self.engine).model_sha256)
+        return await check_answer(
+            self.rag,
+            self.telemetry,
+            self.retriever.embedder,
+            text,
+            hits,
+            question,
+            with_support=with_support,
+            logprobs=stats.token_logprobs if stats else None,
+            floor=floor,
         )
 
 
@@ -395,7 +377,9 @@ class Answer:
             return self._finished(
                 WITHHELD_ANSWER, WITHHELD_ANSWER, blocked, "content_filter", stats
             )
-        grounding = await self.service.check_grounding(text, self.hits, self.query)
+        grounding = await self.service.check_grounding(
+            text, self.hits, self.query, stats=stats, engine=self.engine
+        )
         checks = replace(grounding, retrieval_score=checks.retrieval_score)
         grounded = checks.grounded
         notice = None

@@ -88,6 +88,9 @@ class GenerationStats:
     total_s: float = 0.0
     finish_reason: str | None = None
     prefix_reused: int = 0
+    # The log-probability the model gave each token it wrote (its own confidence; the
+    # local engine only: a remote server's answers leave it empty).
+    token_logprobs: list[float] = field(default_factory=list)
 
 
 def busy(settings: LLMSettings, waiting: int) -> EngineBusy:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import ctypes
 import logging
+import math
 import queue
 import threading
 import time
@@ -26,6 +27,7 @@ from collections.abc import Callable
 from typing import Any, Literal
 
 import llama_cpp as ll
+import numpy as np
 
 # Re-exported where they were declared before (the tests import them from here).
 from app.llm.chunk_sizer import ChunkSizer
@@ -163,6 +165,13 @@ class BatchedContext:
     def sample(self, job: Job, index: int) -> int:
         """Sample (and accept) the next token of `job` from batch row `index`."""
         return int(ll.llama_sampler_sample(job.sampler, self.ctx, index))
+
+    def logprob(self, index: int, token: int) -> float:
+        """The log-probability batch row `index` gives `token` (softmax of the raw
+        logits, before any sampler: the model's own confidence)."""
+        row = np.ctypeslib.as_array(ll.llama_get_logits_ith(self.ctx, index), (self.n_vocab,))
+        top = float(row.max())
+        return float(row[token]) - top - math.log(float(np.exp(row - top).sum()))
 
     def is_end(self, token: int) -> bool:
         """End of generation (EOS, end of turn)."""
@@ -363,7 +372,7 @@ class BatchScheduler:
                 else:  # the cells up to this row hold what the model wrote
                     owner.cells = owner.pos
                 token = ctx.sample(owner, index - first)
-                self._accept(owner, token)
+                self._accept(owner, token, ctx.logprob(index - first, token))
                 draft = drafts.get(owner, [])
                 if i < len(draft) and token != draft[i] and owner in self.active:
                     rejected.add(owner)
@@ -384,7 +393,7 @@ class BatchScheduler:
         room = min(job.max_tokens - job.produced, self.context.n_ctx_per_seq - job.pos) - 1
         return job.lookup.draft(min(self.lookup_tokens, room))
 
-    def _accept(self, job: Job, token: int) -> None:
+    def _accept(self, job: Job, token: int, logprob: float) -> None:
         """Emit a sampled token, or finish the job; the token is decoded next step."""
         ctx = self.context
         if job.cancel.is_set():
@@ -400,6 +409,7 @@ class BatchScheduler:
         job.last = token
         job.pos += 1
         job.written.append(token)
+        job.logprobs.append(logprob)
         if job.lookup is not None:
             job.lookup.add(token)
         if job.stop_repeats and looping(job.written, job.stop_repeats):

@@ -44,6 +44,9 @@ class CatalogModel:
     sha256: str
     parts: tuple[Part, ...]
     note: str = ""
+    # The confidence (app/rag/confidence.py) below which this model's answers are
+    # flagged, measured on the hand labels (docs/answer-quality.md); None: not measured.
+    confidence_floor: float | None = None
 
 
 CATALOG: dict[str, CatalogModel] = {
@@ -71,6 +74,7 @@ CATALOG: dict[str, CatalogModel] = {
                 for n in range(1, 7)
             ),
             note="Six third-party packages concatenated; the hash pins the result.",
+            confidence_floor=0.7,  # provisional: set from the labels (benchmarks/judge_checks.py)
         ),
         CatalogModel(
             name="qwen2.5-coder-1.5b-instruct-q4_k_m",

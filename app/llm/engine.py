@@ -253,6 +253,7 @@ class LlamaEngine:
                 stats.queued_s = job.admitted_at - started
             stats.prefix_reused = job.prefix_reused
             stats.completion_tokens = job.produced
+            stats.token_logprobs = list(job.logprobs)
             if stats.finish_reason is None:
                 stats.finish_reason = "cancelled"
 

@@ -43,6 +43,7 @@ class Job:
     written: list[int] = field(default_factory=list)
     decoder: Any = field(default_factory=lambda: codecs.getincrementaldecoder("utf-8")("ignore"))
     lookup: PromptLookup | None = None  # drafts from its own prompt (greedy jobs)
+    logprobs: list[float] = field(default_factory=list)  # of each token written
 
 
 # Shortest and longest repeated block `looping` looks for, in tokens.

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
 from app.settings.validation import SECTION_CONFIG
 
@@ -122,6 +122,15 @@ class RagSettings(BaseModel):
         "says about it (app/rag/terms.py; measured against hand-labelled answers in "
         "docs/answer-quality.md). Costs about a millisecond.",
     )
+    min_confidence: float | Literal["auto"] | None = Field(
+        "auto",
+        description="Also judge an answer ungrounded when the chat model was unsure of it: "
+        "the geometric mean of the probabilities it gave its own tokens (checks.confidence, "
+        "0 to 1) below this. auto: the floor measured on the hand labels for the catalog "
+        "model in service (docs/answer-quality.md), no check for other models; a number "
+        "sets the floor for any model; empty: no check. Costs a fraction of a millisecond "
+        "per token; a remote engine reports no token probabilities, so it is not checked.",
+    )
     sentence_support: bool = Field(
         True,
         description="Give every answer sentence the passage sentence that supports it best "
@@ -136,3 +145,9 @@ class RagSettings(BaseModel):
         "flag: the answer, marked as such; replace: that the docs do not cover it, with the "
         "closest sources listed; passages: the closest passage word for word, cited.",
     )
+
+    @field_validator("min_confidence", mode="before")
+    @classmethod
+    def _empty_is_off(cls, value: Any) -> Any:
+        # An environment variable cannot be null: empty is how it turns the check off.
+        return None if isinstance(value, str) and not value.strip() else value

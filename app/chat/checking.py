@@ -1,0 +1,54 @@
+"""The checks a finished answer goes through before it is shown: how much of it the
+passages support (grounding score), whether every exact term it names is in them
+(rag.check_terms), how sure the model was of it (rag.min_confidence), and each
+sentence's supporting passage sentence (rag.sentence_support)."""
+
+from __future__ import annotations
+
+import asyncio
+
+from app.chat.events import AnswerChecks
+from app.llm.embedder import Embedder
+from app.rag.confidence import confidence
+from app.rag.grounding import grounding_score
+from app.rag.support import support_field
+from app.rag.terms import unpaired_terms
+from app.settings import RagSettings
+from app.store.vectors import Hit
+from app.telemetry.reporter import Telemetry
+
+
+async def check_answer(
+    rag: RagSettings,
+    telemetry: Telemetry,
+    embedder: Embedder,
+    text: str,
+    hits: list[Hit],
+    question: str,
+    *,
+    with_support: bool = True,
+    logprobs: list[float] | None = None,
+    floor: float | None = None,
+) -> AnswerChecks:
+    """The verdict: grounded when the score reaches rag.grounding_threshold, every term
+    is found and the model's confidence (from `logprobs`, the answer's tokens') reaches
+    `floor`; with_support, each sentence's support."""
+    with telemetry.stage("check") as span:
+        score, _detail = await asyncio.to_thread(grounding_score, text, hits, embedder)
+        span.set_attribute("docchat.grounding_score", score)
+    telemetry.metrics.grounding_score.observe(score)
+    unsupported = None
+    if rag.check_terms:
+        unsupported = unpaired_terms(question, text, [h.text for h in hits])
+    sure = confidence(logprobs or [])
+    unsure = floor is not None and sure is not None and sure < floor
+    grounded = score >= rag.grounding_threshold and not unsupported and not unsure
+    on = rag.sentence_support and with_support
+    support = await support_field(text, hits, embedder.embed) if on else None
+    return AnswerChecks(
+        grounding_score=round(score, 4),
+        grounded=grounded,
+        unsupported_terms=unsupported or None,
+        support=support,
+        confidence=None if sure is None else round(sure, 4),
+    )
