@@ -152,8 +152,8 @@ def models_recommend(
     settings = load()
     try:
         gate = Gate.from_file(thresholds) if thresholds else Gate()
-    except (OSError, ValueError, KeyError) as exc:
-        raise fail(f"cannot read the gate's thresholds from {thresholds}: {exc!r}") from None
+    except (OSError, ValueError) as exc:  # tomllib's errors are ValueErrors
+        raise fail(f"cannot read the gate's thresholds from {thresholds}: {exc}") from None
     found = recommend(
         probe(settings.llm.n_threads, settings.llm.n_gpu_layers), workload(settings), gate
     )
@@ -197,8 +197,8 @@ def models_recommend(
         )
     console.print(table)
     say(f"pick: {found.pick}: {found.reason}")
-    for basis in sorted({f"{e.device}: {e.basis}" for e in found.estimates}):
-        say(f"speeds  {basis}")
+    for e in found.estimates:
+        say(f"speeds  {e.name} ({e.device}): {e.basis}")
     for note in found.notes:
         say(f"note    {note}")
 

@@ -95,9 +95,10 @@ def cpu_quota(root: Path = CGROUP_ROOT, proc: Path = PROC) -> float | None:
         if "cpu" not in groups or not base.is_dir():
             continue
         for folder in _up_from(base, groups["cpu"]):
-            quota, period = _read(folder / "cpu.cfs_quota_us"), _read(folder / "cpu.cfs_period_us")
-            if quota and period and int(quota) > 0:
-                limits.append(int(quota) / int(period))
+            cfs_quota = _read(folder / "cpu.cfs_quota_us")
+            cfs_period = _read(folder / "cpu.cfs_period_us")
+            if cfs_quota and cfs_period and int(cfs_quota) > 0:
+                limits.append(int(cfs_quota) / int(cfs_period))
         break
     return min(limits) if limits else None
 

@@ -4,7 +4,8 @@ The estimates come from measured speeds kept beside this module (model_speeds.js
 prompt and decode tokens/s per model on 2 CPU cores, and on a GPU), scaled to the cores
 seen with exponents that were measured too; every figure that is scaled says so. The
 pick is the best-answering model whose estimate fits the gate's thresholds
-(loadtests/thresholds.toml) and the memory; when none fits, the fastest.
+(loadtests/thresholds.toml) and the memory, never one that answers worse than the
+catalog's default (which stays when nothing fits).
 """
 
 from __future__ import annotations
@@ -37,6 +38,11 @@ class Gate:
     @classmethod
     def from_file(cls, path: Path) -> Gate:
         gate = tomllib.loads(path.read_text()).get("gate", {})
+        missing = [
+            k for k in ("p95_time_to_first_token_ms", "min_answers_per_minute") if k not in gate
+        ]
+        if missing:
+            raise ValueError(f"no {', '.join(missing)} in its [gate] table")
         return cls(
             p95_time_to_first_token_ms=float(gate["p95_time_to_first_token_ms"]),
             min_answers_per_minute=float(gate["min_answers_per_minute"]),
@@ -54,7 +60,9 @@ class Workload:
 
     def prompt_tokens(self, speeds: dict[str, Any]) -> int:
         line = speeds["prompt_tokens"]
-        return round(line["intercept"] + line["per_context_token"] * self.context_tokens)
+        return round(
+            float(line["intercept"]) + float(line["per_context_token"]) * self.context_tokens
+        )
 
 
 @dataclass(frozen=True)
@@ -157,8 +165,8 @@ def _gpu_speed(name: str, figures: dict[str, Any]) -> tuple[float, float, str]:
 def memory_needed(name: str, work: Workload) -> int:
     """The model's file, its KV cache for every sequence, and the rest of docchat."""
     figures = speeds()
-    kv = figures["models"][name]["kv_bytes_per_token"] * work.n_ctx * work.sequences
-    return CATALOG[name].size_bytes + kv + figures["memory"]["rest_of_docchat_bytes"]
+    kv = int(figures["models"][name]["kv_bytes_per_token"]) * work.n_ctx * work.sequences
+    return CATALOG[name].size_bytes + kv + int(figures["memory"]["rest_of_docchat_bytes"])
 
 
 def estimate(name: str, hardware: Hardware, work: Workload, gate: Gate) -> Estimate:
@@ -168,8 +176,11 @@ def estimate(name: str, hardware: Hardware, work: Workload, gate: Gate) -> Estim
         prompt_tps, decode_tps, basis = _gpu_speed(name, figures)
         device = "gpu"
     else:
-        prompt_tps, decode_tps = _cpu_speed(figures["cpu"]["models"][name], hardware.cores, figures)
+        model = figures["cpu"]["models"][name]
+        prompt_tps, decode_tps = _cpu_speed(model, hardware.cores, figures)
         basis = _cpu_basis(hardware.cores, figures)
+        if "derived" in model:  # not measured alone on a quiet machine: say how it was had
+            basis += f"; {model['derived']}"
         device = "cpu"
     first = work.prompt_tokens(figures) / prompt_tps
     answer = first + work.answer_tokens / decode_tps
@@ -216,17 +227,24 @@ def recommend(
     figures = speeds()
     ranked = sorted(CATALOG, key=lambda name: figures["models"][name]["quality_rank"])
     estimates = [estimate(name, hardware, work, gate) for name in ranked]
-    fitting = [e for e in estimates if e.fits]
+    # Never below the default: smaller models answer worse (docs/evaluation.md), and
+    # the point is to answer better where the hardware allows.
+    floor = ranked.index(DEFAULT_MODEL)
+    fitting = [e for e in estimates[: floor + 1] if e.fits]
     where = f"{hardware.cores:g} cores" + (" and a GPU" if hardware.gpu else "")
     if fitting:
         pick = fitting[0]
-        better = [e for e in estimates[: estimates.index(pick)]]
+        better = estimates[: estimates.index(pick)]
         reason = f"the best-answering catalog model that fits the release gate on {where}"
         if better:
             reason += f"; {better[0].name} does not ({'; '.join(better[0].why_not)})"
     else:
-        pick = min(estimates, key=lambda e: e.gate_p95_first_token_s)
-        reason = f"no catalog model fits the release gate on {where}: the fastest"
+        pick = estimates[floor]
+        reason = (
+            f"the catalog's default: no model it may be swapped for fits the release gate on "
+            f"{where} (it does not either: {'; '.join(pick.why_not)}; a smaller "
+            "rag.context_tokens shortens the prompt)"
+        )
     notes = [
         f"a prompt of ~{work.prompt_tokens(figures)} tokens (rag.context_tokens="
         f"{work.context_tokens}) and an answer of {work.answer_tokens} tokens",

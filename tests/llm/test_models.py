@@ -560,4 +560,5 @@ def test_the_image_bakes_in_the_default_model() -> None:
     # Declared in the builder stage (baked) and the runtime stage (served), alike.
     assert dockerfile.count(f"ARG CHAT_MODEL={DEFAULT_MODEL}\n") == 2
     assert "DOCCHAT_LLM__MODEL_PATH=/opt/docchat/models/${CHAT_MODEL}.gguf" in dockerfile
-    assert 'pull(CATALOG[sys.argv[1]]' in dockerfile and '"$CHAT_MODEL"; fi' in dockerfile
+    assert "pull(CATALOG[sys.argv[1]]" in dockerfile
+    assert '"$CHAT_MODEL"; fi' in dockerfile
