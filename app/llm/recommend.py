@@ -180,7 +180,7 @@ def estimate(name: str, hardware: Hardware, work: Workload, gate: Gate) -> Estim
         prompt_tps, decode_tps = _cpu_speed(model, hardware.cores, figures)
         basis = _cpu_basis(hardware.cores, figures)
         if "derived" in model:  # not measured alone on a quiet machine: say how it was had
-            basis += f"; {model['derived']}"
+            basis = basis.replace("measured on", "on", 1) + f"; derived: {model['derived']}"
         device = "cpu"
     first = work.prompt_tokens(figures) / prompt_tps
     answer = first + work.answer_tokens / decode_tps

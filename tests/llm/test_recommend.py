@@ -94,6 +94,7 @@ def test_the_pick_by_cores(cores: int, expected: str) -> None:
         assert not by_name[LARGE].fits
         assert "p95 first token under load" in by_name[LARGE].why_not[0]
         assert by_name[DEFAULT_MODEL].basis == "measured on 2 cores"
+        assert by_name[LARGE].basis.startswith("on 2 cores; derived: the 0.5B's quiet figure")
         assert LARGE in found.reason
     else:
         assert f"extrapolated from 2 to {cores} cores" in by_name[expected].basis
