@@ -148,15 +148,16 @@ def _cpu_basis(cores: float, figures: dict[str, Any]) -> str:
 def _gpu_speed(name: str, figures: dict[str, Any]) -> tuple[float, float, str]:
     gpu = figures["gpu"]
     model = gpu["models"].get(name)
+    alike = " (this GPU taken to be as fast)"
     if model is not None:
-        return model["prompt_tps"], model["decode_tps"], f"measured on an {gpu['card']}"
+        return model["prompt_tps"], model["decode_tps"], f"measured on an {gpu['card']}{alike}"
     ref_name = gpu["reference"]
     ref = gpu["models"][ref_name]
     mine, theirs = figures["models"][name], figures["models"][ref_name]
     compute = theirs["parameters"] / mine["parameters"]
     traffic = CATALOG[ref_name].size_bytes / CATALOG[name].size_bytes
     basis = (
-        f"extrapolated from {ref_name} on an {gpu['card']}: prompt x{compute:.2f} "
+        f"extrapolated from {ref_name} on an {gpu['card']}{alike}: prompt x{compute:.2f} "
         f"(parameters), decode x{traffic:.2f} (weight bytes)"
     )
     return ref["prompt_tps"] * compute, ref["decode_tps"] * traffic, basis
