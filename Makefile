@@ -72,7 +72,8 @@ audit: install
 
 # Ingest the project's own docs (incremental) and serve on http://127.0.0.1:8000.
 run: install
-	# The default chat model, fetched once (progress shown) and checked by its hash.
+	# The chat model this machine serves within the release gate (docchat models
+	# recommend; llm.auto_model), fetched once (progress shown) and checked by its hash.
 	$(BIN)/docchat models pull
 	$(BIN)/docchat ingest docs || [ $$? -eq 3 ]
 	$(BIN)/docchat serve

@@ -18,6 +18,7 @@ from app.llm.embedder import Embedder
 from app.llm.engine import LlamaEngine
 from app.llm.hosting import ModelHost, SwappableEngine
 from app.llm.provision import chat_model_path, embedding_model_path
+from app.llm.recommend import default_model
 from app.rag.prompt import system_prompt
 from app.rag.retrieval import Retriever, RetrieverPool
 from app.releases.entries import AdapterEntry, ModelEntry
@@ -88,7 +89,11 @@ def active_model(settings: Settings, db: Database) -> ModelEntry:
     registry = Registry(db)
     entry = registry.active()
     if entry is None:
-        path = chat_model_path(settings.llm.model_path, settings.data_dir / "models")
+        choice = None
+        if settings.llm.model_path is None:
+            choice, why = default_model(settings)
+            log.info("no chat model configured: %s (%s)", choice, why)
+        path = chat_model_path(settings.llm.model_path, settings.data_dir / "models", choice)
         log.info("registering %s as the first active model", path.name)
         return registry.seed(path)
     configured = settings.llm.model_path

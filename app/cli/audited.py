@@ -47,6 +47,7 @@ READS = frozenset(
         "keys.list",
         "models.catalog",
         "models.list",
+        "models.recommend",
         "models.show",
         "quality.report",
         "quarantine.list",

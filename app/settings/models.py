@@ -52,8 +52,18 @@ class LLMSettings(BaseModel):
         None,
         description="GGUF file of the chat model registered and activated when the model "
         "registry is empty (the first start); after that the registry decides (docchat "
-        "models). Empty: the catalog's default model (Qwen2.5-Coder-0.5B-Instruct Q4_K_M), "
-        "pulled into <data_dir>/models and checked by its hash.",
+        "models). Empty: the catalog model this machine serves within the release gate "
+        "(llm.auto_model; Qwen2.5-Coder-0.5B-Instruct Q4_K_M on 2 cores), pulled into "
+        "<data_dir>/models and checked by its hash.",
+    )
+    auto_model: bool = Field(
+        True,
+        description="With no llm.model_path: pick the catalog model by this machine's cores "
+        "(cgroup quota and affinity respected), memory and GPU, the best-answering one "
+        "whose estimated speed passes the release gate (`docchat models recommend` shows "
+        "the estimates); if it cannot be pulled, the catalog's default. Off: always the "
+        "default (Qwen2.5-Coder-0.5B). Only the first start's choice: after that the "
+        "model registry decides.",
     )
     model_id: str | None = Field(
         None,

@@ -535,7 +535,8 @@ def test_the_default_model_is_pulled_and_registered_on_a_first_start(tmp_path: P
     against its pinned hash) and registers it under its catalog name."""
     from app.llm.catalog import CATALOG, DEFAULT_MODEL
 
-    settings = make_settings(tmp_path / "data", llm={"model_path": None})
+    # Two threads: the pick on any machine with two cores or more is the default.
+    settings = make_settings(tmp_path / "data", llm={"model_path": None, "n_threads": 2})
     assert settings.llm.model_path is None
     db = Database(settings.database_url)
     db.migrate()
@@ -556,5 +557,8 @@ def test_the_image_bakes_in_the_default_model() -> None:
     from app.llm.catalog import DEFAULT_MODEL
 
     dockerfile = (Path(__file__).parents[2] / "Dockerfile").read_text()
-    assert f"DOCCHAT_LLM__MODEL_PATH=/opt/docchat/models/{DEFAULT_MODEL}.gguf" in dockerfile
-    assert "pull(CATALOG[DEFAULT_MODEL]" in dockerfile
+    # Declared in the builder stage (baked) and the runtime stage (served), alike.
+    assert dockerfile.count(f"ARG CHAT_MODEL={DEFAULT_MODEL}\n") == 2
+    assert "DOCCHAT_LLM__MODEL_PATH=/opt/docchat/models/${CHAT_MODEL}.gguf" in dockerfile
+    assert "pull(CATALOG[sys.argv[1]]" in dockerfile
+    assert '"$CHAT_MODEL"; fi' in dockerfile
