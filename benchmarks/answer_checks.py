@@ -119,40 +119,55 @@ def today_flags(row: Labelled) -> bool:
 # The verdict the service gave (rag.check_terms on): today's score and the terms; and
 # with the model's confidence (rag.min_confidence, measured when --confidence is given).
 AFTER = "today + terms paired (0.5)"
-WITH_CONFIDENCE = "today + terms paired (0.5) + confidence (kept)"
+WITH_MODEL = "today + terms paired (0.5) + self-check (kept)"
 
 # A check: True when it flags the answer (judges it unsupported).
 Check = Callable[[Labelled], bool]
 
 
-# The chat model's confidence in each labelled answer (benchmarks/judge_checks.py, which
+# What the chat model said of each labelled answer (benchmarks/judge_checks.py, which
 # evaluates the answer's prompt with the model that wrote it): (set, model, question) ->
-# exp(mean log-probability of its tokens); and the floor per model (the catalog's).
-CONFIDENCE: dict[tuple[str, str, str], float] = {}
-FLOORS = {
+# its scores (mean_logprob, judge_supported, ...); the catalog entry of each model.
+SCORES: dict[tuple[str, str, str], dict[str, float]] = {}
+CATALOG_NAMES = {
     "qwen0.5b": "qwen2.5-coder-0.5b-instruct-q4_k_m",
     "smollm2-135m": "smollm2-135m-instruct-q4_1",
 }
 
 
-def read_confidence(paths: list[Path]) -> None:
-    """Fill CONFIDENCE from judge_checks.py's reports."""
+def read_scores(paths: list[Path]) -> None:
+    """Fill SCORES from judge_checks.py's reports."""
     for path in paths:
         report = json.loads(path.read_text(encoding="utf-8"))
         for item in report["answers"]:
-            if "mean_logprob" in item:
-                key = (item["set"], report["answers_of"], item["question"])
-                CONFIDENCE[key] = math.exp(item["mean_logprob"])
+            SCORES[(item["set"], report["answers_of"], item["question"])] = item
 
 
-def unsure(row: Labelled) -> bool:
-    """Whether the model's confidence in the answer is below its model's floor (False
-    where either is unknown)."""
+def scored_below(score: str, bound: float | None) -> Check:
+    """Flags an answer whose model score is below `bound` (never where either is
+    unknown). `confidence` is exp(mean log-probability)."""
+
+    def check(row: Labelled) -> bool:
+        item = SCORES.get((row.set, row.model, row.question))
+        if item is None or bound is None:
+            return False
+        if score == "confidence":
+            return math.exp(item["mean_logprob"]) < bound
+        return item[score] < bound
+
+    return check
+
+
+def floor_of(row: Labelled, attribute: str) -> float | None:
     from app.llm.catalog import CATALOG
 
-    sure = CONFIDENCE.get((row.set, row.model, row.question))
-    floor = CATALOG[FLOORS[row.model]].confidence_floor if row.model in FLOORS else None
-    return sure is not None and floor is not None and sure < floor
+    name = CATALOG_NAMES.get(row.model)
+    return getattr(CATALOG[name], attribute) if name else None
+
+
+def model_floor(score: str, attribute: str) -> Check:
+    """The score against the catalog's floor for the model that wrote the answer."""
+    return lambda row: scored_below(score, floor_of(row, attribute))(row)
 
 
 def checks() -> dict[str, Check]:
@@ -199,9 +214,18 @@ def checks() -> dict[str, Check]:
         today(r) or pair5(r) or echo1(r)
     )
     named["today + terms paired (0.5) + echo (< 2)"] = lambda r: today(r) or pair5(r) or echo2(r)
-    if CONFIDENCE:
-        named["confidence below the model's floor"] = unsure
-        named[WITH_CONFIDENCE] = lambda r: today(r) or pair5(r) or unsure(r)
+    if SCORES:
+        # Bounds chosen on the dev half alone (benchmarks/judge_checks.py).
+        for bound in (0.55, 0.59, 0.65):
+            named[f"confidence < {bound}"] = scored_below("confidence", bound)
+        for score in ("judge_supported", "judge_correct", "judge_answered"):
+            named[f"self-check {score} < 0.463"] = scored_below(score, 0.463)
+        confident = scored_below("confidence", 0.59)
+        named["today + terms paired (0.5) + confidence < 0.59"] = lambda r: (
+            today(r) or pair5(r) or confident(r)
+        )
+        kept = model_floor("judge_supported", "self_check_floor")
+        named[WITH_MODEL] = lambda r: today(r) or pair5(r) or kept(r)
     return named
 
 
@@ -319,14 +343,14 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "answer_checks.json")
     parser.add_argument("--check", action="append", help="Only these checks (by name).")
     parser.add_argument(
-        "--confidence",
+        "--scores",
         type=Path,
         action="append",
         default=[],
-        help="judge_checks.py reports: add the model's confidence (before/after against it)",
+        help="judge_checks.py reports: add the model's own checks (before/after with them)",
     )
     args = parser.parse_args()
-    read_confidence(args.confidence)
+    read_scores(args.scores)
     settings = load_settings()
     embedder = load_embedder(settings)
     rows = read_labelled()
@@ -340,7 +364,7 @@ def main() -> None:
     results = measure(rows, named)
     results["grounding (today)"]["ms_per_answer"] = cost(rows, embedder)
     print_results(results)
-    after = WITH_CONFIDENCE if WITH_CONFIDENCE in named else AFTER
+    after = WITH_MODEL if WITH_MODEL in named else AFTER
     sets = before_after(rows, named[after], embedder)
     print(f"\n## before / after ({after})")
     print("| set / model | in scope | expected shown | wrong shown unflagged | s per answer |")

@@ -34,6 +34,9 @@ class AnswerChecks:
     # The model's own confidence in what it wrote (app/rag/confidence.py): the geometric
     # mean of its tokens' probabilities; None when the engine does not report them.
     confidence: float | None = None
+    # The model's share of "yes" when asked whether its answer is supported
+    # (app/chat/self_check.py); None when not asked.
+    self_check: float | None = None
 
     def as_dict(self) -> dict[str, Any]:
         """The checks that ran, as stored and shown (absent ones left out)."""

@@ -35,6 +35,7 @@ from app.chat.events import (
 from app.chat.passage import closest_passage
 from app.chat.question import Question, check_size
 from app.chat.records import ChatRecords
+from app.chat.self_check import self_check, self_check_floor
 from app.chat.warm_turns import Turns, WarmTurns, choose_prompt
 from app.llm.base import ChatEngine, GenerationStats, GenerationTimeout, Prompt, Ticket
 from app.llm.kept import shared_start
@@ -381,6 +382,11 @@ class Answer:
             text, self.hits, self.query, stats=stats, engine=self.engine
         )
         checks = replace(grounding, retrieval_score=checks.retrieval_score)
+        floor = self_check_floor(service.rag.self_check, self.engine.model_sha256)
+        if checks.grounded and floor is not None and self.prompt is not None:
+            share = await self_check(self.engine, self.prompt, text, self.deadline)
+            if share is not None:
+                checks = replace(checks, self_check=round(share, 4), grounded=share >= floor)
         grounded = checks.grounded
         notice = None
         action = self.service.rag.ungrounded_action

@@ -262,6 +262,12 @@ class ChatEngine(Protocol):
         time.monotonic() value (default: llm.request_timeout_s from now)."""
         ...
 
+    async def yes_share(self, prompt: Prompt, *, deadline: float) -> float | None:
+        """P(yes) / (P(yes) + P(no)) of the prompt's next token, for a yes/no question
+        at its end (the model judging its own answer); None where the engine does not
+        expose its probabilities or has no place free now."""
+        ...
+
     def ping(self) -> None:
         """Raise unless the model can answer now (readiness; blocking)."""
         ...

@@ -173,6 +173,15 @@ class BatchedContext:
         top = float(row.max())
         return float(row[token]) - top - math.log(float(np.exp(row - top).sum()))
 
+    def choice_share(self, index: int, yes: list[int], no: list[int]) -> float:
+        """P(yes) / (P(yes) + P(no)) at batch row `index`, each side summed over its
+        spellings ("yes", "Yes", ...)."""
+        row = np.ctypeslib.as_array(ll.llama_get_logits_ith(self.ctx, index), (self.n_vocab,))
+        top = float(row.max())
+        p_yes = float(np.exp(row[yes] - top).sum()) if yes else 0.0
+        p_no = float(np.exp(row[no] - top).sum()) if no else 0.0
+        return p_yes / (p_yes + p_no) if p_yes + p_no > 0 else 0.5
+
     def is_end(self, token: int) -> bool:
         """End of generation (EOS, end of turn)."""
         return bool(ll.llama_vocab_is_eog(self.vocab, token))
@@ -372,6 +381,8 @@ class BatchScheduler:
                 else:  # the cells up to this row hold what the model wrote
                     owner.cells = owner.pos
                 token = ctx.sample(owner, index - first)
+                if owner.choices is not None and owner.choice_share is None:
+                    owner.choice_share = ctx.choice_share(index - first, *owner.choices)
                 self._accept(owner, token, ctx.logprob(index - first, token))
                 draft = drafts.get(owner, [])
                 if i < len(draft) and token != draft[i] and owner in self.active:

@@ -47,6 +47,9 @@ class CatalogModel:
     # The confidence (app/rag/confidence.py) below which this model's answers are
     # flagged, measured on the hand labels (docs/answer-quality.md); None: not measured.
     confidence_floor: float | None = None
+    # The share of "yes" (app/chat/self_check.py) below which this model's answers are
+    # flagged when asked whether they are supported; None: not measured.
+    self_check_floor: float | None = None
 
 
 CATALOG: dict[str, CatalogModel] = {
@@ -74,7 +77,9 @@ CATALOG: dict[str, CatalogModel] = {
                 for n in range(1, 7)
             ),
             note="Six third-party packages concatenated; the hash pins the result.",
-            confidence_floor=0.7,  # provisional: set from the labels (benchmarks/judge_checks.py)
+            # Measured on the hand labels' dev half (docs/answer-quality.md): the self-check
+            # kept; no confidence floor flagged more wrong answers there without more right.
+            self_check_floor=0.463,
         ),
         CatalogModel(
             name="qwen2.5-coder-1.5b-instruct-q4_k_m",

@@ -23,6 +23,10 @@ from app.llm.cpu_backends import load_cpu_backend
 from app.llm.jobs import Job
 from app.settings import LLMSettings
 
+# The spellings of a yes/no answer's first token (single tokens of the vocabulary only).
+YES = ("yes", "Yes", " yes", " Yes", "YES")
+NO = ("no", "No", " no", " No", "NO")
+
 log = logging.getLogger(__name__)
 
 
@@ -100,6 +104,7 @@ class LlamaEngine:
         )
         self.admission = Admission(settings)
         self._message_overhead: int | None = None
+        self._yes_no: tuple[list[int], list[int]] | None = None  # token ids, found once
         self._jobs: set[Job] = set()
         self._jobs_lock = threading.Lock()
 
@@ -131,7 +136,7 @@ class LlamaEngine:
         # The template already carries any BOS token, so none is added here.
         tokens = self._llm.tokenize(formatted.prompt.encode("utf-8"), add_bos=False, special=True)
         stop = formatted.stop if isinstance(formatted.stop, list) else [formatted.stop or ""]
-        return Prompt(formatted.prompt, list(tokens), [s for s in stop if s])
+        return Prompt(formatted.prompt, list(tokens), [s for s in stop if s], list(messages))
 
     def count_tokens(self, text: str) -> int:
         """Tokens of plain text in this model's vocabulary."""
@@ -210,6 +215,40 @@ class LlamaEngine:
         )
         stats = GenerationStats(prompt_tokens=len(prompt.tokens))
         return Generation(self._run(job, stats), stats, ticket)
+
+    async def yes_share(self, prompt: Prompt, *, deadline: float) -> float | None:
+        """See ChatEngine: one greedy token of `prompt`, its yes/no share read from the
+        logits. A finished answer's cache makes a prompt that continues it cheap."""
+        if self._yes_no is None:
+
+            def ids(words: tuple[str, ...]) -> list[int]:
+                found = [
+                    self._llm.tokenize(w.encode(), add_bos=False, special=False) for w in words
+                ]
+                return sorted({t[0] for t in found if len(t) == 1})
+
+            self._yes_no = (ids(YES), ids(NO))
+        try:
+            ticket = self.reserve()
+        except EngineBusy:
+            return None
+        self.check_fits(prompt, 1)
+        job = Job(
+            tokens=prompt.tokens,
+            max_tokens=1,
+            temperature=0.0,
+            seed=self.settings.seed,
+            repeat_penalty=1.0,
+            deadline=deadline,
+            emit=lambda kind, value: None,
+            choices=self._yes_no,
+        )
+        try:
+            async for _piece in self._run(job, GenerationStats(prompt_tokens=len(prompt.tokens))):
+                pass
+        finally:
+            ticket.release()
+        return job.choice_share
 
     async def _run(self, job: Job, stats: GenerationStats) -> AsyncGenerator[str, None]:
         loop = asyncio.get_running_loop()

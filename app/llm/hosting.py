@@ -135,6 +135,10 @@ class SwappableEngine:
         """See ChatEngine (the current engine)."""
         return self._current.cached_tokens(prompt)
 
+    async def yes_share(self, prompt: Prompt, *, deadline: float) -> float | None:
+        """See ChatEngine (the current engine)."""
+        return await self._current.yes_share(prompt, deadline=deadline)
+
     def stream(
         self,
         prompt: Prompt,

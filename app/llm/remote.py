@@ -200,6 +200,10 @@ class RemoteEngine:
         """Unknown: the server's cache is its own."""
         return 0
 
+    async def yes_share(self, prompt: Prompt, *, deadline: float) -> float | None:
+        """See ChatEngine: a server's token probabilities are not read (None)."""
+        return None
+
     def stream(
         self,
         prompt: Prompt,

@@ -131,6 +131,16 @@ class RagSettings(BaseModel):
         "sets the floor for any model; empty: no check. Costs a fraction of a millisecond "
         "per token; a remote engine reports no token probabilities, so it is not checked.",
     )
+    self_check: float | Literal["auto"] | None = Field(
+        "auto",
+        description="Ask the chat model, right after it answers, whether its answer is "
+        "supported by the excerpts (only the question's tokens are new: the answer is "
+        "still in its cache) and judge the answer ungrounded when its share of yes "
+        "(checks.self_check, 0 to 1) is below this. auto: the floor measured on the hand "
+        "labels for the catalog model in service, no check for other models; a number: "
+        "that floor for any model; empty: never asked. Asked only of answers the other "
+        "checks passed; a remote engine is not asked (app/chat/self_check.py).",
+    )
     sentence_support: bool = Field(
         True,
         description="Give every answer sentence the passage sentence that supports it best "
@@ -146,7 +156,7 @@ class RagSettings(BaseModel):
         "closest sources listed; passages: the closest passage word for word, cited.",
     )
 
-    @field_validator("min_confidence", mode="before")
+    @field_validator("min_confidence", "self_check", mode="before")
     @classmethod
     def _empty_is_off(cls, value: Any) -> Any:
         # An environment variable cannot be null: empty is how it turns the check off.

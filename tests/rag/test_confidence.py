@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import math
+from dataclasses import replace
+
+import pytest
 
 from app.components import Components
 from app.llm.base import GenerationStats
@@ -46,10 +49,14 @@ def test_an_unsure_answer_is_ungrounded_and_a_sure_one_is_not(components: Compon
     assert remote.confidence is None
 
 
-def test_auto_is_the_floor_measured_for_that_very_file() -> None:
+def test_auto_is_the_floor_measured_for_that_very_file(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The labels gave the default model no confidence floor (docs/answer-quality.md):
+    auto asks nothing of it; a floor measured for a catalog file applies to it alone."""
     default = CATALOG[DEFAULT_MODEL]
-    assert default.confidence_floor is not None
-    assert confidence_floor("auto", default.sha256) == default.confidence_floor
+    assert confidence_floor("auto", default.sha256) is None
+    measured = replace(default, confidence_floor=0.6)
+    monkeypatch.setitem(CATALOG, DEFAULT_MODEL, measured)
+    assert confidence_floor("auto", default.sha256) == 0.6
     assert confidence_floor("auto", "0" * 64) is None  # a model of the user's own
     assert confidence_floor("auto", None) is None
     assert confidence_floor(0.65, "0" * 64) == 0.65

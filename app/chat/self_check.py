@@ -1,0 +1,59 @@
+"""The chat model asked, right after answering, whether its answer is supported.
+
+The question goes after the answer as the next user turn, so the prompt starts with
+what the engine still holds (the answer's prompt and the answer: app/llm/kept.py) and
+only the question's few tokens are new. The model's reply is read as P(yes) /
+(P(yes) + P(no)) of its first token; below the floor (rag.self_check), the answer is
+judged ungrounded. Measured on the hand labels (docs/answer-quality.md): on its own it
+tells wrong answers from right ones no better than chance, but its lowest shares are
+wrong answers the text checks let through ("there is no record of where the branch
+pointed", "no, you cannot check out two branches at once"), with no right answer among
+them, so it is kept as a low floor under the other checks.
+
+The floor is measured per catalog model (`CatalogModel.self_check_floor`), applying only
+to that very file, as the confidence floor does (app/rag/confidence.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Literal
+
+from app.llm.base import ChatEngine, Prompt
+from common.control_tokens import strip_control_tokens
+
+QUESTION = (
+    "Check your answer against the excerpts. Is everything it says stated in the "
+    "excerpts, and does it answer my question? Reply with yes or no."
+)
+
+
+async def self_check(
+    engine: ChatEngine, prompt: Prompt, answer: str, deadline: float
+) -> float | None:
+    """The model's P(yes) that `answer` to `prompt` is supported; None where the engine
+    cannot say (a remote server, no place free, a prompt kept without its messages)."""
+    if not prompt.messages:
+        return None
+    messages = [
+        *prompt.messages,
+        {"role": "assistant", "content": strip_control_tokens(answer)},
+        {"role": "user", "content": QUESTION},
+    ]
+    judge = await asyncio.to_thread(engine.format, messages)
+    return await engine.yes_share(judge, deadline=deadline)
+
+
+def self_check_floor(
+    setting: float | Literal["auto"] | None, model_sha256: str | None
+) -> float | None:
+    """The share below which an answer is flagged: the setting's number, or with "auto"
+    the floor measured for the catalog model with this file hash (None: no check)."""
+    if setting is None or setting != "auto":
+        return setting
+    from app.llm.catalog import CATALOG
+
+    for model in CATALOG.values():
+        if model_sha256 and model.sha256 == model_sha256:
+            return model.self_check_floor
+    return None

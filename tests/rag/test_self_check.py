@@ -1,0 +1,113 @@
+"""The chat model asked whether its own answer is supported, right after answering:
+its share of yes read from the real model's logits, the answer's cache reused, and the
+verdict following the floor."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+
+import llama_cpp as ll
+import numpy as np
+from fastapi.testclient import TestClient
+
+from app.chat.self_check import QUESTION as JUDGE
+from app.chat.self_check import self_check_floor
+from app.components import Components
+from app.llm.catalog import CATALOG, DEFAULT_MODEL
+from app.llm.engine import NO, YES
+from app.main import create_app
+from tests.llm.test_engine_load import small_engine
+from tests.telemetry.test_observability import QUESTION
+
+
+def test_the_share_is_read_from_the_logits_after_the_answer_s_cache() -> None:
+    engine = small_engine(repeat_penalty=1.0)
+    try:
+        chat = [{"role": "user", "content": "What is the capital of France?"}]
+        prompt = engine.format(chat)
+        generation = engine.stream(prompt, max_tokens=16, temperature=0.0)
+
+        async def answer() -> str:
+            return "".join([piece async for piece in generation])
+
+        text = asyncio.run(answer())
+        judged = engine.format(
+            [*chat, {"role": "assistant", "content": text}, {"role": "user", "content": JUDGE}]
+        )
+        held = engine.cached_tokens(judged)
+        assert held >= len(prompt.tokens)  # the answer's prompt (and answer) are held
+        share = asyncio.run(engine.yes_share(judged, deadline=time.monotonic() + 60))
+        assert share is not None
+        assert 0.0 < share < 1.0
+
+        def direct() -> float:  # the same prompt evaluated afresh, the share by hand
+            ctx = engine.context
+            seq = ctx.n_parallel
+            ctx.free_seq(seq)
+            engine.scheduler.free.forget(seq)
+            ctx.prefill(seq, judged.tokens, 0)
+            row = np.ctypeslib.as_array(ll.llama_get_logits_ith(ctx.ctx, -1), (ctx.n_vocab,))
+            ctx.free_seq(seq)
+
+            def mass(words: tuple[str, ...]) -> float:
+                ids = set()
+                for w in words:
+                    t = engine._llm.tokenize(w.encode(), add_bos=False, special=False)
+                    if len(t) == 1:
+                        ids.add(t[0])
+                return sum(math.exp(float(row[i]) - float(row.max())) for i in ids)
+
+            return mass(YES) / (mass(YES) + mass(NO))
+
+        assert abs(engine.scheduler.call(direct) - share) < 0.02  # cached vs fresh rounding
+    finally:
+        engine.close()
+
+
+def ask(components: Components, **rag: object) -> dict[str, object]:
+    update = {
+        "grounding_threshold": 0.0,
+        "check_terms": False,
+        "ungrounded_action": "passages",
+        **rag,
+    }
+    settings = components.settings.model_copy(
+        update={"rag": components.settings.rag.model_copy(update=update)}
+    )
+    with TestClient(create_app(settings, components.using(settings=settings))) as client:
+        body: dict[str, object] = client.post(
+            "/api/chat", json={"question": QUESTION, "stream": False}
+        ).json()
+    return body
+
+
+def test_below_the_floor_the_answer_gives_way_to_the_passage(components: Components) -> None:
+    """A floor above any share: the model's answer, grounded by every other check, is
+    judged ungrounded and the passage is shown; at 0, it stands, the share reported."""
+    flagged = ask(components, self_check=1.01)
+    checks = flagged["checks"]
+    assert isinstance(checks, dict)
+    assert 0.0 < checks["self_check"] < 1.0
+    assert flagged["grounded"] is False
+    assert checks["replaced_by"] == "passage"
+    kept = ask(components, self_check=0.0)
+    checks = kept["checks"]
+    assert isinstance(checks, dict)
+    assert kept["grounded"] is True
+    assert "self_check" in checks
+    never = ask(components, self_check=None)
+    checks = never["checks"]
+    assert isinstance(checks, dict)
+    assert "self_check" not in checks
+    assert never["grounded"] is True
+
+
+def test_auto_is_the_floor_measured_for_that_very_file() -> None:
+    default = CATALOG[DEFAULT_MODEL]
+    assert default.self_check_floor is not None
+    assert self_check_floor("auto", default.sha256) == default.self_check_floor
+    assert self_check_floor("auto", "0" * 64) is None
+    assert self_check_floor(0.3, None) == 0.3
+    assert self_check_floor(None, default.sha256) is None
