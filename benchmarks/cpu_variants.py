@@ -84,6 +84,8 @@ def measure(site: str, variant: str, model: str, args: argparse.Namespace) -> di
 
 
 def main() -> None:
+    from app.llm.hardware import default_threads  # the cores usable here, as the engine
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--build", action="append", default=[], help="NAME=SITE_FOLDER")
@@ -91,7 +93,7 @@ def main() -> None:
     parser.add_argument("--variants", action="append", default=[], help="Variants to measure.")
     parser.add_argument("--model", action="append", required=True)
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--threads", type=int, default=os.cpu_count() or 2)
+    parser.add_argument("--threads", type=int, default=default_threads())
     parser.add_argument("--prompt-tokens", type=int, default=1300)
     parser.add_argument("--decode", type=int, default=64)
     parser.add_argument("--out", type=Path)

@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import subprocess
 import time
 from pathlib import Path
@@ -22,6 +21,7 @@ from typing import Any
 import llama_cpp
 
 from app.llm.engine import LlamaEngine
+from app.llm.hardware import default_threads
 from app.settings import LLMSettings
 
 QUESTIONS = [
@@ -114,7 +114,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", type=Path, required=True)
     parser.add_argument("--tokens", type=int, default=96)
-    parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--threads", type=int, default=default_threads())
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     report: dict[str, Any] = {

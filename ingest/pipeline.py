@@ -19,7 +19,6 @@ existed get them on the next run.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import time
 from collections.abc import Callable, Sequence
@@ -27,18 +26,16 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Protocol
 
-from sqlalchemy import func, select
-
 from app.settings import IngestSettings
 from app.store.db import Database
 from app.store.index_record import Chunking, EmbeddingIdentity, IndexRecord
-from app.store.models import Document
 from app.store.vectors import VectorStore
 from ingest.chunking import Chunker, embedding_text
 from ingest.discovery import SourceFile, discover
 from ingest.document import ExtractLimits, LoadError
 from ingest.index_writer import IndexEntry, IndexWriter, StoredDocument
 from ingest.loaders import load_file
+from ingest.mass_change import MassChange, guard_mass_change
 from ingest.quality import Finding, SeenDocuments
 from ingest.quality_gate import QualityGate
 from ingest.stages import FileStep, run_overlapped, run_sequential
@@ -59,24 +56,6 @@ class EmbeddingModel(Protocol):
         """The variant (fp32, int8) that a collection with this record (or a `new`
         one) is embedded with: app/llm/embedder.py."""
         ...
-
-
-class MassChange(Exception):
-    """A run would delete or replace more of a collection than its settings allow."""
-
-    def __init__(
-        self, collection: str, documents: int, deleted: int, replaced: int, share: float
-    ) -> None:
-        self.collection, self.documents = collection, documents
-        self.deleted, self.replaced, self.share = deleted, replaced, share
-        affected = deleted + replaced
-        super().__init__(
-            f"stopped before changing anything: this run would delete {deleted} and "
-            f"replace {replaced} of the {documents} documents of collection "
-            f"{collection!r} ({affected / documents:.0%}), more than "
-            f"ingest.mass_change_share allows ({share:.0%}). Check the folder; if the "
-            "change is meant, run again with --allow-mass-change."
-        )
 
 
 # Called after each file with (source, outcome, chunks written).
@@ -235,7 +214,17 @@ class Ingestor:
             on_start(len(files))
         try:
             if not (dry_run or allow_mass_change):
-                self._guard_mass_change(files, state)
+                guard_mass_change(
+                    self.db,
+                    summary.collection,
+                    files,
+                    state.known,
+                    state.gone,
+                    state.changed,
+                    share=self.mass_change_share,
+                    min_documents=self.mass_change_min_documents,
+                    content_hash=self._content_hash,
+                )
             self._process(files, state, progress)
             began = time.perf_counter()
             summary.findings += state.gate.finish()
@@ -279,41 +268,6 @@ class Ingestor:
         gate = QualityGate(_seen_documents(stored, gone))
         summary.run_id = start_run(self.db, collection, resolved, summary.dry_run)
         return _RunState(summary, index, known, gone, gate, embedder)
-
-    def _guard_mass_change(self, files: list[SourceFile], state: _RunState) -> None:
-        """Raise MassChange if the run would delete (files gone) or replace (files
-        changed) more than `mass_change_share` of the collection's documents.
-
-        Runs before the first write. Deletions are known from the listing; replacements
-        are counted by hashing the indexed files still there, and only when the
-        deletions alone leave the limit within reach. A file that cannot be read keeps
-        its previous version, so it is not counted.
-        """
-        collection = state.summary.collection
-        with self.db.session() as session:
-            documents = session.scalar(
-                select(func.count()).select_from(Document).where(Document.collection == collection)
-            )
-        if not documents:
-            return
-        limit = self.mass_change_share * documents
-        floor = self.mass_change_min_documents
-        present = [
-            (file, doc)
-            for file in files
-            if (doc := state.known.get(str(file.path))) is not None and doc.status == "indexed"
-        ]
-        deleted = len(state.gone)
-        if deleted + len(present) <= limit or deleted + len(present) < floor:
-            return
-        replaced = 0
-        for file, doc in present:
-            if state.changed is not None and file.path not in state.changed:
-                continue
-            with contextlib.suppress(OSError, LoadError):
-                replaced += self._content_hash(file) != doc.content_hash
-        if deleted + replaced > limit and deleted + replaced >= floor:
-            raise MassChange(collection, documents, deleted, replaced, self.mass_change_share)
 
     def _process(
         self, files: list[SourceFile], state: _RunState, progress: ProgressCallback | None

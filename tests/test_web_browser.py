@@ -501,6 +501,17 @@ def test_unknown_stored_conversation_is_forgotten(driver, live_server):
     assert driver.find_element(By.ID, "send").is_enabled()
 
 
+def test_no_link_to_the_owners_page_with_authentication_off(driver, live_server):
+    """With authentication off everyone "owns" every collection: the owners' page is
+    pointless there, so the chat page does not link to it."""
+    _open_fresh_chat(driver, live_server.rstrip("/"))
+    # The picker's options come in with the same answer that decides the link.
+    WebDriverWait(driver, PAGE_TIMEOUT_S).until(
+        lambda d: d.find_elements(By.CSS_SELECTOR, "#collection option"), "no collections"
+    )
+    assert not driver.find_element(By.ID, "owner-link").is_displayed()
+
+
 @pytest.mark.slow  # waits for the real model's answer
 def test_api_key_is_asked_for_kept_in_session_storage_and_forgotten(driver, live_server_auth):
     base, api_key = live_server_auth

@@ -5,6 +5,7 @@ included; the CLI and the admin API both call these."""
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,8 @@ from app.store.collections import (
     Collection,
     CollectionOwner,
     CollectionReader,
+    Grant,
+    GrantTable,
     ReaderKind,
 )
 from app.store.db import Database
@@ -70,6 +73,32 @@ class Reader:
             "granted_at": self.granted_at,
             "granted_by": self.granted_by,
         }
+
+
+@dataclass(frozen=True)
+class Role:
+    """What readers and owners differ in: their rows, who may hold the role, and the
+    words and audit actions that name it."""
+
+    name: str
+    article: str
+    table: GrantTable
+    kinds: tuple[ReaderKind, ...]
+    grant_action: str
+    revoke_action: str
+
+
+READER = Role(
+    "reader", "a", CollectionReader, READER_KINDS, "collection.grant", "collection.revoke"
+)
+OWNER = Role(
+    "owner",
+    "an",
+    CollectionOwner,
+    OWNER_KINDS,
+    "collection.grant_owner",
+    "collection.revoke_owner",
+)
 
 
 @dataclass(frozen=True)
@@ -166,40 +195,38 @@ class Collections:
     def grant(self, name: str, kind: str, who: str = "", *, actor: str = "cli") -> Reader:
         """Let a reader read the collection: `everyone`, a `group` by name, a `user` by
         id, user name or e-mail (someone who has signed in), a `key` by id or name."""
-        return self._readers(name, kind, who, actor, add=True)
+        return self._change(READER, name, kind, who, actor, add=True)
 
     def revoke(self, name: str, kind: str, who: str = "", *, actor: str = "cli") -> Reader:
         """Take a reader's access away; it counts from the next request."""
-        return self._readers(name, kind, who, actor, add=False)
+        return self._change(READER, name, kind, who, actor, add=False)
 
     def grant_owner(self, name: str, kind: str, who: str, *, actor: str = "cli") -> Reader:
         """Let a `group`, `user` or `key` (named as for readers) fill the collection:
         upload into it, add, remove and sync its sources, see its runs; owners read it."""
-        return self._readers(name, kind, who, actor, add=True, owner=True)
+        return self._change(OWNER, name, kind, who, actor, add=True)
 
     def revoke_owner(self, name: str, kind: str, who: str, *, actor: str = "cli") -> Reader:
         """Take an owner's rights away; it counts from the next request."""
-        return self._readers(name, kind, who, actor, add=False, owner=True)
+        return self._change(OWNER, name, kind, who, actor, add=False)
 
-    def _readers(
-        self, name: str, kind: str, who: str, actor: str, *, add: bool, owner: bool = False
+    def _change(
+        self, role: Role, name: str, kind: str, who: str, actor: str, *, add: bool
     ) -> Reader:
-        role = "owner" if owner else "reader"
-        action = f"collection.{'grant' if add else 'revoke'}{'_owner' if owner else ''}"
-        table: type[CollectionReader] | type[CollectionOwner] = (
-            CollectionOwner if owner else CollectionReader
-        )
+        """Grant (`add`) or revoke one of the role's rows, audited either way."""
+        action = role.grant_action if add else role.revoke_action
         try:
             with self.db.session() as session:
                 self._get(session, name)
-                if owner and kind not in OWNER_KINDS:
-                    raise CollectionError(f"an owner is one of {', '.join(OWNER_KINDS)}")
+                if kind not in role.kinds:
+                    raise CollectionError(
+                        f"{role.article} {role.name} is one of {', '.join(role.kinds)}"
+                    )
                 reader = self._resolve(session, kind, who)
-                key = (name, reader.kind, reader.subject)
-                row = session.get(table, key)
+                row = session.get(role.table, (name, reader.kind, reader.subject))
                 if add and row is None:
                     session.add(
-                        table(
+                        role.table(
                             collection=name,
                             kind=reader.kind,
                             subject=reader.subject,
@@ -207,9 +234,8 @@ class Collections:
                         )
                     )
                 elif not add and row is None:
-                    article = "an" if owner else "a"
                     raise NoSuchCollection(
-                        f"{reader.kind} {reader.label!r} is not {article} {role}"
+                        f"{reader.kind} {reader.label!r} is not {role.article} {role.name}"
                     )
                 elif not add:
                     session.delete(row)
@@ -301,32 +327,26 @@ class Collections:
             row.created_at.isoformat(timespec="seconds"),
             row.created_by,
             int(documents or 0),
-            [
-                Reader(
-                    r.kind,
-                    r.subject,
-                    labels.get((r.kind, r.subject), r.subject),
-                    r.granted_at.isoformat(timespec="seconds"),
-                    r.granted_by,
-                )
-                for r in row.readers
-            ],
-            [
-                Reader(
-                    r.kind,
-                    r.subject,
-                    labels.get((r.kind, r.subject), r.subject),
-                    r.granted_at.isoformat(timespec="seconds"),
-                    r.granted_by,
-                )
-                for r in row.owners
-            ],
+            _listed(row.readers, labels),
+            _listed(row.owners, labels),
         )
 
 
-def _labels(
-    session: Session, readers: list[CollectionReader | CollectionOwner]
-) -> dict[tuple[str, str], str]:
+def _listed(rows: Sequence[Grant], labels: dict[tuple[str, str], str]) -> list[Reader]:
+    """Readers' or owners' rows as an admin sees them, people and keys by their labels."""
+    return [
+        Reader(
+            r.kind,
+            r.subject,
+            labels.get((r.kind, r.subject), r.subject),
+            r.granted_at.isoformat(timespec="seconds"),
+            r.granted_by,
+        )
+        for r in rows
+    ]
+
+
+def _labels(session: Session, readers: Sequence[Grant]) -> dict[tuple[str, str], str]:
     """What people and keys are known by (e-mail or user name; the key's name)."""
     users = [r.subject for r in readers if r.kind == "user"]
     keys = [r.subject for r in readers if r.kind == "key"]

@@ -123,7 +123,7 @@ class CollectionAccess:
 def _granted(
     session: Session,
     caller: Identity,
-    table: type[rows.CollectionReader] | type[rows.CollectionOwner],
+    table: rows.GrantTable,
 ) -> set[str]:
     """The collections whose readers (or owners) name the caller: a person by their
     groups and id, a key by its id."""

@@ -52,7 +52,7 @@ def ingest(
     from app.store.db import DatabaseUnavailable
     from app.store.index_record import EmbeddingMismatch
     from app.store.vectors import VectorStoreBusy, VectorStoreUnavailable
-    from ingest.pipeline import MassChange
+    from ingest.mass_change import MassChange
 
     settings = load()
     target = collection or settings.vectors.collection

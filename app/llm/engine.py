@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import threading
 import time
 from collections.abc import AsyncGenerator
@@ -20,6 +19,7 @@ from app.llm.base import Prompt as Prompt
 from app.llm.base import PromptTooLong as PromptTooLong
 from app.llm.batching import BatchedContext, BatchScheduler
 from app.llm.cpu_backends import load_cpu_backend
+from app.llm.hardware import default_threads
 from app.llm.jobs import Job
 from app.settings import LLMSettings
 
@@ -59,7 +59,7 @@ class LlamaEngine:
             self.model_id += f"+{adapter_name or adapter.stem}"
         self.model_sha256 = sha256  # lineage: stored with every answer
         self.adapter_sha256 = adapter_sha256 if adapter is not None else None
-        self.n_threads = settings.n_threads or os.cpu_count() or 1
+        self.n_threads = settings.n_threads or default_threads()
         # The Llama object loads the weights and gives the tokenizer and template; its
         # own context is kept small, since generation runs in the batched context.
         try:

@@ -146,6 +146,15 @@ def usable_cores(
     return max(cores, 0.1), ", ".join(why)
 
 
+def default_threads(root: Path | None = None, proc: Path | None = None) -> int:
+    """Threads for work that would take every core (llama.cpp's, ONNX Runtime's) when
+    none are configured: the usable cores, whole (a quota of 1.5 CPUs gives 1), at
+    least 1. More threads than the quota allows are throttled in turn, and run slower
+    than fewer would."""
+    cores, _ = usable_cores(None, root or CGROUP_ROOT, proc or PROC)
+    return max(1, math.floor(cores))
+
+
 def usable_memory(root: Path = CGROUP_ROOT, proc: Path = PROC) -> tuple[int, str]:
     """Memory a model may take: available memory, or the cgroup's limit if lower."""
     available = _mem_available(proc)

@@ -19,6 +19,8 @@ from typing import Any
 
 import numpy as np
 
+from app.llm.hardware import default_threads
+
 log = logging.getLogger(__name__)
 OPSET = 17
 
@@ -144,8 +146,11 @@ class OnnxEncoder:
                 _make(model, model_path, fallback, variant)
                 path = fallback / FILES[variant]
         options = ort.SessionOptions()
-        if threads:
-            options.intra_op_num_threads = threads
+        # ONNX Runtime's own default counts the machine's cores, not what the cgroup's
+        # quota or the affinity leave this process: those, where they leave fewer.
+        usable = default_threads()
+        if threads or usable < (os.cpu_count() or 1):
+            options.intra_op_num_threads = threads or usable
         session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         inputs = [i.name for i in session.get_inputs()]
         return cls(session, model.tokenizer, int(model.max_seq_length), pooling, inputs)

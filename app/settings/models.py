@@ -72,7 +72,10 @@ class LLMSettings(BaseModel):
     )
     n_ctx: int = Field(4096, ge=512, description="Context window in tokens (prompt + answer).")
     n_threads: int | None = Field(
-        None, ge=1, description="CPU threads for generation. Empty: all cores of the machine."
+        None,
+        ge=1,
+        description="CPU threads for generation. Empty: the cores this process may use "
+        "(its CPU affinity and the cgroup's CPU quota, whole: a quota of 1.5 CPUs gives 1).",
     )
     n_batch: int = Field(512, ge=8, description="Tokens evaluated per llama.cpp batch.")
     # Whole prompts by default: measured on quiet cores, chunks remove the stalls but with

@@ -42,11 +42,9 @@ class Collection(Base):
     )
 
 
-class CollectionReader(Base):
-    """Who may read a collection: everyone who may chat, a group (by the name the
-    provider's claim gives it), a person (docchat's user id) or an API key (its id)."""
-
-    __tablename__ = "collection_readers"
+class Grant:
+    """The columns a reader's and an owner's row share: the collection, who (a kind and
+    its subject) and when and by whom they were granted."""
 
     collection: Mapped[str] = mapped_column(
         ForeignKey("collections.name", ondelete="CASCADE"), primary_key=True
@@ -57,20 +55,23 @@ class CollectionReader(Base):
     granted_by: Mapped[str] = mapped_column(String(64), default="")
 
 
-class CollectionOwner(Base):
+class CollectionReader(Grant, Base):
+    """Who may read a collection: everyone who may chat, a group (by the name the
+    provider's claim gives it), a person (docchat's user id) or an API key (its id)."""
+
+    __tablename__ = "collection_readers"
+
+
+class CollectionOwner(Grant, Base):
     """Who may fill a collection without being an admin: upload into it, add, remove and
     sync its sources, see its ingest runs and findings (and read it). A group, a person
     or a key, named as readers are."""
 
     __tablename__ = "collection_owners"
 
-    collection: Mapped[str] = mapped_column(
-        ForeignKey("collections.name", ondelete="CASCADE"), primary_key=True
-    )
-    kind: Mapped[str] = mapped_column(String(16), primary_key=True)
-    subject: Mapped[str] = mapped_column(String(255), primary_key=True, index=True)
-    granted_at: Mapped[datetime] = mapped_column(default=utcnow)
-    granted_by: Mapped[str] = mapped_column(String(64), default="")
+
+# Either table of grants (what granted_to, the policy and the admin's work take).
+GrantTable = type[CollectionReader] | type[CollectionOwner]
 
 
 def registered(session: Session) -> list[Collection]:
@@ -84,7 +85,7 @@ def granted_to(
     groups: frozenset[str],
     user_id: str | None,
     key_id: str | None,
-    table: type[CollectionReader] | type[CollectionOwner] = CollectionReader,
+    table: GrantTable = CollectionReader,
 ) -> set[str]:
     """The collections whose readers (or owners, with `table`) name everyone, one of
     the groups, the person or the key: one query, whatever the number of collections."""

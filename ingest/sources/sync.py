@@ -21,7 +21,8 @@ from pathlib import Path
 from app.settings import Settings
 from app.store.models import utcnow
 from app.store.sources import Leases, Source
-from ingest.pipeline import Ingestor, MassChange
+from ingest.mass_change import MassChange
+from ingest.pipeline import Ingestor
 from ingest.sources.base import SourceError, SyncContext
 from ingest.sources.cron import next_run
 from ingest.sources.registry import Sources, SourceView

@@ -110,6 +110,25 @@ def _screenshot(drv, name: str, show: str | None = None) -> None:
     print(f"screenshot: {os.path.join(ARTIFACTS, name)}")
 
 
+def _too_wide(drv) -> list[str]:
+    """The elements that reach past the page's right edge (what makes a horizontal
+    scrollbar), the outermost of each; [] when the page scrolls only up and down."""
+    return list(
+        drv.execute_script(
+            """const page = document.documentElement;
+            if (page.scrollWidth <= page.clientWidth) return [];
+            const out = [];
+            for (const e of document.body.querySelectorAll("*")) {
+              const r = e.getBoundingClientRect();
+              if (r.right > page.clientWidth + 0.5 && !out.some((o) => o.contains(e))) out.push(e);
+            }
+            return out.map((e) => e.tagName.toLowerCase() + (e.id ? "#" + e.id : "") +
+              (e.getAttribute("class") ? "." + e.getAttribute("class") : "") +
+              " " + Math.round(e.getBoundingClientRect().right) + "px");"""
+        )
+    )
+
+
 def _cells(drv, table: str) -> list[list[str]]:
     """The table's cells as text ([] while it is being redrawn)."""
     try:
@@ -319,6 +338,9 @@ def test_an_admin_runs_docchat_from_the_console(driver, server: str, tmp_path: P
         "upload",
     }
     _screenshot(driver, "console-health.png")
+    assert _too_wide(driver) == [], f"{driver.get_window_size()['width']} px wide"
+    driver.set_window_size(1280, 900)
+    assert _too_wide(driver) == [], "1280 px wide"
     assert _browser_problems(driver) == []
 
 

@@ -4,7 +4,8 @@ she uploads files into it and reads what was added, skipped, quarantined and fla
 sees the run with its counts, syncs its git source and sees that run too, adds a source
 (and is told why another is refused) and removes it; once her ownership is
 revoked the page shows nothing of it, the link is gone, and the owners' routes answer
-403 (a collection she reads) or 404 (one she does not)."""
+403 (a collection she reads) or 404 (one she does not). An admin (bob), who owns every
+collection and has the console, gets no link."""
 
 from __future__ import annotations
 
@@ -235,6 +236,12 @@ def test_an_owner_fills_her_collection_from_the_page_and_a_reader_cannot(
     assert statuses["sync"] == 403
     assert statuses["runs sales-playbook"] == 404
     driver.get(server + "/")
+    _wait(driver, lambda d: _shown(d, "#collection"), "the chat page did not load")
+    assert not _shown(driver, "#owner-link")
+    assert _browser_problems(driver) == []
+
+    # An admin owns every collection, and has the console for them: no link either.
+    sign_in_as(driver, server, "bob")
     _wait(driver, lambda d: _shown(d, "#collection"), "the chat page did not load")
     assert not _shown(driver, "#owner-link")
     assert _browser_problems(driver) == []

@@ -14,7 +14,8 @@ from sqlalchemy import select
 from app.components import open_database, open_vectors
 from app.settings import Settings
 from app.store.models import Document, IngestRun
-from ingest.pipeline import Ingestor, MassChange
+from ingest.mass_change import MassChange
+from ingest.pipeline import Ingestor
 from ingest.summary import IngestSummary
 from tests.conftest import CORPUS, Models, make_settings
 from tests.test_cli import docchat

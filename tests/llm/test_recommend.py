@@ -18,10 +18,21 @@ from typer.testing import CliRunner
 
 from app.cli import app as cli
 from app.components import active_model
+from app.llm import hardware
 from app.llm.catalog import CATALOG, DEFAULT_MODEL
-from app.llm.hardware import Hardware, cpu_quota, memory_limit, usable_cores, usable_memory
-from app.llm.provision import default_chat_model, small_chat_model
+from app.llm.embedder import Embedder
+from app.llm.engine import LlamaEngine
+from app.llm.hardware import (
+    Hardware,
+    cpu_quota,
+    default_threads,
+    memory_limit,
+    usable_cores,
+    usable_memory,
+)
+from app.llm.provision import default_chat_model, default_embedding_model, small_chat_model
 from app.llm.recommend import Gate, Workload, default_model, recommend
+from app.settings import LLMSettings
 from app.store.db import Database
 from tests.conftest import make_settings
 
@@ -58,6 +69,34 @@ def test_cgroup_v2_quota_and_limit_bind_from_any_level(tmp_path: Path) -> None:
     memory, why = usable_memory(root, proc)
     assert memory == 2 * GiB
     assert "cgroup limit 2.0 GiB" in why
+
+
+def test_a_quota_of_one_core_gives_one_thread(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Where llm.n_threads is empty, llama.cpp and ONNX Runtime get the cores the
+    cgroup's quota leaves, whole, rather than every core of the machine."""
+    if len(os.sched_getaffinity(0)) < 2:
+        pytest.skip("one core here: a quota of one changes nothing to see")
+    root, proc = tmp_path / "cgroup", tmp_path / "proc"
+    write(proc / "self" / "cgroup", "0::/\n")
+    write(root / "cpu.max", "150000 100000\n")
+    assert default_threads(root, proc) == 1  # whole cores: 1.5 is 1
+    write(root / "cpu.max", "max 100000\n")
+    assert default_threads(root, proc) == len(os.sched_getaffinity(0))
+    write(root / "cpu.max", "100000 100000\n")
+    assert default_threads(root, proc) == 1
+    # The real engine and embedder, started in that cgroup.
+    monkeypatch.setattr(hardware, "CGROUP_ROOT", root)
+    monkeypatch.setattr(hardware, "PROC", proc)
+    engine = LlamaEngine(LLMSettings(n_ctx=512), small_chat_model())
+    try:
+        assert engine.n_threads == 1
+    finally:
+        engine.close()
+    embedder = Embedder(default_embedding_model(), backend="onnx")
+    options = embedder._onnx.session.get_session_options()
+    assert options.intra_op_num_threads == 1
 
 
 def test_cgroup_v1_and_no_limits(tmp_path: Path) -> None:

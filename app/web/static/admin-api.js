@@ -2,8 +2,7 @@
  * routes the CLI's actions take, audited the same), and the status line.
  */
 
-import { errorMessage, networkErrorMessage, withKey } from "./api.js";
-import { getKey } from "./auth.js";
+import { apiCall } from "./api-call.js";
 import { tableParts } from "./dom.js";
 
 const FORBIDDEN = "The console is for admins: your groups (or this key) do not give the admin role.";
@@ -20,48 +19,18 @@ export function setStatus(text, isError) {
   status.classList.toggle("error-text", !!isError);
 }
 
-// An API call with the stored key (or the session's CSRF token). Resolves to
-// the parsed body, or null after asking for a key on a 401; throws an Error
-// whose message is the server's on any other failure.
-export async function call(method, path, body, raw) {
-  const key = getKey();
-  const headers = withKey({ Accept: raw ? "*/*" : "application/json" }, key);
-  let payload;
-  if (body instanceof FormData) payload = body;
-  else if (body !== undefined) {
-    headers["Content-Type"] = "application/json";
-    payload = JSON.stringify(body);
-  }
-  let res;
-  try {
-    res = await fetch(path, { method: method, headers: headers, body: payload });
-  } catch (e) {
-    throw new Error(networkErrorMessage(e));
-  }
-  if (res.status === 401) {
+// An API call (api-call.js's): null after asking for a key on a 401; a 403 shows
+// the page's "not an admin" state.
+export const call = apiCall({
+  unauthorized(key) {
     document.body.dataset.state = "auth";
     keyPrompt.rejected(key);
-    return null;
-  }
-  if (res.status === 403) {
+  },
+  forbidden() {
     document.body.dataset.state = "forbidden";
-    throw new Error(FORBIDDEN);
-  }
-  if (raw && res.ok) return res;
-  let parsed = null;
-  try {
-    parsed = await res.json();
-  } catch (e) {
-    parsed = null;
-  }
-  if (!res.ok) {
-    const error = new Error(errorMessage(parsed, "Request failed (" + res.status + ")."));
-    error.status = res.status;
-    error.body = parsed;
-    throw error;
-  }
-  return parsed;
-}
+    return new Error(FORBIDDEN);
+  },
+});
 
 // A table of rows of cells: text (through textContent) or nodes the sections built.
 export function table(id, headings, rows) {

@@ -31,6 +31,11 @@ export function signInEnabled() {
   return !!session.oidc;
 }
 
+// Whether a person is signed in without the admin scope (admins have the console).
+export function signedInNonAdmin() {
+  return !!session.signed_in && session.scope !== "admin";
+}
+
 // Headers plus the CSRF token of the sign-in session, where there is one.
 export function withSession(headers) {
   if (session.csrf_token) headers["X-CSRF-Token"] = session.csrf_token;

@@ -1,14 +1,15 @@
 /* docchat chat page: the collections the person may read (a picker, shown
- * when there is more than one; a link to /collections for one she owns) and
- * their own past conversations (open, rename, delete). chat.js asks it which collection a new question goes to
- * and tells it when a conversation was opened, created or deleted.
+ * when there is more than one; a link to /collections for one she owns, when
+ * signed in and not an admin) and their own past conversations (open, rename,
+ * delete). chat.js asks it which collection a new question goes to and tells
+ * it when a conversation was opened, created or deleted.
  *
  * Titles come from users' questions: they reach the DOM through textContent
  * only (dom.js's el), like every other untrusted string on the page.
  */
 
 import { readError, withKey } from "./api.js";
-import { getKey } from "./auth.js";
+import { getKey, signedInNonAdmin } from "./auth.js";
 import { el } from "./dom.js";
 
 // {onOpen(id), onNew()}: chat.js's handlers for a conversation picked from the
@@ -46,9 +47,11 @@ export function createLibrary(handlers) {
       picker.appendChild(option);
     });
     if (chosen) picker.value = chosen;
-    // Owners (who may fill a collection) get the way to their page.
+    // Signed-in owners get the way to their page. Not admins (the console is
+    // theirs; they "own" every collection) nor anyone with authentication off.
     const ownerLink = document.getElementById("owner-link");
-    if (ownerLink) ownerLink.hidden = !(Array.isArray(found) && found.some((c) => c && c.owned === true));
+    const owns = Array.isArray(found) && found.some((c) => c && c.owned === true);
+    if (ownerLink) ownerLink.hidden = !(owns && signedInNonAdmin());
     // One collection (or none readable): nothing to choose.
     if (pickerWrap) pickerWrap.hidden = picker.options.length < 2;
   }

@@ -4,8 +4,7 @@
  * DOM through textContent only (dom.js's el).
  */
 
-import { errorMessage, networkErrorMessage, withKey } from "./api.js";
-import { getKey } from "./auth.js";
+import { apiCall } from "./api-call.js";
 import { el, tableParts } from "./dom.js";
 import { sendFiles as upload } from "./upload.js";
 
@@ -27,42 +26,9 @@ export function collectionPath(name, rest) {
   return "/api/collections/" + encodeURIComponent(name) + (rest || "");
 }
 
-function failure(status, body) {
-  const error = new Error(errorMessage(body, "Request failed (" + status + ")."));
-  error.status = status;
-  return error;
-}
-
-// A JSON request (body: sent as JSON when given) with the stored key (or the
-// session's CSRF token): the parsed body; null after a 401 (the prompt is
-// shown); an Error with the server's message and .status otherwise.
-export async function call(method, path, body) {
-  const key = getKey();
-  const headers = withKey({ Accept: "application/json" }, key);
-  if (body !== undefined) headers["Content-Type"] = "application/json";
-  let res;
-  try {
-    res = await fetch(path, {
-      method: method,
-      headers: headers,
-      body: body === undefined ? undefined : JSON.stringify(body),
-    });
-  } catch (e) {
-    throw new Error(networkErrorMessage(e));
-  }
-  if (res.status === 401) {
-    unauthorized(key);
-    return null;
-  }
-  let parsed = null;
-  try {
-    parsed = await res.json();
-  } catch (e) {
-    parsed = null;
-  }
-  if (!res.ok) throw failure(res.status, parsed);
-  return parsed;
-}
+// A JSON request (api-call.js's): null after a 401 (the prompt is shown); a 403
+// fails as any other refusal, with the server's message.
+export const call = apiCall({ unauthorized: (key) => unauthorized(key) });
 
 // POST a form of files with the upload's progress: the run's report, null after
 // a 401 (the prompt is shown), or a rejection with the server's message.
