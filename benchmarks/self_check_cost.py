@@ -37,8 +37,8 @@ async def measure(chat: Any, question: str) -> dict[str, Any] | None:
     answer = await chat.open(Question(question, store=False))
     final = await answer.result()
     spent = time.monotonic() - began
-    if not isinstance(final, Finished) or answer.prompt is None:
-        return None
+    if not isinstance(final, Finished) or answer.prompt is None or final.notice is not None:
+        return None  # in service only answers shown as written are asked
     engine, prompt = answer.engine, answer.prompt
     judge = engine.format(
         [
