@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 from typing import Literal
 
-from app.llm.base import ChatEngine, Prompt
+from app.llm.base import ChatEngine, GenerationTimeout, Prompt, PromptTooLong
 from common.control_tokens import strip_control_tokens
 
 QUESTION = (
@@ -32,7 +32,8 @@ async def self_check(
     engine: ChatEngine, prompt: Prompt, answer: str, deadline: float
 ) -> float | None:
     """The model's P(yes) that `answer` to `prompt` is supported; None where the engine
-    cannot say (a remote server, no place free, a prompt kept without its messages)."""
+    cannot say (a remote server, no place free, no room left in the context, the
+    deadline passed, a prompt kept without its messages)."""
     if not prompt.messages:
         return None
     messages = [
@@ -40,8 +41,13 @@ async def self_check(
         {"role": "assistant", "content": strip_control_tokens(answer)},
         {"role": "user", "content": QUESTION},
     ]
-    judge = await asyncio.to_thread(engine.format, messages)
-    return await engine.yes_share(judge, deadline=deadline)
+    try:
+        judge = await asyncio.to_thread(engine.format, messages)
+        return await engine.yes_share(judge, deadline=deadline)
+    except (PromptTooLong, GenerationTimeout):
+        # No room left in the context, or the answer's deadline passed: the answer
+        # stands on the other checks rather than fail after it was written.
+        return None
 
 
 def self_check_floor(
