@@ -20,6 +20,7 @@ import asyncio
 from typing import Literal
 
 from app.llm.base import ChatEngine, GenerationTimeout, Prompt, PromptTooLong
+from app.llm.catalog import measured_floor
 from common.control_tokens import strip_control_tokens
 
 QUESTION = (
@@ -53,13 +54,5 @@ async def self_check(
 def self_check_floor(
     setting: float | Literal["auto"] | None, model_sha256: str | None
 ) -> float | None:
-    """The share below which an answer is flagged: the setting's number, or with "auto"
-    the floor measured for the catalog model with this file hash (None: no check)."""
-    if setting is None or setting != "auto":
-        return setting
-    from app.llm.catalog import CATALOG
-
-    for model in CATALOG.values():
-        if model_sha256 and model.sha256 == model_sha256:
-            return model.self_check_floor
-    return None
+    """The share of yes below which an answer is flagged (rag.self_check)."""
+    return measured_floor(setting, model_sha256, "self_check_floor")

@@ -18,6 +18,7 @@ import zipfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 from common.files import file_sha256
 
@@ -204,3 +205,18 @@ def pull(
         )
     os.replace(partial, target)  # whole or not at all
     return target
+
+
+def measured_floor(
+    setting: float | Literal["auto"] | None, model_sha256: str | None, attribute: str
+) -> float | None:
+    """A check's floor (app/rag/confidence.py, app/chat/self_check.py): the setting's
+    number, or with "auto" the one measured for the catalog model with this file hash
+    (its `attribute`; None for any other model: no check)."""
+    if setting is None or setting != "auto":
+        return setting
+    for model in CATALOG.values():
+        if model_sha256 and model.sha256 == model_sha256:
+            floor: float | None = getattr(model, attribute)
+            return floor
+    return None
