@@ -219,7 +219,7 @@ def checks() -> dict[str, Check]:
         for bound in (0.55, 0.59, 0.65):
             named[f"confidence < {bound}"] = scored_below("confidence", bound)
         for score in ("judge_supported", "judge_correct", "judge_answered"):
-            named[f"self-check {score} < 0.463"] = scored_below(score, 0.463)
+            named[f"self-check {score} < 0.46"] = scored_below(score, 0.46)
         confident = scored_below("confidence", 0.59)
         named["today + terms paired (0.5) + confidence < 0.59"] = lambda r: (
             today(r) or pair5(r) or confident(r)

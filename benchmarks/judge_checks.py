@@ -179,7 +179,9 @@ def main() -> None:
     ]
     if args.limit:
         rows = rows[: args.limit]
-    path = default_chat_model(args.models_dir) if args.model == "qwen" else small_chat_model()
+    path = args.model_file or (
+        default_chat_model(args.models_dir) if args.model == "qwen" else small_chat_model()
+    )
     scores = score_answers(rows, path)
     after = checks()[AFTER]
     today = {id(r): after(r) for r in rows}

@@ -173,3 +173,27 @@ def test_the_check_s_agreement_with_the_labels_is_reported(components: Component
     assert found["labelled"] == 9
     assert found["labels_wrong_flagged"] > found["labels_right_flagged"]
     assert asyncio.run(label_agreement(components.chat, EVAL / "curated_docs.jsonl")) is None
+
+
+def test_the_self_check_enters_the_agreement_where_a_floor_applies(
+    components: Components,
+) -> None:
+    """With a floor for the model in service (the tests' SmolLM2 has none measured, so a
+    number is set), the model is asked of each labelled answer the text checks pass:
+    above any share, every one is flagged; at 0, the text checks' figures stand."""
+    qa = EVAL / "git_manual_qa.jsonl"
+    text_only = asyncio.run(label_agreement(components.chat, qa))
+    assert text_only is not None
+    assert text_only["labels_self_checked"] == 0  # auto: no floor for this model
+    chat = components.chat
+    chat.rag = chat.rag.model_copy(update={"self_check": 0.0})
+    at_zero = asyncio.run(label_agreement(chat, qa))
+    assert at_zero is not None
+    assert at_zero["labels_self_checked"] > 0
+    assert at_zero["labels_right_flagged"] == text_only["labels_right_flagged"]
+    chat.rag = chat.rag.model_copy(update={"self_check": 1.01})
+    above = asyncio.run(label_agreement(chat, qa))
+    assert above is not None
+    assert above["labels_self_checked"] == at_zero["labels_self_checked"]
+    assert above["labels_wrong_flagged"] == 1.0
+    assert above["labels_right_flagged"] == 1.0

@@ -19,7 +19,8 @@ from __future__ import annotations
 import asyncio
 from typing import Literal
 
-from app.llm.base import ChatEngine, Prompt
+from app.llm.base import ChatEngine, GenerationTimeout, Prompt, PromptTooLong
+from app.llm.catalog import measured_floor
 from common.control_tokens import strip_control_tokens
 
 QUESTION = (
@@ -32,7 +33,8 @@ async def self_check(
     engine: ChatEngine, prompt: Prompt, answer: str, deadline: float
 ) -> float | None:
     """The model's P(yes) that `answer` to `prompt` is supported; None where the engine
-    cannot say (a remote server, no place free, a prompt kept without its messages)."""
+    cannot say (a remote server, no place free, no room left in the context, the
+    deadline passed, a prompt kept without its messages)."""
     if not prompt.messages:
         return None
     messages = [
@@ -40,20 +42,17 @@ async def self_check(
         {"role": "assistant", "content": strip_control_tokens(answer)},
         {"role": "user", "content": QUESTION},
     ]
-    judge = await asyncio.to_thread(engine.format, messages)
-    return await engine.yes_share(judge, deadline=deadline)
+    try:
+        judge = await asyncio.to_thread(engine.format, messages)
+        return await engine.yes_share(judge, deadline=deadline)
+    except (PromptTooLong, GenerationTimeout):
+        # No room left in the context, or the answer's deadline passed: the answer
+        # stands on the other checks rather than fail after it was written.
+        return None
 
 
 def self_check_floor(
     setting: float | Literal["auto"] | None, model_sha256: str | None
 ) -> float | None:
-    """The share below which an answer is flagged: the setting's number, or with "auto"
-    the floor measured for the catalog model with this file hash (None: no check)."""
-    if setting is None or setting != "auto":
-        return setting
-    from app.llm.catalog import CATALOG
-
-    for model in CATALOG.values():
-        if model_sha256 and model.sha256 == model_sha256:
-            return model.self_check_floor
-    return None
+    """The share of yes below which an answer is flagged (rag.self_check)."""
+    return measured_floor(setting, model_sha256, "self_check_floor")

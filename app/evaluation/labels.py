@@ -4,20 +4,26 @@ A set may carry answers labelled by hand (eval/README.md): `labels/<set>.<model>
 beside the set file (question, answer, label: right, partial, wrong or refused) with
 `answers/<set>.<model>.jsonl` (the passages each answer's prompt held). The check as
 configured now is run again on every labelled right or wrong answer with its own
-passages, and the shares it flags (judges ungrounded) are reported: of wrong answers
-(more is better) and of right ones (fewer is better). Partial answers and refusals are
-left out, as benchmarks/answer_checks.py leaves them. The promotion gate compares the
-two with the model in service's, so a release whose check got worse is refused.
+passages (the self-check too, where the model in service has a floor: the prompt is
+evaluated whole for each answer, seconds apiece on a CPU), and the shares it flags
+(judges ungrounded) are reported: of wrong answers (more is better) and of right ones
+(fewer is better). Partial answers and refusals are left out, as
+benchmarks/answer_checks.py leaves them. The promotion gate compares the two with the
+model in service's, so a release whose check got worse is refused.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from app.chat.self_check import self_check, self_check_floor
 from app.chat.service import ChatService
+from app.rag.prompt import build_messages
 from app.store.vectors import Hit
 
 
@@ -73,6 +79,9 @@ async def label_agreement(chat: ChatService, qa_file: Path) -> dict[str, Any] | 
         return None
     flagged = {"wrong": 0, "right": 0}
     counts = {"wrong": 0, "right": 0}
+    engine = chat.engine.pin()
+    floor = self_check_floor(chat.rag.self_check, engine.model_sha256)
+    asked = 0
     for row in rows:
         counts[row.label] += 1
         if not row.hits:
@@ -80,7 +89,17 @@ async def label_agreement(chat: ChatService, qa_file: Path) -> dict[str, Any] | 
             continue
         # The verdict alone: the sentence support does not change it.
         checks = await chat.check_grounding(row.answer, row.hits, row.question, False)
-        flagged[row.label] += not checks.grounded
+        grounded = bool(checks.grounded)
+        if grounded and floor is not None:
+            # The model in service asked of the labelled answer, as after its own (the
+            # prompt evaluated whole here: no answer's cache holds it).
+            messages = build_messages(chat.system, row.question, row.hits, [])
+            prompt = await asyncio.to_thread(engine.format, messages)
+            deadline = time.monotonic() + chat.llm.request_timeout_s
+            yes = await self_check(engine, prompt, row.answer, deadline)
+            asked += yes is not None
+            grounded = yes is None or yes >= floor
+        flagged[row.label] += not grounded
 
     def share(label: str) -> float | None:
         return round(flagged[label] / counts[label], 4) if counts[label] else None
@@ -89,4 +108,5 @@ async def label_agreement(chat: ChatService, qa_file: Path) -> dict[str, Any] | 
         "labelled": len(rows),
         "labels_wrong_flagged": share("wrong"),
         "labels_right_flagged": share("right"),
+        "labels_self_checked": asked,  # answers the model in service was asked about
     }

@@ -166,17 +166,21 @@ class BatchedContext:
         """Sample (and accept) the next token of `job` from batch row `index`."""
         return int(ll.llama_sampler_sample(job.sampler, self.ctx, index))
 
+    def _logits(self, index: int) -> Any:
+        """Batch row `index`'s logits, as a view (valid until the next decode)."""
+        return np.ctypeslib.as_array(ll.llama_get_logits_ith(self.ctx, index), (self.n_vocab,))
+
     def logprob(self, index: int, token: int) -> float:
         """The log-probability batch row `index` gives `token` (softmax of the raw
         logits, before any sampler: the model's own confidence)."""
-        row = np.ctypeslib.as_array(ll.llama_get_logits_ith(self.ctx, index), (self.n_vocab,))
+        row = self._logits(index)
         top = float(row.max())
         return float(row[token]) - top - math.log(float(np.exp(row - top).sum()))
 
     def choice_share(self, index: int, yes: list[int], no: list[int]) -> float:
         """P(yes) / (P(yes) + P(no)) at batch row `index`, each side summed over its
         spellings ("yes", "Yes", ...)."""
-        row = np.ctypeslib.as_array(ll.llama_get_logits_ith(self.ctx, index), (self.n_vocab,))
+        row = self._logits(index)
         top = float(row.max())
         p_yes = float(np.exp(row[yes] - top).sum()) if yes else 0.0
         p_no = float(np.exp(row[no] - top).sum()) if no else 0.0

@@ -18,6 +18,7 @@ import zipfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 from common.files import file_sha256
 
@@ -79,7 +80,7 @@ CATALOG: dict[str, CatalogModel] = {
             note="Six third-party packages concatenated; the hash pins the result.",
             # Measured on the hand labels' dev half (docs/answer-quality.md): the self-check
             # kept; no confidence floor flagged more wrong answers there without more right.
-            self_check_floor=0.463,
+            self_check_floor=0.46,
         ),
         CatalogModel(
             name="qwen2.5-coder-1.5b-instruct-q4_k_m",
@@ -204,3 +205,18 @@ def pull(
         )
     os.replace(partial, target)  # whole or not at all
     return target
+
+
+def measured_floor(
+    setting: float | Literal["auto"] | None, model_sha256: str | None, attribute: str
+) -> float | None:
+    """A check's floor (app/rag/confidence.py, app/chat/self_check.py): the setting's
+    number, or with "auto" the one measured for the catalog model with this file hash
+    (its `attribute`; None for any other model: no check)."""
+    if setting is None or setting != "auto":
+        return setting
+    for model in CATALOG.values():
+        if model_sha256 and model.sha256 == model_sha256:
+            floor: float | None = getattr(model, attribute)
+            return floor
+    return None

@@ -228,11 +228,11 @@ class LlamaEngine:
                 return sorted({t[0] for t in found if len(t) == 1})
 
             self._yes_no = (ids(YES), ids(NO))
+        self.check_fits(prompt, 1)
         try:
             ticket = self.reserve()
         except EngineBusy:
             return None
-        self.check_fits(prompt, 1)
         job = Job(
             tokens=prompt.tokens,
             max_tokens=1,

@@ -17,6 +17,8 @@ from __future__ import annotations
 import math
 from typing import Literal
 
+from app.llm.catalog import measured_floor
+
 
 def confidence(logprobs: list[float]) -> float | None:
     """exp(mean log-probability) of the answer's tokens; None without tokens (a remote
@@ -29,14 +31,5 @@ def confidence(logprobs: list[float]) -> float | None:
 def confidence_floor(
     setting: float | Literal["auto"] | None, model_sha256: str | None
 ) -> float | None:
-    """The confidence below which an answer is flagged: the setting's number, or with
-    "auto" the floor measured for the catalog model with this file hash (None: no
-    check)."""
-    if setting is None or setting != "auto":
-        return setting
-    from app.llm.catalog import CATALOG
-
-    for model in CATALOG.values():
-        if model_sha256 and model.sha256 == model_sha256:
-            return model.confidence_floor
-    return None
+    """The confidence below which an answer is flagged (rag.min_confidence)."""
+    return measured_floor(setting, model_sha256, "confidence_floor")

@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support.ui import Select, WebDriverWait
@@ -69,8 +70,21 @@ def _titles(drv) -> list[str]:
     return [e.text for e in drv.find_elements(By.CSS_SELECTOR, "#history-list .history-open")]
 
 
+def _picked(drv) -> tuple[list[str], str] | None:
+    """The picker's values and the chosen one (None while the page replaces them)."""
+    try:
+        picker = Select(drv.find_element(By.ID, "collection"))
+        values = [o.get_attribute("value") for o in picker.options]
+        return values, picker.first_selected_option.get_attribute("value")
+    except StaleElementReferenceException:
+        return None
+
+
 def _wait(drv, check, message: str) -> None:
-    WebDriverWait(drv, PAGE_TIMEOUT_S).until(check, message=message)
+    # The page re-renders its lists as they load: an element read a moment before may
+    # be gone (stale), which means "not yet", not a failure.
+    stale = (StaleElementReferenceException,)
+    WebDriverWait(drv, PAGE_TIMEOUT_S, ignored_exceptions=stale).until(check, message=message)
 
 
 @pytest.mark.slow  # waits for the real model's answer
@@ -81,9 +95,14 @@ def test_the_picker_offers_what_she_reads_and_her_conversations_are_hers(
 
     # The picker: the collections of her group and everyone's, never the sales one.
     _wait(driver, lambda d: _shown(d, "#collection"), "no collection picker")
+    # The page may load the list again (after sign-in): its options are new elements
+    # then, so they are read afresh until the list settles.
+    _wait(
+        driver,
+        lambda d: _picked(d) == (["docs", "support-runbooks"], "docs"),
+        "the picker offers docs and support-runbooks, docs chosen",
+    )
     picker = Select(driver.find_element(By.ID, "collection"))
-    assert [o.get_attribute("value") for o in picker.options] == ["docs", "support-runbooks"]
-    assert picker.first_selected_option.get_attribute("value") == "docs"
     picker.select_by_value("support-runbooks")
 
     box = driver.find_element(By.ID, "question")

@@ -10,13 +10,14 @@ import time
 
 import llama_cpp as ll
 import numpy as np
+import pytest
 from fastapi.testclient import TestClient
 
 from app.chat.self_check import QUESTION as JUDGE
-from app.chat.self_check import self_check_floor
+from app.chat.self_check import self_check, self_check_floor
 from app.components import Components
 from app.llm.catalog import CATALOG, DEFAULT_MODEL
-from app.llm.engine import NO, YES
+from app.llm.engine import NO, YES, PromptTooLong
 from app.main import create_app
 from tests.llm.test_engine_load import small_engine
 from tests.telemetry.test_observability import QUESTION
@@ -111,3 +112,23 @@ def test_auto_is_the_floor_measured_for_that_very_file() -> None:
     assert self_check_floor("auto", "0" * 64) is None
     assert self_check_floor(0.3, None) == 0.3
     assert self_check_floor(None, default.sha256) is None
+
+
+def test_a_judge_prompt_past_the_context_leaves_the_answer_alone() -> None:
+    """An answer that fills the context leaves no room for the question: the engine
+    refuses the prompt (PromptTooLong, its place given back), and the self-check says
+    nothing instead of failing an answer already written."""
+    engine = small_engine(n_ctx=512)
+    try:
+        chat = [{"role": "user", "content": "Say something."}]
+        prompt = engine.format(chat)
+        long_answer = "word " * 700
+        share = asyncio.run(self_check(engine, prompt, long_answer, time.monotonic() + 60))
+        assert share is None
+        assert engine.in_flight == 0
+        too_long = engine.format([{"role": "user", "content": long_answer}])
+        with pytest.raises(PromptTooLong):
+            asyncio.run(engine.yes_share(too_long, deadline=time.monotonic() + 60))
+        assert engine.in_flight == 0
+    finally:
+        engine.close()
