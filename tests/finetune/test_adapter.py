@@ -18,6 +18,7 @@ from rapidfuzz import fuzz
 from app.finetune.gguf_adapter import BaseShape, write_adapter
 from app.finetune.held_out import token_f1
 from app.finetune.train import CHECKPOINT, TrainConfig, TrainingError, check_memory, train_adapter
+from app.llm.cpu_backends import load_cpu_backend
 from app.llm.engine import LlamaEngine
 from app.llm.provision import small_chat_model
 from app.rag.prompt import build_messages, system_prompt
@@ -128,6 +129,7 @@ def assert_adapter_matches_peft(base: Path, architecture: str, tmp_path: Path) -
             without = peft_model(ids).logits[0, -1].numpy()
 
     def llama_logits(lora_path: Path | None) -> np.ndarray:
+        load_cpu_backend()  # a build of every CPU variant loads none by itself
         llm = ll.Llama(
             model_path=str(base),
             lora_path=str(lora_path) if lora_path else None,
