@@ -179,3 +179,64 @@ def export(
     finally:
         partial.unlink(missing_ok=True)
     say(f"wrote {len(snapshot.split(split.value))} rows to {out}")
+
+
+@app.command()
+def synth(
+    name: Annotated[str, typer.Argument(help="A new name: datasets are never rebuilt.")],
+    collection: Annotated[str, typer.Option(help="The collection whose passages to ask about.")],
+    questions_per_passage: Annotated[
+        int, typer.Option(min=1, max=5, help="Questions the model writes per passage.")
+    ] = 1,
+    distractors: Annotated[
+        int, typer.Option(min=0, max=10, help="Other passages beside the one that answers.")
+    ] = 3,
+    no_oracle_share: Annotated[
+        float,
+        typer.Option(min=0.0, max=0.99, help="Share of examples without the answering passage."),
+    ] = 0.2,
+    held_out: Annotated[
+        float, typer.Option(help="Share held out for evaluation.", min=0.0, max=0.99)
+    ] = 0.2,
+    passages: Annotated[
+        int | None, typer.Option(min=1, help="Passages to sample (default: all of them).")
+    ] = None,
+    max_tokens: Annotated[
+        int, typer.Option(min=64, help="Tokens per example at most (distractors dropped).")
+    ] = 1024,
+    seed: Annotated[int, typer.Option(help="Seed of the sample, excerpts and split.")] = 0,
+    created_by: Annotated[str, typer.Option(help="Who built it (recorded).")] = "cli",
+    as_json: AsJson = False,
+) -> None:
+    """Build dataset NAME from a collection's own passages (retrieval-augmented).
+
+    The active chat model writes a question and a short answer per sampled passage;
+    junk is dropped (not a question, answer not grounded in the passage). Each example
+    holds the passage among distractors, as the chat service's prompt would, and the
+    answer cites it; a share leaves it out and declines. What the model wrote is
+    cached: a rerun asks only about passages it has not seen.
+
+    Example: docchat dataset synth docs-raft --collection docs --passages 60
+    """
+    from app.cli.synthesis import synthesize
+    from app.curation.raft import Recipe
+
+    recipe = Recipe(
+        questions_per_passage=questions_per_passage,
+        distractors=distractors,
+        no_oracle_share=no_oracle_share,
+        held_out=held_out,
+        seed=seed,
+        passages=passages,
+        max_tokens=max_tokens,
+    )
+    built, report = synthesize(name, collection, recipe, created_by)
+    if as_json:
+        _json({**built.info(), "synthesis": report})
+        return
+    say(
+        f"built dataset {name}: {built.n_examples} examples ({built.n_train} train, "
+        f"{built.n_held_out} held out), sha256 {built.sha256}"
+    )
+    say("questions: " + ", ".join(f"{k} {v}" for k, v in report.items()))
+    say(f"file: {built.path}")

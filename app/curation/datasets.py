@@ -147,12 +147,7 @@ def build(
 ) -> Snapshot:
     """Snapshot the active examples (staleness checked first) as dataset NAME; a name
     is never built twice."""
-    if not NAME.fullmatch(name):
-        raise CurationError("name: 1-100 of [A-Za-z0-9._-], starting with a letter or digit")
-    if not 0 <= held_out < 1:
-        raise CurationError("held_out: a share from 0 up to (not including) 1")
-    if session.scalar(select(Dataset.id).where(Dataset.name == name)) is not None:
-        raise Conflict(f"dataset {name!r} exists; datasets are immutable: choose another name")
+    check_new(session, name, held_out)
     staleness.check(session)
     query = select(CuratedExample).where(CuratedExample.status == "active")
     if collection is not None:
@@ -163,6 +158,43 @@ def build(
         raise CurationError(f"no active curated examples{where} to build a dataset from")
     splits = assign_splits([e.id for e in examples], held_out, seed)
     records = [record(e, splits[e.id]) for e in examples]
+    return store(
+        session,
+        data_dir,
+        name,
+        records,
+        collection=collection,
+        held_out=held_out,
+        seed=seed,
+        created_by=created_by,
+    )
+
+
+def check_new(session: Session, name: str, held_out: float) -> None:
+    """CurationError unless NAME is a free, valid dataset name and the share is one."""
+    if not NAME.fullmatch(name):
+        raise CurationError("name: 1-100 of [A-Za-z0-9._-], starting with a letter or digit")
+    if not 0 <= held_out < 1:
+        raise CurationError("held_out: a share from 0 up to (not including) 1")
+    if session.scalar(select(Dataset.id).where(Dataset.name == name)) is not None:
+        raise Conflict(f"dataset {name!r} exists; datasets are immutable: choose another name")
+
+
+def store(
+    session: Session,
+    data_dir: Path,
+    name: str,
+    records: list[dict[str, Any]],
+    *,
+    collection: str | None,
+    held_out: float,
+    seed: int,
+    created_by: str,
+    action: str = "dataset.build",
+) -> Snapshot:
+    """Keep rows (ROW_FIELDS each, split assigned, sorted by id) as dataset NAME: in the
+    database and as its JSONL file, hashed."""
+    check_new(session, name, held_out)
     lines = [canonical(r) + b"\n" for r in records]
     data = b"".join(lines)
     relative = f"{FOLDER}/{name}.jsonl"
@@ -194,7 +226,7 @@ def build(
     audit.record(
         session,
         created_by,
-        "dataset.build",
+        action,
         name,
         detail={
             "sha256": dataset.sha256,
