@@ -447,6 +447,7 @@ def cli_walk_args(tmp: Path) -> dict[str, list[str]]:
         "finetune.activate": ["no-such-adapter"],
         "finetune.deactivate": [],
         "dataset.build": ["walk-dataset"],
+        "dataset.synth": ["walk-synth", "--collection", "no-such-collection"],
         "collections.create": ["walk-collection"],
         "collections.grant": ["walk-collection", "group", "walkers"],
         "collections.revoke": ["walk-collection", "group", "walkers"],
