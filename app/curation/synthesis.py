@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from app.curation.passages import Passage
-from app.llm.base import ChatEngine
+from app.llm.base import ChatEngine, greedy_text
 from app.llm.embedder import Embedder
 from app.rag.grounding import grounding_score
 from app.rag.scope import says_not_covered
@@ -212,15 +212,6 @@ def cache_path(data_dir: Path, model_sha256: str | None, collection: str) -> Pat
     return data_dir / "datasets" / ".synthesis" / f"{collection}-{model}.jsonl"
 
 
-async def _generate(engine: ChatEngine, messages: list[dict[str, str]], max_tokens: int) -> str:
-    prompt = engine.format(messages)
-    generation = engine.stream(prompt, max_tokens=max_tokens, temperature=0.0)
-    try:
-        return "".join([piece async for piece in generation]).strip()
-    finally:
-        await generation.aclose()
-
-
 def generate(
     engine: ChatEngine,
     passages: list[Passage],
@@ -238,7 +229,7 @@ def generate(
         key = passage_key(passage, n)
         if key not in cache.known:
             messages = generation_messages(passage, n)
-            text = asyncio.run(_generate(engine, messages, max_tokens_per_pair * n))
+            text = asyncio.run(greedy_text(engine, messages, max_tokens_per_pair * n))
             cache.add(key, text)
             asked += 1
         progress(done, asked)

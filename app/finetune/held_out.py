@@ -15,7 +15,7 @@ from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
-from app.llm.base import ChatEngine
+from app.llm.base import ChatEngine, greedy_text
 
 # Token F1 from which an answer counts as saying what the approved one says.
 CLOSE = 0.5
@@ -37,15 +37,6 @@ def token_f1(answer: str, approved: str) -> float:
     return 2 * precision * recall / (precision + recall)
 
 
-async def _answer(engine: ChatEngine, messages: list[dict[str, str]], max_tokens: int) -> str:
-    prompt = engine.format(messages)
-    generation = engine.stream(prompt, max_tokens=max_tokens, temperature=0.0)
-    try:
-        return "".join([piece async for piece in generation]).strip()
-    finally:
-        await generation.aclose()
-
-
 def held_out_report(
     engine: ChatEngine,
     rows: list[list[dict[str, str]]],
@@ -59,7 +50,7 @@ def held_out_report(
     async def run() -> list[str]:
         answers = []
         for row in rows:
-            answers.append(await _answer(engine, row[:-1], max_tokens))
+            answers.append(await greedy_text(engine, row[:-1], max_tokens))
             progress(len(answers))
         return answers
 

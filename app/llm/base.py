@@ -275,3 +275,13 @@ class ChatEngine(Protocol):
     def close(self) -> None:
         """Release the model or the connections to it."""
         ...
+
+
+async def greedy_text(engine: ChatEngine, messages: list[dict[str, str]], max_tokens: int) -> str:
+    """The model's whole greedy reply to a chat (tools that need text, not a stream:
+    dataset synthesis, held-out measurements)."""
+    generation = engine.stream(engine.format(messages), max_tokens=max_tokens, temperature=0.0)
+    try:
+        return "".join([piece async for piece in generation]).strip()
+    finally:
+        await generation.aclose()

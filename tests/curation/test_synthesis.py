@@ -178,7 +178,10 @@ def test_synth_asks_once_refuses_junk_and_builds_from_what_passes(
     by_question = dict(zip(questions, passages, strict=False))
     for row in rows:
         texts = [p["text"] for p in row["passages"]]
-        assert len(texts) == 2  # the oracle and one distractor, or two distractors
+        # The oracle and one distractor, or two distractors; fewer where the prompt would
+        # pass --max-tokens (distractors go first). Which example goes without its
+        # oracle follows the passage's document id, new with every ingest.
+        assert 1 <= len(texts) <= 2
         oracle = by_question[row["question"]]["text"]
         if row["answer"] == raft.NOT_COVERED_ANSWER:
             assert oracle not in texts
