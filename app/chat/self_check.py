@@ -17,8 +17,10 @@ to that very file, as the confidence floor does (app/rag/confidence.py).
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 from typing import Literal
 
+from app.chat.events import AnswerChecks
 from app.llm.base import ChatEngine, GenerationTimeout, Prompt, PromptTooLong
 from app.llm.catalog import measured_floor
 from common.control_tokens import strip_control_tokens
@@ -56,3 +58,22 @@ def self_check_floor(
 ) -> float | None:
     """The share of yes below which an answer is flagged (rag.self_check)."""
     return measured_floor(setting, model_sha256, "self_check_floor")
+
+
+async def with_self_check(
+    checks: AnswerChecks,
+    setting: float | Literal["auto"] | None,
+    engine: ChatEngine,
+    prompt: Prompt | None,
+    answer: str,
+    deadline: float,
+) -> AnswerChecks:
+    """`checks` with the model's share of yes and its verdict, where it applies: the
+    other checks passed, the model has a floor, and the prompt it answered is known."""
+    floor = self_check_floor(setting, engine.model_sha256)
+    if not checks.grounded or floor is None or prompt is None:
+        return checks
+    share = await self_check(engine, prompt, answer, deadline)
+    if share is None:
+        return checks
+    return replace(checks, self_check=round(share, 4), grounded=share >= floor)

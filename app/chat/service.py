@@ -35,13 +35,13 @@ from app.chat.events import (
 from app.chat.passage import closest_passage
 from app.chat.question import Question, check_size
 from app.chat.records import ChatRecords
-from app.chat.self_check import self_check, self_check_floor
+from app.chat.self_check import with_self_check
 from app.chat.warm_turns import Turns, WarmTurns, choose_prompt
 from app.llm.base import ChatEngine, GenerationStats, GenerationTimeout, Prompt, Ticket
 from app.llm.kept import shared_start
 from app.rag.confidence import confidence_floor
 from app.rag.fitting import fit_prompt
-from app.rag.followup import standalone_by_model, standalone_by_rules
+from app.rag.followup import standalone
 from app.rag.prompt import NO_CONTEXT_ANSWER, system_prompt
 from app.rag.retrieval import Retriever, citations
 from app.rag.scope import not_covered_answer
@@ -156,7 +156,7 @@ class ChatService:
         sent: Turns | None = None
         try:
             async with asyncio.timeout(deadline - time.monotonic()):
-                query = await self._standalone(engine, text, previous, deadline)
+                query = await standalone(self.rag.followups, engine, text, previous, deadline)
                 hits = await retriever.context(query, previous)
                 refusal = NO_CONTEXT_ANSWER
                 if not hits and retriever.scope == "calibrated":
@@ -217,17 +217,6 @@ class ChatService:
             sent=sent,
         )
 
-    async def _standalone(
-        self, engine: ChatEngine, text: str, previous: str | None, deadline: float
-    ) -> str:
-        """What to search for: a follow-up made standalone as rag.followups says."""
-        mode = self.rag.followups
-        if not previous or mode == "off":
-            return text
-        if mode == "model":
-            return await standalone_by_model(engine, text, previous, deadline=deadline)
-        return standalone_by_rules(text, previous)
-
     async def check_grounding(
         self,
         text: str,
@@ -236,11 +225,16 @@ class ChatService:
         with_support: bool = True,
         stats: GenerationStats | None = None,
         engine: ChatEngine | None = None,
+        prompt: Prompt | None = None,
+        deadline: float | None = None,
     ) -> AnswerChecks:
         """The answer's checks (app/chat/checking.py); the model's confidence when the
-        generation's `stats` carry its tokens' probabilities."""
-        floor = confidence_floor(self.rag.min_confidence, (engine or self.engine).model_sha256)
-        return await check_answer(
+        generation's `stats` carry its tokens' probabilities; given the `prompt` it
+        answered, `engine` asked whether it is supported when the rest passed
+        (app/chat/self_check.py)."""
+        engine = engine or self.engine
+        floor = confidence_floor(self.rag.min_confidence, engine.model_sha256)
+        checks = await check_answer(
             self.rag,
             self.telemetry,
             self.retriever.embedder,
@@ -251,6 +245,8 @@ class ChatService:
             logprobs=stats.token_logprobs if stats else None,
             floor=floor,
         )
+        deadline = deadline or time.monotonic() + self.llm.request_timeout_s
+        return await with_self_check(checks, self.rag.self_check, engine, prompt, text, deadline)
 
 
 class Answer:
@@ -379,14 +375,15 @@ class Answer:
                 WITHHELD_ANSWER, WITHHELD_ANSWER, blocked, "content_filter", stats
             )
         grounding = await self.service.check_grounding(
-            text, self.hits, self.query, stats=stats, engine=self.engine
+            text,
+            self.hits,
+            self.query,
+            stats=stats,
+            engine=self.engine,
+            prompt=self.prompt,
+            deadline=self.deadline,
         )
         checks = replace(grounding, retrieval_score=checks.retrieval_score)
-        floor = self_check_floor(service.rag.self_check, self.engine.model_sha256)
-        if checks.grounded and floor is not None and self.prompt is not None:
-            share = await self_check(self.engine, self.prompt, text, self.deadline)
-            if share is not None:
-                checks = replace(checks, self_check=round(share, 4), grounded=share >= floor)
         grounded = checks.grounded
         notice = None
         action = self.service.rag.ungrounded_action

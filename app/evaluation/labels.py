@@ -16,12 +16,11 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from app.chat.self_check import self_check, self_check_floor
+from app.chat.self_check import self_check_floor
 from app.chat.service import ChatService
 from app.rag.prompt import build_messages
 from app.store.vectors import Hit
@@ -80,26 +79,26 @@ async def label_agreement(chat: ChatService, qa_file: Path) -> dict[str, Any] | 
     flagged = {"wrong": 0, "right": 0}
     counts = {"wrong": 0, "right": 0}
     engine = chat.engine.pin()
-    floor = self_check_floor(chat.rag.self_check, engine.model_sha256)
+    asking = self_check_floor(chat.rag.self_check, engine.model_sha256) is not None
     asked = 0
     for row in rows:
         counts[row.label] += 1
         if not row.hits:
             flagged[row.label] += 1  # nothing to answer from: refused, so flagged
             continue
-        # The verdict alone: the sentence support does not change it.
-        checks = await chat.check_grounding(row.answer, row.hits, row.question, False)
-        grounded = bool(checks.grounded)
-        if grounded and floor is not None:
-            # The model in service asked of the labelled answer, as after its own (the
-            # prompt evaluated whole here: no answer's cache holds it).
+        # The model in service is asked of the labelled answer as after its own, given
+        # the prompt (evaluated whole here: no answer's cache holds it); formatting it
+        # is spared where no floor would ask.
+        prompt = None
+        if asking:
             messages = build_messages(chat.system, row.question, row.hits, [])
             prompt = await asyncio.to_thread(engine.format, messages)
-            deadline = time.monotonic() + chat.llm.request_timeout_s
-            yes = await self_check(engine, prompt, row.answer, deadline)
-            asked += yes is not None
-            grounded = yes is None or yes >= floor
-        flagged[row.label] += not grounded
+        # The verdict alone: the sentence support does not change it.
+        checks = await chat.check_grounding(
+            row.answer, row.hits, row.question, False, engine=engine, prompt=prompt
+        )
+        asked += checks.self_check is not None
+        flagged[row.label] += not checks.grounded
 
     def share(label: str) -> float | None:
         return round(flagged[label] / counts[label], 4) if counts[label] else None

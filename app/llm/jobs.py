@@ -45,7 +45,7 @@ class Job:
     lookup: PromptLookup | None = None  # drafts from its own prompt (greedy jobs)
     logprobs: list[float] = field(default_factory=list)  # of each token written
     # A yes/no question's answer tokens (yes ids, no ids): the first token's P(yes) /
-    # (P(yes) + P(no)) is kept in `choice_share` (app/rag/self_check.py).
+    # (P(yes) + P(no)) is kept in `choice_share` (app/chat/self_check.py).
     choices: tuple[list[int], list[int]] | None = None
     choice_share: float | None = None
 

@@ -104,3 +104,14 @@ async def standalone_by_model(
     if not rewritten or len(rewritten) > 4 * max(len(question), len(previous)):
         return standalone_by_rules(question, previous)
     return rewritten
+
+
+async def standalone(
+    mode: str, engine: ChatEngine, text: str, previous: str | None, deadline: float
+) -> str:
+    """What to search for: a follow-up made standalone as `mode` (rag.followups) says."""
+    if not previous or mode == "off":
+        return text
+    if mode == "model":
+        return await standalone_by_model(engine, text, previous, deadline=deadline)
+    return standalone_by_rules(text, previous)

@@ -25,6 +25,24 @@ def written(engine: LlamaEngine, request: str) -> tuple[str, list[float], int]:
     return text, generation.stats.token_logprobs, generation.stats.completion_tokens
 
 
+def fresh_logits(engine: LlamaEngine, tokens: list[int]) -> np.ndarray:
+    """The logits after `tokens`, evaluated afresh by llama.cpp in the engine's last
+    slot (on its worker thread; the tests run the engine idle)."""
+
+    def evaluate() -> np.ndarray:
+        ctx = engine.context
+        seq = ctx.n_parallel
+        ctx.free_seq(seq)
+        engine.scheduler.free.forget(seq)
+        ctx.prefill(seq, tokens, 0)
+        row = np.ctypeslib.as_array(ll.llama_get_logits_ith(ctx.ctx, -1), (ctx.n_vocab,))
+        ctx.free_seq(seq)
+        return row.copy()
+
+    logits: np.ndarray = engine.scheduler.call(evaluate)
+    return logits
+
+
 def test_every_written_token_has_its_log_probability() -> None:
     engine = small_engine(repeat_penalty=1.0)
     try:
@@ -50,19 +68,9 @@ def test_the_first_token_s_probability_matches_llama_cpp_s_own_logits() -> None:
         prompt = engine.format([{"role": "user", "content": "Name a colour."}])
         _text, logprobs, _n = written(engine, "Name a colour.")
 
-        def direct() -> float:
-            ctx = engine.context
-            seq = ctx.n_parallel
-            ctx.free_seq(seq)
-            engine.scheduler.free.forget(seq)
-            ctx.prefill(seq, prompt.tokens, 0)
-            row = np.ctypeslib.as_array(ll.llama_get_logits_ith(ctx.ctx, -1), (ctx.n_vocab,))
-            top = float(row.max())
-            best = float(row.max()) - top - math.log(float(np.exp(row - top).sum()))
-            ctx.free_seq(seq)
-            return best
-
-        expected = engine.scheduler.call(direct)
+        row = fresh_logits(engine, prompt.tokens)
+        top = float(row.max())
+        expected = float(row.max()) - top - math.log(float(np.exp(row - top).sum()))
         assert abs(logprobs[0] - expected) < 1e-3
     finally:
         engine.close()

@@ -8,8 +8,6 @@ import asyncio
 import math
 import time
 
-import llama_cpp as ll
-import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
@@ -20,6 +18,7 @@ from app.llm.catalog import CATALOG, DEFAULT_MODEL
 from app.llm.engine import NO, YES, PromptTooLong
 from app.main import create_app
 from tests.llm.test_engine_load import small_engine
+from tests.llm.test_token_logprobs import fresh_logits
 from tests.telemetry.test_observability import QUESTION
 
 
@@ -43,26 +42,19 @@ def test_the_share_is_read_from_the_logits_after_the_answer_s_cache() -> None:
         assert share is not None
         assert 0.0 < share < 1.0
 
-        def direct() -> float:  # the same prompt evaluated afresh, the share by hand
-            ctx = engine.context
-            seq = ctx.n_parallel
-            ctx.free_seq(seq)
-            engine.scheduler.free.forget(seq)
-            ctx.prefill(seq, judged.tokens, 0)
-            row = np.ctypeslib.as_array(ll.llama_get_logits_ith(ctx.ctx, -1), (ctx.n_vocab,))
-            ctx.free_seq(seq)
+        # The same prompt evaluated afresh, the share by hand.
+        row = fresh_logits(engine, judged.tokens)
 
-            def mass(words: tuple[str, ...]) -> float:
-                ids = set()
-                for w in words:
-                    t = engine._llm.tokenize(w.encode(), add_bos=False, special=False)
-                    if len(t) == 1:
-                        ids.add(t[0])
-                return sum(math.exp(float(row[i]) - float(row.max())) for i in ids)
+        def mass(words: tuple[str, ...]) -> float:
+            ids = set()
+            for w in words:
+                t = engine._llm.tokenize(w.encode(), add_bos=False, special=False)
+                if len(t) == 1:
+                    ids.add(t[0])
+            return sum(math.exp(float(row[i]) - float(row.max())) for i in ids)
 
-            return mass(YES) / (mass(YES) + mass(NO))
-
-        assert abs(engine.scheduler.call(direct) - share) < 0.02  # cached vs fresh rounding
+        direct = mass(YES) / (mass(YES) + mass(NO))
+        assert abs(direct - share) < 0.02  # cached vs fresh rounding
     finally:
         engine.close()
 
