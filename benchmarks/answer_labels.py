@@ -60,7 +60,7 @@ async def ask(chat: ChatService, case: QACase) -> dict[str, Any]:
         if isinstance(event, Token):
             pieces.append(event.text)
         elif isinstance(event, Failed):
-            row["error"] = f"{event.problem.type}: {event.problem.message}"
+            row["error"] = f"{type(event.error).__name__}: {event.error}"
         elif isinstance(event, Finished):
             row["answer"] = "".join(pieces).strip()
             row["shown"] = event.text
@@ -68,6 +68,9 @@ async def ask(chat: ChatService, case: QACase) -> dict[str, Any]:
             row["grounded"] = event.checks.grounded
             row["grounding_score"] = event.checks.grounding_score
             row["replaced_by"] = event.checks.replaced_by
+            row["unsupported_terms"] = event.checks.unsupported_terms
+            row["confidence"] = event.checks.confidence
+            row["self_check"] = event.checks.self_check
             row["refused"] = is_refusal(event)
             row["completion_tokens"] = event.usage.completion_tokens
             row["finish_reason"] = event.finish_reason

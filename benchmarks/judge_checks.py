@@ -169,13 +169,33 @@ def main() -> None:
     parser.add_argument(
         "--models-dir", type=Path, default=None, help="where the default model is (data dir's)"
     )
+    parser.add_argument(
+        "--model-file",
+        type=Path,
+        help="any ChatML GGUF file as judge (for example a candidate with no floor yet)",
+    )
+    parser.add_argument(
+        "--skip",
+        type=Path,
+        action="append",
+        default=[],
+        help="a report of this script: its answers are not scored again (new labels only)",
+    )
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
+    scored = {
+        (item["set"], item["question"])
+        for path in args.skip
+        for item in json.loads(path.read_text(encoding="utf-8"))["answers"]
+    }
     args.models_dir = args.models_dir or load_settings().data_dir / "models"
     rows = [
         r
         for r in read_labelled()
-        if r.model == args.answers_of and r.label in args.labels.split(",") and r.answer.strip()
+        if r.model == args.answers_of
+        and r.label in args.labels.split(",")
+        and r.answer.strip()
+        and (r.set, r.question) not in scored
     ]
     if args.limit:
         rows = rows[: args.limit]

@@ -167,10 +167,11 @@ def test_a_set_s_labels_are_found_beside_it() -> None:
 def test_the_check_s_agreement_with_the_labels_is_reported(components: Components) -> None:
     """The service's own check, run again on the default model's labelled answers to
     git_manual_qa with their passages: it flags more of the wrong ones than of the right
-    ones (docs/answer-quality.md: 2 of 4 wrong, none of 5 right)."""
+    ones (docs/answer-quality.md, "The git sets labelled whole": 9 of 11 wrong and 2 of 7
+    right with the model's self-check, which the tests' model has no floor for)."""
     found = asyncio.run(label_agreement(components.chat, EVAL / "git_manual_qa.jsonl"))
     assert found is not None
-    assert found["labelled"] == 9
+    assert found["labelled"] == 18
     assert found["labels_wrong_flagged"] > found["labels_right_flagged"]
     assert asyncio.run(label_agreement(components.chat, EVAL / "curated_docs.jsonl")) is None
 
