@@ -52,6 +52,22 @@ def row(budget: int, name: str, report: AnswerReport) -> dict[str, Any]:
         "first_token_p95_s": report.first_token_p95_s,
         "total_p50_s": report.total_p50_s,
         "total_p95_s": report.total_p95_s,
+        # Each answer, so that the sets' figures can be compared question by question.
+        "results": [
+            {
+                "question": r.question,
+                "out_of_scope": r.out_of_scope,
+                "refused": r.refused,
+                "contains_expected": r.contains_expected,
+                "grounded": r.grounded,
+                "first_token_s": r.first_token_s,
+                "total_s": round(r.total_s, 3),
+                "prompt_tokens": r.prompt_tokens,
+                "completion_tokens": r.completion_tokens,
+                "finish_reason": r.finish_reason,
+            }
+            for r in report.results
+        ],
     }
 
 
