@@ -86,10 +86,7 @@ def main() -> None:
     parser.add_argument("--limit", type=int)
     args = parser.parse_args()
     file, _, collection = args.set.partition(":")
-    settings = load_settings(llm={"temperature": 0.0})
-    settings = settings.model_copy(
-        update={"vectors": settings.vectors.model_copy(update={"collection": collection})}
-    )
+    settings = load_settings(llm={"temperature": 0.0}, vectors={"collection": collection})
     components = build_components(settings, writer=False)
     try:
         components.warm()
