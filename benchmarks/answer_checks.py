@@ -44,6 +44,12 @@ LABELS = ROOT / "eval" / "labels"
 ANSWERS = ROOT / "eval" / "answers"
 
 
+def half(question: str) -> str:
+    """dev (where checks may be tuned) or held-out (only measured), fixed by the
+    question's text, the same for every model and benchmark."""
+    return "dev" if hashlib.sha256(question.encode()).digest()[0] % 2 == 0 else "held-out"
+
+
 @dataclass
 class Labelled:
     """One labelled answer with what its prompt held."""
@@ -61,9 +67,7 @@ class Labelled:
 
     @property
     def half(self) -> str:
-        """dev or held-out, fixed by the question's text (the same for both models)."""
-        digest = hashlib.sha256(self.question.encode()).digest()[0]
-        return "dev" if digest % 2 == 0 else "held-out"
+        return half(self.question)
 
 
 def read_labelled() -> list[Labelled]:

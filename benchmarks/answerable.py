@@ -27,7 +27,6 @@ question's hash as benchmarks/answer_checks.py splits; held-out: only measured):
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import platform
 import sys
@@ -55,7 +54,7 @@ from app.store.lexical import LexicalIndex, tokens  # noqa: E402
 from app.store.vectors import VectorStore  # noqa: E402
 
 sys.path.insert(0, str(ROOT / "benchmarks"))
-from answer_checks import read_labelled, today_flags  # noqa: E402
+from answer_checks import half, read_labelled, today_flags  # noqa: E402
 
 # The collection each labelled set's answers were made from.
 COLLECTION_OF = {"docs_qa": "docs", "git_qa": "git", "git_manual_qa": "git"}
@@ -76,11 +75,6 @@ for _t in (0.40, 0.45):
 RULES["rare names + key words < 0.25"] = lambda r: (
     bool(r["rare_missing_names"]) or r["lexical"] < 0.25
 )
-
-
-def half(question: str) -> str:
-    """dev or held-out, as benchmarks/answer_checks.py splits."""
-    return "dev" if hashlib.sha256(question.encode()).digest()[0] % 2 == 0 else "held-out"
 
 
 def measures(

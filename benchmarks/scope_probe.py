@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import hashlib
 import json
 import sys
 import time
@@ -30,6 +29,9 @@ from app.components import build_components  # noqa: E402
 from app.evaluation.cases import read_cases  # noqa: E402
 from app.settings import load_settings  # noqa: E402
 
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from answer_checks import half  # noqa: E402
+
 WORDINGS = {
     "contain": "Before you answer: do the excerpts above contain the answer to this "
     "question? Reply with yes or no.",
@@ -39,11 +41,6 @@ WORDINGS = {
     "mention": "Do the excerpts mention the very thing this question is about? Reply with "
     "yes or no.",
 }
-
-
-def half(question: str) -> str:
-    """The hash split of benchmarks/answer_checks.py (dev chooses, held-out measures)."""
-    return "dev" if hashlib.sha256(question.encode()).digest()[0] % 2 == 0 else "held-out"
 
 
 async def probe(chat: Any, question: str) -> dict[str, Any]:
