@@ -21,7 +21,6 @@ type would take one made from the original weights. Prints figures; asserts noth
 from __future__ import annotations
 
 import argparse
-import ctypes
 import json
 import math
 import statistics
@@ -29,33 +28,17 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-import llama_cpp as ll
 import numpy as np
 from concurrency import cpu_model, decode_rate
 from llama_cpp import Llama
 
 from app.llm.batching import BatchedContext
+from app.llm.cpu_backends import load_cpu_backend
 from app.llm.provision import small_chat_model
+from app.llm.requantize import requantize
 
 ROOT = Path(__file__).resolve().parents[1]
 LEVELS = (1, 2, 4, 8)
-FTYPES = {
-    "q8_0": ll.LLAMA_FTYPE_MOSTLY_Q8_0,
-    "q5_0": ll.LLAMA_FTYPE_MOSTLY_Q5_0,
-    "iq4_nl": ll.LLAMA_FTYPE_MOSTLY_IQ4_NL,
-    "q4_0": ll.LLAMA_FTYPE_MOSTLY_Q4_0,
-    "f16": ll.LLAMA_FTYPE_MOSTLY_F16,
-}
-
-
-def requantize(source: Path, target: Path, ftype: int, threads: int) -> None:
-    """llama.cpp's own quantizer, allowed to start from a quantized file."""
-    params = ll.llama_model_quantize_default_params()
-    params.ftype = ftype
-    params.allow_requantize = True
-    params.nthread = threads
-    if ll.llama_model_quantize(str(source).encode(), str(target).encode(), ctypes.byref(params)):
-        raise RuntimeError(f"llama.cpp could not quantize {source.name} to {target.name}")
 
 
 def log_probs(llm: Any, tokens: list[int]) -> np.ndarray:
@@ -71,20 +54,22 @@ def log_probs(llm: Any, tokens: list[int]) -> np.ndarray:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", type=Path, default=None, help="GGUF file (default SmolLM2)")
-    parser.add_argument("--types", default="q8_0,q5_0,iq4_nl,q4_0")
+    parser.add_argument("--types", default="q8_0,q5_0,iq4_nl,q4_0", help="Also f16, bf16.")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--tokens", type=int, default=64, help="decode steps per measure")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--text-tokens", type=int, default=2000, help="tokens for quality")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
+    # make install's llama.cpp holds every CPU variant: one must be loaded before a model.
+    load_cpu_backend()
     source = args.model or small_chat_model()
     print(f"{source.name}, {args.threads} threads, {cpu_model()}")
     work = Path(tempfile.mkdtemp(prefix="docchat-quant-"))
     files = {"original": source}
     for name in args.types.split(","):
         files[name] = work / f"{source.stem}.{name}.gguf"
-        requantize(source, files[name], FTYPES[name], args.threads)
+        requantize(source, files[name], name, args.threads)
 
     text = "".join(p.read_text() for p in sorted((ROOT / "docs").glob("*.md")))
     models: dict[str, Any] = {}
