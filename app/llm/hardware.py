@@ -32,6 +32,8 @@ class Hardware:
     gpu: bool  # llama.cpp can offload and a device is visible
     gpu_why: str
     gpu_memory_bytes: int | None = None
+    # The CPU's flags (/proc/cpuinfo): some weight types are fast only with some kernels.
+    cpu_flags: frozenset[str] = frozenset()
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -204,6 +206,20 @@ def gpu_offload(n_gpu_layers: int) -> tuple[bool, str, int | None]:
     return True, f"llama.cpp offloads to {device}, llm.n_gpu_layers={n_gpu_layers}", memory
 
 
+def cpu_flags(proc: Path = PROC) -> frozenset[str]:
+    """The CPU's feature flags, as the kernel lists them for its first CPU (empty where
+    /proc/cpuinfo has none, e.g. on another architecture)."""
+    try:
+        text = (proc / "cpuinfo").read_text()
+    except OSError:
+        return frozenset()
+    for line in text.splitlines():
+        name, _, value = line.partition(":")
+        if name.strip() == "flags":
+            return frozenset(value.split())
+    return frozenset()
+
+
 def probe(n_threads: int | None = None, n_gpu_layers: int = 0) -> Hardware:
     """This machine, as the chat model will see it."""
     cores, cores_why = usable_cores(n_threads)
@@ -217,4 +233,5 @@ def probe(n_threads: int | None = None, n_gpu_layers: int = 0) -> Hardware:
         gpu=gpu,
         gpu_why=gpu_why,
         gpu_memory_bytes=gpu_memory,
+        cpu_flags=cpu_flags(),
     )

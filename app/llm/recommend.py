@@ -196,6 +196,12 @@ def estimate(name: str, hardware: Hardware, work: Workload, gate: Gate) -> Estim
         )
     if per_minute < gate.min_answers_per_minute:
         why_not.append(f"~{per_minute:.1f} answers/min < {gate.min_answers_per_minute:g}")
+    feature = CATALOG[name].cpu_feature
+    if device == "cpu" and feature and feature not in hardware.cpu_flags:
+        why_not.append(
+            f"its {CATALOG[name].quantization} weights are fast only with the CPU's "
+            f"{feature}, which this CPU lacks"
+        )
     if memory > hardware.memory_bytes:
         why_not.append(
             f"needs {memory / 2**30:.1f} GiB, {hardware.memory_bytes / 2**30:.1f} GiB usable"
@@ -226,21 +232,31 @@ def recommend(
     work = work or Workload()
     gate = gate or Gate()
     figures = speeds()
-    ranked = sorted(CATALOG, key=lambda name: figures["models"][name]["quality_rank"])
-    estimates = [estimate(name, hardware, work, gate) for name in ranked]
+    rank = {name: figures["models"][name]["quality_rank"] for name in CATALOG}
+    # Best answers first; among files that answer alike (one model's weights in two
+    # types), the sooner first token first.
+    estimates = sorted(
+        (estimate(name, hardware, work, gate) for name in CATALOG),
+        key=lambda e: (rank[e.name], e.first_token_s),
+    )
     # Never below the default: smaller models answer worse (docs/evaluation.md), and
     # the point is to answer better where the hardware allows.
-    floor = ranked.index(DEFAULT_MODEL)
-    fitting = [e for e in estimates[: floor + 1] if e.fits]
+    fitting = [e for e in estimates if e.fits and rank[e.name] <= rank[DEFAULT_MODEL]]
     where = f"{hardware.cores:g} cores" + (" and a GPU" if hardware.gpu else "")
     if fitting:
         pick = fitting[0]
-        better = estimates[: estimates.index(pick)]
+        better = [e for e in estimates if rank[e.name] < rank[pick.name]]
         reason = f"the best-answering catalog model that fits the release gate on {where}"
         if better:
             reason += f"; {better[0].name} does not ({'; '.join(better[0].why_not)})"
+        alike = [e for e in fitting if e is not pick and rank[e.name] == rank[pick.name]]
+        if alike:
+            reason += (
+                f"; it answers as {alike[0].name} does, with a first token in "
+                f"~{pick.first_token_s:.1f} s instead of ~{alike[0].first_token_s:.1f} s"
+            )
     else:
-        pick = estimates[floor]
+        pick = next(e for e in estimates if e.name == DEFAULT_MODEL)
         reason = (
             f"the catalog's default: no model it may be swapped for fits the release gate on "
             f"{where} (it does not either: {'; '.join(pick.why_not)}; a smaller "

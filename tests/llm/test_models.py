@@ -530,12 +530,54 @@ def test_pull_installs_a_catalog_model_checked_by_its_hash(tmp_path: Path) -> No
     assert not (tmp_path / "models" / "tampered.partial").exists()
 
 
+def test_a_model_made_from_another_is_pinned_like_a_download(tmp_path: Path) -> None:
+    """A catalog model made on this machine (its source's weights written again by
+    llama.cpp's quantizer, here SmolLM2's in BF16) is checked against its pin as an
+    assembled one is: a file that does not match is not installed, and the one that
+    does is the same file every time it is made."""
+    from dataclasses import replace
+
+    from gguf import GGUFReader
+
+    from app.llm.catalog import CATALOG, PullError, pull
+    from app.llm.requantize import requantize
+    from common.files import file_sha256
+
+    source = CATALOG["smollm2-135m-instruct-q4_1"]
+    unpinned = replace(
+        source, name="smollm2-bf16", quantization="BF16", parts=(), made_from=source.name
+    )
+    with pytest.raises(PullError, match=r"the made file is .* not the pinned"):
+        pull(unpinned, tmp_path / "a")
+    assert not (tmp_path / "a" / "smollm2-bf16.gguf").exists()
+    assert not (tmp_path / "a" / "smollm2-bf16.partial").exists()
+    assert (tmp_path / "a" / f"{source.name}.gguf").is_file()  # its source stays
+
+    by_hand = tmp_path / "by-hand.gguf"
+    requantize(small_chat_model(), by_hand, "BF16")
+    pinned = replace(unpinned, sha256=file_sha256(by_hand), size_bytes=by_hand.stat().st_size)
+    seen: list[int] = []
+    path = pull(pinned, tmp_path / "b", progress=seen.append)
+    assert path == tmp_path / "b" / "smollm2-bf16.gguf"
+    assert path.read_bytes() == by_hand.read_bytes()
+    assert sum(seen) == pinned.size_bytes
+    reader = GGUFReader(path)
+    types = {t.tensor_type.name for t in reader.tensors}
+    assert "BF16" in types
+    assert "Q4_1" not in types
+    assert pull(pinned, tmp_path / "b") == path  # there already: checked, not made again
+
+
 def test_the_default_model_is_pulled_and_registered_on_a_first_start(tmp_path: Path) -> None:
     """With no model configured, the first start fetches the catalog's default (checked
-    against its pinned hash) and registers it under its catalog name."""
+    against its pinned hash) and registers it under its catalog name; on a CPU with
+    AVX512-BF16 it is the default's weights in BF16, made from it here and checked
+    against their own pin."""
     from app.llm.catalog import CATALOG, DEFAULT_MODEL
+    from app.llm.hardware import cpu_flags
 
-    # Two threads: the pick on any machine with two cores or more is the default.
+    # Two threads: the pick on any machine with two cores or more is the default's weights.
+    here = "qwen2.5-coder-0.5b-instruct-bf16" if "avx512_bf16" in cpu_flags() else DEFAULT_MODEL
     settings = make_settings(tmp_path / "data", llm={"model_path": None, "n_threads": 2})
     assert settings.llm.model_path is None
     db = Database(settings.database_url)
@@ -544,11 +586,11 @@ def test_the_default_model_is_pulled_and_registered_on_a_first_start(tmp_path: P
         entry = active_model(settings, db)
     finally:
         db.close()
-    model = CATALOG[DEFAULT_MODEL]
-    assert entry.name == DEFAULT_MODEL
+    model = CATALOG[here]
+    assert entry.name == here
     assert entry.sha256 == model.sha256
-    assert entry.source == f"catalog:{DEFAULT_MODEL}"
-    assert entry.path == (settings.data_dir / "models" / f"{DEFAULT_MODEL}.gguf").resolve()
+    assert entry.source == f"catalog:{here}"
+    assert entry.path == (settings.data_dir / "models" / f"{here}.gguf").resolve()
     assert entry.chat_template
 
 

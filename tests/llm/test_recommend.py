@@ -24,6 +24,7 @@ from app.llm.embedder import Embedder
 from app.llm.engine import LlamaEngine
 from app.llm.hardware import (
     Hardware,
+    cpu_flags,
     cpu_quota,
     default_threads,
     memory_limit,
@@ -39,7 +40,11 @@ from tests.conftest import make_settings
 GiB = 2**30
 SMALL = "smollm2-135m-instruct-q4_1"
 LARGE = "qwen2.5-coder-1.5b-instruct-q4_k_m"
+BF16 = "qwen2.5-coder-0.5b-instruct-bf16"
 ROOT = Path(__file__).parents[2]
+# What this machine serves on 2 cores: the default's weights in BF16 where the CPU has
+# the kernels for them.
+HERE = BF16 if "avx512_bf16" in cpu_flags() else DEFAULT_MODEL
 
 
 def write(path: Path, text: str) -> None:
@@ -174,6 +179,36 @@ def test_memory_and_the_gate_rule_models_out() -> None:
     assert short.estimates[1].first_token_s < recommend(machine(2)).estimates[1].first_token_s
 
 
+def test_the_same_weights_in_bf16_where_the_cpu_has_its_kernels() -> None:
+    """The default's weights in BF16 answer alike and evaluate prompts sooner on a CPU
+    with AVX512-BF16: there it is the pick; without the flag it is ruled out, and the
+    estimate says why."""
+    flags = frozenset({"avx2", "avx512f", "avx512_bf16"})
+    fast = recommend(replace(machine(2), cpu_flags=flags))
+    assert fast.pick == BF16
+    assert f"it answers as {DEFAULT_MODEL} does, with a first token in" in fast.reason
+    by_name = {e.name: e for e in fast.estimates}
+    assert by_name[BF16].first_token_s < by_name[DEFAULT_MODEL].first_token_s
+    assert by_name[DEFAULT_MODEL].fits  # both fit: the sooner first token decides
+    plain = recommend(replace(machine(2), cpu_flags=frozenset({"avx2"})))
+    assert plain.pick == DEFAULT_MODEL
+    bf16 = next(e for e in plain.estimates if e.name == BF16)
+    assert not bf16.fits
+    assert bf16.why_not == [
+        "its BF16 weights are fast only with the CPU's avx512_bf16, which this CPU lacks"
+    ]
+    assert "answers as" not in plain.reason
+    # Its file is 2.6 times the Q4_K_M's: memory rules it out first.
+    tight = recommend(replace(machine(2, memory=3.9), cpu_flags=flags))
+    assert tight.pick == DEFAULT_MODEL
+
+
+def test_cpu_flags_come_from_cpuinfo(tmp_path: Path) -> None:
+    write(tmp_path / "cpuinfo", "processor\t: 0\nflags\t\t: fpu avx2 avx512_bf16\n\n")
+    assert cpu_flags(tmp_path) == {"fpu", "avx2", "avx512_bf16"}
+    assert cpu_flags(tmp_path / "none") == frozenset()
+
+
 def test_the_gate_defaults_are_the_release_gates() -> None:
     """Gate() is what loadtests/thresholds.toml says: a change there must reach here."""
     assert Gate.from_file(ROOT / "loadtests" / "thresholds.toml") == Gate()
@@ -186,7 +221,7 @@ def test_auto_model_off_gives_the_fixed_default(tmp_path: Path) -> None:
         "llm.auto_model is off: the catalog's default",
     )
     on = make_settings(tmp_path, llm={"n_threads": 2})
-    assert default_model(on)[0] == DEFAULT_MODEL
+    assert default_model(on)[0] == HERE
 
 
 def test_a_configured_model_wins_over_the_pick(tmp_path: Path) -> None:
@@ -226,16 +261,16 @@ def test_recommend_command(tmp_path: Path) -> None:
     runner = CliRunner()
     shown = runner.invoke(cli, ["models", "recommend"], env=env)
     assert shown.exit_code == 0, shown.output
-    assert f"pick: {DEFAULT_MODEL}:" in shown.output
-    for name in (LARGE, DEFAULT_MODEL, SMALL):
+    assert f"pick: {HERE}:" in shown.output
+    for name in (LARGE, DEFAULT_MODEL, BF16, SMALL):
         assert name in shown.output
     assert "llm.n_threads=2" in shown.output
     assert "llm.model_path is set" in shown.output  # the suite configures SmolLM2
     as_json = runner.invoke(cli, ["models", "recommend", "--json"], env=env)
     found = json.loads(as_json.stdout)
-    assert found["pick"] == DEFAULT_MODEL
+    assert found["pick"] == HERE
     assert found["hardware"]["cores"] <= 2
-    assert {e["name"] for e in found["estimates"]} == {LARGE, DEFAULT_MODEL, SMALL}
+    assert {e["name"] for e in found["estimates"]} == {LARGE, DEFAULT_MODEL, BF16, SMALL}
     strict = tmp_path / "gate.toml"
     strict.write_text("[gate]\np95_time_to_first_token_ms = 1\nmin_answers_per_minute = 6\n")
     none = runner.invoke(cli, ["models", "recommend", "--thresholds", str(strict)], env=env)
