@@ -206,14 +206,20 @@ def pull(
         return target
     folder.mkdir(parents=True, exist_ok=True)
     partial = target.with_suffix(".partial")
-    if model.made_from is not None:
+    if model.made_from is None:
+        sha256 = _assemble(model, partial, progress)
+    else:
         source = CATALOG[model.made_from]
-        _make(model, pull(source, folder, progress=progress), partial)
-        _check(model, partial, file_sha256(partial))
-        os.replace(partial, target)
+        sha256 = _make(model, pull(source, folder, progress=progress), partial)
         if progress is not None:  # the source's bytes were counted; the rest is the making
             progress(model.size_bytes - source.size_bytes)
-        return target
+    _check(model, partial, sha256)
+    os.replace(partial, target)  # whole or not at all
+    return target
+
+
+def _assemble(model: CatalogModel, partial: Path, progress: Callable[[int], None] | None) -> str:
+    """The model's parts joined in order into `partial`; their sha256."""
     digest = hashlib.sha256()
     try:
         with (
@@ -229,22 +235,24 @@ def pull(
     except BaseException:
         partial.unlink(missing_ok=True)  # a failed download leaves no half file behind
         raise
-    _check(model, partial, digest.hexdigest())
-    os.replace(partial, target)  # whole or not at all
-    return target
+    return digest.hexdigest()
 
 
-def _make(model: CatalogModel, source: Path, partial: Path) -> None:
-    """The model written from its source file by llama.cpp's quantizer, into `partial`."""
+def _make(model: CatalogModel, source: Path, partial: Path) -> str:
+    """The model written from its source file by llama.cpp's quantizer into `partial`;
+    its sha256."""
+    from app.llm.hardware import default_threads
     from app.llm.requantize import requantize
 
     try:
-        requantize(source, partial, model.quantization, threads=max(1, os.cpu_count() or 1))
-    except BaseException as exc:
+        requantize(source, partial, model.quantization, threads=default_threads())
+    except RuntimeError as exc:
         partial.unlink(missing_ok=True)
-        if isinstance(exc, RuntimeError):
-            raise PullError(f"{model.name}: {exc}; nothing was installed") from None
+        raise PullError(f"{model.name}: {exc}; nothing was installed") from None
+    except BaseException:
+        partial.unlink(missing_ok=True)  # an interrupted conversion leaves no half file
         raise
+    return file_sha256(partial)
 
 
 def _check(model: CatalogModel, partial: Path, sha256: str) -> None:
