@@ -28,6 +28,11 @@ class ChunkSizer:
     def chunk(self) -> int:
         return round(self._chunk)
 
+    @property
+    def learnt(self) -> float:
+        """The chunk before rounding: where the steps timed so far have moved it."""
+        return self._chunk
+
     def observe(self, prompt_tokens: int, seconds: float) -> None:
         """Learn from a step that evaluated `prompt_tokens` beside the decode rows."""
         wanted = prompt_tokens * self.target_s / max(seconds, 1e-3)

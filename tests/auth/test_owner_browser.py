@@ -100,6 +100,20 @@ def _rows(drv: Any, table: str) -> list[list[str]]:
         return []
 
 
+def _click(drv: Any, selector: str) -> None:
+    """Click the element once the page holds still: the owners' tables are redrawn when a
+    run's report arrives, and a button found just before a redraw is gone by the click."""
+
+    def clicked(d: Any) -> bool:
+        try:
+            d.find_element(By.CSS_SELECTOR, selector).click()
+        except StaleElementReferenceException:
+            return False
+        return True
+
+    _wait(drv, clicked, f"could not click {selector}")
+
+
 def add_source(drv: Any, name: str, url: str) -> None:
     """Fill the form "Add a source" (a git repository, synced every hour) and send it."""
     form = drv.find_element(By.CSS_SELECTOR, ".owner-add-source")
@@ -188,7 +202,7 @@ def test_an_owner_fills_her_collection_from_the_page_and_a_reader_cannot(
     )
 
     # Sync now: the source's row and a new run show its outcome.
-    driver.find_element(By.CSS_SELECTOR, '[aria-label="Sync support-wiki now"]').click()
+    _click(driver, '[aria-label="Sync support-wiki now"]')
     _wait(
         driver,
         lambda d: any(r and r[4].startswith("completed") for r in _rows(d, "owner-sources-table")),
@@ -208,7 +222,7 @@ def test_an_owner_fills_her_collection_from_the_page_and_a_reader_cannot(
     _wait(driver, lambda d: len(_rows(d, "owner-sources-table")) == 2, "not added")
     mirror = next(r for r in _rows(driver, "owner-sources-table") if r[0] == "wiki-mirror")
     assert mirror[1:5] == ["git", wiki_url, "every hour", "never synced"], mirror
-    driver.find_element(By.CSS_SELECTOR, '[aria-label="Remove wiki-mirror"]').click()
+    _click(driver, '[aria-label="Remove wiki-mirror"]')
     driver.switch_to.alert.accept()
     _wait(driver, lambda d: len(_rows(d, "owner-sources-table")) == 1, "not removed")
     assert "Removed wiki-mirror" in _text(driver, "#owner-status")

@@ -120,7 +120,7 @@ def test_a_running_stream_keeps_its_tokens_while_a_long_prompt_is_read() -> None
         parallel=2, prefill_chunk="auto", stream_gap_ms=100, request_timeout_s=3600
     )
     sizer = engine.scheduler.chunk_sizer
-    first_chunk = sizer.chunk
+    first_chunk = sizer.learnt
     try:
         long_prompt = prompt_of(engine, LONG[0])
         before = engine.prompt_eval_seconds(long_prompt)
@@ -139,7 +139,8 @@ def test_a_running_stream_keeps_its_tokens_while_a_long_prompt_is_read() -> None
     # Many chunks: a pause is one chunk's worth, far below the whole prompt.
     assert longest < evaluation, (longest, evaluation, len(long_prompt.tokens))
     assert sizer.observed > 0  # it timed mixed steps
-    assert sizer.chunk != first_chunk  # and learnt from them
+    # And learnt from them. Unrounded: a learnt chunk may round back to the first one.
+    assert sizer.learnt != first_chunk
 
 
 def test_cancelling_mid_prompt_frees_the_slot() -> None:
