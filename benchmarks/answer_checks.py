@@ -322,7 +322,7 @@ def cost(rows: list[Labelled], embedder: Embedder, n: int = 20) -> float:
     sample = [r for r in rows if r.label in ("wrong", "partial", "right")][:n]
     started = time.perf_counter()
     for row in sample:
-        grounding_score(row.answer, row.hits, embedder)
+        grounding_score(row.answer, row.hits, embedder.embed)
     return round(1000 * (time.perf_counter() - started) / max(1, len(sample)), 1)
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 
 from app.chat.events import AnswerChecks
-from app.llm.embedder import Embedder
+from app.llm.embedder import Embed
 from app.rag.confidence import confidence
 from app.rag.grounding import grounding_score
 from app.rag.support import support_field
@@ -21,7 +21,7 @@ from app.telemetry.reporter import Telemetry
 async def check_answer(
     rag: RagSettings,
     telemetry: Telemetry,
-    embedder: Embedder,
+    embed: Embed,
     text: str,
     hits: list[Hit],
     question: str,
@@ -34,7 +34,7 @@ async def check_answer(
     is found and the model's confidence (from `logprobs`, the answer's tokens') reaches
     `floor`; with_support, each sentence's support."""
     with telemetry.stage("check") as span:
-        score, _detail = await asyncio.to_thread(grounding_score, text, hits, embedder)
+        score, _detail = await asyncio.to_thread(grounding_score, text, hits, embed)
         span.set_attribute("docchat.grounding_score", score)
     telemetry.metrics.grounding_score.observe(score)
     unsupported = None
@@ -44,7 +44,7 @@ async def check_answer(
     unsure = floor is not None and sure is not None and sure < floor
     grounded = score >= rag.grounding_threshold and not unsupported and not unsure
     on = rag.sentence_support and with_support
-    support = await support_field(text, hits, embedder.embed) if on else None
+    support = await support_field(text, hits, embed) if on else None
     return AnswerChecks(
         grounding_score=round(score, 4),
         grounded=grounded,

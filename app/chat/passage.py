@@ -10,10 +10,10 @@ sentences most like the question are in bold, so the reader finds the answer in 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
 
 import numpy as np
 
+from app.llm.embedder import Embed
 from app.store.vectors import Hit
 
 PASSAGE_INTRO = (
@@ -29,7 +29,6 @@ MARKED_MARGIN = 0.05
 # its opening says what it is about, and embedding costs by the token.
 BLOCK_CHARS = 300
 
-Embed = Callable[[list[str]], list[list[float]]]
 
 _FENCE = re.compile(r"^\s{0,3}(`{3,}|~{3,})")
 # Where a sentence ends and the next begins (a capital, a digit, code or a quote next).

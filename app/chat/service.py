@@ -38,8 +38,10 @@ from app.chat.records import ChatRecords
 from app.chat.self_check import with_self_check
 from app.chat.warm_turns import Turns, WarmTurns, choose_prompt
 from app.llm.base import ChatEngine, GenerationStats, GenerationTimeout, Prompt, Ticket
+from app.llm.embedder import Embed
 from app.llm.kept import shared_start
 from app.rag.confidence import confidence_floor
+from app.rag.embedding_memo import EmbeddingMemo
 from app.rag.fitting import fit_prompt
 from app.rag.followup import standalone
 from app.rag.prompt import NO_CONTEXT_ANSWER, system_prompt
@@ -227,17 +229,19 @@ class ChatService:
         engine: ChatEngine | None = None,
         prompt: Prompt | None = None,
         deadline: float | None = None,
+        embed: Embed | None = None,
     ) -> AnswerChecks:
         """The answer's checks (app/chat/checking.py); the model's confidence when the
         generation's `stats` carry its tokens' probabilities; given the `prompt` it
         answered, `engine` asked whether it is supported when the rest passed
-        (app/chat/self_check.py)."""
+        (app/chat/self_check.py). `embed`: the answer's memo, where other checks have
+        embedded its sentences already."""
         engine = engine or self.engine
         floor = confidence_floor(self.rag.min_confidence, engine.model_sha256)
         checks = await check_answer(
             self.rag,
             self.telemetry,
-            self.retriever.embedder,
+            embed or EmbeddingMemo(self.retriever.embedder.embed),
             text,
             hits,
             question,
@@ -365,10 +369,11 @@ class Answer:
         """The finished answer after the output guard's verdict, a check for a reworded
         system prompt (too costly per token: it embeds the answer) and grounding."""
         service = self.service
-        if violation is None and text.strip():
-            leaks, embed = service.guard.leaks, service.retriever.embedder.embed
-            if await asyncio.to_thread(leaks.paraphrase, text, embed):
-                violation = "system prompt paraphrase"
+        # Every check below embeds the answer's sentences: each is embedded once.
+        embed = EmbeddingMemo(service.retriever.embedder.embed)
+        paraphrase = service.guard.leaks.paraphrase
+        if violation is None and text.strip() and await asyncio.to_thread(paraphrase, text, embed):
+            violation = "system prompt paraphrase"
         if violation is not None:
             blocked = AnswerChecks(retrieval_score=checks.retrieval_score, blocked=violation)
             return self._finished(
@@ -382,6 +387,7 @@ class Answer:
             engine=self.engine,
             prompt=self.prompt,
             deadline=self.deadline,
+            embed=embed,
         )
         checks = replace(grounding, retrieval_score=checks.retrieval_score)
         grounded = checks.grounded
@@ -391,7 +397,6 @@ class Answer:
             notice = UNGROUNDED_ANSWER
             checks = replace(checks, replaced_by="notice", support=None)
         elif not grounded and action == "passages":
-            embed = self.service.retriever.embedder.embed
             notice = await asyncio.to_thread(closest_passage, self.hits, self.query, embed)
             checks = replace(checks, replaced_by="passage", support=None)
         reason = stats.finish_reason or "stop"

@@ -175,7 +175,7 @@ def answer_problem(
     if says_not_covered(answer):
         return "answer declines"
     hit = hit_of(passage)
-    score, _detail = grounding_score(answer, [hit], embedder)
+    score, _detail = grounding_score(answer, [hit], embedder.embed)
     if score < checks.grounding_threshold:
         return "answer not grounded in the passage"
     if checks.check_terms and unpaired_terms(question, answer, [hit.text]):

@@ -36,6 +36,9 @@ from typing import Any
 from app.store.index_record import EmbeddingIdentity, EmbeddingMismatch, IndexRecord
 from common.files import write_atomically
 
+# What the checks need of an embedder: texts in, unit vectors out.
+Embed = Callable[[list[str]], list[list[float]]]
+
 # The model is a local folder; never let a library reach for a model hub.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")

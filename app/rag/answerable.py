@@ -30,12 +30,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from app.llm.embedder import Embed
 from app.rag.grounding import content_words
 from app.rag.scope import names
 from app.store.lexical import tokens
 from app.store.vectors import Hit
-
-Embed = Callable[[list[str]], list[list[float]]]
 
 _SENTENCE = re.compile(r"(?<=[.!?:])\s+|\n+")
 # Words any question may use that say nothing of what it is about.

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from app.llm.embedder import Embedder
+from app.llm.embedder import Embed
 from app.store.vectors import Hit
 
 _SENTENCE = re.compile(r"(?<=[.!?])\s+|\n+")
@@ -113,7 +113,7 @@ def content_words(text: str) -> set[str]:
 
 
 def grounding_score(
-    answer: str, hits: Sequence[Hit], embedder: Embedder
+    answer: str, hits: Sequence[Hit], embed: Embed
 ) -> tuple[float, list[dict[str, object]]]:
     """Share of the answer (by words) in supported sentences, and the per-sentence detail."""
     parts = [s for s in sentences(answer) if content_words(s)]
@@ -122,8 +122,8 @@ def grounding_score(
     source_words = set().union(*(content_words(h.text) for h in hits))
     chunk_vectors = np.array([h.embedding for h in hits if h.embedding is not None])
     if len(chunk_vectors) != len(hits):
-        chunk_vectors = np.array(embedder.embed([h.text for h in hits]))
-    sentence_vectors = np.array(embedder.embed(parts))
+        chunk_vectors = np.array(embed([h.text for h in hits]))
+    sentence_vectors = np.array(embed(parts))
     similarity = (sentence_vectors @ chunk_vectors.T).max(axis=1)
     detail: list[dict[str, object]] = []
     supported_weight = total_weight = 0.0

@@ -17,7 +17,8 @@ from typing import Any
 
 import numpy as np
 
-from app.rag.answerable import Embed, passage_sentences
+from app.llm.embedder import Embed
+from app.rag.answerable import passage_sentences
 from app.rag.grounding import SUPPORTED, content_words, sentences
 from app.store.vectors import Hit
 

@@ -131,10 +131,13 @@ class LeakCheck:
         if self._vectors is None:
             whole = " ".join(self.system_sentences)
             self._vectors = np.asarray(embed([*self.system_sentences, whole]), dtype=np.float32)
-        vectors = np.asarray(embed([*found, text]), dtype=np.float32)
-        if (vectors[:-1] @ self._vectors[:-1].T).max() >= PARAPHRASE_COSINE:
+        # The whole text on its own: in one batch with the sentences, every sentence
+        # would be padded to its length (a long answer's 20 sentences cost 5x more).
+        vectors = np.asarray(embed(found), dtype=np.float32)
+        if (vectors @ self._vectors[:-1].T).max() >= PARAPHRASE_COSINE:
             return True
-        return bool(vectors[-1] @ self._vectors[-1] >= SUMMARY_COSINE)
+        whole = np.asarray(embed([text]), dtype=np.float32)[0]
+        return bool(whole @ self._vectors[-1] >= SUMMARY_COSINE)
 
 
 def skeleton(text: str) -> str:

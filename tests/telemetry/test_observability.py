@@ -107,12 +107,12 @@ def test_grounding_score_separates_supported_from_invented(components: Component
         components.settings.vectors.collection, components.embedder.embed([QUESTION])[0], 3
     )
     supported, _ = grounding_score(
-        "The widget server listens on port 7421 by default.", hits, components.embedder
+        "The widget server listens on port 7421 by default.", hits, components.embedder.embed
     )
     invented, _ = grounding_score(
         "Penguins migrate across Antarctica every winter to breed on the sea ice.",
         hits,
-        components.embedder,
+        components.embedder.embed,
     )
     assert supported >= 0.9
     assert invented <= 0.1
