@@ -756,3 +756,38 @@ def test_each_answer_sentence_shows_its_passage_sentence(driver, live_server):
     driver.execute_script("arguments[0].scrollIntoView();", probe)
     driver.save_screenshot(os.path.join(ARTIFACTS, "support.png"))
     assert _browser_problems(driver) == []
+
+
+def test_an_answer_cut_at_its_length_limit_is_marked(driver, live_server, components):
+    """An answer stopped by llm.max_tokens ends with a note that it is unfinished (shown
+    as written here: rag.ungrounded_action=flag); a complete one (a refusal) has none."""
+    chat = components.chat
+    base = live_server.rstrip("/")
+    llm, rag = chat.llm, chat.rag
+    try:
+        chat.llm = llm.model_copy(update={"max_tokens": 4})
+        chat.rag = rag.model_copy(update={"ungrounded_action": "flag"})
+        _open_fresh_chat(driver, base)
+        box = driver.find_element(By.ID, "question")
+        box.send_keys(QUESTION)
+        box.send_keys(Keys.ENTER)
+        cut = _wait_answer(driver)
+        note = cut.find_element(By.CSS_SELECTOR, ".cut-note")
+        assert note.text == "The answer reached its length limit and stops here, unfinished."
+        assert note.get_attribute("role") == "note"
+        os.makedirs(ARTIFACTS, exist_ok=True)
+        driver.save_screenshot(os.path.join(ARTIFACTS, "cut-answer.png"))
+    finally:
+        chat.llm, chat.rag = llm, rag
+    # A refusal is complete: no note (nor on anything that ended with "stop").
+    box = driver.find_element(By.ID, "question")
+    box.send_keys("What is the capital of France?")
+    box.send_keys(Keys.ENTER)
+    WebDriverWait(driver, ANSWER_TIMEOUT_S).until(
+        lambda d: len(d.find_elements(By.CSS_SELECTOR, "#messages .msg.assistant.done")) == 2,
+        message="no second answer",
+    )
+    refused = _wait_answer(driver)
+    assert "notice" in refused.get_attribute("class").split()
+    assert refused.find_elements(By.CSS_SELECTOR, ".cut-note") == []
+    assert _browser_problems(driver) == []

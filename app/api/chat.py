@@ -59,6 +59,12 @@ class ChatAnswer(BaseModel):
     )
     usage: UsageOut
     release: ReleaseOut
+    finish_reason: str = Field(
+        description="How the model's text ended: stop (complete), length (cut at "
+        "llm.max_tokens), repetition (stopped in a loop, llm.stop_repeats) or "
+        "content_filter (withheld). With checks.replaced_by, a notice or passage was "
+        "shown in its place."
+    )
 
 
 router = APIRouter(prefix="/api", tags=["chat"], dependencies=[require_scope("chat")])
@@ -98,6 +104,7 @@ def answer_body(done: Finished) -> dict[str, Any]:
             "completion_tokens": done.usage.completion_tokens,
         },
         "release": done.release.as_dict(),
+        "finish_reason": done.finish_reason,
     }
 
 

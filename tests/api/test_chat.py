@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from fastapi.testclient import TestClient
 
+from app.components import Components
 from app.rag.prompt import NO_CONTEXT_ANSWER
 from tests.sse import parse_sse
 
@@ -174,3 +176,23 @@ def test_readiness_fails_when_the_database_is_unreachable(components, tmp_path) 
     assert response.status_code == 503
     assert response.json()["checks"]["database"].startswith("unavailable")
     assert response.json()["checks"]["vectors"] == "ok"
+
+
+def test_an_answer_cut_at_its_length_limit_says_so(
+    client: TestClient, components: Components, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """finish_reason tells a complete answer from one cut at llm.max_tokens (the page
+    marks the cut one), in the JSON answer and the stream's done event alike."""
+    body = client.post("/api/chat", json={"question": PORT_QUESTION, "stream": False}).json()
+    complete = body["usage"]["completion_tokens"] < components.chat.llm.max_tokens
+    if complete:
+        assert body["finish_reason"] in ("stop", "repetition")
+    else:
+        assert body["finish_reason"] == "length"
+    chat = components.chat
+    monkeypatch.setattr(chat, "llm", chat.llm.model_copy(update={"max_tokens": 4}))
+    body = client.post("/api/chat", json={"question": PORT_QUESTION, "stream": False}).json()
+    assert body["usage"]["completion_tokens"] == 4
+    assert body["finish_reason"] == "length"
+    done = stream_chat(client, {"question": PORT_QUESTION})[-1][1]
+    assert done["finish_reason"] == "length"

@@ -295,7 +295,8 @@ function initChat() {
           typeof data.answer === "string" ? data.answer : text,
           data.citations,
           data.answered_from_docs,
-          data.checks
+          data.checks,
+          data.finish_reason
         );
         renderFeedback(parts.msg, null, requireKey);
       } else if (name === "error") {

@@ -69,10 +69,29 @@ function groundingWarning(checks) {
   return note;
 }
 
+// An answer the model had not finished: cut at its length limit, or stopped
+// where it began repeating itself. Not said where a notice or passage
+// replaced the model's text.
+function cutNote(finishReason, checks) {
+  if (finishReason !== "length" && finishReason !== "repetition") return null;
+  if (checks && typeof checks === "object" && checks.replaced_by) return null;
+  const note = el("p", "cut-note");
+  note.setAttribute("role", "note");
+  note.textContent =
+    finishReason === "length"
+      ? "The answer reached its length limit and stops here, unfinished."
+      : "The answer began repeating itself and was stopped here.";
+  return note;
+}
+
 // The final answer (it replaces what was streamed) with its grounding
 // warning and sources; safe to call again on the same message.
-export function finishAssistant(parts, answer, citations, answeredFromDocs, checks) {
+export function finishAssistant(parts, answer, citations, answeredFromDocs, checks, finishReason) {
   parts.body.replaceChildren(renderMarkdown(answer));
+  const oldCut = parts.msg.querySelector(".cut-note");
+  if (oldCut) oldCut.remove();
+  const cut = cutNote(finishReason, checks);
+  if (cut) parts.msg.appendChild(cut);
   const old = parts.msg.querySelector(".citations");
   if (old) old.remove();
   const oldWarning = parts.msg.querySelector(".grounding-warning");
