@@ -88,20 +88,19 @@ function cutNote(finishReason, checks) {
 // warning and sources; safe to call again on the same message.
 export function finishAssistant(parts, answer, citations, answeredFromDocs, checks, finishReason) {
   parts.body.replaceChildren(renderMarkdown(answer));
-  const oldCut = parts.msg.querySelector(".cut-note");
-  if (oldCut) oldCut.remove();
-  const cut = cutNote(finishReason, checks);
-  if (cut) parts.msg.appendChild(cut);
-  const old = parts.msg.querySelector(".citations");
-  if (old) old.remove();
-  const oldWarning = parts.msg.querySelector(".grounding-warning");
-  if (oldWarning) oldWarning.remove();
-  const warning = groundingWarning(checks);
-  if (warning) parts.msg.appendChild(warning);
-  const evidence = renderSupport(parts.msg, parts.body, checks && checks.support);
-  if (evidence) parts.msg.appendChild(evidence);
-  const cites = renderCitations(citations);
-  if (cites) parts.msg.appendChild(cites);
+  // What an earlier call added goes (renderSupport replaces its own box).
+  const added = ":scope > .cut-note, :scope > .grounding-warning, :scope > .citations";
+  parts.msg.querySelectorAll(added).forEach(function (e) {
+    e.remove();
+  });
+  [
+    cutNote(finishReason, checks),
+    groundingWarning(checks),
+    renderSupport(parts.msg, parts.body, checks && checks.support),
+    renderCitations(citations),
+  ].forEach(function (node) {
+    if (node) parts.msg.appendChild(node);
+  });
   if (answeredFromDocs === false) {
     parts.msg.classList.add("notice");
     parts.body.setAttribute("role", "note");
