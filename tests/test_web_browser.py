@@ -779,6 +779,13 @@ def test_an_answer_cut_at_its_length_limit_is_marked(driver, live_server, compon
         driver.save_screenshot(os.path.join(ARTIFACTS, "cut-answer.png"))
     finally:
         chat.llm, chat.rag = llm, rag
+    # The stored answer keeps why it ended: reloaded, it is marked as it was live.
+    driver.refresh()
+    WebDriverWait(driver, PAGE_TIMEOUT_S).until(
+        lambda d: d.find_elements(By.CSS_SELECTOR, "#messages .msg.assistant.done .cut-note"),
+        message="the reloaded answer lost its note",
+    )
+    _wait_idle(driver)
     # A refusal is complete: no note (nor on anything that ended with "stop").
     box = driver.find_element(By.ID, "question")
     box.send_keys("What is the capital of France?")

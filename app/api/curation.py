@@ -97,6 +97,11 @@ class ReviewItem(BaseModel):
     question: str | None
     answer: str
     answer_status: str
+    finish_reason: str | None = Field(
+        None,
+        description="How the answer ended: stop, or length and repetition for one the "
+        "model did not finish (correct it rather than accept it); null where not recorded.",
+    )
     passages: list[PassageOut]
     example_id: str | None
     example_status: str | None

@@ -37,6 +37,12 @@ class MessageOut(BaseModel):
     citations: list[CitationOut]
     answered_from_docs: bool | None
     checks: dict[str, Any]
+    finish_reason: str | None = Field(
+        None,
+        description="Why the model stopped writing an answer: stop, length (it reached "
+        "llm.max_tokens), repetition (stopped in a loop) or content_filter; null for a "
+        "question, an answer that never finished, or one stored before docchat kept it.",
+    )
     created_at: str
     feedback: FeedbackOut | None = Field(description="The caller's own rating of it.")
 

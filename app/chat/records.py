@@ -89,8 +89,10 @@ class ChatRecords:
         usage: Usage,
         checks: AnswerChecks,
         seconds: float | None = None,
+        finish_reason: str | None = None,
     ) -> None:
-        """The answer as it ended, its cost and its checks."""
+        """The answer as it ended, its cost, its checks and why the model stopped (None
+        where it never finished)."""
         # The answer's time rides with its checks (the anomaly monitors' latency signal,
         # app/telemetry/observations.py, reads it back from the database).
         with self.db.session() as session:
@@ -101,6 +103,7 @@ class ChatRecords:
                 status=status,
                 prompt_tokens=usage.prompt_tokens or None,
                 completion_tokens=usage.completion_tokens or None,
+                finish_reason=finish_reason,
                 checks=checks.as_dict()
                 | ({} if seconds is None else {"seconds": round(seconds, 3)}),
             )

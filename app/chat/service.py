@@ -360,6 +360,7 @@ class Answer:
                         usage,
                         checks,
                         time.monotonic() - self.opened,
+                        final.finish_reason if final is not None else None,
                     )
                 )
 

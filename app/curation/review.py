@@ -55,6 +55,7 @@ def rated(
                 "question": question,
                 "answer": message.content,
                 "answer_status": message.status,
+                "finish_reason": message.finish_reason,
                 "passages": passages.from_citations(session, list(message.citations or [])),
                 "example_id": example.id if example else None,
                 "example_status": example.status if example else None,

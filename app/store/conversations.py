@@ -108,6 +108,7 @@ def message_dict(message: Message, feedback: dict[str, Any] | None = None) -> di
         "citations": message.citations or [],
         "answered_from_docs": message.answered_from_docs,
         "checks": message.checks or {},
+        "finish_reason": message.finish_reason,
         "created_at": message.created_at.isoformat(),
         "feedback": feedback,
     }

@@ -215,6 +215,10 @@ class Message(Base):
     adapter_sha256: Mapped[str | None] = mapped_column(String(64), default=None)
     prompt_tokens: Mapped[int | None] = mapped_column(Integer, default=None)
     completion_tokens: Mapped[int | None] = mapped_column(Integer, default=None)
+    # Why the model stopped: stop, length (llm.max_tokens), repetition (llm.stop_repeats)
+    # or content_filter; None for questions, unfinished answers and older rows. A reloaded
+    # conversation marks an answer cut short as the live stream did.
+    finish_reason: Mapped[str | None] = mapped_column(String(16), default=None)
     # Results of the checks run on the answer, e.g. {"blocked": "secret"}.
     checks: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -196,3 +196,10 @@ def test_an_answer_cut_at_its_length_limit_says_so(
     assert body["finish_reason"] == "length"
     done = stream_chat(client, {"question": PORT_QUESTION})[-1][1]
     assert done["finish_reason"] == "length"
+    # Kept with the stored answer, so a reloaded conversation can mark it too; the
+    # question has none.
+    stored = client.get(f"/api/conversations/{done['conversation_id']}").json()["messages"]
+    assert [(m["role"], m["finish_reason"]) for m in stored] == [
+        ("user", None),
+        ("assistant", "length"),
+    ]

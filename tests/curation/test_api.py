@@ -54,6 +54,7 @@ def test_review_accept_correct_add_drop_refresh(
     (item,) = [i for i in review.json() if i["message_id"] == rated.second["message_id"]]
     assert (item["question"], item["comment"]) == (SECOND, "say widgetctl --version")
     assert item["answer"] == rated.second["answer"]
+    assert item["finish_reason"] == rated.second["finish_reason"]  # as the answer ended
     assert item["passages"][0]["text"]
     assert item["passages"][0]["source"] == rated.second["citations"][0]["source"]
 

@@ -168,7 +168,8 @@ function initChat() {
           m.content || "",
           m.citations,
           typeof m.answered_from_docs === "boolean" ? m.answered_from_docs : undefined,
-          m.checks
+          m.checks,
+          m.finish_reason
         );
         if (m.status && /^(error|failed)$/i.test(String(m.status))) {
           parts.msg.classList.add("error");

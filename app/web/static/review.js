@@ -74,6 +74,11 @@ function card(item) {
   const answer = el("div", "review-answer");
   answer.appendChild(el("h3", "citations-heading", "Answer"));
   answer.appendChild(el("div", "chunk-text", item.answer || "(empty: " + item.answer_status + ")"));
+  // A curated answer teaches the model: an unfinished one should be corrected, not accepted.
+  const unfinished = { length: "it reached its length limit", repetition: "it began repeating itself" };
+  if (unfinished[item.finish_reason]) {
+    answer.appendChild(el("p", "cut-note", "Unfinished: " + unfinished[item.finish_reason] + ". Correct it to curate it."));
+  }
   const sources = el("div", "review-sources");
   sources.appendChild(el("h3", "citations-heading", "Sources"));
   sources.appendChild(item.passages.length ? passageList(item.passages) : el("p", null, "No passages."));
