@@ -27,7 +27,7 @@ from app.releases.gate import Gate
 from app.releases.measure import Rows, measure_with
 from app.releases.registry import Registry
 from app.security.keys import KeyStore
-from app.security.output_guard import OutputGuard, new_canary
+from app.security.output_guard import EVALUATION_CANARY, OutputGuard, new_canary
 from app.security.pii import redactor_for
 from app.security.redaction import Redactor
 from app.security.secrets import check_startup, known_secrets, resolve_pepper
@@ -238,6 +238,14 @@ class Components:
         The copy owns nothing: closing it closes none of the parts."""
         return replace(self, closers=[], **parts)
 
+    def evaluating(self) -> Components:
+        """These components answering as evaluations do: with the fixed evaluation
+        canary in the system prompt instead of this process's, so that greedy answers
+        repeat between processes (a release's recorded figures and the gate's new
+        measurement differ by the model, not by a random marker)."""
+        output = self.guards.output.with_canary(EVALUATION_CANARY, system_prompt(EVALUATION_CANARY))
+        return self.using(guards=replace(self.guards, output=output))
+
     def ingestor(self, *, max_file_bytes: int | None = None) -> Ingestor:
         """An ingestor over these stores and embedder (the server's uploads)."""
         return Ingestor.configured(
@@ -307,8 +315,10 @@ def build_gate(
 
     def scoped(engine: ChatEngine, collection: str) -> Components:
         vectors = settings.vectors.model_copy(update={"collection": collection})
-        return parts(engine).using(
-            engine=engine, settings=settings.model_copy(update={"vectors": vectors})
+        return (
+            parts(engine)
+            .evaluating()
+            .using(engine=engine, settings=settings.model_copy(update={"vectors": vectors}))
         )
 
     def held_out(release: ModelEntry, rows: Rows) -> dict[str, Any]:

@@ -242,3 +242,27 @@ def test_ingest_calibrates_the_scope_and_keeps_a_calibration_from_a_set(tmp_path
     again = docchat("ingest", str(CORPUS / "guide.md"), data_dir=data)
     assert again.returncode == 0, again.stderr
     assert "scope: kept scope threshold" in again.stdout
+
+
+def test_eval_answers_repeat_whatever_the_process_canary(tmp_path: Path) -> None:
+    """Two evaluations in processes with different markers (of different lengths, so the
+    prompts would differ by tokens) answer from the same prompts: the evaluation canary."""
+    data = tmp_path / "data"
+    assert docchat("ingest", str(CORPUS), data_dir=data).returncode == 3  # its bad files
+    qa = str(FIXTURES / "corpus_qa.jsonl")
+    runs = []
+    for canary in ("ShortCanary12345", "L" * 64):
+        done = docchat(
+            "eval",
+            "answers",
+            qa,
+            "--limit",
+            "3",
+            "--json",
+            data_dir=data,
+            DOCCHAT_SECURITY__CANARY=canary,
+        )
+        assert done.returncode == 0, done.stderr
+        runs.append([(r["prompt_tokens"], r["answer"]) for r in json.loads(done.stdout)["results"]])
+    assert runs[0] == runs[1]
+    assert all(tokens > 0 for tokens, _ in runs[0])

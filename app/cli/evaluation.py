@@ -163,20 +163,22 @@ def eval_answers(
     settings = load(**overrides)
     cases = cases_of(qa_file)[:limit]
     try:
-        components = build_components(settings, writer=False)
+        opened = build_components(settings, writer=False)
     except (VectorStoreBusy, ConfigError, RegistryError, CannotChat) as exc:
         raise fail(str(exc)) from None
     try:
         target = settings.vectors.collection
-        if components.vectors.count(target) == 0:
+        if opened.vectors.count(target) == 0:
             raise fail(f"collection {target!r} is empty: ingest the documents first")
+        # The evaluation canary: two runs of one release give the same greedy answers.
+        components = opened.evaluating()
         if model is not None:
             try:
-                entry = Registry(components.db).model(model)
+                entry = Registry(opened.db).model(model)
                 components = components.using(engine=load_model(settings, entry))
             except (RegistryError, CannotChat) as exc:
                 raise fail(str(exc)) from None
-            components.warm()
+        components.warm()
         with answer_bar(len(cases)) as advance:
             report = asyncio.run(
                 evaluate_answers(components.chat, cases, progress=advance, labels_of=qa_file)
@@ -184,7 +186,7 @@ def eval_answers(
         if model is not None:
             components.engine.close()
     finally:
-        components.close()
+        opened.close()
     if as_json:
         sys.stdout.write(json.dumps(report.as_dict(), indent=2, ensure_ascii=False) + "\n")
     else:

@@ -37,6 +37,12 @@ def new_canary(pinned: str | None = None) -> str:
     return f"DOCCHAT-CANARY-{pinned or secrets.token_hex(8)}"
 
 
+# The canary evaluations answer with (the release gate, `docchat eval answers`): fixed,
+# so that a release measured in two processes gets the same greedy answers and the gate
+# compares models, not markers. It guards nothing a user reads.
+EVALUATION_CANARY = new_canary("ReleaseEvaluationMarker")
+
+
 class OutputGuard:
     """Finds restricted content in model output."""
 
@@ -48,6 +54,12 @@ class OutputGuard:
         self._patterns = [re.compile(p) for p in patterns]
         self._literals = [*self._secrets, canary]
         self.leaks = LeakCheck(canary, system_prompt)
+
+    def with_canary(self, canary: str, system_prompt: str) -> OutputGuard:
+        """The same guard (secrets, patterns) watching for another canary, planted in
+        `system_prompt`."""
+        patterns = [p.pattern for p in self._patterns]
+        return OutputGuard(self._secrets, canary, patterns, system_prompt)
 
     def violation(self, text: str) -> str | None:
         """The kind of restricted content in `text`, or None."""

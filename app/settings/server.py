@@ -136,6 +136,7 @@ class SecuritySettings(BaseModel):
         description="The random part of the marker planted in the system prompt (after "
         "its fixed prefix), 16 to 64 letters and digits; an answer that holds it is "
         "withheld. Empty: a new random one in every process, as production should run. "
-        "Set it only where greedy answers must repeat between processes (the tests, an "
-        "evaluation).",
+        "Set it only where the server's greedy answers must repeat between processes "
+        "(the tests, a benchmark); evaluations and the release gate plant a fixed "
+        "evaluation marker of their own.",
     )

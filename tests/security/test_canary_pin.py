@@ -15,8 +15,9 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from app.components import build_guards
+from app.components import Components, build_guards
 from app.rag.prompt import system_prompt
+from app.security.output_guard import EVALUATION_CANARY, OutputGuard
 from app.settings import Settings
 from app.store.db import open_database
 from tests.conftest import TEST_CANARY, make_settings
@@ -84,3 +85,19 @@ def test_processes_agree_on_a_pinned_canary_and_not_on_a_random_one(tmp_path: Pa
     drawn = [system_prompt_in_a_process(tmp_path / str(n), None) for n in (3, 4)]
     assert drawn[0] != drawn[1]
     assert "DOCCHAT-CANARY-" in drawn[0]
+
+
+def test_evaluations_answer_with_the_fixed_evaluation_canary(components: Components) -> None:
+    """The release gate and `docchat eval answers` plant EVALUATION_CANARY, not this
+    process's marker, and still withhold what the server's guard withholds."""
+    evaluating = components.evaluating()
+    assert evaluating.chat.system == system_prompt(EVALUATION_CANARY)
+    assert components.guards.output.canary not in evaluating.chat.system
+    assert components.chat.system == system_prompt(components.guards.output.canary)
+    guard = evaluating.guards.output
+    assert guard.violation(f"the marker is {EVALUATION_CANARY}") == "system prompt canary"
+    # Secrets and patterns carry over to the guard with the other canary.
+    patterned = OutputGuard(["a-secret-value-of-some-length"], "C", ["internal-build-[0-9]+"])
+    kept = patterned.with_canary(EVALUATION_CANARY, system_prompt(EVALUATION_CANARY))
+    assert kept.violation("see internal-build-42") == "blocked pattern 1"
+    assert kept.violation("it is a-secret-value-of-some-length") == "secret value"
