@@ -16,6 +16,7 @@ from ingest.document import LoadedDocument
 TokenCounter = Callable[[list[str]], list[int]]
 
 _SENTENCE_END = re.compile(r"(?<=[.!?;:])\s+")
+_LINE_BREAK = re.compile(r"\n")
 # A section smaller than this (a heading over one short line) is merged into the next:
 # alone it is too short to be found. Larger small sections stay apart, because a
 # focused chunk retrieves better than one diluted by an unrelated neighbour.
@@ -47,6 +48,10 @@ def embedding_text(title: str, section: str, text: str) -> str:
 class _Unit:
     text: str
     tokens: int
+    # What joins it to the unit before it in a chunk: a paragraph break, or, for a
+    # piece of a paragraph split to fit, the whitespace it was split at (a sentence
+    # split must not read as a new paragraph to the prompt or to the passage shown).
+    joint: str = "\n\n"
 
 
 class Chunker:
@@ -98,14 +103,18 @@ class Chunker:
             if tokens <= budget:
                 units.append(_Unit(paragraph, tokens))
                 continue
-            pieces = [s for s in _SENTENCE_END.split(paragraph) if s.strip()]
+            pieces = _split(paragraph, _SENTENCE_END)
             if "\n" in paragraph and len(pieces) <= 1:
-                pieces = [line for line in paragraph.splitlines() if line.strip()]
-            for piece, piece_tokens in zip(pieces, self.count(pieces), strict=True):
+                pieces = _split(paragraph, _LINE_BREAK)
+            texts = [text for text, _ in pieces]
+            for (piece, joint), piece_tokens in zip(pieces, self.count(texts), strict=True):
                 if piece_tokens <= budget:
-                    units.append(_Unit(piece, piece_tokens))
+                    split = [_Unit(piece, piece_tokens)]
                 else:
-                    units.extend(self._split_words(piece, piece_tokens, budget))
+                    split = self._split_words(piece, piece_tokens, budget)
+                if units and joint:  # not the paragraph's first piece
+                    split[0].joint = joint
+                units.extend(split)
         return units
 
     def _split_words(self, text: str, tokens: int, budget: int) -> list[_Unit]:
@@ -120,6 +129,8 @@ class Chunker:
                 units.extend(self._split_words(" ".join(half), window_tokens, budget))
             else:
                 units.append(_Unit(window, window_tokens))
+        for unit in units[1:]:
+            unit.joint = " "
         return units
 
     def _pack(self, heading: str, units: list[_Unit], budget: int, start: int) -> list[ChunkDraft]:
@@ -129,7 +140,7 @@ class Chunker:
         fresh = 0  # units in `current` not already emitted in an earlier chunk
 
         def emit() -> None:
-            text = "\n\n".join(u.text for u in current)
+            text = current[0].text + "".join(u.joint + u.text for u in current[1:])
             tokens = sum(u.tokens for u in current)
             chunks.append(ChunkDraft(start + len(chunks), heading, text, tokens))
 
@@ -156,3 +167,19 @@ class Chunker:
             tail.insert(0, unit)
             total += unit.tokens
         return tail
+
+
+def _split(paragraph: str, at: re.Pattern[str]) -> list[tuple[str, str]]:
+    """The pieces of `paragraph` between matches of `at` (blank ones dropped), each with
+    what stood between it and the piece before ("" for the first): joined back, they are
+    the paragraph."""
+    pieces: list[tuple[str, str]] = []
+    gap = start = 0  # gap: where the text between the last piece and the next begins
+    for match in at.finditer(paragraph):
+        if paragraph[start : match.start()].strip():
+            pieces.append((paragraph[start : match.start()], paragraph[gap:start]))
+            gap = match.start()
+        start = match.end()
+    if paragraph[start:].strip():
+        pieces.append((paragraph[start:], paragraph[gap:start]))
+    return pieces
