@@ -37,6 +37,17 @@ _SENTENCE_START = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9`\"'(\[*])")
 # opens); a stray symbol is the middle of something cut.
 _OPENS = re.compile(r"[A-Z0-9#>|`~\"'(\[*]|[-+] ")
 _CLOSERS = (("(", ")"), ("[", "]"), ("{", "}"))
+# Words that carry a sentence on and never name a command: a block opening with one
+# is the rest of a sentence that a split cut ("only\na SIGKILL in the middle of…").
+# fmt: off
+_CONTINUATIONS = frozenset({
+    "a", "an", "and", "are", "as", "at", "but", "by", "for", "from", "if", "in", "is", "it",
+    "its", "not", "of", "on", "only", "or", "so", "than", "that", "the", "then", "these",
+    "this", "those", "to", "when", "where", "which", "while", "with",
+})
+# fmt: on
+# What marks a line as code or a command rather than words of a sentence.
+_CODE_MARKS = re.compile(r"[-/=_`$(){}\[\]<>|@#]")
 
 
 def opens(block: str) -> bool:
@@ -51,13 +62,36 @@ def opens(block: str) -> bool:
         return False
     line = text.split("\n", 1)[0].rstrip()
     token = line.split()[0]
-    if any(token.count(b) > token.count(a) for a, b in _CLOSERS):
-        return False  # closes what it never opened: the tail of a token
+    if token in _CONTINUATIONS or _prose_fragment(text):
+        return False
+    if any(line.count(b) > line.count(a) for a, b in _CLOSERS):
+        return False  # closes what it never opened: the tail of a token or a sentence
     if token.count("'") % 2 or token.count('"') % 2:
         return False
     # A lowercase line is a command or a name (`docchat config show`, `pip install`)
     # unless it reads as the end of a sentence.
     return not (line.endswith((".", ",", ";", ":")) or ". " in line)
+
+
+def _wrapped_prose(block: str) -> bool:
+    """Whether a block is wrapped lines of prose (a paragraph, list items), not code or
+    a table, so that a sentence may start on any of its lines."""
+    lines = block.strip("\n").split("\n")
+    return len(lines) > 1 and not any(
+        line.startswith(("    ", "\t")) or _FENCE.match(line) or " | " in line for line in lines
+    )
+
+
+def _prose_fragment(block: str) -> bool:
+    """Whether a lowercase block is the rest of a wrapped sentence ("pages\n  show), a
+    conversation's history…"): its first line has no mark of code and the lines under
+    it carry on to a sentence's end."""
+    text = block.strip()
+    first, _, rest = text.partition("\n")
+    if not rest or _CODE_MARKS.search(first):
+        return False
+    flat = " ".join(text.split())
+    return ". " in flat or flat.endswith((".", "!", "?"))
 
 
 def closest_passage(hits: list[Hit], question: str = "", embed: Embed | None = None) -> str:
@@ -97,7 +131,8 @@ def _from_a_start(text: str) -> str:
         if opens(block):
             return "\n\n".join(blocks[i:])
         # A block cut mid-sentence may still hold the start of the next sentence.
-        if (found := _SENTENCE_START.search(block)) and "\n" not in block[: found.start()]:
+        found = _SENTENCE_START.search(block)
+        if found and ("\n" not in block[: found.start()] or _wrapped_prose(block)):
             return "\n\n".join([block[found.end() :], *blocks[i + 1 :]])
     return text  # no start anywhere: better the text as it is than nothing
 

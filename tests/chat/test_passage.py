@@ -77,6 +77,15 @@ def test_without_a_question_the_passage_still_starts_and_ends_cleanly() -> None:
         "docchat config show"
     )
     assert readable("false}' …/api/admin/models/NAME/activate\n\nThen poll.") == "Then poll."
+    # A chunk that opens inside a wrapped sentence starts at the next sentence, within
+    # the paragraph (a chunk keeps a split paragraph whole); a lowercase word alone on
+    # the first line is not taken for a command.
+    wrapped = (
+        "only\na SIGKILL in the middle of a fetch can leave it behind. The\n"
+        "source stores the key's name; git's messages are scrubbed.\n\nA key missing fails."
+    )
+    assert readable(wrapped).startswith("The\nsource stores the key's name;")
+    assert readable("pip install docchat\ndocchat ingest docs\n\nThen serve.").startswith("pip")
 
 
 def test_a_sentence_wrapped_over_lines_is_bold_line_by_line(models: Models) -> None:
