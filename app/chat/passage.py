@@ -37,13 +37,13 @@ _SENTENCE_START = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9`\"'(\[*])")
 # opens); a stray symbol is the middle of something cut.
 _OPENS = re.compile(r"[A-Z0-9#>|`~\"'(\[*]|[-+] ")
 _CLOSERS = (("(", ")"), ("[", "]"), ("{", "}"))
-# Words that carry a sentence on and never name a command: a block opening with one
-# is the rest of a sentence that a split cut ("only\na SIGKILL in the middle of…").
+# Words that carry a sentence on and begin no command or code line (unlike "from",
+# "if", "for", "with"): a block opening with one is the rest of a sentence that a split
+# cut ("only\na SIGKILL in the middle of…").
 # fmt: off
 _CONTINUATIONS = frozenset({
-    "a", "an", "and", "are", "as", "at", "but", "by", "for", "from", "if", "in", "is", "it",
-    "its", "not", "of", "on", "only", "or", "so", "than", "that", "the", "then", "these",
-    "this", "those", "to", "when", "where", "which", "while", "with",
+    "a", "an", "are", "but", "by", "its", "of", "on", "only", "so", "than", "that",
+    "the", "these", "this", "those", "to", "when", "where", "which",
 })
 # fmt: on
 # What marks a line as code or a command rather than words of a sentence.
@@ -77,9 +77,14 @@ def _wrapped_prose(block: str) -> bool:
     """Whether a block is wrapped lines of prose (a paragraph, list items), not code or
     a table, so that a sentence may start on any of its lines."""
     lines = block.strip("\n").split("\n")
-    return len(lines) > 1 and not any(
-        line.startswith(("    ", "\t")) or _FENCE.match(line) or " | " in line for line in lines
-    )
+    return (
+        len(lines) > 1
+        and not any(
+            line.startswith(("    ", "\t", "$ ")) or _FENCE.match(line) or " | " in line
+            for line in lines
+        )
+        and all(len(line.split()) >= 3 for line in lines[1:-1])
+    )  # not "...", a lone token
 
 
 def _prose_fragment(block: str) -> bool:

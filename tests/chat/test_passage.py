@@ -86,6 +86,12 @@ def test_without_a_question_the_passage_still_starts_and_ends_cleanly() -> None:
     )
     assert readable(wrapped).startswith("The\nsource stores the key's name;")
     assert readable("pip install docchat\ndocchat ingest docs\n\nThen serve.").startswith("pip")
+    assert readable("from openai import OpenAI\n\nclient = OpenAI()").startswith("from openai")
+    # Command output is no paragraph to look for a sentence in.
+    output = (
+        "$ git ls-tree 2d9263\n100644 blob 8d1453    .gitignore\n...\n100644 blob 4b9458    f\n..."
+    )
+    assert readable(output) == output
 
 
 def test_a_sentence_wrapped_over_lines_is_bold_line_by_line(models: Models) -> None:
