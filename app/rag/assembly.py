@@ -29,6 +29,9 @@ from app.store.vectors import Hit
 TokenCounter = Callable[[list[str]], list[int]]
 # Chunks read on each side of a passage when widening it.
 WIDEN_READ = 8
+# The shortest repeat of one chunk at the start of the next taken for the overlap (a
+# chance repeat of a word or two is not one).
+OVERLAP_MIN_CHARS = 12
 # Word-set resemblance (Jaccard) above which a hit repeats a chosen passage.
 NEAR_DUPLICATE = 0.8
 
@@ -47,14 +50,19 @@ def resemblance(a: set[str], b: set[str]) -> float:
 
 
 def join_overlapping(first: str, second: str) -> str:
-    """Two consecutive chunks as one text, the paragraphs `second` repeats from the
-    end of `first` written once."""
-    a, b = first.split("\n\n"), second.split("\n\n")
-    for n in range(min(len(a), len(b)), 0, -1):
-        if a[-n:] == b[:n]:
-            b = b[n:]
+    """Two consecutive chunks as one text, what `second` repeats from the end of `first`
+    written once. The repeat is whole sentences or paragraphs (the chunker's overlap
+    units, joined as written: a paragraph's sentences by a space or a line break), so it
+    is looked for between whitespace boundaries, at least OVERLAP_MIN_CHARS long."""
+    cuts = [m.start() for m in re.finditer(r"\s+", second)] + [len(second)]
+    for k in reversed(cuts):
+        if k < OVERLAP_MIN_CHARS:
             break
-    return "\n\n".join([*a, *b]) if b else first
+        repeat = second[:k]
+        if first.endswith(repeat) and (len(first) == k or first[-k - 1].isspace()):
+            rest = second[k:]
+            return first + rest if rest.strip() else first
+    return f"{first}\n\n{second}"
 
 
 @dataclass

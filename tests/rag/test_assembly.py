@@ -91,6 +91,16 @@ def test_overlapping_chunks_are_joined_without_the_repeat() -> None:
         "Alpha paragraph.\n\nBeta paragraph.\n\nGamma paragraph.\n\nDelta paragraph."
     )
     assert join_overlapping("One.", "Two.") == "One.\n\nTwo."
+    # A paragraph split between chunks: the repeated sentences are inside it, joined by
+    # a space or a wrapped line's break (not blank lines), and written once.
+    first = "Intro.\n\nThe key is written to a file. The\nsource stores the key's name;"
+    second = "The\nsource stores the key's name; git's messages are scrubbed.\n\nNext."
+    assert join_overlapping(first, second) == (
+        "Intro.\n\nThe key is written to a file. The\nsource stores the key's name; "
+        "git's messages are scrubbed.\n\nNext."
+    )
+    # A chance repeat of a word is no overlap.
+    assert join_overlapping("Run it now", "now is the time.") == "Run it now\n\nnow is the time."
 
 
 def test_the_chat_service_cites_the_assembled_passages(components: Components) -> None:
