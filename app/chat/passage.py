@@ -37,6 +37,7 @@ _SENTENCE_START = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9`\"'(\[*])")
 # opens); a stray symbol is the middle of something cut.
 _OPENS = re.compile(r"[A-Z0-9#>|`~\"'(\[*]|[-+] ")
 _CLOSERS = (("(", ")"), ("[", "]"), ("{", "}"))
+_CLAUSE_END = re.compile(r"[.!?;:](?=\s)")
 # Words that carry a sentence on and begin no command or code line (unlike "from",
 # "if", "for", "with"): a block opening with one is the rest of a sentence that a split
 # cut ("only\na SIGKILL in the middle of…").
@@ -125,7 +126,10 @@ def _cut(text: str) -> str:
     cut = len(text) > PASSAGE_CHARS
     if cut:
         head = text[:PASSAGE_CHARS]
-        end = max(head.rfind("\n\n"), head.rfind(". "))
+        # At a paragraph's end, else at the last end of a sentence or clause (".", ":",
+        # ";": where a long paragraph is split) that keeps half the passage.
+        ends = [m.start() for m in _CLAUSE_END.finditer(head)]
+        end = max(head.rfind("\n\n"), ends[-1] if ends else -1)
         text = (head[: end + 1] if end > PASSAGE_CHARS // 2 else head).rstrip() + " …"
     return _balanced_fences(text, cut)
 

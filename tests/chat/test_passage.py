@@ -70,6 +70,10 @@ def test_without_a_question_the_passage_still_starts_and_ends_cleanly() -> None:
     assert len(shown) < PASSAGE_CHARS + 20
     assert shown.count("```") == 2
     assert shown.endswith("```\n…")
+    # A long paragraph is cut at its last sentence or clause end, not only at a full stop.
+    clauses = "Set it with one flag. " + "x " * 300 + "With stream false the answer is JSON:"
+    cut = readable(clauses + " a conversation_id, an answer and sources " * 20)
+    assert cut.endswith("the answer is JSON: …")
     # Text with no start at all is shown as it is rather than dropped.
     assert readable("the end of a sentence.") == "the end of a sentence."
     # A command is a start, lowercase or not; the tail of a cut token is not.
