@@ -112,7 +112,7 @@ class Chunker:
                     split = [_Unit(piece, piece_tokens)]
                 else:
                     split = self._split_words(piece, piece_tokens, budget)
-                if units and joint:  # not the paragraph's first piece
+                if joint:  # not the paragraph's first piece
                     split[0].joint = joint
                 units.extend(split)
         return units

@@ -78,14 +78,12 @@ def _wrapped_prose(block: str) -> bool:
     """Whether a block is wrapped lines of prose (a paragraph, list items), not code or
     a table, so that a sentence may start on any of its lines."""
     lines = block.strip("\n").split("\n")
-    return (
-        len(lines) > 1
-        and not any(
-            line.startswith(("    ", "\t", "$ ")) or _FENCE.match(line) or " | " in line
-            for line in lines
-        )
-        and all(len(line.split()) >= 3 for line in lines[1:-1])
-    )  # not "...", a lone token
+    code_or_table = any(
+        line.startswith(("    ", "\t", "$ ")) or _FENCE.match(line) or " | " in line
+        for line in lines
+    )
+    # A middle line of a few words at most ("...", a lone token) is output, not prose.
+    return len(lines) > 1 and not code_or_table and all(len(x.split()) >= 3 for x in lines[1:-1])
 
 
 def _prose_fragment(block: str) -> bool:
