@@ -58,13 +58,19 @@ def load_embedder(
     which says where the chat model runs)."""
     path = embedding_model_path(path or settings.embedding.model_path)
     embedding_backend = embedding_backend or settings.embedding.backend
-    log.info("loading embedding model from %s (%s)", path, embedding_backend)
+    log.info(
+        "loading embedding model from %s (%s, precision %s)",
+        path,
+        embedding_backend,
+        settings.embedding.precision,
+    )
     return Embedder(
         path,
         device=settings.embedding.device,
         batch_size=settings.embedding.batch_size,
         backend=embedding_backend,
         cache_dir=settings.embedding.cache_dir,
+        precision=settings.embedding.precision,
     )
 
 

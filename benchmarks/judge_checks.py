@@ -67,14 +67,16 @@ def log_softmax_at(row: np.ndarray, token: int) -> float:
     return float(row[token]) - top - math.log(float(np.exp(row - top).sum()))
 
 
-def score_answers(rows: list[Labelled], model_path: Path) -> dict[int, dict[str, float]]:
+def score_answers(
+    rows: list[Labelled], model_path: Path, threads: int = 1
+) -> dict[int, dict[str, float]]:
     from llama_cpp import Llama
 
     load_cpu_backend()
     llm = Llama(
         model_path=str(model_path),
         n_ctx=4096,
-        n_threads=1,  # the machine is shared: two threads wait on each other
+        n_threads=threads,  # 1 by default: on shared cores two threads wait on each other
         n_batch=512,
         logits_all=True,
         verbose=False,
@@ -181,6 +183,7 @@ def main() -> None:
         default=[],
         help="a report of this script: its answers are not scored again (new labels only)",
     )
+    parser.add_argument("--threads", type=int, default=1, help="llama.cpp threads (1)")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
     scored = {
@@ -202,7 +205,7 @@ def main() -> None:
     path = args.model_file or (
         default_chat_model(args.models_dir) if args.model == "qwen" else small_chat_model()
     )
-    scores = score_answers(rows, path)
+    scores = score_answers(rows, path, args.threads)
     after = checks()[AFTER]
     today = {id(r): after(r) for r in rows}
     report: dict[str, Any] = {"model": args.model, "answers_of": args.answers_of, "checks": {}}

@@ -17,6 +17,14 @@ The backends that run the same sentence-transformers folder (setting embedding.b
 
 Every backend sorts a call's texts by length before batching, so a batch pads to
 texts of similar length (sentence-transformers does the same for torch).
+
+The fp32 variant (`torch`, `onnx`, `auto`'s fp32 collections) may run in bf16 instead
+(setting embedding.precision): PyTorch's autocast does the matrix products in bf16 and
+keeps sums, softmax and norms in fp32, so the vectors stay those of fp32 (cosine
+> 0.9999) and it serves the same collections. On a CPU with bf16 instructions
+(AVX512-BF16, AMX) a matrix product runs ~2.8x faster than in fp32 and embedding 1.6-1.9x
+faster than ONNX Runtime's fp32: the fp32 embedding runs at the CPU's fp32 peak already
+(docs/performance.md).
 """
 
 from __future__ import annotations
@@ -49,6 +57,9 @@ os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 log = logging.getLogger(__name__)
 
 EMBEDDING_BACKENDS = ("auto", "torch", "onnx", "onnx-int8")
+PRECISIONS = ("auto", "fp32", "bf16")
+# CPU flags (/proc/cpuinfo) of native bf16 matrix products; without them bf16 is emulated.
+BF16_FLAGS = frozenset({"avx512_bf16", "amx_bf16"})
 # The variant each explicit backend embeds in; `auto` serves every one of these.
 VARIANTS = {"torch": "fp32", "onnx": "fp32", "onnx-int8": "int8-channel"}
 QUANTIZED = ("int8-channel", "int8")  # what `auto` runs on ONNX Runtime; the first is for new
@@ -134,6 +145,25 @@ def user_cache_dir() -> Path:
     return path
 
 
+def use_bf16(precision: str, device: str) -> bool:
+    """Whether to embed the fp32 variant in bf16: asked for, or `auto` on a CPU that has
+    native bf16 (elsewhere it would be emulated, slower than fp32)."""
+    if precision == "fp32":
+        return False
+    from app.llm.hardware import cpu_flags
+
+    native = bool(BF16_FLAGS & cpu_flags())
+    if precision == "bf16":
+        if device == "cpu" and not native:
+            log.warning(
+                "embedding.precision=bf16 on a CPU without bf16 instructions (%s): "
+                "emulated, likely slower than fp32",
+                ", ".join(sorted(BF16_FLAGS)),
+            )
+        return True
+    return device == "cpu" and native
+
+
 def model_name(model_path: Path) -> str:
     """The model's name: its folder's, or the parent's for a folder called `model`."""
     return model_path.name if model_path.name != "model" else model_path.parent.name
@@ -151,6 +181,7 @@ class Embedder:
         backend: str = "torch",
         cache_dir: Path | None = None,
         threads: int | None = None,
+        precision: str = "fp32",
     ) -> None:
         from sentence_transformers import SentenceTransformer
 
@@ -158,6 +189,8 @@ class Embedder:
             raise ValueError(
                 f"unknown embedding backend {backend!r}: use one of {EMBEDDING_BACKENDS}"
             )
+        if precision not in PRECISIONS:
+            raise ValueError(f"unknown embedding precision {precision!r}: use one of {PRECISIONS}")
         self.model_path = model_path
         self.name = model_name(model_path)
         self.batch_size = batch_size
@@ -168,7 +201,12 @@ class Embedder:
         if backend == "onnx" and device != "cpu":
             # The ONNX session runs on the CPU; torch gives the same vectors on the device.
             backend = "torch"
+        # bf16 runs the fp32 variant on torch (autocast); int8 stays on ONNX Runtime.
+        self._bf16 = backend in ("torch", "onnx") and use_bf16(precision, device)
+        if self._bf16:
+            backend = "torch"
         self.backend = backend
+        self._device = device
         self._model: Any = SentenceTransformer(str(model_path), device=device)
         # count_tokens has a tokenizer of its own: ingest counts in one thread while it
         # embeds in another, and a fast tokenizer shared between calls with and without
@@ -195,7 +233,7 @@ class Embedder:
             sha256=sha,
             dimension=self.dimension,
             variant=VARIANTS[backend],
-            backend=backend,
+            backend="torch-bf16" if self._bf16 else backend,
             path=str(model_path.resolve()),
         )
 
@@ -246,6 +284,8 @@ class Embedder:
         with self._lock:
             if self._onnx is not None:
                 vectors = self._onnx.encode(texts, self.batch_size)
+            elif self._bf16:
+                vectors = self._encode_bf16(texts)
             else:
                 vectors = self._model.encode(
                     texts,
@@ -255,6 +295,20 @@ class Embedder:
                     convert_to_numpy=True,
                 )
         return [list(map(float, v)) for v in vectors]
+
+    def _encode_bf16(self, texts: list[str]) -> Any:
+        import torch
+
+        kind = torch.device(self._device).type
+        with torch.inference_mode(), torch.autocast(kind, dtype=torch.bfloat16):
+            out = self._model.encode(
+                texts,
+                batch_size=self.batch_size,
+                normalize_embeddings=True,
+                show_progress_bar=False,
+                convert_to_tensor=True,
+            )
+        return out.float().cpu().numpy()
 
     def count_tokens(self, texts: list[str]) -> list[int]:
         """Word pieces of each text, without the special tokens the model adds."""

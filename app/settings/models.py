@@ -209,6 +209,16 @@ class EmbeddingSettings(BaseModel):
         "and new ones with onnx-int8 on a CPU device. torch and onnx are "
         "interchangeable for a collection.",
     )
+    precision: Literal["auto", "fp32", "bf16"] = Field(
+        "auto",
+        description="How the fp32 variant (backends torch and onnx, and auto's fp32 "
+        "collections) computes. bf16: PyTorch's autocast, matrix products in bf16, sums, "
+        "softmax and norms in fp32: the same vectors (cosine > 0.9999 to fp32, the same "
+        "collections), 1.6-1.9x faster than onnx on a CPU with bf16 instructions "
+        "(AVX512-BF16, AMX), slower on one without. auto (the default): bf16 on a CPU "
+        "device that has them, fp32 elsewhere. fp32: as the backend says. onnx-int8 is "
+        "not affected (docs/performance.md).",
+    )
     cache_dir: Path | None = Field(
         None,
         description="Where the ONNX exports and the model's weights hash are kept (made "

@@ -251,8 +251,9 @@ def test_killed_cli_ingest_then_rerun_converges(tmp_path: Path, models: Models) 
         **os.environ,
         "DOCCHAT_DATA_DIR": str(data),
         "DOCCHAT_SECRETS_DIR": str(tmp_path / "none"),
-        # The defaults (fp32 on ONNX Runtime, stages overlapped); the session's torch
-        # embedder finishes the run: the same fp32 vectors, so the same variant.
+        # The defaults (fp32 on ONNX Runtime, in bf16 autocast on a CPU with bf16;
+        # stages overlapped); the session's torch embedder finishes the run: the same
+        # fp32 variant.
         "DOCCHAT_EMBEDDING__BACKEND": "onnx",
     }
     process = subprocess.Popen(
