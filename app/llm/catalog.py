@@ -88,7 +88,11 @@ CATALOG: dict[str, CatalogModel] = {
             ),
             note="Six third-party packages concatenated; the hash pins the result.",
             # Measured on the hand labels' dev half (docs/answer-quality.md): the self-check
-            # kept; no confidence floor flagged more wrong answers there without more right.
+            # kept, then, with every set labelled whole, the confidence floor. 0.72 is the
+            # round figure below the dev half's choice (0.7228): with the kept checks it
+            # flags 38 of 52 wrong answers there instead of 35 and 13 of 35 right ones
+            # instead of 10; on the held-out half 34 of 38 and 19 of 35 instead of 28, 15.
+            confidence_floor=0.72,
             self_check_floor=0.46,
         ),
         CatalogModel(
@@ -106,7 +110,11 @@ CATALOG: dict[str, CatalogModel] = {
             # The Q4_K_M's floor: the same weights. On all 160 of its right and wrong
             # labelled answers the two files' shares differ by 0.012 on average, 0.036 at
             # most, without a lean; 3 fall on the other side of 0.46
-            # (benchmarks/judge_checks_qwen_bf16.json).
+            # (benchmarks/judge_checks_qwen_bf16.json). The confidence floor likewise: the
+            # BF16 file's probabilities of those answers, with 0.72, flag 39/52 wrong and
+            # 14/35 right on the dev half, 33/38 and 19/35 held out
+            # (benchmarks/confidence_floor_bf16.json).
+            confidence_floor=0.72,
             self_check_floor=0.46,
         ),
         CatalogModel(

@@ -50,10 +50,13 @@ def test_an_unsure_answer_is_ungrounded_and_a_sure_one_is_not(components: Compon
 
 
 def test_auto_is_the_floor_measured_for_that_very_file(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The labels gave the default model no confidence floor (docs/answer-quality.md):
-    auto asks nothing of it; a floor measured for a catalog file applies to it alone."""
+    """The labels gave the default model a confidence floor (docs/answer-quality.md),
+    its BF16 file the same; auto applies a catalog file's floor to it alone."""
     default = CATALOG[DEFAULT_MODEL]
-    assert confidence_floor("auto", default.sha256) is None
+    assert confidence_floor("auto", default.sha256) == 0.72
+    assert confidence_floor("auto", CATALOG["qwen2.5-coder-0.5b-instruct-bf16"].sha256) == 0.72
+    # The tests' model was not measured: no floor.
+    assert confidence_floor("auto", CATALOG["smollm2-135m-instruct-q4_1"].sha256) is None
     measured = replace(default, confidence_floor=0.6)
     monkeypatch.setitem(CATALOG, DEFAULT_MODEL, measured)
     assert confidence_floor("auto", default.sha256) == 0.6
