@@ -124,6 +124,8 @@ def today_flags(row: Labelled) -> bool:
 # with the model's confidence (rag.min_confidence, measured when --confidence is given).
 AFTER = "today + terms paired (0.5)"
 WITH_MODEL = "today + terms paired (0.5) + self-check (kept)"
+# What is served since 2026-12-07: the above and the model's confidence floor.
+SERVED = "today + terms paired (0.5) + self-check + confidence floor (kept)"
 
 # A check: True when it flags the answer (judges it unsupported).
 Check = Callable[[Labelled], bool]
@@ -230,6 +232,8 @@ def checks() -> dict[str, Check]:
         )
         kept = model_floor("judge_supported", "self_check_floor")
         named[WITH_MODEL] = lambda r: today(r) or pair5(r) or kept(r)
+        floor = model_floor("confidence", "confidence_floor")
+        named[SERVED] = lambda r: today(r) or pair5(r) or kept(r) or floor(r)
     return named
 
 
@@ -368,7 +372,7 @@ def main() -> None:
     results = measure(rows, named)
     results["grounding (today)"]["ms_per_answer"] = cost(rows, embedder)
     print_results(results)
-    after = WITH_MODEL if WITH_MODEL in named else AFTER
+    after = next((name for name in (SERVED, WITH_MODEL) if name in named), AFTER)
     sets = before_after(rows, named[after], embedder)
     print(f"\n## before / after ({after})")
     print("| set / model | in scope | expected shown | wrong shown unflagged | s per answer |")

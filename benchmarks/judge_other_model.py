@@ -9,7 +9,8 @@ judge_checks.py with --model-file scores the default model's labelled answers wi
 another model: the prompt the chat service gave, the answer after it, then the yes/no
 questions (and the other model's probabilities for the answer's tokens). This script
 adds each of those scores, below a bound, to the checks docchat keeps (grounding score,
-paired terms, the answering model's own self-check from --own at its catalog floor):
+paired terms, the answering model's own self-check from --own at its catalog floor, and
+its confidence floor; `--base self-check` leaves the floor out, as it was measured):
 the bound is chosen on the dev half (the most wrong answers flagged while flagging at
 most a tenth of the right ones more than the kept checks), then measured on the
 held-out half; per set, what the user is shown (answer_checks.before_after) with it.
@@ -28,6 +29,7 @@ sys.path.insert(0, str(ROOT))
 
 from answer_checks import (  # noqa: E402
     SCORES,
+    SERVED,
     WITH_MODEL,
     Labelled,
     before_after,
@@ -62,6 +64,13 @@ def main() -> None:
         help="NAME=BOUND: measure this bound for the score instead of choosing one (a "
         "confidence floor c is mean_logprob=ln(c))",
     )
+    parser.add_argument(
+        "--base",
+        choices=["served", "self-check"],
+        default="served",
+        help="the checks the score is added to: those served (with the confidence floor) "
+        "or those before the floor (grounding, terms, self-check)",
+    )
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
     read_scores(args.own or [ROOT / "benchmarks" / "judge_checks_qwen_bf16.json"])
@@ -71,12 +80,13 @@ def main() -> None:
     other = {(a["set"], answers_of, a["question"]): a for a in answers}
     rows = [r for r in read_labelled() if r.model == answers_of]
     scored = [r for r in rows if (r.set, r.model, r.question) in other]
-    kept_check = checks()[WITH_MODEL]
+    kept_check = checks()[SERVED if args.base == "served" else WITH_MODEL]
     kept = {id(r): kept_check(r) for r in rows}
     dev = [r for r in scored if r.half == "dev"]
     held = [r for r in scored if r.half == "held-out"]
     embedder = load_embedder(load_settings())
     report: dict[str, Any] = {
+        "base": args.base,
         "judge": [str(p) for p in args.judge],
         "own": [str(p) for p in args.own or []],
         "answers_of": answers_of,
