@@ -233,7 +233,8 @@ def checks() -> dict[str, Check]:
         kept = model_floor("judge_supported", "self_check_floor")
         named[WITH_MODEL] = lambda r: today(r) or pair5(r) or kept(r)
         floor = model_floor("confidence", "confidence_floor")
-        named[SERVED] = lambda r: today(r) or pair5(r) or kept(r) or floor(r)
+        with_model = named[WITH_MODEL]
+        named[SERVED] = lambda r: with_model(r) or floor(r)
     return named
 
 

@@ -28,7 +28,6 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from answer_checks import (  # noqa: E402
-    SCORES,
     SERVED,
     WITH_MODEL,
     Labelled,
@@ -107,11 +106,12 @@ def main() -> None:
     for name in fixed or SCORE_NAMES:
         values = {id(r): float(other[(r.set, r.model, r.question)][name]) for r in scored}
         bound = fixed[name] if name in fixed else best_bound(dev, values, kept)
-        flags = {id(r): kept[id(r)] or values[id(r)] < bound for r in scored}
 
         def with_judge(row: Labelled, bound: float = bound, name: str = name) -> bool:
             item = other.get((row.set, row.model, row.question))
             return kept[id(row)] or (item is not None and float(item[name]) < bound)
+
+        flags = {id(r): with_judge(r) for r in scored}
 
         wrong = [values[id(r)] for r in scored if r.label == "wrong"]
         right = [values[id(r)] for r in scored if r.label == "right"]
@@ -135,7 +135,6 @@ def main() -> None:
     report["kept_sets"] = kept_sets
     for set_name, f in kept_sets.items():
         print(f"  kept {set_name}: {f}")
-    SCORES.clear()
     if args.out:
         args.out.write_text(json.dumps(report, indent=1) + "\n", encoding="utf-8")
 

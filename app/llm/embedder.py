@@ -29,6 +29,7 @@ faster than ONNX Runtime's fp32: the fp32 embedding runs at the CPU's fp32 peak 
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import hashlib
 import json
@@ -284,23 +285,18 @@ class Embedder:
         with self._lock:
             if self._onnx is not None:
                 vectors = self._onnx.encode(texts, self.batch_size)
-            elif self._bf16:
-                vectors = self._encode_bf16(texts)
             else:
-                vectors = self._model.encode(
-                    texts,
-                    batch_size=self.batch_size,
-                    normalize_embeddings=True,
-                    show_progress_bar=False,
-                    convert_to_numpy=True,
-                )
+                vectors = self._encode_torch(texts)
         return [list(map(float, v)) for v in vectors]
 
-    def _encode_bf16(self, texts: list[str]) -> Any:
+    def _encode_torch(self, texts: list[str]) -> Any:
+        """sentence-transformers' vectors, in fp32 or under bf16 autocast."""
         import torch
 
-        kind = torch.device(self._device).type
-        with torch.inference_mode(), torch.autocast(kind, dtype=torch.bfloat16):
+        autocast: Any = contextlib.nullcontext()
+        if self._bf16:
+            autocast = torch.autocast(torch.device(self._device).type, dtype=torch.bfloat16)
+        with torch.inference_mode(), autocast:
             out = self._model.encode(
                 texts,
                 batch_size=self.batch_size,
