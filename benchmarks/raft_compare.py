@@ -25,7 +25,7 @@ from rapidfuzz import fuzz, process
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from app.chat.passage import PASSAGE_INTRO  # noqa: E402
+from app.chat.passage import PASSAGE_INTROS  # noqa: E402
 from app.curation import datasets  # noqa: E402
 from app.releases.registry import Registry  # noqa: E402
 from app.settings import load_settings  # noqa: E402
@@ -46,8 +46,8 @@ def figures(report: dict[str, Any]) -> dict[str, Any]:
     # An answer the grounding check refused is replaced by the closest passage
     # (rag.ungrounded_action): its expected phrases are the docs', not the model's.
     inside = [r for r in results if not r["out_of_scope"]]
-    replaced = [r for r in inside if r["answer"].startswith(PASSAGE_INTRO)]
-    own = [r for r in inside if not r["answer"].startswith(PASSAGE_INTRO) and not r["refused"]]
+    replaced = [r for r in inside if r["answer"].startswith(PASSAGE_INTROS)]
+    own = [r for r in inside if not r["answer"].startswith(PASSAGE_INTROS) and not r["refused"]]
     summary["in_scope_replaced_by_passage"] = len(replaced)
     summary["in_scope_own_answers"] = len(own)
     summary["expected_in_own_answers"] = sum(bool(r["contains_expected"]) for r in own)

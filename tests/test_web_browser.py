@@ -422,7 +422,7 @@ def test_render_markdown_never_interprets_html(driver, live_server):
 
 
 PASSAGE = (
-    "Here is the passage that comes closest (docs/models.md):\n\n"
+    "Here is the passage that comes closest (docs/models.md) [1]:\n\n"
     "> ## Rolling back\n"
     ">\n"
     "> ```sh\n"
@@ -436,8 +436,7 @@ PASSAGE = (
     "> | `models.poll_interval_s` | 10 |\n"
     ">\n"
     "> A paragraph the source wrapped at its width: this first line is long enough, and\n"
-    "> it goes on here.\n\n"
-    "[1]"
+    "> it goes on here."
 )
 
 
@@ -472,7 +471,8 @@ def test_a_quoted_passage_renders_its_code_table_and_marked_sentence(driver, liv
     wrapped = quote.find_elements(By.CSS_SELECTOR, "p.md-p")[-1]
     assert wrapped.find_elements(By.TAG_NAME, "br") == []
     assert "long enough, and it goes on here." in wrapped.text
-    assert probe.text.rstrip().endswith("[1]")  # after the quote, not inside it
+    # The citation mark in the lead-in, not on a line of its own under the quote.
+    assert "(docs/models.md) [1]:" in probe.text
     assert "[1]" not in quote.text
     # An unpaired marker stays text rather than bolding the rest of the line.
     lone = driver.execute_script(
@@ -483,6 +483,33 @@ def test_a_quoted_passage_renders_its_code_table_and_marked_sentence(driver, liv
     os.makedirs(ARTIFACTS, exist_ok=True)
     driver.execute_script("arguments[0].scrollIntoView();", probe)
     driver.save_screenshot(os.path.join(ARTIFACTS, "passage.png"))
+    assert _browser_problems(driver) == []
+
+
+def test_the_note_under_a_flagged_answer_says_why_it_was_flagged(driver, live_server):
+    """A passage shown because the model doubted its own wording does not say the
+    documentation failed to support it; an unsupported answer's note still does."""
+    base = live_server.rstrip("/")
+    _open_fresh_chat(driver, base)
+    note = "const n = window.docchat.groundingWarning(arguments[0]); return n && n.textContent;"
+
+    def said(checks: dict) -> str | None:
+        return driver.execute_script(note, checks)
+
+    unsure = {"grounded": False, "replaced_by": "passage", "flagged_by": ["confidence"]}
+    assert said(unsure).startswith("The model was not sure of its own answer")
+    assert "not supported" not in said(unsure)
+    both = {**unsure, "flagged_by": ["confidence", "terms"]}
+    assert "not supported by the documentation" in said(both)
+    shown = {"grounded": False, "flagged_by": ["self_check", "confidence"], "confidence": 0.61}
+    assert said(shown) == "Check this answer: the model was not sure of it (confidence 0.61)."
+    # Stored before flagged_by existed: the support wording, as before.
+    old = {"grounded": False, "grounding_score": 0.41}
+    assert said(old) == (
+        "Check this answer: the documentation found does not clearly support it (grounding 0.41)."
+    )
+    assert said({"grounded": True}) is None
+    assert said({**unsure, "replaced_by": "notice"}) is None
     assert _browser_problems(driver) == []
 
 

@@ -42,12 +42,18 @@ async def check_answer(
         unsupported = unpaired_terms(question, text, [h.text for h in hits])
     sure = confidence(logprobs or [])
     unsure = floor is not None and sure is not None and sure < floor
-    grounded = score >= rag.grounding_threshold and not unsupported and not unsure
+    failed = {
+        "grounding": score < rag.grounding_threshold,
+        "terms": bool(unsupported),
+        "confidence": unsure,
+    }
+    flagged = [name for name, failing in failed.items() if failing]
     on = rag.sentence_support and with_support
     support = await support_field(text, hits, embed) if on else None
     return AnswerChecks(
         grounding_score=round(score, 4),
-        grounded=grounded,
+        grounded=not flagged,
+        flagged_by=flagged or None,
         unsupported_terms=unsupported or None,
         support=support,
         confidence=None if sure is None else round(sure, 4),

@@ -13,6 +13,9 @@ from app.llm.base import GenerationStats
 from app.rag.retrieval import Citation
 from common.errors import DocchatError
 
+# The checks that measure the model's own doubt, not the passages' support.
+UNSURE = frozenset({"confidence", "self_check"})
+
 
 @dataclass(frozen=True)
 class AnswerChecks:
@@ -37,6 +40,16 @@ class AnswerChecks:
     # The model's share of "yes" when asked whether its answer is supported
     # (app/chat/self_check.py); None when not asked.
     self_check: float | None = None
+    # The checks an ungrounded answer failed, so that what replaces it or warns of it
+    # says why: "grounding" (score below rag.grounding_threshold), "terms" (a term not
+    # in the passages), "confidence" (below the model's floor), "self_check" (the model
+    # said no). None: grounded, or not checked.
+    flagged_by: list[str] | None = None
+
+    @property
+    def unsure_only(self) -> bool:
+        """Flagged only by the model's own doubt: the passages may say it plainly."""
+        return bool(self.flagged_by) and set(self.flagged_by or ()) <= UNSURE
 
     def as_dict(self) -> dict[str, Any]:
         """The checks that ran, as stored and shown (absent ones left out)."""

@@ -20,6 +20,13 @@ PASSAGE_INTRO = (
     "The documentation does not say this in so many words, so here is the passage that "
     "comes closest, as written (the sentences closest to your question in bold)"
 )
+# Where only the model's own doubt flagged its answer (checks.unsure_only), the passage
+# may well say it plainly: the model's wording is what was not trusted.
+UNSURE_INTRO = (
+    "The model was not sure of its own answer, so here is the passage closest to your "
+    "question instead, as written (the sentences closest to it in bold)"
+)
+PASSAGE_INTROS = (PASSAGE_INTRO, UNSURE_INTRO)
 # A passage is cut near this length, at a paragraph or a sentence end where one is close.
 PASSAGE_CHARS = 900
 # Sentences in bold: the best, and the next while it is nearly as close.
@@ -98,9 +105,12 @@ def _prose_fragment(block: str) -> bool:
     return ". " in flat or flat.endswith((".", "!", "?"))
 
 
-def closest_passage(hits: list[Hit], question: str = "", embed: Embed | None = None) -> str:
+def closest_passage(
+    hits: list[Hit], question: str = "", embed: Embed | None = None, unsure: bool = False
+) -> str:
     """The best-ranked passage as Markdown: readable start and end, the sentences closest
-    to `question` in bold (when an embedder is given), quoted and cited."""
+    to `question` in bold (when an embedder is given), quoted and cited. `unsure`: the
+    answer was replaced for the model's doubt alone, which the lead-in says."""
     hit = hits[0]
     text = _from_a_start(hit.text.strip())
     if embed is not None and question:
@@ -111,7 +121,9 @@ def closest_passage(hits: list[Hit], question: str = "", embed: Embed | None = N
         text = mark_closest(text, question, embed)
     quoted = "\n".join(f"> {line}" if line else ">" for line in text.splitlines())
     source = hit.metadata.get("source", "")
-    return f"{PASSAGE_INTRO} ({source}):\n\n{quoted}\n\n[1]"
+    intro = UNSURE_INTRO if unsure else PASSAGE_INTRO
+    # The citation mark in the lead-in: after the quote it stood alone on a line.
+    return f"{intro} ({source}) [1]:\n\n{quoted}"
 
 
 def readable(text: str) -> str:

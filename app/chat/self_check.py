@@ -76,4 +76,10 @@ async def with_self_check(
     share = await self_check(engine, prompt, answer, deadline)
     if share is None:
         return checks
-    return replace(checks, self_check=round(share, 4), grounded=share >= floor)
+    said_no = share < floor
+    return replace(
+        checks,
+        self_check=round(share, 4),
+        grounded=not said_no,
+        flagged_by=["self_check"] if said_no else None,
+    )

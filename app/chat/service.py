@@ -398,7 +398,9 @@ class Answer:
             notice = UNGROUNDED_ANSWER
             checks = replace(checks, replaced_by="notice", support=None)
         elif not grounded and action == "passages":
-            notice = await asyncio.to_thread(closest_passage, self.hits, self.query, embed)
+            notice = await asyncio.to_thread(
+                closest_passage, self.hits, self.query, embed, checks.unsure_only
+            )
             checks = replace(checks, replaced_by="passage", support=None)
         reason = stats.finish_reason or "stop"
         return self._finished(notice or text, notice, checks, reason, stats)

@@ -5,7 +5,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from app.chat.passage import PASSAGE_CHARS, PASSAGE_INTRO, closest_passage, readable
+from app.chat.passage import (
+    PASSAGE_CHARS,
+    PASSAGE_INTRO,
+    UNSURE_INTRO,
+    closest_passage,
+    readable,
+)
 from app.store.vectors import Hit
 from tests.conftest import Models
 
@@ -18,7 +24,7 @@ def hit(text: str) -> Hit:
 
 def quoted_text(shown: str) -> str:
     """The passage itself: the quote's lines without their '> '."""
-    body = shown.split(":\n\n", 1)[1].rsplit("\n\n[1]", 1)[0]
+    body = shown.split(" [1]:\n\n", 1)[1]
     return "\n".join(line.removeprefix(">").removeprefix(" ") for line in body.splitlines())
 
 
@@ -41,7 +47,18 @@ def test_a_passage_cut_mid_token_starts_where_a_reader_can(models: Models) -> No
     assert "Lineage" not in text
     marked = text.split("**")[1]
     assert "roll" in marked.lower()
-    assert shown.endswith("[1]")
+    assert shown.startswith(f"{PASSAGE_INTRO} (docs/models.md) [1]:\n\n> ")  # cited in the lead-in
+
+
+def test_a_passage_shown_for_the_models_doubt_says_so() -> None:
+    """Flagged only by the model's own confidence, the answer may be in the passage in
+    so many words: the lead-in does not claim the documentation fails to say it."""
+    chunk = "The API key goes in the X-API-Key header."
+    doubted = closest_passage([hit(chunk)], unsure=True)
+    assert doubted.startswith(f"{UNSURE_INTRO} (docs/models.md) [1]:")
+    assert "so many words" not in doubted
+    assert quoted_text(doubted) == chunk
+    assert closest_passage([hit(chunk)]).startswith(PASSAGE_INTRO)
 
 
 def test_a_heading_as_the_loader_leaves_it_is_found_too(models: Models) -> None:

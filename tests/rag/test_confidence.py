@@ -32,11 +32,14 @@ def test_an_unsure_answer_is_ungrounded_and_a_sure_one_is_not(components: Compon
     hits = [Hit("prefill", PREFILL, 0.6, {"source": "configuration.md"})]
     sure = asyncio.run(chat.check_grounding(RIGHT, hits, STREAMING, False, stats(0.9)))
     assert sure.grounded is True
+    assert sure.flagged_by is None
     assert sure.confidence is not None
     assert math.isclose(sure.confidence, 0.9, abs_tol=1e-3)
     unsure = asyncio.run(chat.check_grounding(RIGHT, hits, STREAMING, False, stats(0.5)))
     assert unsure.grounded is False
     assert unsure.grounding_score == sure.grounding_score  # only the confidence differs
+    assert unsure.flagged_by == ["confidence"]
+    assert unsure.unsure_only  # what replaces it says the model was unsure, not the docs
     # No floor: the same unsure answer passes, its confidence still reported.
     chat.rag = chat.rag.model_copy(update={"min_confidence": None})
     off = asyncio.run(chat.check_grounding(RIGHT, hits, STREAMING, False, stats(0.5)))

@@ -11,6 +11,7 @@ import time
 import pytest
 from fastapi.testclient import TestClient
 
+from app.chat.passage import UNSURE_INTRO
 from app.chat.self_check import QUESTION as JUDGE
 from app.chat.self_check import self_check, self_check_floor
 from app.components import Components
@@ -85,11 +86,15 @@ def test_below_the_floor_the_answer_gives_way_to_the_passage(components: Compone
     assert 0.0 < checks["self_check"] < 1.0
     assert flagged["grounded"] is False
     assert checks["replaced_by"] == "passage"
+    # Flagged for the model's doubt alone: the lead-in says so, not "unsupported".
+    assert checks["flagged_by"] == ["self_check"]
+    assert str(flagged["answer"]).startswith(UNSURE_INTRO)
     kept = ask(components, self_check=0.0)
     checks = kept["checks"]
     assert isinstance(checks, dict)
     assert kept["grounded"] is True
     assert "self_check" in checks
+    assert "flagged_by" not in checks
     never = ask(components, self_check=None)
     checks = never["checks"]
     assert isinstance(checks, dict)

@@ -19,7 +19,14 @@ import { renderCitations } from "./citations.js";
 import { renderFeedback } from "./feedback.js";
 import { createLibrary } from "./library.js";
 import { renderMarkdown } from "./markdown.js";
-import { assistantMessage, finishAssistant, setError, showTyping, userMessage } from "./messages.js";
+import {
+  assistantMessage,
+  finishAssistant,
+  groundingWarning,
+  setError,
+  showTyping,
+  userMessage,
+} from "./messages.js";
 import { createSSEParser, readEventStream } from "./sse.js";
 import { renderSupport } from "./support.js";
 
@@ -460,6 +467,7 @@ window.docchat = Object.freeze({
   renderMarkdown: renderMarkdown,
   renderCitations: renderCitations,
   renderSupport: renderSupport,
+  groundingWarning: groundingWarning,
   createSSEParser: createSSEParser,
 });
 

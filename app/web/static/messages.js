@@ -53,19 +53,44 @@ export function setError(msg, message) {
 
 // A note under an answer its sources do not support (checks.grounded false): a
 // warning when it is shown as written; when a passage of the docs replaced it, what
-// happened; none when a notice replaced it (the notice says it).
-function groundingWarning(checks) {
+// happened; none when a notice replaced it (the notice says it). It follows why the
+// answer was flagged: the passages' support, or only the model's own doubt
+// (checks.flagged_by "confidence" / "self_check"), where the passages may say it plainly.
+const UNSURE = ["confidence", "self_check"];
+
+function unsureOnly(checks) {
+  const why = Array.isArray(checks.flagged_by) ? checks.flagged_by : [];
+  return (
+    why.length > 0 &&
+    why.every(function (name) {
+      return UNSURE.indexOf(name) >= 0;
+    })
+  );
+}
+
+export function groundingWarning(checks) {
   if (!checks || typeof checks !== "object" || checks.grounded !== false) return null;
   if (checks.replaced_by === "notice") return null;
-  const score = Number(checks.grounding_score);
+  const unsure = unsureOnly(checks);
   const note = el("p", "grounding-warning");
   note.setAttribute("role", "note");
-  note.textContent =
-    checks.replaced_by === "passage"
-      ? "The model's own answer was not supported by the documentation, so the passage " +
-        "closest to your question is shown instead."
-      : "Check this answer: the documentation found does not clearly support it" +
-        (Number.isFinite(score) ? " (grounding " + score.toFixed(2) + ")." : ".");
+  if (checks.replaced_by === "passage") {
+    note.textContent = unsure
+      ? "The model was not sure of its own answer, so the passage closest to your " +
+        "question is shown instead."
+      : "The model's own answer was not supported by the documentation, so the passage " +
+        "closest to your question is shown instead.";
+  } else if (unsure) {
+    const sure = Number(checks.confidence);
+    note.textContent =
+      "Check this answer: the model was not sure of it" +
+      (Number.isFinite(sure) ? " (confidence " + sure.toFixed(2) + ")." : ".");
+  } else {
+    const score = Number(checks.grounding_score);
+    note.textContent =
+      "Check this answer: the documentation found does not clearly support it" +
+      (Number.isFinite(score) ? " (grounding " + score.toFixed(2) + ")." : ".");
+  }
   return note;
 }
 
