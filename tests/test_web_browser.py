@@ -422,7 +422,7 @@ def test_render_markdown_never_interprets_html(driver, live_server):
 
 
 PASSAGE = (
-    "Here is the passage that comes closest (docs/models.md) [1]:\n\n"
+    "Here is the passage that comes closest, from docs/models.md [1]:\n\n"
     "> ## Rolling back\n"
     ">\n"
     "> ```sh\n"
@@ -472,7 +472,7 @@ def test_a_quoted_passage_renders_its_code_table_and_marked_sentence(driver, liv
     assert wrapped.find_elements(By.TAG_NAME, "br") == []
     assert "long enough, and it goes on here." in wrapped.text
     # The citation mark in the lead-in, not on a line of its own under the quote.
-    assert "(docs/models.md) [1]:" in probe.text
+    assert "from docs/models.md [1]:" in probe.text
     assert "[1]" not in quote.text
     # An unpaired marker stays text rather than bolding the rest of the line.
     lone = driver.execute_script(
@@ -497,7 +497,7 @@ def test_the_note_under_a_flagged_answer_says_why_it_was_flagged(driver, live_se
         return driver.execute_script(note, checks)
 
     unsure = {"grounded": False, "replaced_by": "passage", "flagged_by": ["confidence"]}
-    assert said(unsure).startswith("The model was not sure of its own answer")
+    assert said(unsure) == "The model's own answer is not shown: it was not sure of it."
     assert "not supported" not in said(unsure)
     both = {**unsure, "flagged_by": ["confidence", "terms"]}
     assert "not supported by the documentation" in said(both)

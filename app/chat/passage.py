@@ -18,13 +18,13 @@ from app.store.vectors import Hit
 
 PASSAGE_INTRO = (
     "The documentation does not say this in so many words, so here is the passage that "
-    "comes closest, as written (the sentences closest to your question in bold)"
+    "comes closest, as written"
 )
 # Where only the model's own doubt flagged its answer (checks.unsure_only), the passage
 # may well say it plainly: the model's wording is what was not trusted.
 UNSURE_INTRO = (
     "The model was not sure of its own answer, so here is the passage closest to your "
-    "question instead, as written (the sentences closest to it in bold)"
+    "question instead, as written"
 )
 PASSAGE_INTROS = (PASSAGE_INTRO, UNSURE_INTRO)
 # A passage is cut near this length, at a paragraph or a sentence end where one is close.
@@ -123,7 +123,8 @@ def closest_passage(
     source = hit.metadata.get("source", "")
     intro = UNSURE_INTRO if unsure else PASSAGE_INTRO
     # The citation mark in the lead-in: after the quote it stood alone on a line.
-    return f"{intro} ({source}) [1]:\n\n{quoted}"
+    marked = " (the closest sentences in bold)" if "**" in text else ""
+    return f"{intro}, from {source} [1]{marked}:\n\n{quoted}"
 
 
 def readable(text: str) -> str:

@@ -24,7 +24,7 @@ def hit(text: str) -> Hit:
 
 def quoted_text(shown: str) -> str:
     """The passage itself: the quote's lines without their '> '."""
-    body = shown.split(" [1]:\n\n", 1)[1]
+    body = shown.split(":\n\n", 1)[1]
     return "\n".join(line.removeprefix(">").removeprefix(" ") for line in body.splitlines())
 
 
@@ -47,7 +47,9 @@ def test_a_passage_cut_mid_token_starts_where_a_reader_can(models: Models) -> No
     assert "Lineage" not in text
     marked = text.split("**")[1]
     assert "roll" in marked.lower()
-    assert shown.startswith(f"{PASSAGE_INTRO} (docs/models.md) [1]:\n\n> ")  # cited in the lead-in
+    assert shown.startswith(
+        f"{PASSAGE_INTRO}, from docs/models.md [1] (the closest sentences in bold):\n\n> "
+    )  # cited in the lead-in
 
 
 def test_a_passage_shown_for_the_models_doubt_says_so() -> None:
@@ -55,7 +57,7 @@ def test_a_passage_shown_for_the_models_doubt_says_so() -> None:
     so many words: the lead-in does not claim the documentation fails to say it."""
     chunk = "The API key goes in the X-API-Key header."
     doubted = closest_passage([hit(chunk)], unsure=True)
-    assert doubted.startswith(f"{UNSURE_INTRO} (docs/models.md) [1]:")
+    assert doubted.startswith(f"{UNSURE_INTRO}, from docs/models.md [1]:")
     assert "so many words" not in doubted
     assert quoted_text(doubted) == chunk
     assert closest_passage([hit(chunk)]).startswith(PASSAGE_INTRO)

@@ -149,7 +149,7 @@ def test_ungrounded_answer_gives_way_to_the_closest_passage(components: Componen
     assert "> " in body["answer"]
     assert "7421" in body["answer"]  # the guide's passage holds the port
     assert "grounding" in body["checks"]["flagged_by"]  # why: the support, not doubt
-    assert f"({body['citations'][0]['source']}) [1]:" in body["answer"]
+    assert f"from {body['citations'][0]['source']} [1]" in body["answer"]
     assert stored["messages"][1]["content"] == body["answer"]
 
 

@@ -76,8 +76,7 @@ export function groundingWarning(checks) {
   note.setAttribute("role", "note");
   if (checks.replaced_by === "passage") {
     note.textContent = unsure
-      ? "The model was not sure of its own answer, so the passage closest to your " +
-        "question is shown instead."
+      ? "The model's own answer is not shown: it was not sure of it."
       : "The model's own answer was not supported by the documentation, so the passage " +
         "closest to your question is shown instead.";
   } else if (unsure) {
