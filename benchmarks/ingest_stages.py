@@ -45,6 +45,7 @@ MODES = {
     "bf16": {"backend": "onnx", "overlap_stages": True, "precision": "bf16"},
     # The two levers apart, to see what each brings.
     "onnx-sequential": {"backend": "onnx", "overlap_stages": False},
+    "bf16-sequential": {"backend": "onnx", "overlap_stages": False, "precision": "bf16"},
     "torch-overlapped": {"backend": "torch", "overlap_stages": True},
 }
 

@@ -19,14 +19,20 @@ from __future__ import annotations
 
 import contextlib
 import queue
+import sys
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
 from ingest.index_writer import IndexEntry
 
 T = TypeVar("T")
+# While the stages overlap, Python hands its lock between threads every 0.5 ms instead
+# of 5: the embedder's thread takes it back after each tensor operation, and waiting up
+# to 5 ms each time behind the loading or writing thread cost it 4% of the run
+# (docs/performance.md, "Batches by tokens").
+SWITCH_INTERVAL_S = 0.0005
 # Files prepared ahead of the embedder, and embedded ahead of the writer: enough to
 # keep each stage busy through the others' slow files, few enough to hold in memory.
 QUEUE_FILES = 16
@@ -104,7 +110,7 @@ def run_overlapped(
     embed: Embed,
     finish: Finish,
     *,
-    batch_chunks: int = 128,
+    batch_chunks: int = 256,
 ) -> None:
     """The stages at the same time: prepare and embed in threads of their own, finish
     here, in the files' order. An error in any stage stops the others and is raised
@@ -146,21 +152,46 @@ def run_overlapped(
         threading.Thread(target=preparing, name="ingest-prepare", daemon=True),
         threading.Thread(target=embedding, name="ingest-embed", daemon=True),
     ]
-    for thread in threads:
-        thread.start()
-    try:
-        while True:
-            item = embedded.get()
-            if item is _DONE:
-                break
-            if isinstance(item, _Failure):
-                raise item.error
-            assert isinstance(item, FileStep)
-            finish(item)
-    finally:
-        stop.set()
+    with _short_switches():
         for thread in threads:
-            thread.join()
+            thread.start()
+        try:
+            while True:
+                item = embedded.get()
+                if item is _DONE:
+                    break
+                if isinstance(item, _Failure):
+                    raise item.error
+                assert isinstance(item, FileStep)
+                finish(item)
+        finally:
+            stop.set()
+            for thread in threads:
+                thread.join()
+
+
+_switches_lock = threading.Lock()
+_switches_held = 0
+_switches_before = 0.0
+
+
+@contextlib.contextmanager
+def _short_switches() -> Iterator[None]:
+    """sys.setswitchinterval(SWITCH_INTERVAL_S) while any overlapped run is on (a
+    server may run two), the process's own interval again after the last."""
+    global _switches_held, _switches_before
+    with _switches_lock:
+        if _switches_held == 0:
+            _switches_before = sys.getswitchinterval()
+            sys.setswitchinterval(min(SWITCH_INTERVAL_S, _switches_before))
+        _switches_held += 1
+    try:
+        yield
+    finally:
+        with _switches_lock:
+            _switches_held -= 1
+            if _switches_held == 0:
+                sys.setswitchinterval(_switches_before)
 
 
 def _gather(prepared: _Channel[FileStep], batch_chunks: int) -> tuple[list[FileStep], object]:

@@ -15,8 +15,9 @@ The backends that run the same sentence-transformers folder (setting embedding.b
   with the first int8 variant, on ONNX Runtime), and a new one is built with
   `int8-channel` on the CPU: docs/performance.md. `variant_for` picks, per collection.
 
-Every backend sorts a call's texts by length before batching, so a batch pads to
-texts of similar length (sentence-transformers does the same for torch).
+Every backend sorts a call's texts by their length in tokens before batching, so a
+batch pads to texts of similar length (app/llm/length_batches.py; sentence-transformers'
+own sort, by characters, left a quarter of a batch's tokens padding on real manuals).
 
 The fp32 variant (`torch`, `onnx`, `auto`'s fp32 collections) may run in bf16 instead
 (setting embedding.precision): PyTorch's autocast does the matrix products in bf16 and
@@ -42,6 +43,9 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
+from app.llm.length_batches import by_length, token_lengths
 from app.store.index_record import EmbeddingIdentity, EmbeddingMismatch, IndexRecord
 from common.files import write_atomically
 
@@ -296,15 +300,23 @@ class Embedder:
         autocast: Any = contextlib.nullcontext()
         if self._bf16:
             autocast = torch.autocast(torch.device(self._device).type, dtype=torch.bfloat16)
+        model = self._model
+        batches = [list(range(len(texts)))]
+        if len(texts) > self.batch_size:
+            lengths = token_lengths(model.tokenizer, texts, self.max_tokens)
+            batches = by_length(lengths, self.batch_size)
+        out = np.empty((len(texts), self.dimension), dtype=np.float32)
         with torch.inference_mode(), autocast:
-            out = self._model.encode(
-                texts,
-                batch_size=self.batch_size,
-                normalize_embeddings=True,
-                show_progress_bar=False,
-                convert_to_tensor=True,
-            )
-        return out.float().cpu().numpy()
+            for picked in batches:  # one call each: encode would re-sort by characters
+                vectors = model.encode(
+                    [texts[i] for i in picked],
+                    batch_size=len(picked),
+                    normalize_embeddings=True,
+                    show_progress_bar=False,
+                    convert_to_tensor=True,
+                )
+                out[picked] = vectors.float().cpu().numpy()
+        return out
 
     def count_tokens(self, texts: list[str]) -> list[int]:
         """Word pieces of each text, without the special tokens the model adds."""

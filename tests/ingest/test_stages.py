@@ -5,6 +5,7 @@ SQLite; the one stand-in (an embedder that fails on its third call) says why."""
 
 from __future__ import annotations
 
+import sys
 import threading
 from pathlib import Path
 
@@ -16,7 +17,7 @@ from app.llm.embedder import Embedder
 from app.store.index_record import IndexRecord
 from app.store.models import Document, IngestRun
 from ingest.pipeline import EmbeddingModel
-from ingest.stages import FileStep, run_overlapped, run_sequential
+from ingest.stages import SWITCH_INTERVAL_S, FileStep, run_overlapped, run_sequential
 from tests.conftest import Models, make_settings
 from tests.ingest.test_pipeline import run, stored_state
 
@@ -157,3 +158,32 @@ def test_an_error_in_the_preparing_thread_is_raised_in_the_caller() -> None:
     assert [s.source for s in done] == [str(i) for i in range(len(done))]
     assert len(done) <= 5
     assert not [t for t in threading.enumerate() if t.name.startswith("ingest-")]
+
+
+def test_threads_switch_often_while_stages_overlap_and_as_before_after() -> None:
+    """The embedder's thread waits less for the GIL during a run; the process's own
+    switch interval is back afterwards, also when the run fails, and a run inside
+    another (two syncs in one server) does not restore it early."""
+    before = sys.getswitchinterval()
+    seen: list[float] = []
+
+    def prepare(file: int) -> FileStep:
+        seen.append(sys.getswitchinterval())
+        if file == 3:
+            inner: list[FileStep] = []
+            run_overlapped(range(2), lambda f: FileStep(str(f), "new"), list, inner.append)
+            seen.append(sys.getswitchinterval())  # the inner run has ended
+        return FileStep(str(file), "new", 1, ["x"])
+
+    done: list[FileStep] = []
+    run_overlapped(range(5), prepare, lambda texts: [[1.0]] * len(texts), done.append)
+    assert seen
+    assert set(seen) == {SWITCH_INTERVAL_S}
+    assert sys.getswitchinterval() == before
+    with pytest.raises(ValueError, match="a bug"):
+        run_overlapped(range(3), _failing_prepare, lambda texts: [[1.0]], done.append)
+    assert sys.getswitchinterval() == before
+
+
+def _failing_prepare(file: int) -> FileStep:
+    raise ValueError("a bug")
