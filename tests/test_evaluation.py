@@ -11,7 +11,14 @@ import pytest
 
 from app.chat.events import AnswerChecks, Finished, Release, Usage
 from app.components import Components
-from app.evaluation.answers import AnswerResult, is_refusal, percentile, summarize
+from app.evaluation.answers import (
+    AnswerReport,
+    AnswerResult,
+    evaluate_answers,
+    is_refusal,
+    percentile,
+    summarize,
+)
 from app.evaluation.cases import QACase, contains_expected, read_cases
 from app.evaluation.labels import label_agreement, read_labels
 from app.evaluation.thresholds import regressions
@@ -198,3 +205,18 @@ def test_the_self_check_enters_the_agreement_where_a_floor_applies(
     assert above["labels_self_checked"] == at_zero["labels_self_checked"]
     assert above["labels_wrong_flagged"] == 1.0
     assert above["labels_right_flagged"] == 1.0
+
+
+def test_an_evaluation_of_a_labelled_set_reports_the_agreement(components: Components) -> None:
+    """`docchat eval answers` and the promotion gate on a set that carries labels: the
+    report takes every figure the agreement gives (it once ended in a TypeError after
+    all the answers, on labels_self_checked) and reads back from the registry."""
+    qa = EVAL / "git_manual_qa.jsonl"
+    cases = read_cases(qa)[:1]
+    report = asyncio.run(evaluate_answers(components.chat, cases, labels_of=qa))
+    assert report.questions == 1
+    assert report.labelled == 18
+    assert report.labels_wrong_flagged is not None
+    assert report.labels_self_checked == 0  # no floor for the tests' model
+    data = report.as_dict()
+    assert AnswerReport.from_dict(data).as_dict() == data

@@ -244,6 +244,7 @@ def print_answers(report: Any) -> None:
         say(
             f"grounding check on {report.labelled} hand-labelled answers: wrong flagged "
             f"{report.labels_wrong_flagged}  right flagged {report.labels_right_flagged}"
+            f"  (the model asked of {report.labels_self_checked})"
         )
     say(
         f"first token p50 {report.first_token_p50_s:.2f} s  p95 {report.first_token_p95_s:.2f} s"

@@ -79,6 +79,7 @@ class AnswerReport:
     labelled: int = 0
     labels_wrong_flagged: float | None = None
     labels_right_flagged: float | None = None
+    labels_self_checked: int = 0  # of those, the ones the model in service was asked about
     results: list[AnswerResult] = field(default_factory=list)
 
     def as_dict(self, *, with_results: bool = True) -> dict[str, Any]:
