@@ -45,7 +45,7 @@ from typing import Any
 
 import numpy as np
 
-from app.llm.length_batches import by_length, token_lengths
+from app.llm.length_batches import batches
 from app.store.index_record import EmbeddingIdentity, EmbeddingMismatch, IndexRecord
 from common.files import write_atomically
 
@@ -301,13 +301,10 @@ class Embedder:
         if self._bf16:
             autocast = torch.autocast(torch.device(self._device).type, dtype=torch.bfloat16)
         model = self._model
-        batches = [list(range(len(texts)))]
-        if len(texts) > self.batch_size:
-            lengths = token_lengths(model.tokenizer, texts, self.max_tokens)
-            batches = by_length(lengths, self.batch_size)
         out = np.empty((len(texts), self.dimension), dtype=np.float32)
+        picks = batches(model.tokenizer, texts, self.max_tokens, self.batch_size)
         with torch.inference_mode(), autocast:
-            for picked in batches:  # one call each: encode would re-sort by characters
+            for picked in picks:  # a call each: encode would sort them again, by characters
                 vectors = model.encode(
                     [texts[i] for i in picked],
                     batch_size=len(picked),

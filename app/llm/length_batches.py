@@ -22,6 +22,14 @@ def token_lengths(tokenizer: Any, texts: Sequence[str], max_length: int) -> list
     return [len(ids) for ids in encoded]
 
 
+def batches(tokenizer: Any, texts: Sequence[str], max_length: int, size: int) -> list[list[int]]:
+    """The texts' indices in batches of `size` by their length in tokens; one batch,
+    uncounted, when they fit in one (a question, a few sentences)."""
+    if len(texts) <= size:
+        return [list(range(len(texts)))]
+    return by_length(token_lengths(tokenizer, texts, max_length), size)
+
+
 def by_length(lengths: Sequence[int], batch_size: int) -> list[list[int]]:
     """The texts' indices in batches of `batch_size`, longest first."""
     order = sorted(range(len(lengths)), key=lambda i: -lengths[i])

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from app.llm.hardware import default_threads
-from app.llm.length_batches import by_length, token_lengths
+from app.llm.length_batches import batches
 
 log = logging.getLogger(__name__)
 OPSET = 17
@@ -173,12 +173,8 @@ class OnnxEncoder:
 
     def encode(self, texts: list[str], batch_size: int) -> np.ndarray:
         """Unit vectors for `texts`, in order; batches of texts of similar length."""
-        batches = [list(range(len(texts)))]
-        if len(texts) > batch_size:
-            lengths = token_lengths(self.tokenizer, texts, self.max_length)
-            batches = by_length(lengths, batch_size)
         out: np.ndarray | None = None
-        for picked in batches:
+        for picked in batches(self.tokenizer, texts, self.max_length, batch_size):
             vectors = self._batch([texts[i] for i in picked])
             if out is None:
                 out = np.empty((len(texts), vectors.shape[1]), dtype=np.float32)
