@@ -1,6 +1,7 @@
 """The document index: each file's SQL rows (document and chunks) and its Chroma vectors.
 
-Crash safety comes from the order of writes. For each file: (1) its SQL row is marked
+Crash safety comes from the order of writes. For each file (or for a few files at
+once, each step for all of them: write_many): (1) its SQL row is marked
 "pending" with the new hash, (2) the new chunks are upserted under ids derived from
 their content, (3) the file's chunks of any other hash are deleted from the vectors,
 (4) the SQL chunks are replaced and the row marked "indexed", in one transaction.
@@ -81,57 +82,77 @@ class IndexWriter:
 
     def write(self, entry: IndexEntry) -> None:
         """Replace whatever the index holds of the file with this version (steps 1 to 4)."""
+        self.write_many([entry])
+
+    def write_many(self, entries: list[IndexEntry]) -> None:
+        """`write` for several files at once, each step for all of them in one
+        transaction or call: a call to Chroma costs ~20 ms whatever it holds, so files of
+        a few chunks each wrote at a third of the speed of a call of a hundred chunks.
+        Killed in between, every file is where `write` killed at that step leaves it."""
+        if not entries:
+            return
         vectors = self._vectors()
+        doc_ids: list[str] = []
         with self.db.session() as session:
-            row = session.scalars(
-                select(Document).where(
-                    Document.collection == self.collection, Document.path == entry.path
-                )
-            ).one_or_none()
-            if row is None:
-                row = Document(collection=self.collection, path=entry.path)
-                session.add(row)
-            row.source, row.title = entry.source, entry.title[:512]
-            row.content_hash, row.status = entry.content_hash, "pending"
-            session.flush()
-            doc_id = row.id
-        ids = [chunk_id(self.collection, entry.path, d) for d in entry.chunks]
-        metadatas = [
-            {
-                "path": entry.path,
-                "source": entry.source,
-                "title": entry.title,
-                "section": d.section,
-                "document_id": doc_id,
-                "ord": d.ord,
-                "doc_hash": entry.content_hash,
-                "n_tokens": d.n_tokens,
-            }
-            for d in entry.chunks
-        ]
-        texts = [d.text for d in entry.chunks]
-        vectors.upsert(self.collection, ids, entry.embeddings, texts, metadatas)
-        vectors.delete(
-            self.collection,
-            {"$and": [{"path": entry.path}, {"doc_hash": {"$ne": entry.content_hash}}]},
-        )
-        with self.db.session() as session:
-            session.execute(delete(Chunk).where(Chunk.document_id == doc_id))
-            session.add_all(
-                Chunk(
-                    id=id_,
-                    document_id=doc_id,
-                    ord=d.ord,
-                    section=d.section[:512],
-                    text=d.text,
-                    content_hash=d.content_hash,
-                    n_tokens=d.n_tokens,
-                )
-                for id_, d in zip(ids, entry.chunks, strict=True)
+            for entry in entries:
+                row = session.scalars(
+                    select(Document).where(
+                        Document.collection == self.collection, Document.path == entry.path
+                    )
+                ).one_or_none()
+                if row is None:
+                    row = Document(collection=self.collection, path=entry.path)
+                    session.add(row)
+                row.source, row.title = entry.source, entry.title[:512]
+                row.content_hash, row.status = entry.content_hash, "pending"
+                session.flush()
+                doc_ids.append(row.id)
+        ids: list[list[str]] = []  # each file's
+        embeddings: list[list[float]] = []
+        texts: list[str] = []
+        metadatas: list[dict[str, object]] = []
+        for entry, doc_id in zip(entries, doc_ids, strict=True):
+            ids.append([chunk_id(self.collection, entry.path, d) for d in entry.chunks])
+            embeddings += entry.embeddings
+            texts += [d.text for d in entry.chunks]
+            metadatas += [
+                {
+                    "path": entry.path,
+                    "source": entry.source,
+                    "title": entry.title,
+                    "section": d.section,
+                    "document_id": doc_id,
+                    "ord": d.ord,
+                    "doc_hash": entry.content_hash,
+                    "n_tokens": d.n_tokens,
+                }
+                for d in entry.chunks
+            ]
+        flat = [id_ for file_ids in ids for id_ in file_ids]
+        vectors.upsert(self.collection, flat, embeddings, texts, metadatas)
+        for entry in entries:
+            vectors.delete(
+                self.collection,
+                {"$and": [{"path": entry.path}, {"doc_hash": {"$ne": entry.content_hash}}]},
             )
-            row = session.get_one(Document, doc_id)
-            row.status, row.n_chunks = "indexed", len(entry.chunks)
-            row.text_hash, row.signature = entry.fingerprints
+        with self.db.session() as session:
+            for entry, doc_id, chunk_ids in zip(entries, doc_ids, ids, strict=True):
+                session.execute(delete(Chunk).where(Chunk.document_id == doc_id))
+                session.add_all(
+                    Chunk(
+                        id=id_,
+                        document_id=doc_id,
+                        ord=d.ord,
+                        section=d.section[:512],
+                        text=d.text,
+                        content_hash=d.content_hash,
+                        n_tokens=d.n_tokens,
+                    )
+                    for id_, d in zip(chunk_ids, entry.chunks, strict=True)
+                )
+                row = session.get_one(Document, doc_id)
+                row.status, row.n_chunks = "indexed", len(entry.chunks)
+                row.text_hash, row.signature = entry.fingerprints
 
     def fill_in_fingerprints(
         self, doc: StoredDocument, fingerprints: tuple[str, list[int]]

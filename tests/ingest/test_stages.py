@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import sys
 import threading
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import select
@@ -16,6 +18,8 @@ from app.components import open_database
 from app.llm.embedder import Embedder
 from app.store.index_record import IndexRecord
 from app.store.models import Document, IngestRun
+from app.store.vectors import VectorStore
+from ingest import pipeline
 from ingest.pipeline import EmbeddingModel
 from ingest.stages import SWITCH_INTERVAL_S, FileStep, run_overlapped, run_sequential
 from tests.conftest import Models, make_settings
@@ -187,3 +191,31 @@ def test_threads_switch_often_while_stages_overlap_and_as_before_after() -> None
 
 def _failing_prepare(file: int) -> FileStep:
     raise ValueError("a bug")
+
+
+def test_files_are_written_a_few_at_a_time_to_the_same_stores(
+    tmp_path: Path, models: Models, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """New files go to Chroma in calls of up to WRITE_CHUNKS chunks, not one call per
+    file: the stores end as with one file a call (WRITE_CHUNKS=1), and the calls are
+    fewer. (The upsert is the real one, counted on its way.)"""
+    docs = folder_with_bad_files(tmp_path)
+    calls: list[int] = []
+    upsert = VectorStore.upsert
+
+    def counted(self: VectorStore, collection: str, ids: Sequence[str], *a: Any, **k: Any) -> None:
+        calls.append(len(ids))
+        upsert(self, collection, ids, *a, **k)
+
+    monkeypatch.setattr(VectorStore, "upsert", counted)
+    batched = make_settings(tmp_path / "batched")
+    summary = run(batched, models, docs)
+    assert summary.new == 28
+    assert len(calls) < 28 / 4  # 4 chunks a page: a call holds many pages
+    assert sum(calls) == summary.chunks_written
+    monkeypatch.setattr(pipeline, "WRITE_CHUNKS", 1)
+    calls.clear()
+    single = make_settings(tmp_path / "single")
+    run(single, models, docs)
+    assert len(calls) == 28
+    assert stored_state(batched) == stored_state(single)
