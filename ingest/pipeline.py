@@ -99,12 +99,6 @@ def _seen_documents(stored: dict[str, StoredDocument], gone: set[str]) -> SeenDo
     return seen
 
 
-# Chunks of new file versions written to the stores in one go: Chroma's cost per call
-# (~20 ms) made files of a few chunks each write at a third of the speed of a hundred
-# chunks a call; the files of one write are redone together by a run killed during it.
-WRITE_CHUNKS = 256
-
-
 class Ingestor:
     """Runs ingests of folders into one collection of the stores."""
 
@@ -122,6 +116,7 @@ class Ingestor:
         mass_change_min_documents: int = 1,
         limits: ExtractLimits | None = None,
         overlap_stages: bool = True,
+        write_chunks: int = 256,
     ) -> None:
         self.db = db
         self.vectors = vectors
@@ -136,6 +131,7 @@ class Ingestor:
         self.mass_change_min_documents = mass_change_min_documents
         self.limits = limits or ExtractLimits()
         self.overlap_stages = overlap_stages  # see ingest/stages.py
+        self.write_chunks = write_chunks  # new file versions written in one go
 
     @classmethod
     def configured(
@@ -168,6 +164,7 @@ class Ingestor:
                 ocr_page_timeout_s=settings.ocr_page_timeout_s,
             ),
             overlap_stages=settings.overlap_stages,
+            write_chunks=settings.write_chunks,
         )
 
     def run(
@@ -312,7 +309,7 @@ class Ingestor:
         def finish(step: FileStep) -> None:
             if step.entry is not None and step.write is None:
                 waiting.append(step)
-                if sum(s.chunks for s in waiting) >= WRITE_CHUNKS:
+                if sum(s.chunks for s in waiting) >= self.write_chunks:
                     flush()
                 return
             flush()

@@ -27,8 +27,16 @@ class IngestSettings(BaseModel):
         True,
         description="Run loading and chunking, embedding, and storing at the same time, "
         "in threads joined by short queues, so the slowest stage (embedding) sets the pace; "
-        "files are still written one at a time in folder order, as a sequential run writes "
-        "them. false: one file at a time through every stage (the path before 2026-12).",
+        "files are still written in folder order, as a sequential run writes them. false: "
+        "one file at a time through every stage (the path before 2026-12).",
+    )
+    write_chunks: int = Field(
+        256,
+        ge=1,
+        description="Chunks of new file versions written to the stores in one go (each "
+        "step of the kill-safe order for a few files at once): a call to Chroma costs "
+        "~20 ms whatever it holds. A run killed during a write redoes its files. 1: one "
+        "file at a time.",
     )
     max_file_mb: float = Field(50.0, gt=0, description="Files larger than this are refused.")
     max_file_chars: int = Field(

@@ -19,7 +19,6 @@ from app.llm.embedder import Embedder
 from app.store.index_record import IndexRecord
 from app.store.models import Document, IngestRun
 from app.store.vectors import VectorStore
-from ingest import pipeline
 from ingest.pipeline import EmbeddingModel
 from ingest.stages import SWITCH_INTERVAL_S, FileStep, run_overlapped, run_sequential
 from tests.conftest import Models, make_settings
@@ -196,8 +195,8 @@ def _failing_prepare(file: int) -> FileStep:
 def test_files_are_written_a_few_at_a_time_to_the_same_stores(
     tmp_path: Path, models: Models, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """New files go to Chroma in calls of up to WRITE_CHUNKS chunks, not one call per
-    file: the stores end as with one file a call (WRITE_CHUNKS=1), and the calls are
+    """New files go to Chroma in calls of up to ingest.write_chunks chunks, not one call
+    per file: the stores end as with one file a call (write_chunks=1), and the calls are
     fewer. (The upsert is the real one, counted on its way.)"""
     docs = folder_with_bad_files(tmp_path)
     calls: list[int] = []
@@ -213,9 +212,8 @@ def test_files_are_written_a_few_at_a_time_to_the_same_stores(
     assert summary.new == 28
     assert len(calls) < 28 / 4  # 4 chunks a page: a call holds many pages
     assert sum(calls) == summary.chunks_written
-    monkeypatch.setattr(pipeline, "WRITE_CHUNKS", 1)
     calls.clear()
-    single = make_settings(tmp_path / "single")
+    single = make_settings(tmp_path / "single", ingest={"write_chunks": 1})
     run(single, models, docs)
     assert len(calls) == 28
     assert stored_state(batched) == stored_state(single)

@@ -147,6 +147,9 @@ def test_killed_sync_is_taken_over_and_converges(tmp_path: Path, models: Models)
             "DOCCHAT_SECRETS_DIR": str(tmp_path / "none"),
             "DOCCHAT_EMBEDDING__BACKEND": "torch",
             "DOCCHAT_SOURCES__LEASE_S": "10",
+            # Writes of a few files (the default's 256 chunks hold all 40 pages): the
+            # kill lands between writes or inside one, as on a real manual.
+            "DOCCHAT_INGEST__WRITE_CHUNKS": "20",
             "DOCCHAT_SOURCES__CREDENTIALS": json.dumps({"repo": "tok"}),
         }
         process = subprocess.Popen(
