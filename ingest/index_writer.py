@@ -80,15 +80,12 @@ class IndexWriter:
             ).all()
         return {row.path: StoredDocument(*row) for row in rows}
 
-    def write(self, entry: IndexEntry) -> None:
-        """Replace whatever the index holds of the file with this version (steps 1 to 4)."""
-        self.write_many([entry])
-
     def write_many(self, entries: list[IndexEntry]) -> None:
-        """`write` for several files at once, each step for all of them in one
-        transaction or call: a call to Chroma costs ~20 ms whatever it holds, so files of
-        a few chunks each wrote at a third of the speed of a call of a hundred chunks.
-        Killed in between, every file is where `write` killed at that step leaves it."""
+        """Replace whatever the index holds of each file with its new version (steps 1
+        to 4), each step for all of them in one transaction or call: a call to Chroma
+        costs ~20 ms whatever it holds, so files of a few chunks each written one at a
+        time went at a third of the speed of a hundred chunks a call. Killed in between,
+        every file is where a write of it alone killed at that step would leave it."""
         if not entries:
             return
         vectors = self._vectors()

@@ -283,8 +283,9 @@ class Ingestor:
             state.summary.timed("embed", began)
             return embeddings
 
-        # New versions of files are written a few at a time (IndexWriter.write_many),
-        # in the files' order; anything else written flushes them first.
+        # New versions of files are written a few at a time (IndexWriter.write_many), in
+        # the files' order: other writes go after the files waiting before them, and a
+        # file is reported done once everything before it is written.
         waiting: list[FileStep] = []
 
         def done(step: FileStep) -> None:
@@ -297,30 +298,26 @@ class Ingestor:
         def flush() -> None:
             batch = waiting[:]
             waiting.clear()  # a write that fails is not tried again by the run's end
-            if not batch:
-                return
-            began = time.perf_counter()
             entries = [replace(s.entry, embeddings=s.embeddings) for s in batch if s.entry]
-            state.index.write_many(entries)
-            state.summary.timed("store", began)
+            if entries:
+                began = time.perf_counter()
+                state.index.write_many(entries)
+                state.summary.timed("store", began)
             for step in batch:
                 done(step)
 
         def finish(step: FileStep) -> None:
-            if step.entry is not None and step.write is None:
-                waiting.append(step)
-                if sum(s.chunks for s in waiting) >= self.write_chunks:
-                    flush()
-                return
-            flush()
-            if step.write is not None or step.entry is not None:
+            if step.write is not None:
+                flush()
                 began = time.perf_counter()
-                if step.write is not None:
-                    step.write()
-                if step.entry is not None:
-                    state.index.write(replace(step.entry, embeddings=step.embeddings))
+                step.write()
                 state.summary.timed("store", began)
-            done(step)
+            if step.entry is None and not waiting:
+                done(step)
+                return
+            waiting.append(step)
+            if sum(s.chunks for s in waiting) >= self.write_chunks:
+                flush()
 
         run = run_overlapped if self.overlap_stages else run_sequential
         try:

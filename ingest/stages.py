@@ -9,8 +9,8 @@ stage (embedding). Consecutive files are embedded in one call (up to `batch_chun
 chunks), so batches of similar length fill up across small files.
 
 What the overlap must not change, and why it does not: every write happens in the
-calling thread, in the order of the files, one file at a time, through the same
-IndexWriter as before; so a run killed at any point leaves what a sequential run
+calling thread, in the order of the files, through the same IndexWriter as a
+sequential run's; so a run killed at any point leaves what a sequential run
 killed after its last write would have left (files prepared or embedded but not yet
 written are simply done again next time). Nothing is written by the other threads.
 """
