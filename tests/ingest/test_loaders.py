@@ -459,6 +459,36 @@ def test_common_checks(data: bytes, name: str, reason: str) -> None:
         load_bytes(data, name)
 
 
+def test_html_text_around_removed_elements_stays_in_place() -> None:
+    # lxml keeps the text after an element as that element's tail: removing a hidden span
+    # or a script must leave it where it was, also after a comment and after a run of
+    # removed elements (joined once: a page may hold thousands of them in a row).
+    page = (
+        "<body><p>one <span hidden>HIDDEN</span>two<!-- note --> three"
+        "<script>SCRIPT</script><span style='display:none'>HIDDEN</span> four</p>"
+        "<div><nav>NAV</nav>Lead text.<p>Para.</p>Tail text.</div>"
+        "<p>" + "<span hidden>X</span>y" * 3000 + "</p></body>"
+    )
+    doc = load_bytes(page.encode(), "removed.html")
+    assert doc.sections[0].paragraphs == [
+        "one two three four",
+        "Lead text.",
+        "Para.",
+        "Tail text.",
+        "y" * 3000,
+    ]
+
+
+def test_html_nested_deeper_than_the_parsers_default_limit() -> None:
+    # libxml2 drops a page nested over 255 levels unless told otherwise; the loader
+    # reads it whole, as a browser does, up to the depth its tree walk can follow.
+    page = (
+        "<div>" * 600 + "<p>Text at the bottom.</p>" + "</div>" * 600 + "<p>After the nesting.</p>"
+    )
+    doc = load_bytes(page.encode(), "deep.html")
+    assert doc.sections[0].paragraphs == ["Text at the bottom.", "After the nesting."]
+
+
 def test_absurd_nesting_is_a_load_error() -> None:
     page = "<div>" * 5000 + "<p>Text at the bottom of the nesting.</p>" + "</div>" * 5000
     with pytest.raises(LoadError, match=r"^too deeply nested to read"):
