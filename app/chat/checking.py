@@ -34,7 +34,7 @@ async def check_answer(
     is found and the model's confidence (from `logprobs`, the answer's tokens') reaches
     `floor`; with_support, each sentence's support."""
     with telemetry.stage("check") as span:
-        score, _detail = await asyncio.to_thread(grounding_score, text, hits, embed)
+        score, _detail = await asyncio.to_thread(grounding_score, text, hits, embed, question)
         span.set_attribute("docchat.grounding_score", score)
     telemetry.metrics.grounding_score.observe(score)
     unsupported = None

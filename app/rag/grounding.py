@@ -112,13 +112,24 @@ def content_words(text: str) -> set[str]:
     return {w.strip(".:").lower() for w in _WORD.findall(text)} - _STOP - {""}
 
 
+def asks_back(sentence: str, question_words: set[str]) -> bool:
+    """Whether an answer sentence only asks the user's question back: a question made of
+    the question's own words. The passages found for the question resemble it, so such a
+    sentence would score as supported although it says nothing (the default model once
+    answered "When is docchat 2.0 coming out...?" with the question itself, grounded at
+    1.0). A statement in the question's words ("docchat can run on a GPU.") is an answer."""
+    return sentence.rstrip().endswith("?") and content_words(sentence) <= question_words
+
+
 def grounding_score(
-    answer: str, hits: Sequence[Hit], embed: Embed
+    answer: str, hits: Sequence[Hit], embed: Embed, question: str | None = None
 ) -> tuple[float, list[dict[str, object]]]:
-    """Share of the answer (by words) in supported sentences, and the per-sentence detail."""
+    """Share of the answer (by words) in supported sentences, and the per-sentence detail.
+    With the `question`, a sentence that only asks it back counts as unsupported."""
     parts = [s for s in sentences(answer) if content_words(s)]
     if not parts or not hits:
         return 0.0, []
+    question_words = content_words(question) if question is not None else None
     source_words = set().union(*(content_words(h.text) for h in hits))
     chunk_vectors = np.array([h.embedding for h in hits if h.embedding is not None])
     if len(chunk_vectors) != len(hits):
@@ -131,6 +142,8 @@ def grounding_score(
         words = content_words(text)
         lexical = len(words & source_words) / len(words)
         support = 0.5 * float(semantic) + 0.5 * lexical
+        if question_words is not None and asks_back(text, question_words):
+            support = 0.0
         weight = float(len(words))
         total_weight += weight
         if support >= SUPPORTED:

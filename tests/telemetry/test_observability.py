@@ -118,6 +118,24 @@ def test_grounding_score_separates_supported_from_invented(components: Component
     assert invented <= 0.1
 
 
+def test_an_answer_that_asks_the_question_back_is_not_supported(
+    components: Components,
+) -> None:
+    hits = components.vectors.query(
+        components.settings.vectors.collection, components.embedder.embed([QUESTION])[0], 3
+    )
+    embed = components.embedder.embed
+    # The passages found for a question resemble it: asked back, it would pass as supported.
+    assert grounding_score(QUESTION, hits, embed)[0] >= 0.9
+    assert grounding_score(QUESTION, hits, embed, QUESTION)[0] == 0.0
+    # Within an answer only that sentence counts as unsupported; a statement in the
+    # question's own words is an answer.
+    answer = "What port does the widget server listen on? It listens on port 7421 by default."
+    assert 0.0 < grounding_score(answer, hits, embed, QUESTION)[0] < 1.0
+    statement = "The widget server listens on port 7421 by default."
+    assert grounding_score(statement, hits, embed, QUESTION)[0] >= 0.9
+
+
 def test_ungrounded_answer_is_replaced_when_asked(components: Components) -> None:
     """With the threshold above any score, every answer is ungrounded: the policy shows.
     (model_copy does not validate, so the threshold may exceed the settings' bound.)"""
