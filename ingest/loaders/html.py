@@ -4,7 +4,7 @@ The page is parsed by libxml2's HTML parser (lxml) and walked as an element tree
 inside an element is its `.text` and the text after it, up to its next sibling, its
 `.tail`. Until 2026-12 the loader built a BeautifulSoup tree from the same parser's
 events and found noise with CSS selectors; walking lxml's own tree gives the same
-documents, equal on 11,000 real pages, 6-7 times as fast (docs/performance.md, "HTML
+documents, equal on 18,670 real pages, 6-7 times as fast (docs/performance.md, "HTML
 pages in C"): a large HTML manual spent a tenth of its ingest here.
 """
 
