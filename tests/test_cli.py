@@ -4,11 +4,17 @@ from __future__ import annotations
 
 import json
 import os
+import pty
 import re
+import select
 import shutil
 import subprocess
+import sys
+import time
 from pathlib import Path
 
+from app.chat.passage import PASSAGE_INTROS
+from app.cli.ask import WITHDRAWN
 from app.components import Components
 from app.evaluation.cases import contains_expected, read_cases
 from app.settings import Settings
@@ -28,6 +34,31 @@ def docchat(
         **env,
     }
     return run_docchat(*args, env=env, timeout=timeout)
+
+
+def run_in_terminal(command: list[str], env: dict[str, str], timeout: float = 300) -> str:
+    """A command's output written to a pseudo-terminal (so it sees a terminal), as text."""
+    reader, writer = pty.openpty()
+    process = subprocess.Popen(command, stdout=writer, stderr=subprocess.DEVNULL, env=env)
+    os.close(writer)
+    output = b""
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            if not select.select([reader], [], [], 1)[0]:
+                continue
+            try:
+                data = os.read(reader, 65536)
+            except OSError:  # EIO: the process closed the terminal
+                break
+            if not data:
+                break
+            output += data
+    finally:
+        os.close(reader)
+        process.kill()
+        process.wait()
+    return output.decode(errors="replace").replace("\r\n", "\n")
 
 
 def test_ingest_reports_partial_run(tmp_path: Path) -> None:
@@ -132,6 +163,38 @@ def test_ask_answers_with_sources(components: Components) -> None:
     assert "/var/log/widget/server.log" in result.stdout
     assert "Sources" in result.stdout
     assert "corpus/manual.pdf — Page 2" in result.stdout
+
+
+def test_ask_never_leaves_a_withdrawn_answer_unmarked(components: Components) -> None:
+    # A confidence floor of 1 withdraws every answer the model writes (no answer is sure
+    # of every token; the tiny test model's may fail its grounding too): its closest
+    # passage is given instead, with a lead-in that says why.
+    unsure = {
+        "DOCCHAT_RAG__MIN_CONFIDENCE": "1",
+        "DOCCHAT_RAG__SELF_CHECK": "",
+        "DOCCHAT_RAG__UNGROUNDED_ACTION": "passages",  # the product's default
+    }
+    question = "Where are the server logs written?"
+    data = components.settings.data_dir
+    piped = docchat("ask", question, data_dir=data, **unsure)
+    assert piped.returncode == 0, piped.stderr
+    # Piped, only what is finally given: the withdrawn text is not written at all.
+    assert piped.stdout.startswith(PASSAGE_INTROS)
+    assert WITHDRAWN not in piped.stdout
+    # On a terminal the answer streams as written, so the withdrawn text is marked above
+    # what replaces it.
+    env = {
+        **os.environ,
+        "DOCCHAT_DATA_DIR": str(data),
+        "DOCCHAT_SECRETS_DIR": str(data / "no-secrets"),
+        "DOCCHAT_LLM__TEMPERATURE": "0",
+        "DOCCHAT_LLM__MAX_TOKENS": "64",
+        **unsure,
+    }
+    tty = run_in_terminal([sys.executable, "-m", "app.cli", "ask", question], env)
+    streamed, _, given = tty.partition(WITHDRAWN)
+    assert streamed.strip()  # the answer as it streamed
+    assert given.strip().startswith(PASSAGE_INTROS)
 
 
 def test_feedback_list_shows_what_to_fix(tmp_path: Path) -> None:

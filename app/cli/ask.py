@@ -10,6 +10,9 @@ import typer
 
 from app.cli.common import console, fail, load, say
 
+# Written between a streamed answer that the checks withdrew and what is given instead.
+WITHDRAWN = "[Withdrawn: the text above did not pass docchat's checks. Instead:]"
+
 
 def ask(
     question: Annotated[str, typer.Argument(help="The question.")],
@@ -34,14 +37,22 @@ def ask(
     from app.chat.question import Question
     from common.errors import DocchatError
 
+    # On a terminal the answer streams as it is written; when the checks then withdraw
+    # it, it stays on the screen, so it is marked withdrawn above what replaces it.
+    # Anywhere else (a pipe, a script) only the answer as finally given is written,
+    # as the API's non-streaming reply gives it.
+    streaming = sys.stdout.isatty()
+
     async def run() -> list[dict[str, Any]]:
         answer = await components.chat.open(Question(question, store=False, collection=collection))
         async for event in answer.events():
-            if isinstance(event, Token):
+            if isinstance(event, Token) and streaming:
                 sys.stdout.write(event.text)
                 sys.stdout.flush()
+            elif isinstance(event, Finished) and not streaming:
+                sys.stdout.write(event.text)
             elif isinstance(event, Finished) and event.notice:
-                sys.stdout.write("\n\n" + event.notice)
+                sys.stdout.write("\n\n" + WITHDRAWN + "\n\n" + event.notice)
             elif isinstance(event, Failed):
                 raise event.error
         sys.stdout.write("\n")
