@@ -21,10 +21,9 @@ from app.settings import Settings
 from tests.conftest import CORPUS, FIXTURES, run_docchat
 
 
-def docchat(
-    *args: str, data_dir: Path, timeout: float = 300, **env: str
-) -> subprocess.CompletedProcess[str]:
-    env = {
+def cli_env(data_dir: Path, **env: str) -> dict[str, str]:
+    """The environment of a `docchat` process on `data_dir`: greedy, short answers."""
+    return {
         **os.environ,
         "DOCCHAT_DATA_DIR": str(data_dir),
         "DOCCHAT_SECRETS_DIR": str(data_dir / "no-secrets"),
@@ -33,7 +32,12 @@ def docchat(
         "COLUMNS": "200",
         **env,
     }
-    return run_docchat(*args, env=env, timeout=timeout)
+
+
+def docchat(
+    *args: str, data_dir: Path, timeout: float = 300, **env: str
+) -> subprocess.CompletedProcess[str]:
+    return run_docchat(*args, env=cli_env(data_dir, **env), timeout=timeout)
 
 
 def run_in_terminal(command: list[str], env: dict[str, str], timeout: float = 300) -> str:
@@ -183,15 +187,8 @@ def test_ask_never_leaves_a_withdrawn_answer_unmarked(components: Components) ->
     assert WITHDRAWN not in piped.stdout
     # On a terminal the answer streams as written, so the withdrawn text is marked above
     # what replaces it.
-    env = {
-        **os.environ,
-        "DOCCHAT_DATA_DIR": str(data),
-        "DOCCHAT_SECRETS_DIR": str(data / "no-secrets"),
-        "DOCCHAT_LLM__TEMPERATURE": "0",
-        "DOCCHAT_LLM__MAX_TOKENS": "64",
-        **unsure,
-    }
-    tty = run_in_terminal([sys.executable, "-m", "app.cli", "ask", question], env)
+    command = [sys.executable, "-m", "app.cli", "ask", question]
+    tty = run_in_terminal(command, cli_env(data, **unsure))
     streamed, _, given = tty.partition(WITHDRAWN)
     assert streamed.strip()  # the answer as it streamed
     assert given.strip().startswith(PASSAGE_INTROS)
