@@ -61,7 +61,7 @@ class ChatAnswer(BaseModel):
     release: ReleaseOut
     finish_reason: str = Field(
         description="How the model's text ended: stop (complete), length (cut at "
-        "llm.max_tokens), repetition (stopped in a loop, llm.stop_repeats) or "
+        "llm.answer_tokens), repetition (stopped in a loop, llm.stop_repeats) or "
         "content_filter (withheld). With checks.replaced_by, a notice or passage was "
         "shown in its place."
     )

@@ -40,7 +40,7 @@ class MessageOut(BaseModel):
     finish_reason: str | None = Field(
         None,
         description="Why the model stopped writing an answer: stop, length (it reached "
-        "llm.max_tokens), repetition (stopped in a loop) or content_filter; null for a "
+        "its length limit), repetition (stopped in a loop) or content_filter; null for a "
         "question, an answer that never finished, or one stored before docchat kept it.",
     )
     created_at: str

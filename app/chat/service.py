@@ -128,7 +128,7 @@ class ChatService:
         hits = await self.retriever.context(text)
         if not hits:
             return None
-        budget = self.llm.max_tokens
+        budget = min(self.llm.answer_tokens, self.llm.max_tokens)
         fitted = await asyncio.to_thread(
             fit_prompt, self.engine, self.system, text, hits, [], "", budget
         )
@@ -150,7 +150,8 @@ class ChatService:
         if earlier is not None:
             history, previous = earlier.history, earlier.previous
         retriever = self.retriever_for(collection)
-        budget = min(question.max_tokens or self.llm.max_tokens, self.llm.max_tokens)
+        # A request's own limit may reach the ceiling; without one, the shorter default.
+        budget = min(question.max_tokens or self.llm.answer_tokens, self.llm.max_tokens)
         # One engine for the whole answer, even if the model in service is swapped.
         engine = self.engine.pin()
         ticket: Ticket | None = None

@@ -112,7 +112,21 @@ class LLMSettings(BaseModel):
         description="Layers offloaded to the GPU (-1: all). Needs a CUDA/Metal build of "
         "llama-cpp-python; 0 keeps inference on the CPU.",
     )
-    max_tokens: int = Field(384, ge=1, description="Most tokens one answer may have.")
+    max_tokens: int = Field(
+        384,
+        ge=1,
+        description="Most tokens one answer may have, whatever its request asks for (an "
+        "API call's max_tokens is cut to it).",
+    )
+    answer_tokens: int = Field(
+        192,
+        ge=1,
+        description="Tokens an answer may have when its request sets no limit: the chat "
+        "page, docchat ask, evaluations and API calls without max_tokens (a request may "
+        "ask for more, up to max_tokens). 192 brings the longest answers near 8 s on 2 "
+        "cores; against 384 on every question set it moved one verdict in 194 answers "
+        "and no expected phrase (docs/performance.md, 'A shorter default answer').",
+    )
     temperature: float = Field(
         0.2, ge=0.0, le=2.0, description="Sampling temperature; 0 is greedy decoding."
     )

@@ -215,7 +215,7 @@ class Message(Base):
     adapter_sha256: Mapped[str | None] = mapped_column(String(64), default=None)
     prompt_tokens: Mapped[int | None] = mapped_column(Integer, default=None)
     completion_tokens: Mapped[int | None] = mapped_column(Integer, default=None)
-    # Why the model stopped: stop, length (llm.max_tokens), repetition (llm.stop_repeats)
+    # Why the model stopped: stop, length (its length limit), repetition (llm.stop_repeats)
     # or content_filter; None for questions, unfinished answers and older rows. A reloaded
     # conversation marks an answer cut short as the live stream did.
     finish_reason: Mapped[str | None] = mapped_column(String(16), default=None)

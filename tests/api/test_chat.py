@@ -181,10 +181,10 @@ def test_readiness_fails_when_the_database_is_unreachable(components, tmp_path) 
 def test_an_answer_cut_at_its_length_limit_says_so(
     client: TestClient, components: Components, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """finish_reason tells a complete answer from one cut at llm.max_tokens (the page
+    """finish_reason tells a complete answer from one cut at its length limit (the page
     marks the cut one), in the JSON answer and the stream's done event alike."""
     body = client.post("/api/chat", json={"question": PORT_QUESTION, "stream": False}).json()
-    complete = body["usage"]["completion_tokens"] < components.chat.llm.max_tokens
+    complete = body["usage"]["completion_tokens"] < components.chat.llm.answer_tokens
     if complete:
         assert body["finish_reason"] in ("stop", "repetition")
     else:
@@ -203,3 +203,24 @@ def test_an_answer_cut_at_its_length_limit_says_so(
         ("user", None),
         ("assistant", "length"),
     ]
+
+
+def test_a_request_without_a_limit_gets_the_shorter_default(
+    client: TestClient, components: Components, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An answer whose request names no limit stops at llm.answer_tokens; an API call
+    may ask for more, up to the llm.max_tokens ceiling (the widget question's answer
+    runs past 12 tokens with the test model)."""
+    chat = components.chat
+    monkeypatch.setattr(chat, "llm", chat.llm.model_copy(update={"answer_tokens": 6}))
+    body = client.post("/api/chat", json={"question": PORT_QUESTION, "stream": False}).json()
+    assert (body["usage"]["completion_tokens"], body["finish_reason"]) == (6, "length")
+    monkeypatch.setattr(chat, "llm", chat.llm.model_copy(update={"max_tokens": 12}))
+    messages = [{"role": "user", "content": PORT_QUESTION}]
+    for asked, written in ((None, 6), (9, 9), (100_000, 12)):
+        request: dict[str, Any] = {"model": "docchat", "messages": messages}
+        if asked is not None:
+            request["max_tokens"] = asked
+        reply = client.post("/v1/chat/completions", json=request).json()
+        assert reply["usage"]["completion_tokens"] == written, asked
+        assert reply["choices"][0]["finish_reason"] == "length"
