@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 from app.chat.passage import PASSAGE_INTROS
-from app.cli.ask import WITHDRAWN
+from app.cli.ask import UNFINISHED, WITHDRAWN
 from app.components import Components
 from app.evaluation.cases import contains_expected, read_cases
 from app.settings import Settings
@@ -167,6 +167,22 @@ def test_ask_answers_with_sources(components: Components) -> None:
     assert "/var/log/widget/server.log" in result.stdout
     assert "Sources" in result.stdout
     assert "corpus/manual.pdf — Page 2" in result.stdout
+
+
+def test_ask_says_when_an_answer_was_cut(components: Components) -> None:
+    """An answer cut at its length limit says so under its last line, as the chat page
+    does; one the model finished does not."""
+    data = components.settings.data_dir
+    question = "Where are the server logs written?"
+    cut = docchat("ask", question, data_dir=data, DOCCHAT_LLM__MAX_TOKENS="4")
+    assert cut.returncode == 0, cut.stderr
+    answer, note, _ = cut.stdout.partition(UNFINISHED["length"])
+    assert note
+    assert answer.strip()
+    whole = docchat("ask", question, data_dir=data, DOCCHAT_LLM__MAX_TOKENS="200")
+    assert whole.returncode == 0, whole.stderr
+    assert "/var/log/widget/server.log" in whole.stdout
+    assert not any(n in whole.stdout for n in UNFINISHED.values())
 
 
 def test_ask_never_leaves_a_withdrawn_answer_unmarked(components: Components) -> None:

@@ -12,6 +12,11 @@ from app.cli.common import console, fail, load, say
 
 # Written between a streamed answer that the checks withdrew and what is given instead.
 WITHDRAWN = "[Withdrawn: the text above did not pass docchat's checks. Instead:]"
+# Written under an answer the model did not finish (the chat page's words).
+UNFINISHED = {
+    "length": "[The answer reached its length limit and stops here, unfinished.]",
+    "repetition": "[The answer began repeating itself and was stopped here.]",
+}
 
 
 def ask(
@@ -55,6 +60,10 @@ def ask(
                 sys.stdout.write("\n\n" + WITHDRAWN + "\n\n" + event.notice)
             elif isinstance(event, Failed):
                 raise event.error
+            if isinstance(event, Finished) and not event.notice:
+                # A cut answer reads as complete unless it says so (a notice is whole).
+                cut = UNFINISHED.get(event.finish_reason or "")
+                sys.stdout.write("\n\n" + cut if cut else "")
         sys.stdout.write("\n")
         return [c.as_dict() for c in answer.started.citations]
 
