@@ -128,7 +128,7 @@ class ChatService:
         hits = await self.retriever.context(text)
         if not hits:
             return None
-        budget = min(self.llm.answer_tokens, self.llm.max_tokens)
+        budget = self.llm.answer_budget()
         fitted = await asyncio.to_thread(
             fit_prompt, self.engine, self.system, text, hits, [], "", budget
         )
@@ -150,8 +150,7 @@ class ChatService:
         if earlier is not None:
             history, previous = earlier.history, earlier.previous
         retriever = self.retriever_for(collection)
-        # A request's own limit may reach the ceiling; without one, the shorter default.
-        budget = min(question.max_tokens or self.llm.answer_tokens, self.llm.max_tokens)
+        budget = self.llm.answer_budget(question.max_tokens)
         # One engine for the whole answer, even if the model in service is swapped.
         engine = self.engine.pin()
         ticket: Ticket | None = None

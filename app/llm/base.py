@@ -96,7 +96,7 @@ class GenerationStats:
 def busy(settings: LLMSettings, waiting: int) -> EngineBusy:
     """The refusal for a full queue, with a guess at when a slot frees."""
     # A slot frees every few seconds on average; say when to try again.
-    per_answer = min(settings.answer_tokens, settings.max_tokens) / 20
+    per_answer = settings.answer_budget() / 20
     rounds = (waiting + 1) / max(1, settings.parallel)
     return EngineBusy(max(1, math.ceil(rounds * per_answer / 4)))
 

@@ -196,6 +196,11 @@ class LLMSettings(BaseModel):
                 raise ValueError("llm.remote_url must not hold credentials: use remote_api_key")
         return self
 
+    def answer_budget(self, asked: int | None = None) -> int:
+        """The tokens an answer may have: what its request asked for, or answer_tokens
+        where it asked for nothing, never past max_tokens."""
+        return min(asked or self.answer_tokens, self.max_tokens)
+
 
 class EmbeddingSettings(BaseModel):
     """The sentence-transformers model that embeds chunks and questions alike."""
