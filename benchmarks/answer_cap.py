@@ -1,4 +1,4 @@
-"""What a lower `llm.max_tokens` would cut, read off stored greedy answers (no model run).
+"""What a lower `llm.answer_tokens` would cut, read off stored greedy answers (no model run).
 
 A greedy answer written under a lower cap is the stored answer's first tokens, so for
 the answers the service showed as written (verdict grounded) this counts, per set and

@@ -1,5 +1,6 @@
-"""Benchmark: the excerpt budget (rag.context_tokens) and the answer cap (llm.max_tokens)
-against answer quality and speed, on several question sets, one model, in one process.
+"""Benchmark: the excerpt budget (rag.context_tokens) and the answer cap
+(llm.answer_tokens) against answer quality and speed, on several question sets, one
+model, in one process.
 
     DOCCHAT_DATA_DIR=/tmp/ev28 .venv/bin/python benchmarks/prompt_budget.py \\
         --budget 1200 --budget 800 --budget 400 [--cap 384 --cap 192] \\
@@ -68,13 +69,13 @@ def row(budget: int, cap: int, name: str, report: AnswerReport) -> dict[str, Any
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--budget", type=int, action="append", required=True)
-    parser.add_argument("--cap", type=int, action="append", help="llm.max_tokens values")
+    parser.add_argument("--cap", type=int, action="append", help="llm.answer_tokens values")
     parser.add_argument("--set", action="append", required=True, help="FILE:COLLECTION")
     parser.add_argument("--limit", type=int, help="Only the first N questions of each set.")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
     settings = load_settings(llm={"temperature": 0.0})
-    caps = args.cap or [settings.llm.max_tokens]
+    caps = args.cap or [settings.llm.answer_budget()]
     base = build_components(settings, writer=False)
     rows: list[dict[str, Any]] = []
     print(f"# {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs")
@@ -93,7 +94,13 @@ def main() -> None:
                     update={
                         "vectors": settings.vectors.model_copy(update={"collection": collection}),
                         "rag": settings.rag.model_copy(update={"context_tokens": budget}),
-                        "llm": settings.llm.model_copy(update={"max_tokens": cap}),
+                        # The ceiling raised too where needed, or it would cut the cap.
+                        "llm": settings.llm.model_copy(
+                            update={
+                                "answer_tokens": cap,
+                                "max_tokens": max(cap, settings.llm.max_tokens),
+                            }
+                        ),
                     }
                 )
                 components = base.using(settings=scoped)
