@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from app.llm.embedder import Embedder
+from app.rag.answer_types import missing_answer_types
 from app.rag.answerable import rare_missing_names
 from app.rag.assembly import ContextAssembler
 from app.rag.scope import Calibration, calibrate, unknown_names
@@ -121,6 +122,7 @@ class Retriever:
         lexical_weight: float = 1.0,
         scope: str = "min_score",
         answerable_names: bool = False,
+        answer_types: bool = False,
     ) -> None:
         self.embedder = embedder
         self.vectors = vectors
@@ -134,6 +136,7 @@ class Retriever:
         self.lexical_weight = lexical_weight
         self.scope = scope
         self.answerable_names = answerable_names
+        self.answer_types = answer_types
         # Hits handed to the assembler: more than it can use, so that dropped
         # near-duplicates and merged neighbours leave room for others.
         self.pool = top_k if assembler is None else max(3 * top_k, 12)
@@ -173,6 +176,7 @@ class Retriever:
             lexical_weight=rag.lexical_weight,
             scope=rag.scope,
             answerable_names=rag.answerable_names,
+            answer_types=rag.answer_types,
         )
 
     def search_sync(self, query: str, k: int | None = None) -> list[Hit]:
@@ -316,9 +320,14 @@ class Retriever:
         # Passages that name nothing of what the question asks about, where that is rare
         # in the collection, do not answer it (app/rag/answerable.py); part of the
         # calibrated scope decision (scope=min_score is the behaviour before it).
-        on = self.answerable_names and self.scope == "calibrated"
-        lexical = self.lexical if on else None
+        calibrated = self.scope == "calibrated"
+        lexical = self.lexical if self.answerable_names and calibrated else None
         if hits and lexical is not None and rare_missing_names(question, hits, lexical.share):
+            return []
+        # Nor do passages without a fact of the kind asked for: a price, a phone
+        # number, a release date (app/rag/answer_types.py).
+        typed = self.answer_types and calibrated
+        if hits and typed and missing_answer_types(question, [h.text for h in hits]):
             return []
         return hits
 

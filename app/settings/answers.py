@@ -107,6 +107,15 @@ class RagSettings(BaseModel):
         "rag.retrieval=hybrid, whose word index says how rare a name is; measured in "
         "docs/answer-quality.md).",
     )
+    answer_types: bool = Field(
+        True,
+        description="Also refuse a question that asks for a price, a phone number, a "
+        "contact's e-mail address or a release date when none of its passages holds one "
+        "(an amount of money, a number, an address, a calendar date): the docs found are "
+        "about the product but do not say it, and a small model would invent it "
+        "(app/rag/answer_types.py; with rag.scope=calibrated; measured in "
+        "docs/answer-quality.md).",
+    )
     grounding_threshold: float = Field(
         0.5,
         ge=0,
