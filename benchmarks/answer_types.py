@@ -49,9 +49,7 @@ def run(data: Path, specs: list[str]) -> list[dict[str, Any]]:
         for spec in specs:
             questions, collection = spec.split(":")
             rag = RagSettings(answer_types=False)
-            retriever = Retriever.configured(
-                rag, embedder, vectors, db, collection, data_dir=data
-            )
+            retriever = Retriever.configured(rag, embedder, vectors, db, collection, data_dir=data)
             for case in read_cases(Path(questions)):
                 hits = retriever.context_sync(case.question)
                 started = time.perf_counter()

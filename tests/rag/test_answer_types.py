@@ -49,9 +49,7 @@ def test_the_word_alone_is_not_the_fact() -> None:
         "a phone number"
     ]
     stamp = "Part of the git(1) suite\n\nLast updated 2024-05-31 00:35:55 UTC"
-    assert missing_answer_types("When is the next Git release coming out?", [stamp]) == [
-        "a date"
-    ]
+    assert missing_answer_types("When is the next Git release coming out?", [stamp]) == ["a date"]
     assert missing_answer_types("When is the next release coming out?", ["Version 2.39.2"])
 
 
