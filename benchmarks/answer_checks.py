@@ -35,7 +35,7 @@ from app.chat.passage import closest_passage  # noqa: E402
 from app.components import load_embedder  # noqa: E402
 from app.evaluation.cases import QACase, contains_expected  # noqa: E402
 from app.llm.embedder import Embedder  # noqa: E402
-from app.rag.grounding import content_words, grounding_score  # noqa: E402
+from app.rag.grounding import content_words, grounding_score, restates_question  # noqa: E402
 from app.rag.terms import unpaired_terms  # noqa: E402
 from app.settings import RagSettings, load_settings  # noqa: E402
 from app.store.vectors import Hit  # noqa: E402
@@ -126,6 +126,8 @@ AFTER = "today + terms paired (0.5)"
 WITH_MODEL = "today + terms paired (0.5) + self-check (kept)"
 # What is served since 2026-12-07: the above and the model's confidence floor.
 SERVED = "today + terms paired (0.5) + self-check + confidence floor (kept)"
+# And, since it came in, an answer that only restates the question (rag.check_restated).
+RESTATED = SERVED.replace(" (kept)", "") + " + restates (kept)"
 
 # A check: True when it flags the answer (judges it unsupported).
 Check = Callable[[Labelled], bool]
@@ -235,6 +237,8 @@ def checks() -> dict[str, Check]:
         floor = model_floor("confidence", "confidence_floor")
         with_model = named[WITH_MODEL]
         named[SERVED] = lambda r: with_model(r) or floor(r)
+        served = named[SERVED]
+        named[RESTATED] = lambda r: served(r) or restates_question(r.question, r.answer)
     return named
 
 
@@ -373,7 +377,7 @@ def main() -> None:
     results = measure(rows, named)
     results["grounding (today)"]["ms_per_answer"] = cost(rows, embedder)
     print_results(results)
-    after = next((name for name in (SERVED, WITH_MODEL) if name in named), AFTER)
+    after = next((name for name in (RESTATED, SERVED, WITH_MODEL) if name in named), AFTER)
     sets = before_after(rows, named[after], embedder)
     print(f"\n## before / after ({after})")
     print("| set / model | in scope | expected shown | wrong shown unflagged | s per answer |")

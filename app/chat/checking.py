@@ -1,6 +1,7 @@
 """The checks a finished answer goes through before it is shown: how much of it the
 passages support (grounding score), whether every exact term it names is in them
-(rag.check_terms), how sure the model was of it (rag.min_confidence), and each
+(rag.check_terms), whether it says more than the question's own words
+(rag.check_restated), how sure the model was of it (rag.min_confidence), and each
 sentence's supporting passage sentence (rag.sentence_support)."""
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ import asyncio
 from app.chat.events import AnswerChecks
 from app.llm.embedder import Embed
 from app.rag.confidence import confidence
-from app.rag.grounding import grounding_score
+from app.rag.grounding import grounding_score, restates_question
 from app.rag.support import support_field
 from app.rag.terms import unpaired_terms
 from app.settings import RagSettings
@@ -31,8 +32,9 @@ async def check_answer(
     floor: float | None = None,
 ) -> AnswerChecks:
     """The verdict: grounded when the score reaches rag.grounding_threshold, every term
-    is found and the model's confidence (from `logprobs`, the answer's tokens') reaches
-    `floor`; with_support, each sentence's support."""
+    is found, the answer is more than the question restated and the model's
+    confidence (from `logprobs`, the answer's tokens') reaches `floor`; with_support,
+    each sentence's support."""
     with telemetry.stage("check") as span:
         score, _detail = await asyncio.to_thread(grounding_score, text, hits, embed, question)
         span.set_attribute("docchat.grounding_score", score)
@@ -45,6 +47,7 @@ async def check_answer(
     failed = {
         "grounding": score < rag.grounding_threshold,
         "terms": bool(unsupported),
+        "restates": rag.check_restated and restates_question(question, text),
         "confidence": unsure,
     }
     flagged = [name for name, failing in failed.items() if failing]

@@ -42,8 +42,9 @@ class AnswerChecks:
     self_check: float | None = None
     # The checks an ungrounded answer failed, so that what replaces it or warns of it
     # says why: "grounding" (score below rag.grounding_threshold), "terms" (a term not
-    # in the passages), "confidence" (below the model's floor), "self_check" (the model
-    # said no). None: grounded, or not checked.
+    # in the passages), "restates" (only the question's words, yes or no apart),
+    # "confidence" (below the model's floor), "self_check" (the model said no). None:
+    # grounded, or not checked.
     flagged_by: list[str] | None = None
 
     @property

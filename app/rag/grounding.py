@@ -121,6 +121,25 @@ def asks_back(sentence: str, question_words: set[str]) -> bool:
     return sentence.rstrip().endswith("?") and content_words(sentence) <= question_words
 
 
+# Words a yes-or-no answer adds to the question without saying anything the passages
+# could be checked for ("No, you cannot ..."; content_words splits "doesn't" at the ').
+_POLARITY = frozenset({"cannot", "can", "doesn", "isn", "don", "won", "aren", "wasn", "t"})
+
+
+def restates_question(question: str, answer: str) -> bool:
+    """Whether every sentence of the answer only restates the question: no word beyond
+    the question's own (compared by their first five letters) but yes, no and their
+    kin. "Yes, docchat does have a browser extension that answers questions on any web
+    page." says only its polarity, which neither the sentence similarity nor the terms
+    can check: the passages found resemble the question, so it scores as supported.
+    An answer that adds anything ("120", "No. The conversation survives a reload") is
+    left to the other checks; so is a bare "No." (nothing to judge)."""
+    asked = {w[:5] for w in content_words(question)}
+    said = [content_words(s) - _POLARITY for s in sentences(answer)]
+    said = [words for words in said if words]
+    return bool(said) and all({w[:5] for w in words} <= asked for words in said)
+
+
 def grounding_score(
     answer: str, hits: Sequence[Hit], embed: Embed, question: str | None = None
 ) -> tuple[float, list[dict[str, object]]]:

@@ -131,6 +131,15 @@ class RagSettings(BaseModel):
         "says about it (app/rag/terms.py; measured against hand-labelled answers in "
         "docs/answer-quality.md). Costs about a millisecond.",
     )
+    check_restated: bool = Field(
+        True,
+        description="Also judge an answer ungrounded when every sentence of it only "
+        "restates the question, yes or no apart ('Yes, you can run it on Postgres "
+        "instead of SQLite.'): its one claim is its yes or no, which the passages found "
+        "(they resemble the question) seem to support whichever it is; the passage is "
+        "shown instead (app/rag/grounding.py; of 26 such labelled answers 1 was right, "
+        "docs/answer-quality.md).",
+    )
     min_confidence: float | Literal["auto"] | None = Field(
         "auto",
         description="Also judge an answer ungrounded when the chat model was unsure of it: "

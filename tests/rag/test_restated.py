@@ -1,0 +1,62 @@
+"""An answer that only restates the question, yes or no apart, is judged ungrounded:
+its one claim is its polarity, which the passages (found because they resemble the
+question) seem to support either way. The answers are the default model's, from the
+hand labels (eval/labels/)."""
+
+from __future__ import annotations
+
+import asyncio
+
+from app.components import Components
+from app.llm.base import GenerationStats
+from app.rag.grounding import restates_question
+from app.store.vectors import Hit
+
+POSTGRES = "Can I run it on Postgres instead of the SQLite file?"
+PASSAGE = (
+    "docchat keeps its records in a SQLite file by default. To run it on PostgreSQL "
+    "instead, set database.url to a postgresql+psycopg URL; the tables are created on "
+    "first start."
+)
+
+
+def test_restated_yes_or_no_answers() -> None:
+    assert restates_question(
+        POSTGRES, "Yes, you can run it on Postgres instead of the SQLite file."
+    )
+    worktrees = (
+        "Can I have two branches checked out at the same time in separate folders from "
+        "one repository?"
+    )
+    assert restates_question(
+        worktrees,
+        "No, you cannot have two branches checked out at the same time in separate folders "
+        "from one repository.",
+    )
+    assert restates_question(
+        "Does Python 3.11 improve tracebacks?", "No, Python 3.11 doesn't improve tracebacks."
+    )
+
+
+def test_an_answer_that_adds_anything_is_left_to_the_other_checks() -> None:
+    assert not restates_question(POSTGRES, "Yes: set database.url to a PostgreSQL URL.")
+    assert not restates_question(
+        "If I reload the browser tab, is my chat history gone?",
+        "No, my chat history is not gone. The conversation survives a reload.",
+    )
+    assert not restates_question("How many requests a minute may one key make?", "120")
+    assert not restates_question(POSTGRES, "No.")  # nothing to judge
+
+
+def test_the_verdict_flags_it_and_the_setting_turns_it_off(components: Components) -> None:
+    chat = components.chat
+    chat.rag = chat.rag.model_copy(update={"min_confidence": None})
+    hits = [Hit("db", PASSAGE, 0.7, {"source": "configuration.md"})]
+    echo = "Yes, you can run it on Postgres instead of the SQLite file."
+    checks = asyncio.run(chat.check_grounding(echo, hits, POSTGRES, False, GenerationStats()))
+    assert checks.grounded is False
+    assert checks.flagged_by == ["restates"]  # the score and the terms pass it
+    chat.rag = chat.rag.model_copy(update={"check_restated": False})
+    off = asyncio.run(chat.check_grounding(echo, hits, POSTGRES, False, GenerationStats()))
+    assert off.grounded is True
+    assert off.grounding_score == checks.grounding_score
