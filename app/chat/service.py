@@ -40,6 +40,7 @@ from app.chat.warm_turns import Turns, WarmTurns, choose_prompt
 from app.llm.base import ChatEngine, GenerationStats, GenerationTimeout, Prompt, Ticket
 from app.llm.embedder import Embed
 from app.llm.kept import shared_start
+from app.rag.answer_types import asked_types
 from app.rag.confidence import confidence_floor
 from app.rag.embedding_memo import EmbeddingMemo
 from app.rag.fitting import fit_prompt
@@ -162,9 +163,11 @@ class ChatService:
                 hits = await retriever.context(query, previous)
                 refusal = NO_CONTEXT_ANSWER
                 if not hits and retriever.scope == "calibrated":
-                    # Say what the docs never mention, when that is why.
+                    # Say what the docs never mention, or the kind of fact they do
+                    # not give (a price, a date), when that is why.
                     unknown = await asyncio.to_thread(retriever.unknown_names, query)
-                    refusal = not_covered_answer(unknown)
+                    kinds = [t.name for t in asked_types(query)] if retriever.answer_types else []
+                    refusal = not_covered_answer(unknown, kinds)
                 if hits:  # a question the docs do not cover needs no model
                     ticket = engine.reserve()
                     chosen = await asyncio.to_thread(

@@ -50,17 +50,26 @@ NOT_COVERED = re.compile(
 )
 
 
-def not_covered_answer(unknown: Sequence[str]) -> str:
+def not_covered_answer(unknown: Sequence[str], kinds: Sequence[str] = ()) -> str:
     """What the user reads when the docs do not cover a question: naming what they never
-    mention, when a name is why."""
-    if not unknown:
-        return NO_CONTEXT_ANSWER
-    named = list(dict.fromkeys(unknown))
-    listed = named[0] if len(named) == 1 else ", ".join(named[:-1]) + " or " + named[-1]
-    return (
-        f"The documentation does not cover this question: it never mentions {listed}, so "
-        "I will not guess."
-    )
+    mention, when a name is why, or else the kind of fact asked for that no passage
+    gives ("a price": app/rag/answer_types.py)."""
+    if unknown:
+        return (
+            f"The documentation does not cover this question: it never mentions "
+            f"{_either(unknown)}, so I will not guess."
+        )
+    if kinds:
+        return (
+            f"The documentation does not cover this question: I found no passage that "
+            f"gives {_either(kinds)}, so I will not guess."
+        )
+    return NO_CONTEXT_ANSWER
+
+
+def _either(items: Sequence[str]) -> str:
+    named = list(dict.fromkeys(items))
+    return named[0] if len(named) == 1 else ", ".join(named[:-1]) + " or " + named[-1]
 
 
 def off_topic_questions(path: Path = OFF_TOPIC_FILE) -> list[str]:

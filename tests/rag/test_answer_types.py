@@ -5,8 +5,11 @@ eval/ (eval/heldout/ included); the passages are the kind the collections return
 
 from __future__ import annotations
 
+from fastapi.testclient import TestClient
+
 from app.rag.answer_types import asked_types, missing_answer_types
 from app.settings import Settings
+from tests.api.test_chat import stream_chat
 from tests.conftest import Models
 from tests.rag.test_scope_retrieval import corpus, found, retriever  # noqa: F401
 
@@ -86,3 +89,14 @@ def test_the_retriever_refuses_it_and_keeps_the_corpus_s_questions(
         assert [found(on, c.question) for c in cases] == [found(off, c.question) for c in cases]
     with retriever(corpus, models, scope="min_score") as before:
         assert found(before, near_miss)  # the scope decision's override turns it off
+
+
+def test_the_chat_says_which_kind_of_fact_the_docs_do_not_give(client: TestClient) -> None:
+    """Asked through /api/chat (the fixture corpus, calibrated at ingest; the model is
+    never reached: the question is refused before it), the refusal names the kind of
+    fact, not a name the docs lack."""
+    question = "How much does an Acme Widget Server licence cost per server?"
+    done = stream_chat(client, {"question": question})[-1][1]
+    assert done["answered_from_docs"] is False
+    assert "I found no passage that gives a price, so I will not guess." in done["answer"]
+    assert done["citations"] == []

@@ -106,3 +106,7 @@ def test_the_refusal_names_what_the_docs_never_mention() -> None:
     assert not_covered_answer([]) == NO_CONTEXT_ANSWER
     assert "never mentions Okta," in not_covered_answer(["Okta"])
     assert "never mentions Kubernetes or Helm," in not_covered_answer(["Kubernetes", "Helm"])
+    # No name the docs lack, but a kind of fact no passage gives (app/rag/answer_types.py).
+    price = not_covered_answer([], ["a price"])
+    assert "I found no passage that gives a price, so I will not guess." in price
+    assert "never mentions Okta," in not_covered_answer(["Okta"], ["a price"])  # names first
