@@ -134,10 +134,25 @@ def restates_question(question: str, answer: str) -> bool:
     can check: the passages found resemble the question, so it scores as supported.
     An answer that adds anything ("120", "No. The conversation survives a reload") is
     left to the other checks; so is a bare "No." (nothing to judge)."""
-    asked = {w[:5] for w in content_words(question)}
-    said = [content_words(s) - _POLARITY for s in sentences(answer)]
-    said = [words for words in said if words]
-    return bool(said) and all({w[:5] for w in words} <= asked for words in said)
+    asked = _stems(question)
+    said = [words for words in (_stems(s) for s in sentences(answer)) if words]
+    return bool(said) and all(words <= asked for words in said)
+
+
+# A name in code's spelling: camelCase, snake_case, dotted, or with digits.
+_TERM = re.compile(r"[a-z][A-Z]|\w[_.]\w|\d")
+
+
+def _stems(text: str) -> set[str]:
+    """Content words by their first five letters ("resolved" is "resolving"), but a name
+    in code's spelling whole: "ValueError" is not the "value" a question asked about."""
+    out = set()
+    for raw in _WORD.findall(text):
+        word = raw.strip(".:")
+        lower = word.lower()
+        if lower and lower not in _STOP and lower not in _POLARITY:
+            out.add(lower if _TERM.search(word) else lower[:5])
+    return out
 
 
 def grounding_score(

@@ -45,6 +45,16 @@ def test_an_answer_that_adds_anything_is_left_to_the_other_checks() -> None:
         "No, my chat history is not gone. The conversation survives a reload.",
     )
     assert not restates_question("How many requests a minute may one key make?", "120")
+    # A name in code's spelling counts whole: ValueError is not the question's "value".
+    exception = (
+        "Which built-in exception should I raise when a function gets an argument of the "
+        "right type but an unacceptable value?"
+    )
+    answer = "The built-in exception ValueError should be raised when a function gets an "
+    assert not restates_question(exception, answer + "argument of the right type.")
+    assert restates_question(exception, "The built-in exception should be raised.")
+    # A bare echo of the question's own term is one.
+    assert restates_question("What does the term EAFP mean in Python?", "EAFP")
     assert not restates_question(POSTGRES, "No.")  # nothing to judge
 
 
