@@ -93,7 +93,6 @@ def figures(rows: list[dict[str, Any]]) -> dict[str, dict[str, str]]:
 def labels() -> list[dict[str, Any]]:
     out = []
     for r in read_labelled():
-        missing = missing_answer_types(r.question, [h.text for h in r.hits])
         if asked_types(r.question):
             out.append(
                 {
@@ -101,7 +100,7 @@ def labels() -> list[dict[str, Any]]:
                     "model": r.model,
                     "question": r.question,
                     "label": r.label,
-                    "missing": missing,
+                    "missing": missing_answer_types(r.question, [h.text for h in r.hits]),
                 }
             )
     return out

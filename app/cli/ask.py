@@ -63,7 +63,8 @@ def ask(
             if isinstance(event, Finished) and not event.notice:
                 # A cut answer reads as complete unless it says so (a notice is whole).
                 cut = UNFINISHED.get(event.finish_reason or "")
-                sys.stdout.write("\n\n" + cut if cut else "")
+                if cut:
+                    sys.stdout.write("\n\n" + cut)
         sys.stdout.write("\n")
         return [c.as_dict() for c in answer.started.citations]
 

@@ -105,10 +105,10 @@ def asked_types(question: str) -> list[AnswerType]:
 _STAMP = re.compile(r"\b(?:last (?:updated|modified|changed)|generated (?:on|at))\b[^\n]*", _I)
 
 
-def _holds(kind: AnswerType, text: str) -> bool:
-    return bool(kind.evidence.search(_STAMP.sub(" ", text)))
-
-
 def missing_answer_types(question: str, passages: Sequence[str]) -> list[str]:
     """The kinds of fact the question asks for that no passage holds."""
-    return [t.name for t in asked_types(question) if not any(_holds(t, text) for text in passages)]
+    asked = asked_types(question)
+    if not asked:
+        return []  # most questions: the passages need not be read
+    texts = [_STAMP.sub(" ", text) for text in passages]
+    return [t.name for t in asked if not any(t.evidence.search(text) for text in texts)]

@@ -117,7 +117,9 @@ def asks_back(sentence: str, question_words: set[str]) -> bool:
     the question's own words. The passages found for the question resemble it, so such a
     sentence would score as supported although it says nothing (the default model once
     answered "When is docchat 2.0 coming out...?" with the question itself, grounded at
-    1.0). A statement in the question's words ("docchat can run on a GPU.") is an answer."""
+    1.0). A statement in the question's words ("docchat can run on a GPU.") is scored
+    here as an answer; whether it says anything beyond its yes or no is
+    `restates_question`'s to judge (rag.check_restated)."""
     return sentence.rstrip().endswith("?") and content_words(sentence) <= question_words
 
 
