@@ -44,7 +44,7 @@ from app.rag.answer_types import asked_types
 from app.rag.confidence import confidence_floor
 from app.rag.embedding_memo import EmbeddingMemo
 from app.rag.fitting import fit_prompt
-from app.rag.followup import standalone
+from app.rag.followup import newest_question, standalone
 from app.rag.prompt import NO_CONTEXT_ANSWER, system_prompt
 from app.rag.retrieval import Retriever, citations
 from app.rag.scope import not_covered_answer
@@ -166,7 +166,8 @@ class ChatService:
                     # Say what the docs never mention, or the kind of fact they do
                     # not give (a price, a date), when that is why.
                     unknown = await asyncio.to_thread(retriever.unknown_names, query)
-                    kinds = [t.name for t in asked_types(query)] if retriever.answer_types else []
+                    asked = newest_question(query, previous)
+                    kinds = [t.name for t in asked_types(asked)] if retriever.answer_types else []
                     refusal = not_covered_answer(unknown, kinds)
                 if hits:  # a question the docs do not cover needs no model
                     ticket = engine.reserve()

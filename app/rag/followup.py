@@ -61,6 +61,13 @@ def standalone_by_rules(question: str, previous: str | None) -> str:
     return f"{previous.strip()}\n{question.strip()}"
 
 
+def newest_question(query: str, previous: str | None) -> str:
+    """The question the user asked last, out of a query that standalone_by_rules (or
+    the retriever's retry) joined to the previous one: what it asks for is its own."""
+    joined = f"{previous.strip()}\n" if previous else ""
+    return query[len(joined) :] if joined and query.startswith(joined) else query
+
+
 async def first_line(
     engine: ChatEngine,
     messages: list[dict[str, str]],

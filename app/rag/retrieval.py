@@ -15,6 +15,7 @@ from app.llm.embedder import Embedder
 from app.rag.answer_types import missing_answer_types
 from app.rag.answerable import rare_missing_names
 from app.rag.assembly import ContextAssembler
+from app.rag.followup import newest_question
 from app.rag.scope import Calibration, calibrate, unknown_names
 from app.settings import RagSettings
 from app.store.db import Database
@@ -325,9 +326,11 @@ class Retriever:
         if hits and lexical is not None and rare_missing_names(question, hits, lexical.share):
             return []
         # Nor do passages without a fact of the kind asked for: a price, a phone
-        # number, a release date (app/rag/answer_types.py).
+        # number, a release date (app/rag/answer_types.py), by the newest question alone
+        # (a follow-up joined to a price question need not ask a price).
         typed = self.answer_types and calibrated
-        if hits and typed and missing_answer_types(question, [h.text for h in hits]):
+        asked = newest_question(question, previous_question)
+        if hits and typed and missing_answer_types(asked, [h.text for h in hits]):
             return []
         return hits
 

@@ -89,6 +89,12 @@ def test_the_retriever_refuses_it_and_keeps_the_corpus_s_questions(
         assert [found(on, c.question) for c in cases] == [found(off, c.question) for c in cases]
     with retriever(corpus, models, scope="min_score") as before:
         assert found(before, near_miss)  # the scope decision's override turns it off
+    # A follow-up joined to the price question (rag.followups) asks what it asks
+    # itself: found with a price question before it in the conversation.
+    port = "Which port does it use if I don't change anything?"
+    with retriever(corpus, models) as on:
+        assert on.context_sync(port)
+        assert on.context_sync(f"{near_miss}\n{port}", near_miss)
 
 
 def test_the_chat_says_which_kind_of_fact_the_docs_do_not_give(client: TestClient) -> None:
