@@ -7,6 +7,7 @@ import re
 from collections.abc import Sequence
 
 import numpy as np
+import Stemmer
 
 from app.llm.embedder import Embed
 from app.store.vectors import Hit
@@ -130,31 +131,45 @@ _POLARITY = frozenset({"cannot", "can", "doesn", "isn", "don", "won", "aren", "w
 
 def restates_question(question: str, answer: str) -> bool:
     """Whether every sentence of the answer only restates the question: no word beyond
-    the question's own (compared by their first five letters) but yes, no and their
-    kin. "Yes, docchat does have a browser extension that answers questions on any web
-    page." says only its polarity, which neither the sentence similarity nor the terms
-    can check: the passages found resemble the question, so it scores as supported.
-    An answer that adds anything ("120", "No. The conversation survives a reload") is
-    left to the other checks; so is a bare "No." (nothing to judge)."""
+    the question's own but yes, no and their kin. "Yes, docchat does have a browser
+    extension that answers questions on any web page." says only its polarity, which
+    neither the sentence similarity nor the terms can check: the passages found
+    resemble the question, so it scores as supported. An answer that adds anything
+    ("120", "No. The conversation survives a reload") is left to the other checks; so is
+    a bare "No." (nothing to judge)."""
     asked = _stems(question)
-    said = [words for words in (_stems(s) for s in sentences(answer)) if words]
-    return bool(said) and all(words <= asked for words in said)
+    said = [words for words in (_stems(s) for s in sentences(_CITATIONS.sub(" ", answer))) if words]
+    return bool(said) and all(all(_asked(word, asked) for word in words) for words in said)
 
 
 # A name in code's spelling: camelCase, snake_case, dotted, or with digits.
 _TERM = re.compile(r"[a-z][A-Z]|\w[_.]\w|\d")
+# Excerpt numbers the prompt asks the model to cite ("[1]", "[2, 3]"): no word of the answer.
+_CITATIONS = re.compile(r"\[\d+(?:\s*,\s*\d+)*\]")
+# Words that stand for a thing without naming it ("-m does not do anything").
+_INDEFINITE = frozenset({"anything", "nothing", "something", "everything"})
+_STEMMER = Stemmer.Stemmer("english")
 
 
-def _stems(text: str) -> set[str]:
-    """Content words by their first five letters ("resolved" is "resolving"), but a name
-    in code's spelling whole: "ValueError" is not the "value" a question asked about."""
+def _stems(text: str) -> set[tuple[str, str]]:
+    """Content words as (first five letters, English stem), both the name in code's
+    spelling whole: "ValueError" is not the "value" a question asked about. Either form
+    matches: the prefix meets "resolved" with "resolving", the stem "keeps" with "keep"."""
     out = set()
     for raw in _WORD.findall(text):
         word = raw.strip(".:")
         lower = word.lower()
-        if lower and lower not in _STOP and lower not in _POLARITY:
-            out.add(lower if _TERM.search(word) else lower[:5])
+        if not lower or lower in _STOP or lower in _POLARITY or lower in _INDEFINITE:
+            continue
+        if _TERM.search(word):
+            out.add((lower, lower))
+        else:
+            out.add((lower[:5], _STEMMER.stemWord(lower)))
     return out
+
+
+def _asked(word: tuple[str, str], asked: set[tuple[str, str]]) -> bool:
+    return any(word[0] == prefix or word[1] == stem for prefix, stem in asked)
 
 
 def grounding_score(

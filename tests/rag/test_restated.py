@@ -38,6 +38,27 @@ def test_restated_yes_or_no_answers() -> None:
     )
 
 
+def test_a_word_in_another_form_an_excerpt_number_or_a_placeholder_adds_nothing() -> None:
+    # Labelled wrong answers the check once missed: "keeps" is the question's "keep"
+    # (its first five letters differ, its stem does not) ...
+    assert restates_question(
+        "Where does the web page keep the API key I typed in? Is it saved in a cookie?",
+        "The web page keeps the API key I typed in in a cookie.",
+    )
+    # ... "[1]" is an excerpt's number, not an answer ...
+    subprocess = (
+        "Which module lets me run an external program and grab whatever it prints to "
+        "stdout as a string?"
+    )
+    answer = "The module that lets me run an external program and grab whatever it prints "
+    assert restates_question(subprocess, answer + "to stdout as a string is [1].")
+    assert not restates_question(subprocess, answer + "is subprocess [1].")
+    # ... and "anything" names nothing.
+    dash_m = "What does passing -m to the python command do?"
+    assert restates_question(dash_m, "Passing -m to the python command does not do anything.")
+    assert not restates_question(dash_m, "Passing -m runs a library module as a script.")
+
+
 def test_an_answer_that_adds_anything_is_left_to_the_other_checks() -> None:
     assert not restates_question(POSTGRES, "Yes: set database.url to a PostgreSQL URL.")
     assert not restates_question(
