@@ -71,6 +71,7 @@ def load_embedder(
         backend=embedding_backend,
         cache_dir=settings.embedding.cache_dir,
         precision=settings.embedding.precision,
+        bf16_runtime=settings.embedding.bf16_runtime,
     )
 
 

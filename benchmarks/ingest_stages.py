@@ -4,8 +4,9 @@ after (docs/performance.md, "Ingest speed").
 `before` is the path of 2026-11: sentence-transformers on PyTorch, one file at a time
 through every stage (embedding.backend=torch, ingest.overlap_stages=false). `after` is
 fp32 ONNX Runtime with the stages overlapped (the default until 2026-12-07); `bf16` is
-today's default on a CPU with bf16 instructions: the same, embedded in bf16 autocast
-(embedding.precision). The modes run one after
+the default of 2026-12-07 on a CPU with bf16 instructions: the same, embedded in bf16
+autocast (embedding.precision); `openvino` today's: the bf16 model run by OpenVINO
+(embedding.bf16_runtime). The modes run one after
 the other in this process, alternating when --rounds > 1, each into its own fresh data
 dir; ratios are taken within a round (the machine is shared: absolute figures move).
 
@@ -42,10 +43,27 @@ DEFAULT_DOCS = Path("/usr/share/doc/postgresql-doc-15/html")
 MODES = {
     "before": {"backend": "torch", "overlap_stages": False},
     "after": {"backend": "onnx", "overlap_stages": True},
-    "bf16": {"backend": "onnx", "overlap_stages": True, "precision": "bf16"},
+    "bf16": {
+        "backend": "onnx",
+        "overlap_stages": True,
+        "precision": "bf16",
+        "bf16_runtime": "torch",
+    },
+    # The same, the bf16 model run by OpenVINO (embedding.bf16_runtime, since 2026-12-08).
+    "openvino": {
+        "backend": "onnx",
+        "overlap_stages": True,
+        "precision": "bf16",
+        "bf16_runtime": "openvino",
+    },
     # The two levers apart, to see what each brings.
     "onnx-sequential": {"backend": "onnx", "overlap_stages": False},
-    "bf16-sequential": {"backend": "onnx", "overlap_stages": False, "precision": "bf16"},
+    "bf16-sequential": {
+        "backend": "onnx",
+        "overlap_stages": False,
+        "precision": "bf16",
+        "bf16_runtime": "torch",
+    },
     "torch-overlapped": {"backend": "torch", "overlap_stages": True},
 }
 
@@ -110,6 +128,7 @@ def run_once(mode: str, docs: Path, keep: Path | None, qa: Path | None) -> dict[
         embedding={
             "backend": options["backend"],
             "precision": options.get("precision", "fp32"),
+            "bf16_runtime": options.get("bf16_runtime", "torch"),
         },
         ingest={"overlap_stages": options["overlap_stages"]},
     )

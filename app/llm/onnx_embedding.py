@@ -106,6 +106,26 @@ def _make(model: Any, model_path: Path, root: Path, variant: str) -> None:
         _quantize(fp32, path, per_channel=variant == "int8-channel")
 
 
+def export_path(
+    model: Any, model_path: Path, sha256: str, variant: str, cache_dir: Path | None
+) -> Path:
+    """The model's ONNX export in `variant` (fp32, int8, int8-channel), made and cached
+    on first use."""
+    root = _cache_root(cache_dir) / sha256[:16]
+    path = root / FILES[variant]
+    if not path.is_file():
+        try:
+            _make(model, model_path, root, variant)
+        except OSError as exc:
+            # A read-only cache (e.g. one baked into an image, used with another
+            # model): made in a temporary folder instead, again at each start.
+            fallback = Path(tempfile.gettempdir()) / "docchat-onnx" / sha256[:16]
+            log.warning("cannot write %s (%s): exporting into %s", root, exc, fallback)
+            _make(model, model_path, fallback, variant)
+            path = fallback / FILES[variant]
+    return path
+
+
 class OnnxEncoder:
     """Tokenize, run the ONNX graph, pool and normalize."""
 
@@ -134,18 +154,7 @@ class OnnxEncoder:
         import onnxruntime as ort
 
         pooling = cls._pooling(model)
-        root = _cache_root(cache_dir) / sha256[:16]
-        path = root / FILES[variant]
-        if not path.is_file():
-            try:
-                _make(model, model_path, root, variant)
-            except OSError as exc:
-                # A read-only cache (e.g. one baked into an image, used with another
-                # model): made in a temporary folder instead, again at each start.
-                fallback = Path(tempfile.gettempdir()) / "docchat-onnx" / sha256[:16]
-                log.warning("cannot write %s (%s): exporting into %s", root, exc, fallback)
-                _make(model, model_path, fallback, variant)
-                path = fallback / FILES[variant]
+        path = export_path(model, model_path, sha256, variant, cache_dir)
         options = ort.SessionOptions()
         # ONNX Runtime's own default counts the machine's cores, not what the cgroup's
         # quota or the affinity leave this process: those, where they leave fewer.
@@ -182,6 +191,11 @@ class OnnxEncoder:
         assert out is not None
         return out
 
+    def _run(self, feed: dict[str, np.ndarray]) -> np.ndarray:
+        """The last hidden state of one batch."""
+        hidden: np.ndarray = self.session.run(None, feed)[0]
+        return hidden
+
     def _batch(self, texts: list[str]) -> np.ndarray:
         encoded = self.tokenizer(
             texts,
@@ -196,7 +210,7 @@ class OnnxEncoder:
             if value is None:
                 value = np.zeros_like(encoded["input_ids"])
             feed[name] = value.astype(np.int64)
-        hidden: np.ndarray = self.session.run(None, feed)[0]
+        hidden = self._run(feed)
         if self.pooling == "cls":
             pooled = hidden[:, 0]
         else:

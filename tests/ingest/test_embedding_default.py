@@ -1,6 +1,6 @@
 """The default embedding (fp32 on ONNX Runtime, or in bf16 on a CPU with bf16
-instructions) gives torch's fp32 vectors on real text, and where ONNX Runtime cannot
-run, torch stands in with a warning. Real models."""
+instructions, run by OpenVINO or PyTorch's autocast) gives torch's fp32 vectors on real
+text, and where ONNX Runtime or OpenVINO cannot run, torch stands in. Real models."""
 
 from __future__ import annotations
 
@@ -47,7 +47,7 @@ def test_the_default_backend_gives_the_torch_vectors(settings: Settings, models:
     assert settings.embedding.backend == "onnx"
     assert settings.embedding.precision == "auto"
     native_bf16 = bool(BF16_FLAGS & hardware.cpu_flags())
-    assert default.identity.backend == ("torch-bf16" if native_bf16 else "onnx")
+    assert default.identity.backend == ("openvino-bf16" if native_bf16 else "onnx")
     texts = real_chunks(models)
     cosines = (np.array(default.embed(texts)) * np.array(models.embedder.embed(texts))).sum(axis=1)
     assert cosines.min() >= 1 - 1e-4
@@ -82,10 +82,15 @@ def test_without_onnx_runtime_the_default_embeds_with_torch_and_says_so(
         )
 
 
-def test_bf16_gives_the_fp32_vectors_of_the_same_collections(models: Models) -> None:
-    # Asked for explicitly, so it runs on any CPU (emulated where it has no bf16).
-    bf16 = Embedder(default_embedding_model(), backend="onnx", precision="bf16")
-    assert bf16.identity.backend == "torch-bf16"
+@pytest.mark.parametrize("runtime", ["torch", "openvino"])
+def test_bf16_gives_the_fp32_vectors_of_the_same_collections(models: Models, runtime: str) -> None:
+    if runtime == "openvino" and not BF16_FLAGS & hardware.cpu_flags():
+        pytest.skip("OpenVINO runs bf16 only on a CPU with bf16 instructions")
+    # Asked for explicitly, so autocast runs on any CPU (emulated where it has no bf16).
+    bf16 = Embedder(
+        default_embedding_model(), backend="onnx", precision="bf16", bf16_runtime=runtime
+    )
+    assert bf16.identity.backend == f"{runtime}-bf16"
     assert bf16.identity.space == models.embedder.identity.space  # serves fp32 collections
     texts = real_chunks(models, limit=60)
     vectors = np.array(bf16.embed(texts))
@@ -108,7 +113,9 @@ def test_auto_precision_follows_the_cpu(
 ) -> None:
     # Stand-in CPU flags: this machine has one CPU, the rule is about every other one.
     monkeypatch.setattr(hardware, "cpu_flags", lambda: flags)
-    made = Embedder(default_embedding_model(), backend="onnx", precision="auto")
+    made = Embedder(
+        default_embedding_model(), backend="onnx", precision="auto", bf16_runtime="torch"
+    )
     assert made.identity.backend == expected
     # auto is a CPU choice: a GPU device keeps fp32 whatever the CPU has.
     assert not use_bf16("auto", "cuda")
@@ -117,3 +124,27 @@ def test_auto_precision_follows_the_cpu(
 def test_an_unknown_precision_is_refused() -> None:
     with pytest.raises(ValueError, match="unknown embedding precision 'fp16'"):
         Embedder(default_embedding_model(), precision="fp16")
+
+
+def test_without_openvino_bf16_runs_on_autocast(
+    models: Models, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Makes `import openvino` fail, as where it is not installed (it is here, so only a
+    # stand-in provokes this), on a CPU said to have bf16 instructions.
+    monkeypatch.setitem(sys.modules, "openvino", None)
+    monkeypatch.setattr(hardware, "cpu_flags", lambda: frozenset({"avx512_bf16"}))
+    with caplog.at_level(logging.INFO, logger="app.llm.embedder"):
+        made = Embedder(default_embedding_model(), backend="onnx", precision="auto")
+    assert made.identity.backend == "torch-bf16"
+    assert [r.levelno for r in caplog.records if "not OpenVINO" in r.message] == [logging.INFO]
+    assert made.identity.space == models.embedder.identity.space
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="app.llm.embedder"):
+        asked = Embedder(default_embedding_model(), precision="auto", bf16_runtime="openvino")
+    assert asked.identity.backend == "torch-bf16"
+    assert [r.levelno for r in caplog.records if "not OpenVINO" in r.message] == [logging.WARNING]
+
+
+def test_an_unknown_bf16_runtime_is_refused() -> None:
+    with pytest.raises(ValueError, match="unknown bf16 runtime 'ipex'"):
+        Embedder(default_embedding_model(), bf16_runtime="ipex")
