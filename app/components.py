@@ -64,7 +64,7 @@ def load_embedder(
         embedding_backend,
         settings.embedding.precision,
     )
-    return Embedder(
+    embedder = Embedder(
         path,
         device=settings.embedding.device,
         batch_size=settings.embedding.batch_size,
@@ -73,6 +73,9 @@ def load_embedder(
         precision=settings.embedding.precision,
         bf16_runtime=settings.embedding.bf16_runtime,
     )
+    # What runs it, as llama.cpp's kernels are named: torch, onnx, torch-bf16, openvino-bf16.
+    log.info("embedding runs on %s", embedder.identity.backend)
+    return embedder
 
 
 def load_engine(settings: Settings, db: Database | None = None) -> ChatEngine:
