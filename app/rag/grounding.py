@@ -138,8 +138,11 @@ def restates_question(question: str, answer: str) -> bool:
     ("120", "No. The conversation survives a reload") is left to the other checks; so is
     a bare "No." (nothing to judge)."""
     asked = _stems(question)
+    prefixes, stems = {prefix for prefix, _ in asked}, {stem for _, stem in asked}
     said = [words for words in (_stems(s) for s in sentences(_CITATIONS.sub(" ", answer))) if words]
-    return bool(said) and all(all(_asked(word, asked) for word in words) for words in said)
+    return bool(said) and all(
+        all(prefix in prefixes or stem in stems for prefix, stem in words) for words in said
+    )
 
 
 # A name in code's spelling: camelCase, snake_case, dotted, or with digits.
@@ -166,10 +169,6 @@ def _stems(text: str) -> set[tuple[str, str]]:
         else:
             out.add((lower[:5], _STEMMER.stemWord(lower)))
     return out
-
-
-def _asked(word: tuple[str, str], asked: set[tuple[str, str]]) -> bool:
-    return any(word[0] == prefix or word[1] == stem for prefix, stem in asked)
 
 
 def grounding_score(
